@@ -1,0 +1,124 @@
+"""dns: A and AAAA through every resolver of the vantage, each answer judged against the control.
+
+A vantage resolver's answer is blocking evidence only when
+- the resolver is healthy (it resolved the control sites this round: a dead resolver fails
+  every name and says nothing about one service), and
+- a control resolver answered the same name (otherwise NXDOMAIN may be the truth).
+Tampering is judged on the answer itself: bogons, known block-page addresses, or addresses
+outside the service's networks that are also disjoint from the control's answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from typing import Any
+
+from probe import failures
+from probe.checks import base
+from probe.checks.base import CheckResult, Context, Skip, Stopwatch
+from probe.resolvers import Answer, lookup
+
+NAME = "dns"
+
+# Failures of a resolver that, for a name the control resolves, mean "this name is withheld".
+_WITHHELD = frozenset(
+    {failures.DNS_NXDOMAIN, failures.DNS_NO_ANSWER, failures.DNS_SERVFAIL, failures.DNS_REFUSED, failures.TIMEOUT, failures.DNS_BAD_RESPONSE}
+)
+# Failures a control resolver may share with the vantage's: the name really does not resolve.
+_GLOBAL = frozenset({failures.DNS_NXDOMAIN, failures.DNS_NO_ANSWER, failures.DNS_SERVFAIL})
+
+# OONI netxlite bogon.go, plus the IPv6 ranges it lists.
+BOGONS = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+        "192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24",
+        "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4", "255.255.255.255/32",
+        "::/128", "::1/128", "fc00::/7", "fe80::/10", "2001:db8::/32", "ff00::/8",
+    )
+)
+
+
+class Params(base.Params):
+    pass
+
+
+def is_bogon(address: str, exempt: list[Any] = ()) -> bool:
+    ip = ipaddress.ip_address(address)
+    if any(ip in network for network in exempt):
+        return False
+    return any(ip in network for network in BOGONS if network.version == ip.version)
+
+
+async def run(ctx: Context, params: Params) -> CheckResult:
+    if ctx.target.is_ip:
+        raise Skip("the target is an address")
+    with Stopwatch() as watch:
+        answers = await asyncio.gather(
+            *(lookup(r, ctx.target.host, route=ctx.route, timeout=ctx.timeout, ca_bundles=ctx.ca_bundles()) for r in ctx.vantage.resolvers)
+        )
+    judged = [_judge(ctx, answer, answers) for answer in answers]
+    evidence = {"resolvers": [a.as_evidence() | j for a, j in zip(answers, judged)]}
+
+    control_addresses = [a for answer in answers if answer.control for a in answer.addresses]
+    good = [a for answer, j in zip(answers, judged) if not answer.control and j["judgement"] == "ok" for a in answer.addresses]
+    if ctx.target.addresses:
+        ctx.addresses, ctx.addresses_from = list(ctx.target.addresses), "pinned"
+    elif good:
+        ctx.addresses, ctx.addresses_from = _dedupe(good), "dns"
+    elif control_addresses:  # keep measuring past a DNS block: is the address blocked too?
+        ctx.addresses, ctx.addresses_from = _dedupe(control_addresses), "control_resolver"
+    evidence["addresses"] = ctx.addresses
+    evidence["addresses_from"] = ctx.addresses_from
+
+    verdicts = [j["judgement"] for j in judged]
+    for verdict, failure_of in (("dns_tampered", "tampered"), ("dns_blocked", "withheld")):
+        matching = [j for j in judged if j["judgement"] == failure_of]
+        if matching:
+            return CheckResult(NAME, False, matching[0]["reason"], watch.seconds, verdict, evidence)
+    if not ctx.addresses:
+        # No resolver, control included, gave an address: the name does not resolve anywhere
+        # we can see. Not evidence of a block.
+        failure = next((a.failure for a in answers if a.failure), failures.DNS_NO_ANSWER)
+        evidence["control_agrees"] = "global" in verdicts
+        return CheckResult(NAME, False, failure, watch.seconds, "down", evidence)
+    return CheckResult(NAME, True, None, watch.seconds, None, evidence)
+
+
+def _judge(ctx: Context, answer: Answer, answers: list[Answer]) -> dict[str, Any]:
+    """One resolver's answer -> {"judgement": ok|withheld|tampered|global|inconclusive|unhealthy|control, "reason": …}."""
+    if answer.control:
+        return {"judgement": "control", "reason": answer.failure}
+    healthy = ctx.facts.healthy_resolvers
+    if healthy is not None and answer.resolver not in healthy:
+        return {"judgement": "unhealthy", "reason": "resolver failed the control names too"}
+    controls = [a for a in answers if a.control]
+    control_addresses = {a for c in controls for a in c.addresses}
+    if answer.failure is not None:
+        if answer.failure in _WITHHELD and control_addresses:
+            return {"judgement": "withheld", "reason": answer.failure}
+        if controls and all(c.failure in _GLOBAL for c in controls):
+            return {"judgement": "global", "reason": answer.failure}
+        return {"judgement": "inconclusive", "reason": answer.failure}
+
+    exempt = ctx.vantage.bogon_exempt
+    if any(is_bogon(a, exempt) for a in answer.addresses):
+        return {"judgement": "tampered", "reason": failures.DNS_BOGON}
+    blockpages = set(ctx.fingerprints.dns_addresses)
+    if blockpages.intersection(answer.addresses):
+        return {"judgement": "tampered", "reason": failures.DNS_BLOCKPAGE}
+    networks = ctx.service.networks if ctx.service else None
+    if (
+        networks is not None
+        and networks.prefixes
+        and control_addresses
+        and not any(networks.contains(a) for a in answer.addresses)
+        and control_addresses.isdisjoint(answer.addresses)
+    ):
+        return {"judgement": "tampered", "reason": failures.DNS_INCONSISTENT}
+    return {"judgement": "ok", "reason": None}
+
+
+def _dedupe(addresses: list[str]) -> list[str]:
+    return list(dict.fromkeys(addresses))

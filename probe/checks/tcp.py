@@ -1,0 +1,61 @@
+"""tcp: connect to every expected address and port; reachable when any one connects.
+
+As OONI does for WhatsApp's endpoints, one working address:port is enough for the target to
+be reachable; the verdict `ip_blocked` needs every one of them to fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+
+from probe import failures
+from probe.checks import base
+from probe.checks.base import CheckResult, Context, Skip, Stopwatch
+from probe.net import open_tcp
+
+NAME = "tcp"
+
+
+class Params(base.Params):
+    pass
+
+
+def endpoints(ctx: Context) -> list[tuple[str, int]]:
+    """The address:port pairs to try: at most `max_addresses` per family, IPv6 only where the
+    vantage has shown it can reach a control over IPv6 (a v4-only home line is not a v6 block)."""
+    by_family: dict[int, list[str]] = {4: [], 6: []}
+    for address in ctx.addresses:
+        by_family[ipaddress.ip_address(address).version].append(address)
+    use_v6 = ctx.facts.ipv6 or ctx.is_control or not by_family[4]
+    chosen = by_family[4][: ctx.max_addresses] + (by_family[6][: ctx.max_addresses] if use_v6 else [])
+    return [(address, port) for address in chosen for port in ctx.target.ports]
+
+
+async def connect_once(ctx: Context, address: str, port: int) -> dict:
+    with Stopwatch() as watch:
+        try:
+            async with asyncio.timeout(ctx.timeout):
+                _, writer = await open_tcp(ctx.route, address, port)
+            writer.close()
+            failure = None
+        except Exception as exc:  # noqa: BLE001 - every failure becomes evidence
+            failure = failures.classify(exc)
+    return {"address": address, "port": port, "failure": failure, "duration_seconds": round(watch.seconds, 4)}
+
+
+async def run(ctx: Context, params: Params) -> CheckResult:
+    targets = endpoints(ctx)
+    if not targets:
+        raise Skip("no address to connect to")
+    with Stopwatch() as watch:
+        connects = await asyncio.gather(*(connect_once(ctx, address, port) for address, port in targets))
+    ctx.connected = [(c["address"], c["port"]) for c in connects if c["failure"] is None]
+    evidence = {"connects": connects}
+    if ctx.connected:
+        return CheckResult(NAME, True, None, watch.seconds, None, evidence)
+    return CheckResult(NAME, False, _most_common([c["failure"] for c in connects]), watch.seconds, "ip_blocked", evidence)
+
+
+def _most_common(found: list[str]) -> str:
+    return max(dict.fromkeys(found), key=found.count)

@@ -1,0 +1,170 @@
+"""Every low-level error becomes one stable failure string, here and nowhere else.
+
+The strings are OONI's (df-007-errors, netxlite classify.go) so that msgreach's evidence can be
+compared with OONI's public measurements. A few conditions OONI has no word for get a string of
+our own, listed below; anything unforeseen becomes `unknown_failure: <short text>` and is logged
+once, so that it can be given a name in a later release.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+import ssl
+from typing import Final
+
+import dns.exception
+import dns.message
+import dns.resolver
+import httpx
+
+log = logging.getLogger(__name__)
+
+# OONI's strings.
+CONNECTION_REFUSED: Final = "connection_refused"
+CONNECTION_RESET: Final = "connection_reset"
+CONNECTION_ABORTED: Final = "connection_aborted"
+TIMEOUT: Final = "generic_timeout_error"
+EOF: Final = "eof_error"
+HOST_UNREACHABLE: Final = "host_unreachable"
+NETWORK_UNREACHABLE: Final = "network_unreachable"
+DNS_NXDOMAIN: Final = "dns_nxdomain_error"
+DNS_NO_ANSWER: Final = "dns_no_answer"
+DNS_REFUSED: Final = "dns_refused_error"
+DNS_SERVFAIL: Final = "dns_servfail_error"
+DNS_BOGON: Final = "dns_bogon_error"
+DNS_TEMPORARY: Final = "dns_temporary_failure"
+SSL_INVALID_HOSTNAME: Final = "ssl_invalid_hostname"
+SSL_UNKNOWN_AUTHORITY: Final = "ssl_unknown_authority"
+SSL_INVALID_CERTIFICATE: Final = "ssl_invalid_certificate"
+SSL_FAILED_HANDSHAKE: Final = "ssl_failed_handshake"
+
+# Ours, for evidence OONI names differently (in its analysis rather than as an error).
+DNS_BLOCKPAGE: Final = "dns_blockpage_address"  # answer is a known ISP block-page address
+DNS_INCONSISTENT: Final = "dns_inconsistent"  # outside the service's networks and the control's answers
+DNS_BAD_RESPONSE: Final = "dns_bad_response"  # a reply that does not parse as DNS
+HTTP_BLOCKPAGE: Final = "http_blockpage"  # block-page fingerprint, block-page redirect or 451
+HTTP_BODY_TOO_LARGE: Final = "http_body_limit"  # informational: the cap cut the body
+PROTOCOL_ERROR: Final = "protocol_error"  # the peer spoke, but not the expected protocol
+STALLED: Final = "stalled"  # a transfer that stopped making progress before its end
+THROTTLED: Final = "throttled"  # a transfer slower than the configured floor
+UNKNOWN: Final = "unknown_failure"
+
+_ERRNO: Final[dict[int, str]] = {
+    errno.ECONNREFUSED: CONNECTION_REFUSED,
+    errno.ECONNRESET: CONNECTION_RESET,
+    errno.EPIPE: CONNECTION_RESET,
+    errno.ECONNABORTED: CONNECTION_ABORTED,
+    errno.ETIMEDOUT: TIMEOUT,
+    errno.EHOSTUNREACH: HOST_UNREACHABLE,
+    errno.EHOSTDOWN: HOST_UNREACHABLE,
+    errno.ENETUNREACH: NETWORK_UNREACHABLE,
+    errno.ENETDOWN: NETWORK_UNREACHABLE,
+    errno.EADDRNOTAVAIL: NETWORK_UNREACHABLE,  # e.g. the configured source address is gone
+    errno.EACCES: HOST_UNREACHABLE,  # ICMP administratively prohibited (reject rules)
+    errno.EPERM: HOST_UNREACHABLE,  # a local firewall's reject
+}
+
+# OpenSSL X509 verify codes -> OONI (x509_vfy.h).
+_X509: Final[dict[int, str]] = {
+    62: SSL_INVALID_HOSTNAME,  # X509_V_ERR_HOSTNAME_MISMATCH
+    64: SSL_INVALID_HOSTNAME,  # X509_V_ERR_IP_ADDRESS_MISMATCH
+    2: SSL_UNKNOWN_AUTHORITY,  # unable to get issuer certificate
+    18: SSL_UNKNOWN_AUTHORITY,  # depth zero self-signed
+    19: SSL_UNKNOWN_AUTHORITY,  # self-signed in chain
+    20: SSL_UNKNOWN_AUTHORITY,  # unable to get local issuer
+    21: SSL_UNKNOWN_AUTHORITY,  # unable to verify leaf signature
+}
+
+_GAI: Final[dict[int, str]] = {
+    socket.EAI_NONAME: DNS_NXDOMAIN,
+    socket.EAI_AGAIN: DNS_TEMPORARY,
+    socket.EAI_FAIL: DNS_SERVFAIL,
+}
+if hasattr(socket, "EAI_NODATA"):
+    _GAI[socket.EAI_NODATA] = DNS_NO_ANSWER
+
+_logged: set[str] = set()
+
+
+class Failure(Exception):
+    """Raised by checks for conditions they detect themselves; carries the failure string."""
+
+    def __init__(self, failure: str, detail: str = ""):
+        self.failure = failure
+        super().__init__(f"{failure}: {detail}" if detail else failure)
+
+
+def classify(exc: BaseException) -> str:
+    """Map an exception (from sockets, ssl, dnspython or httpx) to one stable failure string."""
+    for cause in _chain(exc):
+        failure = _classify_one(cause)
+        if failure is not None:
+            return failure
+    text = f"{type(exc).__name__}: {exc}"[:120]
+    if type(exc).__name__ not in _logged:
+        _logged.add(type(exc).__name__)
+        log.warning("unclassified failure %s (reported as %s)", text, UNKNOWN)
+    return f"{UNKNOWN}: {text}"
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and its causes, outermost first (httpx and dnspython wrap the real error)."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 8:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _classify_one(exc: BaseException) -> str | None:
+    if isinstance(exc, Failure):
+        return exc.failure
+    # Order matters: SSLCertVerificationError is an SSLError is an OSError.
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return _X509.get(exc.verify_code, SSL_INVALID_CERTIFICATE)
+    if isinstance(exc, ssl.SSLZeroReturnError | ssl.SSLEOFError):
+        return EOF
+    if isinstance(exc, ssl.SSLError):
+        reason = (exc.reason or "").upper()
+        if "UNEXPECTED_EOF" in reason:
+            return EOF
+        if "WRONG_VERSION_NUMBER" in reason or "RECORD_LAYER" in reason or "PACKET_LENGTH" in reason:
+            return SSL_FAILED_HANDSHAKE
+        return SSL_FAILED_HANDSHAKE
+    if isinstance(exc, dns.resolver.NXDOMAIN):
+        return DNS_NXDOMAIN
+    if isinstance(exc, dns.resolver.NoAnswer):
+        return DNS_NO_ANSWER
+    if isinstance(exc, dns.exception.Timeout):
+        return TIMEOUT
+    if isinstance(exc, dns.message.ShortHeader | dns.message.TrailingJunk | dns.exception.FormError | dns.message.UnknownHeaderField):
+        return DNS_BAD_RESPONSE
+    if isinstance(exc, socket.gaierror):
+        return _GAI.get(exc.errno, DNS_SERVFAIL)
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError | socket.timeout | httpx.TimeoutException):
+        return TIMEOUT
+    if isinstance(exc, asyncio.IncompleteReadError | EOFError | httpx.RemoteProtocolError):
+        # httpx says RemoteProtocolError when the server closes without (a complete) response.
+        text = str(exc).lower()
+        if isinstance(exc, httpx.RemoteProtocolError) and "disconnected" not in text and "closed" not in text:
+            return PROTOCOL_ERROR
+        return EOF
+    if isinstance(exc, ConnectionRefusedError):
+        return CONNECTION_REFUSED
+    if isinstance(exc, ConnectionResetError | BrokenPipeError):
+        return CONNECTION_RESET
+    if isinstance(exc, ConnectionAbortedError):
+        return CONNECTION_ABORTED
+    if isinstance(exc, OSError) and exc.errno in _ERRNO:
+        return _ERRNO[exc.errno]
+    return None
+
+
+# Failures that say "something on the path stopped this" (as opposed to a server's own answer).
+INTERFERENCE: Final = frozenset(
+    {CONNECTION_RESET, CONNECTION_ABORTED, TIMEOUT, EOF, HOST_UNREACHABLE, CONNECTION_REFUSED, NETWORK_UNREACHABLE}
+)

@@ -1,0 +1,185 @@
+"""Connections as a vantage makes them: from its source address, through its SOCKS5 proxy,
+trusting its CA bundle. Every check that opens a TCP connection goes through `open_tcp`."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import ssl
+import struct
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import httpcore
+import httpx
+
+from probe.config import Vantage, split_host_port
+from probe.failures import PROTOCOL_ERROR, Failure
+
+Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+@dataclass(frozen=True)
+class Route:
+    """How a vantage reaches the network."""
+
+    source_address: str | None = None
+    socks5: tuple[str, int] | None = None
+
+    @classmethod
+    def of(cls, vantage: Vantage) -> "Route":
+        socks = split_host_port(vantage.socks5.removeprefix("socks5://"), 1080) if vantage.socks5 else None
+        return cls(source_address=vantage.source_address, socks5=socks)
+
+
+async def open_tcp(route: Route, address: str, port: int, *, limit: int = 2**16) -> Stream:
+    """Connect to address:port (an IP literal) the way the vantage does. No timeout here: the
+    caller bounds the whole check."""
+    if route.socks5 is None:
+        return await asyncio.open_connection(address, port, local_addr=_local(route, address), limit=limit)
+    proxy_host, proxy_port = route.socks5
+    reader, writer = await asyncio.open_connection(proxy_host, proxy_port, local_addr=_local(route, proxy_host), limit=limit)
+    try:
+        await _socks5_connect(reader, writer, address, port)
+    except BaseException:
+        writer.close()
+        raise
+    return reader, writer
+
+
+def _local(route: Route, remote: str) -> tuple[str, int] | None:
+    if route.source_address is None:
+        return None
+    host, port = split_host_port(route.source_address, 0)
+    try:
+        if ipaddress.ip_address(host).version != ipaddress.ip_address(remote).version:
+            return None  # a v4 source cannot bind a v6 connection; let the kernel choose
+    except ValueError:
+        pass
+    return host, port
+
+
+_SOCKS_REPLIES = {
+    1: ConnectionResetError("SOCKS5: general failure"),
+    2: PermissionError(13, "SOCKS5: connection not allowed by ruleset"),
+    3: OSError(101, "SOCKS5: network unreachable"),
+    4: OSError(113, "SOCKS5: host unreachable"),
+    5: ConnectionRefusedError(111, "SOCKS5: connection refused"),
+    6: TimeoutError("SOCKS5: TTL expired"),
+}
+
+
+async def _socks5_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, address: str, port: int) -> None:
+    """RFC 1928 CONNECT with no authentication; the proxy's errors map to the socket errors the
+    failure taxonomy already knows, so a SOCKS vantage reports like a direct one."""
+    writer.write(b"\x05\x01\x00")
+    version, method = await reader.readexactly(2)
+    if version != 5 or method != 0:
+        raise Failure(PROTOCOL_ERROR, "SOCKS5 proxy refused no-auth")
+    ip = ipaddress.ip_address(address)
+    kind = b"\x01" if ip.version == 4 else b"\x04"
+    writer.write(b"\x05\x01\x00" + kind + ip.packed + struct.pack("!H", port))
+    header = await reader.readexactly(4)
+    if header[0] != 5:
+        raise Failure(PROTOCOL_ERROR, "bad SOCKS5 reply")
+    if header[1] != 0:
+        raise _SOCKS_REPLIES.get(header[1], Failure(PROTOCOL_ERROR, f"SOCKS5 reply {header[1]}"))
+    skip = {1: 4, 4: 16}.get(header[3])
+    if skip is None:
+        (length,) = await reader.readexactly(1)
+        skip = length
+    await reader.readexactly(skip + 2)
+
+
+def ssl_context(ca_bundles: tuple[Path, ...] = (), replace: bool = False, *, verify: bool = True, alpn: tuple[str, ...] = ()) -> ssl.SSLContext:
+    """A client context trusting the system store (unless replaced) plus the given bundles."""
+    return _ssl_context(tuple(ca_bundles), replace, verify, alpn)
+
+
+@lru_cache(maxsize=64)
+def _ssl_context(ca_bundles: tuple[Path, ...], replace: bool, verify: bool, alpn: tuple[str, ...]) -> ssl.SSLContext:
+    if not verify:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    else:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if not (replace and ca_bundles):
+            context.load_default_certs()
+            try:  # Debian's store, when the interpreter's default paths point elsewhere
+                context.load_verify_locations(cafile="/etc/ssl/certs/ca-certificates.crt")
+            except OSError:
+                pass
+        for bundle in ca_bundles:
+            context.load_verify_locations(cafile=str(bundle))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if alpn:
+        context.set_alpn_protocols(list(alpn))
+    return context
+
+
+def family_of(address: str) -> int:
+    return socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+
+
+def http_client(route: Route, address: str, context: ssl.SSLContext, timeout: float) -> httpx.AsyncClient:
+    """An httpx client whose every connection goes to `address` (whatever the URL's host, which
+    still gives the SNI, certificate name and Host header), the vantage's way."""
+    transport = _PinnedTransport(route, address, context)
+    return httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False, trust_env=False)
+
+
+class _PinnedStream(httpcore.AsyncNetworkStream):
+    """httpcore's view of one of our asyncio connections."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self._reader, self._writer = reader, writer
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        async with asyncio.timeout(timeout):
+            return await self._reader.read(max_bytes)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._writer.write(buffer)
+        async with asyncio.timeout(timeout):
+            await self._writer.drain()
+
+    async def aclose(self) -> None:
+        self._writer.close()
+
+    async def start_tls(self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None) -> "_PinnedStream":
+        async with asyncio.timeout(timeout):
+            await self._writer.start_tls(ssl_context, server_hostname=server_hostname)
+        return self
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "ssl_object":
+            return self._writer.get_extra_info("ssl_object")
+        if info == "server_addr":
+            return self._writer.get_extra_info("peername")
+        return None
+
+
+class _PinnedBackend(httpcore.AsyncNetworkBackend):
+    """Connects every request to one address, the vantage's way (source address, SOCKS5)."""
+
+    def __init__(self, route: Route, address: str):
+        self._route, self._address = route, address
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None, socket_options: Any = None) -> _PinnedStream:
+        async with asyncio.timeout(timeout):
+            return _PinnedStream(*await open_tcp(self._route, self._address, port))
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class _PinnedTransport(httpx.AsyncHTTPTransport):
+    def __init__(self, route: Route, address: str, context: Any):
+        super().__init__(verify=context)
+        # httpx has no public hook for the network backend; its pool is replaced with one that
+        # uses ours (pinned address, the vantage's route). Pinned by httpx<1 in pyproject.
+        self._pool = httpcore.AsyncConnectionPool(ssl_context=context, network_backend=_PinnedBackend(route, address), max_connections=2, retries=0)
