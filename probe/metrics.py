@@ -1,0 +1,134 @@
+"""The contract's metrics, rendered at scrape time from the latest round of each vantage.
+
+State is kept as results, not as gauges set one by one: a target that leaves the config leaves
+/metrics with it, a reload keeps the counters, and every state set has exactly one series at 1.
+Nothing here carries an address of the vantage itself: only names the volunteer configured.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from probe import __version__
+from probe.config import Config
+from probe.verdict import OFFLINE, SERVICE_VERDICTS, TARGET_VERDICTS, TargetResult, VantageResult
+
+CONTROLS = "controls"
+
+
+@dataclass
+class State:
+    """What the monitor knows: the latest result of each vantage and the running counters."""
+
+    config: Config
+    latest: dict[str, VantageResult] = field(default_factory=dict)
+    failures: Counter = field(default_factory=Counter)  # (vantage, service, target, check, failure)
+    rounds: Counter = field(default_factory=Counter)  # vantage
+    finished_at: dict[str, float] = field(default_factory=dict)  # vantage -> unix time
+
+    def record(self, result: VantageResult) -> None:
+        self.latest[result.vantage] = result
+        self.rounds[result.vantage] += 1
+        self.finished_at[result.vantage] = result.started_at + result.duration_seconds
+        for service, target in _targets(result):
+            for check in target.checks:
+                if check.failure is not None and not check.ok:
+                    self.failures[(result.vantage, service, target.target, check.check, _failure_label(check.failure))] += 1
+
+    def control_reference(self) -> VantageResult | None:
+        """The latest online result of a control vantage, if one is configured."""
+        for vantage in self.config.vantages:
+            result = self.latest.get(vantage.name)
+            if vantage.control and result is not None and result.online:
+                return result
+        return None
+
+
+def _failure_label(failure: str) -> str:
+    # `unknown_failure: <text>` would give every odd error its own series.
+    return failure.split(":", 1)[0]
+
+
+def _targets(result: VantageResult) -> Iterator[tuple[str, TargetResult]]:
+    for control in result.controls:
+        yield CONTROLS, control
+    for service in result.services:
+        for target in service.targets:
+            yield service.service, target
+
+
+class _Collector(Collector):
+    def __init__(self, state: State):
+        self._state = state
+
+    def collect(self) -> Iterator[Metric]:
+        state = self._state
+        check_labels = ["vantage", "service", "target", "check"]
+        success = GaugeMetricFamily("msgreach_check_success", "1 when the check passed in the latest round", labels=check_labels)
+        duration = GaugeMetricFamily("msgreach_check_duration_seconds", "How long the check took in the latest round", labels=check_labels)
+        failures = CounterMetricFamily("msgreach_check_failures", "Failed checks by failure string (OONI's vocabulary)", labels=[*check_labels, "failure"])
+        target_verdict = GaugeMetricFamily("msgreach_target_verdict", "State set: the target's verdict (exactly one series is 1)", labels=["vantage", "service", "target", "verdict"])
+        service_verdict = GaugeMetricFamily("msgreach_service_verdict", "State set: the service's verdict (exactly one series is 1)", labels=["vantage", "service", "verdict"])
+        ratio = GaugeMetricFamily("msgreach_service_reachable_ratio", "Share of the service's targets that are ok", labels=["vantage", "service"])
+        online = GaugeMetricFamily("msgreach_vantage_online", "1 when the vantage's controls are reachable", labels=["vantage"])
+        dns_duration = GaugeMetricFamily("msgreach_dns_lookup_duration_seconds", "DNS lookup time per resolver", labels=["vantage", "service", "target", "resolver"])
+        not_after = GaugeMetricFamily("msgreach_tls_cert_not_after_timestamp_seconds", "Expiry of the certificate presented (also when it did not validate)", labels=["vantage", "service", "target"])
+        throughput = GaugeMetricFamily("msgreach_download_throughput_bytes_per_second", "Download throughput of the service's test object", labels=["vantage", "service", "target"])
+        round_duration = GaugeMetricFamily("msgreach_round_duration_seconds", "Duration of the latest round", labels=["vantage"])
+        last_round = GaugeMetricFamily("msgreach_last_round_timestamp_seconds", "When the latest round ended (unix time)", labels=["vantage"])
+        rounds = CounterMetricFamily("msgreach_rounds", "Rounds completed", labels=["vantage"])
+        info = GaugeMetricFamily("msgreach_vantage_info", "The vantage's self-declared place (no addresses)", labels=["vantage", "country", "asn", "network"])
+        build = GaugeMetricFamily("msgreach_build_info", "msgreach version", labels=["version"])
+
+        build.add_metric([__version__], 1)
+        for vantage in state.config.vantages:
+            info.add_metric([vantage.name, vantage.country, vantage.asn, vantage.network], 1)
+        for key, count in sorted(state.failures.items()):
+            failures.add_metric(list(key), count)
+        for name, count in sorted(state.rounds.items()):
+            rounds.add_metric([name], count)
+
+        for name, result in state.latest.items():
+            online.add_metric([name], 1 if result.online else 0)
+            round_duration.add_metric([name], result.duration_seconds)
+            last_round.add_metric([name], state.finished_at[name])
+            for service in result.services:
+                ratio.add_metric([name, service.service], service.reachable_ratio)
+                for verdict in SERVICE_VERDICTS:
+                    service_verdict.add_metric([name, service.service, verdict], 1 if verdict == service.verdict else 0)
+            for service_name, target in _targets(result):
+                if service_name != CONTROLS:
+                    for verdict in TARGET_VERDICTS:
+                        target_verdict.add_metric([name, service_name, target.target, verdict], 1 if verdict == target.verdict else 0)
+                if target.verdict == OFFLINE:
+                    continue
+                for check in target.checks:
+                    labels = [name, service_name, target.target, check.check]
+                    success.add_metric(labels, 1 if check.ok else 0)
+                    duration.add_metric(labels, check.duration_seconds)
+                    _check_specific(check, [name, service_name, target.target], dns_duration, not_after, throughput)
+        yield from (success, duration, failures, target_verdict, service_verdict, ratio, online, dns_duration, not_after, throughput, round_duration, last_round, rounds, info, build)
+
+
+def _check_specific(check, labels: list[str], dns_duration: GaugeMetricFamily, not_after: GaugeMetricFamily, throughput: GaugeMetricFamily) -> None:
+    evidence = check.evidence
+    if check.check == "dns":
+        for answer in evidence.get("resolvers", []):
+            dns_duration.add_metric([*labels, answer["resolver"]], answer["duration_seconds"])
+    elif check.check == "tls" and "certificate" in evidence:
+        not_after.add_metric(labels, evidence["certificate"]["not_after_timestamp"])
+    elif check.check == "throughput" and evidence.get("bytes_per_second") is not None:
+        throughput.add_metric(labels, evidence["bytes_per_second"])
+
+
+def registry_for(state: State) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Collector(state))
+    ProcessCollector(registry=registry)  # memory and CPU of the probe itself: volunteers ask
+    return registry

@@ -1,0 +1,115 @@
+"""`msgreach run`: scheduled rounds per vantage, the HTTP listener, reload on SIGHUP.
+
+APScheduler's asyncio scheduler starts a round per vantage every interval (with jitter); one
+vantage never runs two rounds at once (max_instances=1) and a late round is coalesced, not
+queued. A reload swaps the config between rounds and keeps the metrics' state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from probe import config as config_module
+from probe.config import Config, ConfigError
+from probe.metrics import State
+from probe.runner import run_round
+from probe.server import Server
+
+log = logging.getLogger(__name__)
+
+
+class Monitor:
+    def __init__(self, config: Config, config_path: str | None):
+        self.state = State(config)
+        self.config_path = config_path
+        self.scheduler = AsyncIOScheduler()
+        self.archive = _archive(config)
+
+    @property
+    def config(self) -> Config:
+        return self.state.config
+
+    def schedule(self) -> None:
+        schedule = self.config.schedule
+        for job in self.scheduler.get_jobs():
+            job.remove()
+        first = datetime.now()
+        # Control vantages go first: the others compare their failures with the controls'.
+        ordered = sorted(self.config.vantages, key=lambda v: not v.control)
+        for index, vantage in enumerate(ordered):
+            self.scheduler.add_job(
+                self.round,
+                "interval",
+                args=[vantage.name],
+                id=f"round:{vantage.name}",
+                seconds=schedule.interval_seconds,
+                jitter=schedule.jitter_seconds or None,
+                next_run_time=first + timedelta(seconds=index * 0.5),
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=int(schedule.interval_seconds),
+            )
+
+    async def round(self, vantage_name: str) -> None:
+        config = self.config
+        vantage = next((v for v in config.vantages if v.name == vantage_name), None)
+        if vantage is None:
+            return
+        try:
+            reference = None if vantage.control else self.state.control_reference()
+            result = await run_round(config, vantage, control_vantage=reference)
+        except Exception:  # a bug must not stop the schedule; /healthz will show missing rounds
+            log.exception("round of %s failed", vantage_name)
+            return
+        self.state.record(result)
+        if self.archive is not None:
+            self.archive.append(result)
+        log.info("round %s: %s in %.1f s", vantage_name, result.verdict, result.duration_seconds)
+
+    def reload(self) -> None:
+        try:
+            new = config_module.load(self.config_path)
+        except ConfigError as exc:
+            log.error("reload refused, keeping the running config:\n%s", exc)
+            return
+        # The listener is not rebound on reload: a new listen address needs a restart.
+        self.state.config = replace(new, listen=self.config.listen)
+        known = {v.name for v in new.vantages}
+        for name in [n for n in self.state.latest if n not in known]:
+            del self.state.latest[name]
+        self.archive = _archive(new)
+        self.schedule()
+        log.info("config reloaded from %s", self.config_path or "<default>")
+
+
+def _archive(config: Config):
+    if config.evidence.path is None:
+        return None
+    from probe.evidence import Archive
+
+    return Archive(config.evidence)
+
+
+async def serve(config: Config, *, listen: str | None = None, config_path: str | None = None) -> int:
+    monitor = Monitor(config, config_path)
+    server = Server(monitor.state, config.listen)
+    await server.start(listen)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGHUP, monitor.reload)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    monitor.schedule()
+    monitor.scheduler.start()
+    try:
+        await stop.wait()
+    finally:
+        monitor.scheduler.shutdown(wait=False)
+        await server.close()
+    return 0
