@@ -135,7 +135,9 @@ class Timeouts(_Model):
     def for_check(self, check: str) -> float:
         if check in self.extra:
             return self.extra[check]
-        return float(getattr(self, check, self.default)) if check in {"dns", "tcp", "tls", "http"} else self.default
+        if check in ("dns", "tcp", "tls", "http"):
+            return getattr(self, check)
+        return self.default
 
 
 class Schedule(_Model):
@@ -421,7 +423,11 @@ def _resolve_paths(data: Any, base: Path, keys: tuple[str, ...] = ("ca_bundle", 
     """Relative file paths in a config are relative to the file that names them."""
     if isinstance(data, dict):
         return {
-            k: (str(base / v) if k in keys and isinstance(v, str) and not os.path.isabs(v) else _resolve_paths(v, base, keys))
+            k: (
+                v if k == "params"  # check settings (an HTTP path, say) are not file paths
+                else str(base / v) if k in keys and isinstance(v, str) and not os.path.isabs(v)
+                else _resolve_paths(v, base, keys)
+            )
             for k, v in data.items()
         }
     if isinstance(data, list):

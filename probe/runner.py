@@ -113,6 +113,8 @@ async def _measure_target(
             timeout=0.0,
             facts=facts,
         )
+        if target.addresses or target.is_ip:  # pinned: the connect stages skip DNS
+            ctx.addresses, ctx.addresses_from = list(target.addresses) or [target.host], "pinned"
         remaining = deadline - time.monotonic()
         try:
             async with asyncio.timeout(max(remaining, 0.001)):
@@ -144,7 +146,7 @@ async def _run_checks(ctx: Context, config: Config) -> None:
             result = CheckResult(check, False, failures.TIMEOUT, time.monotonic() - started, getattr(module, "BLOCK_VERDICT", None))
         except Exception as exc:  # a bug in a check must not end the round
             log.exception("check %s failed on %s", check, ctx.target.name)
-            result = CheckResult(check, False, failures.classify(exc), time.monotonic() - started, getattr(module, "BLOCK_VERDICT", None))
+            result = CheckResult(check, False, failures.classify(exc), time.monotonic() - started, None)
         ctx.results.append(result)
 
 

@@ -107,8 +107,8 @@ def target_verdict(checks: list[CheckResult]) -> tuple[str, str]:
     """(verdict, reason) from a target's check results, in pipeline order."""
     for result in checks:
         if not result.ok:
-            verdict = result.verdict or "tls_blocked"
-            return verdict, f"{result.check}: {result.failure}"
+            # A failure without a verdict of its own comes from a check's bug: no block is claimed.
+            return result.verdict or DOWN, f"{result.check}: {result.failure}"
     if not checks:
         return DOWN, "no check could run"
     return OK, ""

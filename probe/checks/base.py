@@ -108,16 +108,17 @@ class Context:
 
 
 class Stopwatch:
-    """`with Stopwatch() as sw: …; sw.seconds`, monotonic."""
+    """`with Stopwatch() as sw: …`; `sw.seconds` reads the running time inside the block (a
+    check may return from within it) and the final time after it."""
 
     def __enter__(self) -> "Stopwatch":
         self.started = time.monotonic()
-        self.seconds = 0.0
+        self._stopped: float | None = None
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.seconds = time.monotonic() - self.started
+        self._stopped = time.monotonic()
 
     @property
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
+    def seconds(self) -> float:
+        return (self._stopped if self._stopped is not None else time.monotonic()) - self.started

@@ -20,6 +20,7 @@ from probe.checks.base import CheckResult, Context, Skip, Stopwatch
 from probe.resolvers import Answer, lookup
 
 NAME = "dns"
+BLOCK_VERDICT = "dns_blocked"  # what running past every timeout means
 
 # Failures of a resolver that, for a name the control resolves, mean "this name is withheld".
 _WITHHELD = frozenset(

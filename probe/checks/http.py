@@ -21,6 +21,7 @@ from probe.checks.base import CheckResult, Context, Skip, Stopwatch
 from probe.net import http_client, ssl_context
 
 NAME = "http"
+BLOCK_VERDICT = "http_blocked"  # what running past every timeout means
 
 
 class Params(base.Params):

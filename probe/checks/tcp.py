@@ -15,6 +15,7 @@ from probe.checks.base import CheckResult, Context, Skip, Stopwatch
 from probe.net import open_tcp
 
 NAME = "tcp"
+BLOCK_VERDICT = "ip_blocked"  # what running past every timeout means
 
 
 class Params(base.Params):

@@ -21,6 +21,7 @@ from probe.checks.base import CheckResult, Context, Skip, Stopwatch
 from probe.net import open_tcp, ssl_context
 
 NAME = "tls"
+BLOCK_VERDICT = "tls_blocked"  # what running past every timeout means
 _VERIFY_FAILURES = frozenset({failures.SSL_INVALID_HOSTNAME, failures.SSL_UNKNOWN_AUTHORITY, failures.SSL_INVALID_CERTIFICATE})
 
 
