@@ -1,0 +1,183 @@
+"""The lab's address plan, derived from the shipped catalogs (never hardcoded per host).
+
+Everything lives in 198.18.0.0/15 (RFC 2544 benchmarking space, a bogon nobody routes):
+
+    198.18.0.0/24   client link      censor .1   client .2
+    198.18.1.0/24   servers link     censor .1   servers .2
+    198.18.2.0/24   resolver link    censor .1   resolver .2
+    198.18.53.1     vantage ("ISP") resolver, plain DNS, unbound   (resolver namespace)
+    198.18.53.2     control resolver, DNS over TLS only, unbound   (resolver namespace)
+    198.18.66.1     block-page server of the censor (HTTP 302/451/body, also named warning.rt.ru…)
+    198.18.66.2     MITM TLS endpoint of the censor (untrusted / wrong-name certificates)
+    198.18.99.99    what the forging resolver answers (nothing lives there)
+    198.19.53.53    the lab's "internet" DNS (dnsmasq, servers namespace): every name below
+    198.19.N.10-99  one address per host name of catalog N (whatsapp 1, telegram 2, signal 3,
+                    controls 9, any other catalog from 10 up)
+    198.19.N.100-   stand-ins for addresses a catalog pins (Telegram's data centres)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CATALOGS = REPO / "configs" / "services"
+FINGERPRINTS = REPO / "configs" / "fingerprints"
+
+LAB_NET = ipaddress.ip_network("198.18.0.0/15")
+
+CLIENT_NET = "198.18.0.0/24"
+CENSOR_CLIENT = "198.18.0.1"
+CLIENT = "198.18.0.2"
+CENSOR_SERVERS = "198.18.1.1"
+SERVERS = "198.18.1.2"
+CENSOR_RESOLVER = "198.18.2.1"
+RESOLVER = "198.18.2.2"
+ISP_RESOLVER = "198.18.53.1"
+CONTROL_RESOLVER = "198.18.53.2"
+CONTROL_RESOLVER_NAME = "dns.lab.test"
+AUTHORITY = "198.19.53.53"
+BLOCKPAGE = "198.18.66.1"
+MITM = "198.18.66.2"
+FORGED = "198.18.99.99"
+BOGON_FORGED = "10.10.34.34"  # the forged answer Iran's resolvers gave (a bogon by design)
+
+# Catalog -> third octet of its 198.19.N.0/24. Unknown catalogs get 10, 11, … in name order.
+KNOWN_BLOCKS = {"whatsapp": 1, "telegram": 2, "signal": 3, "controls": 9}
+
+# Namespaces and interfaces: the `mrl-` prefix is this lab's, and only this lab's.
+PREFIX = "mrl-"
+NS_CLIENT = "mrl-client"
+NS_CENSOR = "mrl-censor"
+NS_SERVERS = "mrl-servers"
+NS_RESOLVER = "mrl-resolver"
+NAMESPACES = (NS_CLIENT, NS_CENSOR, NS_SERVERS, NS_RESOLVER)
+IF_CENSOR_CLIENT = "mrl-cen-cli"
+IF_CENSOR_SERVERS = "mrl-cen-srv"
+IF_CENSOR_RESOLVER = "mrl-cen-res"
+IF_CLIENT = "mrl-cli0"
+IF_SERVERS = "mrl-srv0"
+IF_RESOLVER = "mrl-res0"
+
+
+@dataclass
+class LabTarget:
+    catalog: str
+    name: str
+    host: str  # a name, or the pinned real address for IP targets
+    ports: list[int]
+    lab_addresses: list[str]  # where the lab serves it
+    pinned: dict[str, str] = field(default_factory=dict)  # real pinned address -> lab stand-in
+
+    @property
+    def is_ip(self) -> bool:
+        try:
+            ipaddress.ip_address(self.host)
+        except ValueError:
+            return False
+        return True
+
+
+@dataclass
+class Plan:
+    targets: list[LabTarget]
+    hosts: dict[str, str]  # DNS name -> lab address (one each)
+    extra_names: dict[str, str]  # names that are not catalog hosts (block-page hosts, DoT name)
+    ports: list[int]
+    redirect_hosts: list[str]
+
+    @property
+    def server_addresses(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for target in self.targets:
+            for address in target.lab_addresses:
+                seen[address] = None
+        seen[AUTHORITY] = None
+        return list(seen)
+
+    def records(self) -> dict[str, str]:
+        return {**self.hosts, **self.extra_names}
+
+    def catalogs(self) -> list[str]:
+        return list(dict.fromkeys(t.catalog for t in self.targets))
+
+    def select(self, selectors: list[str]) -> list[LabTarget]:
+        """`whatsapp` (every target of a catalog), `whatsapp/web` (one target), or a host name."""
+        chosen: list[LabTarget] = []
+        for selector in selectors:
+            catalog, _, name = selector.partition("/")
+            found = [
+                t
+                for t in self.targets
+                if (t.catalog == catalog and (not name or t.name == name)) or (not name and t.host == selector)
+            ]
+            if not found:
+                known = ", ".join(sorted({t.catalog for t in self.targets} | {f"{t.catalog}/{t.name}" for t in self.targets}))
+                raise ValueError(f"no lab target matches {selector!r}; use a catalog, catalog/target or host ({known})")
+            chosen.extend(t for t in found if t not in chosen)
+        return chosen
+
+
+def _catalog_files() -> list[Path]:
+    return sorted(p for p in CATALOGS.glob("*.yaml"))
+
+
+def load_plan() -> Plan:
+    files = _catalog_files()
+    names = []
+    data = {}
+    for path in files:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        name = doc.get("name", path.stem)
+        names.append(name)
+        data[name] = doc
+    blocks = dict(KNOWN_BLOCKS)
+    spare = 10
+    for name in sorted(names):
+        if name not in blocks:
+            blocks[name] = spare
+            spare += 1
+
+    targets: list[LabTarget] = []
+    hosts: dict[str, str] = {}
+    ports: set[int] = set()
+    for name in names:
+        block = blocks[name]
+        next_host, next_pin = 10, 100
+        pins: dict[str, str] = {}
+        for raw in data[name].get("targets", []):
+            host = str(raw["host"])
+            target_ports = [int(p) for p in raw.get("ports", [443])]
+            ports.update(target_ports)
+            pinned = [str(a) for a in raw.get("addresses", [])]
+            target = LabTarget(name, raw["name"], host, target_ports, [])
+            if pinned:
+                for real in pinned:
+                    if real not in pins:
+                        pins[real] = f"198.19.{block}.{next_pin}"
+                        next_pin += 1
+                    target.pinned[real] = pins[real]
+                target.lab_addresses = [pins[a] for a in pinned]
+            if not target.is_ip:
+                if host not in hosts:
+                    hosts[host] = f"198.19.{block}.{next_host}"
+                    next_host += 1
+                if not pinned:
+                    target.lab_addresses = [hosts[host]]
+            targets.append(target)
+
+    redirect_hosts: list[str] = []
+    blockpages = FINGERPRINTS / "blockpages.yaml"
+    if blockpages.is_file():
+        redirect_hosts = list((yaml.safe_load(blockpages.read_text(encoding="utf-8")) or {}).get("redirect_hosts", []))
+    extra = {h: BLOCKPAGE for h in redirect_hosts if h not in hosts}
+    extra[CONTROL_RESOLVER_NAME] = CONTROL_RESOLVER
+    ports.update({80, 443})
+    plan = Plan(targets, hosts, extra, sorted(ports), redirect_hosts)
+    for address in [*plan.server_addresses, *hosts.values()]:
+        assert ipaddress.ip_address(address) in LAB_NET, address  # never a real address
+    return plan

@@ -1,0 +1,341 @@
+"""Named censorship scenarios: each reproduces one technique seen in the wild (sources in
+../shared/reference/ENDPOINTS.md) and is switched on and off at run time.
+
+- DNS techniques change what the vantage's ISP resolver (unbound, `unbound-control`) answers;
+  the global outage changes the control resolver's answers too.
+- Packet techniques are nftables tables (`ip mrl_<name>`) or iptables-nft chains (`MRL_<NAME>`,
+  for `-m string` SNI matching and NFQUEUE) in the censor namespace; switching off deletes them.
+- Targets are catalog selectors: `whatsapp`, `whatsapp/web`, or a host name (see Plan.select).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .plan import BLOCKPAGE, BOGON_FORGED, FORGED, IF_CENSOR_CLIENT, MITM, NS_CENSOR, LabTarget
+
+if TYPE_CHECKING:
+    from .lab import Lab
+
+
+@dataclass
+class Scenario:
+    name: str
+    technique: str
+    source: str  # where the technique is documented (ENDPOINTS.md section / paper)
+    expected: str  # the target verdict the contract asks for (for docs/lab.md)
+    failure: str = ""  # the failure string expected in the evidence
+    default_targets: tuple[str, ...] = ("whatsapp",)
+    kind: str = ""
+
+    def apply(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def lift(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+def _names(targets: list[LabTarget]) -> list[str]:
+    return list(dict.fromkeys(t.host for t in targets if not t.is_ip))
+
+
+def _addresses(targets: list[LabTarget]) -> list[str]:
+    return list(dict.fromkeys(a for t in targets for a in t.lab_addresses))
+
+
+# --- DNS at the resolver -------------------------------------------------------------------------
+
+
+@dataclass
+class ResolverScenario(Scenario):
+    """`mode`: nxdomain | refuse | answer (with `answer` as the forged A record)."""
+
+    mode: str = "nxdomain"
+    answer: str = ""
+    resolvers: tuple[str, ...] = ("isp",)
+    kind: str = "resolver"
+
+    def apply(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
+        for resolver in self.resolvers:
+            for name in _names(targets):
+                if self.mode == "answer":
+                    lab.unbound(resolver, "local_zone", f"{name}.", "redirect")
+                    lab.unbound(resolver, "local_data", f"{name}. 5 IN A {self.answer}")
+                else:
+                    lab.unbound(resolver, "local_zone", f"{name}.", f"always_{self.mode}")
+            lab.unbound(resolver, "flush_requestlist", check=False)
+
+    def lift(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
+        for resolver in self.resolvers:
+            for name in _names(targets):
+                lab.unbound(resolver, "local_data_remove", f"{name}.", check=False)
+                lab.unbound(resolver, "local_zone_remove", f"{name}.", check=False)
+            lab.unbound(resolver, "flush_zone", ".", check=False)
+
+
+# --- nftables in the censor ----------------------------------------------------------------------
+
+
+@dataclass
+class NftScenario(Scenario):
+    """`rules(addresses)` gives the body of table `ip mrl_<name>` (chains included)."""
+
+    template: str = ""
+    kind: str = "nftables"
+
+    @property
+    def table(self) -> str:
+        return "mrl_" + self.name.replace("-", "_")
+
+    def body(self, targets: list[LabTarget]) -> str:
+        addresses = ", ".join(_addresses(targets)) or "198.18.255.255"
+        return self.template.format(addrs=f"{{ {addresses} }}", client_if=IF_CENSOR_CLIENT, blockpage=BLOCKPAGE, mitm=MITM)
+
+    def apply(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
+        from .lab import in_ns
+
+        in_ns(NS_CENSOR, ["nft", "-f", "-"], input=f"table ip {self.table} {{\n{self.body(targets)}\n}}\n")
+
+    def lift(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
+        from .lab import in_ns
+
+        in_ns(NS_CENSOR, ["nft", "delete", "table", "ip", self.table], check=False)
+
+
+def _chain(header: str, rules: tuple[str, ...]) -> str:
+    # Braces of the chain itself are doubled: the table body goes through str.format once more.
+    return "chain " + header.replace("{", "{{") + "\n" + "\n".join(rules) + "\n}}"
+
+
+def _filter(*rules: str) -> str:
+    return _chain("filter_fwd { type filter hook forward priority 0; policy accept;", rules)
+
+
+def _input(*rules: str) -> str:
+    return _chain("filter_in { type filter hook input priority 0; policy accept;", rules)
+
+
+def _dnat(port: int, to: str) -> str:
+    return _chain(
+        "nat_pre { type nat hook prerouting priority dstnat; policy accept;",
+        (f"iifname {{client_if}} ip daddr {{addrs}} tcp dport {port} dnat to {to}",),
+    )
+
+
+# --- iptables (string match, NFQUEUE) in the censor ------------------------------------------------
+
+
+@dataclass
+class IptablesScenario(Scenario):
+    """`rules(targets)` -> iptables rule specs appended to chain MRL_<NAME>, jumped to from FORWARD."""
+
+    kind: str = "iptables"
+
+    @property
+    def chain(self) -> str:
+        return "MRL_" + self.name.upper().replace("-", "_")
+
+    def rules(self, targets: list[LabTarget]) -> list[list[str]]:
+        raise NotImplementedError
+
+    def apply(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
+        from .lab import in_ns
+
+        in_ns(NS_CENSOR, ["iptables", "-w", "-N", self.chain])
+        for rule in self.rules(targets):
+            in_ns(NS_CENSOR, ["iptables", "-w", "-A", self.chain, *rule])
+        in_ns(NS_CENSOR, ["iptables", "-w", "-I", "FORWARD", "-j", self.chain])
+
+    def lift(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
+        from .lab import in_ns
+
+        while in_ns(NS_CENSOR, ["iptables", "-w", "-D", "FORWARD", "-j", self.chain], check=False).returncode == 0:
+            pass
+        in_ns(NS_CENSOR, ["iptables", "-w", "-F", self.chain], check=False)
+        in_ns(NS_CENSOR, ["iptables", "-w", "-X", self.chain], check=False)
+
+
+def sni_match(name: str) -> list[str]:
+    """The SNI as a ClientHello carries it: name type 0, 2-byte length, the name. Matching the
+    length too keeps `telegram.org` from matching `web.telegram.org`."""
+    return ["-m", "string", "--algo", "bm", "--hex-string", f"|00 {len(name):04x}|{name}"]
+
+
+@dataclass
+class SniScenario(IptablesScenario):
+    """`action`: rst (reset the ClientHello), drop (ClientHello never delivered), or
+    drop-after (ClientHello delivered, everything after it dropped both ways)."""
+
+    action: str = "rst"
+    mark: str = "0x5a1"
+
+    def rules(self, targets: list[LabTarget]) -> list[list[str]]:
+        rules: list[list[str]] = []
+        if self.action == "drop-after":
+            rules.append(["-m", "connmark", "--mark", self.mark, "-j", "DROP"])
+        for name in _names(targets):
+            match = ["-p", "tcp", *sni_match(name)]
+            if self.action == "rst":
+                rules.append([*match, "-j", "REJECT", "--reject-with", "tcp-reset"])
+            elif self.action == "drop":
+                rules.append([*match, "-j", "DROP"])
+            else:
+                rules.append([*match, "-j", "CONNMARK", "--set-mark", self.mark])
+        return rules
+
+
+@dataclass
+class LossyScenario(IptablesScenario):
+    """A bad line without censorship: random loss (nftables numgen, both directions) and delay
+    with jitter (NFQUEUE + tests/lab/nfqdelay.py, since this kernel has no netem)."""
+
+    loss_percent: int = 5
+    delay_ms: int = 100
+    jitter_ms: int = 50
+    queue: int = 7
+    default_targets: tuple[str, ...] = ("controls",)
+    kind: str = "nftables+nfqueue"
+
+    def rules(self, targets: list[LabTarget]) -> list[list[str]]:
+        return [["-j", "NFQUEUE", "--queue-num", str(self.queue), "--queue-bypass"]]
+
+    def apply(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
+        from .lab import in_ns
+
+        ready = lab.dir / f"nfqdelay-{self.queue}.ready"
+        ready.unlink(missing_ok=True)
+        script = Path(__file__).with_name("nfqdelay.py")
+        log = open(lab.dir / "nfqdelay.log", "ab")
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", NS_CENSOR, sys.executable, str(script), "--queue", str(self.queue),
+             "--delay-ms", str(self.delay_ms), "--jitter-ms", str(self.jitter_ms), "--ready-file", str(ready)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        log.close()
+        entry["pids"].append(proc.pid)
+        lab._save()
+        deadline = time.monotonic() + 10
+        while not ready.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"nfqdelay did not start: {(lab.dir / 'nfqdelay.log').read_text()[-1000:]}")
+            time.sleep(0.05)
+        in_ns(
+            NS_CENSOR, ["nft", "-f", "-"],
+            input=f"table ip mrl_lossy {{\n{_filter(f'numgen random mod 100 < {self.loss_percent} drop').format()}\n}}\n",
+        )
+        super().apply(lab, targets, entry)
+
+    def lift(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
+        from .lab import _kill, in_ns
+
+        super().lift(lab, targets, entry)
+        in_ns(NS_CENSOR, ["nft", "delete", "table", "ip", "mrl_lossy"], check=False)
+        _kill(entry.get("pids", []))
+        entry["pids"] = []
+
+
+# --- the catalogue ---------------------------------------------------------------------------------
+
+_TSPU = "TSPU (IMC 2022)"
+_BLOCKPAGES = "ooni/data fingerprints, Russia rows"
+
+SCENARIO_LIST: list[Scenario] = [
+    ResolverScenario(
+        "dns-nxdomain", "ISP resolver answers NXDOMAIN for the names", "NSDI: removed names answer NXDOMAIN (whatsapp.com from 2026-02-11)",
+        "dns_blocked", "dns_nxdomain_error", mode="nxdomain",
+    ),
+    ResolverScenario(
+        "dns-refused", "ISP resolver refuses the names", "ISP resolvers refusing blocked names (OONI dns_refused_error)",
+        "dns_blocked", "dns_refused_error", mode="refuse",
+    ),
+    ResolverScenario(
+        "dns-forged", f"ISP resolver answers a forged address ({FORGED}) outside the service's networks", "DNS injection / lying resolvers (OONI dns consistency)",
+        "dns_tampered", "dns_inconsistent", mode="answer", answer=FORGED,
+    ),
+    ResolverScenario(
+        "dns-bogon", f"ISP resolver answers a bogon ({BOGON_FORGED})", "OONI netxlite bogon.go; forged private answers",
+        "dns_tampered", "dns_bogon_error", mode="answer", answer=BOGON_FORGED,
+    ),
+    ResolverScenario(
+        "dns-blockpage", f"ISP resolver answers the block-page server ({BLOCKPAGE}, listed as a block-page address)", _BLOCKPAGES + " (DNS answers)",
+        "dns_tampered", "dns_blockpage_address", mode="answer", answer=BLOCKPAGE,
+    ),
+    ResolverScenario(
+        "global-outage", "the names NXDOMAIN at the control resolver too (the service is down, not blocked)", "Meta's 2021 outage (names vanished worldwide)",
+        "down", "dns_nxdomain_error", mode="nxdomain", resolvers=("isp", "control"),
+    ),
+    NftScenario(
+        "syn-drop", "SYNs to the service's addresses dropped", _TSPU + ": IP blocking drops all packets",
+        "ip_blocked", "generic_timeout_error", template=_filter("ip daddr {addrs} tcp flags & (syn|ack) == syn drop"),
+    ),
+    NftScenario(
+        "syn-rst", "SYNs to the service's addresses answered with RST", _TSPU + ": earlier reports of RST on SYN",
+        "ip_blocked", "connection_refused", template=_filter("ip daddr {addrs} tcp flags & (syn|ack) == syn reject with tcp reset"),
+    ),
+    NftScenario(
+        "icmp-unreachable", "packets to the service's addresses answered with ICMP host unreachable", "router ACL blocking (reject with ICMP)",
+        "ip_blocked", "host_unreachable", template=_filter("ip daddr {addrs} reject with icmp type host-unreachable"),
+    ),
+    SniScenario(
+        "sni-rst", "a ClientHello carrying the name is answered with RST (iptables -m string)", _TSPU + ": SNI-I",
+        "sni_blocked", "connection_reset", action="rst",
+    ),
+    SniScenario(
+        "sni-drop", "a ClientHello carrying the name is dropped, retransmissions too (never delivered)", _TSPU + ": SNI-IV",
+        "sni_blocked", "generic_timeout_error", action="drop", mark="0x5a2",
+    ),
+    SniScenario(
+        "sni-drop-after", "the ClientHello is delivered, then every packet of the connection is dropped both ways", _TSPU + ": SNI-II",
+        "sni_blocked", "generic_timeout_error", action="drop-after", mark="0x5a3",
+    ),
+    NftScenario(
+        "tls-rst", "any ClientHello to the addresses is reset, whatever its SNI (the decoy fails too)", "protocol/IP-based TLS interference",
+        "tls_blocked", "connection_reset", template=_filter("ip daddr {addrs} tcp dport 443 ip length > 100 reject with tcp reset"),
+    ),
+    NftScenario(
+        "tls-mitm", "TLS to the addresses is redirected to the censor's server with a certificate from an untrusted CA", "national MITM certificates (Kazakhstan 2019)",
+        "tls_mitm", "ssl_unknown_authority", template=_dnat(443, f"{MITM}:443"),
+    ),
+    NftScenario(
+        "tls-mitm-wrongname", "TLS to the addresses is redirected to a server with a trusted certificate for another name", "transparent proxies presenting their own certificate",
+        "tls_mitm", "ssl_invalid_hostname", template=_dnat(443, f"{MITM}:8443"),
+    ),
+    NftScenario(
+        "http-redirect", "plain HTTP to the addresses gets a 302 to warning.rt.ru", _BLOCKPAGES + " (redirect hosts)",
+        "http_blocked", "http_blockpage", template=_dnat(80, f"{BLOCKPAGE}:80"),
+    ),
+    NftScenario(
+        "http-451", "plain HTTP to the addresses gets HTTP 451", _BLOCKPAGES + " (block.ip.center.rt.ru: HTTP 451)",
+        "http_blocked", "http_blockpage", template=_dnat(80, f"{BLOCKPAGE}:8451"),
+    ),
+    NftScenario(
+        "http-blockpage-body", "plain HTTP to the addresses gets a 200 block page (\"Доступ к ресурсу ограничен\")", _BLOCKPAGES + " (body markers)",
+        "http_blocked", "http_blockpage", template=_dnat(80, f"{BLOCKPAGE}:8200"),
+    ),
+    NftScenario(
+        "police-150k", "traffic from the address policed to ~150 kbit/s (drop over the rate)", "Twitter throttling, IMC 2021 (130-150 kbps)",
+        "throttled", "throttled", default_targets=("whatsapp/media",),
+        template=_filter("ip saddr {addrs} limit rate over 18750 bytes/second burst 18750 bytes drop"),
+    ),
+    NftScenario(
+        "stall-16k", "connections to the address stall after 16 KB from the server", "mobile 16-20 KB freeze (Nov 2025)",
+        "throttled", "stalled", default_targets=("whatsapp/media",),
+        template=_filter("ip saddr {addrs} ct reply bytes > 16384 drop", "ip daddr {addrs} ct reply bytes > 16384 drop"),
+    ),
+    NftScenario(
+        "uplink-cut", "everything from and to the client dropped at the censor (the line is down)", "vantage outage",
+        "vantage_offline", "generic_timeout_error", default_targets=("controls",),
+        template=_filter("iifname {client_if} drop", "oifname {client_if} drop")
+        + "\n" + _input("iifname {client_if} drop"),
+    ),
+    LossyScenario(
+        "lossy", "5% loss each way and 100 ms ± 50 ms delay on every packet, no censorship", "a bad mobile line (no false positives)",
+        "ok", "",
+    ),
+]
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in SCENARIO_LIST}
