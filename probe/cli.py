@@ -113,6 +113,12 @@ def _once(args: argparse.Namespace) -> int:
     started_at, started = time.time(), time.monotonic()
     results = asyncio.run(run_all(config, args.services))
     duration = time.monotonic() - started
+    if config.evidence.path is not None:
+        from probe.evidence import Archive
+
+        archive = Archive(config.evidence, config.vantages)
+        for result in results:
+            archive.append(result)
     output_format = args.format or ("table" if sys.stdout.isatty() else "json")
     if output_format == "json":
         print(report.as_json(results, started_at, duration))
