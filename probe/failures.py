@@ -155,6 +155,10 @@ def _classify_one(exc: BaseException) -> str | None:
         return EOF
     if isinstance(exc, ConnectionRefusedError):
         return CONNECTION_REFUSED
+    if isinstance(exc, ConnectionResetError) and not exc.args:
+        # asyncio's TLS layer reports a FIN during the handshake as a bare ConnectionResetError
+        # (sslproto.eof_received); a real RST arrives with errno ECONNRESET.
+        return EOF
     if isinstance(exc, ConnectionResetError | BrokenPipeError):
         return CONNECTION_RESET
     if isinstance(exc, ConnectionAbortedError):
