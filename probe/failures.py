@@ -50,6 +50,7 @@ HTTP_BODY_TOO_LARGE: Final = "http_body_limit"  # informational: the cap cut the
 PROTOCOL_ERROR: Final = "protocol_error"  # the peer spoke, but not the expected protocol
 STALLED: Final = "stalled"  # a transfer that stopped making progress before its end
 THROTTLED: Final = "throttled"  # a transfer slower than the configured floor
+UNAVAILABLE: Final = "check_unavailable"  # the check cannot run here (an optional dependency is missing)
 UNKNOWN: Final = "unknown_failure"
 
 _ERRNO: Final[dict[int, str]] = {
@@ -166,6 +167,26 @@ def _classify_one(exc: BaseException) -> str | None:
     if isinstance(exc, OSError) and exc.errno in _ERRNO:
         return _ERRNO[exc.errno]
     return None
+
+
+# QUIC closes carrying a TLS alert (RFC 9001 §4.8: CRYPTO_ERROR 0x100 + alert).
+_ALERT_UNKNOWN_CA: Final = 48
+_ALERT_CERTIFICATE: Final = frozenset({42, 43, 44, 45, 46})
+
+
+def quic_close(error_code: int, reason: str = "") -> str:
+    """A QUIC CONNECTION_CLOSE (the peer's, or our TLS stack's) as a failure string."""
+    if error_code == 0:
+        return EOF  # closed without an error before the exchange completed
+    if 0x100 <= error_code <= 0x1FF:
+        alert = error_code - 0x100
+        text = reason.lower()
+        if alert == _ALERT_UNKNOWN_CA or "issuer" in text or "self-signed" in text or "self signed" in text:
+            return SSL_UNKNOWN_AUTHORITY
+        if alert in _ALERT_CERTIFICATE:
+            return SSL_INVALID_HOSTNAME if "hostname" in text or "doesn't match" in text else SSL_INVALID_CERTIFICATE
+        return SSL_FAILED_HANDSHAKE
+    return PROTOCOL_ERROR
 
 
 # Failures that say "something on the path stopped this" (as opposed to a server's own answer).

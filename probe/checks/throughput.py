@@ -1,0 +1,239 @@
+"""throughput: download the first `size` bytes (at least 256 KB) of a service's object, timed.
+
+Throttling came before every full block in the region (Twitter 2021, YouTube 2024, WhatsApp
+2025), and mobile networks freeze connections to some foreign prefixes after 16–20 KB: a check
+that stops at the handshake sees neither. This one reports bytes per second (evidence
+`bytes_per_second`, the contract metric `msgreach_download_throughput_bytes_per_second`) and,
+when the transfer stops making progress for `stall_seconds`, the byte count where it stalled.
+
+`throttled` needs the control: a control target's `throughput` check (in
+`configs/services/controls.yaml`) passed this round, fast. If every control is slow or
+stalled too, the vantage's line is slow: `down`, not a block. When a transfer is slow the
+same request goes to the same address with a decoy SNI: a fast decoy is the proof that the
+throttling is keyed on the name (the method of "Throttling Twitter", IMC 2021).
+
+An object that is not there (a status other than 200/206, or a body shorter than `size` that
+ends normally) is not measured: the check passes with `measured: false` and the status in the
+evidence, so a moved URL never reads as a block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from probe import __version__, failures
+from probe.checks import base, common
+from probe.checks.base import CheckResult, Context, Skip, Stopwatch
+from probe.net import open_tcp, ssl_context
+
+NAME = "throughput"
+BLOCK_VERDICT = "throttled"  # what a timeout of this check means
+
+MIN_SIZE = 256 * 1024
+MAX_HEADER_BYTES = 64 * 1024
+READ_SIZE = 64 * 1024
+
+
+class Params(base.Params):
+    scheme: Literal["https", "http"] | None = None  # default: https unless the port is 80
+    path: str = "/"
+    size: int = Field(MIN_SIZE, ge=MIN_SIZE, le=64 * 1024 * 1024)  # bytes to download
+    range: bool = True  # ask for just the first `size` bytes (Range: bytes=0-size-1)
+    headers: dict[str, str] = {}
+    floor_bytes_per_second: float = Field(40_000, gt=0)  # slower than this is throttled
+    stall_seconds: float = Field(4.0, gt=0)  # no byte for this long: stalled
+    max_seconds: float = Field(8.0, gt=0)  # the transfer's cap; the rate so far is then judged
+    connect_timeout: float = Field(5.0, gt=0)  # connect + TLS, or the check's timeout if shorter
+    decoy: bool = True  # on a slow transfer, the same download with the decoy SNI
+    control: str | None = None  # the control target to compare with; default: any with `throughput`
+
+    @model_validator(mode="after")
+    def _floor_reachable(self) -> "Params":
+        if self.size / self.floor_bytes_per_second > self.max_seconds:
+            raise ValueError(
+                f"size / floor_bytes_per_second = {self.size / self.floor_bytes_per_second:.1f} s exceeds "
+                f"max_seconds ({self.max_seconds} s): a transfer at the floor could never finish"
+            )
+        return self
+
+
+class _Stalled(Exception):
+    pass
+
+
+async def _read(reader: asyncio.StreamReader, stall: float, deadline: float) -> bytes | None:
+    """The next bytes; b"" at EOF; None when the transfer's time cap is reached.
+    Raises _Stalled when nothing arrives for `stall` seconds."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        return None
+    try:
+        async with asyncio.timeout(min(stall, left)):
+            return await reader.read(READ_SIZE)
+    except TimeoutError:
+        if stall <= left:
+            raise _Stalled from None
+        return None
+
+
+def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+        raise failures.Failure(failures.PROTOCOL_ERROR, "reply is not HTTP/1.x")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(parts[1]), headers
+
+
+async def transfer(ctx: Context, address: str, port: int, scheme: str, sni: str, params: Params, *, verify: bool = True) -> dict[str, Any]:
+    """One timed download on a fresh connection; evidence, never raises."""
+    out: dict[str, Any] = {"address": address, "port": port, "failure": None, "status_code": None, "bytes": 0, "received_bytes": 0}
+    if scheme == "https":
+        out["sni"] = sni
+    host = ctx.target.host
+    writer = None
+    started = time.monotonic()
+    first_byte_at = last_byte_at = None
+    try:
+        async with asyncio.timeout(common.phase_timeout(ctx, params.connect_timeout)):
+            reader, writer = await open_tcp(ctx.route, address, port)
+            if scheme == "https":
+                context = ssl_context(ctx.ca_bundles(), ctx.replace_trust(), verify=verify, alpn=("http/1.1",))
+                await writer.start_tls(context, server_hostname=sni)
+        authority = host if port in (80, 443) else f"{host}:{port}"
+        lines = [f"GET {params.path} HTTP/1.1", f"Host: {authority}", f"User-Agent: msgreach/{__version__}", "Accept: */*", "Accept-Encoding: identity"]
+        if params.range:
+            lines.append(f"Range: bytes=0-{params.size - 1}")
+        lines += [f"{k}: {v}" for k, v in params.headers.items()]
+        writer.write(("\r\n".join([*lines, "Connection: close", "", ""])).encode())
+        requested_at = time.monotonic()
+        out["setup_seconds"] = round(requested_at - started, 4)
+        deadline = requested_at + params.max_seconds
+
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = await _read(reader, params.stall_seconds, deadline)
+            if chunk is None:
+                out["time_capped"] = True
+                return out
+            if not chunk:
+                raise failures.Failure(failures.EOF, "closed before the response headers")
+            first_byte_at = first_byte_at or time.monotonic()
+            last_byte_at = time.monotonic()
+            out["received_bytes"] += len(chunk)
+            head += chunk
+            if len(head) > MAX_HEADER_BYTES and b"\r\n\r\n" not in head:
+                raise failures.Failure(failures.PROTOCOL_ERROR, "response headers over 64 KB")
+        head, _, body = head.partition(b"\r\n\r\n")
+        status, headers = _parse_head(head)
+        out["status_code"] = status
+        if 300 <= status < 400 and "location" in headers:
+            out["location"] = headers["location"][:300]
+        length = int(headers["content-length"]) if headers.get("content-length", "").isdigit() else None
+        expected = min(params.size, length) if length is not None else params.size
+        out["bytes"] = len(body)
+        while out["bytes"] < expected:
+            chunk = await _read(reader, params.stall_seconds, deadline)
+            if chunk is None:
+                out["time_capped"] = True
+                break
+            if not chunk:
+                if length is not None:
+                    raise failures.Failure(failures.EOF, f"closed after {out['bytes']} of {expected} bytes")
+                break  # a body delimited by the close: it ended
+            last_byte_at = time.monotonic()
+            out["received_bytes"] += len(chunk)
+            out["bytes"] += len(chunk)  # counted, not kept: bounded memory
+        out["complete"] = out["bytes"] >= params.size
+    except _Stalled:
+        out["failure"] = failures.STALLED
+        out["stalled_at_bytes"] = out["received_bytes"]
+    except Exception as exc:  # noqa: BLE001 - every failure becomes evidence
+        out["failure"] = failures.classify(exc)
+        if out["received_bytes"]:
+            out["interrupted_at_bytes"] = out["received_bytes"]
+    finally:
+        common.close_quietly(writer)
+        out["duration_seconds"] = round(time.monotonic() - started, 4)
+        _judge(out, first_byte_at, last_byte_at)
+    return out
+
+
+def _judge(out: dict[str, Any], first_byte_at: float | None, last_byte_at: float | None) -> None:
+    """Was this a measurement (and how fast), or an object that is not there?"""
+    status = out["status_code"]
+    broken = out["failure"] is not None or out.get("time_capped", False)
+    if status is not None and status not in (200, 206) and not broken:
+        out["measured"], out["reason"] = False, f"HTTP {status}: not the object"
+        return
+    if not broken and not out.get("complete"):
+        out["measured"], out["reason"] = False, f"object of {out['bytes']} bytes is smaller than size"
+        return
+    out["measured"] = True
+    if first_byte_at is None:
+        out["bytes_per_second"] = 0.0
+        return
+    end = time.monotonic() if broken else (last_byte_at or first_byte_at)
+    out["bytes_per_second"] = round(out["bytes"] / max(end - first_byte_at, 1e-3), 1)
+
+
+def _slow(out: dict[str, Any], params: Params) -> bool:
+    if not out["measured"]:
+        return False
+    return out["failure"] is not None or out["bytes_per_second"] < params.floor_bytes_per_second
+
+
+def _endpoint(ctx: Context, params: Params) -> tuple[str, int, str] | None:
+    if params.scheme != "http" and ctx.tls_endpoint is not None:
+        return (*ctx.tls_endpoint, "https")
+    candidates = common.endpoints(ctx)
+    if params.scheme == "http" or (params.scheme is None and all(p == 80 for _, p in candidates)):
+        for address, port in candidates:
+            if port == 80 or params.scheme == "http":
+                return address, port, "http"
+        return None
+    if ctx.result("tls") is not None:
+        return None  # TLS ran and failed: its verdict stands, nothing to download over
+    for address, port in candidates:
+        if port != 80:
+            return address, port, "https"
+    return None
+
+
+async def run(ctx: Context, params: Params) -> CheckResult:
+    endpoint = _endpoint(ctx, params)
+    if endpoint is None:
+        raise Skip("no connection to download over")
+    address, port, scheme = endpoint
+    sni = ctx.target.host
+    with Stopwatch() as watch:
+        out = await transfer(ctx, address, port, scheme, sni, params)
+        evidence: dict[str, Any] = {"url": f"{scheme}://{ctx.target.host}{params.path}", "size": params.size, **out}
+        if not _slow(out, params):
+            return CheckResult(NAME, True, None, watch.seconds, None, evidence)
+        if params.decoy and scheme == "https" and not ctx.is_control:
+            decoy = await transfer(ctx, address, port, scheme, ctx.decoy_sni, params, verify=False)
+            evidence["decoy"] = decoy
+            evidence["sni_keyed"] = None if not decoy["measured"] else not _slow(decoy, params)
+    failure = out["failure"] or failures.THROTTLED
+    if ctx.is_control:
+        return CheckResult(NAME, False, failure, watch.seconds, BLOCK_VERDICT, evidence)
+    controls = common.control_checks(ctx, NAME, params.control)
+    evidence["controls"] = {name: r.evidence.get("bytes_per_second") for name, r in controls}
+    fast = [
+        name
+        for name, r in controls
+        if r.ok and r.evidence.get("measured") and (r.evidence.get("bytes_per_second") or 0) >= params.floor_bytes_per_second
+    ]
+    if fast:
+        return CheckResult(NAME, False, failure, watch.seconds, BLOCK_VERDICT, evidence)
+    # Every control transfer is slow too (or none is configured): the line is slow, not this service.
+    evidence["control_fast"] = False
+    return CheckResult(NAME, False, failure, watch.seconds, "down", evidence)

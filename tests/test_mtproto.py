@@ -1,0 +1,216 @@
+"""mtproto: req_pq_multi over abridged and intermediate, and OONI's POST, against a responder
+written from the public spec (tests/servers/mtproto.py), hostile variants of it, and a censor
+in front of it that resets connections whose first bytes are MTProto's."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import struct
+
+import pytest
+from servers import mtproto as responder
+from servers.hostile import _pipe, rst
+
+from probe import failures
+from probe.checks import REGISTRY, mtproto
+from probe.checks.base import CheckResult
+from probe.runner import run_round
+
+LOOPBACK = "127.0.0.1"
+
+
+def first_bytes_censor(prefixes: tuple[bytes, ...], backend: tuple[str, int]):
+    """An in-path DPI rule on a connection's first bytes: reset it if they start with one of
+    `prefixes`, else relay it to `backend` byte for byte."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        first = await reader.read(64)
+        if any(first.startswith(p) for p in prefixes):
+            rst(writer)
+            return
+        up_reader, up_writer = await asyncio.open_connection(*backend)
+        up_writer.write(first)
+        try:
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        finally:
+            up_writer.close()
+
+    return handle
+
+
+@pytest.fixture(scope="module")
+def dc(env) -> dict[str, int]:
+    """Ports on 127.0.0.1: one responder per behaviour, plus censors in front of a good one."""
+    served: list[str] = []
+
+    async def start() -> dict[str, int]:
+        ports = {}
+        for behaviour in responder.BEHAVIOURS:
+            _, ports[behaviour] = await env.fleet.serve(responder.handler(behaviour, served), LOOPBACK)
+        _, ports["ok2"] = await env.fleet.serve(responder.handler("ok", served), LOOPBACK)
+        good = (LOOPBACK, ports["ok"])
+        _, ports["censor_all"] = await env.fleet.serve(first_bytes_censor((b"\xef", b"\xee\xee\xee\xee"), good), LOOPBACK)
+        _, ports["censor_abridged"] = await env.fleet.serve(first_bytes_censor((b"\xef",), good), LOOPBACK)
+        return ports
+
+    ports = env.loop.call(start())
+    ports["refused"] = env.ports["refused"]
+    ports["served"] = served  # type: ignore[assignment]
+    return ports
+
+
+def context(env, ports: list[int], **kwargs):
+    return env.context(LOOPBACK, target={"addresses": [LOOPBACK], "ports": ports, "checks": ["tcp", "mtproto"]}, **kwargs)
+
+
+async def run_check(env, ports: list[int], params: dict | None = None, *, with_tcp: bool = True, timeout: float = 1.0) -> CheckResult:
+    ctx = context(env, ports, timeout=timeout)
+    if with_tcp:
+        ctx.results.append(await REGISTRY["tcp"].run(ctx, REGISTRY["tcp"].Params()))
+    return await mtproto.run(ctx, mtproto.Params(**(params or {})))
+
+
+# --- the wire format, against the responder's independent reading of the spec ------------------
+
+
+def test_request_is_what_the_spec_describes():
+    nonce = os.urandom(16)
+    payload = mtproto.req_pq_multi(nonce, now=1_700_000_000.5)
+    auth_key_id, message_id, length, constructor = struct.unpack_from("<qqII", payload)
+    assert (auth_key_id, length, constructor) == (0, 20, 0xBE7E8EF1)
+    assert message_id % 4 == 0 and message_id >> 32 == 1_700_000_000
+    assert payload[24:] == nonce and len(payload) == 40
+    assert mtproto.frame("abridged", payload) == b"\xef\x0a" + payload
+    assert mtproto.frame("intermediate", payload) == b"\xee\xee\xee\xee\x28\x00\x00\x00" + payload
+    assert responder.nonce_of(payload) == nonce
+
+
+def test_long_abridged_packets_use_the_three_byte_length():
+    payload = b"\x00" * (4 * 200)
+    assert mtproto.frame("abridged", payload, first=False)[:4] == b"\x7f\xc8\x00\x00"
+
+
+def test_res_pq_parses_and_must_echo_the_nonce():
+    nonce = os.urandom(16)
+    facts = mtproto.parse_res_pq(responder.res_pq(nonce), nonce)
+    assert facts["key_fingerprints"] == [f"{responder.SAMPLE_FINGERPRINT:016x}"]
+    assert facts["pq_bytes"] == 8 and facts["server_message_id_odd"]
+    with pytest.raises(failures.Failure) as caught:
+        mtproto.parse_res_pq(responder.res_pq(nonce), os.urandom(16))
+    assert caught.value.failure == failures.PROTOCOL_ERROR
+    for broken in (responder.res_pq(nonce)[:50], b"\x01" + responder.res_pq(nonce)[1:], responder.res_pq(nonce, 0x12345678)):
+        with pytest.raises(failures.Failure):
+            mtproto.parse_res_pq(broken, nonce)
+
+
+# --- the check against the responder ---------------------------------------------------------------
+
+
+async def test_every_probe_works_against_a_live_dc(env, dc):
+    result = await run_check(env, [dc["ok"], dc["ok2"]])
+    assert result.ok, result
+    assert result.evidence["works"] == {"abridged": True, "intermediate": True, "http": True}
+    probes = result.evidence["probes"]
+    assert len(probes) == 6 and all(p["failure"] is None for p in probes)
+    assert {p["status_code"] for p in probes if p["probe"] == "http"} == {501}
+    assert all(p["key_fingerprints"] for p in probes if p["probe"] != "http")
+
+
+async def test_one_working_endpoint_per_probe_is_enough(env, dc):
+    result = await run_check(env, [dc["silent"], dc["ok"]], timeout=0.5)
+    assert result.ok
+    assert any(p["failure"] == failures.TIMEOUT for p in result.evidence["probes"])
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "failure"),
+    [
+        ("wrong_nonce", failures.PROTOCOL_ERROR),
+        ("garbage", failures.PROTOCOL_ERROR),
+        ("transport_error", failures.PROTOCOL_ERROR),
+        ("not_respq", failures.PROTOCOL_ERROR),
+        ("endless", failures.PROTOCOL_ERROR),  # a packet longer than any resPQ: refused, not buffered
+        ("huge", failures.PROTOCOL_ERROR),
+        ("close", failures.EOF),
+        ("silent", failures.TIMEOUT),
+        ("drip", failures.TIMEOUT),  # a valid answer at 5 bytes/s does not fit in the timeout
+    ],
+)
+async def test_hostile_dc_is_protocol_blocked_with_a_classified_failure(env, dc, behaviour, failure):
+    result = await run_check(env, [dc[behaviour]], {"http_post": False}, timeout=0.6)
+    assert not result.ok
+    assert (result.failure, result.verdict) == (failure, "protocol_blocked")
+    # The check's own bound gave the answer (with evidence), not the runner's cut.
+    assert {p["failure"] for p in result.evidence["probes"]} == {failure}
+    assert result.evidence["works"] == {"abridged": False, "intermediate": False}
+
+
+async def test_transport_error_code_is_in_the_evidence(env, dc):
+    result = await run_check(env, [dc["transport_error"]], {"http_post": False})
+    assert all("-404" in p["detail"] for p in result.evidence["probes"])
+
+
+async def test_censor_matching_mtproto_first_bytes_is_protocol_blocked(env, dc):
+    result = await run_check(env, [dc["censor_all"]])
+    assert (result.ok, result.verdict, result.failure) == (False, "protocol_blocked", failures.CONNECTION_RESET)
+    # The censor lets HTTP through: the DC answers OONI's POST, MTProto is what is blocked.
+    assert result.evidence["works"] == {"abridged": False, "intermediate": False, "http": True}
+
+
+async def test_a_censor_on_one_transport_is_reported_for_that_transport(env, dc):
+    result = await run_check(env, [dc["censor_abridged"]])
+    assert not result.ok and result.verdict == "protocol_blocked"
+    assert result.evidence["works"] == {"abridged": False, "intermediate": True, "http": True}
+
+
+async def test_transports_can_be_chosen(env, dc):
+    result = await run_check(env, [dc["censor_abridged"]], {"transports": ["intermediate"], "http_post": False})
+    assert result.ok
+    assert {p["probe"] for p in result.evidence["probes"]} == {"intermediate"}
+
+
+async def test_without_a_tcp_check_an_unreachable_dc_is_ip_blocked(env, dc):
+    result = await run_check(env, [dc["refused"]], with_tcp=False)
+    assert (result.ok, result.verdict, result.failure) == (False, "ip_blocked", failures.CONNECTION_REFUSED)
+
+
+async def test_without_a_tcp_check_the_pinned_addresses_are_used(env, dc):
+    ctx = env.context("127.0.0.1", target={"ports": [dc["ok"]], "checks": ["mtproto"]})
+    ctx.addresses = []  # as the runner leaves it for a target without `dns`
+    result = await mtproto.run(ctx, mtproto.Params())
+    assert result.ok and ctx.addresses == ["127.0.0.1"]
+
+
+async def test_skipped_when_tcp_connected_nowhere(env, dc):
+    from probe.checks.base import Skip
+
+    ctx = context(env, [dc["refused"]])
+    ctx.results.append(await REGISTRY["tcp"].run(ctx, REGISTRY["tcp"].Params()))
+    with pytest.raises(Skip):
+        await mtproto.run(ctx, mtproto.Params())
+
+
+def test_block_verdict_is_declared():
+    assert mtproto.BLOCK_VERDICT == "protocol_blocked"
+
+
+# --- through the runner ----------------------------------------------------------------------------
+
+
+def telegram(dc_port: int) -> dict:
+    return {
+        "name": "telegram",
+        "targets": [
+            {"name": "dc1", "host": "149.154.175.50", "addresses": [LOOPBACK], "ports": [dc_port], "checks": ["tcp", "mtproto"]}
+        ],
+    }
+
+
+@pytest.mark.parametrize(("port", "verdict"), [("ok", "ok"), ("censor_all", "protocol_blocked"), ("refused", "ip_blocked")])
+async def test_round_verdicts(env, dc, tmp_path, port, verdict):
+    config = env.load(tmp_path, env.config([telegram(dc[port])]))
+    result = await run_round(config, config.vantages[0])
+    target = result.services[0].targets[0]
+    assert target.verdict == verdict, target.reason
+    assert result.services[0].verdict == verdict
