@@ -97,6 +97,10 @@ def _judge(ctx: Context, answer: Answer, answers: list[Answer]) -> dict[str, Any
     controls = [a for a in answers if a.control]
     control_addresses = {a for c in controls for a in c.addresses}
     if answer.failure is not None:
+        if ctx.is_control and control_addresses:
+            # Control phase: what fails here is the resolver, not the control site. It stays out
+            # of the healthy set (and is ignored for the services); the control is not failed.
+            return {"judgement": "unhealthy", "reason": answer.failure}
         if answer.failure in _WITHHELD and control_addresses:
             return {"judgement": "withheld", "reason": answer.failure}
         if controls and all(c.failure in _GLOBAL for c in controls):
