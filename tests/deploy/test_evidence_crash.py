@@ -1,0 +1,144 @@
+"""`kill -9` of a running `msgreach run` mid-round never damages earlier evidence lines.
+
+The monitor runs inside a fresh network namespace `mrf-crash-<pid>` that has only loopback (so
+nothing it does can leave the machine), measuring local servers in the same namespace, one round
+per second with rotation on. It is killed with SIGKILL several times: at random moments (mid-round)
+and the instant the archive starts growing (mid-append). After each kill, everything the archive
+held just before is still there byte for byte, every line but a torn last one parses, the bound
+holds, and the restarted monitor carries on.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from mrfkit import HERE, msgreach_argv, msgreach_env, netns, wait_for
+from probe.evidence import archive_files, read
+
+pytestmark = [pytest.mark.netns, pytest.mark.slow]
+
+TARGETS_PER_SERVICE = 12
+MAX_BYTES = 192 * 1024
+KEEP_FILES = 3
+
+
+def _config(directory: Path) -> Path:
+    targets = []
+    for index in range(TARGETS_PER_SERVICE):
+        port = 8080 if index % 4 else 8081  # every fourth target is refused: evidence of failure
+        targets.append(f"{{name: t{index}, host: web{index}.mrf.test, ports: [{port}], checks: [dns, tcp, http], params: {{http: {{scheme: http}}}}}}")
+    body = "\n".join(f"      - {t}" for t in targets)
+    config = directory / "msgreach.yaml"
+    config.write_text(
+        textwrap.dedent(
+            """
+            vantages:
+              - name: crash
+                resolvers: ["127.0.0.1:5353", {address: "127.0.0.1:5354", control: true}]
+                bogon_exempt: ["127.0.0.0/8"]
+            controls: []
+            schedule: {interval_seconds: 1, jitter_seconds: 0, concurrency: 4, retries: 0}
+            evidence: {path: state/evidence.jsonl, max_bytes: %d, keep_files: %d}
+            services:
+              - name: alpha
+                targets:
+            %s
+              - name: beta
+                targets:
+            %s
+            """
+        )
+        % (MAX_BYTES, KEEP_FILES, body, body)
+    )
+    return config
+
+
+def _snapshot(path: Path) -> tuple[bytes, int]:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(), os.fstat(handle.fileno()).st_size
+    except FileNotFoundError:
+        return b"", 0
+
+
+def _check_files(path: Path) -> None:
+    files = archive_files(path)
+    assert len(files) <= KEEP_FILES, files
+    for file in files:
+        assert file.stat().st_size <= MAX_BYTES, (file, file.stat().st_size)
+
+
+def test_kill_9_mid_round_keeps_every_earlier_line(tmp_path: Path, procs) -> None:
+    config = _config(tmp_path)
+    archive = tmp_path / "state" / "evidence.jsonl"
+    servers = HERE / "mrf_servers.py"
+    rng = random.Random(os.getpid())
+    stats = {"kills": 0, "mid_append": 0, "partial_rounds": 0, "torn": 0}
+    with netns("crash") as ns:
+        procs.start("web", [sys.executable, str(servers), "http", "--port", "8080", "--delay-max", "0.25"], netns=ns.name)
+        procs.start("dns", [sys.executable, str(servers), "dns", "--port", "5353", "--answer", "127.0.0.1"], netns=ns.name)
+        procs.start("dns-control", [sys.executable, str(servers), "dns", "--port", "5354", "--answer", "127.0.0.1"], netns=ns.name)
+        time.sleep(0.5)
+        for iteration in range(8):
+            monitor = procs.start(f"msgreach-{iteration}", msgreach_argv("--log-level", "INFO", "run", "--config", str(config), "--listen", "127.0.0.1:9910"), netns=ns.name, env=msgreach_env())
+            previous = len(read(archive).records) if archive.exists() else 0
+
+            def grown() -> bool:
+                assert monitor.alive(), monitor.text()[-3000:]
+                return archive.exists() and len(read(archive).records) >= previous + 2 * TARGETS_PER_SERVICE
+
+            wait_for(grown, 30, what="a round in the archive")
+            if iteration % 2:
+                time.sleep(rng.uniform(0, 1.5))  # somewhere in a round
+                before, _ = _snapshot(archive)
+            else:
+                before, size = _snapshot(archive)  # then kill the instant the next append starts
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline:
+                    try:
+                        if os.stat(archive).st_size != size:
+                            stats["mid_append"] += 1
+                            break
+                    except FileNotFoundError:  # mid-rotation
+                        stats["mid_append"] += 1
+                        break
+            os.kill(monitor.popen.pid, signal.SIGKILL)
+            assert monitor.popen.wait(10) == -signal.SIGKILL
+            stats["kills"] += 1
+
+            # Everything that was there before the kill is still there, byte for byte: in the
+            # live file, or in F.1 if that append rotated it.
+            candidates = [archive, archive.with_name(archive.name + ".1")]
+            assert any(c.exists() and c.read_bytes().startswith(before) for c in candidates), f"kill {iteration}: earlier lines changed"
+            _check_files(archive)
+            reading = read(archive)
+            data = archive.read_bytes()
+            if data and not data.endswith(b"\n"):
+                stats["torn"] += 1
+            assert reading.skipped <= stats["torn"], "only torn last lines may fail to parse"
+            rounds: dict[str, int] = {}
+            for item in reading.records:
+                rounds[item["time"]] = rounds.get(item["time"], 0) + 1
+            stats["partial_rounds"] = sum(1 for count in rounds.values() if count < 2 * TARGETS_PER_SERVICE)
+
+        # The last restart: it ends any torn fragment, appends whole rounds, stops cleanly.
+        monitor = procs.start("msgreach-final", msgreach_argv("run", "--config", str(config), "--listen", "127.0.0.1:9910"), netns=ns.name, env=msgreach_env())
+        previous = len(read(archive).records)
+        wait_for(lambda: len(read(archive).records) >= previous + 2 * TARGETS_PER_SERVICE, 30, what="a round after the last restart")
+        assert procs.stop(monitor) == 0
+        procs.stop_all()
+    _check_files(archive)
+    final = read(archive)
+    assert final.skipped <= stats["torn"]
+    assert all(line.endswith(b"\n") for line in archive.read_bytes().splitlines(keepends=True))
+    assert {r["service"] for r in final.records} == {"alpha", "beta"}
+    assert {r["verdict"] for r in final.records} == {"ok", "ip_blocked"}
+    print(f"crash test: {stats}, {len(final.records)} records in {len(archive_files(archive))} file(s)")
