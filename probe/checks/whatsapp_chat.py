@@ -29,7 +29,6 @@ from probe import failures
 from probe.checks import base, common, dns, tcp
 from probe.checks.base import CheckResult, Context, Skip, Stopwatch
 from probe.net import open_tcp
-from probe.verdict import TARGET_VERDICTS
 
 NAME = "whatsapp_chat"
 BLOCK_VERDICT = "protocol_blocked"  # what a timeout of this check means
@@ -220,6 +219,8 @@ async def run(ctx: Context, params: Params) -> CheckResult:
     if working:
         return CheckResult(NAME, True, None, watch.seconds, None, evidence)
     judged = [o for o in outcomes if o["verdict"] != "down"] or outcomes
+    from probe.verdict import TARGET_VERDICTS  # late: probe.verdict imports probe.checks
+
     verdicts = [o["verdict"] for o in judged]
     # The most common reason among the hosts; ties go to the worse verdict.
     verdict = min(set(verdicts), key=lambda v: (-verdicts.count(v), TARGET_VERDICTS.index(v) if v in TARGET_VERDICTS else 99))
