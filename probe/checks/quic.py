@@ -21,6 +21,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from pydantic import Field
 
 from probe import __version__, failures
@@ -53,21 +55,19 @@ def _address(ctx: Context) -> str | None:
 
 
 @lru_cache(maxsize=16)
-def _trust(bundles: tuple[Path, ...], replace: bool) -> bytes | None:
-    """CA certificates for aioquic (which trusts certifi's bundle unless given its own)."""
-    if not bundles:
-        return None
-    pem = b""
-    if not replace:
-        if _SYSTEM_STORE.is_file():
-            pem += _SYSTEM_STORE.read_bytes()
-        else:
-            import certifi
+def _trust(bundles: tuple[Path, ...], replace: bool) -> tuple[str | None, bytes | None]:
+    """(cafile, cadata) for aioquic, trusting what `probe.net.ssl_context` trusts: the system
+    store plus the configured bundles, or the bundles alone when they replace it."""
+    # Re-encoded: aioquic's PEM splitter trips on comments and trailing blank lines.
+    certificates = [c for bundle in bundles for c in x509.load_pem_x509_certificates(bundle.read_bytes())]
+    cadata = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certificates) or None
+    if replace and bundles:
+        return None, cadata
+    if _SYSTEM_STORE.is_file():
+        return str(_SYSTEM_STORE), cadata
+    import certifi  # aioquic's own default, a dependency of aioquic
 
-            pem += Path(certifi.where()).read_bytes()
-    for bundle in bundles:
-        pem += b"\n" + bundle.read_bytes()
-    return pem
+    return certifi.where(), cadata
 
 
 def _socket(ctx: Context, address: str, port: int) -> socket.socket:
@@ -130,12 +130,12 @@ async def h3_get(ctx: Context, address: str, params: Params) -> dict[str, Any]:
 
     sni = params.sni or ctx.target.host
     outcome: dict[str, Any] = {"address": address, "port": params.port, "sni": sni, "failure": None}
-    configuration = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, server_name=sni, verify_mode=ssl.CERT_REQUIRED)
-    configuration.cadata = _trust(ctx.ca_bundles(), ctx.replace_trust())
     limit = common.phase_timeout(ctx, params.handshake_timeout)
     transport = client = None
     with Stopwatch() as watch:
         try:
+            configuration = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, server_name=sni, verify_mode=ssl.CERT_REQUIRED)
+            configuration.cafile, configuration.cadata = _trust(ctx.ca_bundles(), ctx.replace_trust())
             loop = asyncio.get_running_loop()
             transport, client = await loop.create_datagram_endpoint(
                 lambda: Client(QuicConnection(configuration=configuration)), sock=_socket(ctx, address, params.port)
@@ -151,7 +151,7 @@ async def h3_get(ctx: Context, address: str, params: Params) -> dict[str, Any]:
                 if client.failed.done():
                     client.failed.result()  # raises the recorded failure
                 connected.result()
-            outcome["handshake_seconds"] = round(watch.elapsed, 4)
+            outcome["handshake_seconds"] = round(watch.seconds, 4)
             stream = client._quic.get_next_available_stream_id()
             headers = [
                 (b":method", b"GET"),

@@ -164,7 +164,7 @@ async def binding(ctx: Context, address: str, port: int, params: Params) -> dict
                     raise failures.Failure(failures.PROTOCOL_ERROR, f"{stray} datagrams, none a STUN response")
                 raise failures.Failure(failures.TIMEOUT, f"no STUN response to {outcome['requests']} requests")
             outcome.update(facts)
-            outcome["rtt_seconds"] = round(watch.elapsed, 4)
+            outcome["rtt_seconds"] = round(watch.seconds, 4)
         except Exception as exc:  # noqa: BLE001 - every failure becomes evidence
             outcome["failure"] = failures.classify(exc)
         finally:

@@ -1,0 +1,171 @@
+"""quic: HTTP/3 with aioquic against aioquic's server (test-CA certificates), TSPU's QUIC rule
+played by a UDP relay, hostile servers, and the comparison with TCP+TLS that makes the verdict."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from servers import h3
+from servers.stun import free_udp_port
+
+from probe import failures
+from probe.checks import REGISTRY, quic
+from probe.checks.base import CheckResult, Skip
+from probe.runner import run_round
+
+LOOPBACK = "127.0.0.1"
+HOST = "quic.good.test"  # in the valid leaf's names (*.good.test)
+
+
+@pytest.fixture(scope="module")
+def udp(env) -> dict[str, int]:
+    """UDP ports on 127.0.0.1: HTTP/3 servers per behaviour and certificate, and relays."""
+
+    async def start() -> dict[str, int]:
+        ports: dict[str, int] = {}
+        valid = env.leaves["valid"]
+        for behaviour in h3.BEHAVIOURS:
+            ports[behaviour] = free_udp_port()
+            server = await h3.start_h3(LOOPBACK, ports[behaviour], str(valid.cert), str(valid.key), behaviour)
+            env.fleet.closers.append(server)
+        for kind in ("wrongname", "expired", "selfsigned"):
+            ports[kind] = free_udp_port()
+            leaf = env.leaves[kind]
+            env.fleet.closers.append(await h3.start_h3(LOOPBACK, ports[kind], str(leaf.cert), str(leaf.key)))
+        transport, _, ports["tspu"] = await h3.start_filter((LOOPBACK, ports["ok"]))
+        env.fleet.closers.append(transport)
+        transport, _, ports["relay"] = await h3.start_filter((LOOPBACK, ports["ok"]), drop_quic_v1=False)
+        env.fleet.closers.append(transport)
+        transport, _, ports["small_only"] = await h3.start_filter((LOOPBACK, ports["ok"]), min_size=100_000)
+        env.fleet.closers.append(transport)
+        return ports
+
+    ports = env.loop.call(start())
+    ports["closed"] = free_udp_port()
+    return ports
+
+
+def context(env, *, tls: bool | None = True, **kwargs):
+    ctx = env.context(HOST, target={"addresses": [LOOPBACK], "checks": ["tcp", "tls", "quic"]}, **kwargs)
+    if tls is not None:
+        ctx.results.append(CheckResult("tls", tls, None if tls else failures.CONNECTION_RESET, verdict=None if tls else "sni_blocked"))
+        if tls:
+            ctx.tls_endpoint = (LOOPBACK, env.ports["web"])
+    return ctx
+
+
+async def check(env, port: int, *, tls: bool | None = True, **params) -> CheckResult:
+    return await quic.run(context(env, tls=tls), quic.Params(port=port, **params))
+
+
+async def test_http3_request_completes(env, udp):
+    result = await check(env, udp["ok"])
+    assert result.ok, result
+    assert result.evidence["status_code"] == 200 and result.evidence["body_bytes"] == len(h3.BODY)
+    assert result.evidence["sni"] == HOST and result.evidence["tls_ok"] is True
+    assert result.evidence["handshake_seconds"] > 0
+
+
+async def test_the_status_is_not_a_signal(env, udp):
+    result = await check(env, udp["status_500"])
+    assert result.ok and result.evidence["status_code"] == 500
+
+
+async def test_through_a_plain_relay_it_works(env, udp):
+    assert (await check(env, udp["relay"])).ok
+    assert (await check(env, udp["small_only"])).ok  # the rule's size threshold matters
+
+
+async def test_tspu_quic_rule_is_quic_blocked(env, udp):
+    result = await check(env, udp["tspu"], handshake_timeout=0.8)
+    assert (result.ok, result.failure, result.verdict) == (False, failures.TIMEOUT, "quic_blocked")
+    assert "status_code" not in result.evidence
+
+
+async def test_nothing_listening_is_refused_not_a_timeout(env, udp):
+    result = await check(env, udp["closed"], handshake_timeout=3)
+    assert (result.failure, result.verdict) == (failures.CONNECTION_REFUSED, "quic_blocked")
+
+
+@pytest.mark.parametrize(
+    ("kind", "failure"),
+    [("wrongname", failures.SSL_INVALID_HOSTNAME), ("selfsigned", failures.SSL_UNKNOWN_AUTHORITY), ("expired", failures.SSL_INVALID_CERTIFICATE)],
+)
+async def test_certificate_problems_are_named(env, udp, kind, failure):
+    result = await check(env, udp[kind])
+    assert (result.ok, result.failure) == (False, failure), result.evidence
+
+
+async def test_the_vantage_ca_bundle_is_trusted_only_when_configured(env, udp):
+    ctx = context(env, vantage={"ca_bundle": None})
+    result = await quic.run(ctx, quic.Params(port=udp["ok"]))
+    assert result.failure == failures.SSL_UNKNOWN_AUTHORITY
+
+
+async def test_endless_body_is_capped(env, udp):
+    result = await check(env, udp["endless"], max_body_bytes=100_000)
+    assert result.ok
+    assert 100_000 <= result.evidence["body_bytes"] < 100_000 + 64 * 1024
+
+
+async def test_silent_server_times_out_with_evidence(env, udp):
+    result = await check(env, udp["silent"], handshake_timeout=0.5)
+    assert (result.failure, result.verdict) == (failures.TIMEOUT, "quic_blocked")
+    assert "handshake_seconds" in result.evidence  # the handshake completed; the response did not
+
+
+async def test_without_tls_evidence_a_failure_is_not_a_block(env, udp):
+    result = await check(env, udp["tspu"], tls=None, handshake_timeout=0.5)
+    assert (result.ok, result.verdict) == (False, "down")
+
+
+async def test_without_aioquic_the_check_says_so(env, udp, monkeypatch):
+    monkeypatch.setitem(sys.modules, "aioquic", None)  # what `import aioquic` meets when it is not installed
+    result = await check(env, udp["ok"])
+    assert (result.ok, result.failure) == (False, failures.UNAVAILABLE)
+    assert "msgreach[quic]" in result.evidence["error"]
+
+
+async def test_skipped_through_a_socks_proxy(env, udp):
+    ctx = env.context(HOST, vantage={"socks5": "127.0.0.1:1080"}, target={"addresses": [LOOPBACK]})
+    with pytest.raises(Skip):
+        await quic.run(ctx, quic.Params(port=udp["ok"]))
+
+
+def test_block_verdict_is_declared():
+    assert quic.BLOCK_VERDICT == "quic_blocked"
+    assert REGISTRY["quic"] is quic
+
+
+def test_quic_close_codes():
+    assert failures.quic_close(0x100 + 48) == failures.SSL_UNKNOWN_AUTHORITY
+    assert failures.quic_close(0x100 + 42, "hostname 'a' doesn't match 'b'") == failures.SSL_INVALID_HOSTNAME
+    assert failures.quic_close(0x100 + 40) == failures.SSL_FAILED_HANDSHAKE
+    assert failures.quic_close(0) == failures.EOF
+    assert failures.quic_close(0xA) == failures.PROTOCOL_ERROR
+
+
+# --- through the runner: TCP+TLS pass, then QUIC -------------------------------------------------------
+
+
+@pytest.mark.parametrize(("port", "verdict"), [("ok", "ok"), ("tspu", "quic_blocked")])
+async def test_round_verdicts(env, udp, tmp_path, port, verdict):
+    service = {
+        "name": "whatsapp",
+        "targets": [
+            {
+                "name": "web",
+                "host": HOST,
+                "addresses": [LOOPBACK],
+                "ports": [env.ports["web"]],
+                "checks": ["tcp", "tls", "quic"],
+                "params": {"quic": {"port": udp[port], "handshake_timeout": 1.0}},
+            }
+        ],
+    }
+    config = env.load(tmp_path, env.config([service]))
+    result = await run_round(config, config.vantages[0])
+    target = result.services[0].targets[0]
+    assert target.verdict == verdict, target.reason
+    assert [c.check for c in target.checks] == ["tcp", "tls", "quic"]
