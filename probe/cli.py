@@ -63,6 +63,9 @@ def _load(path: str | None) -> Config:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from probe.redact import LogScrubber
+
+    LogScrubber.install()  # no public address (the volunteer's, reflected by a server) in any log line
     if args.command == "check-config":
         return _check_config(args.file)
     if args.command == "once":

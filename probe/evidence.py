@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import fcntl
-import ipaddress
 import json
 import logging
 import os
@@ -55,12 +54,12 @@ from typing import Any
 from probe import __version__
 from probe.checks.base import CheckResult
 from probe.config import Config, Evidence, Vantage, split_host_port
+from probe.redact import SCRUBBED, ip_version as _ip_version, normal as _normal, scrub  # noqa: F401 - re-exported
 from probe.verdict import BLOCKS, OK, TargetResult, VantageResult
 
 log = logging.getLogger(__name__)
 
 SCHEMA = "msgreach-evidence/1"
-SCRUBBED = "[scrubbed]"  # OONI's replacement for the probe's address
 CONTROLS = "controls"
 _MAX_REASON = 300  # characters of the reason kept in a line shrunk to fit max_bytes
 
@@ -385,17 +384,6 @@ _MAPPERS = {"dns": _map_dns, "tcp": _map_tcp, "tls": _map_tls, "http": _map_http
 
 # --- scrubbing ---------------------------------------------------------------------------------
 
-_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]*\d)")
-_IPV6 = re.compile(r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:(?<=:)(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])")
-
-
-def _ip_version(value: Any) -> int | None:
-    try:
-        return ipaddress.ip_address(str(value).split("%")[0]).version
-    except ValueError:
-        return None
-
-
 def _measured_addresses(data: dict[str, Any]) -> set[str]:
     """Addresses the measurement resolved, connected or spoke to: remote ends, safe to keep."""
     keys = data["test_keys"]
@@ -411,41 +399,6 @@ def _measured_addresses(data: dict[str, Any]) -> set[str]:
     if _ip_version(data["input"]):
         found.add(data["input"])
     return {_normal(a) for a in found if a and _ip_version(a)}
-
-
-def _normal(address: str) -> str:
-    return str(ipaddress.ip_address(address.split("%")[0]))
-
-
-def scrub(value: Any, *, allowed: set[str], deny: set[str] = frozenset()) -> Any:
-    """Replace public IP addresses that are not measured remote ends, and any denied address,
-    with `[scrubbed]`, in every string of a JSON-like value."""
-    deny = {_normal(d) for d in deny if _ip_version(d)}
-    allowed = set(allowed) - deny
-
-    def replace(match: re.Match[str]) -> str:
-        text = match.group(0)
-        try:
-            ip = ipaddress.ip_address(text)
-        except ValueError:
-            return text
-        normal = str(ip)
-        if normal in deny or (ip.is_global and normal not in allowed):
-            return SCRUBBED
-        return text
-
-    def walk(item: Any) -> Any:
-        if isinstance(item, str):
-            if not any(ch in item for ch in ".:"):
-                return item
-            return _IPV6.sub(replace, _IPV4.sub(replace, item))
-        if isinstance(item, dict):
-            return {k: walk(v) for k, v in item.items()}
-        if isinstance(item, list):
-            return [walk(v) for v in item]
-        return item
-
-    return walk(value)
 
 
 # --- reading -------------------------------------------------------------------------------------

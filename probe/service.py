@@ -93,7 +93,7 @@ def _archive(config: Config):
         return None
     from probe.evidence import Archive
 
-    return Archive(config.evidence)
+    return Archive(config.evidence, config.vantages)  # names, country, ASN, source address (scrubbed)
 
 
 async def serve(config: Config, *, listen: str | None = None, config_path: str | None = None) -> int:

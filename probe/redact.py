@@ -1,0 +1,100 @@
+"""Keeping the vantage's own addresses out of what msgreach writes: evidence and logs.
+
+A volunteer's public address must not end up in anything msgreach keeps or sends. msgreach never
+asks anyone for it, but remote ends can reflect it back: block pages ("your IP: …"), redirects to
+block-page hosts carrying it in the query string, what-is-my-IP pages, error texts naming a local
+address. So free text is scrubbed on the way out:
+
+- `scrub(value, allowed=…, deny=…)`: in every string of a JSON-like value, replace each *public*
+  (globally routable) IPv4/IPv6 address that is not in `allowed` — the remote ends the
+  measurement itself resolved or connected to — and every address in `deny` (e.g. a configured
+  `source_address`), with `[scrubbed]`, the marker OONI uses for the probe's address.
+- `LogScrubber`: a logging filter that does the same to every log record (message and
+  traceback) with nothing allowed: logs need no public address to be useful, and libraries
+  logging at DEBUG (httpcore dumps response headers) must not leak one.
+
+Private, loopback and other non-global addresses are kept: they identify nobody on the
+internet, and labs use them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+from typing import Any
+
+SCRUBBED = "[scrubbed]"
+
+_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]*\d)")
+_IPV6 = re.compile(r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:(?<=:)(?:\d{1,3}\.){3}\d{1,3})?(?![\w:]|\.\d)")
+
+
+def ip_version(value: Any) -> int | None:
+    try:
+        return ipaddress.ip_address(str(value).split("%")[0]).version
+    except ValueError:
+        return None
+
+
+def normal(address: str) -> str:
+    return str(ipaddress.ip_address(address.split("%")[0]))
+
+
+def scrub(value: Any, *, allowed: set[str] = frozenset(), deny: set[str] = frozenset()) -> Any:
+    """`value` with public addresses outside `allowed`, and all of `deny`, replaced by `[scrubbed]`."""
+    deny = {normal(d) for d in deny if ip_version(d)}
+    allowed = set(allowed) - deny
+
+    def replace(match: re.Match[str]) -> str:
+        text = match.group(0)
+        try:
+            ip = ipaddress.ip_address(text)
+        except ValueError:
+            return text
+        if ip.version == 6 and ip.ipv4_mapped is not None:  # ::ffff:a.b.c.d is a.b.c.d
+            ip = ip.ipv4_mapped
+        address = str(ip)
+        if address in deny or (ip.is_global and address not in allowed):
+            return SCRUBBED
+        return text
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            if "." not in item and ":" not in item:
+                return item
+            return _IPV4.sub(replace, _IPV6.sub(replace, item))
+        if isinstance(item, dict):
+            return {k: walk(v) for k, v in item.items()}
+        if isinstance(item, list | tuple):
+            return [walk(v) for v in item]
+        return item
+
+    return walk(value)
+
+
+class LogScrubber(logging.Filter):
+    """Scrubs public addresses from log records (message and traceback) before any handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad format string is the formatter's problem
+            return True
+        clean = scrub(message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrub(record.exc_text)
+        if record.stack_info:
+            record.stack_info = scrub(record.stack_info)
+        return True
+
+    @classmethod
+    def install(cls) -> None:
+        """On every handler of the root logger (filters on a handler see all propagated records)."""
+        for handler in logging.getLogger().handlers:
+            if not any(isinstance(f, cls) for f in handler.filters):
+                handler.addFilter(cls())
