@@ -196,7 +196,12 @@ class Target(_Model):
         for check, params in self.params.items():
             if check not in REGISTRY:
                 raise ValueError(f"params for unknown check {check!r}")
-            REGISTRY[check].Params.model_validate(params)
+            try:
+                REGISTRY[check].Params.model_validate(params)
+            except ValidationError as exc:  # name the key inside params, not just the target
+                raise ValueError("; ".join(
+                    f"params.{check}.{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
+                )) from None
         return self
 
     @property
@@ -436,24 +441,35 @@ def _resolve_paths(data: Any, base: Path, keys: tuple[str, ...] = ("ca_bundle", 
 
 
 def _load_model(model: type[BaseModel], path: Path, problems: list[Problem], prefix: tuple = ()) -> Any:
+    return _load_model_and_node(model, path, problems, prefix)[0]
+
+
+def _load_model_and_node(model: type[BaseModel], path: Path, problems: list[Problem], prefix: tuple = ()) -> tuple[Any, yaml.Node | None]:
+    """The validated model (None if invalid) and the YAML node tree, for later line numbers."""
     try:
         data, node = _load_yaml(path)
     except ConfigError as exc:
         problems.extend(exc.problems)
-        return None
+        return None, None
     try:
-        return model.model_validate(_resolve_paths(data if data is not None else {}, path.parent))
+        return model.model_validate(_resolve_paths(data if data is not None else {}, path.parent)), node
     except ValidationError as exc:
         problems.extend(_validation_problems(exc, str(path), node, prefix))
-        return None
+        return None, node
 
 
-def _service_from_ref(ref: ServiceRef, index: int, file: str, base: Path, problems: list[Problem]) -> Service | None:
+def _loc(key: str) -> tuple[Any, ...]:
+    """'targets.5.ports' -> ('targets', 5, 'ports'), a location `_line_of` can walk."""
+    return tuple(int(part) if part.isdigit() else part for part in key.split(".") if part)
+
+
+def _service_from_ref(ref: ServiceRef, index: int, file: str, base: Path, problems: list[Problem], node: yaml.Node | None = None) -> Service | None:
     key = f"services.{index}"
     if ref.catalog is not None:
         path = _catalog_path(ref.catalog, "services", base)
         if not path.is_file():
-            problems.append(Problem(file, None, f"{key}.catalog", f"no catalog {ref.catalog!r} ({path})"))
+            line = _line_of(node, ("services", index, "catalog"))
+            problems.append(Problem(file, line, f"{key}.catalog", f"no catalog {ref.catalog!r} ({path})"))
             return None
         service = _load_model(Service, path, problems)
         if service is None:
@@ -470,7 +486,8 @@ def _service_from_ref(ref: ServiceRef, index: int, file: str, base: Path, proble
     names = {t["name"] for t in data["targets"]}
     for target_name, fields in ref.patch.items():
         if target_name != "*" and target_name not in names:
-            problems.append(Problem(file, None, f"{key}.patch.{target_name}", f"no target {target_name!r} in service {data['name']!r}"))
+            line = _line_of(node, ("services", index, "patch", target_name))
+            problems.append(Problem(file, line, f"{key}.patch.{target_name}", f"no target {target_name!r} in service {data['name']!r}"))
             continue
         for target in data["targets"]:
             if target_name in ("*", target["name"]):
@@ -478,15 +495,25 @@ def _service_from_ref(ref: ServiceRef, index: int, file: str, base: Path, proble
     try:
         return Service.model_validate(data)
     except ValidationError as exc:
-        problems.extend(Problem(file, None, f"{key}.{p.key}", p.message) for p in _validation_problems(exc, file, None))
+        for problem in _validation_problems(exc, file, None):
+            loc = _loc(problem.key)
+            # A problem in a catalog's target that the config patched: point at the patch.
+            if ref.targets is None and len(loc) >= 2 and loc[0] == "targets" and isinstance(loc[1], int) and loc[1] < len(data["targets"]):
+                patched = next((n for n in (data["targets"][loc[1]]["name"], "*") if n in ref.patch), None)
+                if patched is not None:
+                    loc = ("patch", patched, *loc[2:])
+            full = ("services", index, *loc)
+            found = Problem(file, _line_of(node, full), ".".join(str(part) for part in full), problem.message)
+            if found not in problems:  # a "*" patch breaks every target the same way: say it once
+                problems.append(found)
         return None
 
 
-def _resolve(raw: RawConfig, file: str, base: Path, problems: list[Problem]) -> Config | None:
+def _resolve(raw: RawConfig, file: str, base: Path, problems: list[Problem], node: yaml.Node | None = None) -> Config | None:
     services = []
     for index, ref in enumerate(raw.services):
         if ref.enabled:
-            service = _service_from_ref(ref, index, file, base, problems)
+            service = _service_from_ref(ref, index, file, base, problems, node)
             if service is not None:
                 services.append(service)
     names = [s.name for s in services]
@@ -499,8 +526,13 @@ def _resolve(raw: RawConfig, file: str, base: Path, problems: list[Problem]) -> 
         controls = catalog.targets if catalog else []
 
     fingerprints = Fingerprints()
-    for ref in raw.fingerprints:
-        loaded = _load_model(Fingerprints, _catalog_path(ref, "fingerprints", base), problems)
+    for index, ref in enumerate(raw.fingerprints):
+        path = _catalog_path(ref, "fingerprints", base)
+        if not path.is_file():
+            line = _line_of(node, ("fingerprints", index))
+            problems.append(Problem(file, line, f"fingerprints.{index}", f"no fingerprints catalog {ref!r} ({path})"))
+            continue
+        loaded = _load_model(Fingerprints, path, problems)
         if loaded is not None:
             fingerprints = fingerprints.merged(loaded)
     fingerprints = fingerprints.merged(raw.extra_fingerprints)
@@ -527,14 +559,14 @@ def load(path: str | Path | None = None) -> Config:
     problems: list[Problem] = []
     if path is None:
         file, base = "<default>", configs_dir()
-        raw = _load_model(RawConfig, configs_dir() / "default.yaml", problems)
+        raw, node = _load_model_and_node(RawConfig, configs_dir() / "default.yaml", problems)
     else:
         path = Path(path)
         file, base = str(path), path.parent
-        raw = _load_model(RawConfig, path, problems)
+        raw, node = _load_model_and_node(RawConfig, path, problems)
     if raw is None:
         raise ConfigError(problems)
-    config = _resolve(raw, file, base, problems)
+    config = _resolve(raw, file, base, problems, node)
     if config is None:
         raise ConfigError(problems)
     return config
