@@ -374,6 +374,8 @@ def _compose(text: str, file: str) -> tuple[Any, yaml.Node | None]:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
         raise ConfigError([Problem(file, line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
+    except RecursionError:
+        raise ConfigError([Problem(file, None, "", "not valid YAML: nested too deeply")]) from None
     return data, node
 
 
@@ -455,6 +457,9 @@ def _load_model_and_node(model: type[BaseModel], path: Path, problems: list[Prob
         return model.model_validate(_resolve_paths(data if data is not None else {}, path.parent)), node
     except ValidationError as exc:
         problems.extend(_validation_problems(exc, str(path), node, prefix))
+        return None, node
+    except RecursionError:  # e.g. `a: &x [*x]`, an alias that contains itself
+        problems.append(Problem(str(path), None, "", "nested too deeply, or an alias that contains itself"))
         return None, node
 
 
