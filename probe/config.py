@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError, field_validator, model_validator
 
 # --- where the shipped configs live -------------------------------------------------------------
 
@@ -130,7 +130,7 @@ class Timeouts(_Model):
     tls: float = Field(8.0, gt=0)
     http: float = Field(10.0, gt=0)
     default: float = Field(15.0, gt=0)  # checks without their own entry (throughput, quic, …)
-    extra: dict[str, float] = Field(default_factory=dict)
+    extra: dict[str, PositiveFloat] = Field(default_factory=dict)
 
     def for_check(self, check: str) -> float:
         if check in self.extra:
