@@ -584,9 +584,13 @@ class Lab:
         return in_ns(NS_CLIENT, argv, **kwargs)
 
     def msgreach_argv(self) -> list[str]:
-        """How to run msgreach: $MSGREACH (a command line) or this interpreter's `-m probe`."""
+        """How to run msgreach: $MSGREACH (a command line), else the console script installed next
+        to this interpreter, else this interpreter's `-m probe`."""
         override = os.environ.get("MSGREACH")
-        return override.split() if override else [sys.executable, "-m", "probe"]
+        if override:
+            return override.split()
+        script = Path(sys.executable).parent / "msgreach"
+        return [str(script)] if script.exists() else [sys.executable, "-m", "probe"]
 
 
 def _server(listens: list[str], name: str | None, pem: Path, key: Path, root: Path, body: str) -> str:

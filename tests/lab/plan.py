@@ -72,6 +72,7 @@ class LabTarget:
     ports: list[int]
     lab_addresses: list[str]  # where the lab serves it
     pinned: dict[str, str] = field(default_factory=dict)  # real pinned address -> lab stand-in
+    checks: list[str] = field(default_factory=lambda: ["dns", "tcp", "tls", "http"])
 
     @property
     def is_ip(self) -> bool:
@@ -154,7 +155,7 @@ def load_plan() -> Plan:
             target_ports = [int(p) for p in raw.get("ports", [443])]
             ports.update(target_ports)
             pinned = [str(a) for a in raw.get("addresses", [])]
-            target = LabTarget(name, raw["name"], host, target_ports, [])
+            target = LabTarget(name, raw["name"], host, target_ports, [], checks=list(raw.get("checks", ["dns", "tcp", "tls", "http"])))
             if pinned:
                 for real in pinned:
                     if real not in pins:

@@ -1,0 +1,286 @@
+"""The lab itself, measured without msgreach: isolation, real servers, and each scenario's effect
+on the wire (curl, openssl, dnspython from the client namespace). If these fail, a matrix
+failure says nothing about the engine."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import subprocess
+import sys
+
+import pytest
+
+from .lab import Lab, in_ns
+from .plan import (
+    BLOCKPAGE,
+    CONTROL_RESOLVER,
+    CONTROL_RESOLVER_NAME,
+    FORGED,
+    ISP_RESOLVER,
+    LAB_NET,
+    NAMESPACES,
+    NS_CENSOR,
+    NS_CLIENT,
+    PREFIX,
+)
+
+pytestmark = pytest.mark.lab
+
+
+def client_py(code: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return in_ns(NS_CLIENT, [sys.executable, "-c", code], check=False, timeout=timeout)
+
+
+def curl(*args: str, timeout: float = 30) -> tuple[int, dict]:
+    """curl in the client namespace; (exit code, the -w JSON)."""
+    proc = in_ns(NS_CLIENT, ["curl", "-sS", "-o", "/dev/null", "-w", "%{json}", *args], check=False, timeout=timeout)
+    try:
+        info = json.loads(proc.stdout) if proc.stdout.strip() else {}
+    except ValueError:
+        info = {}
+    info["stderr"] = proc.stderr
+    return proc.returncode, info
+
+
+def https(lab: Lab, host: str, path: str = "/", *extra: str) -> tuple[int, dict]:
+    address = lab.plan.hosts[host]
+    return curl("--cacert", str(lab.ca_path), "--resolve", f"{host}:443:{address}", "--connect-timeout", "3", "--max-time", "6", *extra, f"https://{host}{path}")
+
+
+def test_isolation(lab: Lab) -> None:
+    """Only lo and mrl- interfaces, only lab addresses, and no route out of 198.18.0.0/15."""
+    for ns in NAMESPACES:
+        links = json.loads(in_ns(ns, ["ip", "-j", "link", "show"]).stdout)
+        names = {link["ifname"] for link in links}
+        assert names - {"lo"} and all(n.startswith(PREFIX) for n in names - {"lo"}), (ns, names)
+        addresses = json.loads(in_ns(ns, ["ip", "-j", "-4", "addr", "show"]).stdout)
+        for link in addresses:
+            for info in link.get("addr_info", []):
+                ip = ipaddress.ip_address(info["local"])
+                assert ip in LAB_NET or ip.is_loopback, (ns, link["ifname"], info["local"])
+        routes = json.loads(in_ns(ns, ["ip", "-j", "-4", "route", "show"]).stdout)
+        for route in routes:
+            if route["dst"] != "default":
+                assert ipaddress.ip_network(route["dst"]).subnet_of(LAB_NET), (ns, route)
+    censor_routes = json.loads(in_ns(NS_CENSOR, ["ip", "-j", "-4", "route", "show"]).stdout)
+    assert not [r for r in censor_routes if r["dst"] == "default"], censor_routes
+    # The censor, every namespace's only gateway, has no way to a real address.
+    probe = in_ns(NS_CENSOR, ["ip", "route", "get", "192.0.2.1"], check=False)
+    assert probe.returncode != 0 and "unreachable" in probe.stderr.lower(), probe
+
+
+def test_resolvers_answer_every_catalog_name(lab: Lab) -> None:
+    names = sorted(lab.plan.hosts)
+    code = f"""
+import json, ssl, dns.message, dns.query, dns.rcode
+names = {names!r}
+ctx = ssl.create_default_context(cafile={str(lab.ca_path)!r})
+out = {{}}
+for name in names:
+    isp = dns.query.udp(dns.message.make_query(name, "A"), {ISP_RESOLVER!r}, timeout=3)
+    dot = dns.query.tls(dns.message.make_query(name, "A"), {CONTROL_RESOLVER!r}, timeout=3, ssl_context=ctx, server_hostname={CONTROL_RESOLVER_NAME!r})
+    out[name] = [[r.address for a in m.answer for r in a] for m in (isp, dot)]
+print(json.dumps(out))
+"""
+    proc = client_py(code)
+    assert proc.returncode == 0, proc.stderr
+    answers = json.loads(proc.stdout)
+    for name in names:
+        assert answers[name] == [[lab.plan.hosts[name]], [lab.plan.hosts[name]]], (name, answers[name])
+
+
+def test_tls_servers_validate_and_accept_a_decoy(lab: Lab) -> None:
+    for host in sorted(lab.plan.hosts):
+        code, info = https(lab, host)
+        assert code == 0 and info["http_code"] == 200, (host, info)
+    # Any other SNI completes its handshake too (default server), as on a real shared front.
+    out = in_ns(NS_CLIENT, ["openssl", "s_client", "-connect", f"{lab.plan.hosts['web.whatsapp.com']}:443", "-servername", "example.org"],
+                input="", check=False, timeout=10)
+    assert "CN = default.lab.test" in out.stdout and "Cipher is" in out.stdout, out.stdout[-1500:]
+
+
+def test_plain_http_and_large_file(lab: Lab) -> None:
+    code, info = curl("--max-time", "5", "-H", "Host: web.whatsapp.com", f"http://{lab.plan.hosts['web.whatsapp.com']}/")
+    assert code == 0 and info["http_code"] == 200, info
+    code, info = https(lab, "mmg.whatsapp.net", "/large")
+    assert code == 0 and info["size_download"] == 1024 * 1024, info
+
+
+def test_dns_scenarios_change_only_the_isp_answer(clean_lab: Lab) -> None:
+    lab = clean_lab
+    code = f"""
+import json, ssl, dns.message, dns.query, dns.rcode
+ctx = ssl.create_default_context(cafile={str(lab.ca_path)!r})
+q = lambda: dns.message.make_query("web.whatsapp.com", "A")
+isp = dns.query.udp(q(), {ISP_RESOLVER!r}, timeout=3)
+dot = dns.query.tls(q(), {CONTROL_RESOLVER!r}, timeout=3, ssl_context=ctx, server_hostname={CONTROL_RESOLVER_NAME!r})
+print(json.dumps([[dns.rcode.to_text(m.rcode()), [r.address for a in m.answer for r in a]] for m in (isp, dot)]))
+"""
+    real = lab.plan.hosts["web.whatsapp.com"]
+    expectations = {
+        "dns-nxdomain": [["NXDOMAIN", []], ["NOERROR", [real]]],
+        "dns-refused": [["REFUSED", []], ["NOERROR", [real]]],
+        "dns-forged": [["NOERROR", [FORGED]], ["NOERROR", [real]]],
+        "dns-blockpage": [["NOERROR", [BLOCKPAGE]], ["NOERROR", [real]]],
+        "global-outage": [["NXDOMAIN", []], ["NXDOMAIN", []]],
+    }
+    for scenario, expected in expectations.items():
+        lab.scenario(scenario, True, ["whatsapp/web"])
+        proc = client_py(code)
+        lab.scenario(scenario, False)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout) == expected, scenario
+    proc = client_py(code)
+    assert json.loads(proc.stdout) == [["NOERROR", [real]], ["NOERROR", [real]]], "scenarios did not switch off"
+
+
+PROBE = """
+import json, socket, ssl, sys
+address, host, cafile = sys.argv[1:4]
+def what(exc):
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return "verify: " + exc.verify_message
+    if isinstance(exc, (TimeoutError, socket.timeout)):
+        return "timeout"
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return {104: "reset", 111: "refused", 113: "unreachable"}.get(exc.errno, f"errno {exc.errno}")
+    return type(exc).__name__
+out = {}
+try:
+    sock = socket.create_connection((address, 443), timeout=3)
+    out["tcp"] = "ok"
+except Exception as exc:
+    out["tcp"] = what(exc)
+else:
+    try:
+        context = ssl.create_default_context(cafile=cafile)
+        with context.wrap_socket(sock, server_hostname=host) as tls:
+            out["tls"] = "ok"
+    except Exception as exc:
+        out["tls"] = what(exc)
+print(json.dumps(out))
+"""
+
+
+def wire(lab: Lab, host: str) -> dict[str, str]:
+    """What a plain TCP connect and a validated TLS handshake to `host` run into."""
+    proc = in_ns(NS_CLIENT, [sys.executable, "-c", PROBE, lab.plan.hosts[host], host, str(lab.ca_path)], check=False, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize(
+    "scenario, expected",
+    [
+        ("syn-drop", {"tcp": "timeout"}),
+        ("syn-rst", {"tcp": "refused"}),
+        ("icmp-unreachable", {"tcp": "unreachable"}),
+        ("sni-rst", {"tcp": "ok", "tls": "reset"}),
+        ("sni-drop", {"tcp": "ok", "tls": "timeout"}),
+        ("sni-drop-after", {"tcp": "ok", "tls": "timeout"}),
+        ("tls-rst", {"tcp": "ok", "tls": "reset"}),
+        ("tls-mitm", {"tcp": "ok", "tls": "verify: self-signed certificate in certificate chain"}),
+        ("tls-mitm-wrongname", {"tcp": "ok", "tls": "verify: Hostname mismatch, certificate is not valid for 'web.whatsapp.com'."}),
+    ],
+)
+def test_packet_scenarios_on_the_wire(clean_lab: Lab, scenario: str, expected: dict[str, str]) -> None:
+    lab = clean_lab
+    assert wire(lab, "web.whatsapp.com") == {"tcp": "ok", "tls": "ok"}
+    lab.scenario(scenario, True, ["whatsapp/web"])
+    assert wire(lab, "web.whatsapp.com") == expected
+    # Another host of the same service is untouched (the scenario is per target).
+    assert wire(lab, "static.whatsapp.net") == {"tcp": "ok", "tls": "ok"}
+    lab.scenario(scenario, False)
+    assert wire(lab, "web.whatsapp.com") == {"tcp": "ok", "tls": "ok"}, "still blocked after off"
+
+
+def test_sni_scenarios_let_a_decoy_through(clean_lab: Lab) -> None:
+    lab = clean_lab
+    address = lab.plan.hosts["web.whatsapp.com"]
+    for scenario in ("sni-rst", "sni-drop", "sni-drop-after"):
+        lab.scenario(scenario, True, ["whatsapp/web"])
+        out = in_ns(NS_CLIENT, ["timeout", "8", "openssl", "s_client", "-connect", f"{address}:443", "-servername", "example.org"],
+                    input="", check=False, timeout=15)
+        lab.scenario(scenario, False)
+        assert "Cipher is" in out.stdout, (scenario, out.stdout[-800:], out.stderr[-800:])
+
+
+@pytest.mark.parametrize("scenario, status, location", [("http-redirect", 302, "http://warning.rt.ru/"), ("http-451", 451, None), ("http-blockpage-body", 200, None)])
+def test_http_block_pages(clean_lab: Lab, scenario: str, status: int, location: str | None) -> None:
+    lab = clean_lab
+    lab.scenario(scenario, True, ["whatsapp/web-http"] if any(t.name == "web-http" for t in lab.plan.targets) else ["whatsapp/web"])
+    proc = in_ns(NS_CLIENT, ["curl", "-sS", "-i", "--max-time", "5", "-H", "Host: web.whatsapp.com", f"http://{lab.plan.hosts['web.whatsapp.com']}/"], check=False)
+    assert f" {status} " in proc.stdout.splitlines()[0], proc.stdout[:500]
+    if location:
+        assert f"Location: {location}" in proc.stdout, proc.stdout[:500]
+    if scenario == "http-blockpage-body":
+        assert "Доступ к ресурсу ограничен" in proc.stdout
+
+
+def test_police_150k(clean_lab: Lab) -> None:
+    lab = clean_lab
+    code, fast = https(lab, "mmg.whatsapp.net", "/large")
+    assert code == 0 and fast["speed_download"] > 2_000_000, fast
+    lab.scenario("police-150k", True, ["whatsapp/media"])
+    code, slow = https(lab, "mmg.whatsapp.net", "/large", "--max-time", "8")
+    # ~150 kbit/s = 18 750 B/s; TCP under a policer gets that or less.
+    assert slow["size_download"] > 16_000 and slow["speed_download"] < 40_000, slow
+    code, other = https(lab, "static.whatsapp.net", "/large")
+    assert code == 0 and other["speed_download"] > 2_000_000, other
+
+
+def test_stall_16k(clean_lab: Lab) -> None:
+    lab = clean_lab
+    lab.scenario("stall-16k", True, ["whatsapp/media"])
+    code, info = https(lab, "mmg.whatsapp.net", "/large", "--max-time", "5")
+    assert code == 28, info
+    # The handshake is part of the 16 KB, and TLS records of 16 KB cannot be decrypted half-way:
+    # the body that arrives is small, often nothing at all.
+    assert info["size_download"] < 16_384, info
+    lab.scenario("stall-16k", False)
+    code, info = https(lab, "mmg.whatsapp.net", "/large")
+    assert code == 0 and info["size_download"] == 1024 * 1024, info
+
+
+def test_uplink_cut(clean_lab: Lab) -> None:
+    lab = clean_lab
+    lab.scenario("uplink-cut", True)
+    code, info = curl("--connect-timeout", "2", f"http://{lab.plan.hosts['ya.ru']}/")
+    assert code == 28, info
+    code, info = curl("--connect-timeout", "2", f"http://{BLOCKPAGE}/")  # the censor's own servers too
+    assert code == 28, info
+    lab.scenario("uplink-cut", False)
+    code, info = curl("--connect-timeout", "2", f"http://{lab.plan.hosts['ya.ru']}/")
+    assert code == 0, info
+
+
+def test_lossy_line_delays_and_loses(clean_lab: Lab) -> None:
+    lab = clean_lab
+    _, before = curl("--max-time", "5", f"http://{lab.plan.hosts['ya.ru']}/")
+    lab.scenario("lossy", True)
+    times = []
+    for _ in range(5):
+        code, info = curl("--max-time", "10", f"http://{lab.plan.hosts['ya.ru']}/")
+        assert code == 0, info
+        times.append(info["time_connect"])
+    lab.scenario("lossy", False)
+    # connect = one round trip: 2 × (100 ± 50) ms, barring a lost SYN (+1 s)
+    assert before["time_connect"] < 0.05, before
+    assert all(0.09 < t for t in times) and sorted(times)[2] < 1.0, times
+    rules = in_ns(NS_CENSOR, ["nft", "list", "ruleset"]).stdout
+    assert "mrl_" not in rules and "MRL_" not in rules, rules
+
+
+def test_scenarios_leave_no_rules_behind(clean_lab: Lab) -> None:
+    from .scenarios import SCENARIOS
+
+    lab = clean_lab
+    for name in SCENARIOS:
+        lab.scenario(name, True)
+        lab.scenario(name, False)
+    rules = in_ns(NS_CENSOR, ["nft", "list", "ruleset"]).stdout
+    assert "mrl_" not in rules and "MRL_" not in rules, rules
+    assert lab.active_scenarios == {}
+    code, info = https(lab, "web.whatsapp.com")
+    assert code == 0, info
