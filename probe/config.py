@@ -339,7 +339,8 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.key or '<top>'}: {self.message}"
+        message = " ".join(self.message.split())  # one problem, one line
+        return f"{where}: {self.key or '<top>'}: {message}"
 
 
 class ConfigError(Exception):
@@ -373,7 +374,11 @@ def _compose(text: str, file: str) -> tuple[Any, yaml.Node | None]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
-        raise ConfigError([Problem(file, line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
+        problem = getattr(exc, "problem", None) or exc
+        if isinstance(exc, yaml.reader.ReaderError):  # a character YAML refuses: no mark, a position
+            line = text.count("\n", 0, exc.position) + 1
+            problem = f"{exc.reason} (character {exc.character!r})"
+        raise ConfigError([Problem(file, line, "", f"not valid YAML: {problem}")]) from None
     except RecursionError:
         raise ConfigError([Problem(file, None, "", "not valid YAML: nested too deeply")]) from None
     return data, node
