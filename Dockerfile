@@ -1,0 +1,69 @@
+# syntax=docker/dockerfile:1
+# msgreach container image: the monitor, as a non-root user, fit for a read-only root file system
+# and no capabilities at all. See docs/deploy.md ("Container image").
+#
+#   docker build -t msgreach .                                  # python:3.11-slim-bookworm base
+#   docker build --build-arg BASE_IMAGE=localhost/debian-python:bookworm -t msgreach .
+#   docker run -d --name msgreach --read-only --cap-drop=ALL --security-opt no-new-privileges \
+#     -v ./config.yaml:/etc/msgreach/config.yaml:ro -v msgreach-state:/var/lib/msgreach msgreach
+#
+# Volumes: /etc/msgreach (config, read-only; the image ships a default), /var/lib/msgreach (state:
+# the evidence archive; owned by uid 10001). The listener binds 0.0.0.0:9910 inside the
+# container so a Prometheus agent on the same container network can scrape it: never publish
+# the port to the world (no `-p 9910:9910` on a public address).
+
+# Any image with Python >= 3.11 and its venv module, used by both stages (the virtualenv
+# copied from the first stage points at the base's interpreter).
+ARG BASE_IMAGE=docker.io/library/python:3.11-slim-bookworm
+
+FROM ${BASE_IMAGE} AS build
+# Package index settings, for builds behind a mirror or a TLS-inspecting proxy.
+ARG PIP_INDEX_URL=https://pypi.org/simple
+ARG PIP_EXTRA_INDEX_URL=
+ARG PIP_CERT=
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore \
+    PYTHONDONTWRITEBYTECODE=1 PIP_INDEX_URL=${PIP_INDEX_URL} PIP_EXTRA_INDEX_URL=${PIP_EXTRA_INDEX_URL} PIP_CERT=${PIP_CERT}
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY configs/ configs/
+COPY probe/ probe/
+COPY deploy/container/ deploy/container/
+# Byte-compiled here: the read-only root file system cannot take .pyc files later.
+RUN python3 -m venv /opt/msgreach \
+ && /opt/msgreach/bin/pip install --no-compile . \
+ && /opt/msgreach/bin/pip uninstall -y -q pip setuptools \
+ && install -m 0644 deploy/container/healthcheck.py /opt/msgreach/healthcheck.py \
+ && /opt/msgreach/bin/python -m compileall -q -j 0 /opt/msgreach \
+ && /opt/msgreach/bin/msgreach check-config deploy/container/config.yaml \
+ && mkdir -p /out/state
+
+FROM ${BASE_IMAGE}
+ARG BASE_IMAGE
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG CREATED=unknown
+ARG SOURCE=
+LABEL org.opencontainers.image.title="msgreach" \
+      org.opencontainers.image.description="Tells whether WhatsApp, Telegram and Signal are reachable from a vantage point, and how they are blocked" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.licenses="AGPL-3.0-or-later" \
+      org.opencontainers.image.base.name="${BASE_IMAGE}"
+COPY --from=build /opt/msgreach /opt/msgreach
+COPY --from=build /src/deploy/container/config.yaml /etc/msgreach/config.yaml
+COPY --from=build --chown=10001:10001 /out/state/ /var/lib/msgreach/
+ENV PATH=/opt/msgreach/bin:/usr/local/bin:/usr/bin:/bin \
+    PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    MSGREACH_HEALTH_URL=http://127.0.0.1:9910/healthz
+# A numeric user that exists nowhere else: no login, no home, nothing to escalate from.
+USER 10001:10001
+WORKDIR /var/lib/msgreach
+VOLUME ["/var/lib/msgreach"]
+EXPOSE 9910
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["/opt/msgreach/bin/python", "/opt/msgreach/healthcheck.py"]
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/opt/msgreach/bin/msgreach"]
+CMD ["--log-level", "INFO", "run", "--config", "/etc/msgreach/config.yaml", "--listen", "0.0.0.0:9910"]
