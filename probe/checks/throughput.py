@@ -132,6 +132,8 @@ async def transfer(ctx: Context, address: str, port: int, scheme: str, sni: str,
             if len(head) > MAX_HEADER_BYTES and b"\r\n\r\n" not in head:
                 raise failures.Failure(failures.PROTOCOL_ERROR, "response headers over 64 KB")
         head, _, body = head.partition(b"\r\n\r\n")
+        if len(head) > MAX_HEADER_BYTES:
+            raise failures.Failure(failures.PROTOCOL_ERROR, "response headers over 64 KB")
         status, headers = _parse_head(head)
         out["status_code"] = status
         if 300 <= status < 400 and "location" in headers:
@@ -169,6 +171,9 @@ async def transfer(ctx: Context, address: str, port: int, scheme: str, sni: str,
 def _judge(out: dict[str, Any], first_byte_at: float | None, last_byte_at: float | None) -> None:
     """Was this a measurement (and how fast), or an object that is not there?"""
     status = out["status_code"]
+    if out["failure"] == failures.PROTOCOL_ERROR:
+        out["measured"], out["reason"] = False, "the server did not answer in HTTP/1.x"
+        return
     broken = out["failure"] is not None or out.get("time_capped", False)
     if status is not None and status not in (200, 206) and not broken:
         out["measured"], out["reason"] = False, f"HTTP {status}: not the object"

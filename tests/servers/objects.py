@@ -1,0 +1,143 @@
+"""An HTTP/1.1 object server (plain or TLS) that can throttle, stall and misbehave, for the
+throughput check. One request per connection; the query string picks the behaviour:
+
+    /object?size=N            N bytes (default 1 MiB); honours `Range: bytes=A-B` (206)
+        &rate=R               at most R bytes per second
+        &stall_after=S        stops sending after S body bytes, keeps the connection open
+        &reset_after=S        resets the connection after S body bytes
+        &drip=1               one byte every 0.2 s
+        &status=404           that status and a small body
+        &redirect=1           302 to /elsewhere
+        &delimit=close|chunked  no Content-Length: the end is the close, or chunked encoding
+        &norange=1            ignores Range (200, the whole object)
+        &head_bytes=N         N bytes of header lines before the blank line (hostile)
+
+`throttle_sni` maps a TLS server name to a rate in bytes/s applied whatever the query says:
+throttling keyed on the SNI, as TSPU did to Twitter in 2021. Standard library only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import struct
+from urllib.parse import parse_qs, urlsplit
+
+CHUNK = 16384
+
+
+def _rst(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+def tls_context(cert: str, key: str, names_seen: dict[int, str]) -> ssl.SSLContext:
+    """A server context that records each connection's SNI (by SSL object id)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+
+    def remember(ssl_object, server_name, _context) -> None:
+        names_seen[id(ssl_object)] = server_name or ""
+
+    context.sni_callback = remember
+    return context
+
+
+def handler(throttle_sni: dict[str, float] | None = None, names_seen: dict[int, str] | None = None, stats: dict | None = None):
+    throttle_sni = throttle_sni or {}
+    names_seen = names_seen if names_seen is not None else {}
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        ssl_object = writer.get_extra_info("ssl_object")
+        sni = names_seen.pop(id(ssl_object), None) if ssl_object is not None else None
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        request_line, *lines = head.decode("latin-1").split("\r\n")
+        _, target, _ = request_line.split(" ", 2)
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines if line)}
+        query = {k: v[0] for k, v in parse_qs(urlsplit(target).query).items()}
+        if stats is not None:
+            stats.setdefault("requests", []).append({"sni": sni, "host": headers.get("host"), "range": headers.get("range")})
+
+        size = int(query.get("size", 1 << 20))
+        rate = float(query["rate"]) if "rate" in query else None
+        if sni in throttle_sni:
+            rate = throttle_sni[sni]
+        if "status" in query:
+            body = b"not here\n"
+            writer.write(f"HTTP/1.1 {query['status']} Whatever\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+            await writer.drain()
+            return
+        if "redirect" in query:
+            writer.write(b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            await writer.drain()
+            return
+        if "head_bytes" in query:
+            writer.write(b"HTTP/1.1 200 OK\r\n")
+            for _ in range(int(query["head_bytes"]) // 64):
+                writer.write(b"X-Filler: " + b"y" * 52 + b"\r\n")
+                await writer.drain()
+            writer.write(b"\r\n")
+            await writer.drain()
+            return
+
+        start, end = 0, size - 1
+        status = "200 OK"
+        range_header = headers.get("range", "")
+        if range_header.startswith("bytes=") and "norange" not in query:
+            first, _, last = range_header[6:].partition("-")
+            start, end = int(first or 0), min(int(last) if last else size - 1, size - 1)
+            status = "206 Partial Content"
+        length = end - start + 1
+        delimit = query.get("delimit")
+        lines_out = [f"HTTP/1.1 {status}", "Content-Type: application/octet-stream", "Connection: close"]
+        if delimit == "chunked":
+            lines_out.append("Transfer-Encoding: chunked")
+        elif delimit != "close":
+            lines_out.append(f"Content-Length: {length}")
+        if status.startswith("206"):
+            lines_out.append(f"Content-Range: bytes {start}-{end}/{size}")
+        writer.write(("\r\n".join(lines_out) + "\r\n\r\n").encode())
+
+        stall_after = int(query["stall_after"]) if "stall_after" in query else None
+        reset_after = int(query["reset_after"]) if "reset_after" in query else None
+        sent = 0
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        while sent < length:
+            if writer.transport.is_closing() or reader.at_eof():
+                return  # the client has gone
+            if stall_after is not None and sent >= stall_after:
+                await writer.drain()
+                await asyncio.sleep(3600)  # the freeze: nothing more, the connection stays
+            if reset_after is not None and sent >= reset_after:
+                await writer.drain()
+                _rst(writer)
+                return
+            step = min(CHUNK, length - sent)
+            if stall_after is not None:
+                step = min(step, stall_after - sent)
+            if reset_after is not None:
+                step = min(step, reset_after - sent)
+            if "drip" in query:
+                step = 1
+            if rate is not None:
+                step = max(1, min(step, int(rate / 20)))
+            data = b"\x00" * step
+            writer.write(f"{step:x}\r\n".encode() + data + b"\r\n" if delimit == "chunked" else data)
+            await writer.drain()
+            await asyncio.sleep(0)  # drain() need not yield: let the loop see the client go
+            sent += step
+            if "drip" in query:
+                await asyncio.sleep(0.2)
+            elif rate is not None:
+                ahead = began + sent / rate - loop.time()
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+        if delimit == "chunked":
+            writer.write(b"0\r\n\r\n")
+        await writer.drain()
+
+    return handle

@@ -1,0 +1,269 @@
+"""throughput: timed downloads from a real HTTP(S) object server that throttles (by rate or by
+SNI), stalls after N bytes, resets, drips and misbehaves; the control and decoy comparisons.
+
+Rates here are relative: the floor is set far above what the throttled server sends and far
+below what loopback delivers, so no assertion depends on the machine's speed."""
+
+from __future__ import annotations
+
+import pytest
+from servers import objects
+
+from probe import failures
+from probe.checks import throughput
+from probe.checks.base import CheckResult, RoundFacts, Skip
+from probe.runner import run_round
+from probe.verdict import TargetResult
+
+LOOPBACK = "127.0.0.1"
+HOST = "download.good.test"
+SLOW_SNI = "slow.good.test"
+FLOOR = 2_000_000  # bytes/s: loopback is far faster, the throttled server far slower
+SLOW = 200_000  # the throttled server's rate
+
+
+@pytest.fixture(scope="module")
+def objs(env) -> dict:
+    names_seen: dict[int, str] = {}
+    stats: dict = {}
+
+    async def start() -> dict:
+        valid = env.leaves["valid"]
+        context = objects.tls_context(str(valid.cert), str(valid.key), names_seen)
+        ports = {}
+        _, ports["tls"] = await env.fleet.serve(objects.handler({SLOW_SNI: SLOW}, names_seen, stats), LOOPBACK, context=context)
+        all_slow = objects.tls_context(str(valid.cert), str(valid.key), names_seen)
+        _, ports["tls_all_slow"] = await env.fleet.serve(
+            objects.handler({SLOW_SNI: SLOW, "example.org": SLOW}, names_seen, stats), LOOPBACK, context=all_slow
+        )
+        _, ports["plain"] = await env.fleet.serve(objects.handler(stats=stats), LOOPBACK)
+        return ports
+
+    ports = env.loop.call(start())
+    return {"ports": ports, "stats": stats}
+
+
+def params(path: str = "/object", **overrides) -> throughput.Params:
+    values = {"path": path, "floor_bytes_per_second": FLOOR, "stall_seconds": 0.5, "max_seconds": 1.0, **overrides}
+    return throughput.Params(**values)
+
+
+def control_facts(bytes_per_second: float | None, ok: bool = True, name: str = "download") -> RoundFacts:
+    evidence = {"measured": bytes_per_second is not None, "bytes_per_second": bytes_per_second}
+    check = CheckResult("throughput", ok, None if ok else failures.STALLED, evidence=evidence)
+    return RoundFacts(controls={name: TargetResult("controls", name, "mirror.test", "ok" if ok else "throttled", [check])})
+
+
+FAST_CONTROL = control_facts(50_000_000.0)
+
+
+def context(env, port: int, *, sni: str = HOST, facts: RoundFacts | None = FAST_CONTROL, tls: bool = True):
+    ctx = env.context(sni, target={"addresses": [LOOPBACK], "ports": [port], "checks": ["tcp", "tls", "throughput"]}, facts=facts)
+    if tls:
+        ctx.results.append(CheckResult("tls", True))
+        ctx.tls_endpoint = (LOOPBACK, port)
+    return ctx
+
+
+async def measure(env, objs, path: str = "/object", *, port: str = "tls", sni: str = HOST, facts=FAST_CONTROL, **overrides) -> CheckResult:
+    ctx = context(env, objs["ports"][port], sni=sni, facts=facts)
+    return await throughput.run(ctx, params(path, **overrides))
+
+
+# --- healthy downloads -----------------------------------------------------------------------------------
+
+
+async def test_fast_download_reports_its_rate(env, objs):
+    result = await measure(env, objs)
+    assert result.ok, result
+    ev = result.evidence
+    assert (ev["status_code"], ev["bytes"], ev["measured"], ev["complete"]) == (206, throughput.MIN_SIZE, True, True)
+    assert ev["bytes_per_second"] >= FLOOR
+    assert objs["stats"]["requests"][-1]["range"] == f"bytes=0-{throughput.MIN_SIZE - 1}"
+    assert objs["stats"]["requests"][-1]["sni"] == HOST
+    assert objs["stats"]["requests"][-1]["host"] == f"{HOST}:{objs['ports']['tls']}"
+
+
+@pytest.mark.parametrize("query", ["norange=1", "delimit=chunked", "delimit=close"])
+async def test_object_shapes_are_read_up_to_size(env, objs, query):
+    result = await measure(env, objs, f"/object?{query}")
+    assert result.ok and result.evidence["complete"] and result.evidence["bytes"] >= throughput.MIN_SIZE
+
+
+async def test_plain_http(env, objs):
+    ctx = env.context(HOST, target={"addresses": [LOOPBACK], "ports": [objs["ports"]["plain"]], "checks": ["tcp", "throughput"]}, facts=FAST_CONTROL)
+    ctx.connected = [(LOOPBACK, objs["ports"]["plain"])]
+    ctx.results.append(CheckResult("tcp", True))
+    result = await throughput.run(ctx, params(scheme="http"))
+    assert result.ok and result.evidence["url"].startswith("http://") and "sni" not in result.evidence
+
+
+async def test_endless_body_costs_size_bytes(env, objs):
+    result = await measure(env, objs, "/object?size=1000000000&norange=1&delimit=close")
+    assert result.ok and result.evidence["bytes"] < throughput.MIN_SIZE + throughput.READ_SIZE
+
+
+# --- throttling, stalls, interruptions --------------------------------------------------------------
+
+
+async def test_rate_under_the_floor_is_throttled(env, objs):
+    result = await measure(env, objs, f"/object?rate={SLOW}")
+    assert (result.ok, result.failure, result.verdict) == (False, failures.THROTTLED, "throttled")
+    ev = result.evidence
+    assert ev["time_capped"] and ev["measured"]
+    assert 0 < ev["bytes_per_second"] < FLOOR and ev["bytes"] < throughput.MIN_SIZE
+    assert ev["controls"] == {"download": 50_000_000.0}
+
+
+async def test_stall_after_16_kb_is_reported_with_its_byte_count(env, objs):
+    result = await measure(env, objs, "/object?stall_after=16384")
+    assert (result.failure, result.verdict) == (failures.STALLED, "throttled")
+    ev = result.evidence
+    assert ev["bytes"] == 16384
+    assert 16384 < ev["stalled_at_bytes"] < 16384 + 1024  # the body plus the response headers
+    assert ev["bytes_per_second"] < FLOOR
+
+
+async def test_stall_before_any_byte(env, objs):
+    result = await measure(env, objs, "/object?stall_after=0")
+    assert result.failure == failures.STALLED and result.evidence["bytes"] == 0
+
+
+async def test_reset_mid_transfer(env, objs):
+    result = await measure(env, objs, "/object?reset_after=32768")
+    assert (result.failure, result.verdict) == (failures.CONNECTION_RESET, "throttled")
+    assert result.evidence["interrupted_at_bytes"] >= 32768
+
+
+async def test_slow_drip_is_bounded_by_max_seconds(env, objs):
+    result = await measure(env, objs, "/object?drip=1", stall_seconds=0.5, max_seconds=1.0)
+    assert result.verdict == "throttled" and result.evidence["time_capped"]
+    assert result.evidence["bytes"] <= 10
+
+
+# --- the decoy: is the throttling keyed on the name? ------------------------------------------------
+
+
+async def test_sni_keyed_throttling_is_proven_by_the_decoy(env, objs):
+    result = await measure(env, objs, sni=SLOW_SNI)
+    assert result.verdict == "throttled"
+    assert result.evidence["decoy"]["sni"] == "example.org" and result.evidence["decoy"]["measured"]
+    assert result.evidence["sni_keyed"] is True
+
+
+async def test_throttling_of_every_name_is_not_sni_keyed(env, objs):
+    result = await measure(env, objs, port="tls_all_slow", sni=SLOW_SNI)
+    assert result.verdict == "throttled" and result.evidence["sni_keyed"] is False
+
+
+async def test_decoy_can_be_turned_off(env, objs):
+    result = await measure(env, objs, sni=SLOW_SNI, decoy=False)
+    assert result.verdict == "throttled" and "decoy" not in result.evidence
+
+
+# --- the control decides ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("facts", "verdict"),
+    [
+        (control_facts(100.0), "down"),  # the control is slow too: the line is slow
+        (control_facts(None, ok=False), "down"),  # the control stalled
+        (RoundFacts(), "down"),  # no control transfer to compare with
+        (FAST_CONTROL, "throttled"),
+    ],
+)
+async def test_the_control_transfer_decides(env, objs, facts, verdict):
+    result = await measure(env, objs, f"/object?rate={SLOW}", facts=facts, decoy=False)
+    assert not result.ok and result.verdict == verdict
+
+
+async def test_as_a_control_it_fails_without_comparing(env, objs):
+    ctx = env.context(HOST, target={"addresses": [LOOPBACK], "ports": [objs["ports"]["tls"]]}, service=False)
+    ctx.tls_endpoint = (LOOPBACK, objs["ports"]["tls"])
+    result = await throughput.run(ctx, params(f"/object?rate={SLOW}"))
+    assert not result.ok and "decoy" not in result.evidence and "controls" not in result.evidence
+
+
+# --- an object that is not there is not a measurement -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [("/object?status=404", "HTTP 404"), ("/object?redirect=1", "HTTP 302"), ("/object?size=10000&delimit=close", "smaller than size"),
+     ("/object?size=10000", "smaller than size"), ("/object?head_bytes=100000", "HTTP/1.x")],
+)
+async def test_missing_object_is_not_measured(env, objs, path, reason):
+    result = await measure(env, objs, path)
+    assert result.ok and result.evidence["measured"] is False and reason in result.evidence["reason"]
+    assert "bytes_per_second" not in result.evidence
+    if "redirect" in path:
+        assert result.evidence["location"] == "/elsewhere"
+
+
+# --- parameters and prerequisites ---------------------------------------------------------------------
+
+
+def test_params_refuse_an_unreachable_floor():
+    with pytest.raises(ValueError, match="could never finish"):
+        throughput.Params(size=1 << 20, floor_bytes_per_second=10_000, max_seconds=8)
+    with pytest.raises(ValueError):
+        throughput.Params(size=1000)  # under 256 KB
+
+
+async def test_skipped_when_tls_failed(env, objs):
+    ctx = context(env, objs["ports"]["tls"], tls=False)
+    ctx.connected = [(LOOPBACK, objs["ports"]["tls"])]
+    ctx.results.append(CheckResult("tls", False, failures.CONNECTION_RESET, verdict="sni_blocked"))
+    with pytest.raises(Skip):
+        await throughput.run(ctx, params())
+
+
+def test_block_verdict_is_declared():
+    assert throughput.BLOCK_VERDICT == "throttled"
+
+
+# --- through the runner: the control target's transfer is the yardstick ------------------------------
+
+
+def round_config(env, port: int, service_host: str, control_path: str) -> dict:
+    common = {"floor_bytes_per_second": FLOOR, "stall_seconds": 0.5, "max_seconds": 1.0}
+    control = {
+        "name": "download", "host": "mirror.good.test", "addresses": [LOOPBACK], "ports": [port],
+        "checks": ["tcp", "tls", "throughput"], "params": {"throughput": {"path": control_path, **common}},
+    }  # fmt: skip
+    service = {
+        "name": "telegram",
+        "targets": [
+            {
+                "name": "download", "host": service_host, "addresses": [LOOPBACK], "ports": [port],
+                "checks": ["tcp", "tls", "throughput"], "params": {"throughput": {"path": "/object", **common}},
+            }  # fmt: skip
+        ],
+    }
+    return env.config([service], controls=[env.control_target(), control])
+
+
+@pytest.mark.parametrize(("control_path", "verdict"), [("/object", "throttled"), ("/object?stall_after=16384", "down")])
+async def test_round_verdicts(env, objs, tmp_path, control_path, verdict):
+    config = env.load(tmp_path, round_config(env, objs["ports"]["tls"], SLOW_SNI, control_path))
+    result = await run_round(config, config.vantages[0])
+    target = result.services[0].targets[0]
+    assert target.verdict == verdict, target.reason
+    check = next(c for c in target.checks if c.check == "throughput")
+    assert check.evidence["bytes_per_second"] < FLOOR and check.evidence["sni_keyed"] is True
+
+
+async def test_round_ok_feeds_the_contract_metric(env, objs, tmp_path):
+    from prometheus_client import generate_latest
+
+    from probe.metrics import State, registry_for
+
+    config = env.load(tmp_path, round_config(env, objs["ports"]["tls"], HOST, "/object"))
+    result = await run_round(config, config.vantages[0])
+    assert result.services[0].targets[0].verdict == "ok", result.services[0].targets[0].reason
+    state = State(config)
+    state.record(result)
+    lines = [line for line in generate_latest(registry_for(state)).decode().splitlines() if line.startswith("msgreach_download_throughput_bytes_per_second{")]
+    assert {('service="telegram"' in line, 'target="download"' in line) for line in lines} >= {(True, True)}
+    assert all(float(line.rsplit(" ", 1)[1]) >= FLOOR for line in lines)  # the service's and the control's
