@@ -1,0 +1,171 @@
+"""The command line as a user meets it: exit codes (0 for a completed round whatever it found, 2
+for bad arguments or config with one paragraph on stderr and no traceback), --version, the
+table and JSON formats of `once`. Every round here runs against loopback servers only."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+
+import pytest
+from msgreach_contract import assert_contract_document
+
+import probe
+
+LOOPBACK = "127.0.0.1"
+
+
+def _one_paragraph(stderr: str) -> None:
+    assert stderr.strip(), "an error must say why"
+    assert "Traceback" not in stderr
+    assert "\n\n" not in stderr.strip(), f"more than one paragraph:\n{stderr}"
+
+
+@pytest.fixture(scope="module")
+def loopback_config(env, tmp_path_factory):
+    env.resolve("cli-ok.good.test")
+    env.resolve("cli-nx.good.test", vantage={"rcode": "NXDOMAIN"})
+    services = [
+        {"name": "alpha", "targets": [env.target("web", "cli-ok.good.test")]},
+        {"name": "beta", "targets": [env.target("web", "cli-nx.good.test")]},
+    ]
+    return env.write(tmp_path_factory.mktemp("cli"), env.config(services))
+
+
+def test_version(msgreach):
+    completed = msgreach("--version", timeout=30)
+    assert completed.returncode == 0
+    assert completed.stdout.strip() == f"msgreach {probe.__version__}"
+
+
+def test_python_dash_m_probe_is_the_same_program():
+    completed = subprocess.run([sys.executable, "-m", "probe", "--version"], capture_output=True, text=True, timeout=30)
+    assert completed.returncode == 0 and completed.stdout.strip() == f"msgreach {probe.__version__}"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["frobnicate"],
+        ["once", "--format", "xml"],
+        ["once", "--no-such-flag"],
+        ["check-config"],
+        ["run", "--listen"],
+    ],
+    ids=["no-command", "unknown-command", "bad-format", "unknown-flag", "missing-file-argument", "missing-listen-value"],
+)
+def test_bad_arguments_exit_2(msgreach, args):
+    completed = msgreach(*args, timeout=30)
+    assert completed.returncode == 2
+    _one_paragraph(completed.stderr)
+    assert completed.stdout == ""
+
+
+def test_once_with_a_missing_config(msgreach, tmp_path):
+    completed = msgreach("once", "--config", str(tmp_path / "nope.yaml"), timeout=30)
+    assert completed.returncode == 2
+    _one_paragraph(completed.stderr)
+    assert "nope.yaml" in completed.stderr and "cannot read" in completed.stderr
+
+
+def test_once_with_a_broken_config_lists_every_problem(msgreach, tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("vantages:\n  - colour: blue\nschedule:\n  retries: many\nservices: []\n")
+    completed = msgreach("once", "--config", str(path), timeout=30)
+    assert completed.returncode == 2
+    _one_paragraph(completed.stderr)
+    assert f"{path}:2: vantages.0.colour" in completed.stderr
+    assert f"{path}:4: schedule.retries" in completed.stderr
+    assert completed.stdout == ""
+
+
+def test_run_with_a_broken_config(msgreach, tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("listen: [not, a, mapping]\nservices: []\n")
+    completed = msgreach("run", "--config", str(path), timeout=30)
+    assert completed.returncode == 2
+    _one_paragraph(completed.stderr)
+
+
+def test_once_with_an_unknown_service(msgreach, loopback_config):
+    completed = msgreach("once", "--config", str(loopback_config), "--service", "icq", timeout=30)
+    assert completed.returncode == 2
+    _one_paragraph(completed.stderr)
+    assert "icq" in completed.stderr and "alpha" in completed.stderr
+
+
+def test_once_json_exit_0_whatever_it_found(msgreach, loopback_config):
+    completed = msgreach("once", "--config", str(loopback_config), "--format", "json", timeout=60)
+    assert completed.returncode == 0, completed.stderr
+    document = json.loads(completed.stdout)
+    assert_contract_document(document)
+    services = {s["service"]: s["verdict"] for s in document["vantages"][0]["services"]}
+    assert services == {"alpha": "ok", "beta": "dns_blocked"}
+    assert document["version"] == probe.__version__
+
+
+def test_once_json_is_the_default_when_not_on_a_terminal(msgreach, loopback_config):
+    completed = msgreach("once", "--config", str(loopback_config), "--service", "alpha", timeout=60)
+    assert completed.returncode == 0, completed.stderr
+    document = json.loads(completed.stdout)
+    assert [s["service"] for s in document["vantages"][0]["services"]] == ["alpha"]
+
+
+def test_once_table(msgreach, loopback_config):
+    completed = msgreach("once", "--config", str(loopback_config), "--format", "table", timeout=60)
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    assert lines[0].startswith("vantage test-vantage: ok")
+    assert any(line.split()[:3] == ["control", "ctl", "control.good.test"] for line in lines)
+    assert any(line.split()[:2] == ["alpha", "ok"] for line in lines)
+    assert any(line.split()[:2] == ["beta", "dns_blocked"] for line in lines)
+    beta_target = next(line for line in lines if "cli-nx.good.test" in line)
+    assert "dns_blocked" in beta_target and "dns: dns_nxdomain_error" in beta_target
+
+
+def test_once_on_an_offline_vantage_exits_0(msgreach, env, tmp_path):
+    config = env.config(
+        [{"name": "svc", "targets": [env.target("web", "cli-ok.good.test")]}],
+        controls=[env.target("ctl", "control.good.test", "refused")],
+    )
+    completed = msgreach("once", "--config", str(env.write(tmp_path, config)), "--format", "json", timeout=60)
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout)["vantages"][0]["verdict"] == "vantage_offline"
+
+
+def test_run_with_an_impossible_listen_address(msgreach, loopback_config):
+    completed = msgreach("run", "--config", str(loopback_config), "--listen", f"{LOOPBACK}:99999", timeout=30)
+    assert completed.returncode == 2
+    _one_paragraph(completed.stderr)
+
+
+def test_run_on_a_port_already_taken(msgreach, loopback_config):
+    with socket.socket() as taken:
+        taken.bind((LOOPBACK, 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        completed = msgreach("run", "--config", str(loopback_config), "--listen", f"{LOOPBACK}:{port}", timeout=30)
+    assert completed.returncode == 2
+    _one_paragraph(completed.stderr)
+    assert "cannot serve" in completed.stderr
+
+
+def test_every_module_imports_first():
+    """No import cycle hides behind the order the tests happen to import modules in (the CLI
+    imports probe.report first; a cycle there broke `once`)."""
+    script = (
+        "import importlib, pkgutil, sys, probe, probe.checks\n"
+        "names = ['probe.' + m.name for m in pkgutil.iter_modules(probe.__path__) if m.name != '__main__']\n"
+        "names += ['probe.checks.' + m.name for m in pkgutil.iter_modules(probe.checks.__path__)]\n"
+        "for name in names:\n"
+        "    for loaded in [m for m in sys.modules if m == 'probe' or m.startswith('probe.')]:\n"
+        "        del sys.modules[loaded]\n"
+        "    importlib.import_module(name)\n"
+        "print(len(names))\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 0, completed.stderr
+    assert int(completed.stdout) >= 15

@@ -1,0 +1,284 @@
+"""Metrics and the listener: the contract's families, state sets with exactly one series at 1,
+counters that count, no address of the vantage anywhere, `promtool check metrics` silent; and
+/metrics, /healthz, /status.json and the status page served by the real listener."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections import defaultdict
+
+import httpx
+import pytest
+from msgreach_contract import CONTRACT_FILE, METRIC_FAMILIES, SERVICE_VERDICTS, TARGET_VERDICTS, families_in_contract
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+import probe
+from probe.metrics import State, registry_for
+from probe.runner import run_all
+from probe.server import Server
+
+LOOPBACK = "127.0.0.1"
+SOURCE = "127.0.0.77"  # the vantage's own address in these tests: it must never show
+
+
+@pytest.fixture(scope="module")
+def measured(env, tmp_path_factory):
+    """Two rounds of two vantages (one offline), recorded into a State."""
+    import asyncio
+
+    env.resolve("m-ok.good.test")
+    env.resolve("m-mitm.good.test")
+    services = [
+        {"name": "svc", "targets": [env.target("ok", "m-ok.good.test"), env.target("refused", "m-ok.good.test", "refused", addresses=[LOOPBACK])]},
+        {"name": "mitm", "targets": [env.target("wrongname", "m-mitm.good.test", "wrongname")]},
+    ]
+    vantages = [
+        env.vantage(name="home", source_address=SOURCE),
+        # Offline: its only resolver answers nothing, so its controls fail.
+        env.vantage(name="cut-off", country="YY", source_address=SOURCE, resolvers=[env.dead_dns.address]),
+    ]
+    config = env.load(tmp_path_factory.mktemp("metrics"), env.config(services, vantages=vantages, schedule={"timeouts": {"dns": 0.3}}))
+    state = State(config)
+    for _ in range(2):
+        for result in asyncio.run(run_all(config)):
+            state.record(result)
+    text = generate_latest(registry_for(state)).decode()
+    return state, text
+
+
+def _samples(text: str) -> dict[str, list]:
+    found = defaultdict(list)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[sample.name].append(sample)
+    return found
+
+
+def test_every_contract_family_is_exposed(measured):
+    _, text = measured
+    declared = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
+    missing = [name for name in METRIC_FAMILIES if name not in declared]
+    assert not missing, missing
+
+
+@pytest.mark.skipif(not CONTRACT_FILE.is_file(), reason="../shared/CONTRACT.md is not next to this checkout")
+def test_the_family_list_is_the_contracts():
+    in_contract = families_in_contract(CONTRACT_FILE.read_text())
+    assert in_contract == set(METRIC_FAMILIES)
+
+
+def test_every_series_has_a_vantage_label(measured):
+    _, text = measured
+    for name, samples in _samples(text).items():
+        if name.startswith("msgreach_") and name != "msgreach_build_info":
+            assert all("vantage" in s.labels for s in samples), name
+
+
+def test_target_state_set_has_exactly_one_series_at_1(measured):
+    state, text = measured
+    by_target = defaultdict(dict)
+    for sample in _samples(text)["msgreach_target_verdict"]:
+        labels = sample.labels
+        by_target[(labels["vantage"], labels["service"], labels["target"])][labels["verdict"]] = sample.value
+    expected = {
+        (name, service.service, target.target): target.verdict
+        for name, result in state.latest.items()
+        for service in result.services
+        for target in service.targets
+    }
+    assert set(by_target) == set(expected)
+    for key, series in by_target.items():
+        assert set(series) == set(TARGET_VERDICTS), key  # the whole state set, every round
+        assert [v for v, value in series.items() if value == 1] == [expected[key]], key
+        assert all(value in (0, 1) for value in series.values())
+    assert expected[("home", "svc", "ok")] == "ok"
+    assert expected[("home", "svc", "refused")] == "ip_blocked"
+    assert expected[("home", "mitm", "wrongname")] == "tls_mitm"
+    assert expected[("cut-off", "svc", "ok")] == "vantage_offline"
+
+
+def test_service_state_set_has_exactly_one_series_at_1(measured):
+    _, text = measured
+    by_service = defaultdict(dict)
+    for sample in _samples(text)["msgreach_service_verdict"]:
+        by_service[(sample.labels["vantage"], sample.labels["service"])][sample.labels["verdict"]] = sample.value
+    assert set(by_service) == {("home", "svc"), ("home", "mitm"), ("cut-off", "svc"), ("cut-off", "mitm")}
+    for key, series in by_service.items():
+        assert set(series) == set(SERVICE_VERDICTS)
+        assert sum(series.values()) == 1, key
+    assert by_service[("home", "svc")]["partial"] == 1
+    assert by_service[("home", "mitm")]["tls_mitm"] == 1
+    assert by_service[("cut-off", "svc")]["vantage_offline"] == 1
+
+
+def test_gauges_and_counters(env, measured):
+    _, text = measured
+    samples = _samples(text)
+
+    def value(name: str, **labels) -> float:
+        matching = [s.value for s in samples[name] if all(s.labels.get(k) == v for k, v in labels.items())]
+        assert len(matching) == 1, (name, labels, matching)
+        return matching[0]
+
+    assert value("msgreach_rounds_total", vantage="home") == 2
+    assert value("msgreach_vantage_online", vantage="home") == 1
+    assert value("msgreach_vantage_online", vantage="cut-off") == 0
+    assert value("msgreach_service_reachable_ratio", vantage="home", service="svc") == 0.5
+    assert value("msgreach_check_success", vantage="home", service="svc", target="ok", check="tls") == 1
+    assert value("msgreach_check_success", vantage="home", service="svc", target="refused", check="tcp") == 0
+    assert value("msgreach_check_failures_total", vantage="home", service="svc", target="refused", check="tcp", failure="connection_refused") == 2
+    assert value("msgreach_check_duration_seconds", vantage="home", service="svc", target="ok", check="http") > 0
+    # The certificate's expiry, also when it did not validate.
+    assert value("msgreach_tls_cert_not_after_timestamp_seconds", vantage="home", service="mitm", target="wrongname") > time.time()
+    assert value("msgreach_tls_cert_not_after_timestamp_seconds", vantage="home", service="svc", target="ok") > time.time()
+    assert value("msgreach_vantage_info", vantage="cut-off", country="YY", asn="64500", network="loopback") == 1
+    assert value("msgreach_build_info", version=probe.__version__) == 1
+    assert value("msgreach_last_round_timestamp_seconds", vantage="home") <= time.time()
+    assert value("msgreach_round_duration_seconds", vantage="home") > 0
+    resolvers = {s.labels["resolver"] for s in samples["msgreach_dns_lookup_duration_seconds"] if s.labels["vantage"] == "home"}
+    assert resolvers == {env.dns.address, env.control_dns.address}
+
+
+def test_controls_appear_in_check_metrics_not_in_verdicts(measured):
+    _, text = measured
+    samples = _samples(text)
+    assert any(s.labels["service"] == "controls" for s in samples["msgreach_check_success"])
+    assert not any(s.labels["service"] == "controls" for s in samples["msgreach_target_verdict"])
+
+
+def test_an_offline_vantage_exports_no_check_results_for_its_services(measured):
+    _, text = measured
+    samples = _samples(text)
+    assert not any(s.labels["vantage"] == "cut-off" and s.labels["service"] != "controls" for s in samples["msgreach_check_success"])
+
+
+def test_failure_labels_are_bounded(measured):
+    _, text = measured
+    for sample in _samples(text)["msgreach_check_failures_total"]:
+        assert ":" not in sample.labels["failure"]
+
+
+def test_no_address_of_the_vantage(measured):
+    _, text = measured
+    assert SOURCE not in text
+
+
+def test_promtool_check_metrics_is_silent(measured):
+    _, text = measured
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("promtool is missing (Debian package prometheus) and CI=true")
+        pytest.skip("promtool is missing (Debian package prometheus)")
+    completed = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert completed.stdout.strip() == "" and completed.stderr.strip() == ""
+
+
+def test_state_keeps_counters_across_a_config_change(measured):
+    """What a SIGHUP reload does to the state: a new config, the same counters."""
+    from dataclasses import replace
+
+    state, _ = measured
+    before = dict(state.rounds)
+    state_copy = State(state.config, dict(state.latest), state.failures.copy(), state.rounds.copy(), dict(state.finished_at))
+    state_copy.config = replace(state.config, vantages=[state.config.vantages[0]])
+    text = generate_latest(registry_for(state_copy)).decode()
+    assert f'msgreach_rounds_total{{vantage="home"}} {float(before["home"])}' in text
+
+
+# --- the listener --------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+async def listener(measured):
+    state, _ = measured
+    server = Server(state, state.config.listen)
+    host, port = await server.start(f"{LOOPBACK}:{_free_port()}")
+    async with httpx.AsyncClient(base_url=f"http://{host}:{port}", trust_env=False, timeout=5) as client:
+        yield server, client
+    await server.close()
+
+
+async def test_listener_metrics(listener):
+    _, client = listener
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert "msgreach_rounds_total" in response.text
+    assert SOURCE not in response.text
+
+
+async def test_listener_healthz(listener):
+    server, client = listener
+    response = await client.get("/healthz")
+    assert (response.status_code, response.text) == (200, "ok\n")
+    assert server.health() == (True, "ok")
+
+
+async def test_healthz_fails_when_rounds_stop(measured):
+    state, _ = measured
+    stale = State(state.config, dict(state.latest), finished_at={name: time.time() - 10_000 for name in state.finished_at})
+    server = Server(stale, state.config.listen, started_at=time.time() - 10_000)
+    host, port = await server.start(f"{LOOPBACK}:{_free_port()}")
+    try:
+        async with httpx.AsyncClient(trust_env=False) as client:
+            response = await client.get(f"http://{host}:{port}/healthz")
+        assert response.status_code == 503
+        assert "no round finished" in response.text
+    finally:
+        await server.close()
+
+
+async def test_listener_status_page(listener):
+    _, client = listener
+    response = await client.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    page = response.text
+    for words in ("Vantage home", "Vantage cut-off", "svc", "mitm", "partial", "tls_mitm", "vantage_offline", "ssl_invalid_hostname"):
+        assert words in page, words
+    assert SOURCE not in page
+
+
+async def test_listener_status_json(listener):
+    _, client = listener
+    response = await client.get("/status.json")
+    assert response.status_code == 200
+    document = response.json()
+    assert {v["vantage"] for v in document["vantages"]} == {"home", "cut-off"}
+
+
+async def test_listener_refuses_what_it_does_not_serve(listener):
+    _, client = listener
+    assert (await client.get("/nope")).status_code == 404
+    assert (await client.post("/metrics", content=b"x")).status_code == 405
+    head = await client.head("/metrics")
+    assert head.status_code == 200 and head.content == b""
+
+
+async def test_status_page_escapes_names(env, tmp_path):
+    services = [{"name": "<script>alert(1)</script>", "targets": [env.target("t", "control.good.test")]}]
+    config = env.load(tmp_path, env.config(services))
+    state = State(config)
+    [result] = await run_all(config)
+    state.record(result)
+    from probe import status_page
+
+    page = status_page.render(state, True, "ok")
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;" in page
+    json.dumps(result.as_json())  # the evidence serialises
