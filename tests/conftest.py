@@ -34,6 +34,8 @@ from servers.hostile import (  # noqa: E402
 from servers.loop import ServerLoop  # noqa: E402
 from servers.testca import Leaf, TestCA  # noqa: E402
 
+from msgreach_helpers import msgreach_command, require_root  # noqa: E402,F401 - re-exported
+
 LOOPBACK = "127.0.0.1"
 BLOCKED_SNI = "blocked.good.test"  # the SNI the front resets
 CONTROL_HOST = "control.good.test"
@@ -224,12 +226,6 @@ def env(server_loop: ServerLoop, tmp_path_factory: pytest.TempPathFactory) -> En
 # --- the command line ----------------------------------------------------------------------------
 
 
-def msgreach_command() -> list[str]:
-    """The installed console script next to this interpreter, else `python -m probe`."""
-    script = Path(sys.executable).parent / "msgreach"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "probe"]
-
-
 @pytest.fixture(scope="session")
 def msgreach():
     """Run the CLI: msgreach("once", "--config", path, timeout=30) -> CompletedProcess."""
@@ -244,12 +240,3 @@ def msgreach():
         )
 
     return run
-
-
-def require_root(what: str) -> None:
-    """Skip when not root, but fail under CI (CI=true), where the test must run."""
-    if os.geteuid() != 0:
-        message = f"{what} needs root"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message + " and CI=true: this test must run in CI")
-        pytest.skip(message)

@@ -5,7 +5,6 @@ counters that count, no address of the vantage anywhere, `promtool check metrics
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -13,6 +12,7 @@ from collections import defaultdict
 
 import httpx
 import pytest
+from msgreach_helpers import require_tool
 from msgreach_contract import CONTRACT_FILE, METRIC_FAMILIES, SERVICE_VERDICTS, TARGET_VERDICTS, families_in_contract
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -170,11 +170,7 @@ def test_no_address_of_the_vantage(measured):
 
 def test_promtool_check_metrics_is_silent(measured):
     _, text = measured
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("promtool is missing (Debian package prometheus) and CI=true")
-        pytest.skip("promtool is missing (Debian package prometheus)")
+    promtool = require_tool(shutil.which("promtool"), "promtool (Debian package prometheus)")
     completed = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert completed.stdout.strip() == "" and completed.stderr.strip() == ""
