@@ -190,15 +190,49 @@ async def test_as_a_control_it_fails_without_comparing(env, objs):
 
 @pytest.mark.parametrize(
     ("path", "reason"),
-    [("/object?status=404", "HTTP 404"), ("/object?redirect=1", "HTTP 302"), ("/object?size=10000&delimit=close", "smaller than size"),
-     ("/object?size=10000", "smaller than size"), ("/object?head_bytes=100000", "HTTP/1.x")],
+    [("/object?status=404", "HTTP 404"), ("/object?redirect=%2Fobject%3Fstatus%3D404", "HTTP 404"),
+     ("/object?size=10000&delimit=close", "smaller than size"), ("/object?size=10000", "smaller than size"),
+     ("/object?head_bytes=100000", "HTTP/1.x")],
 )
 async def test_missing_object_is_not_measured(env, objs, path, reason):
     result = await measure(env, objs, path)
     assert result.ok and result.evidence["measured"] is False and reason in result.evidence["reason"]
     assert "bytes_per_second" not in result.evidence
-    if "redirect" in path:
-        assert result.evidence["location"] == "/elsewhere"
+
+
+# --- redirects: followed, to another host too ---------------------------------------------------------
+
+
+async def test_redirect_on_the_same_host_is_followed(env, objs):
+    result = await measure(env, objs, "/object?redirect=%2Fobject%3Fsize%3D300000")
+    assert result.ok and result.evidence["measured"] and result.evidence["complete"]
+    (hop,) = result.evidence["redirects"]
+    assert hop["status_code"] == 302 and hop["address"] == LOOPBACK
+    assert result.evidence["url"].endswith("/object?size=300000")
+
+
+async def test_redirect_to_another_host_resolves_it_and_measures_there(env, objs):
+    env.resolve("cdn.good.test", vantage={"a": ["127.0.0.1"]})
+    port = objs["ports"]["tls"]
+    location = f"https://cdn.good.test:{port}/object?rate={SLOW}"
+    result = await measure(env, objs, "/object?redirect=" + location.replace(":", "%3A").replace("/", "%2F").replace("?", "%3F").replace("=", "%3D"))
+    assert result.verdict == "throttled"
+    assert result.evidence["url"] == location and result.evidence["sni"] == "cdn.good.test"
+    assert objs["stats"]["requests"][-1]["sni"] == "example.org"  # the decoy went to the final host's address
+    assert result.evidence["decoy"]["sni"] == "example.org"
+
+
+async def test_redirect_to_a_name_that_does_not_resolve_is_not_measured(env, objs):
+    result = await measure(env, objs, "/object?redirect=https%3A%2F%2Fnowhere.good.test%2Fx")
+    assert result.ok and result.evidence["measured"] is False and "did not resolve" in result.evidence["reason"]
+
+
+async def test_redirects_are_bounded(env, objs):
+    chain = "/object?redirect=%2Fobject%3Fredirect%3D%252Fobject"  # two redirects, then the object
+    assert (await measure(env, objs, chain, max_redirects=2)).evidence["measured"]
+    result = await measure(env, objs, chain, max_redirects=1)
+    assert result.ok and result.evidence["measured"] is False and "HTTP 302" in result.evidence["reason"]
+    assert len(result.evidence["redirects"]) == 1
 
 
 # --- parameters and prerequisites ---------------------------------------------------------------------

@@ -20,8 +20,10 @@ evidence, so a moved URL never reads as a block.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 from typing import Any, Literal
+from urllib.parse import urljoin, urlsplit
 
 from pydantic import Field, model_validator
 
@@ -29,6 +31,7 @@ from probe import __version__, failures
 from probe.checks import base, common
 from probe.checks.base import CheckResult, Context, Skip, Stopwatch
 from probe.net import open_tcp, ssl_context
+from probe.resolvers import lookup
 
 NAME = "throughput"
 BLOCK_VERDICT = "throttled"  # what a timeout of this check means
@@ -36,6 +39,7 @@ BLOCK_VERDICT = "throttled"  # what a timeout of this check means
 MIN_SIZE = 256 * 1024
 MAX_HEADER_BYTES = 64 * 1024
 READ_SIZE = 64 * 1024
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 class Params(base.Params):
@@ -48,6 +52,7 @@ class Params(base.Params):
     stall_seconds: float = Field(4.0, gt=0)  # no byte for this long: stalled
     max_seconds: float = Field(8.0, gt=0)  # the transfer's cap; the rate so far is then judged
     connect_timeout: float = Field(5.0, gt=0)  # connect + TLS, or the check's timeout if shorter
+    max_redirects: int = Field(3, ge=0, le=10)  # followed, to another host too (resolved like the apps do)
     decoy: bool = True  # on a slow transfer, the same download with the decoy SNI
     control: str | None = None  # the control target to compare with; default: any with `throughput`
 
@@ -92,12 +97,15 @@ def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
     return int(parts[1]), headers
 
 
-async def transfer(ctx: Context, address: str, port: int, scheme: str, sni: str, params: Params, *, verify: bool = True) -> dict[str, Any]:
-    """One timed download on a fresh connection; evidence, never raises."""
+async def transfer(
+    ctx: Context, address: str, port: int, scheme: str, host: str, path: str, params: Params, *, sni: str | None = None, verify: bool = True
+) -> dict[str, Any]:
+    """One timed download of `scheme://host/path` from `address` on a fresh connection (TLS
+    with `sni`, default the host); evidence, never raises."""
+    sni = sni or host
     out: dict[str, Any] = {"address": address, "port": port, "failure": None, "status_code": None, "bytes": 0, "received_bytes": 0}
     if scheme == "https":
         out["sni"] = sni
-    host = ctx.target.host
     writer = None
     started = time.monotonic()
     first_byte_at = last_byte_at = None
@@ -108,7 +116,7 @@ async def transfer(ctx: Context, address: str, port: int, scheme: str, sni: str,
                 context = ssl_context(ctx.ca_bundles(), ctx.replace_trust(), verify=verify, alpn=("http/1.1",))
                 await writer.start_tls(context, server_hostname=sni)
         authority = host if port in (80, 443) else f"{host}:{port}"
-        lines = [f"GET {params.path} HTTP/1.1", f"Host: {authority}", f"User-Agent: msgreach/{__version__}", "Accept: */*", "Accept-Encoding: identity"]
+        lines = [f"GET {path} HTTP/1.1", f"Host: {authority}", f"User-Agent: msgreach/{__version__}", "Accept: */*", "Accept-Encoding: identity"]
         if params.range:
             lines.append(f"Range: bytes=0-{params.size - 1}")
         lines += [f"{k}: {v}" for k, v in params.headers.items()]
@@ -212,19 +220,68 @@ def _endpoint(ctx: Context, params: Params) -> tuple[str, int, str] | None:
     return None
 
 
+async def _resolve(ctx: Context, host: str) -> str | None:
+    """An address for a redirect's host, from the vantage's first non-control resolver."""
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    resolver = next((r for r in ctx.vantage.resolvers if not r.control), ctx.vantage.resolvers[0])
+    answer = await lookup(resolver, host, route=ctx.route, timeout=common.phase_timeout(ctx, 5.0), ca_bundles=ctx.ca_bundles())
+    v4 = [a for a in answer.addresses if ipaddress.ip_address(a).version == 4]
+    v6 = [a for a in answer.addresses if ipaddress.ip_address(a).version == 6]
+    chosen = (v4 + v6) if not ctx.facts.ipv6 else (v6 + v4)
+    return chosen[0] if chosen else None
+
+
+def _url(scheme: str, host: str, port: int, path: str) -> str:
+    default = 443 if scheme == "https" else 80
+    return f"{scheme}://{host}{'' if port == default else f':{port}'}{path}"
+
+
+async def _download(ctx: Context, address: str, port: int, scheme: str, params: Params, evidence: dict[str, Any]) -> dict[str, Any]:
+    """The download, following redirects (recorded in `evidence["redirects"]`)."""
+    host, path = ctx.target.host, params.path
+    while True:
+        out = await transfer(ctx, address, port, scheme, host, path, params)
+        location = out.get("location")
+        if location is None or out["status_code"] not in _REDIRECTS or len(evidence["redirects"]) >= params.max_redirects:
+            return out
+        url = urljoin(_url(scheme, host, port, path), location)
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return out
+        hop: dict[str, Any] = {"status_code": out["status_code"], "location": url}
+        evidence["redirects"].append(hop)
+        next_address = address if parts.hostname == host else await _resolve(ctx, parts.hostname)
+        if next_address is None:
+            out["reason"] = f"redirect to {parts.hostname}, which did not resolve"
+            return out
+        hop["address"] = next_address
+        scheme, host, address = parts.scheme, parts.hostname, next_address
+        port = parts.port or (443 if scheme == "https" else 80)
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        evidence["url"] = url
+
+
 async def run(ctx: Context, params: Params) -> CheckResult:
     endpoint = _endpoint(ctx, params)
     if endpoint is None:
         raise Skip("no connection to download over")
     address, port, scheme = endpoint
-    sni = ctx.target.host
+    evidence: dict[str, Any] = {"url": _url(scheme, ctx.target.host, port, params.path), "size": params.size, "redirects": []}
     with Stopwatch() as watch:
-        out = await transfer(ctx, address, port, scheme, sni, params)
-        evidence: dict[str, Any] = {"url": f"{scheme}://{ctx.target.host}{params.path}", "size": params.size, **out}
+        out = await _download(ctx, address, port, scheme, params, evidence)
+        evidence.update(out)
         if not _slow(out, params):
             return CheckResult(NAME, True, None, watch.seconds, None, evidence)
-        if params.decoy and scheme == "https" and not ctx.is_control:
-            decoy = await transfer(ctx, address, port, scheme, ctx.decoy_sni, params, verify=False)
+        url = urlsplit(evidence["url"])
+        if params.decoy and url.scheme == "https" and not ctx.is_control:
+            path = url.path + (f"?{url.query}" if url.query else "")
+            decoy = await transfer(ctx, out["address"], out["port"], "https", url.hostname or ctx.target.host, path, params, sni=ctx.decoy_sni, verify=False)
             evidence["decoy"] = decoy
             evidence["sni_keyed"] = None if not decoy["measured"] else not _slow(decoy, params)
     failure = out["failure"] or failures.THROTTLED

@@ -7,7 +7,7 @@ throughput check. One request per connection; the query string picks the behavio
         &reset_after=S        resets the connection after S body bytes
         &drip=1               one byte every 0.2 s
         &status=404           that status and a small body
-        &redirect=1           302 to /elsewhere
+        &redirect=L           302 to L (URL-encoded in the query)
         &delimit=close|chunked  no Content-Length: the end is the close, or chunked encoding
         &norange=1            ignores Range (200, the whole object)
         &head_bytes=N         N bytes of header lines before the blank line (hostile)
@@ -71,7 +71,7 @@ def handler(throttle_sni: dict[str, float] | None = None, names_seen: dict[int, 
             await writer.drain()
             return
         if "redirect" in query:
-            writer.write(b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            writer.write(f"HTTP/1.1 302 Found\r\nLocation: {query['redirect']}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode())
             await writer.drain()
             return
         if "head_bytes" in query:
