@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-import sys
 import textwrap
 from pathlib import Path
 
