@@ -1,0 +1,111 @@
+"""The deploy files themselves: compose files publish nothing they should not, configs validate,
+the operator's scripts make secrets with tight permissions and volunteer settings that work."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mrfkit import REPO, msgreach_argv, msgreach_env
+
+DEPLOY = REPO / "deploy"
+
+
+def _compose(name: str) -> dict:
+    return yaml.safe_load((DEPLOY / name / "compose.yaml").read_text())
+
+
+def test_volunteer_compose_publishes_nothing_and_is_hardened() -> None:
+    compose = _compose("volunteer")
+    assert set(compose["services"]) == {"msgreach", "agent"}
+    for name, service in compose["services"].items():
+        assert "ports" not in service and "network_mode" not in service, f"{name} must not publish anything"
+        assert service["read_only"] is True and service["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in service["security_opt"], name
+        assert service["user"].split(":")[0] not in ("0", "root"), name
+    msgreach, agent = compose["services"]["msgreach"], compose["services"]["agent"]
+    assert msgreach["hostname"].startswith("${MSGREACH_VANTAGE:?")  # the vantage's name, from .env
+    assert msgreach["build"]["dockerfile"] == "Dockerfile" and (DEPLOY / "volunteer" / msgreach["build"]["context"] / "Dockerfile").is_file()
+    for key in ("REMOTE_WRITE_URL", "REMOTE_WRITE_USERNAME", "REMOTE_WRITE_PASSWORD", "MSGREACH_VANTAGE"):
+        assert agent["environment"][key].startswith("${" + key + ":?"), key  # credentials from .env only
+    assert "agent-wal:/prometheus" in agent["volumes"]  # the WAL survives restarts
+
+
+def test_central_compose_publishes_only_the_gateway() -> None:
+    compose = _compose("central")
+    published = {name for name, service in compose["services"].items() if "ports" in service}
+    assert published == {"gateway"}
+    assert compose["services"]["gateway"]["ports"] == ["${GATEWAY_BIND:-0.0.0.0}:443:8443"]
+    prometheus = compose["services"]["prometheus"]
+    assert "--web.enable-remote-write-receiver" in prometheus["command"]
+    assert "../../configs/prometheus/rules:/etc/prometheus/rules:ro" in prometheus["volumes"]
+    assert "../../configs/alertmanager:/etc/alertmanager:ro" in compose["services"]["alertmanager"]["volumes"]
+    grafana = compose["services"]["grafana"]
+    assert "../../dashboards:/var/lib/grafana/dashboards/msgreach:ro" in grafana["volumes"]
+    assert grafana["environment"]["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD__FILE"].startswith("/run/secrets/")
+    for service in compose["services"].values():
+        assert service["read_only"] is True and service["cap_drop"] == ["ALL"]
+
+
+@pytest.mark.parametrize("config", ["deploy/volunteer/msgreach.yaml", "deploy/container/config.yaml"])
+def test_shipped_msgreach_configs_validate(config: str) -> None:
+    run = subprocess.run(msgreach_argv("check-config", str(REPO / config)), capture_output=True, text=True, env=msgreach_env(), timeout=60)
+    assert run.returncode == 0, run.stderr
+
+
+def test_agent_config_renders_and_validates(tmp_path: Path) -> None:
+    if shutil.which("promtool") is None:
+        pytest.skip("needs promtool (Debian's prometheus package)")
+    password_env = {"MSGREACH_VANTAGE": "msk-1", "REMOTE_WRITE_URL": "https://centre.example.org/api/v1/write",
+                    "REMOTE_WRITE_USERNAME": "msk-1", "REMOTE_WRITE_PASSWORD": "s3cret-Pw", "AGENT_CONFIG_DIR": str(tmp_path), "RENDER_ONLY": "1"}
+    run = subprocess.run(["sh", str(DEPLOY / "volunteer" / "agent" / "run.sh")], env=dict(os.environ, **password_env), capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    rendered = (tmp_path / "agent.yml").read_text()
+    config = yaml.safe_load(rendered)
+    assert config["global"]["external_labels"] == {"vantage": "msk-1"}
+    assert config["remote_write"][0]["basic_auth"]["password_file"] == str(tmp_path / "remote_write_password")
+    assert "s3cret-Pw" not in rendered and (tmp_path / "remote_write_password").read_text() == "s3cret-Pw"
+    assert (tmp_path / "remote_write_password").stat().st_mode & 0o077 == 0
+    check = subprocess.run(["promtool", "check", "config", str(tmp_path / "agent.yml")], capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
+    # Refused: plain http to a remote centre (credentials in clear), names that break YAML.
+    for bad in ({"REMOTE_WRITE_URL": "http://centre.example.org/api/v1/write"}, {"MSGREACH_VANTAGE": 'x"; evil: 1'}):
+        run = subprocess.run(["sh", str(DEPLOY / "volunteer" / "agent" / "run.sh")], env=dict(os.environ, **(password_env | bad)), capture_output=True, text=True, timeout=30)
+        assert run.returncode == 2, bad
+
+
+def test_operator_scripts(tmp_path: Path) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("needs openssl")
+    centre = tmp_path / "central"
+    shutil.copytree(DEPLOY / "central", centre)
+    for path in (centre / ".env", centre / "secrets", centre / "volunteers"):
+        assert not path.exists()
+    run = subprocess.run([str(centre / "init.sh"), "centre.example.org"], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert (centre / ".env").read_text().startswith("CENTRE_HOSTNAME=centre.example.org\n")
+    secrets = centre / "secrets"
+    assert secrets.stat().st_mode & 0o077 == 0
+    assert (secrets / "tls" / "fullchain.pem").read_text().startswith("-----BEGIN CERTIFICATE-----")
+    assert len((secrets / "grafana_admin_password").read_text()) >= 24
+    before = {p: p.read_bytes() for p in secrets.rglob("*") if p.is_file()}
+    assert subprocess.run([str(centre / "init.sh")], capture_output=True, timeout=60).returncode == 0  # idempotent
+    assert before == {p: p.read_bytes() for p in secrets.rglob("*") if p.is_file()}
+
+    add = subprocess.run([str(centre / "add-volunteer.sh"), "msk-7"], capture_output=True, text=True, timeout=30)
+    assert add.returncode == 0, add.stderr
+    settings = dict(line.split("=", 1) for line in Path(centre / add.stdout.strip()).read_text().splitlines() if line and not line.startswith("#"))
+    assert settings["REMOTE_WRITE_URL"] == "https://centre.example.org/api/v1/write" and settings["MSGREACH_VANTAGE"] == "msk-7"
+    assert len(settings["REMOTE_WRITE_PASSWORD"]) == 32
+    users = (secrets / "volunteers.htpasswd").read_text()
+    assert users.startswith("msk-7:$6$") and settings["REMOTE_WRITE_PASSWORD"] not in users
+    assert subprocess.run([str(centre / "add-volunteer.sh"), "msk-7"], capture_output=True, timeout=30).returncode == 2
+    assert subprocess.run([str(centre / "add-volunteer.sh"), "bad name"], capture_output=True, timeout=30).returncode == 2
+    assert subprocess.run([str(centre / "add-volunteer.sh"), "--remove", "msk-7"], capture_output=True, timeout=30).returncode == 0
+    assert (secrets / "volunteers.htpasswd").read_text() == ""
