@@ -281,11 +281,14 @@ def _engine(resolver: str) -> tuple[str, str]:
     """OONI's (engine, resolver_address) for a configured resolver string."""
     if resolver == "system":
         return "getaddrinfo", ""
-    if resolver.startswith("tls://"):
-        return "dot", resolver.removeprefix("tls://")
     if resolver.startswith("https://"):
         return "doh", resolver
-    return "udp", resolver
+    engine, default_port = ("dot", 853) if resolver.startswith("tls://") else ("udp", 53)
+    try:
+        host, port = split_host_port(resolver.removeprefix("tls://"), default_port)
+    except ValueError:
+        return engine, resolver
+    return engine, (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
 
 
 def _map_dns(keys: dict[str, Any], check: CheckResult, rest: dict[str, Any], target: TargetResult, t0: float) -> None:
@@ -391,7 +394,7 @@ def _measured_addresses(data: dict[str, Any]) -> set[str]:
     for query in keys["queries"]:
         found.update(a.get("ipv4") or a.get("ipv6") for a in query["answers"])
         if query["resolver_address"] and query["engine"] != "doh":
-            found.add(split_host_port(query["resolver_address"], 53)[0])
+            found.add(query["resolver_address"].rsplit(":", 1)[0].strip("[]"))
     found.update(c["ip"] for c in keys["tcp_connect"] if c.get("ip"))
     for handshake in keys["tls_handshakes"]:
         found.add(handshake["address"].rsplit(":", 1)[0].strip("[]"))

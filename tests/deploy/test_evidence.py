@@ -61,7 +61,7 @@ def test_one_line_per_target_in_ooni_vocabulary(tmp_path: Path) -> None:
         "answers": [{"answer_type": "A", "ipv4": "149.154.167.51"}], "failure": None, "t0": 0.0, "t": 0.01,
         "control": False, "judgement": "ok", "judgement_reason": None,
     }
-    assert keys["queries"][1]["engine"] == "dot" and {"answer_type": "AAAA", "ipv6": "2001:67c:4e8:f002::a"} in keys["queries"][1]["answers"]
+    assert keys["queries"][1]["engine"] == "dot" and keys["queries"][1]["resolver_address"] == "9.9.9.9:853" and {"answer_type": "AAAA", "ipv6": "2001:67c:4e8:f002::a"} in keys["queries"][1]["answers"]
     assert keys["tcp_connect"][0]["ip"] == "149.154.167.51" and keys["tcp_connect"][0]["status"] == {"success": True, "failure": None}
     assert keys["tls_handshakes"][0]["address"] == "149.154.167.51:443" and keys["tls_handshakes"][0]["server_name"] == "dc1.example"
     assert keys["tls_handshakes"][0]["certificate"]["issuer"] == "CN=y"
