@@ -75,7 +75,7 @@ if [ -s /etc/ssl/certs/ca-certificates.crt ]; then
   build_args+=(--build-arg "PIP_CERT=/etc/ssl/certs/ca-certificates.crt")
 fi
 log "podman build (chroot isolation, docker format for HEALTHCHECK)"
-podman build --isolation chroot --format docker "${volumes[@]}" --ulimit nofile=20000:20000 --ulimit nproc=32768:32768 \
+podman build --isolation chroot --format docker --layers=false "${volumes[@]}" --ulimit nofile=20000:20000 --ulimit nproc=32768:32768 \
   "${build_args[@]}" -t "$IMAGE" "$REPO" >"$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log"; fail "podman build"; }
 size=$(podman image inspect "$IMAGE" --format '{{.Size}}')
 log "built $IMAGE: $(( size / 1000000 )) MB"

@@ -2,7 +2,7 @@
 run read-only, with no capabilities, non-root and with no network, until its HEALTHCHECK passes
 and /metrics serves the contract's families. The steps are in tests/container/run.sh (also
 runnable alone); this wrapper puts them in the test run. About 2-3 minutes on a fresh machine
-(debootstrap 40-110 s, build 30 s), 20 s when the base is cached."""
+(debootstrap 40-110 s, build 25 s), 30 s when the base is cached."""
 
 from __future__ import annotations
 
