@@ -81,6 +81,7 @@ async def test_tspu_quic_rule_is_quic_blocked(env, udp):
     result = await check(env, udp["tspu"], handshake_timeout=0.8)
     assert (result.ok, result.failure, result.verdict) == (False, failures.TIMEOUT, "quic_blocked")
     assert "status_code" not in result.evidence
+    assert result.as_json()["failure"] == failures.TIMEOUT  # the evidence never overwrites it
 
 
 async def test_nothing_listening_is_refused_not_a_timeout(env, udp):

@@ -49,7 +49,7 @@ def params(path: str = "/object", **overrides) -> throughput.Params:
 
 
 def control_facts(bytes_per_second: float | None, ok: bool = True, name: str = "download") -> RoundFacts:
-    evidence = {"measured": bytes_per_second is not None, "bytes_per_second": bytes_per_second}
+    evidence = {"measured": bytes_per_second is not None, "bytes_per_second": bytes_per_second, "transfer_failure": None}
     check = CheckResult("throughput", ok, None if ok else failures.STALLED, evidence=evidence)
     return RoundFacts(controls={name: TargetResult("controls", name, "mirror.test", "ok" if ok else "throttled", [check])})
 
@@ -109,6 +109,8 @@ async def test_endless_body_costs_size_bytes(env, objs):
 async def test_rate_under_the_floor_is_throttled(env, objs):
     result = await measure(env, objs, f"/object?rate={SLOW}")
     assert (result.ok, result.failure, result.verdict) == (False, failures.THROTTLED, "throttled")
+    as_json = result.as_json()  # the evidence never overwrites the result's own fields
+    assert (as_json["failure"], as_json["duration_seconds"]) == (failures.THROTTLED, round(result.duration_seconds, 4))
     ev = result.evidence
     assert ev["time_capped"] and ev["measured"]
     assert 0 < ev["bytes_per_second"] < FLOOR and ev["bytes"] < throughput.MIN_SIZE
@@ -118,6 +120,7 @@ async def test_rate_under_the_floor_is_throttled(env, objs):
 async def test_stall_after_16_kb_is_reported_with_its_byte_count(env, objs):
     result = await measure(env, objs, "/object?stall_after=16384")
     assert (result.failure, result.verdict) == (failures.STALLED, "throttled")
+    assert result.as_json()["failure"] == failures.STALLED and result.evidence["transfer_failure"] == failures.STALLED
     ev = result.evidence
     assert ev["bytes"] == 16384
     assert 16384 < ev["stalled_at_bytes"] < 16384 + 1024  # the body plus the response headers
@@ -165,24 +168,34 @@ async def test_decoy_can_be_turned_off(env, objs):
 
 
 @pytest.mark.parametrize(
-    ("facts", "verdict"),
+    ("facts", "throttled"),
     [
-        (control_facts(100.0), "down"),  # the control is slow too: the line is slow
-        (control_facts(None, ok=False), "down"),  # the control stalled
-        (RoundFacts(), "down"),  # no control transfer to compare with
-        (FAST_CONTROL, "throttled"),
+        (control_facts(100.0), False),  # the control is slow too: the line is slow
+        (control_facts(None, ok=False), False),  # the control was not measured
+        (RoundFacts(), False),  # no control transfer to compare with
+        (FAST_CONTROL, True),
     ],
 )
-async def test_the_control_transfer_decides(env, objs, facts, verdict):
+async def test_the_control_transfer_decides(env, objs, facts, throttled):
     result = await measure(env, objs, f"/object?rate={SLOW}", facts=facts, decoy=False)
-    assert not result.ok and result.verdict == verdict
+    assert result.evidence["slow"] and result.evidence["control_fast"] is throttled
+    assert (result.ok, result.verdict) == ((False, "throttled") if throttled else (True, None))
 
 
-async def test_as_a_control_it_fails_without_comparing(env, objs):
+async def test_a_control_barely_faster_is_no_proof(env, objs):
+    # Both under 3x of each other: a bad line, not a throttle (5% loss makes every transfer crawl).
+    result = await measure(env, objs, "/object?rate=1500000", facts=control_facts(2_500_000.0))
+    assert result.evidence["slow"] and result.ok and result.evidence["control_fast"] is False
+    result = await measure(env, objs, "/object?rate=1500000", facts=control_facts(2_500_000.0), control_ratio=1.2)
+    assert result.verdict == "throttled"
+
+
+async def test_as_a_control_slowness_is_evidence_not_failure(env, objs):
     ctx = env.context(HOST, target={"addresses": [LOOPBACK], "ports": [objs["ports"]["tls"]]}, service=False)
     ctx.tls_endpoint = (LOOPBACK, objs["ports"]["tls"])
     result = await throughput.run(ctx, params(f"/object?rate={SLOW}"))
-    assert not result.ok and "decoy" not in result.evidence and "controls" not in result.evidence
+    assert result.ok and result.evidence["slow"] and result.evidence["bytes_per_second"] < FLOOR
+    assert "decoy" not in result.evidence and "controls" not in result.evidence
 
 
 # --- an object that is not there is not a measurement -----------------------------------------------------
@@ -278,14 +291,15 @@ def round_config(env, port: int, service_host: str, control_path: str) -> dict:
     return env.config([service], controls=[env.control_target(), control])
 
 
-@pytest.mark.parametrize(("control_path", "verdict"), [("/object", "throttled"), ("/object?stall_after=16384", "down")])
+@pytest.mark.parametrize(("control_path", "verdict"), [("/object", "throttled"), ("/object?stall_after=16384", "ok")])
 async def test_round_verdicts(env, objs, tmp_path, control_path, verdict):
     config = env.load(tmp_path, round_config(env, objs["ports"]["tls"], SLOW_SNI, control_path))
     result = await run_round(config, config.vantages[0])
     target = result.services[0].targets[0]
     assert target.verdict == verdict, target.reason
     check = next(c for c in target.checks if c.check == "throughput")
-    assert check.evidence["bytes_per_second"] < FLOOR and check.evidence["sni_keyed"] is True
+    assert check.evidence["bytes_per_second"] < FLOOR
+    assert check.evidence.get("sni_keyed") is (True if verdict == "throttled" else None)
 
 
 async def test_round_ok_feeds_the_contract_metric(env, objs, tmp_path):

@@ -200,7 +200,9 @@ async def run(ctx: Context, params: Params) -> CheckResult:
     with Stopwatch() as watch:
         attempt = await h3_get(ctx, address, params)
     tls = ctx.result("tls")
-    evidence: dict[str, Any] = {**attempt, "tls_ok": tls.ok if tls is not None else None}
+    # The result carries the failure and the duration: not repeated at the top of the evidence.
+    evidence: dict[str, Any] = {k: v for k, v in attempt.items() if k not in ("failure", "duration_seconds")}
+    evidence["tls_ok"] = tls.ok if tls is not None else None
     if attempt["failure"] is None:
         return CheckResult(NAME, True, None, watch.seconds, None, evidence)
     # QUIC failing where TCP+TLS to the same host succeeded: QUIC itself is singled out.

@@ -6,11 +6,13 @@ that stops at the handshake sees neither. This one reports bytes per second (evi
 `bytes_per_second`, the contract metric `msgreach_download_throughput_bytes_per_second`) and,
 when the transfer stops making progress for `stall_seconds`, the byte count where it stalled.
 
-`throttled` needs the control: a control target's `throughput` check (in
-`configs/services/controls.yaml`) passed this round, fast. If every control is slow or
-stalled too, the vantage's line is slow: `down`, not a block. When a transfer is slow the
-same request goes to the same address with a decoy SNI: a fast decoy is the proof that the
-throttling is keyed on the name (the method of "Throttling Twitter", IMC 2021).
+`throttled` needs the control: a control target's `throughput` transfer (in
+`configs/services/controls.yaml`) this round was fast — over the floor and `control_ratio`
+times this one. If every control is about as slow, the vantage's line is slow: the check
+passes with `slow: true, control_fast: false` (a bad line is no block, and a control's own
+slowness is evidence, not a failure). A throttled transfer is repeated to the same address with
+a decoy SNI: a fast decoy is the proof that the throttling is keyed on the name (the method of
+"Throttling Twitter", IMC 2021).
 
 An object that is not there (a status other than 200/206, or a body shorter than `size` that
 ends normally) is not measured: the check passes with `measured: false` and the status in the
@@ -53,7 +55,8 @@ class Params(base.Params):
     max_seconds: float = Field(8.0, gt=0)  # the transfer's cap; the rate so far is then judged
     connect_timeout: float = Field(5.0, gt=0)  # connect + TLS, or the check's timeout if shorter
     max_redirects: int = Field(3, ge=0, le=10)  # followed, to another host too (resolved like the apps do)
-    decoy: bool = True  # on a slow transfer, the same download with the decoy SNI
+    control_ratio: float = Field(3.0, ge=1)  # a fast control is this many times faster, at least
+    decoy: bool = True  # on a throttled transfer, the same download with the decoy SNI
     control: str | None = None  # the control target to compare with; default: any with `throughput`
 
     @model_validator(mode="after")
@@ -267,6 +270,19 @@ async def _download(ctx: Context, address: str, port: int, scheme: str, params: 
         evidence["url"] = url
 
 
+def _fast_controls(ctx: Context, params: Params, rate: float) -> dict[str, float]:
+    """The controls whose transfer this round was fast: over the floor, and `control_ratio`
+    times `rate` (on a bad line every transfer hovers near the floor: that is no throttle; a
+    stalled or cut transfer is compared with the floor alone, rate 0)."""
+    fast = {}
+    for name, result in common.control_checks(ctx, NAME, params.control):
+        other = result.evidence.get("bytes_per_second")
+        if result.evidence.get("measured") and not result.evidence.get("transfer_failure") and other is not None:
+            if other >= params.floor_bytes_per_second and other >= params.control_ratio * rate:
+                fast[name] = other
+    return fast
+
+
 async def run(ctx: Context, params: Params) -> CheckResult:
     endpoint = _endpoint(ctx, params)
     if endpoint is None:
@@ -275,27 +291,28 @@ async def run(ctx: Context, params: Params) -> CheckResult:
     evidence: dict[str, Any] = {"url": _url(scheme, ctx.target.host, port, params.path), "size": params.size, "redirects": []}
     with Stopwatch() as watch:
         out = await _download(ctx, address, port, scheme, params, evidence)
-        evidence.update(out)
+        # The result carries the failure and the duration; the transfer's own go by other names.
+        evidence.update({k: v for k, v in out.items() if k not in ("failure", "duration_seconds")})
+        evidence["transfer_failure"] = out["failure"]
+        evidence["transfer_seconds"] = out["duration_seconds"]
         if not _slow(out, params):
             return CheckResult(NAME, True, None, watch.seconds, None, evidence)
+        evidence["slow"] = True
+        if ctx.is_control:
+            # A control is a yardstick: its rate is the evidence, its slowness no failure of its own.
+            return CheckResult(NAME, True, None, watch.seconds, None, evidence)
+        evidence["controls"] = {name: r.evidence.get("bytes_per_second") for name, r in common.control_checks(ctx, NAME, params.control)}
+        fast = _fast_controls(ctx, params, 0.0 if out["failure"] else out["bytes_per_second"])
+        if not fast:
+            # Every control transfer is as slow (or none is configured): the line is slow, not
+            # this service. Reported, not judged.
+            evidence["control_fast"] = False
+            return CheckResult(NAME, True, None, watch.seconds, None, evidence)
+        evidence["control_fast"] = True
         url = urlsplit(evidence["url"])
-        if params.decoy and url.scheme == "https" and not ctx.is_control:
+        if params.decoy and url.scheme == "https":
             path = url.path + (f"?{url.query}" if url.query else "")
             decoy = await transfer(ctx, out["address"], out["port"], "https", url.hostname or ctx.target.host, path, params, sni=ctx.decoy_sni, verify=False)
             evidence["decoy"] = decoy
             evidence["sni_keyed"] = None if not decoy["measured"] else not _slow(decoy, params)
-    failure = out["failure"] or failures.THROTTLED
-    if ctx.is_control:
-        return CheckResult(NAME, False, failure, watch.seconds, BLOCK_VERDICT, evidence)
-    controls = common.control_checks(ctx, NAME, params.control)
-    evidence["controls"] = {name: r.evidence.get("bytes_per_second") for name, r in controls}
-    fast = [
-        name
-        for name, r in controls
-        if r.ok and r.evidence.get("measured") and (r.evidence.get("bytes_per_second") or 0) >= params.floor_bytes_per_second
-    ]
-    if fast:
-        return CheckResult(NAME, False, failure, watch.seconds, BLOCK_VERDICT, evidence)
-    # Every control transfer is slow too (or none is configured): the line is slow, not this service.
-    evidence["control_fast"] = False
-    return CheckResult(NAME, False, failure, watch.seconds, "down", evidence)
+    return CheckResult(NAME, False, out["failure"] or failures.THROTTLED, watch.seconds, BLOCK_VERDICT, evidence)

@@ -45,7 +45,7 @@ class Params(base.Params):
     step_timeout: float = Field(5.0, gt=0)
     reply_timeout: float = Field(5.0, gt=0)
     hold_seconds: float = Field(3.0, ge=0, le=30)
-    concurrency: int = Field(8, ge=1, le=64)  # hosts measured at once
+    concurrency: int = Field(16, ge=1, le=64)  # hosts measured at once
 
     @field_validator("prologue")
     @classmethod
