@@ -54,7 +54,8 @@ class Env:
     leaves: dict[str, Leaf]
     dns: DNSServer  # the vantage's resolver (UDP/TCP, DoT, DoH)
     control_dns: DNSServer  # the control resolver
-    dead_dns: DNSServer  # answers nothing, ever
+    dead_dns: DNSServer  # answers nothing, ever (do not set names on it)
+    spare_dns: DNSServer  # another resolver, NXDOMAIN for any name a test did not set
     ports: dict[str, int]  # server name -> port on 127.0.0.1
     fleet: Fleet
     requests: list[tuple[str, str]] = field(default_factory=list)
@@ -174,7 +175,7 @@ def _start(loop: ServerLoop, tmp: Path) -> Env:
     }
     fleet = Fleet()
     requests: list[tuple[str, str]] = []
-    dns, control_dns, dead_dns = DNSServer(), DNSServer(), DNSServer(default=Behaviour(mode="drop"))
+    dns, control_dns, dead_dns, spare_dns = DNSServer(), DNSServer(), DNSServer(default=Behaviour(mode="drop")), DNSServer()
 
     async def start() -> dict[str, int]:
         await dns.start()
@@ -182,6 +183,7 @@ def _start(loop: ServerLoop, tmp: Path) -> Env:
         await dns.start_doh(leaves["valid"].server_context())
         await control_dns.start()
         await dead_dns.start()
+        await spare_dns.start()
         handler = http_handler(fleet, requests)
         ports = {}
         _, ports["web"] = await fleet.serve(handler, LOOPBACK, context=leaves["valid"].server_context())
@@ -198,7 +200,7 @@ def _start(loop: ServerLoop, tmp: Path) -> Env:
         return ports
 
     ports = loop.call(start())
-    env = Env(loop, ca, leaves, dns, control_dns, dead_dns, ports, fleet, requests)
+    env = Env(loop, ca, leaves, dns, control_dns, dead_dns, spare_dns, ports, fleet, requests)
     env.resolve(CONTROL_HOST)
     return env
 
@@ -216,7 +218,7 @@ def env(server_loop: ServerLoop, tmp_path_factory: pytest.TempPathFactory) -> En
     yield env
 
     async def close() -> None:
-        for server in (env.dns, env.control_dns, env.dead_dns):
+        for server in (env.dns, env.control_dns, env.dead_dns, env.spare_dns):
             await server.close()
         await env.fleet.close()
 

@@ -294,16 +294,16 @@ async def test_shipped_blockpage_address_is_tampered(env):
 async def test_tampering_wins_over_withholding(env):
     """Two vantage resolvers, one lying and one withholding: the lie is reported."""
     env.resolve("both-bad.good.test", vantage={"rcode": "NXDOMAIN"})
-    env.dead_dns.set("both-bad.good.test", a=["10.9.9.9"])
-    resolvers = [env.dns.address, env.dead_dns.address, {"address": env.control_dns.address, "control": True}]
+    env.spare_dns.set("both-bad.good.test", a=["10.9.9.9"])
+    resolvers = [env.dns.address, env.spare_dns.address, {"address": env.control_dns.address, "control": True}]
     result = await dns_check.run(_ctx(env, "both-bad.good.test", resolvers=resolvers), dns_check.Params())
     assert result.verdict == "dns_tampered" and result.failure == failures.DNS_BOGON
 
 
 async def test_one_resolver_withholding_is_a_block_even_if_another_answers(env):
     env.resolve("half.good.test", vantage={"rcode": "NXDOMAIN"})
-    env.dead_dns.set("half.good.test", a=[LOOPBACK])
-    resolvers = [env.dns.address, env.dead_dns.address, {"address": env.control_dns.address, "control": True}]
+    env.spare_dns.set("half.good.test", a=[LOOPBACK])
+    resolvers = [env.dns.address, env.spare_dns.address, {"address": env.control_dns.address, "control": True}]
     ctx = _ctx(env, "half.good.test", resolvers=resolvers)
     result = await dns_check.run(ctx, dns_check.Params())
     assert result.verdict == "dns_blocked"

@@ -266,7 +266,7 @@ async def test_no_controls_configured_means_online(env, tmp_path):
 async def test_control_vantage_seeing_the_same_failure_makes_it_down(env, tmp_path):
     """Two vantages: `abroad` is a control vantage. Where both fail the same check the target is
     `down` at home; where only home fails (its resolver withholds the name) it stays blocked."""
-    home_dns = env.dead_dns  # answers only the names set on it
+    home_dns = env.spare_dns  # answers only the names set on it
     home_dns.set("control.good.test", a=[LOOPBACK])
     home_dns.set("withheld-home.good.test", rcode="NXDOMAIN")
     home_dns.set("same.good.test", a=[LOOPBACK])

@@ -221,13 +221,16 @@ def http_handler(fleet: Fleet, requests: list[tuple[str, str]] | None = None):
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
             chunk = b"x" * 16384
             frame = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
-            while True:
+            # Until the client goes: a closed TLS transport drops writes without raising, so
+            # the loop asks (a loop that spun here would starve every other test server).
+            while not writer.transport.is_closing():
                 writer.write(frame)
                 await writer.drain()
                 fleet.stats["endless_bytes"] += len(chunk)
+                await asyncio.sleep(0)
         elif path == "/drip":
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100000\r\n\r\n")
-            while True:
+            while not writer.transport.is_closing():
                 writer.write(b".")
                 await writer.drain()
                 fleet.stats["drip_bytes"] += 1
