@@ -56,7 +56,7 @@ from .plan import (
 )
 
 DEFAULT_STATE_DIR = Path(os.environ.get("MRL_LAB_DIR", "/tmp/mrl-lab"))
-TOOLS = ("ip", "nft", "iptables", "tc", "openssl", "nginx", "dnsmasq", "unbound", "unbound-control", "ss")
+TOOLS = ("ip", "nft", "iptables", "tc", "openssl", "nginx", "dnsmasq", "unbound", "unbound-control", "ss", "turnserver", "curl")
 LARGE_BYTES = 1024 * 1024
 
 
@@ -354,6 +354,11 @@ class Lab:
             "  cache-max-ttl: 0",
             "  cache-max-negative-ttl: 0",
             "  so-reuseport: no",
+            # A public resolver takes many connections at once: msgreach opens one DoT
+            # connection per query, and on a slow line they overlap (the default 10 resets them).
+            "  incoming-num-tcp: 1024",
+            "  outgoing-num-tcp: 64",
+            "  num-queries-per-thread: 4096",
             *[f"  {item}" for item in extra],
             "remote-control:",
             "  control-enable: yes",
@@ -389,19 +394,50 @@ class Lab:
         d = self.dir / "nginx-servers"
         (d / "www").mkdir(parents=True, exist_ok=True)
         (d / "www" / "large").write_bytes(os.urandom(LARGE_BYTES))
-        other_ports = [p for p in self.plan.ports if p not in (80, 443)]
-        key, pem = certs["default"]
-        servers = [
-            _server(
-                ["443 ssl default_server", "80 default_server", *[f"{p} default_server" for p in other_ports]],
-                None, pem, key, d / "www", "msgreach lab: default server",
-            )
-        ]
-        for host in sorted(self.plan.hosts):
+        servers = []
+        # One server block per host, listening on the host's own address only: a handshake with
+        # any other SNI (the decoy) gets that host's certificate, as on a real front.
+        for host, ports in sorted(self.plan.web().items()):
+            address = self.plan.hosts[host]
             key, pem = certs[host]
-            servers.append(_server(["443 ssl", "80"], host, pem, key, d / "www", f"msgreach lab: {host}"))
+            listens = [f"{address}:{p} ssl" if p == 443 else f"{address}:{p}" for p in sorted(set(ports) | {80, 443})]
+            servers.append(_server(listens, host, pem, key, d / "www", f"msgreach lab: {host}", self.plan.paths))
         (d / "nginx.conf").write_text(_nginx_conf(d, servers))
         self._start_nginx("nginx-servers", NS_SERVERS, d)
+        self._standins(certs)
+        self._stun()
+
+    def _standins(self, certs: dict[str, tuple[Path, Path]]) -> None:
+        """The services' own protocols (tests/lab/standins.py): chat, MTProto, HTTP/3."""
+        by_address = {a: h for h, a in self.plan.hosts.items()}
+        spec = []
+        for role, address, port in self.plan.endpoints:
+            if role in ("chat", "mtproto", "h3"):
+                item: dict[str, Any] = {"role": role, "address": address, "port": port}
+                if role == "h3":
+                    key, pem = certs[by_address[address]]
+                    item.update(cert=str(pem), key=str(key))
+                spec.append(item)
+        if not spec:
+            return
+        path = self.dir / "standins.json"
+        path.write_text(json.dumps(spec, indent=1))
+        self.spawn("standins", NS_SERVERS, [sys.executable, str(Path(__file__).with_name("standins.py")), str(path)])
+
+    def _stun(self) -> None:
+        """coturn in STUN-only mode for every STUN endpoint (one instance per port)."""
+        ports: dict[int, list[str]] = {}
+        for role, address, port in self.plan.endpoints:
+            if role == "stun":
+                ports.setdefault(port, []).append(address)
+        for port, addresses in sorted(ports.items()):
+            d = self.dir / f"coturn-{port}"
+            d.mkdir(exist_ok=True)
+            argv = ["turnserver", "-n", "--stun-only", "--no-cli", "--no-tls", "--no-dtls", "--simple-log",
+                    "--log-file", "stdout", "--pidfile", str(d / "turnserver.pid"), "-p", str(port)]
+            for address in addresses:
+                argv += ["-L", address]
+            self.spawn(f"coturn-{port}", NS_SERVERS, argv)
 
     def _censor_servers(self, certs: dict[str, tuple[Path, Path]]) -> None:
         """The censor's own servers: block pages (HTTP) and the MITM TLS endpoint."""
@@ -438,8 +474,13 @@ class Lab:
         self.spawn(key, ns, ["nginx", "-p", str(d), "-e", str(d / "error.log"), "-c", str(d / "nginx.conf"), "-g", "daemon off;"])
 
     def _wait_ready(self, timeout: float = 20.0) -> None:
+        servers = {f"{AUTHORITY}:53"}
+        for role, address, port in self.plan.endpoints:
+            servers.add(f"{address}:{port}")
+        for host in self.plan.web():
+            servers |= {f"{self.plan.hosts[host]}:443", f"{self.plan.hosts[host]}:80"}
         expected = {
-            NS_SERVERS: {f"{AUTHORITY}:53", "*:443", "*:80"} | {f"*:{p}" for p in self.plan.ports},
+            NS_SERVERS: servers,
             NS_RESOLVER: {f"{ISP_RESOLVER}:53", f"{CONTROL_RESOLVER}:853"},
             NS_CENSOR: {f"{BLOCKPAGE}:80", f"{MITM}:443"},
         }
@@ -519,10 +560,10 @@ class Lab:
     def config_data(
         self,
         *,
-        interval: float = 30,
+        interval: float = 60,
         timeouts: dict[str, float] | None = None,
         retries: int = 1,
-        deadline: float | None = None,
+        deadline: float | None = 55,
         listen: str = "127.0.0.1:9910",
     ) -> dict[str, Any]:
         """The lab config: the shipped catalogs unchanged; only resolvers, CA bundle, pinned
@@ -593,7 +634,7 @@ class Lab:
         return [str(script)] if script.exists() else [sys.executable, "-m", "probe"]
 
 
-def _server(listens: list[str], name: str | None, pem: Path, key: Path, root: Path, body: str) -> str:
+def _server(listens: list[str], name: str | None, pem: Path, key: Path, root: Path, body: str, paths: list[str] = ()) -> str:
     lines = [f"listen {item};" for item in listens]
     if name:
         lines.append(f"server_name {name};")
@@ -601,6 +642,8 @@ def _server(listens: list[str], name: str | None, pem: Path, key: Path, root: Pa
         f"ssl_certificate {pem};",
         f"ssl_certificate_key {key};",
         f"location = /large {{ alias {root / 'large'}; }}",
+        # the objects the throughput checks download, on every host (the decoy SNI too)
+        *[f"location = {path} {{ default_type application/octet-stream; alias {root / 'large'}; }}" for path in paths if path != "/"],
         f"location / {{ return 200 '{body}'; }}",
     ]
     return "server {\n    " + "\n    ".join(lines) + "\n}"

@@ -73,6 +73,19 @@ class LabTarget:
     lab_addresses: list[str]  # where the lab serves it
     pinned: dict[str, str] = field(default_factory=dict)  # real pinned address -> lab stand-in
     checks: list[str] = field(default_factory=lambda: ["dns", "tcp", "tls", "http"])
+    params: dict = field(default_factory=dict)
+    extra_hosts: list[str] = field(default_factory=list)  # names a check measures itself (whatsapp_chat hosts)
+
+    @property
+    def role(self) -> str:
+        """What the lab runs on this target's addresses and ports."""
+        if "mtproto" in self.checks:
+            return "mtproto"
+        if "whatsapp_chat" in self.checks:
+            return "chat"
+        if "stun" in self.checks:
+            return "stun"
+        return "web"
 
     @property
     def is_ip(self) -> bool:
@@ -90,10 +103,22 @@ class Plan:
     extra_names: dict[str, str]  # names that are not catalog hosts (block-page hosts, DoT name)
     ports: list[int]
     redirect_hosts: list[str]
+    # (role, address, port) the servers namespace must serve; role: web | chat | mtproto | stun | h3
+    endpoints: list[tuple[str, str, int]] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)  # objects the throughput checks download
+
+    def web(self) -> dict[str, list[int]]:
+        """host name -> the TCP ports its nginx server block listens on."""
+        by_address = {a: h for h, a in self.hosts.items()}
+        out: dict[str, list[int]] = {}
+        for role, address, port in self.endpoints:
+            if role == "web":
+                out.setdefault(by_address[address], []).append(port)
+        return out
 
     @property
     def server_addresses(self) -> list[str]:
-        seen: dict[str, None] = {}
+        seen: dict[str, None] = dict.fromkeys(self.hosts.values())
         for target in self.targets:
             for address in target.lab_addresses:
                 seen[address] = None
@@ -155,7 +180,16 @@ def load_plan() -> Plan:
             target_ports = [int(p) for p in raw.get("ports", [443])]
             ports.update(target_ports)
             pinned = [str(a) for a in raw.get("addresses", [])]
-            target = LabTarget(name, raw["name"], host, target_ports, [], checks=list(raw.get("checks", ["dns", "tcp", "tls", "http"])))
+            params = dict(raw.get("params") or {})
+            extra_hosts = [str(h) for h in (params.get("whatsapp_chat") or {}).get("hosts", [])]
+            target = LabTarget(
+                name, raw["name"], host, target_ports, [],
+                checks=list(raw.get("checks", ["dns", "tcp", "tls", "http"])), params=params, extra_hosts=extra_hosts,
+            )
+            for extra_host in extra_hosts:
+                if extra_host not in hosts:
+                    hosts[extra_host] = f"198.19.{block}.{next_host}"
+                    next_host += 1
             if pinned:
                 for real in pinned:
                     if real not in pins:
@@ -178,7 +212,25 @@ def load_plan() -> Plan:
     extra = {h: BLOCKPAGE for h in redirect_hosts if h not in hosts}
     extra[CONTROL_RESOLVER_NAME] = CONTROL_RESOLVER
     ports.update({80, 443})
-    plan = Plan(targets, hosts, extra, sorted(ports), redirect_hosts)
+    endpoints: dict[tuple[str, str, int], None] = {}
+    taken: dict[tuple[str, str, int], str] = {}
+    paths: dict[str, None] = {}
+    for target in targets:
+        role = target.role
+        addresses = list(target.lab_addresses) + [hosts[h] for h in target.extra_hosts]
+        for address in addresses:
+            for port in target.ports:
+                proto = "udp" if role == "stun" else "tcp"
+                if (proto, address, port) not in taken:  # first role wins a shared address:port
+                    taken[(proto, address, port)] = role
+                    endpoints[(role, address, port)] = None
+            if "quic" in target.checks:
+                port = int((target.params.get("quic") or {}).get("port", 443))
+                endpoints[("h3", address, port)] = None
+        path = (target.params.get("throughput") or {}).get("path")
+        if "throughput" in target.checks:
+            paths[path or "/"] = None
+    plan = Plan(targets, hosts, extra, sorted(ports), redirect_hosts, list(endpoints), list(paths))
     for address in [*plan.server_addresses, *hosts.values()]:
         assert ipaddress.ip_address(address) in LAB_NET, address  # never a real address
     return plan

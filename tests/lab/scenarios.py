@@ -41,11 +41,15 @@ class Scenario:
 
 
 def _names(targets: list[LabTarget]) -> list[str]:
-    return list(dict.fromkeys(t.host for t in targets if not t.is_ip))
+    """Every name the targets make the engine resolve (a check's own host list included)."""
+    return list(dict.fromkeys([*(t.host for t in targets if not t.is_ip), *(h for t in targets for h in t.extra_hosts)]))
 
 
-def _addresses(targets: list[LabTarget]) -> list[str]:
-    return list(dict.fromkeys(a for t in targets for a in t.lab_addresses))
+def _addresses(targets: list[LabTarget], plan=None) -> list[str]:
+    from .plan import load_plan
+
+    hosts = (plan or load_plan()).hosts
+    return list(dict.fromkeys([*(a for t in targets for a in t.lab_addresses), *(hosts[h] for t in targets for h in t.extra_hosts)]))
 
 
 # --- DNS at the resolver -------------------------------------------------------------------------
@@ -87,19 +91,27 @@ class NftScenario(Scenario):
 
     template: str = ""
     kind: str = "nftables"
+    per_address: bool = False  # one copy of each rule per address (a policer's bucket each)
 
     @property
     def table(self) -> str:
         return "mrl_" + self.name.replace("-", "_")
 
-    def body(self, targets: list[LabTarget]) -> str:
-        addresses = ", ".join(_addresses(targets)) or "198.18.255.255"
-        return self.template.format(addrs=f"{{ {addresses} }}", client_if=IF_CENSOR_CLIENT, blockpage=BLOCKPAGE, mitm=MITM)
+    def body(self, lab: "Lab", targets: list[LabTarget]) -> str:
+        addresses = _addresses(targets, lab.plan) or ["198.18.255.255"]
+        fields = {"client_if": IF_CENSOR_CLIENT, "blockpage": BLOCKPAGE, "mitm": MITM}
+        if not self.per_address:
+            return self.template.format(addrs=f"{{ {', '.join(addresses)} }}", **fields)
+        # chain header once, then the rule lines for every address
+        header, _, rest = self.template.partition("\n")
+        rules, _, footer = rest.rpartition("\n")
+        lines = [rules.format(addrs=a, **fields) for a in addresses]
+        return header.format(**fields) + "\n" + "\n".join(lines) + "\n" + footer.format(**fields)
 
     def apply(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
         from .lab import in_ns
 
-        in_ns(NS_CENSOR, ["nft", "-f", "-"], input=f"table ip {self.table} {{\n{self.body(targets)}\n}}\n")
+        in_ns(NS_CENSOR, ["nft", "-f", "-"], input=f"table ip {self.table} {{\n{self.body(lab, targets)}\n}}\n")
 
     def lift(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
         from .lab import in_ns
@@ -191,7 +203,7 @@ class SniScenario(IptablesScenario):
 
 @dataclass
 class LossyScenario(IptablesScenario):
-    """A bad line without censorship: random loss (nftables numgen, both directions) and delay
+    """A bad client line without censorship: random loss (nftables numgen, each direction) and delay
     with jitter (NFQUEUE + tests/lab/nfqdelay.py, since this kernel has no netem)."""
 
     loss_percent: int = 5
@@ -202,7 +214,9 @@ class LossyScenario(IptablesScenario):
     kind: str = "nftables+nfqueue"
 
     def rules(self, targets: list[LabTarget]) -> list[list[str]]:
-        return [["-j", "NFQUEUE", "--queue-num", str(self.queue), "--queue-bypass"]]
+        # Only the client's line is bad: the resolvers and servers talk to each other unimpaired.
+        queue = ["-j", "NFQUEUE", "--queue-num", str(self.queue), "--queue-bypass"]
+        return [["-i", IF_CENSOR_CLIENT, *queue], ["-o", IF_CENSOR_CLIENT, *queue]]
 
     def apply(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
         from .lab import in_ns
@@ -226,7 +240,7 @@ class LossyScenario(IptablesScenario):
             time.sleep(0.05)
         in_ns(
             NS_CENSOR, ["nft", "-f", "-"],
-            input=f"table ip mrl_lossy {{\n{_filter(f'numgen random mod 100 < {self.loss_percent} drop').format()}\n}}\n",
+            input=f"table ip mrl_lossy {{\n{_filter(*(f'{d}ifname {IF_CENSOR_CLIENT} numgen random mod 100 < {self.loss_percent} drop' for d in 'io')).format()}\n}}\n",
         )
         super().apply(lab, targets, entry)
 
@@ -318,13 +332,18 @@ SCENARIO_LIST: list[Scenario] = [
         "http_blocked", "http_blockpage", template=_dnat(80, f"{BLOCKPAGE}:8200"),
     ),
     NftScenario(
+        "chat-rst", "the WhatsApp chat opening (Noise prologue `WA`) answered with RST, TCP connects untouched", "DPI on WhatsApp's chat protocol (ooni/probe#2383 context)",
+        "protocol_blocked", "connection_reset",
+        template=_filter("ip daddr {addrs} @ih,0,16 0x5741 reject with tcp reset"),
+    ),
+    NftScenario(
         "police-150k", "traffic from the address policed to ~150 kbit/s (drop over the rate)", "Twitter throttling, IMC 2021 (130-150 kbps)",
-        "throttled", "throttled", default_targets=("whatsapp/media",),
+        "throttled", "throttled", default_targets=("whatsapp/download",), per_address=True,
         template=_filter("ip saddr {addrs} limit rate over 18750 bytes/second burst 18750 bytes drop"),
     ),
     NftScenario(
         "stall-16k", "connections to the address stall after 16 KB from the server", "mobile 16-20 KB freeze (Nov 2025)",
-        "throttled", "stalled", default_targets=("whatsapp/media",),
+        "throttled", "stalled", default_targets=("whatsapp/download",),
         template=_filter("ip saddr {addrs} ct reply bytes > 16384 drop", "ip daddr {addrs} ct reply bytes > 16384 drop"),
     ),
     NftScenario(
