@@ -32,6 +32,7 @@ from servers.hostile import (  # noqa: E402
     sni_front,
 )
 from servers.loop import ServerLoop  # noqa: E402
+from servers.socks5 import Socks5Proxy  # noqa: E402
 from servers.testca import Leaf, TestCA  # noqa: E402
 
 from msgreach_helpers import msgreach_command, require_root  # noqa: E402,F401 - re-exported
@@ -59,6 +60,10 @@ class Env:
     ports: dict[str, int]  # server name -> port on 127.0.0.1
     fleet: Fleet
     requests: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def socks5(self) -> Socks5Proxy:
+        return self.fleet.socks5
 
     def resolve(self, name: str, vantage: dict[str, Any] | None = None, control: dict[str, Any] | None = None) -> None:
         """Set what the vantage and control resolvers say for `name` (default: 127.0.0.1)."""
@@ -195,6 +200,10 @@ def _start(loop: ServerLoop, tmp: Path) -> Env:
         _, ports["silent"] = await fleet.serve(silent, LOOPBACK)
         _, ports["not_tls"] = await fleet.serve(not_tls, LOOPBACK)
         _, ports["sni_front"] = await fleet.serve(sni_front({BLOCKED_SNI}, (LOOPBACK, ports["web"])), LOOPBACK)
+        _, ports["sni_drop"] = await fleet.serve(sni_front({BLOCKED_SNI}, (LOOPBACK, ports["web"]), "drop"), LOOPBACK)
+        socks = Socks5Proxy()
+        _, ports["socks5"] = await fleet.serve(socks.handle, LOOPBACK)
+        fleet.socks5 = socks
         _, ports["refused"] = fleet.refused(LOOPBACK)
         _, ports["blackhole"] = fleet.blackhole(LOOPBACK)
         return ports

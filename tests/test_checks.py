@@ -319,3 +319,60 @@ async def test_slow_drip_fails_as_a_timeout_on_time(env):
 async def test_slow_drip_for_every_name_is_not_sni_blocked(env):
     result = await _run_http(_http_ctx(env, "/drip", timeout=0.8))
     assert result.verdict != "sni_blocked"
+
+
+async def test_sni_dropped_while_the_decoy_completes_is_sni_blocked(env):
+    """TSPU's SNI-IV: the ClientHello naming the blocked host gets no answer at all."""
+    ctx = _tls_ctx(env, "sni_drop", host="blocked.good.test", timeout=0.5)
+    started = time.monotonic()
+    result = await tls.run(ctx, tls.Params())
+    assert result.verdict == "sni_blocked"
+    assert result.failure == failures.TIMEOUT
+    assert result.evidence["decoy"]["failure"] is None
+    assert time.monotonic() - started < 2.5
+
+
+# --- through a SOCKS5 proxy (the vantage's `socks5:`) --------------------------------------------
+
+
+def _socks_vantage(env) -> dict:
+    return {"socks5": f"{LOOPBACK}:{env.ports['socks5']}"}
+
+
+async def test_tcp_through_socks5(env):
+    ctx = env.context("proxied.good.test", target={"addresses": [LOOPBACK]}, vantage=_socks_vantage(env))
+    result = await tcp.run(ctx, tcp.Params())
+    assert result.ok
+    assert (LOOPBACK, env.ports["web"]) in env.socks5.connects
+
+
+async def test_socks5_refusal_is_connection_refused(env):
+    ctx = env.context("proxied.good.test", "refused", target={"addresses": [LOOPBACK]}, vantage=_socks_vantage(env))
+    result = await tcp.run(ctx, tcp.Params())
+    assert result.verdict == "ip_blocked"
+    assert result.failure == failures.CONNECTION_REFUSED
+    assert (LOOPBACK, env.ports["refused"]) in env.socks5.connects
+
+
+async def test_a_whole_round_through_socks5(env, tmp_path):
+    from probe.runner import run_all
+
+    env.resolve("via-proxy.good.test")
+    services = [
+        {
+            "name": "svc",
+            "targets": [
+                env.target("ok", "via-proxy.good.test"),
+                env.target("sni", "blocked.good.test", "sni_front"),
+                env.target("page", "via-proxy.good.test", params={"http": {"path": "/451"}}),
+            ],
+        }
+    ]
+    env.resolve("blocked.good.test")
+    config = env.load(tmp_path, env.config(services, vantages=[env.vantage(**_socks_vantage(env))]))
+    before = len(env.socks5.connects)
+    [result] = await run_all(config)
+    assert result.verdict == "ok"
+    assert {t.target: t.verdict for t in result.services[0].targets} == {"ok": "ok", "sni": "sni_blocked", "page": "http_blocked"}
+    # controls and targets: tcp, tls, http and the decoy all went through the proxy
+    assert len(env.socks5.connects) - before >= 10

@@ -145,13 +145,16 @@ async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
     await asyncio.sleep(3600)
 
 
-def sni_front(blocked: set[str], backend: tuple[str, int]):
-    """A TLS-aware front: resets a connection whose ClientHello names a blocked SNI (as TSPU's
-    SNI-I does), and passes any other through, byte for byte, to `backend`."""
+def sni_front(blocked: set[str], backend: tuple[str, int], action: str = "rst"):
+    """A TLS-aware front: a connection whose ClientHello names a blocked SNI is reset (`rst`, as
+    TSPU's SNI-I does) or left hanging (`drop`, as SNI-IV does); any other passes through, byte
+    for byte, to `backend`."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         hello = await read_client_hello(reader)
         if sni_of(hello) in blocked:
+            if action == "drop":
+                await asyncio.sleep(3600)
             rst(writer)
             return
         up_reader, up_writer = await asyncio.open_connection(*backend)
