@@ -1,0 +1,553 @@
+#!/usr/bin/env python3
+"""The single source of msgreach's Prometheus recording and alerting rules.
+
+Two profiles are generated from it, with the same expressions and different durations:
+
+* ``default`` -> ``configs/prometheus/rules/msgreach.yml``: for msgreach's default schedule
+  (a round every 60 s, Prometheus scraping every 15-30 s). Load this one in production.
+* ``fast`` -> ``configs/prometheus/fast-profile/msgreach.yml``: for the censorship lab and the
+  end-to-end tests (a round every 1-2 s, scrapes and evaluations every second). Never load it in
+  production: it pages on blocks that lasted seconds.
+
+Usage::
+
+    python configs/prometheus/generate_rules.py          # rewrite both files
+    python configs/prometheus/generate_rules.py --check  # exit 1 if a committed file is stale
+
+Only the standard library and PyYAML (to check that what is written parses back).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+
+# A service verdict that is none of these is a block (see docs/operators.md, "Block verdicts"):
+# dns_blocked, dns_tampered, ip_blocked, sni_blocked, tls_blocked, tls_mitm, http_blocked,
+# quic_blocked, protocol_blocked, udp_blocked, throttled and partial. Written as an exclusion so
+# that a block technique added to the contract later is alerted on without touching the rules.
+NOT_BLOCK = "ok|down|vantage_offline"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    path: Path
+    eval_interval: str  # how often the rule group runs
+    block_window: str  # a block must hold at every scrape for this long ...
+    min_rounds: int  # ... and that long must contain at least this many new rounds
+    ok_lookback: str  # "was reachable for the past hours": ok seen within this window
+    technique_memory: str  # a technique sustained this recently counts as "the previous one"
+    control_share: float  # a control vantage failing this share of the window suppresses blocks
+    silent_after_seconds: int  # no new round for this long: the vantage is silent
+    offline_for: str  # vantage_online == 0 for this long: the vantage is offline
+    info_lookback: str  # how long a vantage that stopped reporting is remembered
+    wide_min_vantages: int  # vantages of one country / ASN that make a block "wide"
+    notes: str
+
+
+PROFILES = {
+    "default": Profile(
+        name="default",
+        path=HERE / "rules" / "msgreach.yml",
+        eval_interval="30s",
+        block_window="5m",
+        min_rounds=3,
+        ok_lookback="6h",
+        technique_memory="1h",
+        control_share=0.5,
+        silent_after_seconds=300,
+        offline_for="3m",
+        info_lookback="1d",
+        wide_min_vantages=2,
+        notes="For msgreach's default schedule (rounds every 60 s) and a 15-30 s scrape interval.",
+    ),
+    "fast": Profile(
+        name="fast",
+        path=HERE / "fast-profile" / "msgreach.yml",
+        eval_interval="1s",
+        block_window="6s",
+        min_rounds=2,
+        ok_lookback="15m",
+        technique_memory="2m",
+        control_share=0.5,
+        silent_after_seconds=30,
+        offline_for="3s",
+        info_lookback="1h",
+        wide_min_vantages=2,
+        notes=(
+            "FAST PROFILE, for the lab and end-to-end tests only: rounds every 1-2 s, scrape and\n"
+            "evaluation every 1 s. It pages on blocks that lasted seconds: never load it in production."
+        ),
+    ),
+}
+
+
+# --- PromQL building blocks ---------------------------------------------------------------------
+
+INFO = "vantage:msgreach_info:last"
+INFO_LABELS = "country, asn, network, role"
+
+
+def with_info(expr: str, keys: str) -> str:
+    """``expr`` (one series per ``keys``) with the vantage's country/asn/network/role attached.
+
+    A vantage without a ``msgreach_vantage_info`` series keeps its series (without those labels)
+    instead of vanishing from every alert: a missing info series must never hide a block.
+    """
+    return (
+        f"(\n  (\n{indent(expr, 4)}\n  )\n  * on (vantage) group_left ({INFO_LABELS})\n  {INFO}\n)\n"
+        f"or on ({keys})\n(\n{indent(expr)}\n)"
+    )
+
+
+def indent(text: str, by: int = 2) -> str:
+    return "\n".join((" " * by + line) if line else line for line in text.splitlines())
+
+
+def service_state(verdict_matcher: str) -> str:
+    """1 when the service's current verdict matches, 0 otherwise (one series per vantage/service)."""
+    return (
+        f'max by (vantage, service) (msgreach_service_verdict{{verdict{verdict_matcher}}} == 1)\n'
+        f"or on (vantage, service)\n"
+        f"max by (vantage, service) (msgreach_service_verdict) * 0"
+    )
+
+
+@dataclass
+class Rule:
+    doc: str
+    body: dict
+
+
+def record(name: str, expr: str, doc: str) -> Rule:
+    return Rule(doc, {"record": name, "expr": expr})
+
+
+def alert(name: str, expr: str, doc: str, *, for_: str | None, labels: dict, annotations: dict) -> Rule:
+    body: dict = {"alert": name, "expr": expr}
+    if for_:
+        body["for"] = for_
+    body["labels"] = labels
+    body["annotations"] = annotations
+    return Rule(doc, body)
+
+
+def recording_rules(p: Profile) -> list[Rule]:
+    w = p.block_window
+    rules = [
+        record(
+            INFO,
+            f'topk by (vantage) (1, max by (vantage, {INFO_LABELS}) (\n'
+            f'  label_replace(msgreach_vantage_info, "role", "control", "control", "true")\n'
+            f"))\n"
+            f"or on (vantage)\n"
+            f'topk by (vantage) (1, max by (vantage, {INFO_LABELS}) (\n'
+            f'  label_replace(last_over_time(msgreach_vantage_info[{p.info_lookback}]), "role", "control", "control", "true")\n'
+            f"))",
+            "Where each vantage is (country, asn, network) and whether it is a control vantage\n"
+            '(role="control"), one series per vantage; remembered for a while after the vantage\n'
+            "stops reporting so that its silence can still be routed by country.",
+        ),
+        record(
+            "vantage:msgreach_rounds:changes_block_window",
+            f"max by (vantage) (changes(msgreach_last_round_timestamp_seconds[{w}]))",
+            "New rounds seen within the block window: a block verdict only counts as sustained when\n"
+            "rounds keep arriving (a stuck probe repeats its last verdict forever).",
+        ),
+        record(
+            "vantage:msgreach_last_round_age:seconds",
+            with_info(
+                f"time() - max by (vantage) (max_over_time(msgreach_last_round_timestamp_seconds[{p.info_lookback}]) > 0)",
+                "vantage",
+            ),
+            "Seconds since the vantage's latest round ended; keeps growing when the target is not\n"
+            "scraped at all (process dead, host down), so it also covers `up == 0`.",
+        ),
+        record(
+            "vantage:msgreach_online:max",
+            with_info("max by (vantage) (msgreach_vantage_online)", "vantage"),
+            "1 while the vantage's controls are reachable (msgreach_vantage_online).",
+        ),
+        record(
+            "vantage_service:msgreach_blocked:bool",
+            with_info(service_state(f'!~"{NOT_BLOCK}"'), "vantage, service"),
+            "1 when the service's current verdict at the vantage is a block verdict, else 0.",
+        ),
+        record(
+            "vantage_service:msgreach_ok:bool",
+            with_info(service_state('="ok"'), "vantage, service"),
+            "1 when the service's current verdict at the vantage is ok, else 0.",
+        ),
+        record(
+            "vantage_service:msgreach_failing:bool",
+            with_info(service_state('!~"ok|vantage_offline"'), "vantage, service"),
+            "1 when the service fails at the vantage in any way (a block or down), else 0; 0 while the\n"
+            "vantage is offline. Used to tell a global outage seen from a control vantage.",
+        ),
+        record(
+            "vantage_service:msgreach_reachable_ratio:max",
+            with_info("max by (vantage, service) (msgreach_service_reachable_ratio)", "vantage, service"),
+            "Share of the service's targets that are ok at the vantage.",
+        ),
+        record(
+            "vantage_service:msgreach_block_sustained:bool",
+            "vantage_service:msgreach_blocked:bool\n"
+            f'* on (vantage, service) group_left () (1 - max by (vantage, service) (max_over_time(msgreach_service_verdict{{verdict=~"{NOT_BLOCK}"}}[{w}])))\n'
+            f"* on (vantage) group_left () (vantage:msgreach_rounds:changes_block_window >= bool {p.min_rounds})",
+            f"1 when the service has had a block verdict (any technique) at every scrape of the last {w}\n"
+            f"and at least {p.min_rounds} new rounds arrived meanwhile: one failed round, a flapping link\n"
+            "or a stuck probe never makes it 1.",
+        ),
+        record(
+            "vantage_service_technique:msgreach_block:active",
+            with_info(
+                "max without (verdict) (label_replace(\n"
+                f'  max by (vantage, service, verdict) (msgreach_service_verdict{{verdict!~"{NOT_BLOCK}"}} == 1),\n'
+                '  "technique", "$1", "verdict", "(.+)"\n'
+                "))",
+                "vantage, service, technique",
+            ),
+            "The current block technique (= the block verdict) per vantage and service; absent when the\n"
+            "service is not blocked.",
+        ),
+        record(
+            "vantage_service_technique:msgreach_block_sustained:bool",
+            with_info(
+                "max without (verdict) (label_replace(\n"
+                f'  max by (vantage, service, verdict) (min_over_time(msgreach_service_verdict{{verdict!~"{NOT_BLOCK}"}}[{w}])),\n'
+                '  "technique", "$1", "verdict", "(.+)"\n'
+                "))\n"
+                f"* on (vantage) group_left () (vantage:msgreach_rounds:changes_block_window >= bool {p.min_rounds})",
+                "vantage, service, technique",
+            ),
+            f"Per technique: 1 when that very technique held at every scrape of the last {w} with rounds\n"
+            "arriving, else 0. The memory of it is what the technique-change alert compares.",
+        ),
+        record(
+            "service:msgreach_failing_at_control:bool",
+            f'max by (service) (avg_over_time(vantage_service:msgreach_failing:bool{{role="control"}}[{w}]) >= bool {p.control_share})',
+            f"1 when the service failed at a control vantage for at least {p.control_share:.0%} of the\n"
+            f"last {w}: what looks like a block elsewhere is then likely a global outage.",
+        ),
+    ]
+    # Summaries for dashboards and people; control vantages are left out of every count.
+    probe_vantages = '{role!="control"}'
+    online = "and on (vantage) (vantage:msgreach_online:max == 1)"
+    for level, by in (("service", "service"), ("country_service", "country, service"), ("asn_service", "country, asn, network, service")):
+        rules += [
+            record(
+                f"{level}:msgreach_vantages_blocked:sum",
+                f"sum by ({by}) (vantage_service:msgreach_blocked:bool{probe_vantages})",
+                "Vantages whose current verdict for the service is a block.",
+            ),
+            record(
+                f"{level}:msgreach_vantages_block_sustained:sum",
+                f"sum by ({by}) (vantage_service:msgreach_block_sustained:bool{probe_vantages})",
+                f"Vantages where the service has been blocked for the whole block window ({w}).",
+            ),
+            record(
+                f"{level}:msgreach_vantages_ok:sum",
+                f"sum by ({by}) (vantage_service:msgreach_ok:bool{probe_vantages})",
+                "Vantages where the service is ok.",
+            ),
+            record(
+                f"{level}:msgreach_vantages_reporting:count",
+                f"count by ({by}) (vantage_service:msgreach_ok:bool{probe_vantages} {online})",
+                "Online vantages that report a verdict for the service.",
+            ),
+            record(
+                f"{level}:msgreach_reachable_ratio:avg",
+                f"avg by ({by}) (vantage_service:msgreach_reachable_ratio:max{probe_vantages} {online})",
+                "Average share of the service's targets that are ok, over online vantages.",
+            ),
+        ]
+    rules += [
+        record(
+            "country_service_verdict:msgreach_vantages:count",
+            "count by (country, service, verdict) (\n"
+            "  (max by (vantage, service, verdict) (msgreach_service_verdict) == 1)\n"
+            f"  * on (vantage) group_left (country, role) {INFO}{probe_vantages}\n"
+            ")",
+            "How many vantages of each country currently give each verdict, per service.",
+        ),
+    ]
+    for level, by in (("", ""), ("country", "country"), ("asn", "country, asn, network")):
+        prefix = f"{level}:" if level else ":"
+        grouping = f"by ({by}) " if by else ""
+        rules += [
+            record(
+                f"{prefix}msgreach_vantages_online:sum",
+                f"sum {grouping}(vantage:msgreach_online:max{probe_vantages})",
+                "Vantages whose controls are reachable.",
+            ),
+            record(
+                f"{prefix}msgreach_vantages:count",
+                f"count {grouping}(vantage:msgreach_last_round_age:seconds{probe_vantages})",
+                f"Vantages known (reported a round in the last {p.info_lookback}).",
+            ),
+        ]
+    return rules
+
+
+WIDE_RUNBOOK = (
+    "1. Open the Overview dashboard, table 'Current verdicts by country': which techniques, which networks.\n"
+    "2. scope=country over several ASNs: a national policy (national DNS, TSPU rule); scope=asn: that ISP.\n"
+    "3. The per-vantage MsgreachSuddenBlock alerts (same group) carry the technique of each vantage."
+)
+
+
+def dashboard_link(name: str, params: str) -> str:
+    return f"/d/msgreach-{name}?{params}"
+
+
+def alerting_rules(p: Profile) -> list[Rule]:
+    w = p.block_window
+    not_control = '{role!="control"}'
+    suppressed = "unless on (service) (service:msgreach_failing_at_control:bool == 1)"
+    # Runbooks are static text (the labels are in summary/description/dashboard): one place to read.
+    evidence = (
+        'Evidence: `msgreach_target_verdict{vantage="<vantage>",service="<service>"} == 1` says which\n'
+        "targets fail; `msgreach_check_success` and `msgreach_check_failures_total` say which check and\n"
+        "with which failure string; `msgreach once --service <service> --format json` on the vantage\n"
+        "prints the full evidence of one round."
+    )
+    return [
+        alert(
+            "MsgreachSuddenBlock",
+            f"vantage_service_technique:msgreach_block:active{not_control}\n"
+            "* on (vantage, service) group_left ()\n"
+            "(\n"
+            "  vantage_service:msgreach_block_sustained:bool == 1\n"
+            "  and on (vantage, service)\n"
+            "  (\n"
+            f'    max by (vantage, service) (max_over_time(msgreach_service_verdict{{verdict="ok"}}[{p.ok_lookback}])) == 1\n'
+            "    or on (vantage, service)\n"
+            '    max by (vantage, service) (ALERTS{alertname="MsgreachSuddenBlock", alertstate="firing"})\n'
+            "  )\n"
+            f"  {suppressed}\n"
+            ")",
+            f"A service reachable from a vantage within the last {p.ok_lookback} has had a block verdict at\n"
+            f"every scrape for {w} over at least {p.min_rounds} new rounds. Once firing it stays firing\n"
+            "(through ALERTS) for as long as the block is sustained, whatever the lookback; its\n"
+            "`technique` label follows the current verdict. Not raised at control vantages, nor while\n"
+            "the service also fails at a control vantage (a global outage).",
+            for_=None,
+            labels={"severity": "critical", "category": "block"},
+            annotations={
+                "summary": "{{ $labels.service }} blocked from {{ $labels.vantage }} ({{ $labels.country }} AS{{ $labels.asn }}) by {{ $labels.technique }}",
+                "description": (
+                    f"{{{{ $labels.service }}}} was reachable from vantage {{{{ $labels.vantage }}}} ({{{{ $labels.network }}}}) within the last {p.ok_lookback}; "
+                    f"for at least {w} and {p.min_rounds} consecutive rounds every verdict has been a block. Current technique: {{{{ $labels.technique }}}}."
+                ),
+                "runbook": (
+                    "1. Check the vantage is healthy: no MsgreachVantageOffline/Silent for it (those inhibit this alert).\n"
+                    "2. Is it wide? A MsgreachWideBlock for the same country or ASN means a policy, not a local fault.\n"
+                    "3. " + evidence + "\n"
+                    "4. Compare with OONI Explorer for the same country/ASN and service."
+                ),
+                "dashboard": dashboard_link("service", "var-service={{ $labels.service }}&var-vantage={{ $labels.vantage }}"),
+            },
+        ),
+        alert(
+            "MsgreachWideBlock",
+            "count by (country, service) (\n"
+            f'  vantage_service:msgreach_block_sustained:bool{{role!="control", country!=""}} == 1\n'
+            f"  {suppressed}\n"
+            f") >= {p.wide_min_vantages}",
+            f"The same service has a sustained block verdict from at least {p.wide_min_vantages} vantages of one\n"
+            "country: a policy rather than a local fault. Does not need the service to have been\n"
+            "reachable before (a standing national block is still wide).",
+            for_=None,
+            labels={"severity": "critical", "category": "block", "scope": "country"},
+            annotations={
+                "summary": "{{ $labels.service }} blocked from {{ $value }} vantages in {{ $labels.country }}",
+                "description": f"{{{{ $value }}}} vantages in {{{{ $labels.country }}}} have given {{{{ $labels.service }}}} a block verdict at every scrape for {w}.",
+                "runbook": WIDE_RUNBOOK,
+                "dashboard": dashboard_link("overview", "var-country={{ $labels.country }}&var-service={{ $labels.service }}"),
+            },
+        ),
+        alert(
+            "MsgreachWideBlock",
+            "count by (country, asn, service) (\n"
+            f'  vantage_service:msgreach_block_sustained:bool{{role!="control", asn!=""}} == 1\n'
+            f"  {suppressed}\n"
+            f") >= {p.wide_min_vantages}",
+            f"The same service has a sustained block verdict from at least {p.wide_min_vantages} vantages of one ASN.",
+            for_=None,
+            labels={"severity": "critical", "category": "block", "scope": "asn"},
+            annotations={
+                "summary": "{{ $labels.service }} blocked from {{ $value }} vantages in AS{{ $labels.asn }} ({{ $labels.country }})",
+                "description": f"{{{{ $value }}}} vantages in AS{{{{ $labels.asn }}}} have given {{{{ $labels.service }}}} a block verdict at every scrape for {w}.",
+                "runbook": WIDE_RUNBOOK,
+                "dashboard": dashboard_link("overview", "var-country={{ $labels.country }}&var-service={{ $labels.service }}"),
+            },
+        ),
+        alert(
+            "MsgreachTechniqueChange",
+            "max without (technique) (label_replace(\n"
+            f"  max_over_time(vantage_service_technique:msgreach_block_sustained:bool{not_control}[{p.technique_memory}]) == 1\n"
+            "  unless on (vantage, service, technique) (vantage_service_technique:msgreach_block_sustained:bool == 1),\n"
+            '  "previous_technique", "$1", "technique", "(.+)"\n'
+            "))\n"
+            "* on (vantage, service) group_left (technique)\n"
+            "(\n"
+            f"  vantage_service_technique:msgreach_block_sustained:bool{not_control} == 1\n"
+            f"  {suppressed}\n"
+            ")",
+            f"The block technique changed: another technique was sustained at the vantage within the last\n"
+            f"{p.technique_memory} and a new one is now sustained (e.g. throttled -> ip_blocked). A technique that\n"
+            "flaps from round to round is never sustained and never raises this. Resolves by itself once the\n"
+            "previous technique leaves the memory window.",
+            for_=None,
+            labels={"severity": "warning", "category": "block"},
+            annotations={
+                "summary": "{{ $labels.service }} at {{ $labels.vantage }}: {{ $labels.previous_technique }} -> {{ $labels.technique }}",
+                "description": (
+                    f"At vantage {{{{ $labels.vantage }}}} ({{{{ $labels.country }}}} AS{{{{ $labels.asn }}}}) the block of {{{{ $labels.service }}}} "
+                    f"changed from {{{{ $labels.previous_technique }}}} to {{{{ $labels.technique }}}} (each sustained for {w})."
+                ),
+                "runbook": (
+                    "A censor changing method is news: throttling turning into a full block often precedes a\n"
+                    "national block. " + evidence
+                ),
+                "dashboard": dashboard_link("service", "var-service={{ $labels.service }}&var-vantage={{ $labels.vantage }}"),
+            },
+        ),
+        alert(
+            "MsgreachVantageOffline",
+            "vantage:msgreach_online:max == 0",
+            "The vantage's own controls fail: it judges nothing else (its services say vantage_offline).\n"
+            "Inhibits the block alerts of that vantage in Alertmanager.",
+            for_=p.offline_for,
+            labels={"severity": "warning", "category": "vantage"},
+            annotations={
+                "summary": "Vantage {{ $labels.vantage }} ({{ $labels.country }} AS{{ $labels.asn }}) is offline",
+                "description": f"msgreach_vantage_online has been 0 for {p.offline_for}: the vantage cannot reach its control sites; no verdict from it means anything.",
+                "runbook": (
+                    "1. Usually the volunteer's connection: ask them, or wait.\n"
+                    "2. If every vantage of a country goes offline at once, suspect a shutdown (compare IODA).\n"
+                    "3. `msgreach_check_success{service=\"controls\"}` shows which control check fails."
+                ),
+                "dashboard": dashboard_link("vantage", "var-vantage={{ $labels.vantage }}"),
+            },
+        ),
+        alert(
+            "MsgreachVantageSilent",
+            f"vantage:msgreach_last_round_age:seconds > {p.silent_after_seconds}",
+            f"No round from the vantage for {p.silent_after_seconds} s: msgreach stopped, hangs, or is not scraped\n"
+            f"(target down). Remembered for {p.info_lookback} after the last round. Inhibits the block alerts of\n"
+            "that vantage and its offline alert.",
+            for_=None,
+            labels={"severity": "warning", "category": "vantage"},
+            annotations={
+                "summary": "Vantage {{ $labels.vantage }} ({{ $labels.country }}) sent no round for {{ $value | humanizeDuration }}",
+                "description": "The newest msgreach_last_round_timestamp_seconds of {{ $labels.vantage }} is {{ $value | humanizeDuration }} old.",
+                "runbook": (
+                    "1. `up{job=~\"msgreach.*\"}`: is the target scraped at all?\n"
+                    "2. On the vantage: `systemctl status msgreach`, `curl localhost:9910/healthz`.\n"
+                    "3. A round longer than the interval (many timeouts) also delays rounds: see round duration on the Vantage dashboard."
+                ),
+                "dashboard": dashboard_link("vantage", "var-vantage={{ $labels.vantage }}"),
+            },
+        ),
+        alert(
+            "MsgreachServiceFailingAtControl",
+            "service:msgreach_failing_at_control:bool == 1",
+            "The service fails at a control vantage too: block alerts for it are held back everywhere\n"
+            "(a global outage looks like a block from each vantage alone).",
+            for_=None,
+            labels={"severity": "info", "category": "outage"},
+            annotations={
+                "summary": "{{ $labels.service }} fails at a control vantage: block alerts for it are suppressed",
+                "description": f"{{{{ $labels.service }}}} failed at a control vantage during at least {p.control_share:.0%} of the last {w}; it is probably down for everyone.",
+                "runbook": "Check the service's status page. Block alerts resume by themselves once the control vantage sees it again.",
+                "dashboard": dashboard_link("service", "var-service={{ $labels.service }}"),
+            },
+        ),
+    ]
+
+
+# --- YAML output (written by hand to keep the comments; parsed back to check) ---------------------
+
+
+def scalar(value: object) -> str:
+    return yaml.safe_dump(value, default_style='"', width=1 << 20).strip() if isinstance(value, str) else str(value)
+
+
+def emit_rule(rule: Rule) -> str:
+    out = [f"      # {line}".rstrip() for line in rule.doc.splitlines()]
+    first = True
+    for key, value in rule.body.items():
+        lead = "      - " if first else "        "
+        first = False
+        if key == "expr":
+            out.append(f"{lead}expr: |-")
+            out += [f"          {line}" for line in value.splitlines()]
+        elif isinstance(value, dict):
+            out.append(f"{lead}{key}:")
+            for k, v in value.items():
+                if isinstance(v, str) and "\n" in v:
+                    out.append(f"          {k}: |-")
+                    out += [f"            {line}".rstrip() for line in v.splitlines()]
+                else:
+                    out.append(f"          {k}: {scalar(v)}")
+        else:
+            out.append(f"{lead}{key}: {value}")
+    return "\n".join(out)
+
+
+def render(p: Profile) -> str:
+    header = [
+        "# GENERATED by configs/prometheus/generate_rules.py -- do not edit; edit the generator and run it.",
+        f"# Profile: {p.name}. " + p.notes.splitlines()[0],
+        *[f"# {line}" for line in p.notes.splitlines()[1:]],
+        "# What each rule means and how to load it: docs/operators.md.",
+        "groups:",
+    ]
+    # ONE group on purpose: rules of a group run in order, so every alert sees the recording rules
+    # of the same evaluation. Separate groups run in no fixed order (a random one-interval lag).
+    rules = recording_rules(p) + alerting_rules(p)
+    body = [
+        f"  - name: msgreach\n    interval: {p.eval_interval}\n    rules:",
+        "\n\n".join(emit_rule(r) for r in recording_rules(p)),
+        "",
+        "      # ---- alerts (after the recording rules they read) ----",
+        "",
+        "\n\n".join(emit_rule(r) for r in alerting_rules(p)),
+    ]
+    text = "\n".join(header + body) + "\n"
+    parsed = yaml.safe_load(text)
+    expected = [{"name": "msgreach", "interval": p.eval_interval, "rules": [r.body for r in rules]}]
+    if parsed != {"groups": expected}:  # the hand-written YAML must say exactly what was meant
+        raise SystemExit(f"internal error: rendered YAML for {p.name} does not parse back to the rules")
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if a committed file differs from the generated one")
+    args = parser.parse_args(argv)
+    stale = []
+    for p in PROFILES.values():
+        text = render(p)
+        if args.check:
+            if not p.path.exists() or p.path.read_text() != text:
+                stale.append(p.path)
+        else:
+            p.path.parent.mkdir(parents=True, exist_ok=True)
+            p.path.write_text(text)
+            print(f"wrote {p.path.relative_to(HERE.parent.parent)}")
+    for path in stale:
+        print(f"stale: {path} (run python configs/prometheus/generate_rules.py)", file=sys.stderr)
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
