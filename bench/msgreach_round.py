@@ -1,0 +1,79 @@
+"""One `msgreach once` round, in-process, with the cost of each phase measured.
+
+Does what `msgreach once --config FILE --format json` does (load the config, `run_all`, render
+the JSON document) and prints one JSON line with: CPU seconds of the start-up (imports and config
+load) and of the round, the round's wall time, RSS before and after, and the target verdicts.
+The parent (bench/run.py) adds the process totals from wait4(): user+sys CPU and ru_maxrss.
+
+    python bench/msgreach_round.py CONFIG [OUTPUT_JSON]
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+
+_T0_CPU = time.process_time()
+
+
+def _rss_kb(field: str = "VmRSS") -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main() -> int:
+    import asyncio
+    import collections
+    import json
+
+    from probe import config as config_module, report
+    from probe.runner import run_all
+
+    config = config_module.load(sys.argv[1])
+    startup_cpu = _cpu()
+    rss_idle = _rss_kb()
+
+    started_at, wall0, cpu0 = time.time(), time.monotonic(), _cpu()
+    results = asyncio.run(run_all(config))
+    wall1, cpu1 = time.monotonic(), _cpu()
+    document = report.as_json(results, started_at, wall1 - wall0)
+    cpu2 = _cpu()
+    if len(sys.argv) > 2:
+        with open(sys.argv[2], "w") as out:
+            out.write(document)
+
+    verdicts: collections.Counter[str] = collections.Counter()
+    failures: collections.Counter[str] = collections.Counter()
+    for vantage in results:
+        for service in vantage.services:
+            for target in service.targets:
+                verdicts[target.verdict] += 1
+                for check in target.checks:
+                    if not check.ok:
+                        failures[f"{check.check}:{check.failure}"] += 1
+    print(json.dumps({
+        "startup_cpu": startup_cpu,
+        "round_cpu": cpu1 - cpu0,
+        "render_cpu": cpu2 - cpu1,
+        "round_wall": wall1 - wall0,
+        "rss_idle_kb": rss_idle,
+        "rss_after_kb": _rss_kb(),
+        "hwm_kb": _rss_kb("VmHWM"),
+        "verdicts": dict(verdicts),
+        "failures": dict(failures.most_common(5)),
+        "vantage_verdicts": [v.verdict for v in results],
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
