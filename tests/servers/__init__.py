@@ -10,4 +10,5 @@ add files, so none of them imports anything but the standard library, cryptograp
 - `hostile`: TLS and TCP servers that misbehave on purpose (reset, silence, FIN after the
   ClientHello, an SNI-filtering front, a full accept queue), and an HTTP server with block-page
   and hostile behaviours chosen by the request path.
+- `socks5`: a SOCKS5 proxy (no auth, CONNECT) for vantages configured with `socks5:`.
 """
