@@ -1,0 +1,181 @@
+"""Every dashboard query, variable query and rule expression, run against a real Prometheus that
+scraped a real `msgreach run`.
+
+Setup (all inside a fresh network namespace `mro-<random>` with loopback only, deleted after):
+msgreach runs three vantages (mro-a and mro-b in country ZZ, mro-c in YY, marked as a control
+vantage by the metric relabelling of configs/prometheus/prometheus.yml) against the shipped
+catalogs; with no route anywhere, Telegram's pinned data centres are `ip_blocked`, WhatsApp and
+Signal `down`; a local listener keeps the controls (and so the vantages) online. Debian's
+`prometheus` scrapes it every second and evaluates the shipped rules (fast profile: same
+expressions, short windows).
+
+A query fails the test when Prometheus refuses it (parse or evaluation error) or, when the setup
+guarantees data for it (see `needs` in dashboards/generate.py), when it returns nothing.
+TLS, certificate and throughput panels are only parse-checked here (no TLS server in the
+namespace); the lab end-to-end test checks them with data.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import yaml
+from msgreach_helpers import require_root
+
+from opstools import ROOT, require_tool
+from promstack import PromQLError, Stack, mro_namespace, wait_for
+
+pytestmark = [pytest.mark.netns, pytest.mark.slow]
+
+PROVIDES = {"rounds", "rules", "online", "failures", "blocks", "alerts", "dns"}
+RESOLVERS = ["127.0.0.1:53", {"address": "127.0.0.2:53", "control": True}]  # nothing listens: lookups fail
+VANTAGES = [
+    {"name": "mro-a", "country": "ZZ", "asn": "64500", "network": "mro-lab", "resolvers": RESOLVERS},
+    {"name": "mro-b", "country": "ZZ", "asn": "64500", "network": "mro-lab", "resolvers": RESOLVERS},
+    {"name": "mro-c", "country": "YY", "asn": "64501", "network": "mro-abroad", "resolvers": RESOLVERS},
+]
+CONTROL_PORT = 18080
+SELECTIONS = {
+    # Grafana's expansion of the variables: "All" (country has allValue .*; the others list values)
+    "all": {"country": ".*", "vantage": "(mro-a|mro-b|mro-c)", "service": "(signal|telegram|whatsapp)"},
+    "one": {"country": "ZZ", "vantage": "mro-a", "service": "telegram"},
+}
+
+
+def substitute(expr: str, selection: dict[str, str]) -> str:
+    for name, value in selection.items():
+        expr = expr.replace(f"${name}", value)
+    return expr.replace("$__rate_interval", "10s")
+
+
+def shipped_relabelling(control_regex: str) -> list[dict]:
+    """The metric relabelling of the shipped example config, with our control vantage's name."""
+    example = yaml.safe_load((ROOT / "configs" / "prometheus" / "prometheus.yml").read_text())
+    (job,) = [j for j in example["scrape_configs"] if j["job_name"] == "msgreach"]
+    relabel = [dict(r) for r in job["metric_relabel_configs"]]
+    assert relabel[0]["regex"].startswith("msgreach_vantage_info;")
+    relabel[0]["regex"] = f"msgreach_vantage_info;({control_regex})"
+    return relabel
+
+
+@pytest.fixture(scope="module")
+def prom(tmp_path_factory):
+    require_root("a network namespace (mro-*)")
+    require_tool("ip")
+    require_tool("prometheus")
+    with mro_namespace() as ns:
+        stack = Stack(tmp_path_factory.mktemp("stack"), ns)
+        try:
+            stack.start("control-listener", "python3", "-m", "http.server", str(CONTROL_PORT), "--bind", "127.0.0.1")
+            m = stack.msgreach({
+                "vantages": VANTAGES,
+                "schedule": {"interval_seconds": 2, "jitter_seconds": 0, "retries": 0,
+                             "timeouts": {"dns": 1, "tcp": 1, "tls": 1, "http": 1, "default": 1}},
+                "controls": [{"name": "local", "host": "control.mro.test", "addresses": ["127.0.0.1"],
+                              "ports": [CONTROL_PORT], "checks": ["tcp", "http"], "params": {"http": {"scheme": "http"}}}],
+            })
+            p = stack.prometheus(
+                {
+                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                    "scrape_configs": [{
+                        "job_name": "msgreach",
+                        "static_configs": [{"targets": [m.target]}],
+                        "metric_relabel_configs": shipped_relabelling("mro-c"),
+                    }],
+                },
+                [ROOT / "configs" / "prometheus" / "fast-profile" / "msgreach.yml"],
+            )
+            wait_for(
+                "rounds from the three vantages, and an alert",
+                lambda: len(p.query("msgreach_rounds_total >= 6")) == 3 and p.query('ALERTS{alertname="MsgreachServiceFailingAtControl",alertstate="firing"}'),
+                timeout=90,
+                on_timeout=lambda: m.proc.tail() + "\n" + p.proc.tail(),
+            )
+            yield p
+        finally:
+            stack.close()
+
+
+def test_rules_evaluate_without_errors(prom):
+    time.sleep(2)  # a few more evaluations of every rule
+    bad = [(name, health, err) for name, health, err in prom.rule_health() if health != "ok"]
+    assert not bad, bad
+
+
+def _run(prom, expr: str, instant: bool) -> list[dict]:
+    now = time.time()
+    return prom.query(expr, at=now) if instant else prom.query_range(expr, now - 60, now, 2)
+
+
+@pytest.mark.parametrize("selection", sorted(SELECTIONS))
+@pytest.mark.parametrize("uid", ["msgreach-overview", "msgreach-service", "msgreach-vantage"])
+def test_every_panel_query(prom, uid, selection):
+    from dashboards.generate import queries
+
+    problems, checked = [], 0
+    for q in queries():
+        if q.dashboard != uid:
+            continue
+        expr = substitute(q.expr, SELECTIONS[selection])
+        checked += 1
+        try:
+            result = _run(prom, expr, q.instant)
+        except PromQLError as e:
+            problems.append(f"[{q.panel} / {q.ref_id}] {e}")
+            continue
+        if q.needs <= PROVIDES and not result:
+            problems.append(f"[{q.panel} / {q.ref_id}] returned nothing, but the setup guarantees data ({sorted(q.needs)}):\n  {expr}")
+    assert checked >= 5, f"only {checked} queries found for {uid}"
+    assert not problems, "\n".join(problems)
+
+
+def test_variable_queries_return_values(prom):
+    import json
+
+    d = json.loads((ROOT / "dashboards" / "msgreach-overview.json").read_text())
+    for var in d["templating"]["list"]:
+        if var["type"] != "query":
+            continue
+        query = substitute(var["query"]["query"], SELECTIONS["all"])
+        selector, label = query.removeprefix("label_values(").removesuffix(")").rsplit(",", 1)
+        status, doc = prom.api(f"/api/v1/label/{label.strip()}/values", **{"match[]": selector.strip()})
+        assert status == 200 and doc["status"] == "success", doc
+        assert doc["data"], f"variable {var['name']} ({query}) has no values"
+
+
+def _rules(profile_path):
+    groups = yaml.safe_load(profile_path.read_text())["groups"]
+    return [r for g in groups for r in g["rules"]]
+
+
+def test_every_recording_rule_expression_returns_data(prom):
+    """The default profile's expressions (5m/6h/1d windows), evaluated on this Prometheus' data."""
+    problems = []
+    for rule in _rules(ROOT / "configs" / "prometheus" / "rules" / "msgreach.yml"):
+        if "record" not in rule:
+            continue
+        try:
+            if not prom.query(rule["expr"]):
+                problems.append(f"{rule['record']}: no data")
+        except PromQLError as e:
+            problems.append(f"{rule['record']}: {e}")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_alert_expression_runs(prom):
+    problems = []
+    for rule in _rules(ROOT / "configs" / "prometheus" / "rules" / "msgreach.yml"):
+        if "alert" in rule:
+            try:
+                prom.query(rule["expr"])
+            except PromQLError as e:
+                problems.append(f"{rule['alert']}: {e}")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_harness_catches_a_broken_query(prom):
+    """The checks above can fail: a query Prometheus refuses raises."""
+    with pytest.raises(PromQLError):
+        prom.query('max by (vantage (msgreach_vantage_online)')
+    assert prom.query('msgreach_vantage_online{vantage="no-such-vantage"}') == []

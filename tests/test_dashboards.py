@@ -1,0 +1,127 @@
+"""The Grafana dashboards: committed JSON == generated from dashboards/generate.py, and what
+they reference exists (contract metrics, recorded names, variables, datasource).
+
+The queries themselves are run against a real Prometheus in tests/test_dashboard_queries.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from opstools import ROOT, in_ci
+
+DASHBOARDS = ROOT / "dashboards"
+UIDS = ("msgreach-overview", "msgreach-service", "msgreach-vantage")
+
+# The contract's metric families (CONTRACT.md "Metrics"); counters as exposed (_total).
+CONTRACT_METRICS = {
+    "msgreach_check_success", "msgreach_check_duration_seconds", "msgreach_check_failures_total",
+    "msgreach_target_verdict", "msgreach_service_verdict", "msgreach_service_reachable_ratio",
+    "msgreach_vantage_online", "msgreach_dns_lookup_duration_seconds",
+    "msgreach_tls_cert_not_after_timestamp_seconds", "msgreach_download_throughput_bytes_per_second",
+    "msgreach_round_duration_seconds", "msgreach_last_round_timestamp_seconds", "msgreach_rounds_total",
+    "msgreach_vantage_info", "msgreach_build_info",
+}
+
+
+@pytest.fixture(scope="module")
+def generator():
+    try:
+        import grafana_foundation_sdk  # noqa: F401
+    except ImportError:
+        if in_ci():
+            pytest.fail("grafana-foundation-sdk is not installed (pip install -r dashboards/requirements.txt) and CI=true")
+        pytest.skip("grafana-foundation-sdk not installed (pip install -r dashboards/requirements.txt)")
+    from dashboards import generate
+
+    return generate
+
+
+def committed(uid: str) -> dict:
+    return json.loads((DASHBOARDS / f"{uid}.json").read_text())
+
+
+def test_committed_json_is_what_the_code_generates(generator):
+    generated = generator.render_all()
+    assert sorted(generated) == sorted(UIDS)
+    for uid, text in generated.items():
+        assert (DASHBOARDS / f"{uid}.json").read_text() == text, f"dashboards/{uid}.json is stale: run python -m dashboards.generate"
+
+
+def test_check_mode_of_the_generator(generator):
+    proc = subprocess.run([sys.executable, "-m", "dashboards.generate", "--check"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_no_stray_dashboard_files():
+    assert sorted(p.stem for p in DASHBOARDS.glob("*.json")) == sorted(UIDS)
+
+
+@pytest.mark.parametrize("uid", UIDS)
+def test_dashboard_structure(uid):
+    d = committed(uid)
+    assert d["uid"] == uid
+    names = [v["name"] for v in d["templating"]["list"]]
+    assert names == ["datasource", "country", "vantage", "service"]
+    panels = [p for p in d["panels"] if p["type"] != "row"]
+    assert panels, uid
+    ids = [p["id"] for p in d["panels"]]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    for p in panels:
+        assert p["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, p["title"]
+        assert p.get("targets"), f"{p['title']} has no query"
+        assert p.get("description"), f"{p['title']} has no description"
+        for t in p["targets"]:
+            assert t["datasource"]["uid"] == "${datasource}"
+            assert t["refId"]
+        # every panel stays inside the 24-column grid
+        assert p["gridPos"]["x"] + p["gridPos"]["w"] <= 24
+
+
+def recorded_names() -> set[str]:
+    rules = yaml.safe_load((ROOT / "configs" / "prometheus" / "rules" / "msgreach.yml").read_text())
+    return {r["record"] for g in rules["groups"] for r in g["rules"] if "record" in r}
+
+
+@pytest.mark.parametrize("uid", UIDS)
+def test_queries_reference_only_contract_metrics_and_recorded_names(uid):
+    recorded = recorded_names()
+    exprs = [t["expr"] for p in committed(uid)["panels"] for t in p.get("targets", [])]
+    exprs += [v["query"]["query"] for v in committed(uid)["templating"]["list"] if isinstance(v.get("query"), dict)]
+    for expr in exprs:
+        for name in re.findall(r"\b(msgreach_[a-z_]+)\b", re.sub(r"[a-z_]*:msgreach_[a-z_]+:[a-z_]+", "", expr)):
+            assert name in CONTRACT_METRICS, f"{name} is not a contract metric (in {expr})"
+        for name in re.findall(r"\b([a-z_]*:msgreach_[a-z_]+:[a-z_]+)\b", expr):
+            assert name in recorded, f"{name} is not recorded by configs/prometheus/rules (in {expr})"
+        for var in re.findall(r"\$(\w+)", expr):
+            assert var in {"vantage", "country", "service", "__rate_interval"}, f"unknown variable ${var} in {expr}"
+
+
+def test_alert_annotations_link_to_these_dashboards():
+    rules = (ROOT / "configs" / "prometheus" / "rules" / "msgreach.yml").read_text()
+    linked = set(re.findall(r"/d/(msgreach-[a-z]+)\?", rules))
+    assert linked and linked <= set(UIDS)
+    for uid in linked:
+        variables = {v["name"] for v in committed(uid)["templating"]["list"]}
+        for var in re.findall(rf"/d/{uid}\?([^\"]+)", rules):
+            for pair in var.split("&"):
+                assert pair.split("=")[0].removeprefix("var-") in variables, pair
+
+
+def test_provisioning_files():
+    ds = yaml.safe_load((DASHBOARDS / "provisioning" / "datasources" / "msgreach-prometheus.yaml").read_text())
+    (source,) = ds["datasources"]
+    assert source["type"] == "prometheus" and source["uid"] == "prometheus"
+    # the dashboards' datasource variable defaults to that uid
+    for uid in UIDS:
+        (var,) = [v for v in committed(uid)["templating"]["list"] if v["name"] == "datasource"]
+        assert var["current"]["value"] == source["uid"]
+    prov = yaml.safe_load((DASHBOARDS / "provisioning" / "dashboards" / "msgreach.yaml").read_text())
+    (provider,) = prov["providers"]
+    assert provider["type"] == "file" and provider["options"]["path"]
