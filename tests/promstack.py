@@ -296,6 +296,27 @@ class Webhook:
                 yield d, a
 
 
+def alertmanager_config(webhook_url: str, *, fast: bool) -> dict:
+    """configs/alertmanager/alertmanager.yml with every receiver pointed at ``webhook_url``
+    (the receiver's name as the last path segment); ``fast``: every group timer 1 s."""
+    config = yaml.safe_load((ROOT / "configs" / "alertmanager" / "alertmanager.yml").read_text())
+    for receiver in config["receivers"]:
+        for hook in receiver["webhook_configs"]:
+            assert hook["url"].startswith("http://127.0.0.1:5001/msgreach/"), hook["url"]
+            hook["url"] = f"{webhook_url}/{receiver['name']}"
+
+    def shorten(route: dict) -> None:
+        for key in ("group_wait", "group_interval"):
+            if key in route:
+                route[key] = "1s"
+        for child in route.get("routes", []):
+            shorten(child)
+
+    if fast:
+        shorten(config["route"])
+    return config
+
+
 def wait_for(what: str, condition: Callable[[], Any], timeout: float, interval: float = 0.5, on_timeout: Callable[[], str] | None = None) -> Any:
     deadline = time.monotonic() + timeout
     while True:

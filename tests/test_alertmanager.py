@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from opstools import ROOT, require_tool, run
-from promstack import Stack, wait_for
+from promstack import Stack, alertmanager_config, wait_for
 
 CONFIG = ROOT / "configs" / "alertmanager" / "alertmanager.yml"
 
@@ -58,27 +58,6 @@ def test_every_alert_of_the_rules_has_a_route_that_is_not_the_fallback():
             assert receiver in {"operators", "vantage-keepers", "digest"}, (rule["alert"], receiver)
 
 
-def fast_config(webhook_url: str) -> dict:
-    """The shipped config, receivers pointed at the test's webhook, timers shortened."""
-    config = yaml.safe_load(CONFIG.read_text())
-    for receiver in config["receivers"]:
-        for hook in receiver["webhook_configs"]:
-            assert hook["url"].startswith("http://127.0.0.1:5001/msgreach/")
-            hook["url"] = f"{webhook_url}/{receiver['name']}"
-
-    def shorten(route: dict) -> None:
-        for key in ("group_wait", "group_interval"):
-            if key in route:
-                route[key] = "1s"
-        for child in route.get("routes", []):
-            shorten(child)
-
-    config["route"]["group_wait"] = "1s"
-    config["route"]["group_interval"] = "1s"
-    shorten(config["route"])
-    return config
-
-
 def alert(name: str, **labels: str) -> dict:
     now = dt.datetime.now(dt.timezone.utc)
     return {
@@ -102,7 +81,7 @@ def stack(tmp_path):
 
 def test_inhibitions_and_grouping_in_a_real_alertmanager(stack):
     hook = stack.webhook()
-    am = stack.alertmanager(fast_config(hook.url))
+    am = stack.alertmanager(alertmanager_config(hook.url, fast=True))
 
     # ru-1 is offline and ru-3 silent: their block alerts must be muted; ru-2's must page, and
     # ru-2 and ru-4 (same alert, country and service) arrive in one notification.

@@ -6,7 +6,7 @@ Two profiles are generated from it, with the same expressions and different dura
 * ``default`` -> ``configs/prometheus/rules/msgreach.yml``: for msgreach's default schedule
   (a round every 60 s, Prometheus scraping every 15-30 s). Load this one in production.
 * ``fast`` -> ``configs/prometheus/fast-profile/msgreach.yml``: for the censorship lab and the
-  end-to-end tests (a round every 1-2 s, scrapes and evaluations every second). Never load it in
+  end-to-end tests (a round every 1-5 s, scrapes and evaluations every second). Never load it in
   production: it pages on blocks that lasted seconds.
 
 Usage::
@@ -72,7 +72,7 @@ PROFILES = {
         name="fast",
         path=HERE / "fast-profile" / "msgreach.yml",
         eval_interval="1s",
-        block_window="6s",
+        block_window="12s",
         min_rounds=2,
         ok_lookback="15m",
         technique_memory="2m",
@@ -82,7 +82,7 @@ PROFILES = {
         info_lookback="1h",
         wide_min_vantages=2,
         notes=(
-            "FAST PROFILE, for the lab and end-to-end tests only: rounds every 1-2 s, scrape and\n"
+            "FAST PROFILE, for the lab and end-to-end tests only: rounds every 1-5 s, scrape and\n"
             "evaluation every 1 s. It pages on blocks that lasted seconds: never load it in production."
         ),
     ),

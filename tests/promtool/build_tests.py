@@ -440,16 +440,16 @@ def fast_tests() -> list[dict]:
     """The fast profile: same rules, seconds instead of minutes (rounds and scrapes every second)."""
     rb = runbooks("fast")
     v = Vantage(**RU1, services={"whatsapp": "ok*60 ip_blocked*20 ok*40", "telegram": "ok*60 ip_blocked ok*59"})
-    fast = sudden(rb, v, "whatsapp", "ip_blocked", window="6s", lookback="15m", rounds=2)
+    fast = sudden(rb, v, "whatsapp", "ip_blocked", window="12s", lookback="15m", rounds=2)
     off = Vantage(**RU3, services={"whatsapp": "ok*90 vantage_offline*10 ok*20"})
     off_alert = offline(rb, off)
     off_alert["exp_annotations"]["description"] = off_alert["exp_annotations"]["description"].replace("3m", "3s")
     return [test(
-        "fast profile: a block sustained 6 s pages, a single failed round does not; offline after 3 s",
+        "fast profile: a block sustained 12 s pages, a single failed round does not; offline after 3 s",
         [v, off],
         [
-            expect("65s"),
-            expect("66s", MsgreachSuddenBlock=[fast]),
+            expect("71s"),
+            expect("72s", MsgreachSuddenBlock=[fast]),
             expect("79s", MsgreachSuddenBlock=[fast]),
             expect("80s"),
             expect("92s"),
