@@ -24,6 +24,8 @@ import yaml
 from msgreach_helpers import require_root
 
 from opstools import ROOT, require_tool
+import panel_queries
+from panel_queries import substitute
 from promstack import PromQLError, Stack, mro_namespace, wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
@@ -41,12 +43,6 @@ SELECTIONS = {
     "all": {"country": ".*", "vantage": "(mro-a|mro-b|mro-c)", "service": "(signal|telegram|whatsapp)"},
     "one": {"country": "ZZ", "vantage": "mro-a", "service": "telegram"},
 }
-
-
-def substitute(expr: str, selection: dict[str, str]) -> str:
-    for name, value in selection.items():
-        expr = expr.replace(f"${name}", value)
-    return expr.replace("$__rate_interval", "10s")
 
 
 def shipped_relabelling(control_regex: str) -> list[dict]:
@@ -103,31 +99,12 @@ def test_rules_evaluate_without_errors(prom):
     assert not bad, bad
 
 
-def _run(prom, expr: str, instant: bool) -> list[dict]:
-    now = time.time()
-    return prom.query(expr, at=now) if instant else prom.query_range(expr, now - 60, now, 2)
-
-
 @pytest.mark.parametrize("selection", sorted(SELECTIONS))
 @pytest.mark.parametrize("uid", ["msgreach-overview", "msgreach-service", "msgreach-vantage"])
 def test_every_panel_query(prom, uid, selection):
-    from dashboards.generate import queries
-
-    problems, checked = [], 0
-    for q in queries():
-        if q.dashboard != uid:
-            continue
-        expr = substitute(q.expr, SELECTIONS[selection])
-        checked += 1
-        try:
-            result = _run(prom, expr, q.instant)
-        except PromQLError as e:
-            problems.append(f"[{q.panel} / {q.ref_id}] {e}")
-            continue
-        if q.needs <= PROVIDES and not result:
-            problems.append(f"[{q.panel} / {q.ref_id}] returned nothing, but the setup guarantees data ({sorted(q.needs)}):\n  {expr}")
+    checked, found = panel_queries.problems(prom, SELECTIONS[selection], PROVIDES, uid)
     assert checked >= 5, f"only {checked} queries found for {uid}"
-    assert not problems, "\n".join(problems)
+    assert not found, "\n".join(found)
 
 
 def test_variable_queries_return_values(prom):

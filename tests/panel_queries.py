@@ -1,0 +1,38 @@
+"""Running every Grafana panel query of dashboards/ against a real Prometheus (shared by
+tests/test_dashboard_queries.py and the lab end-to-end test)."""
+
+from __future__ import annotations
+
+import time
+
+from promstack import Prometheus, PromQLError
+
+
+def substitute(expr: str, selection: dict[str, str]) -> str:
+    """Grafana's variable expansion: ``selection`` holds what Grafana would put for each variable
+    (a value, or for "All" the allValue / the (a|b) list)."""
+    for name, value in selection.items():
+        expr = expr.replace(f"${name}", value)
+    return expr.replace("$__rate_interval", "10s")
+
+
+def problems(prom: Prometheus, selection: dict[str, str], provides: set[str], dashboard: str | None = None) -> tuple[int, list[str]]:
+    """(queries run, problems): a query Prometheus refuses, or an empty result for a query whose
+    needs (dashboards.generate NEEDS) the setup ``provides``."""
+    from dashboards.generate import queries
+
+    found, checked = [], 0
+    for q in queries():
+        if dashboard is not None and q.dashboard != dashboard:
+            continue
+        expr = substitute(q.expr, selection)
+        checked += 1
+        now = time.time()
+        try:
+            result = prom.query(expr, at=now) if q.instant else prom.query_range(expr, now - 60, now, 2)
+        except PromQLError as e:
+            found.append(f"[{q.dashboard} / {q.panel} / {q.ref_id}] {e}")
+            continue
+        if q.needs <= provides and not result:
+            found.append(f"[{q.dashboard} / {q.panel} / {q.ref_id}] returned nothing, but the setup guarantees data ({sorted(q.needs)}):\n  {expr}")
+    return checked, found
