@@ -52,6 +52,7 @@ def test_committed_json_is_what_the_code_generates(generator):
     assert sorted(generated) == sorted(UIDS)
     for uid, text in generated.items():
         assert (DASHBOARDS / f"{uid}.json").read_text() == text, f"dashboards/{uid}.json is stale: run python -m dashboards.generate"
+    assert (DASHBOARDS / "queries.yaml").read_text() == generator.render_queries(), "dashboards/queries.yaml is stale"
 
 
 def test_check_mode_of_the_generator(generator):
@@ -60,7 +61,19 @@ def test_check_mode_of_the_generator(generator):
 
 
 def test_no_stray_dashboard_files():
-    assert sorted(p.stem for p in DASHBOARDS.glob("*.json")) == sorted(UIDS)
+    assert sorted(p.stem for p in DASHBOARDS.glob("*.json")) == sorted(UIDS)  # Grafana loads every *.json here
+
+
+def test_query_list_matches_the_dashboards():
+    """dashboards/queries.yaml (what the query tests run, with each query's needs) lists exactly
+    the committed dashboards' queries."""
+    listed = yaml.safe_load((DASHBOARDS / "queries.yaml").read_text())
+    in_dashboards = sorted(
+        (uid, p["title"], t["refId"], t["expr"], bool(t.get("instant")))
+        for uid in UIDS for p in committed(uid)["panels"] for t in p.get("targets", [])
+    )
+    assert sorted((q["dashboard"], q["panel"], q["ref_id"], q["expr"], q["instant"]) for q in listed) == in_dashboards
+    assert all(q["needs"] for q in listed)
 
 
 @pytest.mark.parametrize("uid", UIDS)
