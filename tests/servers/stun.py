@@ -63,7 +63,7 @@ class Coturn:
 
     def command(self) -> list[str]:
         command = [
-            "turnserver", "--stun-only", "--no-cli", "--no-tls", "--no-dtls", "-n",
+            "turnserver", "--stun-only", "--no-cli", "--no-tls", "--no-dtls", "--no-tcp", "--no-rfc5780", "-n",
             "--listening-ip", self.host, "--listening-port", str(self.port),
             "--log-file", str(self.directory / "turn.log"), "--simple-log",
             "--pidfile", str(self.directory / "turn.pid"), "--userdb", str(self.directory / "turndb"),
