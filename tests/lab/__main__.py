@@ -10,16 +10,19 @@
     scenario NAME off | scenario all off
     once [msgreach once args]          run `msgreach once --config LABCFG` in the client namespace
     exec -- CMD ...                    run a command in the client namespace
+    table [OBSERVED.jsonl]             the docs/lab.md scenario table (observed column from a
+                                       matrix run with MRL_LAB_OBSERVED=OBSERVED.jsonl)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 
-from .lab import Lab, LabError, cleanup_stale, leftovers
+from .lab import Lab, LabError, acquire_lock, cleanup_stale, leftovers
 from .plan import NS_CLIENT
 from .scenarios import SCENARIO_LIST
 from .teardown import install as install_teardown
@@ -39,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     scenario.add_argument("targets", nargs="*")
     once = sub.add_parser("once")
     once.add_argument("rest", nargs=argparse.REMAINDER)
+    table = sub.add_parser("table")
+    table.add_argument("observed", nargs="?")
     exe = sub.add_parser("exec")
     exe.add_argument("rest", nargs=argparse.REMAINDER)
     argv = sys.argv[1:] if argv is None else argv
@@ -61,7 +66,12 @@ def main(argv: list[str] | None = None) -> int:
                 teardown.disarm()  # the lab stays up until `down`
             return 0
         if args.command == "down":
-            found = cleanup_stale(Lab().dir)
+            lab = Lab()
+            lock = acquire_lock(lab.dir, 0)  # refuses while a pytest session / up --hold runs
+            try:
+                found = cleanup_stale(lab.dir)
+            finally:
+                os.close(lock)
             print(f"lab down (removed: {json.dumps(found)})")
             return 0
         if args.command == "status":
@@ -90,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
             lab.scenario(args.name, args.state == "on", args.targets or None)
             print(f"{args.name} {args.state}; active: {json.dumps(lab.active_scenarios)}")
             return 0
+        if args.command == "table":
+            print(scenario_table(args.observed))
+            return 0
         if args.command == "once":
             lab = Lab()
             rest = [a for a in args.rest if a != "--"]
@@ -102,6 +115,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lab: {exc}", file=sys.stderr)
         return 1
     return 2
+
+
+def scenario_table(observed_path: str | None) -> str:
+    """Markdown: scenario, technique, source, expected verdict, observed per service."""
+    from . import protocol_scenarios  # noqa: F401 - registers the protocol scenarios too
+
+    observed: dict[str, dict[str, str]] = {}
+    if observed_path:
+        for line in open(observed_path, encoding="utf-8"):
+            row = json.loads(line)
+            seen = f"`{row['observed']}`" + (f" — touched targets: {row['note']}" if row.get("note") else "")
+            observed.setdefault(row["scenario"].split(" ")[0], {})[row["targets"]] = seen
+    lines = [
+        "| scenario | technique | real-world source | expected | observed |",
+        "|---|---|---|---|---|",
+    ]
+    for s in SCENARIO_LIST:
+        seen = observed.get(s.name, {})
+        cell = "<br>".join(f"{k}: {v}" for k, v in sorted(seen.items())) or "—"
+        failure = f" (`{s.failure}`)" if s.failure else ""
+        lines.append(f"| `{s.name}` | {s.technique} | {s.source} | `{s.expected}`{failure} | {cell} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def lab(request: pytest.FixtureRequest) -> Lab:
     teardown = install_teardown(lab)
     request.addfinalizer(teardown.run)
     try:
-        lab.up()
+        lab.up(wait=float(os.environ.get("MRL_LAB_WAIT", "1800")))  # another session: wait our turn
     except LabError as exc:
         pytest.fail(f"the censorship lab could not be built: {exc}", pytrace=False)
     _built["lab"] = True
@@ -61,7 +61,10 @@ def lab(request: pytest.FixtureRequest) -> Lab:
 
 @pytest.fixture
 def clean_lab(lab: Lab) -> Lab:
-    """The lab with no scenario active, before and after the test."""
+    """The lab with no scenario active, before and after the test (rebuilt if a teardown test
+    ran earlier in this session)."""
+    if not lab.is_up:
+        lab.up(wait=float(os.environ.get("MRL_LAB_WAIT", "1800")))
     lab.clear_scenarios()
     yield lab
     lab.clear_scenarios()

@@ -12,6 +12,7 @@ them and every process started inside them.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -55,7 +56,7 @@ from .plan import (
     load_plan,
 )
 
-DEFAULT_STATE_DIR = Path(os.environ.get("MRL_LAB_DIR", "/tmp/mrl-lab"))
+DEFAULT_STATE_DIR = Path(os.environ.get("MRL_LAB_DIR", f"/tmp/{PREFIX}lab"))
 TOOLS = ("ip", "nft", "iptables", "tc", "openssl", "nginx", "dnsmasq", "unbound", "unbound-control", "ss", "turnserver", "curl")
 LARGE_BYTES = 1024 * 1024
 
@@ -212,6 +213,27 @@ def _in_lab_ns(pid: int) -> bool:
     return False
 
 
+def acquire_lock(state_dir: Path, wait: float) -> int:
+    """One lab session at a time: the namespaces have fixed names, and a second session's
+    stale-lab cleanup would tear the first one's lab down under it. Waits up to `wait` seconds
+    for the holder (a pytest session, `up --hold`); returns the lock's file descriptor."""
+    path = Path(f"{state_dir}.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            return fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                holder = Path(path).read_text().strip() or "?"
+                os.close(fd)
+                raise LabError(f"another lab session (pid {holder}) holds {path}; waited {wait:.0f} s") from None
+            time.sleep(1)
+
+
 def missing_tools() -> list[str]:
     return [tool for tool in TOOLS if shutil.which(tool) is None]
 
@@ -221,6 +243,7 @@ class Lab:
         self.dir = Path(state_dir)
         self.plan: Plan = load_plan()
         self.state: dict[str, Any] = {"pids": {}, "scenarios": {}}
+        self._lock: int | None = None
         if (self.dir / "state.json").is_file():
             self.state = json.loads((self.dir / "state.json").read_text())
 
@@ -246,12 +269,16 @@ class Lab:
 
     # --- bring up -----------------------------------------------------------------------------
 
-    def up(self) -> "Lab":
+    def up(self, wait: float = 0) -> "Lab":
+        """Build the lab. `wait`: seconds to wait for another session's lock (see acquire_lock);
+        the lock is held until `down()` or the end of this process."""
         missing = missing_tools()
         if missing:
             raise LabError(f"the lab needs these commands, not found: {', '.join(missing)}")
         if os.geteuid() != 0:
             raise LabError("the lab needs root (network namespaces, nftables)")
+        if self._lock is None:
+            self._lock = acquire_lock(self.dir, wait)
         cleanup_stale(self.dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.state = {"pids": {}, "scenarios": {}, "started_at": time.time()}
@@ -511,6 +538,9 @@ class Lab:
         """Always safe to call, any number of times."""
         cleanup_stale(self.dir)  # kills the recorded daemons (and anything else in the namespaces)
         self.state = {"pids": {}, "scenarios": {}}
+        if self._lock is not None:
+            os.close(self._lock)  # closing releases the flock
+            self._lock = None
 
     # --- scenarios --------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ Everything lives in 198.18.0.0/15 (RFC 2544 benchmarking space, a bogon nobody r
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,19 +50,21 @@ BOGON_FORGED = "10.10.34.34"  # the forged answer Iran's resolvers gave (a bogon
 # Catalog -> third octet of its 198.19.N.0/24. Unknown catalogs get 10, 11, … in name order.
 KNOWN_BLOCKS = {"whatsapp": 1, "telegram": 2, "signal": 3, "controls": 9}
 
-# Namespaces and interfaces: the `mrl-` prefix is this lab's, and only this lab's.
-PREFIX = "mrl-"
-NS_CLIENT = "mrl-client"
-NS_CENSOR = "mrl-censor"
-NS_SERVERS = "mrl-servers"
-NS_RESOLVER = "mrl-resolver"
+# Namespaces and interfaces: the `mrl-` prefix is this lab's, and only this lab's. Another
+# prefix (MRL_LAB_PREFIX, 4 characters such as `mrx-`) gives a private lab beside a running one.
+PREFIX = os.environ.get("MRL_LAB_PREFIX", "mrl-")
+assert len(PREFIX) == 4 and PREFIX.endswith("-"), "MRL_LAB_PREFIX: 3 characters and a dash"
+NS_CLIENT = f"{PREFIX}client"
+NS_CENSOR = f"{PREFIX}censor"
+NS_SERVERS = f"{PREFIX}servers"
+NS_RESOLVER = f"{PREFIX}resolver"
 NAMESPACES = (NS_CLIENT, NS_CENSOR, NS_SERVERS, NS_RESOLVER)
-IF_CENSOR_CLIENT = "mrl-cen-cli"
-IF_CENSOR_SERVERS = "mrl-cen-srv"
-IF_CENSOR_RESOLVER = "mrl-cen-res"
-IF_CLIENT = "mrl-cli0"
-IF_SERVERS = "mrl-srv0"
-IF_RESOLVER = "mrl-res0"
+IF_CENSOR_CLIENT = f"{PREFIX}cen-cli"
+IF_CENSOR_SERVERS = f"{PREFIX}cen-srv"
+IF_CENSOR_RESOLVER = f"{PREFIX}cen-res"
+IF_CLIENT = f"{PREFIX}cli0"
+IF_SERVERS = f"{PREFIX}srv0"
+IF_RESOLVER = f"{PREFIX}res0"
 
 
 @dataclass
