@@ -33,12 +33,12 @@ from lab.teardown import install as install_teardown  # noqa: E402
 
 ROWS = [
     ("block (syn-rst on Telegram) -> verdict on /metrics", "block_to_metrics"),
-    ("block -> MsgreachSuddenBlock active in Prometheus", "block_to_alert_active"),
+    ("block -> MsgreachSuddenBlock firing in Prometheus (for: 0)", "block_to_alert_active"),
     ("block -> delivered to the webhook", "block_to_webhook"),
     ("unblock -> ok on /metrics", "unblock_to_metrics"),
     ("unblock -> resolution delivered", "unblock_to_resolved_webhook"),
     ("uplink cut -> vantage offline on /metrics", "cut_to_offline_metrics"),
-    ("uplink cut -> MsgreachVantageOffline active", "cut_to_offline_alert_active"),
+    ("uplink cut -> MsgreachVantageOffline pending (fires after its for:)", "cut_to_offline_alert_active"),
     ("uplink cut -> delivered to the webhook", "cut_to_offline_webhook"),
 ]
 
