@@ -270,9 +270,9 @@ def test_stall_after_16_kb_is_throttled_with_the_byte_count(clean_lab: Lab, conf
 
 def test_lossy_line_is_ok_with_every_protocol_check(clean_lab: Lab, relay: str) -> None:
     """5% loss each way, 100 ms ± 50 ms per packet each way, no censorship, three rounds with the
-    engine's default timeouts and one retry (what volunteers run): no protocol check fails, every
-    target with one is `ok`, and the controls they lean on (STUN, downloads) are `ok`. (The
-    lab's own 20-round test covers the engine's other checks on this line.)"""
+    engine's default timeouts and one retry (what volunteers run): no protocol check fails, the
+    controls' included (STUN, downloads). (The lab's own 20-round test covers the engine's other
+    checks on this line: a plain-DNS query lost there still fails `dns`, which sends one datagram.)"""
     lab = clean_lab
     config = protocol_config(lab, "protocols-lossy.yaml", timeouts={"dns": 5, "tcp": 5, "tls": 8, "http": 10})
     data = yaml.safe_load(config.read_text())
@@ -291,8 +291,6 @@ def test_lossy_line_is_ok_with_every_protocol_check(clean_lab: Lab, relay: str) 
                         seen.add(check["check"])
                         if not check["ok"]:
                             bad.append((round_number, f"{service}/{target['target']}", check["check"], check["failure"]))
-                if mine & {c["check"] for c in target["checks"]} and target["verdict"] != "ok":
-                    bad.append((round_number, f"{service}/{target['target']}", target["verdict"], target.get("reason")))
     assert seen == mine
     assert not bad, bad
     record("lossy", "protocol checks", "ok", report, "ok")
