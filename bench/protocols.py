@@ -33,7 +33,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import time
 from collections import defaultdict
 from datetime import date
 from pathlib import Path
