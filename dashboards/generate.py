@@ -48,7 +48,8 @@ DS = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
 #   alerts     some msgreach alert is pending or firing
 #   dns        a DNS check measured a resolver; tls: a TLS handshake was attempted;
 #   cert       a certificate was seen; throughput: a download was measured
-NEEDS = frozenset({"rounds", "rules", "online", "failures", "blocks", "alerts", "dns", "tls", "cert", "throughput"})
+#   dns_failures  a DNS check failed (a DNS block or a dead resolver)
+NEEDS = frozenset({"rounds", "rules", "online", "failures", "dns_failures", "blocks", "alerts", "dns", "tls", "cert", "throughput"})
 
 # Service/target verdicts as numbers for state timelines, with their colours: greens are fine,
 # yellows/oranges degrade, reds block, greys mean "no verdict about censorship".
@@ -485,7 +486,7 @@ def vantage() -> dict:
         ts(t, "Failed DNS checks per failure string (dns_nxdomain_error, dns_servfail_error, generic_timeout_error, ...), all services.", w=24)
         .with_target(b.target(
             t, "A", f'sum by (vantage, failure) (increase(msgreach_check_failures_total{{{V},check="dns"}}[$__rate_interval]))', "{{vantage}} {{failure}}",
-            needs=("rounds", "online", "failures", "dns"),
+            needs=("rounds", "online", "failures", "dns_failures"),
         ))
         .draw_style(common.GraphDrawStyle.BARS)
     )

@@ -30,7 +30,7 @@ from promstack import PromQLError, Stack, mro_namespace, wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
-PROVIDES = {"rounds", "rules", "online", "failures", "blocks", "alerts", "dns"}
+PROVIDES = {"rounds", "rules", "online", "failures", "dns_failures", "blocks", "alerts", "dns"}
 RESOLVERS = ["127.0.0.1:53", {"address": "127.0.0.2:53", "control": True}]  # nothing listens: lookups fail
 VANTAGES = [
     {"name": "mro-a", "country": "ZZ", "asn": "64500", "network": "mro-lab", "resolvers": RESOLVERS},
