@@ -125,7 +125,9 @@ def scenario_table(observed_path: str | None) -> str:
     if observed_path:
         for line in open(observed_path, encoding="utf-8"):
             row = json.loads(line)
-            seen = f"`{row['observed']}`" + (f" — touched targets: {row['note']}" if row.get("note") else "")
+            note = row.get("note") or ""
+            note = note if len(note) <= 160 else note[:160] + "…"
+            seen = f"`{row['observed']}`" + (f" — touched targets: {note}" if note else "")
             observed.setdefault(row["scenario"].split(" ")[0], {})[row["targets"]] = seen
     lines = [
         "| scenario | technique | real-world source | expected | observed |",

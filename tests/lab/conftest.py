@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from .harness import Report, once
-from .lab import Lab, LabError, leftovers, missing_tools
+from .lab import Lab, LabError, acquire_lock, leftovers, missing_tools
 from .teardown import install as install_teardown
 
 HERE = Path(__file__).parent
@@ -80,9 +80,18 @@ def baseline(lab: Lab) -> Report:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not _built["lab"]:
         return
-    found = leftovers()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    try:
+        lock = acquire_lock(Lab().dir, 0)
+    except LabError as exc:  # another session took over the (fixed) names after ours ended
+        if reporter is not None:
+            reporter.write_line(f"lab leftover check not done: {exc}", yellow=True)
+        return
+    try:
+        found = leftovers()
+    finally:
+        os.close(lock)
     if any(found.values()):
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         message = f"the censorship lab left things behind: {found}"
         if reporter is not None:
             reporter.write_line(f"ERROR: {message}", red=True, bold=True)
