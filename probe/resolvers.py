@@ -29,6 +29,9 @@ _RCODE_FAILURE = {
 _FAILURE_RANK = [failures.DNS_NXDOMAIN, failures.DNS_SERVFAIL, failures.DNS_REFUSED, failures.DNS_BAD_RESPONSE, failures.TIMEOUT]
 
 
+_UDP_RETRY_SECONDS = 1.0
+
+
 @dataclass
 class Answer:
     """What one resolver said about one name."""
@@ -90,9 +93,7 @@ async def _query(resolver: Resolver, name: str, rdtype: dns.rdatatype.RdataType,
     if resolver.kind == "udp":
         host, port = split_host_port(resolver.address, 53)
         # ignore_errors: a forged or garbage datagram does not end the wait for the real reply.
-        response, _ = await dns.asyncquery.udp_with_fallback(
-            query, host, timeout=timeout, port=port, source=source, ignore_unexpected=True, ignore_errors=True
-        )
+        response = await _udp_retransmitting(query, host, port, source, timeout)
     elif resolver.kind == "dot":
         host, port = split_host_port(resolver.address.removeprefix("tls://"), 853)
         response = await dns.asyncquery.tls(
@@ -105,6 +106,25 @@ async def _query(resolver: Resolver, name: str, rdtype: dns.rdatatype.RdataType,
     if rcode in _RCODE_FAILURE:
         raise failures.Failure(_RCODE_FAILURE[rcode])
     return [rdata.address for rrset in response.answer if rrset.rdtype == rdtype for rdata in rrset]
+
+
+async def _udp_retransmitting(query: dns.message.Message, host: str, port: int, source: str | None, timeout: float) -> dns.message.Message:
+    """Resend the query every second until the timeout, as stub resolvers do: one lost datagram
+    on a lossy line must not read as a resolver withholding the name."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            raise failures.Failure(failures.TIMEOUT, "no DNS reply")
+        try:
+            # ignore_errors: a forged or garbage datagram does not end the wait for the real reply.
+            response, _ = await dns.asyncquery.udp_with_fallback(
+                query, host, timeout=min(_UDP_RETRY_SECONDS, remaining), port=port, source=source,
+                ignore_unexpected=True, ignore_errors=True,
+            )
+            return response
+        except dns.exception.Timeout:
+            continue
 
 
 async def _doh(resolver: Resolver, query: dns.message.Message, route: Route, timeout: float, ca_bundles: tuple[Path, ...]) -> dns.message.Message:

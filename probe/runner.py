@@ -19,6 +19,7 @@ from probe.checks.base import CheckResult, Context, RoundFacts, Skip
 from probe.config import Config, Service, Target, Vantage
 from probe.net import Route
 from probe.verdict import (
+    DOWN,
     OFFLINE,
     OK,
     ServiceResult,
@@ -116,14 +117,22 @@ async def _measure_target(
         if target.addresses or target.is_ip:  # pinned: the connect stages skip DNS
             ctx.addresses, ctx.addresses_from = list(target.addresses) or [target.host], "pinned"
         remaining = deadline - time.monotonic()
+        cut = False
         try:
             async with asyncio.timeout(max(remaining, 0.001)):
                 await _run_checks(ctx, config)
         except TimeoutError:
-            result.incomplete = True
+            cut = True
+        if cut and attempt > 1:
+            # The confirming retry was cut off: the complete attempt before it stands.
+            result.reason = f"{result.reason}; the confirming retry was cut off by the round deadline"
+            return result
         verdict, reason = target_verdict(ctx.results)
-        result = TargetResult(name, target.name, target.host, verdict, ctx.results, reason, attempt, result.incomplete)
-        if verdict == OK or result.incomplete:
+        if cut and verdict == OK:
+            # A check never finished: not ok, and no evidence of a block either.
+            verdict, reason = DOWN, "a check was still running"
+        result = TargetResult(name, target.name, target.host, verdict, ctx.results, reason, attempt, cut)
+        if verdict == OK or cut:
             break
     if result.incomplete:
         result.reason = (result.reason + "; " if result.reason else "") + "round deadline reached"

@@ -376,11 +376,6 @@ async def test_the_round_ends_by_its_deadline(env, tmp_path):
     assert {t.target: t.verdict for t in result.services[0].targets}["fast"] == "ok"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: a target cut by the round deadline is published as `ok` when the checks that "
-    "finished passed, although the check still running (here TLS) never did",
-)
 async def test_a_target_cut_by_the_deadline_is_not_ok(env, tmp_path):
     env.resolve("cut.good.test")
     services = [_service("svc", env.target("slow", "cut.good.test", "silent"))]

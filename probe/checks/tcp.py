@@ -52,10 +52,32 @@ async def run(ctx: Context, params: Params) -> CheckResult:
     with Stopwatch() as watch:
         connects = await asyncio.gather(*(connect_once(ctx, address, port) for address, port in targets))
     ctx.connected = [(c["address"], c["port"]) for c in connects if c["failure"] is None]
-    evidence = {"connects": connects}
+    evidence: dict = {"connects": connects}
     if ctx.connected:
         return CheckResult(NAME, True, None, watch.seconds, None, evidence)
-    return CheckResult(NAME, False, _most_common([c["failure"] for c in connects]), watch.seconds, "ip_blocked", evidence)
+    failure = _most_common([c["failure"] for c in connects])
+    control = _control_addresses(ctx)
+    if control:
+        # Every address the vantage's resolver gave fails, and the control resolver gave others:
+        # if those connect, the answer was the problem (a forged answer for a service whose
+        # networks are unknown), not the service's addresses.
+        saved = ctx.addresses
+        ctx.addresses = control
+        checked = await asyncio.gather(*(connect_once(ctx, address, port) for address, port in endpoints(ctx)))
+        ctx.addresses = saved
+        evidence["control_connects"] = checked
+        if any(c["failure"] is None for c in checked):
+            return CheckResult(NAME, False, failures.DNS_INCONSISTENT, watch.seconds, "dns_tampered", evidence)
+    return CheckResult(NAME, False, failure, watch.seconds, "ip_blocked", evidence)
+
+
+def _control_addresses(ctx: Context) -> list[str]:
+    """The control resolvers' addresses, when DNS chose others for the connects."""
+    dns = ctx.result("dns")
+    if dns is None or ctx.addresses_from != "dns":
+        return []
+    control = [a for r in dns.evidence.get("resolvers", []) if r["control"] for a in r["addresses"]]
+    return list(dict.fromkeys(a for a in control if a not in ctx.addresses))
 
 
 def _most_common(found: list[str]) -> str:
