@@ -19,6 +19,7 @@ from probe import __version__, failures
 from probe.checks import base, tls
 from probe.checks.base import CheckResult, Context, Skip, Stopwatch
 from probe.net import http_client, ssl_context
+from probe.redact import scrub
 
 NAME = "http"
 BLOCK_VERDICT = "http_blocked"  # what running past every timeout means
@@ -59,6 +60,11 @@ async def run(ctx: Context, params: Params) -> CheckResult:
                 return CheckResult(NAME, True, None, watch.seconds, None, evidence)
             return CheckResult(NAME, False, failure, watch.seconds, verdict, evidence)
 
+    # Server-supplied text may reflect the vantage's own public address (a block page often
+    # does): keep only the addresses this measurement itself used.
+    for key in ("body_sample", "redirects"):
+        if key in evidence:
+            evidence[key] = scrub(evidence[key], allowed={*ctx.addresses, *ctx.fingerprints.dns_addresses})
     blockpage = _blockpage(ctx, evidence)
     if blockpage:
         evidence["blockpage"] = blockpage
