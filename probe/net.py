@@ -121,6 +121,23 @@ def _ssl_context(ca_bundles: tuple[Path, ...], replace: bool, verify: bool, alpn
     return context
 
 
+def udp_socket(route: Route, address: str, port: int) -> socket.socket:
+    """A non-blocking UDP socket connected to address:port from the vantage's source address.
+    Connected, so ICMP errors come back as errors. (SOCKS5 is TCP only: UDP goes direct.)"""
+    sock = socket.socket(family_of(address), socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        if route.source_address:
+            host, _ = split_host_port(route.source_address, 0)
+            if ipaddress.ip_address(host).version == ipaddress.ip_address(address).version:
+                sock.bind((host, 0))
+        sock.connect((address, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 def family_of(address: str) -> int:
     return socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
 

@@ -9,6 +9,7 @@ import struct
 import pytest
 from servers import stun as servers
 
+from probe.net import udp_socket
 from probe import failures
 from probe.checks import stun
 from probe.checks.base import CheckResult, RoundFacts, Skip
@@ -208,7 +209,7 @@ async def test_skipped_through_a_socks_proxy(env, udp):
 
 async def test_source_address_is_used(env, coturn):
     ctx = env.context(LOOPBACK, vantage={"source_address": "127.0.0.2"}, target={"addresses": [LOOPBACK], "ports": [coturn.port]})
-    sock = stun._socket(ctx, LOOPBACK, coturn.port)
+    sock = udp_socket(ctx.route, LOOPBACK, coturn.port)
     try:
         assert sock.getsockname()[0] == "127.0.0.2"
     finally:

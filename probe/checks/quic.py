@@ -14,8 +14,6 @@ when the check runs; without it the check fails with `check_unavailable`.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
 import ssl
 from functools import lru_cache
 from pathlib import Path
@@ -27,8 +25,8 @@ from pydantic import Field
 
 from probe import __version__, failures
 from probe.checks import base, common
+from probe.net import udp_socket
 from probe.checks.base import CheckResult, Context, Skip, Stopwatch
-from probe.config import split_host_port
 
 NAME = "quic"
 BLOCK_VERDICT = "quic_blocked"  # what a timeout of this check means
@@ -68,22 +66,6 @@ def _trust(bundles: tuple[Path, ...], replace: bool) -> tuple[str | None, bytes 
     import certifi  # aioquic's own default, a dependency of aioquic
 
     return certifi.where(), cadata
-
-
-def _socket(ctx: Context, address: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    try:
-        sock.setblocking(False)
-        if ctx.route.source_address:
-            host, _ = split_host_port(ctx.route.source_address, 0)
-            if ipaddress.ip_address(host).version == ipaddress.ip_address(address).version:
-                sock.bind((host, 0))
-        sock.connect((address, port))  # connected: ICMP errors come back as errors
-    except BaseException:
-        sock.close()
-        raise
-    return sock
 
 
 async def h3_get(ctx: Context, address: str, params: Params) -> dict[str, Any]:
@@ -138,7 +120,7 @@ async def h3_get(ctx: Context, address: str, params: Params) -> dict[str, Any]:
             configuration.cafile, configuration.cadata = _trust(ctx.ca_bundles(), ctx.replace_trust())
             loop = asyncio.get_running_loop()
             transport, client = await loop.create_datagram_endpoint(
-                lambda: Client(QuicConnection(configuration=configuration)), sock=_socket(ctx, address, params.port)
+                lambda: Client(QuicConnection(configuration=configuration)), sock=udp_socket(ctx.route, address, params.port)
             )
             peer = transport.get_extra_info("peername")
             client.connect(peer)

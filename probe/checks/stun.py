@@ -14,9 +14,7 @@ No relay list is published by any service: configure the addresses your captures
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import os
-import socket
 import struct
 import zlib
 from typing import Any
@@ -25,8 +23,8 @@ from pydantic import Field
 
 from probe import failures
 from probe.checks import base, common
+from probe.net import udp_socket
 from probe.checks.base import CheckResult, Context, Skip, Stopwatch
-from probe.config import split_host_port
 
 NAME = "stun"
 BLOCK_VERDICT = "udp_blocked"  # what a timeout of this check means
@@ -114,22 +112,6 @@ class _Client(asyncio.DatagramProtocol):
             self.received.put_nowait(exc)
 
 
-def _socket(ctx: Context, address: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    try:
-        sock.setblocking(False)
-        if ctx.route.source_address:
-            host, _ = split_host_port(ctx.route.source_address, 0)
-            if ipaddress.ip_address(host).version == ipaddress.ip_address(address).version:
-                sock.bind((host, 0))
-        sock.connect((address, port))  # connected: ICMP errors come back as errors
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
 async def binding(ctx: Context, address: str, port: int, params: Params) -> dict[str, Any]:
     outcome: dict[str, Any] = {"address": address, "port": port, "failure": None, "requests": 0}
     transport = None
@@ -137,7 +119,7 @@ async def binding(ctx: Context, address: str, port: int, params: Params) -> dict
     with Stopwatch() as watch:
         try:
             loop = asyncio.get_running_loop()
-            transport, client = await loop.create_datagram_endpoint(_Client, sock=_socket(ctx, address, port))
+            transport, client = await loop.create_datagram_endpoint(_Client, sock=udp_socket(ctx.route, address, port))
             transaction_id = os.urandom(12)
             request = binding_request(transaction_id, fingerprint=params.fingerprint, software=params.software)
             rto = params.initial_rto
