@@ -140,9 +140,20 @@ def assert_evidence(scenario: str, lab: Lab, target: LabTarget, got: dict) -> No
         hosts = [h for h in check["hosts"] if h["verdict"] == spec.expected]
         assert hosts and all(h["stage"] == stage and h["failure"] == spec.failure for h in hosts), context
         return
+    real = target.lab_addresses
+    if scenario == "dns-forged" and check["check"] == "tcp":
+        # A service with no expected networks (Signal, on shared clouds): the answer alone proves
+        # nothing, so the proof is at the connect stage: every forged address fails and the
+        # control resolver's addresses connect.
+        assert check["failure"] == spec.failure and got["verdict"] == "dns_tampered", context
+        assert {c["address"] for c in check["connects"]} == {FORGED}, context
+        assert all(c["failure"] is not None for c in check["connects"]), context
+        assert any(c["failure"] is None and c["address"] in real for c in check["control_connects"]), context
+        dns = next(c for c in got["checks"] if c["check"] == "dns")
+        assert _resolver(dns, ISP_RESOLVER)["addresses"] == [FORGED], context
+        return
     assert check["check"] == stage, context
     assert check["failure"] == spec.failure, context
-    real = target.lab_addresses
 
     if stage == "dns":
         isp, control = _resolver(check, ISP_RESOLVER), _resolver(check, f"tls://{CONTROL_RESOLVER}")
