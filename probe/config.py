@@ -206,11 +206,7 @@ class Target(_Model):
 
     @property
     def is_ip(self) -> bool:
-        try:
-            ipaddress.ip_address(self.host)
-        except ValueError:
-            return False
-        return True
+        return is_ip_literal(self.host)
 
 
 class Networks(_Model):
@@ -350,6 +346,14 @@ class ConfigError(Exception):
 
 
 # --- loading ---------------------------------------------------------------------------------------
+
+
+def is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def split_host_port(value: str, default_port: int) -> tuple[str, int]:

@@ -111,6 +111,14 @@ def classify(exc: BaseException) -> str:
     return f"{UNKNOWN}: {text}"
 
 
+def as_evidence(exc: BaseException) -> dict[str, str]:
+    """{"failure": …} for an outcome record, plus "detail" when a check's own Failure says more."""
+    evidence = {"failure": classify(exc)}
+    if isinstance(exc, Failure) and str(exc) != exc.failure:
+        evidence["detail"] = str(exc)[:200]
+    return evidence
+
+
 def _chain(exc: BaseException) -> list[BaseException]:
     """The exception and its causes, outermost first (httpx and dnspython wrap the real error)."""
     seen: list[BaseException] = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 import time
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ import dns.rcode
 import dns.rdatatype
 
 from probe import failures
-from probe.config import Resolver, split_host_port
+from probe.config import Resolver, is_ip_literal, split_host_port
 from probe.net import Route, http_client, ssl_context
 
 _RCODE_FAILURE = {
@@ -132,7 +131,7 @@ async def _doh(resolver: Resolver, query: dns.message.Message, route: Route, tim
     vantage's way (source address, SOCKS5) and its failures get the same names."""
     url = urlsplit(resolver.address)
     host = url.hostname or ""
-    address = resolver.bootstrap or (host if _is_ip(host) else (await _system(host))[0])
+    address = resolver.bootstrap or (host if is_ip_literal(host) else (await _system(host))[0])
     headers = {"Content-Type": "application/dns-message", "Accept": "application/dns-message"}
     async with http_client(route, address, ssl_context(ca_bundles), timeout) as client:
         async with client.stream("POST", resolver.address, content=query.to_wire(), headers=headers) as response:
@@ -148,10 +147,3 @@ async def _doh(resolver: Resolver, query: dns.message.Message, route: Route, tim
     except dns.exception.DNSException as exc:
         raise failures.Failure(failures.DNS_BAD_RESPONSE, str(exc)) from None
 
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True

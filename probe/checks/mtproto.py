@@ -165,9 +165,7 @@ async def probe(ctx: Context, address: str, port: int, kind: Probe, timeout: flo
                     packet = await read_packet(reader, kind)
                     outcome.update(parse_res_pq(packet, nonce))
         except Exception as exc:  # noqa: BLE001 - every failure becomes evidence
-            outcome["failure"] = failures.classify(exc)
-            if isinstance(exc, failures.Failure) and str(exc) != exc.failure:
-                outcome["detail"] = str(exc)[:200]
+            outcome.update(failures.as_evidence(exc))
         finally:
             common.close_quietly(writer)
     outcome["duration_seconds"] = round(watch.seconds, 4)

@@ -153,9 +153,7 @@ async def h3_get(ctx: Context, address: str, params: Params) -> dict[str, Any]:
         except Exception as exc:  # noqa: BLE001 - every failure becomes evidence
             if isinstance(exc, ConnectionError) and type(exc) is ConnectionError:
                 exc = failures.Failure(failures.EOF, "QUIC connection closed")
-            outcome["failure"] = failures.classify(exc)
-            if isinstance(exc, failures.Failure) and str(exc) != exc.failure:
-                outcome["detail"] = str(exc)[:200]
+            outcome.update(failures.as_evidence(exc))
         finally:
             if client is not None:
                 client.close()  # sends CONNECTION_CLOSE; the draining period is not waited for

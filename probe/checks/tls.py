@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import ssl
 from datetime import timezone
 from typing import Any
 

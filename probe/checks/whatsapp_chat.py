@@ -103,9 +103,7 @@ async def exchange(ctx: Context, address: str, port: int, params: Params) -> dic
                 _silence(ctx, writer, outcome)
             outcome["stage"] = "held"
         except Exception as exc:  # noqa: BLE001 - every failure becomes evidence
-            outcome["failure"] = failures.classify(exc)
-            if isinstance(exc, failures.Failure) and str(exc) != exc.failure:
-                outcome["detail"] = str(exc)[:200]
+            outcome.update(failures.as_evidence(exc))
         finally:
             common.close_quietly(writer)
     outcome["duration_seconds"] = round(watch.seconds, 4)

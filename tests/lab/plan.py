@@ -25,6 +25,8 @@ from pathlib import Path
 
 import yaml
 
+from probe.config import is_ip_literal
+
 REPO = Path(__file__).resolve().parents[2]
 CATALOGS = REPO / "configs" / "services"
 FINGERPRINTS = REPO / "configs" / "fingerprints"
@@ -92,11 +94,7 @@ class LabTarget:
 
     @property
     def is_ip(self) -> bool:
-        try:
-            ipaddress.ip_address(self.host)
-        except ValueError:
-            return False
-        return True
+        return is_ip_literal(self.host)
 
 
 @dataclass
