@@ -1,0 +1,281 @@
+"""The vocabulary and the result types of a round: what was observed, what it argues, what was
+decided. Standard library only, so that every other module (config, checks, judge, metrics, the
+status page, the rule and dashboard generators) can import it without pulling in the network
+stack, and nothing imports in a circle.
+
+The data path: checks *observe* (typed records below, in OONI's archival shapes, produced where
+the operation happens) and state a `Finding` when they fail; `probe.judge` alone turns a target's
+results into its `Verdict`, applying the differential rule of the contract.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, is_dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class Verdict(StrEnum):
+    """Target and service verdicts (../shared/CONTRACT.md), worst first.
+
+    Full blocks before degradations, degradations before `partial`, then what is not a block:
+    `down` (the control sees it too), `error` (the monitor's own fault), `vantage_offline`."""
+
+    DNS_BLOCKED = "dns_blocked"
+    DNS_TAMPERED = "dns_tampered"
+    IP_BLOCKED = "ip_blocked"
+    SNI_BLOCKED = "sni_blocked"
+    TLS_BLOCKED = "tls_blocked"
+    TLS_MITM = "tls_mitm"
+    HTTP_BLOCKED = "http_blocked"
+    PROTOCOL_BLOCKED = "protocol_blocked"
+    QUIC_BLOCKED = "quic_blocked"
+    UDP_BLOCKED = "udp_blocked"
+    THROTTLED = "throttled"
+    PARTIAL = "partial"  # service level only
+    DOWN = "down"
+    ERROR = "error"
+    VANTAGE_OFFLINE = "vantage_offline"
+    OK = "ok"
+
+
+class VantageVerdict(StrEnum):
+    """What a vantage's control sites say about its own network (the contract's vantage verdicts)."""
+
+    OK = "ok"
+    ALLOWLIST = "allowlist"
+    VANTAGE_OFFLINE = "vantage_offline"
+
+
+# Ordered views of the vocabulary, for the engine, the metrics, the pages and the generators.
+SERVICE_VERDICTS: tuple[Verdict, ...] = tuple(Verdict)
+TARGET_VERDICTS: tuple[Verdict, ...] = tuple(v for v in Verdict if v is not Verdict.PARTIAL)
+BLOCKS: frozenset[Verdict] = frozenset(SERVICE_VERDICTS[: SERVICE_VERDICTS.index(Verdict.PARTIAL)])
+VANTAGE_VERDICTS: tuple[VantageVerdict, ...] = tuple(VantageVerdict)
+
+
+def severity(verdict: str) -> int:
+    """Position in the worst-first order (lower is worse)."""
+    return SERVICE_VERDICTS.index(Verdict(verdict))
+
+
+class Fault(StrEnum):
+    """Whose fault a failure is, as far as the differential of its check can tell."""
+
+    PATH = "path"  # the differential separates the path from the server: a technique
+    SERVER = "server"  # the differential fails the same way, or the server spoke: no technique
+    MONITOR = "monitor"  # the monitor itself could not measure (a missing dependency, no descriptors)
+    UNSEPARATED = "unseparated"  # nothing could be compared
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What a failed check argues for: the technique its stage would mean, whose fault the
+    differential says it is, and which differential that was. The judge decides."""
+
+    technique: Verdict
+    fault: Fault
+    differential: str = ""  # e.g. "decoy_sni", "decoy_host", "control_resolver", "control_stun"
+    reason: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        data = {"technique": str(self.technique), "fault": str(self.fault)}
+        if self.differential:
+            data["differential"] = self.differential
+        if self.reason:
+            data["reason"] = self.reason
+        return data
+
+
+# --- observations: OONI archival shapes (model/archival.go), one record per operation -------------
+
+
+def to_json(value: Any) -> Any:
+    """A record (or list/dict of records) as JSON data: dataclass fields in order, None dropped
+    where a field says `omit_none`, nested records serialised the same way."""
+    if is_dataclass(value) and not isinstance(value, type):
+        if hasattr(value, "as_json"):
+            return value.as_json()
+        data = {}
+        for f in fields(value):
+            item = getattr(value, f.name)
+            if item is None and f.metadata.get("omit_none"):
+                continue
+            data[f.name] = to_json(item)
+        return data
+    if isinstance(value, list | tuple):
+        return [to_json(item) for item in value]
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, StrEnum):
+        return str(value)
+    return value
+
+
+def _opt() -> Any:
+    return field(default=None, metadata={"omit_none": True})
+
+
+@dataclass
+class DNSQuery:
+    """One resolver asked for one name's A and AAAA (OONI DNSQueryEntry, both types in one)."""
+
+    resolver: str
+    control: bool
+    addresses: list[str] = field(default_factory=list)
+    failure: str | None = None
+    duration_seconds: float = 0.0
+    judgement: str = ""  # set by the dns check: ok|withheld|tampered|global|inconclusive|unhealthy|control
+    reason: str | None = None
+
+
+@dataclass
+class TCPConnect:
+    """One TCP connect (OONI TCPConnectEntry)."""
+
+    address: str
+    port: int
+    failure: str | None = None
+    duration_seconds: float = 0.0
+
+
+@dataclass
+class Certificate:
+    subject: str
+    issuer: str
+    not_before: str
+    not_after: str
+    not_after_timestamp: float
+    sha256: str
+    dns_names: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TLSHandshake:
+    """One TLS handshake on a fresh connection (OONI TLSHandshake), optionally with one request's
+    first bytes (the decoy and same-shape differentials)."""
+
+    address: str
+    port: int
+    sni: str
+    failure: str | None = None
+    tls_version: str | None = _opt()
+    alpn: str | None = _opt()
+    certificate: Certificate | None = _opt()
+    response_started: bool | None = _opt()  # a request was sent and a first byte came back
+    duration_seconds: float = 0.0
+
+
+@dataclass
+class HTTPExchange:
+    """One HTTP request and what came back (OONI RequestEntry, flattened)."""
+
+    url: str
+    address: str
+    method: str = "GET"
+    status_code: int | None = _opt()
+    body_sample: str | None = _opt()  # the first 2 KiB, scrubbed of the vantage's address
+    body_length: int | None = _opt()
+    failure: str | None = _opt()
+
+
+# --- results -----------------------------------------------------------------------------------
+
+
+@dataclass
+class CheckResult:
+    """One check on one target: ok or not, the failure string, the check's typed evidence (a
+    dataclass, or a dict for checks that keep free-form records) and, when it failed, its Finding."""
+
+    check: str
+    ok: bool
+    failure: str | None = None
+    duration_seconds: float = 0.0
+    finding: Finding | None = None
+    evidence: Any = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "check": self.check,
+            "ok": self.ok,
+            "failure": self.failure,
+            "duration_seconds": round(self.duration_seconds, 4),
+        }
+        data.update(to_json(self.evidence))
+        if self.finding is not None:
+            data["finding"] = self.finding.as_json()
+        return data
+
+
+@dataclass
+class TargetResult:
+    service: str  # "controls" for a control target
+    target: str
+    host: str
+    verdict: Verdict
+    checks: list[CheckResult] = field(default_factory=list)
+    reason: str = ""
+    attempts: int = 1
+    incomplete: bool = False
+
+    def check(self, name: str) -> CheckResult | None:
+        return next((c for c in self.checks if c.check == name), None)
+
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "target": self.target,
+            "host": self.host,
+            "verdict": str(self.verdict),
+            "reason": self.reason,
+            "attempts": self.attempts,
+            "checks": [c.as_json() for c in self.checks],
+        }
+        if self.incomplete:
+            data["incomplete"] = True
+        return data
+
+
+@dataclass
+class ServiceResult:
+    service: str
+    verdict: Verdict
+    targets: list[TargetResult]
+
+    @property
+    def reachable_ratio(self) -> float:
+        return sum(t.verdict == Verdict.OK for t in self.targets) / len(self.targets) if self.targets else 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {"service": self.service, "verdict": str(self.verdict), "targets": [t.as_json() for t in self.targets]}
+
+
+@dataclass
+class VantageResult:
+    vantage: str
+    verdict: VantageVerdict
+    services: list[ServiceResult]
+    controls: list[TargetResult]
+    started_at: float  # unix time
+    duration_seconds: float
+    healthy_resolvers: list[str] = field(default_factory=list)
+    reason: str = ""
+
+    @property
+    def online(self) -> bool:
+        """Services were judged (the vantage is not offline; under `allowlist` they still are)."""
+        return self.verdict != VantageVerdict.VANTAGE_OFFLINE
+
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "vantage": self.vantage,
+            "verdict": str(self.verdict),
+            "services": [s.as_json() for s in self.services],
+            "controls": [c.as_json() for c in self.controls],
+            "healthy_resolvers": self.healthy_resolvers,
+            "duration_seconds": round(self.duration_seconds, 3),
+        }
+        if self.reason:
+            data["reason"] = self.reason
+        return data
