@@ -8,42 +8,88 @@ import json
 import subprocess
 import sys
 import textwrap
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from mrfkit import REPO, free_port, msgreach_argv, msgreach_env, wait_for, http_get
-from probe.checks.base import CheckResult
 from probe.config import Evidence, Vantage
 from probe.evidence import SCRUBBED, Archive, archive_files, changes, print_changes, read, scrub
-from probe.verdict import ServiceResult, TargetResult, VantageResult
+from probe.model import (
+    Certificate,
+    CheckResult,
+    DNSQuery,
+    Fault,
+    Finding,
+    HTTPExchange,
+    ServiceResult,
+    TargetResult,
+    TCPConnect,
+    TLSHandshake,
+    VantageResult,
+    Verdict,
+)
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc).timestamp()
 
 
+# Stand-ins for the checks' evidence: the archive finds the typed observations (probe.model) in
+# whatever shape a check keeps them, and writes the rest as JSON under the check's name.
+@dataclass
+class Resolved:
+    resolvers: list[DNSQuery]
+    addresses: list[str]
+    addresses_from: str = "dns"
+
+
+@dataclass
+class Connected:
+    connects: list[TCPConnect]
+
+
+@dataclass
+class Handshaken:
+    handshakes: list[TLSHandshake]
+    decoy: TLSHandshake | None = None
+
+
+@dataclass
+class Fetched:
+    exchange: HTTPExchange
+    redirects: list[dict[str, object]] = field(default_factory=list)
+
+
+@dataclass
+class Downloaded:
+    bytes_per_second: float
+    bytes: int
+
+
 def round_result(vantage: str, started_at: float, verdicts: dict[str, str], *, body: str = "", service: str = "telegram") -> VantageResult:
-    """A round as the runner returns it (real result objects, evidence shaped like the checks')."""
+    """A round as the runner returns it (real result objects, typed evidence)."""
     targets = []
     for name, verdict in verdicts.items():
         ok = verdict == "ok"
+        failure = None if ok else "generic_timeout_error"
         checks = [
-            CheckResult("dns", True, None, 0.01, None, {"resolvers": [
-                {"resolver": "system", "control": False, "addresses": ["149.154.167.51"], "failure": None, "duration_seconds": 0.01, "judgement": "ok", "reason": None},
-                {"resolver": "tls://9.9.9.9", "control": True, "addresses": ["149.154.167.51", "2001:67c:4e8:f002::a"], "failure": None, "duration_seconds": 0.02, "judgement": "control", "reason": None},
-            ], "addresses": ["149.154.167.51"], "addresses_from": "dns"}),
-            CheckResult("tcp", ok, None if ok else "generic_timeout_error", 5.0 if not ok else 0.03, None if ok else "ip_blocked",
-                        {"connects": [{"address": "149.154.167.51", "port": 443, "failure": None if ok else "generic_timeout_error", "duration_seconds": 0.03}]}),
+            CheckResult("dns", True, None, 0.01, None, Resolved([
+                DNSQuery("system", False, ["149.154.167.51"], None, 0.01, "ok"),
+                DNSQuery("tls://9.9.9.9", True, ["149.154.167.51", "2001:67c:4e8:f002::a"], None, 0.02, "control"),
+            ], ["149.154.167.51"])),
+            CheckResult("tcp", ok, failure, 5.0 if not ok else 0.03, None if ok else Finding(Verdict.IP_BLOCKED, Fault.UNSEPARATED, reason="connect timed out"),
+                        Connected([TCPConnect("149.154.167.51", 443, failure, 0.03)])),
         ]
         if ok:
-            checks.append(CheckResult("tls", True, None, 0.05, None, {"handshakes": [{"address": "149.154.167.51", "port": 443, "sni": f"{name}.example", "failure": None, "tls_version": "TLSv1.3", "alpn": "h2", "duration_seconds": 0.05,
-                                                                                  "certificate": {"subject": "CN=x", "issuer": "CN=y", "not_after_timestamp": 1.9e9}}]}))
-            checks.append(CheckResult("http", True, None, 0.1, None, {"url": f"https://{name}.example/", "address": "149.154.167.51", "redirects": [], "status_code": 200, "body_sample": body or "hello", "body_length": 5}))
-            checks.append(CheckResult("throughput", True, None, 1.0, None, {"bytes_per_second": 123456.0, "bytes": 65536}))
+            certificate = Certificate("CN=x", "CN=y", "2026-01-01", "2030-01-01", 1.9e9, "ab" * 32)
+            checks.append(CheckResult("tls", True, None, 0.05, None, Handshaken([TLSHandshake("149.154.167.51", 443, f"{name}.example", None, "TLSv1.3", "h2", certificate, None, 0.05)])))
+            checks.append(CheckResult("http", True, None, 0.1, None, Fetched(HTTPExchange(f"https://{name}.example/", "149.154.167.51", status_code=200, body_sample=body or "hello", body_length=5))))
+            checks.append(CheckResult("throughput", True, None, 1.0, None, Downloaded(123456.0, 65536)))
         reason = "" if ok else "tcp: generic_timeout_error"
-        targets.append(TargetResult(service, name, f"{name}.example", verdict, checks, reason))
+        targets.append(TargetResult(service, name, f"{name}.example", Verdict(verdict), checks, reason))
     service_verdict = "ok" if all(v == "ok" for v in verdicts.values()) else ("partial" if "ok" in verdicts.values() else "ip_blocked")
-    return VantageResult(vantage, "ok", [ServiceResult(service, service_verdict, targets)], [], started_at, 1.5)
+    return VantageResult(vantage, "ok", [ServiceResult(service, Verdict(service_verdict), targets)], [], started_at, 1.5)
 
 
 def test_one_line_per_target_in_ooni_vocabulary(tmp_path: Path) -> None:
@@ -68,11 +114,52 @@ def test_one_line_per_target_in_ooni_vocabulary(tmp_path: Path) -> None:
     assert keys["requests"][0]["response"]["code"] == 200 and keys["requests"][0]["response"]["body"] is None  # ok: no body kept
     assert ok["throughput_bytes_per_second"] == 123456.0
     assert [c["check"] for c in keys["checks"]] == ["dns", "tcp", "tls", "http", "throughput"]
-    assert keys["checks"][4]["bytes"] == 65536  # evidence without an OONI list stays under its check
+    assert keys["throughput"] == {"bytes_per_second": 123456.0, "bytes": 65536}  # evidence without an OONI list: under its check
+    assert keys["dns"] == {"addresses": ["149.154.167.51"], "addresses_from": "dns"}  # the queries are written once, in `queries`
+    assert "tcp" not in keys and keys["http"] == {"redirects": []}
     assert keys["checks"][1]["t0"] == 0.01 and keys["checks"][1]["t"] == 0.04  # reconstructed from durations
     assert keys["accessible"] is True and keys["blocking"] is False
     assert blocked["verdict"] == "ip_blocked" and blocked["reason"] == "tcp: generic_timeout_error"
     assert blocked["test_keys"]["blocking"] == "ip_blocked" and blocked["test_keys"]["tcp_connect"][0]["status"]["failure"] == "generic_timeout_error"
+    # A failed check's finding is archived with it: what its evidence argued, and whose fault.
+    assert blocked["test_keys"]["checks"][1]["finding"] == {"technique": "ip_blocked", "fault": "unseparated", "reason": "connect timed out"}
+    assert "finding" not in keys["checks"][1]
+
+
+@dataclass
+class Stream:
+    """Stands in for a protocol check's own record (mtproto, quic, stun…): not an OONI shape."""
+
+    dc: int
+    handshake: TLSHandshake
+    bytes_received: int
+    failure: str | None = None
+
+
+def test_every_check_is_archived_whatever_its_evidence(tmp_path: Path) -> None:
+    """Typed observations go to OONI's lists wherever a check keeps them; everything else a
+    check observed (a record of its own, a dict, a list) is kept under the check's name."""
+    decoy = TLSHandshake("149.154.167.51", 443, "decoy.example", "connection_reset", duration_seconds=0.2)
+    checks = [
+        CheckResult("tls", False, "connection_reset", 0.5, Finding(Verdict.SNI_BLOCKED, Fault.PATH, "decoy_sni"),
+                    Handshaken([TLSHandshake("149.154.167.51", 443, "t.example", "connection_reset", duration_seconds=0.1)], decoy=TLSHandshake("149.154.167.51", 443, "decoy.example", None, "TLSv1.3", duration_seconds=0.2))),
+        CheckResult("mtproto", False, "eof_error", 1.0, Finding(Verdict.PROTOCOL_BLOCKED, Fault.PATH, "control_vantage"), Stream(2, decoy, 0, "eof_error")),
+        CheckResult("stun", True, None, 0.3, None, {"binding": {"mapped": "yes"}, "rtt_ms": [1.5, 2.0]}),  # not typed yet
+        CheckResult("quic", True, None, 0.1, None, [{"version": 1}]),
+    ]
+    target = TargetResult("telegram", "dc2", "t.example", Verdict.SNI_BLOCKED, checks, "tls: connection_reset")
+    result = VantageResult("v", "ok", [ServiceResult("telegram", Verdict.SNI_BLOCKED, [target])], [], T0, 2.0)
+    Archive(Evidence(path=tmp_path / "ev.jsonl")).append(result)
+    keys = json.loads((tmp_path / "ev.jsonl").read_text())["test_keys"]
+    handshakes = [(h["server_name"], h["failure"], h["decoy"]) for h in keys["tls_handshakes"]]
+    assert handshakes == [("t.example", "connection_reset", False), ("decoy.example", None, True), ("decoy.example", "connection_reset", False)]
+    assert keys["tls_handshakes"][2]["t0"] == 0.5 and keys["tls_handshakes"][2]["t"] == 0.7  # mtproto's own handshake, at its start
+    assert keys["mtproto"] == {"dc": 2, "bytes_received": 0, "failure": "eof_error"}
+    assert keys["stun"] == {"binding": {"mapped": "yes"}, "rtt_ms": [1.5, 2.0]}
+    assert keys["quic"] == [{"version": 1}]
+    assert "tls" not in keys  # all of it went to tls_handshakes
+    assert [c.get("finding", {}).get("technique") for c in keys["checks"]] == ["sni_blocked", "protocol_blocked", None, None]
+    assert keys["checks"][0]["finding"]["differential"] == "decoy_sni"
 
 
 def test_undisclosed_place_is_written_as_ooni_does(tmp_path: Path) -> None:

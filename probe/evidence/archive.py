@@ -1,0 +1,249 @@
+"""The archive's files: appending lines durably, rotating by size, reading them back.
+
+Durability
+- Each line is written with one `os.write` on an `O_APPEND` descriptor, so the kernel places it
+  after everything written before, whoever else appends. A process killed mid-write (even
+  `kill -9`) can leave at most one torn line at the end of the file; every earlier line is
+  untouched. The next writer ends such a torn fragment with a newline before appending, and
+  readers skip lines that do not parse (and count them).
+- fsync policy: the file is fsynced once per round, after that round's lines (one fsync per
+  vantage per interval); the directory is fsynced after a rotation. A crash of the process loses
+  nothing already written; a power loss loses at most the round being written.
+- Writers (e.g. `msgreach run` and a `msgreach once` at the same time) serialise on an advisory
+  `flock` of the archive's directory, so rotation never races an append.
+
+Disk use
+- When the next line would make the file exceed `max_bytes`, the file is rotated: `F` -> `F.1`
+  -> `F.2` ... and the oldest beyond `keep_files` files in all (the live one included) is
+  deleted. No file ever exceeds `max_bytes`; a line that alone would (a huge body sample) is
+  shrunk first. Disk use is at most `keep_files * max_bytes`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from probe.config import Evidence, Vantage
+from probe.evidence.records import records
+from probe.model import VantageResult
+
+log = logging.getLogger(__name__)
+
+_MAX_REASON = 300  # characters of the reason kept in a line shrunk to fit max_bytes
+_STUB_KEYS = ("schema", "time", "vantage", "service", "target", "input", "verdict", "reason", "service_verdict", "vantage_verdict", "truncated")
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+class Archive:
+    """Appends rounds to the JSON-lines file named by `evidence.path`, rotating by size.
+
+    Never raises from `append`: a full or read-only disk must not stop the measurements; the
+    problem is logged (once per kind of error until it clears) and `failing` says so until an
+    append succeeds again (the monitor exports it as a metric)."""
+
+    def __init__(self, evidence: Evidence, vantages: Iterable[Vantage] = ()):
+        if evidence.path is None:
+            raise ValueError("the evidence archive needs a path")
+        self.path = Path(evidence.path)
+        self.max_bytes = evidence.max_bytes
+        self.keep_files = evidence.keep_files
+        self.vantages = {v.name: v for v in vantages}
+        self.last_success: float | None = None  # unix time of the latest append that was written
+        self._lock = threading.Lock()
+        self._last_error: str | None = None
+        self._cleaned = False
+
+    @property
+    def failing(self) -> bool:
+        """The latest append could not be written."""
+        return self._last_error is not None
+
+    def append(self, result: VantageResult) -> int:
+        """Append one line per target of the round; return how many lines were written."""
+        lines = [self._fit(encode(record)) for record in records(result, self.vantages.get(result.vantage))]
+        try:
+            with self._lock, self._directory_lock():
+                written = self._append_locked(lines)
+        except OSError as exc:
+            message = f"{type(exc).__name__}: {exc.strerror or exc}"
+            if message != self._last_error:
+                log.error("evidence archive %s: cannot write (%s); measurements go on without it", self.path, message)
+                self._last_error = message
+            return 0
+        if self._last_error is not None:
+            log.warning("evidence archive %s: writing again", self.path)
+            self._last_error = None
+        self.last_success = time.time()
+        return written
+
+    # The directory lock: one writer at a time across processes (rotation renames files).
+    @contextmanager
+    def _directory_lock(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _append_locked(self, lines: list[bytes]) -> int:
+        if not self._cleaned:
+            self._remove_beyond_bound()
+            self._cleaned = True
+        fd = self._open()
+        try:
+            size = os.fstat(fd).st_size
+            for line in lines:
+                if size > 0 and size + len(line) > self.max_bytes:
+                    os.close(fd)
+                    fd = -1
+                    self._rotate()
+                    fd = self._open()
+                    size = os.fstat(fd).st_size
+                _write_line(fd, line)
+                size += len(line)
+            os.fsync(fd)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+        return len(lines)
+
+    def _open(self) -> int:
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                # A writer died mid-line: end the fragment so the next line starts clean.
+                _write_line(fd, b"\n")
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def rotated(self, index: int) -> Path:
+        return self.path.with_name(f"{self.path.name}.{index}")
+
+    def _rotate(self) -> None:
+        keep_rotated = self.keep_files - 1
+        if keep_rotated == 0:
+            self.path.unlink(missing_ok=True)
+        else:
+            self.rotated(keep_rotated).unlink(missing_ok=True)
+            for index in range(keep_rotated - 1, 0, -1):
+                if self.rotated(index).exists():
+                    os.replace(self.rotated(index), self.rotated(index + 1))
+            os.replace(self.path, self.rotated(1))
+        _fsync_directory(self.path.parent)
+
+    def _remove_beyond_bound(self) -> None:
+        """Rotated files a larger `keep_files` left behind count against the bound: delete them."""
+        pattern = re.compile(re.escape(self.path.name) + r"\.(\d+)$")
+        for entry in self.path.parent.iterdir():
+            match = pattern.match(entry.name)
+            if match and int(match.group(1)) >= self.keep_files:
+                entry.unlink(missing_ok=True)
+
+    def _fit(self, line: bytes) -> bytes:
+        """A line never exceeds max_bytes: drop bulky evidence first, then all but the verdict."""
+        if len(line) <= self.max_bytes:
+            return line
+        record = json.loads(line)
+        record["truncated"] = True
+        for request in record.get("test_keys", {}).get("requests", []):
+            if isinstance(request.get("response"), dict):
+                request["response"]["body"] = None
+        line = encode(record)
+        if len(line) <= self.max_bytes:
+            return line
+        stub = {key: record[key] for key in _STUB_KEYS if key in record}
+        stub["reason"] = str(stub.get("reason", ""))[:_MAX_REASON]
+        return encode(stub)
+
+
+def _write_line(fd: int, data: bytes) -> None:
+    """One write() for the whole line; only a short write (disk full, signal) loops."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def encode(record: dict[str, Any]) -> bytes:
+    return (json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8")
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Reading:
+    records: list[dict[str, Any]] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    skipped: int = 0  # lines that did not parse: a torn last line after a crash, or damage
+
+
+def archive_files(path: Path) -> list[Path]:
+    """The archive's files, oldest first: F.N … F.1, F."""
+    pattern = re.compile(re.escape(path.name) + r"\.(\d+)$")
+    rotated = []
+    if path.parent.is_dir():
+        for entry in path.parent.iterdir():
+            match = pattern.match(entry.name)
+            if match:
+                rotated.append((int(match.group(1)), entry))
+    files = [entry for _, entry in sorted(rotated, reverse=True)]
+    if path.exists():
+        files.append(path)
+    return files
+
+
+def read(path: str | Path) -> Reading:
+    """Every parseable record of the archive, oldest file first; unparseable lines are counted.
+
+    A record is a JSON object with a string `time` and `target`: anything else in a file (damage,
+    a torn line, a foreign file under the archive's name) is skipped, never an error."""
+    reading = Reading()
+    for file in archive_files(Path(path)):
+        reading.files.append(file)
+        with open(file, "rb") as handle:
+            for raw in handle:
+                if not raw.strip():
+                    continue
+                item = _parse(raw)
+                if item is None:
+                    reading.skipped += 1
+                else:
+                    reading.records.append(item)
+    return reading
+
+
+def _parse(raw: bytes) -> dict[str, Any] | None:
+    try:
+        item = json.loads(raw)
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: `[[[[…` thousands deep
+        return None
+    if isinstance(item, dict) and isinstance(item.get("time"), str) and isinstance(item.get("target"), str):
+        return item
+    return None

@@ -1,0 +1,222 @@
+"""`msgreach evidence`: the verdict changes of a period, by service and vantage, from the archive.
+
+Every argument and every line of the archive is untrusted input: a bad argument (an unparseable
+or out-of-range time, a duration of millions of years) is a one-line error and exit 2, and no
+line of the archive, however damaged, stops the report (see tests/test_evidence_fuzz.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from probe.config import Config
+from probe.evidence.archive import Reading, archive_files, read
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+class _BadArgument(ValueError):
+    pass
+
+
+def parse_time(value: str | None, now: datetime, default: datetime | None) -> datetime | None:
+    """RFC 3339 (a date alone means its midnight, UTC if no offset) or a duration ago: 24h, 7d.
+    The result is in UTC; a time outside what a date can hold is a `_BadArgument`."""
+    if value is None or value == "":
+        return default
+    text = value.strip()
+    match = _DURATION.match(text)
+    try:
+        if match:
+            return now - timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise _BadArgument(f"{value!r} is neither an RFC 3339 time nor a duration such as 24h or 7d") from None
+        return _utc(parsed)
+    except (OverflowError, ValueError) as exc:
+        if isinstance(exc, _BadArgument):
+            raise
+        raise _BadArgument(f"{value!r} is out of range: times run from year 1 to 9999") from None
+
+
+def _utc(moment: datetime) -> datetime:
+    """An aware UTC time (naive means UTC); OverflowError past year 1 or 9999."""
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def _when(record: dict[str, Any]) -> datetime | None:
+    try:
+        return _utc(datetime.fromisoformat(str(record["time"])))
+    except (ValueError, OverflowError):
+        return None
+
+
+def _text(value: Any) -> str | None:
+    """A field of a record as text: the archive is read as untrusted input, whatever its types."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def changes(records: list[dict[str, Any]], since: datetime | None, until: datetime | None, services: list[str] | None = None, vantages: list[str] | None = None) -> list[dict[str, Any]]:
+    """Verdict changes by service and vantage within [since, until].
+
+    The state at the start is the last verdict recorded before `since` (or the first one in the
+    period); a change is a verdict different from the previous record's for the same
+    (vantage, service[, target])."""
+    timed = [(when, index, r) for index, r in enumerate(records) if (when := _when(r)) is not None]
+    timed.sort(key=lambda item: (item[0], item[1]))
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for when, _, item in timed:
+        service, vantage = str(_text(item.get("service"))), str(_text(item.get("vantage")))
+        if services and service not in services:
+            continue
+        if vantages and vantage not in vantages:
+            continue
+        if until is not None and when > until:
+            continue
+        group = groups.setdefault(
+            (service, vantage),
+            {"service": service, "vantage": vantage, "place": _place(item), "rounds": set(), "targets": {}, "service_state": None, "changes": [], "start": None, "seen_in_period": False},
+        )
+        in_period = since is None or when >= since
+        target = str(item.get("target"))
+        previous = group["targets"].get(target)
+        verdict, reason = _text(item.get("verdict")), _text(item.get("reason")) or ""
+        if in_period:
+            group["seen_in_period"] = True
+            group["rounds"].add(item.get("time"))
+            if previous is not None and previous["verdict"] != verdict:
+                group["changes"].append(
+                    {"time": _stamp(when), "level": "target", "target": target, "from": previous["verdict"], "to": verdict, "reason": reason}
+                )
+        group["targets"][target] = {"verdict": verdict, "time": _stamp(when), "reason": reason}
+        state = _text(item.get("service_verdict")) or _service_state(group["targets"])
+        if in_period and group["service_state"] is not None and group["service_state"] != state:
+            group["changes"].append({"time": _stamp(when), "level": "service", "target": None, "from": group["service_state"], "to": state, "reason": ""})
+        if in_period and group["start"] is None:
+            group["start"] = group["service_state"] or state
+        group["service_state"] = state
+    result = []
+    for group in sorted(groups.values(), key=lambda g: (g["service"], g["vantage"])):
+        if not group["seen_in_period"]:
+            continue
+        # Several targets of one round carry the same service verdict: keep one service change per moment.
+        deduped, seen = [], set()
+        for change in group["changes"]:
+            key = (change["time"], change["level"], change["target"], change["from"], change["to"])
+            if key not in seen:
+                seen.add(key)
+                deduped.append(change)
+        deduped.sort(key=lambda c: (c["time"], c["level"] != "service", c["target"] or ""))
+        result.append(
+            {
+                "service": group["service"],
+                "vantage": group["vantage"],
+                "place": group["place"],
+                "rounds": len(group["rounds"]),
+                "at_start": group["start"],
+                "at_end": group["service_state"],
+                "targets_at_end": {name: state["verdict"] for name, state in sorted(group["targets"].items())},
+                "changes": deduped,
+            }
+        )
+    return result
+
+
+def _service_state(targets: dict[str, dict[str, Any]]) -> str:
+    verdicts = {t["verdict"] for t in targets.values()}
+    return str(verdicts.pop()) if len(verdicts) == 1 else "mixed"
+
+
+def _place(item: dict[str, Any]) -> str:
+    parts = [_text(p) for p in (item.get("probe_cc"), item.get("probe_asn"), item.get("probe_network_name")) if p and p not in ("ZZ", "AS0")]
+    return ", ".join(parts)
+
+
+def render_table(groups: list[dict[str, Any]], since: datetime | None, until: datetime | None, reading: Reading, path: Path) -> str:
+    lines = [
+        f"Verdict changes from {_stamp(since) if since else 'the beginning'} to {_stamp(until) if until else 'now'}",
+        f"archive {path} ({len(reading.files)} file(s), {len(reading.records)} record(s)"
+        + (f", {reading.skipped} unreadable line(s) skipped" if reading.skipped else "")
+        + ")",
+        "",
+    ]
+    if not groups:
+        lines.append("No records in this period.")
+        return "\n".join(lines)
+    service = None
+    for group in groups:
+        if group["service"] != service:
+            service = group["service"]
+            lines.append(service)
+        place = f" ({group['place']})" if group["place"] else ""
+        count = len(group["changes"])
+        if not count:
+            lines.append(f"  vantage {group['vantage']}{place}: no change, {group['at_end']} throughout ({group['rounds']} round(s))")
+            continue
+        lines.append(f"  vantage {group['vantage']}{place}: {count} change(s) in {group['rounds']} round(s); {group['at_start']} at the start, {group['at_end']} at the end")
+        width = max(len(c["target"] or "service") for c in group["changes"])
+        for change in group["changes"]:
+            what = "service" if change["level"] == "service" else change["target"]
+            indent = "" if change["level"] == "service" else "  "
+            row = f"    {change['time']}  {indent}{what:<{width}}{'' if indent else '  '}  {change['from']} -> {change['to']}"
+            if change["reason"]:
+                row += f"   ({change['reason']})"
+            lines.append(row)
+    return "\n".join(lines)
+
+
+def print_changes(args: argparse.Namespace, config: Config | None) -> int:
+    """`msgreach evidence`: print the verdict changes of a period, by service and vantage."""
+    path_arg = getattr(args, "path", None)
+    path = Path(path_arg) if path_arg else (config.evidence.path if config is not None else None)
+    if path is None:
+        print("msgreach: no evidence archive: the config sets no `evidence.path`; give --path FILE", file=sys.stderr)
+        return 2
+    now = datetime.now(timezone.utc)
+    try:
+        since = parse_time(getattr(args, "since", None), now, None)
+        until = parse_time(getattr(args, "until", None), now, None)
+    except _BadArgument as exc:
+        print(f"msgreach: error: {exc}", file=sys.stderr)
+        return 2
+    if since and until and since > until:
+        print("msgreach: error: --since is after --until", file=sys.stderr)
+        return 2
+    path = Path(path)
+    if not archive_files(path):
+        print(f"msgreach: no evidence archive at {path} (nothing recorded yet?)", file=sys.stderr)
+        return 1
+    try:
+        reading = read(path)
+    except OSError as exc:
+        print(f"msgreach: cannot read the evidence archive {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    groups = changes(reading.records, since, until, getattr(args, "services", None), getattr(args, "vantages", None))
+    if getattr(args, "format", "table") == "json":
+        document = {
+            "archive": str(path),
+            "files": [str(f) for f in reading.files],
+            "records": len(reading.records),
+            "skipped_lines": reading.skipped,
+            "since": _stamp(since) if since else None,
+            "until": _stamp(until) if until else None,
+            "groups": groups,
+        }
+        print(json.dumps(document, indent=2, ensure_ascii=False))
+    else:
+        print(render_table(groups, since, until, reading, path))
+    return 0

@@ -1,0 +1,278 @@
+"""One archive record per target per round, in OONI's archival shapes.
+
+Checks record what happened as typed observations (`probe.model`: `DNSQuery`, `TCPConnect`,
+`TLSHandshake`, `HTTPExchange`), wherever in their evidence they keep them. Every such record is
+mapped to OONI's list for it (`test_keys.queries`, `tcp_connect`, `tls_handshakes`, `requests`);
+whatever else a check observed is kept as JSON (`probe.model.to_json`) under
+`test_keys[<check name>]`, so every check is archived, including ones added later. Nothing here
+reads another module's evidence by key: observations are found by type, and read by attribute.
+
+Volunteer safety
+- No address of the vantage is written: the vantage's configured `source_address` is replaced by
+  `[scrubbed]` (OONI's marker) wherever it appears, and so is every other public IP address in
+  free text (failure strings, redirect locations, body samples, reasons) that is not an address
+  the measurement itself resolved or connected to — a block page or an echo service may reflect
+  the client's public address. Country, ASN and network name appear only as the volunteer set
+  them (`ZZ` / `AS0` otherwise, as OONI writes "not disclosed").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields, is_dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from probe import __version__
+from probe.config import Vantage, split_host_port
+from probe.model import BLOCKS, CheckResult, DNSQuery, HTTPExchange, TargetResult, TCPConnect, TLSHandshake, VantageResult, Verdict, to_json
+from probe.redact import ip_version, normal, scrub
+
+SCHEMA = "msgreach-evidence/1"
+CONTROLS = "controls"
+
+_OBSERVATIONS = (DNSQuery, TCPConnect, TLSHandshake, HTTPExchange)
+_OONI_LISTS = ("queries", "tcp_connect", "tls_handshakes", "requests")
+
+
+def records(result: VantageResult, vantage: Vantage | None = None) -> Iterator[dict[str, Any]]:
+    """The archive lines of one round, controls first."""
+    for control in result.controls:
+        yield record(result, CONTROLS, None, control, vantage)
+    for service in result.services:
+        for target in service.targets:
+            yield record(result, service.service, service.verdict, target, vantage)
+
+
+def record(result: VantageResult, service: str, service_verdict: str | None, target: TargetResult, vantage: Vantage | None = None) -> dict[str, Any]:
+    started = datetime.fromtimestamp(result.started_at, timezone.utc)
+    keys = _TestKeys(target.host)
+    for check in target.checks:
+        keys.add(check)
+    data: dict[str, Any] = {
+        "schema": SCHEMA,
+        "time": started.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "measurement_start_time": started.strftime("%Y-%m-%d %H:%M:%S"),
+        "software_name": "msgreach",
+        "software_version": __version__,
+        "vantage": result.vantage,
+        "probe_cc": (vantage.country.upper() if vantage and vantage.country else "ZZ"),
+        "probe_asn": _asn(vantage.asn if vantage else ""),
+        "probe_network_name": vantage.network if vantage else "",
+        "vantage_verdict": result.verdict,
+        "service": service,
+        "service_verdict": service_verdict,
+        "target": target.target,
+        "input": target.host,
+        "verdict": target.verdict,
+        "reason": target.reason,
+        "attempts": target.attempts,
+        "incomplete": target.incomplete,
+        "test_runtime": round(keys.clock, 4),
+        "throughput_bytes_per_second": keys.throughput,
+        "test_keys": keys.as_json(target.verdict),
+    }
+    deny = set()
+    if vantage is not None and vantage.source_address:
+        deny.add(split_host_port(vantage.source_address, 0)[0])
+    return scrub(data, allowed=_measured_addresses(data), deny=deny)
+
+
+def _asn(value: str) -> str:
+    value = value.strip().upper().removeprefix("AS")
+    return f"AS{int(value)}" if value.isdigit() else "AS0"
+
+
+@dataclass
+class _TestKeys:
+    """OONI-style test_keys of one target, built check by check. `t0`/`t` are seconds from the
+    start of the target's (final) attempt, reconstructed from the checks' durations (they run in
+    order; the operations of one check share its start)."""
+
+    hostname: str
+    lists: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {name: [] for name in _OONI_LISTS})
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    remainders: dict[str, Any] = field(default_factory=dict)
+    clock: float = 0.0
+    throughput: float | None = None
+
+    def add(self, check: CheckResult) -> None:
+        t0, self.clock = self.clock, self.clock + check.duration_seconds
+        for path, observation in _observations(check.evidence):
+            self._map(check, observation, path, t0)
+        rest = _remainder(check.evidence)
+        if rest not in (_DROPPED, {}, [], None):
+            self.remainders[check.check] = rest
+        speed = getattr(check.evidence, "bytes_per_second", None)
+        if isinstance(speed, int | float) and not isinstance(speed, bool):
+            self.throughput = speed
+        summary: dict[str, Any] = {"check": check.check, "ok": check.ok, "failure": check.failure, "t0": round(t0, 4), "t": round(self.clock, 4)}
+        finding = getattr(check, "finding", None)  # the legacy probe.checks.base.CheckResult has none
+        if finding is not None:
+            summary["finding"] = finding.as_json()
+        self.checks.append(summary)
+
+    def _map(self, check: CheckResult, observation: Any, path: tuple[str, ...], t0: float) -> None:
+        if isinstance(observation, DNSQuery):
+            self.lists["queries"].append(_query(observation, self.hostname, t0))
+        elif isinstance(observation, TCPConnect):
+            self.lists["tcp_connect"].append(_connect(observation, t0))
+        elif isinstance(observation, TLSHandshake):
+            # The decoy-SNI handshake is the differential of the tls/http checks; they keep it
+            # under an attribute named for it.
+            self.lists["tls_handshakes"].append(_handshake(observation, t0, decoy=any("decoy" in name for name in path)))
+        elif isinstance(observation, HTTPExchange):
+            self.lists["requests"].append(_request(observation, check, t0))
+
+    def as_json(self, verdict: str) -> dict[str, Any]:
+        keys: dict[str, Any] = {**self.lists, "checks": self.checks}
+        keys.update(self.remainders)
+        keys["accessible"] = verdict == Verdict.OK
+        keys["blocking"] = False if verdict == Verdict.OK else (verdict if verdict in BLOCKS else None)
+        return keys
+
+
+# --- finding the typed observations in a check's evidence ------------------------------------------
+
+
+def _observations(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Every typed observation inside `value`, with the attribute names that lead to it."""
+    if isinstance(value, _OBSERVATIONS):
+        yield path, value
+    elif is_dataclass(value) and not isinstance(value, type):
+        for f in fields(value):
+            yield from _observations(getattr(value, f.name), (*path, f.name))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _observations(item, path)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _observations(item, path)
+
+
+_DROPPED: Any = object()  # marks what an OONI list already holds
+
+
+def _remainder(value: Any) -> Any:
+    """`to_json(value)` without the observations mapped to OONI's lists (written once, there)."""
+    if isinstance(value, _OBSERVATIONS):
+        return _DROPPED
+    if is_dataclass(value) and not isinstance(value, type) and not hasattr(value, "as_json"):
+        data = {}
+        for f in fields(value):
+            item = getattr(value, f.name)
+            if item is None and f.metadata.get("omit_none"):
+                continue
+            kept = _remainder(item)
+            if kept is not _DROPPED:
+                data[f.name] = kept
+        return data
+    if isinstance(value, list | tuple):
+        kept = [k for k in (_remainder(item) for item in value) if k is not _DROPPED]
+        return _DROPPED if value and not kept else kept
+    if isinstance(value, dict):
+        return {k: r for k, v in value.items() if (r := _remainder(v)) is not _DROPPED}
+    return to_json(value)
+
+
+# --- OONI's shapes (model/archival.go) ---------------------------------------------------------------
+
+
+def _engine(resolver: str) -> tuple[str, str]:
+    """OONI's (engine, resolver_address) for a configured resolver string."""
+    if resolver == "system":
+        return "getaddrinfo", ""
+    if resolver.startswith("https://"):
+        return "doh", resolver
+    engine, default_port = ("dot", 853) if resolver.startswith("tls://") else ("udp", 53)
+    try:
+        host, port = split_host_port(resolver.removeprefix("tls://"), default_port)
+    except ValueError:
+        return engine, resolver
+    return engine, (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+
+
+def _query(query: DNSQuery, hostname: str, t0: float) -> dict[str, Any]:
+    engine, address = _engine(str(query.resolver))
+    answers = [{"answer_type": "AAAA", "ipv6": ip} if ip_version(ip) == 6 else {"answer_type": "A", "ipv4": ip} for ip in query.addresses]
+    return {
+        "engine": engine,
+        "resolver_address": address,
+        "hostname": hostname,
+        "answers": answers,
+        "failure": query.failure,
+        "t0": round(t0, 4),
+        "t": round(t0 + query.duration_seconds, 4),
+        # msgreach's own: the resolver's role and how its answer was judged
+        "control": query.control,
+        "judgement": query.judgement or None,
+        "judgement_reason": query.reason,
+    }
+
+
+def _connect(connect: TCPConnect, t0: float) -> dict[str, Any]:
+    return {
+        "ip": connect.address,
+        "port": connect.port,
+        "status": {"success": connect.failure is None, "failure": connect.failure},
+        "t0": round(t0, 4),
+        "t": round(t0 + connect.duration_seconds, 4),
+    }
+
+
+def _handshake(handshake: TLSHandshake, t0: float, decoy: bool) -> dict[str, Any]:
+    address, port = handshake.address, handshake.port
+    mapped: dict[str, Any] = {
+        "address": f"[{address}]:{port}" if ip_version(address) == 6 else f"{address}:{port}",
+        "server_name": handshake.sni,
+        "failure": handshake.failure,
+        "tls_version": handshake.tls_version,
+        "negotiated_protocol": handshake.alpn,
+        "t0": round(t0, 4),
+        "t": round(t0 + handshake.duration_seconds, 4),
+        "decoy": decoy,  # msgreach's own: a handshake with the decoy SNI to the same address
+    }
+    if handshake.certificate is not None:
+        mapped["certificate"] = to_json(handshake.certificate)  # facts, not OONI's DER peer_certificates
+    if handshake.response_started is not None:
+        mapped["response_started"] = handshake.response_started
+    return mapped
+
+
+def _request(exchange: HTTPExchange, check: CheckResult, t0: float) -> dict[str, Any]:
+    response = None
+    if exchange.status_code is not None:
+        response = {
+            "code": exchange.status_code,
+            # a body is evidence when something failed; a working page would only fill the disk
+            "body": exchange.body_sample if not check.ok else None,
+            "body_length": exchange.body_length,
+        }
+    return {
+        "request": {"url": exchange.url, "method": exchange.method},
+        "response": response,
+        "failure": exchange.failure,
+        "address": exchange.address,  # msgreach's own: the address the request went to
+        "t0": round(t0, 4),
+        "t": round(t0 + check.duration_seconds, 4),
+    }
+
+
+# --- scrubbing ---------------------------------------------------------------------------------
+
+
+def _measured_addresses(data: dict[str, Any]) -> set[str]:
+    """Addresses the measurement resolved, connected or spoke to: remote ends, safe to keep."""
+    keys = data["test_keys"]
+    found: set[str] = set()
+    for query in keys["queries"]:
+        found.update(a.get("ipv4") or a.get("ipv6") for a in query["answers"])
+        if query["resolver_address"] and query["engine"] != "doh":
+            found.add(query["resolver_address"].rsplit(":", 1)[0].strip("[]"))
+    found.update(c["ip"] for c in keys["tcp_connect"] if c.get("ip"))
+    for handshake in keys["tls_handshakes"]:
+        found.add(handshake["address"].rsplit(":", 1)[0].strip("[]"))
+    found.update(r["address"] for r in keys["requests"] if r.get("address"))
+    if ip_version(data["input"]):
+        found.add(data["input"])
+    return {normal(a) for a in found if a and ip_version(a)}
