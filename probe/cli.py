@@ -25,7 +25,10 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="msgreach", description="Is WhatsApp, Telegram or Signal reachable from here, and if not, how is it blocked?")
     parser.add_argument("--version", action="version", version=f"msgreach {__version__}")
-    parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--log-level", default=None, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="default: INFO for msgreach's own messages (where it listens, one line per round), WARNING for libraries",
+    )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("run", help="the long-running monitor: scheduled rounds, /metrics, /healthz, status page")
@@ -62,7 +65,7 @@ def _load(path: str | None) -> Config:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    _setup_logging(args.log_level)
     from probe.redact import LogScrubber
 
     LogScrubber.install()  # no public address (the volunteer's, reflected by a server) in any log line
@@ -89,6 +92,13 @@ def main(argv: list[str] | None = None) -> int:
 
         return print_changes(args, _load(args.config) if args.path is None else None)
     return EXIT_USAGE
+
+
+def _setup_logging(level: str | None) -> None:
+    """A volunteer sees where msgreach listens and a line per round without asking; libraries
+    (the scheduler announces every job run at INFO) only speak up for warnings."""
+    logging.basicConfig(level=level or "WARNING", format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("probe").setLevel(level or "INFO")
 
 
 def _check_config(path: str) -> int:

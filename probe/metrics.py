@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -31,6 +31,7 @@ class State:
     failures: Counter = field(default_factory=Counter)  # (vantage, service, target, check, failure)
     rounds: Counter = field(default_factory=Counter)  # vantage
     finished_at: dict[str, float] = field(default_factory=dict)  # vantage -> unix time
+    evidence: "EvidenceHealth" = field(default_factory=lambda: EvidenceHealth())
 
     def record(self, result: VantageResult) -> None:
         self.latest[result.vantage] = result
@@ -40,6 +41,26 @@ class State:
             for check in target.checks:
                 if check.failure is not None and not check.ok:
                     self.failures[(result.vantage, service, target.target, check.check, _failure_label(check.failure))] += 1
+
+    def prune(self, config: Config) -> None:
+        """Forget what a reload removed (vantages, services, targets), so that their gauges and
+        counters leave /metrics; keep everything still configured."""
+        self.config = config
+        vantages = {v.name for v in config.vantages}
+        configured = {(s.name, t.name) for s in config.services for t in s.targets}
+        configured |= {(CONTROLS, c.name) for c in config.controls}
+        for name in [n for n in self.latest if n not in vantages]:
+            del self.latest[name]
+        for name, result in list(self.latest.items()):  # copies: a round in flight may hold the old ones
+            services = [replace(s, targets=[t for t in s.targets if (s.service, t.target) in configured]) for s in result.services]
+            controls = [c for c in result.controls if (CONTROLS, c.target) in configured]
+            self.latest[name] = replace(result, controls=controls, services=[s for s in services if s.targets])
+        for key in [k for k in self.failures if k[0] not in vantages or (k[1], k[2]) not in configured]:
+            del self.failures[key]
+        for counts in (self.rounds, self.finished_at):
+            for name in [n for n in counts if n not in vantages]:
+                del counts[name]
+        self.evidence.prune(vantages)
 
     def control_reference(self) -> VantageResult | None:
         """The latest online result of a control vantage, if one is configured."""
@@ -114,6 +135,7 @@ class _Collector(Collector):
                     duration.add_metric(labels, check.duration_seconds)
                     _check_specific(check, [name, service_name, target.target], dns_duration, not_after, throughput)
         yield from (success, duration, failures, target_verdict, service_verdict, ratio, online, dns_duration, not_after, throughput, round_duration, last_round, rounds, info, build)
+        yield from state.evidence.metrics()
 
 
 def _check_specific(check, labels: list[str], dns_duration: GaugeMetricFamily, not_after: GaugeMetricFamily, throughput: GaugeMetricFamily) -> None:
@@ -125,6 +147,37 @@ def _check_specific(check, labels: list[str], dns_duration: GaugeMetricFamily, n
         not_after.add_metric(labels, evidence["certificate"]["not_after_timestamp"])
     elif check.check == "throughput" and evidence.get("bytes_per_second") is not None:
         throughput.add_metric(labels, evidence["bytes_per_second"])
+
+
+# --- the evidence archive's health (probe/evidence): is the disk taking the rounds? --------------
+
+
+@dataclass
+class EvidenceHealth:
+    """Per vantage: rounds the archive could not write, and when it last wrote one."""
+
+    write_failures: Counter = field(default_factory=Counter)  # vantage
+    last_success: dict[str, float] = field(default_factory=dict)  # vantage -> unix time
+
+    def record(self, vantage: str, written: bool, at: float) -> None:
+        if written:
+            self.last_success[vantage] = at
+        else:
+            self.write_failures[vantage] += 1
+
+    def prune(self, vantages: set[str]) -> None:
+        for table in (self.write_failures, self.last_success):
+            for name in [n for n in table if n not in vantages]:
+                del table[name]
+
+    def metrics(self) -> Iterator[Metric]:
+        failures = CounterMetricFamily("msgreach_evidence_write_failures", "Rounds the evidence archive could not write (disk full, read-only, permissions)", labels=["vantage"])
+        last = GaugeMetricFamily("msgreach_evidence_last_write_success_timestamp_seconds", "When the evidence archive last wrote a round of the vantage (unix time)", labels=["vantage"])
+        for name, count in sorted(self.write_failures.items()):
+            failures.add_metric([name], count)
+        for name, at in sorted(self.last_success.items()):
+            last.add_metric([name], at)
+        yield from (failures, last)
 
 
 def registry_for(state: State) -> CollectorRegistry:

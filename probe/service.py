@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -18,6 +19,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from probe import config as config_module
 from probe.config import Config, ConfigError
 from probe.metrics import State
+from probe.model import VantageResult, Verdict
 from probe.runner import run_round
 from probe.server import Server
 
@@ -30,6 +32,8 @@ class Monitor:
         self.config_path = config_path
         self.scheduler = AsyncIOScheduler()
         self.archive = _archive(config)
+        self._rounds: set[asyncio.Task] = set()
+        self._stopping = False
 
     @property
     def config(self) -> Config:
@@ -61,16 +65,37 @@ class Monitor:
         vantage = next((v for v in config.vantages if v.name == vantage_name), None)
         if vantage is None:
             return
+        task = asyncio.current_task()
+        if task is not None:
+            self._rounds.add(task)
         try:
             reference = None if vantage.control else self.state.control_reference()
             result = await run_round(config, vantage, control_vantage=reference)
+        except asyncio.CancelledError:
+            if self._stopping:  # SIGTERM mid-round: the round is abandoned, not a failure
+                log.debug("round of %s interrupted by shutdown", vantage_name)
+                return
+            raise
         except Exception:  # a bug must not stop the schedule; /healthz will show missing rounds
             log.exception("round of %s failed", vantage_name)
             return
+        finally:
+            self._rounds.discard(task)
         self.state.record(result)
         if self.archive is not None:
             self.archive.append(result)
-        log.info("round %s: %s in %.1f s", vantage_name, result.verdict, result.duration_seconds)
+            self.state.evidence.record(vantage_name, written=not self.archive.failing, at=time.time())
+        log.info("round %s: %s", vantage_name, summary(result))
+
+    async def stop(self) -> None:
+        """No new rounds; the ones in flight are cancelled and awaited (nothing half-written:
+        the archive is appended without an await in between)."""
+        self._stopping = True
+        self.scheduler.shutdown(wait=False)
+        running = [task for task in self._rounds if not task.done()]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
 
     def reload(self) -> None:
         try:
@@ -79,13 +104,23 @@ class Monitor:
             log.error("reload refused, keeping the running config:\n%s", exc)
             return
         # The listener is not rebound on reload: a new listen address needs a restart.
-        self.state.config = replace(new, listen=self.config.listen)
-        known = {v.name for v in new.vantages}
-        for name in [n for n in self.state.latest if n not in known]:
-            del self.state.latest[name]
+        self.state.prune(replace(new, listen=self.config.listen))
         self.archive = _archive(new)
         self.schedule()
         log.info("config reloaded from %s", self.config_path or "<default>")
+
+
+def summary(result: VantageResult) -> str:
+    """One line a volunteer can read: `ok; telegram partial, whatsapp ok; 1 of 9 target(s) not ok (dc2 ip_blocked); 12.3 s`."""
+    targets = [t for s in result.services for t in s.targets]
+    failing = [t for t in targets if t.verdict != Verdict.OK]
+    parts = [str(result.verdict)]
+    if result.services:
+        parts.append(", ".join(f"{s.service} {s.verdict}" for s in result.services))
+        detail = ", ".join(f"{t.target} {t.verdict}" for t in failing[:3]) + (", …" if len(failing) > 3 else "")
+        parts.append(f"{len(failing)} of {len(targets)} target(s) not ok" + (f" ({detail})" if failing else ""))
+    parts.append(f"{result.duration_seconds:.1f} s")
+    return "; ".join(parts)
 
 
 def _archive(config: Config):
@@ -110,6 +145,6 @@ async def serve(config: Config, *, listen: str | None = None, config_path: str |
     try:
         await stop.wait()
     finally:
-        monitor.scheduler.shutdown(wait=False)
+        await monitor.stop()
         await server.close()
     return 0
