@@ -8,7 +8,9 @@ address. So free text is scrubbed on the way out:
 - `scrub(value, allowed=…, deny=…)`: in every string of a JSON-like value, replace each *public*
   (globally routable) IPv4/IPv6 address that is not in `allowed` — the remote ends the
   measurement itself resolved or connected to — and every address in `deny` (e.g. a configured
-  `source_address`), with `[scrubbed]`, the marker OONI uses for the probe's address.
+  `source_address`), with `[scrubbed]`, the marker OONI uses for the probe's address. IPv4 is
+  recognised dotted and in the dashed and underscored forms ISP host names carry
+  (`81-2-69-160.dynamic.isp.example`, `81_2_69_160`).
 - `LogScrubber`: a logging filter that does the same to every log record (message and
   traceback) with nothing allowed: logs need no public address to be useful, and libraries
   logging at DEBUG (httpcore dumps response headers) must not leak one.
@@ -26,7 +28,13 @@ from typing import Any
 
 SCRUBBED = "[scrubbed]"
 
-_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]*\d)")
+# Dotted, also glued to a host name (`ip81.2.69.160`, `81.2.69.160.dynamic.isp.example`), never a
+# piece of a longer dotted number (a version string `1.2.3.4.5`).
+_IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)")
+# Dashed or underscored, as ISPs write the client's address in host names on block pages and in
+# redirects (`81-2-69-160.dynamic.isp.example`, `dsl-81-2-69-160`, `81_2_69_160`). A longer run
+# of numbers (`5-81-2-69-160`) is judged by each four in a row: one public address scrubs it all.
+_IPV4_SEPARATED = re.compile(r"(?<!\d)\d{1,3}(?:[-_]\d{1,3}){3,}(?!\d)")
 _IPV6 = re.compile(r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:(?<=:)(?:\d{1,3}\.){3}\d{1,3})?(?![\w:]|\.\d)")
 
 
@@ -46,24 +54,29 @@ def scrub(value: Any, *, allowed: set[str] = frozenset(), deny: set[str] = froze
     deny = {normal(d) for d in deny if ip_version(d)}
     allowed = set(allowed) - deny
 
-    def replace(match: re.Match[str]) -> str:
-        text = match.group(0)
+    def secret(text: str) -> bool:
         try:
             ip = ipaddress.ip_address(text)
         except ValueError:
-            return text
+            return False
         if ip.version == 6 and ip.ipv4_mapped is not None:  # ::ffff:a.b.c.d is a.b.c.d
             ip = ip.ipv4_mapped
         address = str(ip)
-        if address in deny or (ip.is_global and address not in allowed):
-            return SCRUBBED
-        return text
+        return address in deny or (ip.is_global and address not in allowed)
+
+    def replace(match: re.Match[str]) -> str:
+        return SCRUBBED if secret(match.group(0)) else match.group(0)
+
+    def replace_separated(match: re.Match[str]) -> str:
+        numbers = re.split(r"[-_]", match.group(0))
+        windows = (".".join(numbers[i : i + 4]) for i in range(len(numbers) - 3))
+        return SCRUBBED if any(secret(window) for window in windows) else match.group(0)
 
     def walk(item: Any) -> Any:
         if isinstance(item, str):
-            if "." not in item and ":" not in item:
+            if "." not in item and ":" not in item and "-" not in item and "_" not in item:
                 return item
-            return _IPV4.sub(replace, _IPV6.sub(replace, item))
+            return _IPV4_SEPARATED.sub(replace_separated, _IPV4.sub(replace, _IPV6.sub(replace, item)))
         if isinstance(item, dict):
             return {k: walk(v) for k, v in item.items()}
         if isinstance(item, list | tuple):

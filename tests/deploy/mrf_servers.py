@@ -6,9 +6,10 @@ and "what is my IP" pages do, and a DNS responder that answers every name with o
     python mrf_servers.py dns --bind 0.0.0.0 --port 53 --answer 85.143.10.1 [--answer6 2a02:...]
 
 Routes: /            200, a small page
-        /echo        200, "your address is <client>"
-        /blocked     451, a block page naming the client's address
-        /redirect    302 to http://warning.rt.ru/?ip=<client> (a Russian ISP's block-page host)
+        /echo        200, "your address is <client>", and its host name as ISPs write it
+        /blocked     451, a block page naming the client's address, dotted, dashed, underscored
+        /redirect    302 to http://warning.rt.ru/?ip=<client>&host=<a-b-c-d>.dynamic.rt.ru
+                     (a Russian ISP's block-page host)
 Every request is logged to stdout with the client's address (the test checks it was used).
 """
 
@@ -31,15 +32,18 @@ class Handler(BaseHTTPRequestHandler):
         if self.delay_max:
             time.sleep(random.uniform(0, self.delay_max))
         client = self.client_address[0]
+        v4 = client.removeprefix("::ffff:")
+        dashed, underscored = v4.replace(".", "-"), v4.replace(".", "_")  # v6 clients: unchanged
         path = self.path.split("?", 1)[0]
         headers: dict[str, str] = {}
         if path == "/echo":
-            status, body = 200, f"<html><body>your address is {client}</body></html>\n"
+            status, body = 200, f"<html><body>your address is {client} (host {dashed}.dynamic.rt.ru)</body></html>\n"
         elif path == "/blocked":
-            status, body = 451, f"<html><body>Access restricted by order. Your IP: {client}</body></html>\n"
+            page = f"Access restricted by order. Your IP: {client}; host: dsl-{dashed}.pppoe.rt.ru; ticket {underscored}"
+            status, body = 451, f"<html><body>{page}</body></html>\n"
         elif path == "/redirect":
             status, body = 302, ""
-            headers["Location"] = f"http://warning.rt.ru/?ip={client}&id=42"
+            headers["Location"] = f"http://warning.rt.ru/?ip={client}&host={dashed}.dynamic.rt.ru&id=42"
         else:
             status, body = 200, "<html><body>hello from the mrf test server</body></html>\n" + "x" * 512
         data = body.encode()
