@@ -13,6 +13,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError, field_validator, model_validator
@@ -85,6 +86,40 @@ class BasicAuth(_Model):
         return os.environ.get(self.password_env or "", "")
 
 
+class ProxyAuth(_Model):
+    """SOCKS5 username/password authentication (RFC 1929). Both come from a secret, never from
+    the config: a file or an environment variable holding one line `username:password`."""
+
+    credentials_file: Path | None = None
+    credentials_env: str | None = None
+
+    @model_validator(mode="after")
+    def _one_readable_source(self) -> "ProxyAuth":
+        if (self.credentials_file is None) == (self.credentials_env is None):
+            raise ValueError("set exactly one of credentials_file and credentials_env")
+        self.credentials()  # refused at load, not at the first round
+        return self
+
+    def credentials(self) -> tuple[str, str]:
+        """(username, password), read now (a rotated secret is picked up at the next round)."""
+        if self.credentials_file is not None:
+            try:
+                text = self.credentials_file.read_text().strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ValueError(f"cannot read credentials_file {self.credentials_file}: {getattr(exc, 'strerror', None) or exc}") from None
+            where = f"credentials_file {self.credentials_file}"
+        else:
+            text = os.environ.get(self.credentials_env or "", "").strip()
+            where = f"environment variable {self.credentials_env}"
+        username, _, password = text.partition(":")
+        if not username or not password:
+            raise ValueError(f"{where} must hold `username:password`, both non-empty")
+        for part in (username, password):
+            if not part.isascii() or len(part) > 255:
+                raise ValueError(f"{where}: SOCKS5 allows ASCII user names and passwords of up to 255 bytes")
+        return username, password
+
+
 class Listen(_Model):
     address: str = "127.0.0.1:9910"  # localhost unless the volunteer asks otherwise
     tls: TLSListener | None = None
@@ -98,7 +133,8 @@ class Vantage(_Model):
     network: str = ""
     resolvers: list[Resolver] = Field(default_factory=lambda: [Resolver(address="system")])
     source_address: str | None = None
-    socks5: str | None = None  # "host:port" of a SOCKS5 proxy every TCP connection goes through
+    socks5: str | None = None  # "host:port" of a SOCKS5 proxy every TCP connection and DNS query goes through
+    socks5_auth: ProxyAuth | None = None
     ca_bundle: Path | None = None
     ca_bundle_mode: Literal["extend", "replace"] = "extend"
     # A control vantage (e.g. a proxy abroad) tells a global outage from a local block: a target
@@ -120,6 +156,25 @@ class Vantage(_Model):
         if value is not None:
             split_host_port(value.removeprefix("socks5://"), 1080)
         return value
+
+    @model_validator(mode="after")
+    def _dns_through_the_proxy(self) -> "Vantage":
+        """Through a SOCKS5 proxy every DNS query goes through the proxy too, or the vantage would
+        measure two networks at once: the operating system's resolver cannot, nor can a DoH URL
+        whose host needs it."""
+        if self.socks5 is None:
+            if self.socks5_auth is not None:
+                raise ValueError("socks5_auth needs socks5")
+            return self
+        for resolver in self.resolvers:
+            if resolver.kind == "system":
+                raise ValueError(
+                    "resolver `system` cannot go through the socks5 proxy (the operating system asks its own network); "
+                    "list resolvers by address: IP (asked over TCP through the proxy), tls://IP, or https://… with a bootstrap address"
+                )
+            if resolver.kind == "doh" and resolver.bootstrap is None and not is_ip_literal(urlsplit(resolver.address).hostname or ""):
+                raise ValueError(f"resolver {resolver.address}: through the socks5 proxy a DoH URL needs `bootstrap` (its host cannot be resolved by the system)")
+        return self
 
 
 class Timeouts(_Model):
@@ -435,7 +490,7 @@ def _catalog_path(ref: str, kind: str, base: Path) -> Path:
     return configs_dir() / kind / f"{ref}.yaml"
 
 
-def _resolve_paths(data: Any, base: Path, keys: tuple[str, ...] = ("ca_bundle", "cert_file", "key_file", "password_file", "path")) -> Any:
+def _resolve_paths(data: Any, base: Path, keys: tuple[str, ...] = ("ca_bundle", "cert_file", "key_file", "password_file", "credentials_file", "path")) -> Any:
     """Relative file paths in a config are relative to the file that names them."""
     if isinstance(data, dict):
         return {

@@ -7,14 +7,15 @@ import asyncio
 import ipaddress
 import socket
 import ssl
-import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import httpcore
 import httpx
+from python_socks import ProxyError, ProxyType
+from python_socks.async_.asyncio import Proxy
 
 from probe.config import Vantage, split_host_port
 from probe.failures import PROTOCOL_ERROR, Failure
@@ -28,11 +29,17 @@ class Route:
 
     source_address: str | None = None
     socks5: tuple[str, int] | None = None
+    socks5_credentials: tuple[str, str] | None = field(default=None, repr=False)  # never in a log line
 
     @classmethod
     def of(cls, vantage: Vantage) -> "Route":
         socks = split_host_port(vantage.socks5.removeprefix("socks5://"), 1080) if vantage.socks5 else None
-        return cls(source_address=vantage.source_address, socks5=socks)
+        credentials = vantage.socks5_auth.credentials() if vantage.socks5_auth else None
+        return cls(source_address=vantage.source_address, socks5=socks, socks5_credentials=credentials)
+
+
+# The caller bounds every check; the proxy library's own timeout must never be the shorter one.
+_NO_PROXY_TIMEOUT = 24 * 3600.0
 
 
 async def open_tcp(route: Route, address: str, port: int, *, limit: int = 2**16) -> Stream:
@@ -40,14 +47,12 @@ async def open_tcp(route: Route, address: str, port: int, *, limit: int = 2**16)
     caller bounds the whole check."""
     if route.socks5 is None:
         return await asyncio.open_connection(address, port, local_addr=_local(route, address), limit=limit)
-    proxy_host, proxy_port = route.socks5
-    reader, writer = await asyncio.open_connection(proxy_host, proxy_port, local_addr=_local(route, proxy_host), limit=limit)
+    sock = await _socks5_connect(route, address, port)
     try:
-        await _socks5_connect(reader, writer, address, port)
+        return await asyncio.open_connection(sock=sock, limit=limit)
     except BaseException:
-        writer.close()
+        sock.close()
         raise
-    return reader, writer
 
 
 def _local(route: Route, remote: str) -> tuple[str, int] | None:
@@ -62,36 +67,34 @@ def _local(route: Route, remote: str) -> tuple[str, int] | None:
     return host, port
 
 
+# The proxy's replies (RFC 1928 section 6) as the socket errors the failure taxonomy already knows,
+# so a SOCKS vantage reports like a direct one.
 _SOCKS_REPLIES = {
-    1: ConnectionResetError("SOCKS5: general failure"),
-    2: PermissionError(13, "SOCKS5: connection not allowed by ruleset"),
-    3: OSError(101, "SOCKS5: network unreachable"),
-    4: OSError(113, "SOCKS5: host unreachable"),
-    5: ConnectionRefusedError(111, "SOCKS5: connection refused"),
-    6: TimeoutError("SOCKS5: TTL expired"),
+    1: lambda: ConnectionResetError("SOCKS5: general failure"),
+    2: lambda: PermissionError(13, "SOCKS5: connection not allowed by ruleset"),
+    3: lambda: OSError(101, "SOCKS5: network unreachable"),
+    4: lambda: OSError(113, "SOCKS5: host unreachable"),
+    5: lambda: ConnectionRefusedError(111, "SOCKS5: connection refused"),
+    6: lambda: TimeoutError("SOCKS5: TTL expired"),
 }
 
 
-async def _socks5_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, address: str, port: int) -> None:
-    """RFC 1928 CONNECT with no authentication; the proxy's errors map to the socket errors the
-    failure taxonomy already knows, so a SOCKS vantage reports like a direct one."""
-    writer.write(b"\x05\x01\x00")
-    version, method = await reader.readexactly(2)
-    if version != 5 or method != 0:
-        raise Failure(PROTOCOL_ERROR, "SOCKS5 proxy refused no-auth")
-    ip = ipaddress.ip_address(address)
-    kind = b"\x01" if ip.version == 4 else b"\x04"
-    writer.write(b"\x05\x01\x00" + kind + ip.packed + struct.pack("!H", port))
-    header = await reader.readexactly(4)
-    if header[0] != 5:
-        raise Failure(PROTOCOL_ERROR, "bad SOCKS5 reply")
-    if header[1] != 0:
-        raise _SOCKS_REPLIES.get(header[1], Failure(PROTOCOL_ERROR, f"SOCKS5 reply {header[1]}"))
-    skip = {1: 4, 4: 16}.get(header[3])
-    if skip is None:
-        (length,) = await reader.readexactly(1)
-        skip = length
-    await reader.readexactly(skip + 2)
+async def _socks5_connect(route: Route, address: str, port: int) -> socket.socket:
+    """A socket connected to address:port through the vantage's SOCKS5 proxy (python-socks:
+    CONNECT, with username/password authentication when configured). The address is sent as
+    an IP literal: names were resolved by the measurement, through the proxy too."""
+    assert route.socks5 is not None
+    proxy_host, proxy_port = route.socks5
+    username, password = route.socks5_credentials or (None, None)
+    proxy = Proxy(ProxyType.SOCKS5, proxy_host, proxy_port, username=username, password=password, rdns=False)
+    try:
+        return await proxy.connect(address, port, timeout=_NO_PROXY_TIMEOUT, local_addr=_local(route, proxy_host))
+    except ProxyError as exc:
+        reply = _SOCKS_REPLIES.get(exc.error_code or 0)
+        if reply is not None:
+            raise reply() from None
+        # No reply code: the proxy refused our credentials, or did not speak SOCKS5.
+        raise Failure(PROTOCOL_ERROR, f"SOCKS5 proxy: {exc}") from None
 
 
 def ssl_context(ca_bundles: tuple[Path, ...] = (), replace: bool = False, *, verify: bool = True, alpn: tuple[str, ...] = ()) -> ssl.SSLContext:

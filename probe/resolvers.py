@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ import dns.rdatatype
 
 from probe import failures
 from probe.config import Resolver, is_ip_literal, split_host_port
-from probe.net import Route, http_client, ssl_context
+from probe.net import Route, http_client, open_tcp, ssl_context
 
 _RCODE_FAILURE = {
     dns.rcode.NXDOMAIN: failures.DNS_NXDOMAIN,
@@ -89,7 +90,9 @@ async def _system(name: str) -> list[str]:
 async def _query(resolver: Resolver, name: str, rdtype: dns.rdatatype.RdataType, route: Route, timeout: float, ca_bundles: tuple[Path, ...]) -> list[str]:
     query = dns.message.make_query(name, rdtype)
     source = route.source_address and split_host_port(route.source_address, 0)[0]
-    if resolver.kind == "udp":
+    if route.socks5 is not None and resolver.kind in ("udp", "dot"):
+        response = await _through_proxy(resolver, query, route, ca_bundles)
+    elif resolver.kind == "udp":
         host, port = split_host_port(resolver.address, 53)
         # ignore_errors: a forged or garbage datagram does not end the wait for the real reply.
         response = await _udp_retransmitting(query, host, port, source, timeout)
@@ -105,6 +108,32 @@ async def _query(resolver: Resolver, name: str, rdtype: dns.rdatatype.RdataType,
     if rcode in _RCODE_FAILURE:
         raise failures.Failure(_RCODE_FAILURE[rcode])
     return [rdata.address for rrset in response.answer if rrset.rdtype == rdtype for rdata in rrset]
+
+
+async def _through_proxy(resolver: Resolver, query: dns.message.Message, route: Route, ca_bundles: tuple[Path, ...]) -> dns.message.Message:
+    """DNS over TCP (RFC 7766), or over TLS for a DoT resolver, on a connection through the
+    vantage's SOCKS5 proxy: a SOCKS5 CONNECT carries TCP only, and a query sent around the proxy
+    would measure another network. (`system` is refused with socks5 at config load.)"""
+    tls = resolver.kind == "dot"
+    host, port = split_host_port(resolver.address.removeprefix("tls://"), 853 if tls else 53)
+    reader, writer = await open_tcp(route, host, port)
+    try:
+        if tls:
+            await writer.start_tls(ssl_context(ca_bundles), server_hostname=resolver.server_name or host)
+        wire = query.to_wire()
+        writer.write(struct.pack("!H", len(wire)) + wire)
+        await writer.drain()
+        (length,) = struct.unpack("!H", await reader.readexactly(2))
+        data = await reader.readexactly(length)
+    finally:
+        writer.close()
+    try:
+        response = dns.message.from_wire(data)
+    except dns.exception.DNSException as exc:
+        raise failures.Failure(failures.DNS_BAD_RESPONSE, str(exc)) from None
+    if not query.is_response(response):
+        raise failures.Failure(failures.DNS_BAD_RESPONSE, "a reply to another query")
+    return response
 
 
 async def _udp_retransmitting(query: dns.message.Message, host: str, port: int, source: str | None, timeout: float) -> dns.message.Message:

@@ -1,6 +1,8 @@
-"""A SOCKS5 proxy (RFC 1928, no authentication, CONNECT only) for vantages configured with
-`socks5:`. Upstream failures are answered with the matching SOCKS5 reply code, so the engine's
-mapping of those codes to failure strings meets real replies. Every CONNECT is recorded."""
+"""A SOCKS5 proxy (RFC 1928, CONNECT only) for vantages configured with `socks5:`: without
+authentication, or with username/password (RFC 1929) when `credentials` are set, then refusing
+every client that does not offer them or offers wrong ones. Upstream failures are answered with
+the matching SOCKS5 reply code, so the engine's mapping of those codes to failure strings meets
+real replies. Every CONNECT and every login attempt is recorded."""
 
 from __future__ import annotations
 
@@ -20,14 +22,19 @@ _REPLY = {errno.ECONNREFUSED: 5, errno.ENETUNREACH: 3, errno.EHOSTUNREACH: 4}
 class Socks5Proxy:
     connects: list[tuple[str, int]] = field(default_factory=list)
     connect_timeout: float = 5.0
+    credentials: tuple[str, str] | None = None  # required when set
+    logins: list[tuple[str, bool]] = field(default_factory=list)  # (username, accepted)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         version, count = await reader.readexactly(2)
         methods = await reader.readexactly(count)
-        if version != 5 or 0 not in methods:
-            writer.write(b"\x05\xff")
+        method = 0 if self.credentials is None else 2
+        if version != 5 or method not in methods:
+            writer.write(b"\x05\xff")  # no acceptable method
             return
-        writer.write(b"\x05\x00")
+        writer.write(bytes([5, method]))
+        if method == 2 and not await self._login(reader, writer):
+            return
         version, command, _, kind = await reader.readexactly(4)
         if kind == 1:
             host = str(ipaddress.IPv4Address(await reader.readexactly(4)))
@@ -54,3 +61,14 @@ class Socks5Proxy:
             await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
         finally:
             up_writer.close()
+
+    async def _login(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """RFC 1929: VER=1, ULEN, UNAME, PLEN, PASSWD; the reply's status 0 is success."""
+        version, length = await reader.readexactly(2)
+        username = (await reader.readexactly(length)).decode("ascii", "replace")
+        (length,) = await reader.readexactly(1)
+        password = (await reader.readexactly(length)).decode("ascii", "replace")
+        accepted = version == 1 and (username, password) == self.credentials
+        self.logins.append((username, accepted))
+        writer.write(bytes([1, 0 if accepted else 1]))
+        return accepted
