@@ -1,11 +1,15 @@
 """`kill -9` of a running `msgreach run` mid-round never damages earlier evidence lines.
 
 The monitor runs inside a fresh network namespace `mrf-crash-<pid>` that has only loopback (so
-nothing it does can leave the machine), measuring local servers in the same namespace, one round
-per second with rotation on. It is killed with SIGKILL several times: at random moments (mid-round)
-and the instant the archive starts growing (mid-append). After each kill, everything the archive
-held just before is still there byte for byte, every line but a torn last one parses, the bound
-holds, and the restarted monitor carries on.
+nothing it does can leave the machine), measuring local servers in the same namespace, a round
+every few seconds with rotation on. It is killed with SIGKILL several times: at random moments
+(mid-round) and the instant the archive starts growing (mid-append). After each kill, everything
+the archive held just before is still there byte for byte, every line but a torn last one parses,
+the bound holds, and the restarted monitor carries on.
+
+The test is about the archive, not about verdicts: on a busy machine a round may be slow and a
+target may read anything; what must hold is that every line written is whole and kept. Deadlines
+are generous (a shared 2-core CI machine), and nothing asserts how fast a round is.
 """
 
 from __future__ import annotations
@@ -22,12 +26,15 @@ import pytest
 
 from mrfkit import HERE, msgreach_argv, msgreach_env, netns, wait_for
 from probe.evidence import archive_files, read
+from probe.model import TARGET_VERDICTS
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
 TARGETS_PER_SERVICE = 12
 MAX_BYTES = 192 * 1024
 KEEP_FILES = 3
+INTERVAL = 2  # seconds between rounds
+PATIENCE = 180  # seconds to wait for a round under load
 
 
 def _config(directory: Path) -> Path:
@@ -45,7 +52,7 @@ def _config(directory: Path) -> Path:
                 resolvers: ["127.0.0.1:5353", {address: "127.0.0.1:5354", control: true}]
                 bogon_exempt: ["127.0.0.0/8"]
             controls: []
-            schedule: {interval_seconds: 1, jitter_seconds: 0, concurrency: 4, retries: 0}
+            schedule: {interval_seconds: %d, jitter_seconds: 0, concurrency: 4, retries: 0, round_deadline_seconds: 120, timeouts: {dns: 20, tcp: 20, http: 30}}
             evidence: {path: state/evidence.jsonl, max_bytes: %d, keep_files: %d}
             services:
               - name: alpha
@@ -56,7 +63,7 @@ def _config(directory: Path) -> Path:
             %s
             """
         )
-        % (MAX_BYTES, KEEP_FILES, body, body)
+        % (INTERVAL, MAX_BYTES, KEEP_FILES, body, body)
     )
     return config
 
@@ -67,6 +74,15 @@ def _snapshot(path: Path) -> tuple[bytes, int]:
             return handle.read(), os.fstat(handle.fileno()).st_size
     except FileNotFoundError:
         return b"", 0
+
+
+def _complete_rounds(path: Path) -> set[str]:
+    """Round start times with every target's line in the archive. (Counting lines would not do:
+    at its bound the archive drops an old round for every new one.)"""
+    counts: dict[str, int] = {}
+    for item in read(path).records:
+        counts[item["time"]] = counts.get(item["time"], 0) + 1
+    return {time for time, count in counts.items() if count >= 2 * TARGETS_PER_SERVICE}
 
 
 def _check_files(path: Path) -> None:
@@ -89,19 +105,19 @@ def test_kill_9_mid_round_keeps_every_earlier_line(tmp_path: Path, procs) -> Non
         time.sleep(0.5)
         for iteration in range(8):
             monitor = procs.start(f"msgreach-{iteration}", msgreach_argv("--log-level", "INFO", "run", "--config", str(config), "--listen", "127.0.0.1:9910"), netns=ns.name, env=msgreach_env())
-            previous = len(read(archive).records)  # the live file may be missing: killed mid-rotation
+            previous = _complete_rounds(archive)  # the live file may be missing: killed mid-rotation
 
             def grown() -> bool:
                 assert monitor.alive(), monitor.text()[-3000:]
-                return len(read(archive).records) >= previous + 2 * TARGETS_PER_SERVICE
+                return bool(_complete_rounds(archive) - previous)
 
-            wait_for(grown, 30, what="a round in the archive")
+            wait_for(grown, PATIENCE, what="a round in the archive")
             if iteration % 2:
-                time.sleep(rng.uniform(0, 1.5))  # somewhere in a round
+                time.sleep(rng.uniform(0, 1.5 * INTERVAL))  # somewhere in a round
                 before, _ = _snapshot(archive)
             else:
                 before, size = _snapshot(archive)  # then kill the instant the next append starts
-                deadline = time.monotonic() + 5
+                deadline = time.monotonic() + PATIENCE
                 while time.monotonic() < deadline:
                     try:
                         if os.stat(archive).st_size != size:
@@ -111,7 +127,7 @@ def test_kill_9_mid_round_keeps_every_earlier_line(tmp_path: Path, procs) -> Non
                         stats["mid_append"] += 1
                         break
             os.kill(monitor.popen.pid, signal.SIGKILL)
-            assert monitor.popen.wait(10) == -signal.SIGKILL
+            assert monitor.popen.wait(60) == -signal.SIGKILL
             stats["kills"] += 1
 
             # Everything that was there before the kill is still there, byte for byte: in the
@@ -131,14 +147,18 @@ def test_kill_9_mid_round_keeps_every_earlier_line(tmp_path: Path, procs) -> Non
 
         # The last restart: it ends any torn fragment, appends whole rounds, stops cleanly.
         monitor = procs.start("msgreach-final", msgreach_argv("run", "--config", str(config), "--listen", "127.0.0.1:9910"), netns=ns.name, env=msgreach_env())
-        previous = len(read(archive).records)
-        wait_for(lambda: len(read(archive).records) >= previous + 2 * TARGETS_PER_SERVICE, 30, what="a round after the last restart")
-        assert procs.stop(monitor) == 0
+        previous = _complete_rounds(archive)
+        wait_for(lambda: bool(_complete_rounds(archive) - previous), PATIENCE, what="a round after the last restart")
+        assert procs.stop(monitor, timeout=60) == 0  # SIGTERM, possibly mid-round: a clean exit
         procs.stop_all()
     _check_files(archive)
     final = read(archive)
     assert final.skipped <= stats["torn"]
     assert all(line.endswith(b"\n") for line in archive.read_bytes().splitlines(keepends=True))
-    assert {r["service"] for r in final.records} == {"alpha", "beta"}
-    assert {r["verdict"] for r in final.records} == {"ok", "ip_blocked"}
+    # Whole rounds of whole records: every target of both services, each line a complete record
+    # (whatever the verdicts a loaded machine produced).
+    expected = {(service, f"t{index}") for service in ("alpha", "beta") for index in range(TARGETS_PER_SERVICE)}
+    assert {(r["service"], r["target"]) for r in final.records} == expected
+    assert all(r["schema"] == "msgreach-evidence/1" and "verdict" in r and "test_keys" in r for r in final.records)
+    assert {r["verdict"] for r in final.records} <= set(TARGET_VERDICTS)
     print(f"crash test: {stats}, {len(final.records)} records in {len(archive_files(archive))} file(s)")
