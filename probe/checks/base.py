@@ -8,9 +8,11 @@ A target's checks run in the order its config lists them, sharing one `Context`:
 `ctx.addresses`, `tcp` fills `ctx.connected`, `tls` fills `ctx.tls_endpoint`, and later checks
 read what earlier ones found. A check whose prerequisite is missing raises `Skip`.
 
-A failed result names the target verdict its evidence argues for (`verdict`); `probe.verdict`
-decides what is published. Checks never raise anything but `Skip`: errors become results via
-`probe.failures.classify`, and the runner bounds every check by its timeout.
+A check observes: its evidence is a typed record (probe.model), produced where each operation
+happens. A failed result states a `Finding` (the technique its stage would mean, and whose fault
+its differential says it is); `probe.judge` alone decides the verdict. Checks never raise
+anything but `Skip`: errors become results via `probe.failures.classify`, and the runner bounds
+every check by its timeout.
 """
 
 from __future__ import annotations
@@ -18,15 +20,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
 from probe.config import Fingerprints, Service, Target, Vantage
+from probe.model import CheckResult, Fault, Finding, TargetResult, Verdict
 from probe.net import Route
 
-if TYPE_CHECKING:
-    from probe.verdict import TargetResult
+__all__ = ["CheckResult", "Context", "Fault", "Finding", "Params", "RoundFacts", "Skip", "Stopwatch", "Verdict"]
 
 
 class Params(BaseModel):
@@ -39,30 +40,11 @@ class Skip(Exception):
     """The check does not apply (e.g. TLS when no TCP connection was made)."""
 
 
-@dataclass
-class CheckResult:
-    check: str
-    ok: bool
-    failure: str | None = None
-    duration_seconds: float = 0.0
-    verdict: str | None = None  # the target verdict this failure argues for
-    evidence: dict[str, Any] = field(default_factory=dict)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "check": self.check,
-            "ok": self.ok,
-            "failure": self.failure,
-            "duration_seconds": round(self.duration_seconds, 4),
-            **self.evidence,
-        }
-
-
 @dataclass(frozen=True)
 class RoundFacts:
     """What the control phase of a round established, for the service checks to lean on."""
 
-    controls: dict[str, "TargetResult"] = field(default_factory=dict)
+    controls: dict[str, TargetResult] = field(default_factory=dict)
     healthy_resolvers: frozenset[str] | None = None  # None: not known yet (control phase)
     ipv6: bool = False  # a control was reached over IPv6
 

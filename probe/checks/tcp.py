@@ -11,11 +11,12 @@ import ipaddress
 
 from probe import failures
 from probe.checks import base
-from probe.checks.base import CheckResult, Context, Skip, Stopwatch
+from probe.checks.base import CheckResult, Context, Fault, Finding, Skip, Stopwatch, Verdict
+from probe.model import DNSEvidence, TCPConnect, TCPEvidence
 from probe.net import open_tcp
 
 NAME = "tcp"
-BLOCK_VERDICT = "ip_blocked"  # what running past every timeout means
+BLOCK_VERDICT = Verdict.IP_BLOCKED  # what running past every timeout means
 
 
 class Params(base.Params):
@@ -33,7 +34,7 @@ def endpoints(ctx: Context) -> list[tuple[str, int]]:
     return [(address, port) for address in chosen for port in ctx.target.ports]
 
 
-async def connect_once(ctx: Context, address: str, port: int) -> dict:
+async def connect_once(ctx: Context, address: str, port: int) -> TCPConnect:
     with Stopwatch() as watch:
         try:
             async with asyncio.timeout(ctx.timeout):
@@ -42,7 +43,7 @@ async def connect_once(ctx: Context, address: str, port: int) -> dict:
             failure = None
         except Exception as exc:  # noqa: BLE001 - every failure becomes evidence
             failure = failures.classify(exc)
-    return {"address": address, "port": port, "failure": failure, "duration_seconds": round(watch.seconds, 4)}
+    return TCPConnect(address, port, failure, watch.seconds)
 
 
 async def run(ctx: Context, params: Params) -> CheckResult:
@@ -51,11 +52,14 @@ async def run(ctx: Context, params: Params) -> CheckResult:
         raise Skip("no address to connect to")
     with Stopwatch() as watch:
         connects = await asyncio.gather(*(connect_once(ctx, address, port) for address, port in targets))
-    ctx.connected = [(c["address"], c["port"]) for c in connects if c["failure"] is None]
-    evidence: dict = {"connects": connects}
+    ctx.connected = [(c.address, c.port) for c in connects if c.failure is None]
+    evidence = TCPEvidence(connects=list(connects))
     if ctx.connected:
         return CheckResult(NAME, True, None, watch.seconds, None, evidence)
-    failure = _most_common([c["failure"] for c in connects])
+    failure = most_common([c.failure for c in connects])
+    if any(c.failure in failures.MONITOR for c in connects):
+        finding = Finding(Verdict.IP_BLOCKED, Fault.MONITOR, "", "the monitor ran out of a local resource")
+        return CheckResult(NAME, False, failures.LOCAL_RESOURCE, watch.seconds, finding, evidence)
     control = _control_addresses(ctx)
     if control:
         # Every address the vantage's resolver gave fails, and the control resolver gave others:
@@ -65,20 +69,24 @@ async def run(ctx: Context, params: Params) -> CheckResult:
         ctx.addresses = control
         checked = await asyncio.gather(*(connect_once(ctx, address, port) for address, port in endpoints(ctx)))
         ctx.addresses = saved
-        evidence["control_connects"] = checked
-        if any(c["failure"] is None for c in checked):
-            return CheckResult(NAME, False, failures.DNS_INCONSISTENT, watch.seconds, "dns_tampered", evidence)
-    return CheckResult(NAME, False, failure, watch.seconds, "ip_blocked", evidence)
+        evidence.control_connects = list(checked)
+        if any(c.failure is None for c in checked):
+            finding = Finding(Verdict.DNS_TAMPERED, Fault.PATH, "control_resolver", "the resolver's addresses fail while the control resolver's connect")
+            return CheckResult(NAME, False, failures.DNS_INCONSISTENT, watch.seconds, finding, evidence)
+    # One vantage cannot tell a refused or silent address from a censor's RST or drop: the
+    # contract lets `ip_blocked` stand; control vantages, helpers and the fleet's rules compare.
+    finding = Finding(Verdict.IP_BLOCKED, Fault.UNSEPARATED, "", "every expected address:port fails")
+    return CheckResult(NAME, False, failure, watch.seconds, finding, evidence)
 
 
 def _control_addresses(ctx: Context) -> list[str]:
     """The control resolvers' addresses, when DNS chose others for the connects."""
     dns = ctx.result("dns")
-    if dns is None or ctx.addresses_from != "dns":
+    if dns is None or ctx.addresses_from != "dns" or not isinstance(dns.evidence, DNSEvidence):
         return []
-    control = [a for r in dns.evidence.get("resolvers", []) if r["control"] for a in r["addresses"]]
+    control = [a for q in dns.evidence.resolvers if q.control for a in q.addresses]
     return list(dict.fromkeys(a for a in control if a not in ctx.addresses))
 
 
-def _most_common(found: list[str]) -> str:
+def most_common(found: list[str]) -> str:
     return max(dict.fromkeys(found), key=found.count)
