@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import resource
 import time
 from collections.abc import Iterable
 
@@ -47,7 +48,7 @@ async def run_round(
     """Measure everything from one vantage. Never raises on network trouble; ends by the deadline."""
     started_at, started = time.time(), time.monotonic()
     route = Route.of(vantage)
-    limit = asyncio.Semaphore(config.schedule.concurrency)
+    limit = asyncio.Semaphore(concurrency_for(config.schedule.concurrency))
     deadline = started + config.schedule.deadline
 
     controls = await _gather_targets(config, vantage, route, None, config.controls, RoundFacts(), limit, deadline)
@@ -81,6 +82,34 @@ async def run_round(
         healthy_resolvers=sorted(facts.healthy_resolvers or ()),
         reason=reason,
     )
+
+
+# A target holds at most a few sockets at once (a connect per address and port, a decoy, a
+# resolver's); the rest of the process (listener, archive, scrapes) keeps a reserve.
+_SOCKETS_PER_TARGET = 8
+_RESERVED_DESCRIPTORS = 64
+
+
+def concurrency_for(configured: int, *, soft_limit: int | None = None) -> int:
+    """The configured concurrency, lowered to what the descriptor limit can carry: running out
+    of descriptors makes every connect fail, which is the monitor's fault, not a block."""
+    if soft_limit is None:
+        soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft_limit == resource.RLIM_INFINITY:
+        return configured
+    return max(1, min(configured, (soft_limit - _RESERVED_DESCRIPTORS) // _SOCKETS_PER_TARGET))
+
+
+def raise_descriptor_limit() -> int:
+    """Raise the soft descriptor limit to the hard one (distributions start at 1024); returns it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft
 
 
 def _control_class(target: Target) -> str:

@@ -279,3 +279,42 @@ async def test_a_check_that_crashes_becomes_unknown_failure_not_a_block(env, tmp
     tcp_result = next(c for c in target.checks if c.check == "tcp")
     assert tcp_result.failure.startswith("unknown_failure: ZeroDivisionError")
     assert target.verdict == "error"  # a bug of msgreach argues for no block: the monitor's own fault
+
+
+async def test_out_of_file_descriptors_is_the_monitors_error_not_ip_blocked(env):
+    """No descriptor left for a socket says nothing about the network (it published ip_blocked
+    for half of 1,000 targets): `local_resource_exhausted`, judged `error`."""
+    import os
+    import resource
+
+    from probe.checks import tcp as tcp_module
+
+    ctx = env.context("x.good.test", "web", target={"addresses": [LOOPBACK, "127.0.0.2"]})
+    ctx.addresses = [LOOPBACK, "127.0.0.2"]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    top = max(int(fd) for fd in os.listdir("/proc/self/fd"))
+    fillers = []  # take every free number below the highest: the limit then leaves none
+    while (fd := os.open(os.devnull, os.O_RDONLY)) < top:
+        fillers.append(fd)
+    os.close(fd)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (top + 1, hard))  # not one more socket
+    try:
+        result = await tcp_module.run(ctx, tcp_module.Params())
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        for fd in fillers:
+            os.close(fd)
+    assert result.failure == failures.LOCAL_RESOURCE
+    assert {c.failure for c in result.evidence.connects} == {failures.LOCAL_RESOURCE}
+    assert verdict_of(result) == "error"
+
+
+def test_msgreach_raises_its_descriptor_limit_and_sizes_concurrency_to_it():
+    import resource
+
+    from probe.runner import concurrency_for
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert concurrency_for(1024, soft_limit=1024) < 1024 // 2  # each target holds several sockets
+    assert concurrency_for(16, soft_limit=65536) == 16
+    assert concurrency_for(64, soft_limit=20) >= 1
