@@ -17,12 +17,17 @@ every check by its timeout.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from probe import failures
 from probe.config import Fingerprints, Service, Target, Vantage
 from probe.model import CheckResult, Fault, Finding, TargetResult, Verdict
 from probe.net import Route
@@ -104,3 +109,28 @@ class Stopwatch:
     @property
     def seconds(self) -> float:
         return (self._stopped if self._stopped is not None else time.monotonic()) - self.started
+
+
+@asynccontextmanager
+async def observed(record: Any, timeout: float) -> AsyncIterator[list[asyncio.StreamWriter]]:
+    """One operation on fresh connections, recorded: bounded by `timeout`, timed into
+    `record.duration_seconds`, any exception turned into `record.failure` (never raised), and
+    every writer the body appends to the yielded list closed at the end."""
+    writers: list[asyncio.StreamWriter] = []
+    with Stopwatch() as watch:
+        try:
+            async with asyncio.timeout(timeout):
+                yield writers
+        except Exception as exc:  # noqa: BLE001 - every failure becomes evidence
+            record.failure = failures.classify(exc)
+        finally:
+            for writer in writers:
+                writer.close()
+    record.duration_seconds = watch.seconds
+
+
+async def first_byte(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> None:
+    """Send `request` and wait for the first byte of the answer; a close before it is `eof_error`."""
+    writer.write(request)
+    if not await reader.read(1):
+        raise failures.Failure(failures.EOF, "closed before any response byte")

@@ -20,7 +20,7 @@ import httpx
 
 from probe import __version__, failures
 from probe.checks import base, tls
-from probe.checks.base import CheckResult, Context, Fault, Finding, Skip, Stopwatch, Verdict
+from probe.checks.base import CheckResult, Context, Fault, Finding, Skip, Stopwatch, Verdict, first_byte, observed
 from probe.model import BlockPage, HTTPExchange, HTTPProbe, Redirect
 from probe.net import http_client, open_tcp, ssl_context
 from probe.redact import scrub
@@ -102,20 +102,10 @@ def _request_bytes(params: Params, host: str) -> bytes:
 async def _probe(ctx: Context, params: Params, address: str, port: int, host: str) -> HTTPProbe:
     """One plain-HTTP request with `host` on a fresh connection, up to the first response byte."""
     record = HTTPProbe(address, port, host)
-    writer = None
-    with Stopwatch() as watch:
-        try:
-            async with asyncio.timeout(ctx.timeout):
-                reader, writer = await open_tcp(ctx.route, address, port)
-                writer.write(_request_bytes(params, host))
-                if not await reader.read(1):
-                    raise failures.Failure(failures.EOF, "closed before any response byte")
-        except Exception as exc:  # noqa: BLE001 - every failure becomes evidence
-            record.failure = failures.classify(exc)
-        finally:
-            if writer is not None:
-                writer.close()
-    record.duration_seconds = watch.seconds
+    async with observed(record, ctx.timeout) as writers:
+        reader, writer = await open_tcp(ctx.route, address, port)
+        writers.append(writer)
+        await first_byte(reader, writer, _request_bytes(params, host))
     return record
 
 

@@ -11,7 +11,7 @@ import ipaddress
 
 from probe import failures
 from probe.checks import base
-from probe.checks.base import CheckResult, Context, Fault, Finding, Skip, Stopwatch, Verdict
+from probe.checks.base import CheckResult, Context, Fault, Finding, Skip, Stopwatch, Verdict, observed
 from probe.model import DNSEvidence, TCPConnect, TCPEvidence
 from probe.net import open_tcp
 
@@ -35,15 +35,10 @@ def endpoints(ctx: Context) -> list[tuple[str, int]]:
 
 
 async def connect_once(ctx: Context, address: str, port: int) -> TCPConnect:
-    with Stopwatch() as watch:
-        try:
-            async with asyncio.timeout(ctx.timeout):
-                _, writer = await open_tcp(ctx.route, address, port)
-            writer.close()
-            failure = None
-        except Exception as exc:  # noqa: BLE001 - every failure becomes evidence
-            failure = failures.classify(exc)
-    return TCPConnect(address, port, failure, watch.seconds)
+    record = TCPConnect(address, port)
+    async with observed(record, ctx.timeout) as writers:
+        writers.append((await open_tcp(ctx.route, address, port))[1])
+    return record
 
 
 async def run(ctx: Context, params: Params) -> CheckResult:

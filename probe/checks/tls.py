@@ -7,7 +7,6 @@ facts are kept even when validation fails: a MITM certificate is evidence worth 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from datetime import timezone
 
@@ -15,7 +14,7 @@ from cryptography import x509
 
 from probe import failures
 from probe.checks import base
-from probe.checks.base import CheckResult, Context, Fault, Finding, Skip, Stopwatch, Verdict
+from probe.checks.base import CheckResult, Context, Fault, Finding, Skip, Stopwatch, Verdict, first_byte, observed
 from probe.model import Certificate, TLSEvidence, TLSHandshake
 from probe.net import open_tcp, ssl_context
 
@@ -39,30 +38,20 @@ async def handshake(ctx: Context, address: str, port: int, sni: str, *, verify: 
     Returns the record of what happened; never raises."""
     context = ssl_context(ctx.ca_bundles(), ctx.replace_trust(), verify=verify, alpn=alpn)
     record = TLSHandshake(address, port, sni)
-    writer = None
-    with Stopwatch() as watch:
-        try:
-            async with asyncio.timeout(ctx.timeout):
-                reader, writer = await open_tcp(ctx.route, address, port)
-                await writer.start_tls(context, server_hostname=sni)
-                tls = writer.get_extra_info("ssl_object")
-                record.tls_version = tls.version()
-                record.alpn = tls.selected_alpn_protocol()
-                der = tls.getpeercert(binary_form=True)
-                if der:
-                    record.certificate = certificate_facts(der)
-                if request is not None:
-                    record.response_started = False
-                    writer.write(request)
-                    if not await reader.read(1):
-                        raise failures.Failure(failures.EOF, "closed before any response byte")
-                    record.response_started = True
-        except Exception as exc:  # noqa: BLE001 - every failure becomes evidence
-            record.failure = failures.classify(exc)
-        finally:
-            if writer is not None:
-                writer.close()
-    record.duration_seconds = watch.seconds
+    async with observed(record, ctx.timeout) as writers:
+        reader, writer = await open_tcp(ctx.route, address, port)
+        writers.append(writer)
+        await writer.start_tls(context, server_hostname=sni)
+        tls = writer.get_extra_info("ssl_object")
+        record.tls_version = tls.version()
+        record.alpn = tls.selected_alpn_protocol()
+        der = tls.getpeercert(binary_form=True)
+        if der:
+            record.certificate = certificate_facts(der)
+        if request is not None:
+            record.response_started = False
+            await first_byte(reader, writer, request)
+            record.response_started = True
     return record
 
 
