@@ -165,6 +165,8 @@ async def _measure_target(
                 await run_checks(ctx, config, target.checks)
         except TimeoutError:
             cut = True
+        finally:
+            ctx.close_streams()
         if cut and attempt > 1:
             # The confirming retry was cut off: the complete attempt before it stands.
             result.reason = f"{result.reason}; the confirming retry was cut off by the round deadline"

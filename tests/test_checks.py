@@ -419,5 +419,26 @@ async def test_a_whole_round_through_socks5(env, tmp_path):
     [result] = await run_all(config)
     assert result.verdict == "ok"
     assert {t.target: t.verdict for t in result.services[0].targets} == {"ok": "ok", "sni": "sni_blocked", "page": "http_blocked"}
-    # controls and targets: tcp, tls, http and the decoy all went through the proxy
-    assert len(env.socks5.connects) - before >= 10
+    # controls and targets: tcp, tls, http and the decoy all went through the proxy, the three
+    # stages on one connection per target (control, ok, page; sni's plus its decoy)
+    assert len(env.socks5.connects) - before >= 5
+
+
+async def test_one_connection_per_target_for_tcp_tls_and_http(env, tmp_path):
+    """tcp connects, tls handshakes on that connection, http sends its request on the TLS stream:
+    the server sees one connection and one handshake for a target whose stages all pass."""
+    from probe.runner import run_all
+
+    env.resolve("onecon.good.test")
+    services = [{"name": "svc", "targets": [env.target("t", "onecon.good.test", checks=["dns", "tcp", "tls", "http"], params={"http": {"path": "/onecon"}})]}]
+    config = env.load(tmp_path, env.config(services, controls=[env.control_target()]))
+    before = len([r for r in env.requests if r[1] == "/onecon"])
+    accepted = env.fleet.stats[f"accepted:{env.ports['web']}"]
+    [result] = await run_all(config)
+    target = result.services[0].targets[0]
+    assert target.verdict == "ok", target.reason
+    tcp_connects = target.check("tcp").evidence.connects
+    assert len([c for c in tcp_connects if c.failure is None]) == 1
+    assert len([r for r in env.requests if r[1] == "/onecon"]) - before == 1
+    # the control target's stages and this target's: one connection each, nothing more
+    assert env.fleet.stats[f"accepted:{env.ports['web']}"] - accepted == 2

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict
 from probe import failures
 from probe.config import Fingerprints, Service, Target, Vantage
 from probe.model import CheckResult, Fault, Finding, TargetResult, Verdict
-from probe.net import Route
+from probe.net import Route, Stream
 
 __all__ = ["CheckResult", "Context", "Fault", "Finding", "Params", "RoundFacts", "Skip", "Stopwatch", "Verdict"]
 
@@ -72,6 +72,12 @@ class Context:
     connected: list[tuple[str, int]] = field(default_factory=list)
     tls_endpoint: tuple[str, int] | None = None  # where a validated handshake completed
     results: list[CheckResult] = field(default_factory=list)
+    # Connections an earlier stage made and left open for the next one (one connection per
+    # target where the stages allow it): the tcp check's, keyed by address:port, and the tls
+    # check's validated stream at `tls_endpoint`. Taken by the stage that uses them; the runner
+    # closes what is left.
+    open_streams: dict[tuple[str, int], Stream] = field(default_factory=dict)
+    tls_stream: Stream | None = None
 
     @property
     def is_control(self) -> bool:
@@ -83,6 +89,24 @@ class Context:
 
     def replace_trust(self) -> bool:
         return self.vantage.ca_bundle_mode == "replace"
+
+    def take_stream(self, address: str, port: int) -> Stream | None:
+        return self.open_streams.pop((address, port), None)
+
+    def take_tls_stream(self) -> Stream | None:
+        stream, self.tls_stream = self.tls_stream, None
+        return stream
+
+    def wants(self, check: str, after: str) -> bool:
+        """Whether `check` runs after `after` on this target (a later stage will use a stream)."""
+        checks = list(self.target.checks)
+        return after in checks and check in checks[checks.index(after) + 1 :]
+
+    def close_streams(self) -> None:
+        for _, writer in [*self.open_streams.values(), *([self.tls_stream] if self.tls_stream else [])]:
+            writer.close()
+        self.open_streams.clear()
+        self.tls_stream = None
 
     def result(self, check: str) -> CheckResult | None:
         for result in self.results:

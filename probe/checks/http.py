@@ -47,11 +47,10 @@ async def run(ctx: Context, params: Params) -> CheckResult:
     address, port, scheme = endpoint
     url = f"{scheme}://{ctx.target.host}{'' if port in (80, 443) else f':{port}'}{params.path}"
     exchange = HTTPExchange(url, address)
-    body = bytearray()
     with Stopwatch() as watch:
         try:
             async with asyncio.timeout(ctx.timeout):
-                await _fetch(ctx, params, address, url, exchange, body)
+                marker = await _fetch(ctx, params, address, url, exchange)
         except Exception as exc:  # noqa: BLE001 - every failure becomes evidence
             failure = failures.classify(exc)
             finding = await _differential(ctx, params, exchange, port, scheme, failure)
@@ -59,7 +58,7 @@ async def run(ctx: Context, params: Params) -> CheckResult:
             return CheckResult(NAME, False, failure, watch.seconds, finding, exchange)
 
     _scrub(ctx, exchange)
-    exchange.blockpage = _blockpage(ctx, exchange, body)
+    exchange.blockpage = _blockpage(ctx, exchange, marker)
     if exchange.blockpage is not None:
         finding = Finding(Verdict.HTTP_BLOCKED, Fault.PATH, "blockpage_fingerprint", f"block page ({exchange.blockpage.kind}: {exchange.blockpage.match})")
         return CheckResult(NAME, False, failures.HTTP_BLOCKPAGE, watch.seconds, finding, exchange)
@@ -130,39 +129,58 @@ def _endpoint(ctx: Context, params: Params) -> tuple[str, int, str] | None:
     return None
 
 
-async def _fetch(ctx: Context, params: Params, address: str, url: str, exchange: HTTPExchange, body: bytearray) -> None:
+async def _fetch(ctx: Context, params: Params, address: str, url: str, exchange: HTTPExchange) -> str | None:
+    """The request and its same-host redirects; returns the block-page marker the last body
+    carried, if any."""
     # `Connection: close`: every request (a redirect followed too) on its own connection, so a
     # server closing a kept-alive connection after its answer is never a cut request.
     headers = {"User-Agent": f"msgreach/{__version__}", "Connection": "close", **params.headers}
-    async with http_client(ctx.route, address, ssl_context(ctx.ca_bundles(), ctx.replace_trust()), ctx.timeout) as client:
+    # The connection the earlier stage left open (tls's validated stream, or tcp's to port 80)
+    # carries the first request; a followed redirect opens its own.
+    first = ctx.take_tls_stream() if urlsplit(url).scheme == "https" else ctx.take_stream(address, urlsplit(url).port or 80)
+    async with http_client(ctx.route, address, ssl_context(ctx.ca_bundles(), ctx.replace_trust()), ctx.timeout, first=first) as client:
         method, content = params.method, params.body
+        markers = [m.encode() for m in ctx.fingerprints.body_markers]
+        marker = None
         for _ in range(params.max_redirects + 1):
             async with client.stream(method, url, headers=headers, content=content) as response:
                 exchange.status_code = response.status_code
-                body.clear()
-                await _read_capped(response, params.max_body_bytes, body)
-                exchange.body_sample, exchange.body_length = body[:_SAMPLE_BYTES].decode("utf-8", "replace"), len(body)
+                sample, exchange.body_length, marker = await _read_capped(response, params.max_body_bytes, markers)
+                exchange.body_sample = sample.decode("utf-8", "replace")
                 location = response.headers.get("location")
             if not response.is_redirect or not location:
-                return
+                return marker
             target = urljoin(url, location)
             exchange.redirects.append(Redirect(response.status_code, target))
             if urlsplit(target).hostname != ctx.target.host or urlsplit(target).scheme != urlsplit(url).scheme:
-                return  # recorded, not followed: another host is another measurement
+                return marker  # recorded, not followed: another host is another measurement
             url, method, content = target, "GET", None
 
 
-async def _read_capped(response: httpx.Response, cap: int, into: bytearray) -> None:
-    """The first `cap` bytes of the raw body (an endless body costs `cap` bytes, no more)."""
+async def _read_capped(response: httpx.Response, cap: int, markers: list[bytes]) -> tuple[bytes, int, str | None]:
+    """Read at most `cap` bytes of the raw body, keeping only the sample and a window the
+    length of the longest marker: (sample, bytes read, the first block-page marker met in the
+    whole capped body). An endless body costs time up to the cap, and no memory."""
+    sample = bytearray()
+    window = b""
+    overlap = max((len(m) for m in markers), default=1) - 1
+    length = 0
     async for chunk in response.aiter_raw():
-        into += chunk
-        if len(into) >= cap:
-            del into[cap:]
+        chunk = chunk[: cap - length]
+        length += len(chunk)
+        if len(sample) < _SAMPLE_BYTES:
+            sample += chunk[: _SAMPLE_BYTES - len(sample)]
+        window = window[-overlap:] + chunk if overlap else chunk
+        found = next((m for m in markers if m in window), None)
+        if found is not None:
+            return bytes(sample), length, found.decode()
+        if length >= cap:
             break
+    return bytes(sample), length, None
 
 
-def _blockpage(ctx: Context, exchange: HTTPExchange, body: bytearray) -> BlockPage | None:
-    """Block-page fingerprints, looked for in the whole capped body (not only the sample kept)."""
+def _blockpage(ctx: Context, exchange: HTTPExchange, marker: str | None) -> BlockPage | None:
+    """Block-page fingerprints: the status, the redirects, a marker met in the body."""
     fingerprints = ctx.fingerprints
     if exchange.status_code in fingerprints.http_status:
         return BlockPage("status", str(exchange.status_code))
@@ -171,7 +189,4 @@ def _blockpage(ctx: Context, exchange: HTTPExchange, body: bytearray) -> BlockPa
         for blocked in fingerprints.redirect_hosts:
             if host == blocked or host.endswith("." + blocked):
                 return BlockPage("redirect", blocked)
-    for marker in fingerprints.body_markers:  # searched as UTF-8 bytes: no copy of the body
-        if marker.encode() in body:
-            return BlockPage("body", marker)
-    return None
+    return BlockPage("body", marker) if marker is not None else None

@@ -34,10 +34,16 @@ def endpoints(ctx: Context) -> list[tuple[str, int]]:
     return [(address, port) for address in chosen for port in ctx.target.ports]
 
 
-async def connect_once(ctx: Context, address: str, port: int) -> TCPConnect:
+async def connect_once(ctx: Context, address: str, port: int, *, keep: bool = False) -> TCPConnect:
+    """One connect, recorded. With `keep`, a connection made is left open in
+    `ctx.open_streams` for the next stage instead of closed."""
     record = TCPConnect(address, port)
     async with observed(record, ctx.timeout) as writers:
-        writers.append((await open_tcp(ctx.route, address, port))[1])
+        stream = await open_tcp(ctx.route, address, port)
+        if keep:
+            ctx.open_streams[(address, port)] = stream
+        else:
+            writers.append(stream[1])
     return record
 
 
@@ -45,9 +51,11 @@ async def run(ctx: Context, params: Params) -> CheckResult:
     targets = endpoints(ctx)
     if not targets:
         raise Skip("no address to connect to")
+    keep = ctx.wants("tls", after=NAME) or ctx.wants("http", after=NAME)
     with Stopwatch() as watch:
-        connects = await asyncio.gather(*(connect_once(ctx, address, port) for address, port in targets))
+        connects = await asyncio.gather(*(connect_once(ctx, address, port, keep=keep) for address, port in targets))
     ctx.connected = [(c.address, c.port) for c in connects if c.failure is None]
+    _keep_only_the_first_per_scheme(ctx)
     evidence = TCPEvidence(connects=list(connects))
     if ctx.connected:
         return CheckResult(NAME, True, None, watch.seconds, None, evidence)
@@ -72,6 +80,14 @@ async def run(ctx: Context, params: Params) -> CheckResult:
     # contract lets `ip_blocked` stand; control vantages, helpers and the fleet's rules compare.
     finding = Finding(Verdict.IP_BLOCKED, Fault.UNSEPARATED, "", "every expected address:port fails")
     return CheckResult(NAME, False, failure, watch.seconds, finding, evidence)
+
+
+def _keep_only_the_first_per_scheme(ctx: Context) -> None:
+    """The next stages use the first connected endpoint (443-like for tls, 80 for plain http):
+    those connections stay open for them, the others close now."""
+    wanted = {next(((a, p) for a, p in ctx.connected if p != 80), None), next(((a, p) for a, p in ctx.connected if p == 80), None)}
+    for endpoint in [e for e in ctx.open_streams if e not in wanted]:
+        ctx.open_streams.pop(endpoint)[1].close()
 
 
 def _control_addresses(ctx: Context) -> list[str]:

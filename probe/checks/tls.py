@@ -32,14 +32,19 @@ class Params(base.Params):
     tries: int = 2  # endpoints tried before the handshake is called failed
 
 
-async def handshake(ctx: Context, address: str, port: int, sni: str, *, verify: bool, alpn: tuple[str, ...] = ("http/1.1",), request: bytes | None = None) -> TLSHandshake:
-    """One TLS handshake (and optionally one request's first bytes) on a fresh connection.
+async def handshake(
+    ctx: Context, address: str, port: int, sni: str, *, verify: bool, alpn: tuple[str, ...] = ("http/1.1",), request: bytes | None = None, reuse: bool = False
+) -> TLSHandshake:
+    """One TLS handshake (and optionally one request's first bytes) on a fresh connection, or
+    with `reuse` on the tcp check's connection to the same endpoint, which a validated handshake
+    then leaves open as `ctx.tls_stream` for the http check.
 
     Returns the record of what happened; never raises."""
     context = ssl_context(ctx.ca_bundles(), ctx.replace_trust(), verify=verify, alpn=alpn)
     record = TLSHandshake(address, port, sni)
     async with observed(record, ctx.timeout) as writers:
-        reader, writer = await open_tcp(ctx.route, address, port)
+        stream = ctx.take_stream(address, port) if reuse else None
+        reader, writer = stream or await open_tcp(ctx.route, address, port)
         writers.append(writer)
         await writer.start_tls(context, server_hostname=sni)
         tls = writer.get_extra_info("ssl_object")
@@ -52,6 +57,9 @@ async def handshake(ctx: Context, address: str, port: int, sni: str, *, verify: 
             record.response_started = False
             await first_byte(reader, writer, request)
             record.response_started = True
+        if reuse and record.alpn in (None, "http/1.1"):
+            writers.remove(writer)
+            ctx.tls_stream = (reader, writer)
     return record
 
 
@@ -94,10 +102,14 @@ async def run(ctx: Context, params: Params) -> CheckResult:
     if not candidates:
         raise Skip("no TCP connection")
     sni = params.sni or ctx.target.host
+    # With an http check to follow, offer what it speaks (HTTP/1.1), so that it can send its
+    # request on this very connection: one connection and one handshake per target.
+    reuse = ctx.wants("http", after=NAME)
+    alpn = (tuple(p for p in params.alpn if p == "http/1.1") or params.alpn) if reuse else params.alpn
     evidence = TLSEvidence()
     with Stopwatch() as watch:
         for address, port in candidates[: params.tries]:
-            attempt = await handshake(ctx, address, port, sni, verify=True, alpn=params.alpn)
+            attempt = await handshake(ctx, address, port, sni, verify=True, alpn=alpn, reuse=reuse)
             evidence.handshakes.append(attempt)
             if attempt.failure is None:
                 ctx.tls_endpoint = (address, port)

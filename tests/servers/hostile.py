@@ -51,6 +51,7 @@ class Fleet:
 
     async def serve(self, handler, host: str, *, context: ssl.SSLContext | None = None, port: int = 0) -> tuple[str, int]:
         async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.stats[f"accepted:{writer.get_extra_info('sockname')[1]}"] += 1  # connections per port
             task = asyncio.current_task()
             self.tasks.add(task)
             try:
