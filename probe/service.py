@@ -18,7 +18,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from probe import config as config_module
 from probe.config import Config, ConfigError
-from probe.metrics import State
+from probe.metrics import Exposition, State
 from probe.model import VantageResult, Verdict
 from probe.runner import run_round
 from probe.server import Server
@@ -32,6 +32,7 @@ class Monitor:
         self.config_path = config_path
         self.scheduler = AsyncIOScheduler()
         self.archive = _archive(config)
+        self.exposition: Exposition | None = None  # the listener's /metrics, rendered after each round
         self._rounds: set[asyncio.Task] = set()
         self._stopping = False
 
@@ -84,7 +85,9 @@ class Monitor:
         self.state.record(result)
         if self.archive is not None:
             self.archive.append(result)
-            self.state.evidence.record(vantage_name, written=not self.archive.failing, at=time.time())
+            self.state.record_evidence(vantage_name, written=not self.archive.failing, at=time.time())
+        if self.exposition is not None:
+            self.exposition.refresh()  # once per round, not once per scrape
         log.info("round %s: %s", vantage_name, summary(result))
 
     async def stop(self) -> None:
@@ -135,6 +138,7 @@ async def serve(config: Config, *, listen: str | None = None, config_path: str |
     monitor = Monitor(config, config_path)
     server = Server(monitor.state, config.listen)
     await server.start(listen)
+    monitor.exposition = server.exposition
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGHUP, monitor.reload)

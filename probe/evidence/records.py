@@ -116,11 +116,11 @@ class _TestKeys:
         if isinstance(observation, DNSQuery):
             self.lists["queries"].append(_query(observation, self.hostname, t0))
         elif isinstance(observation, TCPConnect):
-            self.lists["tcp_connect"].append(_connect(observation, t0))
+            self.lists["tcp_connect"].append(_connect(observation, t0, control=any("control" in name for name in path)))
         elif isinstance(observation, TLSHandshake):
-            # The decoy-SNI handshake is the differential of the tls/http checks; they keep it
-            # under an attribute named for it.
-            self.lists["tls_handshakes"].append(_handshake(observation, t0, decoy=any("decoy" in name for name in path)))
+            # The differentials of the tls/http checks (the decoy SNI, the same request on a fresh
+            # connection) are kept under attributes named for them.
+            self.lists["tls_handshakes"].append(_handshake(observation, t0, decoy=any("decoy" in name for name in path), same_name="same_name" in path))
         elif isinstance(observation, HTTPExchange):
             self.lists["requests"].append(_request(observation, check, t0))
 
@@ -136,10 +136,11 @@ class _TestKeys:
 
 
 def _observations(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
-    """Every typed observation inside `value`, with the attribute names that lead to it."""
+    """Every typed observation inside `value` (nested ones too: an HTTP exchange's decoy
+    handshake), with the attribute names that lead to it."""
     if isinstance(value, _OBSERVATIONS):
         yield path, value
-    elif is_dataclass(value) and not isinstance(value, type):
+    if is_dataclass(value) and not isinstance(value, type):
         for f in fields(value):
             yield from _observations(getattr(value, f.name), (*path, f.name))
     elif isinstance(value, list | tuple):
@@ -210,17 +211,20 @@ def _query(query: DNSQuery, hostname: str, t0: float) -> dict[str, Any]:
     }
 
 
-def _connect(connect: TCPConnect, t0: float) -> dict[str, Any]:
-    return {
+def _connect(connect: TCPConnect, t0: float, control: bool) -> dict[str, Any]:
+    mapped = {
         "ip": connect.address,
         "port": connect.port,
         "status": {"success": connect.failure is None, "failure": connect.failure},
         "t0": round(t0, 4),
         "t": round(t0 + connect.duration_seconds, 4),
     }
+    if control:
+        mapped["control"] = True  # msgreach's own: an address only the control resolver gave
+    return mapped
 
 
-def _handshake(handshake: TLSHandshake, t0: float, decoy: bool) -> dict[str, Any]:
+def _handshake(handshake: TLSHandshake, t0: float, decoy: bool, same_name: bool) -> dict[str, Any]:
     address, port = handshake.address, handshake.port
     mapped: dict[str, Any] = {
         "address": f"[{address}]:{port}" if ip_version(address) == 6 else f"{address}:{port}",
@@ -232,6 +236,8 @@ def _handshake(handshake: TLSHandshake, t0: float, decoy: bool) -> dict[str, Any
         "t": round(t0 + handshake.duration_seconds, 4),
         "decoy": decoy,  # msgreach's own: a handshake with the decoy SNI to the same address
     }
+    if same_name:
+        mapped["same_name"] = True  # msgreach's own: the real name again, on a fresh connection
     if handshake.certificate is not None:
         mapped["certificate"] = to_json(handshake.certificate)  # facts, not OONI's DER peer_certificates
     if handshake.response_started is not None:
@@ -247,15 +253,26 @@ def _request(exchange: HTTPExchange, check: CheckResult, t0: float) -> dict[str,
             # a body is evidence when something failed; a working page would only fill the disk
             "body": exchange.body_sample if not check.ok else None,
             "body_length": exchange.body_length,
+            "headers": {"Location": exchange.redirects[-1].location} if exchange.redirects else {},
         }
-    return {
-        "request": {"url": exchange.url, "method": exchange.method},
+    entry: dict[str, Any] = {
+        "request": {"url": exchange.url},
         "response": response,
-        "failure": exchange.failure,
-        "address": exchange.address,  # msgreach's own: the address the request went to
+        "failure": check.failure,  # the check's: the exchange's own outcome, or the block page's
         "t0": round(t0, 4),
         "t": round(t0 + check.duration_seconds, 4),
+        # msgreach's own: where the request went, the redirect chain hop by hop, the block page
+        # matched, and the plain-HTTP differentials (a TLS one is in tls_handshakes)
+        "address": exchange.address,
+        "redirects": to_json(exchange.redirects),
     }
+    if exchange.blockpage is not None:
+        entry["blockpage"] = to_json(exchange.blockpage)
+    for name in ("decoy", "same_name"):
+        probe = getattr(exchange, name)
+        if probe is not None and not isinstance(probe, TLSHandshake):
+            entry[name] = to_json(probe)
+    return entry
 
 
 # --- scrubbing ---------------------------------------------------------------------------------

@@ -18,15 +18,21 @@ from mrfkit import REPO, free_port, msgreach_argv, msgreach_env, wait_for, http_
 from probe.config import Evidence, Vantage
 from probe.evidence import SCRUBBED, Archive, archive_files, changes, print_changes, read, scrub
 from probe.model import (
+    BlockPage,
     Certificate,
     CheckResult,
+    DNSEvidence,
     DNSQuery,
     Fault,
     Finding,
     HTTPExchange,
+    HTTPProbe,
+    Redirect,
     ServiceResult,
     TargetResult,
     TCPConnect,
+    TCPEvidence,
+    TLSEvidence,
     TLSHandshake,
     VantageResult,
     Verdict,
@@ -35,34 +41,10 @@ from probe.model import (
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc).timestamp()
 
 
-# Stand-ins for the checks' evidence: the archive finds the typed observations (probe.model) in
-# whatever shape a check keeps them, and writes the rest as JSON under the check's name.
-@dataclass
-class Resolved:
-    resolvers: list[DNSQuery]
-    addresses: list[str]
-    addresses_from: str = "dns"
-
-
-@dataclass
-class Connected:
-    connects: list[TCPConnect]
-
-
-@dataclass
-class Handshaken:
-    handshakes: list[TLSHandshake]
-    decoy: TLSHandshake | None = None
-
-
-@dataclass
-class Fetched:
-    exchange: HTTPExchange
-    redirects: list[dict[str, object]] = field(default_factory=list)
-
-
 @dataclass
 class Downloaded:
+    """Stands in for the throughput check's record."""
+
     bytes_per_second: float
     bytes: int
 
@@ -74,17 +56,17 @@ def round_result(vantage: str, started_at: float, verdicts: dict[str, str], *, b
         ok = verdict == "ok"
         failure = None if ok else "generic_timeout_error"
         checks = [
-            CheckResult("dns", True, None, 0.01, None, Resolved([
+            CheckResult("dns", True, None, 0.01, None, DNSEvidence([
                 DNSQuery("system", False, ["149.154.167.51"], None, 0.01, "ok"),
                 DNSQuery("tls://9.9.9.9", True, ["149.154.167.51", "2001:67c:4e8:f002::a"], None, 0.02, "control"),
-            ], ["149.154.167.51"])),
+            ], ["149.154.167.51"], "dns")),
             CheckResult("tcp", ok, failure, 5.0 if not ok else 0.03, None if ok else Finding(Verdict.IP_BLOCKED, Fault.UNSEPARATED, reason="connect timed out"),
-                        Connected([TCPConnect("149.154.167.51", 443, failure, 0.03)])),
+                        TCPEvidence([TCPConnect("149.154.167.51", 443, failure, 0.03)])),
         ]
         if ok:
             certificate = Certificate("CN=x", "CN=y", "2026-01-01", "2030-01-01", 1.9e9, "ab" * 32)
-            checks.append(CheckResult("tls", True, None, 0.05, None, Handshaken([TLSHandshake("149.154.167.51", 443, f"{name}.example", None, "TLSv1.3", "h2", certificate, None, 0.05)])))
-            checks.append(CheckResult("http", True, None, 0.1, None, Fetched(HTTPExchange(f"https://{name}.example/", "149.154.167.51", status_code=200, body_sample=body or "hello", body_length=5))))
+            checks.append(CheckResult("tls", True, None, 0.05, None, TLSEvidence([TLSHandshake("149.154.167.51", 443, f"{name}.example", None, "TLSv1.3", "h2", certificate, None, 0.05)], certificate)))
+            checks.append(CheckResult("http", True, None, 0.1, None, HTTPExchange(f"https://{name}.example/", "149.154.167.51", status_code=200, body_sample=body or "hello", body_length=5)))
             checks.append(CheckResult("throughput", True, None, 1.0, None, Downloaded(123456.0, 65536)))
         reason = "" if ok else "tcp: generic_timeout_error"
         targets.append(TargetResult(service, name, f"{name}.example", Verdict(verdict), checks, reason))
@@ -116,7 +98,8 @@ def test_one_line_per_target_in_ooni_vocabulary(tmp_path: Path) -> None:
     assert [c["check"] for c in keys["checks"]] == ["dns", "tcp", "tls", "http", "throughput"]
     assert keys["throughput"] == {"bytes_per_second": 123456.0, "bytes": 65536}  # evidence without an OONI list: under its check
     assert keys["dns"] == {"addresses": ["149.154.167.51"], "addresses_from": "dns"}  # the queries are written once, in `queries`
-    assert "tcp" not in keys and keys["http"] == {"redirects": []}
+    assert keys["tls"]["certificate"]["issuer"] == "CN=y"
+    assert "tcp" not in keys and "http" not in keys  # all of them in OONI's lists
     assert keys["checks"][1]["t0"] == 0.01 and keys["checks"][1]["t"] == 0.04  # reconstructed from durations
     assert keys["accessible"] is True and keys["blocking"] is False
     assert blocked["verdict"] == "ip_blocked" and blocked["reason"] == "tcp: generic_timeout_error"
@@ -142,12 +125,16 @@ def test_every_check_is_archived_whatever_its_evidence(tmp_path: Path) -> None:
     decoy = TLSHandshake("149.154.167.51", 443, "decoy.example", "connection_reset", duration_seconds=0.2)
     checks = [
         CheckResult("tls", False, "connection_reset", 0.5, Finding(Verdict.SNI_BLOCKED, Fault.PATH, "decoy_sni"),
-                    Handshaken([TLSHandshake("149.154.167.51", 443, "t.example", "connection_reset", duration_seconds=0.1)], decoy=TLSHandshake("149.154.167.51", 443, "decoy.example", None, "TLSv1.3", duration_seconds=0.2))),
+                    TLSEvidence([TLSHandshake("149.154.167.51", 443, "t.example", "connection_reset", duration_seconds=0.1)], decoy=TLSHandshake("149.154.167.51", 443, "decoy.example", None, "TLSv1.3", duration_seconds=0.2))),
         CheckResult("mtproto", False, "eof_error", 1.0, Finding(Verdict.PROTOCOL_BLOCKED, Fault.PATH, "control_vantage"), Stream(2, decoy, 0, "eof_error")),
         CheckResult("stun", True, None, 0.3, None, {"binding": {"mapped": "yes"}, "rtt_ms": [1.5, 2.0]}),  # not typed yet
         CheckResult("quic", True, None, 0.1, None, [{"version": 1}]),
     ]
     target = TargetResult("telegram", "dc2", "t.example", Verdict.SNI_BLOCKED, checks, "tls: connection_reset")
+    target.checks.append(CheckResult("http", False, "http_blockpage", 0.2, Finding(Verdict.HTTP_BLOCKED, Fault.PATH, "decoy_host"), HTTPExchange(
+        "http://t.example/", "149.154.167.51", [Redirect(302, "http://warning.rt.ru/?id=1")], 302, "", 0, BlockPage("redirect", "warning.rt.ru"),
+        decoy=HTTPProbe("149.154.167.51", 80, "decoy.example", None, 0.05), same_name=HTTPProbe("149.154.167.51", 80, "t.example", "connection_reset", 0.05),
+    )))
     result = VantageResult("v", "ok", [ServiceResult("telegram", Verdict.SNI_BLOCKED, [target])], [], T0, 2.0)
     Archive(Evidence(path=tmp_path / "ev.jsonl")).append(result)
     keys = json.loads((tmp_path / "ev.jsonl").read_text())["test_keys"]
@@ -157,8 +144,12 @@ def test_every_check_is_archived_whatever_its_evidence(tmp_path: Path) -> None:
     assert keys["mtproto"] == {"dc": 2, "bytes_received": 0, "failure": "eof_error"}
     assert keys["stun"] == {"binding": {"mapped": "yes"}, "rtt_ms": [1.5, 2.0]}
     assert keys["quic"] == [{"version": 1}]
-    assert "tls" not in keys  # all of it went to tls_handshakes
-    assert [c.get("finding", {}).get("technique") for c in keys["checks"]] == ["sni_blocked", "protocol_blocked", None, None]
+    assert "tls" not in keys and "http" not in keys  # all of it went to OONI's lists
+    [request] = keys["requests"]
+    assert request["response"] == {"code": 302, "body": "", "body_length": 0, "headers": {"Location": "http://warning.rt.ru/?id=1"}}
+    assert request["redirects"] == [{"status_code": 302, "location": "http://warning.rt.ru/?id=1"}] and request["blockpage"] == {"kind": "redirect", "match": "warning.rt.ru"}
+    assert (request["decoy"]["host"], request["same_name"]["failure"]) == ("decoy.example", "connection_reset")
+    assert [c.get("finding", {}).get("technique") for c in keys["checks"]] == ["sni_blocked", "protocol_blocked", None, None, "http_blocked"]
     assert keys["checks"][0]["finding"]["differential"] == "decoy_sni"
 
 
