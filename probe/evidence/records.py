@@ -103,13 +103,13 @@ class _TestKeys:
         rest = _remainder(check.evidence)
         if rest not in (_DROPPED, {}, [], None):
             self.remainders[check.check] = rest
-        speed = getattr(check.evidence, "bytes_per_second", None)
-        if isinstance(speed, int | float) and not isinstance(speed, bool):
-            self.throughput = speed
+        if check.check == "throughput":  # its JSON form, typed or not yet (as probe.metrics reads it)
+            speed = rest.get("bytes_per_second") if isinstance(rest, dict) else None
+            if isinstance(speed, int | float) and not isinstance(speed, bool):
+                self.throughput = speed
         summary: dict[str, Any] = {"check": check.check, "ok": check.ok, "failure": check.failure, "t0": round(t0, 4), "t": round(self.clock, 4)}
-        finding = getattr(check, "finding", None)  # the legacy probe.checks.base.CheckResult has none
-        if finding is not None:
-            summary["finding"] = finding.as_json()
+        if check.finding is not None:
+            summary["finding"] = check.finding.as_json()
         self.checks.append(summary)
 
     def _map(self, check: CheckResult, observation: Any, path: tuple[str, ...], t0: float) -> None:
