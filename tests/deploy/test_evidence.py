@@ -254,6 +254,10 @@ def test_append_never_raises_when_the_disk_refuses(tmp_path: Path) -> None:
     blocker.write_text("")
     archive = Archive(Evidence(path=blocker / "ev.jsonl"))
     assert archive.append(round_result("v", T0, {"a": "ok"})) == 0
+    assert archive.failing and archive.last_success is None  # what the monitor exports as metrics
+    blocker.unlink()  # the disk takes writes again
+    assert archive.append(round_result("v", T0, {"a": "ok"})) == 1
+    assert not archive.failing and archive.last_success is not None
 
 
 def test_scrub_removes_public_addresses_not_measured() -> None:
