@@ -1,6 +1,7 @@
 """`msgreach run` as a volunteer runs it, as a real subprocess against the loopback fleet: what it
 prints at the default log level, SIGTERM in the middle of a slow round, a SIGHUP reload that
-renames a vantage and removes a target, and a disk that fills up under the evidence archive."""
+renames a vantage and removes a target, and a disk under the evidence archive that fills up or is
+read-only."""
 
 from __future__ import annotations
 
@@ -137,16 +138,18 @@ def test_default_log_level_and_a_reload_that_renames_and_removes(env, tmp_path, 
     assert monitor.stop() == 0
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare (a private mount namespace for a tiny tmpfs)")
-def test_a_full_disk_under_the_archive_is_a_metric(env, tmp_path, monitors):
-    """The archive's directory is a 64 KiB tmpfs (in a mount namespace of the monitor's own):
-    rounds are written until it is full, then counted as write failures; the monitor measures on."""
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare (a private mount namespace for a tmpfs)")
+@pytest.mark.parametrize(("mount_options", "error"), [("size=64k", "No space left on device"), ("ro", "Read-only file system")], ids=["full", "read-only"])
+def test_a_failing_disk_under_the_archive_is_a_metric(env, tmp_path, monitors, mount_options, error):
+    """The archive's directory is a tmpfs in a mount namespace of the monitor's own: 64 KiB that
+    rounds fill up, or read-only from the start. Rounds that cannot be written are counted per
+    vantage, the last written one is timed, the error is logged once, and measuring goes on."""
     state = tmp_path / "state"
     state.mkdir()
     env.resolve("disk.good.test")
     services = [{"name": "svc", "targets": [env.target(f"t{index}", "disk.good.test") for index in range(6)]}]
     config = env.write(tmp_path, env.config(services, controls=[], schedule={"interval_seconds": 1}, evidence={"path": str(state / "evidence.jsonl")}))
-    mount = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", f'mount -t tmpfs -o size=64k tmpfs "{state}" && exec "$@"', "sh"]
+    mount = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", f'mount -t tmpfs -o {mount_options} tmpfs "{state}" && exec "$@"', "sh"]
     monitor = Monitor(config, tmp_path, prefix=mount)
     monitors.append(monitor)
 
@@ -156,11 +159,13 @@ def test_a_full_disk_under_the_archive_is_a_metric(env, tmp_path, monitors):
 
     monitor.wait_for("write failures", lambda: failures() >= 2, timeout=120)
     metrics = monitor.metrics()
-    [last] = [s.value for s in metrics["msgreach_evidence_last_write_success_timestamp_seconds"] if s.labels["vantage"] == "test-vantage"]
-    assert time.time() - 120 < last < time.time()  # rounds were written before the disk filled
+    last = [s.value for s in metrics.get("msgreach_evidence_last_write_success_timestamp_seconds", []) if s.labels["vantage"] == "test-vantage"]
+    if mount_options == "ro":
+        assert last == []  # never written
+    else:
+        assert len(last) == 1 and time.time() - 120 < last[0] < time.time()  # rounds were written before the disk filled
     rounds = [s.value for s in metrics["msgreach_rounds_total"] if s.labels["vantage"] == "test-vantage"]
     assert rounds and rounds[0] > failures() - 1  # measuring went on
-    assert "No space left on device" in monitor.text()  # said once, in the log
-    assert monitor.text().count("cannot write") == 1
+    assert error in monitor.text() and monitor.text().count("cannot write") == 1  # said once, in the log
     assert monitor.stop() == 0
     assert not any(state.iterdir())  # the tmpfs was the monitor's own: nothing reached the real directory
