@@ -53,7 +53,8 @@ from typing import Any
 
 from probe import __version__
 from probe.checks.base import CheckResult
-from probe.config import Config, Evidence, Vantage, split_host_port
+from probe.addresses import split_host_port
+from probe.config import Config, Evidence, Vantage
 from probe.redact import SCRUBBED, ip_version as _ip_version, normal as _normal, scrub  # noqa: F401 - re-exported
 from probe.verdict import BLOCKS, OK, TargetResult, VantageResult
 

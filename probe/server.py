@@ -19,7 +19,8 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from probe import report, status_page
-from probe.config import Listen, split_host_port
+from probe.addresses import split_host_port
+from probe.config import Listen
 from probe.metrics import State, registry_for
 
 log = logging.getLogger(__name__)

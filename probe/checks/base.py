@@ -20,19 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict
-
 from probe.config import Fingerprints, Service, Target, Vantage
 from probe.net import Route
+from probe.params import Params
 
 if TYPE_CHECKING:
     from probe.verdict import TargetResult
-
-
-class Params(BaseModel):
-    """Base for each check's settings (a target's `params: {check: {...}}`)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Skip(Exception):
@@ -104,7 +97,8 @@ class Context:
         return None
 
     def params_for(self, check: str, model: type[Params]) -> Params:
-        return model.model_validate(self.target.params.get(check, {}))
+        stored = self.target.params.get(check)  # validated and typed at load
+        return stored if stored is not None else model()
 
 
 class Stopwatch:

@@ -15,7 +15,6 @@ import ipaddress
 from typing import Any
 
 from probe import failures
-from probe.checks import base
 from probe.checks.base import CheckResult, Context, Skip, Stopwatch
 from probe.resolvers import Answer, lookup
 
@@ -41,8 +40,7 @@ BOGONS = tuple(
 )
 
 
-class Params(base.Params):
-    pass
+from probe.params import DNSParams as Params
 
 
 def is_bogon(address: str, exempt: list[Any] = ()) -> bool:

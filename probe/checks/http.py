@@ -10,13 +10,13 @@ is compared with the same request under a decoy SNI, like the TLS check does.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
 from probe import __version__, failures
-from probe.checks import base, tls
+from probe.checks import tls
 from probe.checks.base import CheckResult, Context, Skip, Stopwatch
 from probe.net import http_client, ssl_context
 from probe.redact import scrub
@@ -25,14 +25,7 @@ NAME = "http"
 BLOCK_VERDICT = "http_blocked"  # what running past every timeout means
 
 
-class Params(base.Params):
-    scheme: Literal["https", "http"] | None = None  # default: https unless the port is 80
-    path: str = "/"
-    method: Literal["GET", "POST", "HEAD"] = "GET"
-    body: str | None = None
-    headers: dict[str, str] = {}
-    max_body_bytes: int = 64 * 1024
-    max_redirects: int = 5
+from probe.params import HTTPParams as Params
 
 
 async def run(ctx: Context, params: Params) -> CheckResult:

@@ -20,10 +20,9 @@ import struct
 import time
 from typing import Any, Literal
 
-from pydantic import Field
 
 from probe import failures
-from probe.checks import base, common
+from probe.checks import common
 from probe.checks.base import CheckResult, Context, Skip, Stopwatch
 from probe.net import open_tcp
 
@@ -41,12 +40,7 @@ MAX_HTTP_LINE = 1024
 Probe = Literal["abridged", "intermediate", "http"]
 
 
-class Params(base.Params):
-    transports: tuple[Literal["abridged", "intermediate"], ...] = ("abridged", "intermediate")
-    http_post: bool = True  # OONI's plain-HTTP POST / as well
-    # One exchange (connect, request, answer) is bounded by this or the check's timeout,
-    # whichever is shorter.
-    exchange_timeout: float = Field(6.0, gt=0)
+from probe.params import MTProtoParams as Params
 
 
 # --- the wire format ------------------------------------------------------------------------------

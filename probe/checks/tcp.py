@@ -10,7 +10,6 @@ import asyncio
 import ipaddress
 
 from probe import failures
-from probe.checks import base
 from probe.checks.base import CheckResult, Context, Skip, Stopwatch
 from probe.net import open_tcp
 
@@ -18,8 +17,7 @@ NAME = "tcp"
 BLOCK_VERDICT = "ip_blocked"  # what running past every timeout means
 
 
-class Params(base.Params):
-    pass
+from probe.params import TCPParams as Params
 
 
 def endpoints(ctx: Context) -> list[tuple[str, int]]:

@@ -15,7 +15,6 @@ from typing import Any
 from cryptography import x509
 
 from probe import failures
-from probe.checks import base
 from probe.checks.base import CheckResult, Context, Skip, Stopwatch
 from probe.net import open_tcp, ssl_context
 
@@ -24,10 +23,7 @@ BLOCK_VERDICT = "tls_blocked"  # what running past every timeout means
 _VERIFY_FAILURES = frozenset({failures.SSL_INVALID_HOSTNAME, failures.SSL_UNKNOWN_AUTHORITY, failures.SSL_INVALID_CERTIFICATE})
 
 
-class Params(base.Params):
-    sni: str | None = None  # default: the target's host
-    alpn: tuple[str, ...] = ("h2", "http/1.1")
-    tries: int = 2  # endpoints tried before the handshake is called failed
+from probe.params import TLSParams as Params
 
 
 async def handshake(ctx: Context, address: str, port: int, sni: str, *, verify: bool, alpn: tuple[str, ...] = ("http/1.1",), request: bytes | None = None) -> dict[str, Any]:
