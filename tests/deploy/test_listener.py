@@ -15,13 +15,13 @@ from mrfkit import CONTRACT_FAMILIES, free_port, http_get, make_pki, msgreach_ar
 SECRET = "correct horse battery staple 7f3a"
 
 
-def _config(directory: Path, pki: dict[str, Path], basic_auth: str) -> Path:
+def _config(directory: Path, pki: dict[str, Path], basic_auth: str, port: int) -> Path:
     config = directory / "msgreach.yaml"
     config.write_text(
         textwrap.dedent(
             f"""
             vantages: [{{name: listener-test, resolvers: [system]}}]
-            controls: []
+            controls: [{{name: self, host: 127.0.0.1, ports: [{port}], checks: [tcp]}}]  # its own listener
             schedule: {{interval_seconds: 2, jitter_seconds: 0, retries: 0}}
             listen:
               tls: {{cert_file: {pki['cert']}, key_file: {pki['key']}}}
@@ -48,8 +48,8 @@ def test_tls_and_basic_auth(tmp_path: Path, procs, source: str) -> None:
     else:
         env["MSGREACH_TEST_PASSWORD"] = SECRET
         auth = "{username: prometheus, password_env: MSGREACH_TEST_PASSWORD}"
-    config = _config(tmp_path, pki, auth)
     port = free_port()
+    config = _config(tmp_path, pki, auth, port)
     monitor = procs.start("msgreach", msgreach_argv("--log-level", "DEBUG", "run", "--config", str(config), "--listen", f"127.0.0.1:{port}"), env=env)
     base = f"https://127.0.0.1:{port}"
 
@@ -91,7 +91,7 @@ def test_listens_on_localhost_unless_told_otherwise(tmp_path: Path, procs) -> No
     """Without `listen` or `--listen`, the monitor binds 127.0.0.1:9910 (checked in an mrf-
     namespace with only loopback, so the shipped default config could not reach anything)."""
     config = tmp_path / "msgreach.yaml"
-    config.write_text("vantages: [{name: quiet, resolvers: [system]}]\ncontrols: []\nservices: [{name: x, targets: [{name: y, host: 127.0.0.1, ports: [9], checks: [tcp]}]}]\n")
+    config.write_text("vantages: [{name: quiet, resolvers: [system]}]\ncontrols: [{name: self, host: 127.0.0.1, ports: [9910], checks: [tcp]}]\nservices: [{name: x, targets: [{name: y, host: 127.0.0.1, ports: [9], checks: [tcp]}]}]\n")
     with netns("listen") as ns:
         monitor = procs.start("msgreach", msgreach_argv("run", "--config", str(config)), netns=ns.name, env=msgreach_env())
 
