@@ -36,6 +36,9 @@ class Server:
         self._registry = registry_for(state)
         self._server: asyncio.Server | None = None
         self._password = listen.basic_auth.password() if listen.basic_auth else None
+        if self._password is not None and not self._password.strip():
+            # The config refuses this at load; this is the last line before an open listener.
+            raise ValueError("basic auth is configured but its secret is empty: refusing to serve")
 
     async def start(self, address: str | None = None) -> tuple[str, int]:
         host, port = split_host_port(address or self.listen.address, 9910)
