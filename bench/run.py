@@ -6,7 +6,8 @@ bench time, one wildcard certificate for *.bench.test, each target on its own lo
 a small static page), at the same concurrency, and every probe must succeed:
 
 - msgreach: one inline service of N targets with checks [tcp, tls, http], pinned addresses,
-  retries 0, no controls; one round as `msgreach once` does it (bench/msgreach_round.py).
+  retries 0, one TCP control (a connect to the first target's address); one round as `msgreach
+  once` does it (bench/msgreach_round.py).
 - blackbox (http): the exporter's `http` prober, one /probe per target (`https://tNNNN.bench.test/`,
   the same SNI, the certificate validated against the test CA), driven by an asyncio client.
 - blackbox (tcp+tls+http): three /probe per target (tcp connect, TLS handshake, HTTPS GET),
@@ -232,7 +233,8 @@ def msgreach_config(tmp: Path, n: int, concurrency: int, interval: float = 60.0,
         "schedule": {"interval_seconds": interval, "jitter_seconds": 0, "concurrency": concurrency,
                      "retries": 0, "round_deadline_seconds": 600},
         "listen": {"address": MSGREACH_LISTEN},
-        "controls": [],
+        # A control is required; one TCP connect to the first target's address per round.
+        "controls": [{"name": "ctl", "host": address_of(0), "ports": [443], "checks": ["tcp"]}],
         "services": [{"name": "bench", "targets": [
             {"name": name_of(i), "host": f"{name_of(i)}.{DOMAIN}", "addresses": [address_of(i)],
              "ports": [443], "checks": list(checks)} for i in range(n)]}],
@@ -527,7 +529,7 @@ def render(results: dict, facts: dict, args: argparse.Namespace, once: dict, ste
         "",
         "- **msgreach**: one round of `msgreach once` (`bench/msgreach_round.py` does what `once` does, "
         "and times the phases) on one inline service of N targets, checks `[tcp, tls, http]`, pinned "
-        "addresses (no DNS), `retries: 0`, `controls: []`, the test CA as vantage `ca_bundle`. "
+        "addresses (no DNS), `retries: 0`, one TCP control (a connect to the first target's address), the test CA as vantage `ca_bundle`. "
         "Per target that is 1 connection and 1 TLS handshake: the `tcp` check's connection carries "
         "the `tls` check's handshake (certificate facts kept), and the `http` check sends its GET "
         "(httpx) on that TLS stream.",

@@ -17,7 +17,8 @@ import httpx
 from python_socks import ProxyError, ProxyType
 from python_socks.async_.asyncio import Proxy
 
-from probe.config import Vantage, split_host_port
+from probe.addresses import split_host_port
+from probe.config import Vantage
 from probe.failures import PROTOCOL_ERROR, Failure
 
 Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]

@@ -19,7 +19,8 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from probe import report, status_page
-from probe.config import Listen, split_host_port
+from probe.addresses import split_host_port
+from probe.config import Listen
 from probe.metrics import Exposition, State
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,9 @@ class Server:
         self.exposition = Exposition(state)
         self._server: asyncio.Server | None = None
         self._password = listen.basic_auth.password() if listen.basic_auth else None
+        if self._password is not None and not self._password.strip():
+            # The config refuses this at load; this is the last line before an open listener.
+            raise ValueError("basic auth is configured but its secret is empty: refusing to serve")
 
     async def start(self, address: str | None = None) -> tuple[str, int]:
         host, port = split_host_port(address or self.listen.address, 9910)

@@ -2,7 +2,9 @@
 
 APScheduler's asyncio scheduler starts a round per vantage every interval (with jitter); one
 vantage never runs two rounds at once (max_instances=1) and a late round is coalesced, not
-queued. A reload swaps the config between rounds and keeps the metrics' state.
+queued. A reload swaps the config between rounds and keeps the metrics' state; the new file is
+read and validated in a worker thread, so a slow or hostile file never stalls the listener or
+the rounds (and it is refused whole, the running config kept, if anything in it is wrong).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class Monitor:
         self.scheduler = AsyncIOScheduler()
         self.archive = _archive(config)
         self.exposition: Exposition | None = None  # the listener's /metrics, rendered after each round
+        self._reload_task: asyncio.Task[None] | None = None
+        self._reload_again = False
         self._rounds: set[asyncio.Task] = set()
         self._stopping = False
 
@@ -95,17 +99,35 @@ class Monitor:
         the archive is appended without an await in between)."""
         self._stopping = True
         self.scheduler.shutdown(wait=False)
-        running = [task for task in self._rounds if not task.done()]
+        running = [task for task in (*self._rounds, self._reload_task) if task is not None and not task.done()]
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
 
-    def reload(self) -> None:
+    def request_reload(self) -> None:
+        """SIGHUP: reload in the background; a SIGHUP during a reload reloads once more after it."""
+        self._reload_again = True
+        if self._reload_task is None or self._reload_task.done():
+            self._reload_task = asyncio.get_running_loop().create_task(self._reloads())
+
+    async def _reloads(self) -> None:
+        while self._reload_again:
+            self._reload_again = False
+            await self.reload()
+
+    async def reload(self) -> None:
         try:
-            new = config_module.load(self.config_path)
+            new = await asyncio.to_thread(config_module.load, self.config_path)
         except ConfigError as exc:
             log.error("reload refused, keeping the running config:\n%s", exc)
             return
+        except Exception:  # a bug in loading must not end the monitor
+            log.exception("reload failed, keeping the running config")
+            return
+        self.apply(new)
+
+    def apply(self, new: Config) -> None:
+        """Swap in a validated config (on the event loop, between rounds' steps)."""
         # The listener is not rebound on reload: a new listen address needs a restart.
         self.state.prune(replace(new, listen=self.config.listen))
         self.archive = _archive(new)
@@ -141,7 +163,7 @@ async def serve(config: Config, *, listen: str | None = None, config_path: str |
     monitor.exposition = server.exposition
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGHUP, monitor.reload)
+    loop.add_signal_handler(signal.SIGHUP, monitor.request_reload)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     monitor.schedule()

@@ -85,7 +85,7 @@ def test_sigterm_mid_round_exits_0_without_a_traceback(env, tmp_path, monitors):
     """A round blocked in a TLS handshake with a silent server (30 s timeout) is interrupted."""
     env.resolve("slow-round.good.test")
     services = [{"name": "slow", "targets": [env.target("silent", "slow-round.good.test", "silent")]}]
-    config = env.write(tmp_path, env.config(services, controls=[], schedule={"timeouts": {"tls": 30, "http": 30}, "round_deadline_seconds": 120}))
+    config = env.write(tmp_path, env.config(services, schedule={"timeouts": {"tls": 30, "http": 30}, "round_deadline_seconds": 120}))
     monitor = Monitor(config, tmp_path)
     monitors.append(monitor)
     monitor.wait_for("the round's DNS query", lambda: any(name.startswith("slow-round.good.test") for _, name, _ in env.dns.queries))
@@ -103,7 +103,7 @@ def _reload_config(env, names: tuple[str, str], targets: list[str]) -> dict:
     catalog = {"ok": env.target("ok", "reload.good.test"), "gone": env.target("gone", "reload.good.test", "refused")}
     services = [{"name": "svc", "targets": [catalog[name] for name in targets]}]
     vantages = [env.vantage(name=names[0]), env.vantage(name=names[1])]
-    return env.config(services, vantages=vantages, controls=[])
+    return env.config(services, vantages=vantages)
 
 
 def test_default_log_level_and_a_reload_that_renames_and_removes(env, tmp_path, monitors):
@@ -148,7 +148,7 @@ def test_a_failing_disk_under_the_archive_is_a_metric(env, tmp_path, monitors, m
     state.mkdir()
     env.resolve("disk.good.test")
     services = [{"name": "svc", "targets": [env.target(f"t{index}", "disk.good.test") for index in range(6)]}]
-    config = env.write(tmp_path, env.config(services, controls=[], schedule={"interval_seconds": 1}, evidence={"path": str(state / "evidence.jsonl")}))
+    config = env.write(tmp_path, env.config(services, schedule={"interval_seconds": 1}, evidence={"path": str(state / "evidence.jsonl")}))
     mount = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", f'mount -t tmpfs -o {mount_options} tmpfs "{state}" && exec "$@"', "sh"]
     monitor = Monitor(config, tmp_path, prefix=mount)
     monitors.append(monitor)

@@ -111,7 +111,7 @@ def test_credentials_come_from_a_file_or_the_environment_and_stay_out_of_reprs(t
 
 def _check_config(msgreach, tmp_path, vantage: dict, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     path = tmp_path / "msgreach.yaml"
-    path.write_text(yaml.safe_dump({"vantages": [{"name": "v", **vantage}], "services": [], "controls": []}))
+    path.write_text(yaml.safe_dump({"vantages": [{"name": "v", **vantage}], "services": []}))
     return msgreach("check-config", str(path), timeout=30, env=env)
 
 

@@ -20,12 +20,12 @@ import struct
 import time
 from typing import Any, Literal
 
-from pydantic import Field
 
 from probe import failures
-from probe.checks import base, common
+from probe.checks import common
 from probe.checks.base import CheckResult, Context, Fault, Finding, Skip, Stopwatch, Verdict
 from probe.net import open_tcp
+from probe.params import MTProtoParams as Params
 
 NAME = "mtproto"
 BLOCK_VERDICT = Verdict.PROTOCOL_BLOCKED  # what a timeout of this check means
@@ -40,13 +40,6 @@ MAX_HTTP_LINE = 1024
 
 Probe = Literal["abridged", "intermediate", "http"]
 
-
-class Params(base.Params):
-    transports: tuple[Literal["abridged", "intermediate"], ...] = ("abridged", "intermediate")
-    http_post: bool = True  # OONI's plain-HTTP POST / as well
-    # One exchange (connect, request, answer) is bounded by this or the check's timeout,
-    # whichever is shorter.
-    exchange_timeout: float = Field(6.0, gt=0)
 
 
 # --- the wire format ------------------------------------------------------------------------------

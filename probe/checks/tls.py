@@ -13,10 +13,10 @@ from datetime import timezone
 from cryptography import x509
 
 from probe import failures
-from probe.checks import base
 from probe.checks.base import CheckResult, Context, Fault, Finding, Skip, Stopwatch, Verdict, first_byte, observed
 from probe.model import Certificate, TLSEvidence, TLSHandshake
 from probe.net import open_tcp, ssl_context
+from probe.params import TLSParams as Params
 
 NAME = "tls"
 BLOCK_VERDICT = Verdict.TLS_BLOCKED  # what running past every timeout means
@@ -25,11 +25,6 @@ _VERIFY_FAILURES = frozenset({failures.SSL_INVALID_HOSTNAME, failures.SSL_UNKNOW
 # past OpenSSL's limit. A censor resets, drops or closes; it does not speak.
 _SERVER_SPOKE = frozenset({failures.SSL_FAILED_HANDSHAKE, failures.PROTOCOL_ERROR})
 
-
-class Params(base.Params):
-    sni: str | None = None  # default: the target's host
-    alpn: tuple[str, ...] = ("h2", "http/1.1")
-    tries: int = 2  # endpoints tried before the handshake is called failed
 
 
 async def handshake(

@@ -24,7 +24,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from probe import __version__
-from probe.config import Vantage, split_host_port
+from probe.addresses import split_host_port
+from probe.config import Vantage
 from probe.model import BLOCKS, CheckResult, DNSQuery, HTTPExchange, TargetResult, TCPConnect, TLSHandshake, VantageResult, Verdict, to_json
 from probe.redact import ip_version, normal, scrub
 

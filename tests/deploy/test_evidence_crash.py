@@ -51,7 +51,7 @@ def _config(directory: Path) -> Path:
               - name: crash
                 resolvers: ["127.0.0.1:5353", {address: "127.0.0.1:5354", control: true}]
                 bogon_exempt: ["127.0.0.0/8"]
-            controls: []
+            controls: [{name: ctl, host: 127.0.0.1, ports: [8080], checks: [tcp]}]  # the web server
             schedule: {interval_seconds: %d, jitter_seconds: 0, concurrency: 4, retries: 0, round_deadline_seconds: 120, timeouts: {dns: 20, tcp: 20, http: 30}}
             evidence: {path: state/evidence.jsonl, max_bytes: %d, keep_files: %d}
             services:
@@ -155,9 +155,9 @@ def test_kill_9_mid_round_keeps_every_earlier_line(tmp_path: Path, procs) -> Non
     final = read(archive)
     assert final.skipped <= stats["torn"]
     assert all(line.endswith(b"\n") for line in archive.read_bytes().splitlines(keepends=True))
-    # Whole rounds of whole records: every target of both services, each line a complete record
+    # Whole rounds of whole records: every target of both services and the control, each line a complete record
     # (whatever the verdicts a loaded machine produced).
-    expected = {(service, f"t{index}") for service in ("alpha", "beta") for index in range(TARGETS_PER_SERVICE)}
+    expected = {(service, f"t{index}") for service in ("alpha", "beta") for index in range(TARGETS_PER_SERVICE)} | {("controls", "ctl")}
     assert {(r["service"], r["target"]) for r in final.records} == expected
     assert all(r["schema"] == "msgreach-evidence/1" and "verdict" in r and "test_keys" in r for r in final.records)
     assert {r["verdict"] for r in final.records} <= set(TARGET_VERDICTS)
