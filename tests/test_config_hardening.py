@@ -260,8 +260,8 @@ def test_names_and_addresses(tmp_path, extra, key, words):
     [
         "vantages: [{name: home, source_address: '127.0.0.1'}]",
         "vantages: [{name: home, source_address: '127.0.0.1:40000'}]",
-        "vantages: [{name: home, socks5: '127.0.0.1:1080'}]",
-        "vantages: [{name: home, socks5: 'socks5://proxy.test:1080'}]",
+        "vantages: [{name: home, socks5: '127.0.0.1:1080', resolvers: ['127.0.0.1']}]",
+        "vantages: [{name: home, socks5: 'socks5://proxy.test:1080', resolvers: ['tls://127.0.0.1']}]",
         "listen: {address: '[::1]:9911'}",
         "listen: {address: 'localhost:9911'}",
         "listen: {address: '127.0.0.1'}",
