@@ -4,8 +4,9 @@ Checks record what happened as typed observations (`probe.model`: `DNSQuery`, `T
 `TLSHandshake`, `HTTPExchange`), wherever in their evidence they keep them. Every such record is
 mapped to OONI's list for it (`test_keys.queries`, `tcp_connect`, `tls_handshakes`, `requests`);
 whatever else a check observed is kept as JSON (`probe.model.to_json`) under
-`test_keys[<check name>]`, so every check is archived, including ones added later. Nothing here
-reads another module's evidence by key: observations are found by type, and read by attribute.
+`test_keys[<check name>]`, so every check is archived, including ones added later. Observations
+are found by type and read by attribute; the one figure taken from a check's JSON form is the
+throughput check's `bytes_per_second` (as probe.metrics takes it).
 
 Volunteer safety
 - No address of the vantage is written: the vantage's configured `source_address` is replaced by
