@@ -87,6 +87,8 @@ class Monitor:
         finally:
             self._rounds.discard(task)
         self.state.record(result)
+        if self.config is not config:  # reloaded during the round: what the reload removed stays out
+            self.state.prune(self.config)
         if self.archive is not None:
             self.archive.append(result)
             self.state.record_evidence(vantage_name, written=not self.archive.failing, at=time.time())
