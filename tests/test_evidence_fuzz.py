@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from probe.evidence import archive_files, changes, parse_time, print_changes, read, render_table
+from probe.evidence import BadTimeArgument, archive_files, changes, parse_time, print_changes, read, render_table
 
 REPO = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -70,11 +70,9 @@ def test_no_archive_content_crashes_the_reader_or_the_command(live: list[bytes],
 
 @given(value=st.text(max_size=40))
 def test_any_time_argument_is_a_time_or_a_clear_refusal(value: str) -> None:
-    from probe.evidence.command import _BadArgument
-
     try:
         moment = parse_time(value, NOW, None)
-    except _BadArgument as exc:
+    except BadTimeArgument as exc:
         assert str(exc)
         return
     assert moment is None or moment.tzinfo is not None

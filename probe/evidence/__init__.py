@@ -13,7 +13,7 @@ mapping is documented in docs/deploy.md ("Evidence archive").
 """
 
 from probe.evidence.archive import Archive, Reading, archive_files, encode, read
-from probe.evidence.command import changes, parse_time, print_changes, render_table
+from probe.evidence.command import BadTimeArgument, changes, parse_time, print_changes, render_table
 from probe.evidence.records import CONTROLS, SCHEMA, record, records
 from probe.redact import SCRUBBED, scrub
 
@@ -22,6 +22,7 @@ __all__ = [
     "SCHEMA",
     "SCRUBBED",
     "Archive",
+    "BadTimeArgument",
     "Reading",
     "archive_files",
     "changes",

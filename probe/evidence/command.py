@@ -22,29 +22,26 @@ _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
-class _BadArgument(ValueError):
-    pass
+class BadTimeArgument(ValueError):
+    """A --since/--until that is no time msgreach can use: exit 2 with its message."""
 
 
 def parse_time(value: str | None, now: datetime, default: datetime | None) -> datetime | None:
     """RFC 3339 (a date alone means its midnight, UTC if no offset) or a duration ago: 24h, 7d.
-    The result is in UTC; a time outside what a date can hold is a `_BadArgument`."""
+    The result is in UTC; a time outside what a date can hold is a `BadTimeArgument`."""
     if value is None or value == "":
         return default
     text = value.strip()
     match = _DURATION.match(text)
-    try:
-        if match:
-            return now - timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    if match is None:
         try:
             parsed = datetime.fromisoformat(text)
         except ValueError:
-            raise _BadArgument(f"{value!r} is neither an RFC 3339 time nor a duration such as 24h or 7d") from None
-        return _utc(parsed)
-    except (OverflowError, ValueError) as exc:
-        if isinstance(exc, _BadArgument):
-            raise
-        raise _BadArgument(f"{value!r} is out of range: times run from year 1 to 9999") from None
+            raise BadTimeArgument(f"{value!r} is neither an RFC 3339 time nor a duration such as 24h or 7d") from None
+    try:
+        return now - timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)]) if match else _utc(parsed)
+    except (OverflowError, ValueError):  # 99999999999d ago, 9999-12-31T23:59-01:00 in UTC
+        raise BadTimeArgument(f"{value!r} is out of range: times run from year 1 to 9999") from None
 
 
 def _utc(moment: datetime) -> datetime:
@@ -190,7 +187,7 @@ def print_changes(args: argparse.Namespace, config: Config | None) -> int:
     try:
         since = parse_time(getattr(args, "since", None), now, None)
         until = parse_time(getattr(args, "until", None), now, None)
-    except _BadArgument as exc:
+    except BadTimeArgument as exc:
         print(f"msgreach: error: {exc}", file=sys.stderr)
         return 2
     if since and until and since > until:
