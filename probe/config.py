@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field as dataclass_field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -276,6 +276,27 @@ class Fingerprints(_Model):
         )
 
 
+class HelperRef(_Model):
+    """A `msgreach helper` abroad (docs/helper.md): its API URL and the file holding the shared
+    secret. `control`: its measurements of the same targets tell an outage from a block."""
+
+    name: str
+    url: str
+    secret_file: Path
+    control: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("a helper URL starts with http:// or https://")
+        return value.rstrip("/")
+
+
+# Checks that measure through a helper: their targets are dropped when no helper is configured.
+HELPER_CHECKS = frozenset({"udp_stream", "circumvention"})
+
+
 class Evidence(_Model):
     path: Path | None = None  # JSON lines archive; None = off
     max_bytes: int = Field(64 * 1024 * 1024, ge=1024)
@@ -296,6 +317,7 @@ class RawConfig(_Model):
     extra_fingerprints: Fingerprints = Field(default_factory=Fingerprints)
     decoy_sni: str = "example.org"
     evidence: Evidence = Field(default_factory=Evidence)
+    helpers: list[HelperRef] = Field(default_factory=list)
 
     @field_validator("vantages")
     @classmethod
@@ -321,6 +343,7 @@ class Config:
     decoy_sni: str
     evidence: Evidence
     source: str  # file the config came from, or "<default>"
+    helpers: list[HelperRef] = dataclass_field(default_factory=list)
 
 
 # --- errors ----------------------------------------------------------------------------------------
@@ -435,7 +458,7 @@ def _catalog_path(ref: str, kind: str, base: Path) -> Path:
     return configs_dir() / kind / f"{ref}.yaml"
 
 
-def _resolve_paths(data: Any, base: Path, keys: tuple[str, ...] = ("ca_bundle", "cert_file", "key_file", "password_file", "path")) -> Any:
+def _resolve_paths(data: Any, base: Path, keys: tuple[str, ...] = ("ca_bundle", "cert_file", "key_file", "password_file", "path", "secret_file")) -> Any:
     """Relative file paths in a config are relative to the file that names them."""
     if isinstance(data, dict):
         return {
@@ -530,6 +553,8 @@ def _resolve(raw: RawConfig, file: str, base: Path, problems: list[Problem], nod
             service = _service_from_ref(ref, index, file, base, problems, node)
             if service is not None:
                 services.append(service)
+    if not raw.helpers:
+        services = _without_helper_targets(services, raw, file, node, problems)
     names = [s.name for s in services]
     if len(set(names)) != len(names):
         problems.append(Problem(file, None, "services", "service names must be unique"))
@@ -563,7 +588,24 @@ def _resolve(raw: RawConfig, file: str, base: Path, problems: list[Problem], nod
         decoy_sni=raw.decoy_sni,
         evidence=raw.evidence,
         source=file,
+        helpers=raw.helpers,
     )
+
+
+def _without_helper_targets(services: list[Service], raw: RawConfig, file: str, node: yaml.Node | None, problems: list[Problem]) -> list[Service]:
+    """Without `helpers:`, targets measured through a helper (optional call streams in the
+    catalogs) are left out; a service made only of them (circumvention) is a config problem."""
+    kept = []
+    for service in services:
+        targets = [t for t in service.targets if not HELPER_CHECKS & set(t.checks)]
+        if not targets:
+            index = next((i for i, ref in enumerate(raw.services) if ref.enabled and (ref.name or ref.catalog) in (service.name, service.name + ".yaml")), None)
+            key = f"services.{index}" if index is not None else "services"
+            line = _line_of(node, ("services", index)) if index is not None else None
+            problems.append(Problem(file, line, key, f"service {service.name!r} is measured through a helper: list one under `helpers:`"))
+            continue
+        kept.append(service if len(targets) == len(service.targets) else service.model_copy(update={"targets": targets}))
+    return kept
 
 
 def load(path: str | Path | None = None) -> Config:

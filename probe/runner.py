@@ -17,6 +17,7 @@ from probe import failures
 from probe.checks import REGISTRY
 from probe.checks.base import CheckResult, Context, RoundFacts, Skip
 from probe.config import Config, Service, Target, Vantage
+from probe.helper.client import with_helpers
 from probe.net import Route
 from probe.verdict import (
     DOWN,
@@ -61,9 +62,11 @@ async def run_round(
     if not online:
         results = [offline_service(s.name, [(t.name, t.host) for t in s.targets]) for s in chosen]
     else:
-        per_service = await asyncio.gather(
+        # Helpers abroad (issue #11, probe/helper/client.py): the helper checks use them during the
+        # round, and control helpers measure the same targets; a block they see too becomes `down`.
+        per_service = await with_helpers(config, vantage, chosen, lambda: asyncio.gather(
             *(_gather_targets(config, vantage, route, s, s.targets, facts, limit, deadline) for s in chosen)
-        )
+        ))
         for service, targets in zip(chosen, per_service):
             if control_vantage is not None:
                 targets = [confirm_down_by_control(t, _find(control_vantage, service.name, t.target)) for t in targets]
