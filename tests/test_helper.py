@@ -13,12 +13,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from helper_world import (
+    SECRET,
+    closed_port,
+    monitor_config,
+    open_port,
+    start_helper,
+    write_secret,
+)
 
 from probe.helper import auth, wire
 from probe.helper.limits import Buckets
 from probe.runner import run_round
-
-from helper_world import SECRET, closed_port, monitor_config, open_port, start_helper, write_secret
 
 # --- authentication ---------------------------------------------------------------------------------
 
@@ -188,8 +194,8 @@ async def test_bad_datagrams_are_dropped_and_counted_and_the_helper_keeps_servin
 
 
 async def test_stream_datagrams_are_echoed_once_never_larger(tmp_path: Path) -> None:
-    from probe.helper.client import HelperClient
     from probe.config import HelperRef
+    from probe.helper.client import HelperClient
     from probe.net import Route
 
     server, port = await open_port()
@@ -302,8 +308,8 @@ def test_helper_refuses_to_start_without_a_secret(tmp_path: Path) -> None:
     settings = tmp_path / "helper.yaml"
     settings.write_text("listen: 127.0.0.1:0\n")
     env = {"PYTHONPATH": str(Path(__file__).resolve().parents[1]), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, "-m", "probe", "helper", "--config", str(settings)], capture_output=True, text=True, env=env, timeout=60)
+    proc = subprocess.run([sys.executable, "-m", "probe", "helper", "--config", str(settings)], check=False, capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 2 and "secret" in proc.stderr and "Traceback" not in proc.stderr
     settings.write_text(f"listen: 127.0.0.1:0\nsecret_file: {write_secret(tmp_path, b'short')}\n")
-    proc = subprocess.run([sys.executable, "-m", "probe", "helper", "--config", str(settings)], capture_output=True, text=True, env=env, timeout=60)
+    proc = subprocess.run([sys.executable, "-m", "probe", "helper", "--config", str(settings)], check=False, capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 2 and "shorter" in proc.stderr

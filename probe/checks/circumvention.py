@@ -137,7 +137,7 @@ async def _send_tcp(ctx: Context, address: str, port: int, payload: bytes, recor
                 await reader.read(1)  # the helper sends nothing: EOF when it has read, a reset if cut
         except TimeoutError:
             pass
-    except Exception as exc:  # connect refused, reset, timeout: the sender's side of the evidence
+    except Exception as exc:  # noqa: BLE001 - connect refused, reset, timeout: the sender's side of the evidence
         record.failure = failures.classify(exc)
     finally:
         if writer is not None:

@@ -15,6 +15,7 @@ lasts at least a second), interarrival jitter (RFC 3550) and round-trip time.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import statistics
 import time
@@ -215,7 +216,7 @@ def _summarise(record: StreamRecord, sent_at: list[float], echoed_at: list[float
     if rtts:
         record.rtt_ms = round(statistics.median(rtts) * 1000, 2)
         jitter = 0.0
-        for previous, current in zip(rtts, rtts[1:]):  # RFC 3550 6.4.1, on round-trip transit
+        for previous, current in itertools.pairwise(rtts):  # RFC 3550 6.4.1, on round-trip transit
             jitter += (abs(current - previous) - jitter) / 16
         record.jitter_ms = round(jitter * 1000, 2)
 

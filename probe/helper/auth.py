@@ -103,8 +103,8 @@ class NonceCache:
 
     def _expire(self, now: float) -> None:
         while self._seen:
-            nonce, expiry = next(iter(self._seen.items()))
-            if expiry > now:
+            oldest_expiry = next(iter(self._seen.values()))
+            if oldest_expiry > now:
                 break
             self._seen.popitem(last=False)
 

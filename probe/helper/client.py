@@ -22,7 +22,13 @@ import httpx
 
 from probe.config import Config, HelperRef, Service, Vantage, split_host_port
 from probe.helper import wire
-from probe.helper.auth import NONCE_HEADER, SIGNATURE_HEADER, answer_signature, load_secret, sign_request
+from probe.helper.auth import (
+    NONCE_HEADER,
+    SIGNATURE_HEADER,
+    answer_signature,
+    load_secret,
+    sign_request,
+)
 from probe.model import CheckResult, Fault, Finding, TargetResult, Verdict
 from probe.net import Route
 
@@ -134,7 +140,7 @@ async def _ask(ref: HelperRef, route: Route, names: list[tuple[str, str]], timeo
             if isinstance(item, dict) and isinstance(item.get("service"), str) and isinstance(item.get("target"), str):
                 found[(item["service"], item["target"])] = item
         return ref.name, found
-    except Exception as exc:  # a helper's trouble never ends the round
+    except Exception as exc:  # noqa: BLE001 - a helper's trouble never ends the round
         return ref.name, f"{type(exc).__name__}: {exc}"
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import hmac
+import json
 import logging
 import secrets
 import time
