@@ -294,7 +294,7 @@ class HelperRef(_Model):
 
 
 # Checks that measure through a helper: their targets are dropped when no helper is configured.
-HELPER_CHECKS = frozenset({"udp_stream", "circumvention"})
+HELPER_CHECKS = frozenset({"udp_stream", "circumvention", "helper_transfer"})
 
 
 class Evidence(_Model):

@@ -313,3 +313,38 @@ def test_helper_refuses_to_start_without_a_secret(tmp_path: Path) -> None:
     settings.write_text(f"listen: 127.0.0.1:0\nsecret_file: {write_secret(tmp_path, b'short')}\n")
     proc = subprocess.run([sys.executable, "-m", "probe", "helper", "--config", str(settings)], check=False, capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 2 and "shorter" in proc.stderr
+
+
+async def test_bulk_transfers_from_the_helper_complete_on_a_clean_path(tmp_path: Path) -> None:
+    server, port = await open_port()
+    helper = await start_helper(tmp_path, {"open": port})
+    try:
+        freeze = {"name": "freeze", "targets": [{"name": "freeze-key", "host": "www.whatsapp.com", "checks": ["helper_transfer"],
+                                                "params": {"helper_transfer": {"bytes": 65536}}}]}
+        config = monitor_config(tmp_path, helper, {"open": port}, [freeze])
+        result = await run_round(config, config.vantages[0])
+        target = next(s for s in result.services if s.service == "freeze").targets[0]
+        assert target.verdict == "ok", target.as_json()
+        evidence = target.as_json()["checks"][0]
+        assert evidence["keyed_on"] == "none_here"
+        assert [(t["kind"], t["sni"], t["received_bytes"]) for t in evidence["transfers"]] == [
+            ("plain", None, 65536), ("tls_decoy", "example.org", 65536), ("tls_name", "www.whatsapp.com", 65536)]
+        assert helper.metrics.registry.get_sample_value("msgreach_helper_bulk_bytes_total") == 3 * 65536
+    finally:
+        await helper.close()
+        server.close()
+
+
+async def test_an_unsigned_bulk_request_gets_nothing(tmp_path: Path) -> None:
+    server, port = await open_port()
+    helper = await start_helper(tmp_path, {"open": port})
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", helper.ports["bulk"])
+        writer.write(b'{"time": "1", "nonce": "00", "bytes": 100000, "signature": "00"}\n')
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        writer.close()
+        assert _refused(helper, "bulk", "malformed") + _refused(helper, "bulk", "bad_signature") == 1
+    finally:
+        await helper.close()
+        server.close()

@@ -46,3 +46,19 @@ def test_a_dead_signature_with_live_neutral_bytes_is_protocol_blocked() -> None:
     failure, finding = circumvention.judge("openvpn", ProbeRecord("signature", 14, 0), ProbeRecord("neutral", 14, 0))
     assert finding.fault == Fault.UNSEPARATED
     assert circumvention.judge("openvpn", ProbeRecord("signature", 14, 14), ProbeRecord("neutral", 14, 0)) == (None, None)
+
+
+def test_a_freeze_that_follows_the_name_or_the_address_is_told_apart() -> None:
+    from probe.checks import helper_transfer
+    from probe.checks.helper_transfer import TransferRecord
+
+    size = 262144
+    done = lambda kind, sni=None: TransferRecord(kind, sni, size)  # noqa: E731
+    frozen = lambda kind, sni=None: TransferRecord(kind, sni, 16384, 16384, "stalled")  # noqa: E731
+    assert helper_transfer.judge(done("plain"), done("tls_decoy", "example.org"), done("tls_name", "x"), size=size) == (None, None, "none_here")
+    failure, finding, keyed = helper_transfer.judge(done("plain"), done("tls_decoy", "example.org"), frozen("tls_name", "x"), size=size)
+    assert (failure, keyed, finding.technique, finding.fault) == ("stalled", "name", Verdict.THROTTLED, Fault.PATH) and "16 KB" in finding.reason
+    failure, finding, keyed = helper_transfer.judge(done("plain"), frozen("tls_decoy", "example.org"), frozen("tls_name", "x"), size=size)
+    assert keyed == "address" and finding.differential == "helper_plain"
+    failure, finding, keyed = helper_transfer.judge(frozen("plain"), frozen("tls_decoy", "example.org"), frozen("tls_name", "x"), size=size)
+    assert keyed is None and finding.fault == Fault.UNSEPARATED

@@ -18,6 +18,7 @@ class HelperMetrics:
         self.datagrams = Counter("msgreach_helper_stream_datagrams", "Authenticated stream datagrams echoed", registry=r)
         self.stream_bytes = Counter("msgreach_helper_stream_bytes", "Stream bytes received (each echoed with at most as many)", registry=r)
         self.probe_arrivals = Counter("msgreach_helper_probe_arrivals", "Circumvention probe payloads that arrived, by transport", ["transport"], registry=r)
+        self.bulk_bytes = Counter("msgreach_helper_bulk_bytes", "Bytes sent in authenticated bulk transfers", registry=r)
         self.measurements = Counter("msgreach_helper_measurements", "Catalog targets measured (not answered from the cache)", registry=r)
         self.sessions = Gauge("msgreach_helper_open_sessions", "Open stream sessions and probe expectations", registry=r)
         self.clients = Gauge("msgreach_helper_tracked_clients", "Clients whose rate bounds are being tracked", registry=r)

@@ -23,7 +23,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from probe.config import Config
-from probe.helper import wire
+from probe.helper import bulk, wire
 from probe.helper.auth import SIGNATURE_HEADER, Verifier, answer_signature, session_key
 from probe.helper.limits import Buckets
 from probe.helper.measure import MAX_NAMES, Measurer
@@ -39,6 +39,7 @@ _MAX_PAYLOAD = 2048  # one probe payload
 _MAX_PAYLOADS = 8
 _MAX_EXPECTATIONS = 4096  # all clients together
 _EXPECT_SECONDS = 30.0
+_BULK_SECONDS = 60.0  # one bulk transfer, at most
 
 
 class _Refused(Exception):
@@ -74,6 +75,7 @@ class Helper:
         self._requests = Buckets(limits.requests_per_minute, limits.max_clients)
         self._udp_bytes = Buckets(limits.udp_bytes_per_minute, limits.max_clients)
         self._probe_bytes = Buckets(limits.probe_bytes_per_minute, limits.max_clients)
+        self._bulk_bytes = Buckets(limits.bulk_bytes_per_minute, limits.max_clients)
         self._sessions: dict[bytes, _Session] = {}
         self._expectations: dict[str, _Expectation] = {}
         self.measurer = Measurer(measure_config, settings.cache_seconds, self.metrics.measurements.inc)
@@ -93,9 +95,12 @@ class Helper:
         probe_tcp = await asyncio.start_server(self._probe_connection, host, self.settings.probe_port)
         probe_port = probe_tcp.sockets[0].getsockname()[1]
         probe_udp, _ = await loop.create_datagram_endpoint(lambda: _Datagrams(self._probe_datagram), local_addr=(host, probe_port))
-        self._servers.append(probe_tcp)
+        bulk_plain = await asyncio.start_server(self._bulk_connection, host, self.settings.bulk_port)
+        bulk_port = bulk_plain.sockets[0].getsockname()[1]
+        bulk_tls = await asyncio.start_server(self._bulk_connection, host, bulk_port + 1 if self.settings.bulk_port else 0, ssl=bulk.self_signed_context())
+        self._servers += [probe_tcp, bulk_plain, bulk_tls]
         self._transports += [stream, probe_udp]
-        self.ports = {"api": port, "stream": port, "probe": probe_port}
+        self.ports = {"api": port, "stream": port, "probe": probe_port, "bulk": bulk_port, "bulk_tls": bulk_tls.sockets[0].getsockname()[1]}
         log.info("helper serving on %s port %d (API and streams), probes on %d", host, port, probe_port)
         return host, port
 
@@ -160,6 +165,7 @@ class Helper:
             wire.API_STREAM: self._open_stream,
             wire.API_EXPECT: self._expect,
             wire.API_REPORT: self._report,
+            wire.API_BULK: self._bulk_ports,
         }
         if method != "POST" or path not in handlers:
             raise _Refused(404, "not_found")
@@ -226,6 +232,9 @@ class Helper:
         ident = secrets.token_hex(8)
         self._expectations[ident] = _Expectation(client, transport, payloads, time.monotonic() + _EXPECT_SECONDS, [0] * len(payloads))
         return {"id": ident, "port": self.ports["probe"]}
+
+    async def _bulk_ports(self, client: str, request: dict[str, Any]) -> dict[str, Any]:
+        return {"port": self.ports["bulk"], "tls_port": self.ports["bulk_tls"], "max_bytes": bulk.MAX_BYTES}
 
     async def _report(self, client: str, request: dict[str, Any]) -> dict[str, Any]:
         ident = str(request.get("id", ""))
@@ -310,6 +319,34 @@ class Helper:
         expectation, index = found
         expectation.arrived[index] = max(expectation.arrived[index], _common_prefix(data, expectation.payloads[index]))
         self.metrics.probe_arrivals.labels("tcp").inc()
+
+
+    # --- bulk transfers (plain TCP and TLS) ------------------------------------------------------
+
+    async def _bulk_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        client = (writer.get_extra_info("peername") or ("?",))[0]
+        try:
+            async with asyncio.timeout(_READ_TIMEOUT):
+                line = await reader.readline()
+            parsed = bulk.parse_line(line[:1024])
+            if parsed is None:
+                self.metrics.refuse("bulk", "malformed")
+                return
+            headers, size = parsed
+            refusal = self._verifier.refuse(bulk.METHOD, bulk.PATH, headers, str(size).encode())
+            if refusal is not None:
+                self.metrics.refuse("bulk", refusal)
+                return
+            if not self._bulk_bytes.allow(client, size):
+                self.metrics.refuse("bulk", "rate_limited")
+                return
+            async with asyncio.timeout(_BULK_SECONDS):
+                await bulk.send(writer, size)
+            self.metrics.bulk_bytes.inc(size)
+        except (TimeoutError, ConnectionError, OSError, ValueError):
+            pass  # a cut or frozen transfer is the client's evidence, not the helper's problem
+        finally:
+            writer.close()
 
 
 class _Datagrams(asyncio.DatagramProtocol):

@@ -20,6 +20,7 @@ class Limits(BaseModel):
     requests_per_minute: int = Field(120, ge=1)  # signed API calls per client
     udp_bytes_per_minute: int = Field(3_000_000, ge=1000)  # stream bytes per client (two voice streams ≈ 1.2 MB)
     probe_bytes_per_minute: int = Field(200_000, ge=1000)  # circumvention probe bytes per client
+    bulk_bytes_per_minute: int = Field(8_000_000, ge=1000)  # bulk transfers per client (a round: 3 × 256 KB per target)
     sessions_per_client: int = Field(16, ge=1, le=256)  # open streams, and open probe expectations (each)
     max_stream_seconds: float = Field(120.0, gt=0)
     max_stream_pps: int = Field(100, ge=1, le=1000)
@@ -33,7 +34,7 @@ class HelperSettings(BaseModel):
     secret_file: Path | None = None  # required (or $MSGREACH_HELPER_SECRET_FILE)
     listen: str = "0.0.0.0:9920"  # the HTTP API and /metrics; UDP streams use the same port number
     probe_port: int = Field(9921, ge=0, lt=65536)  # circumvention catchers, TCP and UDP (0: any)
-    bulk_port: int = Field(9922, ge=0, lt=65536)  # bulk transfers, plain TCP and TLS (0: any)
+    bulk_port: int = Field(9922, ge=0, lt=65535)  # bulk transfers: plain TCP here, TLS on the next port (0: any two)
     measure: Path | None = None  # the msgreach config whose catalogs it measures; None: the embedded default
     cache_seconds: float = Field(30.0, ge=0)  # a target measured this recently is answered from memory
     log_clients: bool = False  # client addresses appear in no log line unless this is set

@@ -31,6 +31,7 @@ CENSOR_ABROAD = "198.18.4.1"
 HELPER = "198.18.4.2"
 API_PORT = 9920
 PROBE_PORT = 9921
+BULK_PORT, BULK_TLS_PORT = 9922, 9923
 
 
 class Abroad:
@@ -64,7 +65,7 @@ class Abroad:
         settings = self.dir / "helper.yaml"
         settings.write_text(yaml.safe_dump({
             "secret_file": str(self.secret_file), "listen": f"{HELPER}:{API_PORT}", "probe_port": PROBE_PORT,
-            "measure": str(measure), "cache_seconds": 5,
+            "bulk_port": BULK_PORT, "measure": str(measure), "cache_seconds": 5,
         }))
         self.pid = self.lab.spawn("helper", NS_ABROAD, [*self.lab.msgreach_argv(), "--log-level", "INFO", "helper", "--config", str(settings)], log="helper.log")
         deadline = time.monotonic() + 30
@@ -120,19 +121,34 @@ NFT_RULES: dict[str, str] = {
     "openvpn": f"ip daddr {HELPER} udp dport {PROBE_PORT} @th,64,8 0x38 drop",
     "shadowsocks": f"ip daddr {HELPER} tcp dport {PROBE_PORT} @ih,0,1 1 reject with tcp reset",
     "mtproxy_faketls": f"ip daddr {HELPER} tcp dport {PROBE_PORT} @ih,0,40 0x1603010200 reject with tcp reset",
+    # TLS from the helper's (foreign) address freezes after 16 KB whatever the name
+    "freeze-address": f"ip saddr {HELPER} tcp sport {BULK_TLS_PORT} ct reply bytes > 16384 drop",
 }
 REALITY_SNI = "www.microsoft.com"
+
+
+def _sni(name: str) -> list[str]:
+    return ["-m", "string", "--algo", "bm", "--hex-string", f"|00 {len(name):04x}|{name}"]
+
+
+_IPTABLES = {
+    "vless_reality": lambda: [["-d", HELPER, "-p", "tcp", "--dport", str(PROBE_PORT), *_sni(REALITY_SNI), "-j", "REJECT", "--reject-with", "tcp-reset"]],
+    # connections whose ClientHello carries the name freeze after 16 KB from the server, at any address
+    "freeze-name": lambda name: [
+        ["-m", "connmark", "--mark", "0x5b1", "-m", "connbytes", "--connbytes", "16384:", "--connbytes-dir", "reply", "--connbytes-mode", "bytes", "-j", "DROP"],
+        ["-p", "tcp", *_sni(name), "-j", "CONNMARK", "--set-mark", "0x5b1"],
+    ],
+}
 
 
 @contextmanager
 def censor(rule: str, **fields: Any) -> Iterator[None]:
     """One censor rule on the way to the helper, for the duration of the block."""
-    if rule == "vless_reality":  # the borrowed name, wherever it sits in the ClientHello: a string match
-        chain = "MRL_HELPER_REALITY"
-        name = REALITY_SNI
+    if rule in _IPTABLES:  # a name, wherever it sits in the ClientHello: a string match
+        chain = "MRL_HELPER_" + rule.upper().replace("-", "_")
         in_ns(NS_CENSOR, ["iptables", "-w", "-N", chain])
-        in_ns(NS_CENSOR, ["iptables", "-w", "-A", chain, "-d", HELPER, "-p", "tcp", "--dport", str(PROBE_PORT), "-m", "string", "--algo", "bm",
-                          "--hex-string", f"|00 {len(name):04x}|{name}", "-j", "REJECT", "--reject-with", "tcp-reset"])
+        for spec in _IPTABLES[rule](**fields):
+            in_ns(NS_CENSOR, ["iptables", "-w", "-A", chain, *spec])
         in_ns(NS_CENSOR, ["iptables", "-w", "-I", "FORWARD", "-j", chain])
         try:
             yield

@@ -132,3 +132,25 @@ def test_the_helper_answers_no_target_outside_its_catalogs(abroad: Abroad) -> No
     assert status == 200, text
     assert [t.get("error") for t in json.loads(text)["targets"]] == ["unknown_target", "unknown_target"]
     assert "verdict" not in text  # nothing was measured
+
+
+def _freeze() -> dict[str, Any]:
+    return {"name": "freeze", "targets": [{"name": "freeze-key", "host": "www.whatsapp.com", "checks": ["helper_transfer"],
+                                           "params": {"helper_transfer": {"bytes": 131072, "stall_seconds": 2}}}]}
+
+
+@pytest.mark.parametrize("rule, keyed_on", [(None, "none_here"), ("freeze-address", "address"), ("freeze-name", "name")])
+def test_a_freeze_keyed_on_the_address_is_told_from_one_keyed_on_the_name(abroad: Abroad, lab: Lab, tmp_path: Path, rule: str | None, keyed_on: str) -> None:
+    config = abroad.monitor_config(tmp_path / "c.yaml", services=[], extra=[_freeze()], retries=0)
+    if rule is None:
+        report = once(lab, config=config)
+    else:
+        with censor(rule, **({"name": "www.whatsapp.com"} if rule == "freeze-name" else {})):
+            report = once(lab, config=config)
+    target = report.target("freeze", "freeze-key")
+    check = Report.check(target, "helper_transfer")
+    assert check["keyed_on"] == keyed_on, json.dumps(target, indent=1)[:3000]
+    assert target["verdict"] == ("ok" if rule is None else "throttled"), report.summary()
+    if rule is not None:
+        frozen = [t for t in check["transfers"] if t["failure"]]
+        assert frozen and all(8192 <= t["stalled_at_bytes"] <= 20480 for t in frozen), check["transfers"]
