@@ -29,7 +29,6 @@ import platform
 import resource
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,9 +42,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from probe import config as config_module  # noqa: E402
-from probe.model import to_json  # noqa: E402
-from probe.runner import run_round  # noqa: E402
+from probe import config as config_module
+from probe.model import to_json
+from probe.runner import run_round
 
 DOC = REPO / "docs" / "benchmarks.md"
 START, END = "<!-- bench:helper:start -->", "<!-- bench:helper:end -->"

@@ -261,7 +261,8 @@ async def test_without_a_reachable_helper_the_round_keeps_its_own_verdicts(tmp_p
         result = await run_round(config, config.vantages[0])
         targets = {t.target: t for t in result.services[0].targets}
         assert targets["dead"].verdict == "ip_blocked"
-        assert targets["dead"].checks[-1].check == "helper" and targets["dead"].checks[-1].evidence.error
+        kept = targets["dead"].checks[-1].as_json()
+        assert kept["check"] == "helper" and kept["failure"] == "helper_error" and "ConnectError" in kept["error"]
     finally:
         server.close()
 

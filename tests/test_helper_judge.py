@@ -53,8 +53,8 @@ def test_a_freeze_that_follows_the_name_or_the_address_is_told_apart() -> None:
     from probe.checks.helper_transfer import TransferRecord
 
     size = 262144
-    done = lambda kind, sni=None: TransferRecord(kind, sni, size)  # noqa: E731
-    frozen = lambda kind, sni=None: TransferRecord(kind, sni, 16384, 16384, "stalled")  # noqa: E731
+    done = lambda kind, sni=None: TransferRecord(kind, sni, size)
+    frozen = lambda kind, sni=None: TransferRecord(kind, sni, 16384, 16384, "stalled")
     assert helper_transfer.judge(done("plain"), done("tls_decoy", "example.org"), done("tls_name", "x"), size=size) == (None, None, "none_here")
     failure, finding, keyed = helper_transfer.judge(done("plain"), done("tls_decoy", "example.org"), frozen("tls_name", "x"), size=size)
     assert (failure, keyed, finding.technique, finding.fault) == ("stalled", "name", Verdict.THROTTLED, Fault.PATH) and "16 KB" in finding.reason

@@ -18,7 +18,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from probe.helper.auth import NONCE_HEADER, SIGNATURE_HEADER, TIME_HEADER, request_signature
+from probe.helper.auth import (
+    NONCE_HEADER,
+    SIGNATURE_HEADER,
+    TIME_HEADER,
+    request_signature,
+)
 
 METHOD, PATH = "BULK", "/v1/bulk"
 MAX_BYTES = 1024 * 1024
@@ -45,7 +50,7 @@ def self_signed_context() -> ssl.SSLContext:
     """A TLS server context with a fresh self-made certificate (any SNI is accepted)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "msgreach-helper")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
         .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))

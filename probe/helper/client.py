@@ -35,6 +35,7 @@ from probe.net import Route
 log = logging.getLogger(__name__)
 _HELPERS: contextvars.ContextVar[tuple[HelperRef, ...]] = contextvars.ContextVar("msgreach_helpers", default=())
 HELPER_CHECK = "helper"  # the check name under which a helper's result of a target is kept
+HELPER_ERROR = "helper_error"  # the helper could not say anything about the target
 
 
 class HelperError(Exception):
@@ -167,10 +168,17 @@ def _confirm(service: str, result: Any, answers: list[tuple[str, Any]]) -> Any:
                     result.reason += f" (helper {helper})"
                 evidence = HelperEvidence(helper, str(theirs.verdict), theirs.reason, item.get("checks", []), item.get("age_seconds"))
         failed = next((c for c in evidence.checks if isinstance(c, dict) and not c.get("ok")), None)
-        result.checks.append(CheckResult(
-            HELPER_CHECK, evidence.verdict == "ok", None if evidence.verdict == "ok" else (failed or {}).get("failure") or evidence.error or "not_ok",
-            0.0, None, evidence,
-        ))
+        if evidence.verdict == "ok":
+            failure = None
+        elif evidence.error is not None:
+            failure = HELPER_ERROR  # the text is in `error`
+        else:
+            failure = (failed or {}).get("failure") or str(evidence.verdict)
+        from probe.helper.results import (
+            check_result,  # late: it reads the checks' result shape
+        )
+
+        result.checks.append(check_result(HELPER_CHECK, evidence.verdict == "ok", failure, 0.0, None, evidence))
     return result
 
 

@@ -15,14 +15,22 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
 from .lab import Lab, LabError, _kill, in_ns, sh
-from .plan import AUTHORITY, CONTROL_RESOLVER, CONTROL_RESOLVER_NAME, NS_CENSOR, NS_CLIENT, PREFIX
+from .plan import (
+    AUTHORITY,
+    CONTROL_RESOLVER,
+    CONTROL_RESOLVER_NAME,
+    NS_CENSOR,
+    NS_CLIENT,
+    PREFIX,
+)
 
 NS_ABROAD = f"{PREFIX}abroad"
 IF_CENSOR_ABROAD = f"{PREFIX}cen-abr"
@@ -45,7 +53,7 @@ class Abroad:
     def url(self) -> str:
         return f"http://{HELPER}:{API_PORT}"
 
-    def up(self) -> "Abroad":
+    def up(self) -> Abroad:
         self.dir.mkdir(parents=True, exist_ok=True)
         if NS_ABROAD in sh(["ip", "netns", "list"], check=False).stdout:
             self.down()
