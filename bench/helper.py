@@ -97,8 +97,10 @@ class HelperProcess:
             "secret_file": str(self.secret), "listen": f"127.0.0.1:{self.api}", "probe_port": self.probe, "bulk_port": self.bulk,
             "measure": str(measure), "cache_seconds": 30, "limits": {"sessions_per_client": 16},
         }))
-        self.proc = subprocess.Popen([sys.executable, "-m", "probe", "helper", "--config", str(settings)], cwd=REPO,
-                                     env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.log = directory / f"helper-{self.api}.log"
+        with open(self.log, "wb") as log:  # a file, not a pipe: a full pipe would stall the helper
+            self.proc = subprocess.Popen([sys.executable, "-m", "probe", "helper", "--config", str(settings)], cwd=REPO,
+                                         env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -106,10 +108,13 @@ class HelperProcess:
                 break
             except OSError:
                 if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError(f"the helper did not start: {self.proc.stderr.read().decode()[-2000:] if self.proc.stderr else ''}")
+                    raise RuntimeError(f"the helper did not start: {self.log.read_text()[-2000:]}")
                 time.sleep(0.1)
 
     def stop(self) -> None:
+        errors = self.log.read_text(errors="replace").count("Traceback")
+        if errors:
+            print(f"helper log: {errors} tracebacks; last lines:\n{self.log.read_text(errors='replace')[-1500:]}", file=sys.stderr)
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
