@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import socket
 import os
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pydantic import Field
@@ -152,6 +154,14 @@ async def _stream(kind: str, ctx: Context, address: str, opened: dict, secret: b
     loop = asyncio.get_running_loop()
     ssrc = int.from_bytes(os.urandom(4), "big")
 
+    def accept(data: bytes, now: float) -> None:
+        datagram = wire.split(data)
+        if datagram is None or datagram.session != session or datagram.seq >= count or echoed_at[datagram.seq] is not None:
+            return
+        if data != wire.seal(key, session, datagram.seq, datagram.body, wire.DOWN):
+            return  # not the helper's (an injected or mangled datagram)
+        echoed_at[datagram.seq] = now
+
     async def receive() -> None:
         while True:
             try:
@@ -159,13 +169,7 @@ async def _stream(kind: str, ctx: Context, address: str, opened: dict, secret: b
             except (ConnectionRefusedError, OSError):  # ICMP from the path: keep listening
                 await asyncio.sleep(interval)
                 continue
-            now = time.monotonic()
-            datagram = wire.split(data)
-            if datagram is None or datagram.session != session or datagram.seq >= count or echoed_at[datagram.seq] is not None:
-                continue
-            if data != wire.seal(key, session, datagram.seq, datagram.body, wire.DOWN):
-                continue  # not the helper's (an injected or mangled datagram)
-            echoed_at[datagram.seq] = now
+            accept(data, time.monotonic())
 
     receiver = asyncio.create_task(receive())
     start = time.monotonic()
@@ -190,9 +194,21 @@ async def _stream(kind: str, ctx: Context, address: str, opened: dict, secret: b
             await receiver
         except asyncio.CancelledError:
             pass
+        _drain(sock, accept)  # echoes that arrived in time but a busy loop had not read yet
         sock.close()
     _summarise(record, sent_at, [None if t is None else t - start for t in echoed_at], params.packets_per_second)
     return record
+
+
+def _drain(sock: socket.socket, accept: Callable[[bytes, float], None]) -> None:
+    now = time.monotonic()
+    for _ in range(100_000):
+        try:
+            accept(sock.recv(wire.MAX_PACKET + 64), now)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            continue  # a queued ICMP error; datagrams may follow
 
 
 def _summarise(record: StreamRecord, sent_at: list[float], echoed_at: list[float | None], pps: int) -> None:
