@@ -49,6 +49,7 @@ from probe.runner import run_round
 DOC = REPO / "docs" / "benchmarks.md"
 START, END = "<!-- bench:helper:start -->", "<!-- bench:helper:end -->"
 CLK = os.sysconf("SC_CLK_TCK")
+CONTROL_PORT = [0]  # the local accept server's port, once it runs
 
 
 def free_ports(count: int) -> list[int]:
@@ -90,7 +91,7 @@ class HelperProcess:
         measure = directory / "measure.yaml"
         measure.write_text(yaml.safe_dump({
             "vantages": [{"name": "bench-helper", "resolvers": ["127.0.0.1:1"]}],
-            "schedule": {"retries": 0, "timeouts": {"tcp": 3}}, "controls": [], "services": [targets_service(targets, target_port)],
+            "schedule": {"retries": 0, "timeouts": {"tcp": 3}}, "controls": controls(target_port), "services": [targets_service(targets, target_port)],
         }))
         settings = directory / "helper.yaml"
         settings.write_text(yaml.safe_dump({
@@ -124,11 +125,15 @@ class HelperProcess:
                 self.proc.wait()
 
 
-def monitor_config(directory: Path, helper: HelperProcess | None, index: int, services: list[dict], **schedule) -> config_module.Config:
+def controls(port: int) -> list[dict]:
+    return [{"name": "local-control", "host": "127.0.0.1", "addresses": ["127.0.0.1"], "ports": [port], "checks": ["tcp"]}]
+
+
+def monitor_config(directory: Path, helper: HelperProcess | None, index: int, services: list[dict], control_port: int = 0, **schedule) -> config_module.Config:
     data = {
         "vantages": [{"name": f"m{index:03d}", "resolvers": ["127.0.0.1:1"], "source_address": f"127.0.1.{index + 1}"}],
         "schedule": {"retries": 0, "concurrency": 16, "timeouts": {"tcp": 3, "default": 15, "extra": {"udp_stream": 30}}, **schedule},
-        "controls": [], "services": services,
+        "controls": controls(control_port or CONTROL_PORT[0]), "services": services,
         "helpers": [{"name": "bench", "url": f"http://127.0.0.1:{helper.api}", "secret_file": str(helper.secret)}] if helper else [],
     }
     path = directory / f"monitor-{index}.yaml"
@@ -197,6 +202,7 @@ async def round_with_helper(directory: Path, helper: HelperProcess, targets: int
 
 async def bench(args: argparse.Namespace) -> str:
     server, target_port = await accept_server()
+    CONTROL_PORT[0] = target_port
     with tempfile.TemporaryDirectory(prefix="msgreach-bench-helper-") as tmp:
         directory = Path(tmp)
         helper = HelperProcess(directory, args.targets, target_port)

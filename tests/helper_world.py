@@ -44,11 +44,16 @@ def service(targets: dict[str, int]) -> dict[str, Any]:
     }
 
 
+def controls(port: int) -> list[dict[str, Any]]:
+    """One control site: a TCP connect to the local open port (the vantage is online)."""
+    return [{"name": "local-control", "host": "127.0.0.1", "addresses": ["127.0.0.1"], "ports": [port], "checks": ["tcp"]}]
+
+
 def write_measure_config(directory: Path, targets: dict[str, int]) -> Path:
     data = {
         "vantages": [{"name": "abroad", "resolvers": ["127.0.0.1:1"]}],
         "schedule": {"retries": 0, "timeouts": {"tcp": 2, "default": 5}},
-        "controls": [],
+        "controls": controls(next(iter(targets.values()))),
         "services": [service(targets)],
     }
     path = directory / "measure.yaml"
@@ -76,7 +81,7 @@ def monitor_config(directory: Path, helper: Helper, targets: dict[str, int], ext
     data = {
         "vantages": [{"name": "vantage", "resolvers": ["127.0.0.1:1"]}],
         "schedule": {"retries": 0, "timeouts": {"tcp": 2, "default": 10}, **schedule},
-        "controls": [],
+        "controls": controls(next(iter(targets.values()))),
         "services": [service(targets), *extra],
         "helpers": [{"name": "abroad", "url": f"http://127.0.0.1:{helper.ports['api']}", "secret_file": str(write_secret(directory))}],
     }

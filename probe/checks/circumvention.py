@@ -17,33 +17,21 @@ import asyncio
 import base64
 import time
 from dataclasses import dataclass, field
-from typing import Literal
-
-from pydantic import Field
 
 from probe import failures
-from probe.checks import base
 from probe.checks.base import Context
 from probe.helper import wire
 from probe.helper.client import HelperClient, HelperError, choose
-from probe.helper.results import check_result
 from probe.helper.signatures import PROTOCOLS
-from probe.model import Fault, Finding, Verdict
+from probe.model import CheckResult, Fault, Finding, Verdict
 from probe.net import open_tcp, udp_socket
+from probe.params import CircumventionParams as Params
 
 NAME = "circumvention"
 BLOCK_VERDICT = "protocol_blocked"
 SIGNATURE_LOST = "signature_lost"
 HELPER_UNREACHABLE = "helper_unreachable"
 NO_HELPER = "no_helper_configured"
-
-
-class Params(base.Params):
-    protocol: Literal["wireguard", "openvpn", "shadowsocks", "vless_reality", "mtproxy_faketls"]
-    helper: str | None = None
-    sni: str = "www.microsoft.com"  # the borrowed name (VLESS/Reality, MTProxy fake-TLS)
-    sends: int = Field(3, ge=1, le=10)  # UDP: datagrams sent (each the same), 200 ms apart
-    hold_seconds: float = Field(1.5, gt=0, le=10)  # TCP: how long the connection is watched for a reset
 
 
 @dataclass
@@ -71,7 +59,7 @@ async def run(ctx: Context, params: Params) -> object:
     ref = choose(params.helper)
     if ref is None:
         finding = Finding(Verdict.ERROR, Fault.MONITOR, "", "no helper is configured for this round (`helpers:`)")
-        return check_result(NAME, False, NO_HELPER, time.monotonic() - started, finding, {})
+        return CheckResult(NAME, False, NO_HELPER, time.monotonic() - started, finding, {})
     transport, build = PROTOCOLS[params.protocol]
     signature = build(params.sni)
     neutral = wire.printable(len(signature))
@@ -90,10 +78,10 @@ async def run(ctx: Context, params: Params) -> object:
             record.arrived_bytes = int(arrived)
     except (HelperError, OSError, ValueError, KeyError, TypeError) as exc:
         finding = Finding(Verdict.DOWN, Fault.UNSEPARATED, "", f"the helper could not be asked: {exc}")
-        return check_result(NAME, False, HELPER_UNREACHABLE, time.monotonic() - started, finding, evidence)
+        return CheckResult(NAME, False, HELPER_UNREACHABLE, time.monotonic() - started, finding, evidence)
     evidence.probes = records
     failure, finding = judge(params.protocol, *records)
-    return check_result(NAME, failure is None, failure, time.monotonic() - started, finding, evidence)
+    return CheckResult(NAME, failure is None, failure, time.monotonic() - started, finding, evidence)
 
 
 def judge(protocol: str, signature: ProbeRecord, neutral: ProbeRecord) -> tuple[str | None, Finding | None]:

@@ -20,31 +20,20 @@ import ssl
 import time
 from dataclasses import dataclass, field
 
-from pydantic import Field
-
 from probe import failures
-from probe.checks import base
 from probe.checks.base import Context
 from probe.config import is_ip_literal
 from probe.helper import bulk, wire
 from probe.helper.client import HelperClient, HelperError, choose
-from probe.helper.results import check_result
-from probe.model import Fault, Finding, Verdict
+from probe.model import CheckResult, Fault, Finding, Verdict
 from probe.net import open_tcp
+from probe.params import HelperTransferParams as Params
 
 NAME = "helper_transfer"
 BLOCK_VERDICT = "throttled"
 STALLED = failures.STALLED
 HELPER_UNREACHABLE = "helper_unreachable"
 NO_HELPER = "no_helper_configured"
-
-
-class Params(base.Params):
-    helper: str | None = None
-    bytes: int = Field(256 * 1024, ge=32 * 1024, le=bulk.MAX_BYTES)  # well past the 16–20 KB freeze
-    stall_seconds: float = Field(3.0, gt=0, le=30)  # no byte for this long: frozen
-    sni: str | None = None  # the name under test; default: the target's host
-    decoy_sni: str | None = None  # default: the config's decoy_sni
 
 
 @dataclass
@@ -73,7 +62,7 @@ async def run(ctx: Context, params: Params) -> object:
     ref = choose(params.helper)
     if ref is None:
         finding = Finding(Verdict.ERROR, Fault.MONITOR, "", "no helper is configured for this round (`helpers:`)")
-        return check_result(NAME, False, NO_HELPER, time.monotonic() - started, finding, {})
+        return CheckResult(NAME, False, NO_HELPER, time.monotonic() - started, finding, {})
     name = params.sni or (ctx.target.host if not is_ip_literal(ctx.target.host) else None) or ctx.decoy_sni
     decoy = params.decoy_sni or ctx.decoy_sni
     evidence = TransferEvidence(ref.name, params.bytes)
@@ -84,13 +73,13 @@ async def run(ctx: Context, params: Params) -> object:
         plain_port, tls_port = int(ports["port"]), int(ports["tls_port"])
     except (HelperError, OSError, ValueError, KeyError, TypeError) as exc:
         finding = Finding(Verdict.DOWN, Fault.UNSEPARATED, "", f"the helper could not be asked: {exc}")
-        return check_result(NAME, False, HELPER_UNREACHABLE, time.monotonic() - started, finding, evidence)
+        return CheckResult(NAME, False, HELPER_UNREACHABLE, time.monotonic() - started, finding, evidence)
     records = [TransferRecord("plain", None), TransferRecord("tls_decoy", decoy), TransferRecord("tls_name", name)]
     for record in records:  # one after the other: they share the line
         await _transfer(ctx, client, address, tls_port if record.sni else plain_port, record, params)
     evidence.transfers = records
     failure, finding, evidence.keyed_on = judge(*records, size=params.bytes)
-    return check_result(NAME, failure is None, failure, time.monotonic() - started, finding, evidence)
+    return CheckResult(NAME, failure is None, failure, time.monotonic() - started, finding, evidence)
 
 
 def judge(plain: TransferRecord, decoy: TransferRecord, named: TransferRecord, *, size: int) -> tuple[str | None, Finding | None, str | None]:

@@ -16,23 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import socket
 import os
+import socket
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pydantic import Field
-
-from probe.checks import base
 from probe.checks.base import Context
 from probe.helper import wire
 from probe.helper.auth import session_key
 from probe.helper.client import HelperClient, HelperError, choose
-from probe.helper.results import check_result
-from probe.model import Fault, Finding, Verdict
+from probe.model import CheckResult, Fault, Finding, Verdict
 from probe.net import udp_socket
+from probe.params import UDPStreamParams as Params
 
 NAME = "udp_stream"
 BLOCK_VERDICT = "udp_blocked"
@@ -40,15 +37,6 @@ STREAM_CUT = "udp_stream_cut"
 STREAM_LOSS = "udp_stream_loss"
 HELPER_UNREACHABLE = "helper_unreachable"
 NO_HELPER = "no_helper_configured"
-
-
-class Params(base.Params):
-    helper: str | None = None  # a helper's name; default: the first configured
-    duration_seconds: float = Field(20.0, ge=0.5, le=120)  # raise timeouts.extra.udp_stream with it
-    packets_per_second: int = Field(50, ge=1, le=200)  # 20 ms voice frames
-    packet_size: int = Field(172, ge=wire.MIN_PACKET, le=wire.MAX_PACKET)  # bytes per datagram (rounded to 4)
-    loss_floor: float = Field(0.2, gt=0, le=1)  # a call with this share lost is unusable
-    grace_seconds: float = Field(1.0, ge=0.1, le=10)  # wait for late echoes after the last packet
 
 
 @dataclass
@@ -87,7 +75,7 @@ async def run(ctx: Context, params: Params) -> object:
     ref = choose(params.helper)
     if ref is None:
         finding = Finding(Verdict.ERROR, Fault.MONITOR, "", "no helper is configured for this round (`helpers:`)")
-        return check_result(NAME, False, NO_HELPER, time.monotonic() - started, finding, {})
+        return CheckResult(NAME, False, NO_HELPER, time.monotonic() - started, finding, {})
     size = params.packet_size - params.packet_size % 4
     count = max(2, round(params.duration_seconds * params.packets_per_second))
     try:
@@ -96,7 +84,7 @@ async def run(ctx: Context, params: Params) -> object:
         call_session, control_session = [await client.post(wire.API_STREAM, {"packets": count, "size": size}) for _ in range(2)]
     except (HelperError, OSError, ValueError) as exc:
         finding = Finding(Verdict.DOWN, Fault.UNSEPARATED, "", f"the helper could not open a stream: {exc}")
-        return check_result(NAME, False, HELPER_UNREACHABLE, time.monotonic() - started, finding, {"helper": ref.name})
+        return CheckResult(NAME, False, HELPER_UNREACHABLE, time.monotonic() - started, finding, {"helper": ref.name})
     secret = client.secret
     call, control = await asyncio.gather(
         _stream("call", ctx, address, call_session, secret, count, size, params),
@@ -104,7 +92,7 @@ async def run(ctx: Context, params: Params) -> object:
     )
     evidence = UDPStreamEvidence(ref.name, params.packets_per_second, size, params.duration_seconds, call, control)
     failure, finding = judge(call, control, params.loss_floor)
-    return check_result(NAME, failure is None, failure, time.monotonic() - started, finding, evidence)
+    return CheckResult(NAME, failure is None, failure, time.monotonic() - started, finding, evidence)
 
 
 def judge(call: StreamRecord, control: StreamRecord, loss_floor: float) -> tuple[str | None, Finding | None]:

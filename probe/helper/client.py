@@ -154,10 +154,9 @@ async def _ask(ref: HelperRef, route: Route, names: list[tuple[str, str]], timeo
 
 
 def _confirm(service: str, result: Any, answers: list[tuple[str, Any]]) -> Any:
-    try:
-        from probe.judge import confirm_down_by_control  # the lead's engine
-    except ImportError:  # until probe.judge is on main
-        from probe.verdict import confirm_down_by_control
+    from probe.judge import (
+        confirm_down_by_control,  # late: the judge imports the checks' types
+    )
     for helper, found in answers:
         if isinstance(found, str):
             evidence = HelperEvidence(helper, error=found)
@@ -170,10 +169,7 @@ def _confirm(service: str, result: Any, answers: list[tuple[str, Any]]) -> Any:
                                           error=f"the helper's own controls failed ({item.get('helper_vantage')}): not compared")
             else:
                 theirs = _target_from_json(service, item)
-                before = result.verdict
-                result = confirm_down_by_control(result, theirs)
-                if result.verdict != before and helper not in result.reason:
-                    result.reason += f" (helper {helper})"
+                result = confirm_down_by_control(result, theirs, source=f"helper {helper}")
                 evidence = HelperEvidence(helper, str(theirs.verdict), theirs.reason, item.get("checks", []), item.get("age_seconds"))
         failed = next((c for c in evidence.checks if isinstance(c, dict) and not c.get("ok")), None)
         if evidence.verdict == "ok":
@@ -182,11 +178,7 @@ def _confirm(service: str, result: Any, answers: list[tuple[str, Any]]) -> Any:
             failure = HELPER_ERROR  # the text is in `error`
         else:
             failure = (failed or {}).get("failure") or str(evidence.verdict)
-        from probe.helper.results import (
-            check_result,  # late: it reads the checks' result shape
-        )
-
-        result.checks.append(check_result(HELPER_CHECK, evidence.verdict == "ok", failure, 0.0, None, evidence))
+        result.checks.append(CheckResult(HELPER_CHECK, evidence.verdict == "ok", failure, 0.0, None, evidence))
     return result
 
 
