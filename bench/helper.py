@@ -221,26 +221,26 @@ async def bench(args: argparse.Namespace) -> str:
         START,
         "## Helper: 100 monitors, a call stream, a round with a helper on",
         "",
-        f"Produced by `python3 bench/helper.py --monitors {args.monitors} --targets {args.targets} --stream-seconds {args.stream_seconds:g}` "
+        (f"Produced by `python3 bench/helper.py --monitors {args.monitors} --targets {args.targets} --stream-seconds {args.stream_seconds:g}` "
         f"on {date.today().isoformat()}: {os.cpu_count()} CPUs, Python {platform.python_version()}, Linux {platform.release()}; load average "
         f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} after the run (a shared machine: wall times carry others' noise). Loopback only; the helper is a "
-        "`msgreach helper` subprocess, the monitors are msgreach's runner in the bench process, each from its own 127.0.1.N address. One run.",
+        "`msgreach helper` subprocess, the monitors are msgreach's runner in the bench process, each from its own 127.0.1.N address. One run."),
         "",
-        f"**{args.monitors} monitors, one round each, all at once** (per monitor: control measurement of {args.targets} targets, one "
-        f"{args.stream_seconds:g} s call stream with its control stream at 50 pps × 172 B, the 5 circumvention probes):",
+        (f"**{args.monitors} monitors, one round each, all at once** (per monitor: control measurement of {args.targets} targets, one "
+        f"{args.stream_seconds:g} s call stream with its control stream at 50 pps × 172 B, the 5 circumvention probes):"),
         "",
         "| helper CPU (s) | window (s) | cores busy | peak RSS (MiB) | idle RSS (MiB) | datagrams echoed | CPU µs per datagram |",
         "|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {many['cpu']:.2f} | {many['wall']:.1f} | {many['cpu'] / many['wall']:.2f} | {many['hwm']:.0f} | {idle_hwm:.0f} | {many['echoed']:,} | "
-        f"{(many['cpu'] / many['echoed'] * 1e6) if many['echoed'] else float('nan'):.0f} |",
+        (f"| {many['cpu']:.2f} | {many['wall']:.1f} | {many['cpu'] / many['wall']:.2f} | {many['hwm']:.0f} | {idle_hwm:.0f} | {many['echoed']:,} | "
+        f"{(many['cpu'] / many['echoed'] * 1e6) if many['echoed'] else float('nan'):.0f} |"),
         "",
-        "Verdicts of that round (service:verdict → targets): " + ", ".join(f"{k} {v}" for k, v in sorted(many["verdicts"].items())) + ". "
-        "The monitors share 2 CPUs with the helper here: streams the bench process could not send on time count as lost, so this is a "
-        "lower bound on what the helper can echo, not a loss figure for the helper.",
+        ("Verdicts of that round (service:verdict → targets): " + ", ".join(f"{k} {v}" for k, v in sorted(many["verdicts"].items())) + ". "
+        f"The monitors share {os.cpu_count()} CPUs with the helper here: streams the bench process could not send on time count as lost, so this is a "
+        "lower bound on what the helper can echo, not a loss figure for the helper."),
         "",
-        f"**One udp_stream per round** (one monitor, {args.stream_seconds:g} s, call + control): wall {single['wall']:.1f} s, monitor CPU "
+        (f"**One udp_stream per round** (one monitor, {args.stream_seconds:g} s, call + control): wall {single['wall']:.1f} s, monitor CPU "
         f"{single['cpu']:.2f} s, {single['bytes'] / 1024:.0f} KiB on the wire both ways (IP+UDP headers included), verdict `{single['verdict']}`. "
-        "With the default 20 s stream that is most of a 60 s round's budget for the target, run concurrently with the others.",
+        "With the default 20 s stream that is most of a 60 s round's budget for the target, run concurrently with the others."),
         "",
         f"**A round with a helper on** (one monitor, {args.targets} TCP targets):",
         "",
@@ -248,8 +248,8 @@ async def bench(args: argparse.Namespace) -> str:
         "|---|---:|---:|",
         *(f"| {label} | {wall:.2f} | {ok} |" for label, (wall, ok) in rounds.items()),
         "",
-        "The control measurement runs beside the round's own checks; a round waits for the helper's answer (bounded by the round deadline), "
-        "so with a cold cache the round takes about as long as the helper's own measurement of the same targets.",
+        ("The control measurement runs beside the round's own checks; a round waits for the helper's answer (bounded by the round deadline), "
+        "so with a cold cache the round takes about as long as the helper's own measurement of the same targets."),
         END,
     ]
     return "\n".join(lines) + "\n"
