@@ -349,3 +349,25 @@ async def test_an_unsigned_bulk_request_gets_nothing(tmp_path: Path) -> None:
     finally:
         await helper.close()
         server.close()
+
+
+async def test_the_helpers_metrics_pass_promtool(tmp_path: Path) -> None:
+    import shutil
+
+    from prometheus_client import generate_latest
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (Debian: prometheus)")
+    server, port = await open_port()
+    helper = await start_helper(tmp_path, {"open": port})
+    try:
+        helper.metrics.refuse("http", "replayed")
+        helper.metrics.requests.labels("measure").inc()
+        helper.metrics.probe_arrivals.labels("udp").inc()
+        text = generate_latest(helper.metrics.registry)
+    finally:
+        await helper.close()
+        server.close()
+    check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, check=False, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
