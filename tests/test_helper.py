@@ -369,5 +369,5 @@ async def test_the_helpers_metrics_pass_promtool(tmp_path: Path) -> None:
     finally:
         await helper.close()
         server.close()
-    check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, check=False, timeout=60)
+    check = await asyncio.to_thread(subprocess.run, [promtool, "check", "metrics"], input=text, capture_output=True, check=False, timeout=60)
     assert check.returncode == 0, check.stdout + check.stderr
