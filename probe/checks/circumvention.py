@@ -28,7 +28,7 @@ from probe.net import open_tcp, udp_socket
 from probe.params import CircumventionParams as Params
 
 NAME = "circumvention"
-BLOCK_VERDICT = "protocol_blocked"
+BLOCK_VERDICT = Verdict.PROTOCOL_BLOCKED  # what a timeout of this check means
 SIGNATURE_LOST = "signature_lost"
 HELPER_UNREACHABLE = "helper_unreachable"
 NO_HELPER = "no_helper_configured"

@@ -30,7 +30,7 @@ from probe.net import open_tcp
 from probe.params import HelperTransferParams as Params
 
 NAME = "helper_transfer"
-BLOCK_VERDICT = "throttled"
+BLOCK_VERDICT = Verdict.THROTTLED  # what a timeout of this check means
 STALLED = failures.STALLED
 HELPER_UNREACHABLE = "helper_unreachable"
 NO_HELPER = "no_helper_configured"

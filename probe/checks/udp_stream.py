@@ -32,7 +32,7 @@ from probe.net import udp_socket
 from probe.params import UDPStreamParams as Params
 
 NAME = "udp_stream"
-BLOCK_VERDICT = "udp_blocked"
+BLOCK_VERDICT = Verdict.UDP_BLOCKED  # what a timeout of this check means
 STREAM_CUT = "udp_stream_cut"
 STREAM_LOSS = "udp_stream_loss"
 HELPER_UNREACHABLE = "helper_unreachable"
