@@ -287,9 +287,12 @@ class Helper:
         return None
 
     def _probe_datagram(self, data: bytes, address: tuple[str, int], transport: asyncio.DatagramTransport) -> None:
+        if not self._probe_bytes.allow(address[0], len(data)):  # before the search: a flood costs little
+            self.metrics.refuse("probe", "rate_limited")
+            return
         found = self._match("udp", data)
-        if found is None or not self._probe_bytes.allow(address[0], len(data)):
-            self.metrics.refuse("probe", "unexpected" if found is None else "rate_limited")
+        if found is None:
+            self.metrics.refuse("probe", "unexpected")
             return
         expectation, index = found
         expectation.arrived[index] = max(expectation.arrived[index], _common_prefix(data, expectation.payloads[index]))
@@ -312,9 +315,12 @@ class Helper:
             pass
         finally:
             writer.close()
+        if not self._probe_bytes.allow(client, len(data)):
+            self.metrics.refuse("probe", "rate_limited")
+            return
         found = self._match("tcp", data) if data else None
-        if found is None or not self._probe_bytes.allow(client, len(data)):
-            self.metrics.refuse("probe", "unexpected" if found is None else "rate_limited")
+        if found is None:
+            self.metrics.refuse("probe", "unexpected")
             return
         expectation, index = found
         expectation.arrived[index] = max(expectation.arrived[index], _common_prefix(data, expectation.payloads[index]))
