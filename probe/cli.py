@@ -1,4 +1,4 @@
-"""Command line: `run`, `once`, `check-config` (see ../shared/CONTRACT.md)."""
+"""Command line: `run`, `once`, `check-config`, `helper`, `evidence` (see ../shared/CONTRACT.md)."""
 
 from __future__ import annotations
 
@@ -43,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-config", help="validate a config file")
     check.add_argument("file")
+
+    helper = commands.add_parser("helper", help="the counterpart abroad: control measurements, call streams, circumvention probes")
+    helper.add_argument("--config", help="the helper's settings file (see docs/helper.md)")
+    helper.add_argument("--listen", help="HOST:PORT of its API and UDP streams (default from the settings: 0.0.0.0:9920)")
 
     evidence = commands.add_parser("evidence", help="verdict changes recorded in the evidence archive")
     evidence.add_argument("--config", help="config file naming the archive (default: the embedded default)")
@@ -97,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             print(f"msgreach: {exc}", file=sys.stderr)
             return EXIT_USAGE
+    if args.command == "helper":
+        from probe.helper.cli import run_helper
+
+        return run_helper(args.config, args.listen)
     if args.command == "evidence":
         from probe.evidence import print_changes
 

@@ -192,6 +192,10 @@ def registry_for(state: State) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Collector(state))
     ProcessCollector(registry=registry)  # memory and CPU of the probe itself: volunteers ask
+    # --- helper checks (issue #11): msgreach_udp_stream_loss_ratio ---------------------------------
+    from probe.helper.monitor_metrics import UDPStreamCollector
+
+    registry.register(UDPStreamCollector(state))
     return registry
 
 

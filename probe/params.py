@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 
 # Caps: far above any sensible setting, low enough that a typo never makes a round endless.
 MAX_STEP_SECONDS = 600.0
@@ -120,7 +128,7 @@ class ThroughputParams(Params):
     control: str | None = None  # the control target to compare with; default: any with `throughput`
 
     @model_validator(mode="after")
-    def _floor_reachable(self) -> "ThroughputParams":
+    def _floor_reachable(self) -> ThroughputParams:
         if self.size / self.floor_bytes_per_second > self.max_seconds:
             raise ValueError(
                 f"size / floor_bytes_per_second = {self.size / self.floor_bytes_per_second:.1f} s exceeds "
@@ -141,3 +149,34 @@ CHECK_PARAMS: dict[str, type[Params]] = {
     "stun": STUNParams,
     "throughput": ThroughputParams,
 }
+
+
+# --- helper checks (issue #11, docs/helper.md): measured through a `msgreach helper` abroad -------
+
+
+class UDPStreamParams(Params):
+    helper: str | None = None  # a helper's name; default: the first configured
+    duration_seconds: float = Field(20.0, ge=0.5, le=120, strict=True)  # raise timeouts.extra.udp_stream with it
+    packets_per_second: int = _count(1, 200, 50)  # 20 ms voice frames
+    packet_size: int = _count(76, 1200, 172)  # bytes per datagram (rounded down to 4)
+    loss_floor: float = Field(0.2, gt=0, le=1)  # a call with this share lost is unusable
+    grace_seconds: float = Field(1.0, ge=0.1, le=10)  # wait for late echoes after the last packet
+
+
+class CircumventionParams(Params):
+    protocol: Literal["wireguard", "openvpn", "shadowsocks", "vless_reality", "mtproxy_faketls"]
+    helper: str | None = None
+    sni: str = "www.microsoft.com"  # the borrowed name (VLESS/Reality, MTProxy fake-TLS)
+    sends: int = _count(1, 10, 3)  # UDP: datagrams sent (each the same), 200 ms apart
+    hold_seconds: float = Field(1.5, gt=0, le=10)  # TCP: how long the connection is watched for a reset
+
+
+class HelperTransferParams(Params):
+    helper: str | None = None
+    bytes: int = _count(32 * 1024, 1024 * 1024, 256 * 1024)  # well past the 16–20 KB freeze
+    stall_seconds: float = Field(3.0, gt=0, le=30)  # no byte for this long: frozen
+    sni: str | None = None  # the name under test; default: the target's host
+    decoy_sni: str | None = None  # default: the config's decoy_sni
+
+
+CHECK_PARAMS.update({"udp_stream": UDPStreamParams, "circumvention": CircumventionParams, "helper_transfer": HelperTransferParams})

@@ -20,6 +20,7 @@ from probe import failures, judge
 from probe.checks import REGISTRY
 from probe.checks.base import Context, RoundFacts, Skip
 from probe.config import Config, Service, Target, Vantage
+from probe.helper.client import with_helpers
 from probe.model import (
     CheckResult,
     DNSEvidence,
@@ -64,9 +65,11 @@ async def run_round(
     if verdict == VantageVerdict.VANTAGE_OFFLINE:
         results = [judge.unmeasured_service(s.name, [(t.name, t.host) for t in s.targets]) for s in chosen]
     else:  # under `allowlist` too: services are measured and their evidence kept
-        per_service = await asyncio.gather(
+        # Helpers abroad (issue #11, probe/helper/client.py): the helper checks use them during the
+        # round, and control helpers measure the same targets; a block they see too becomes `down`.
+        per_service = await with_helpers(config, vantage, chosen, lambda: asyncio.gather(
             *(_gather_targets(config, vantage, route, s, s.targets, facts, limit, deadline) for s in chosen)
-        )
+        ))
         for service, targets in zip(chosen, per_service):
             if control_vantage is not None:
                 targets = [judge.confirm_down_by_control(t, judge.find_target(control_vantage, service.name, t.target)) for t in targets]

@@ -196,6 +196,8 @@ def _resolve(raw: RawConfig, file: str, base: Path, problems: list[Problem], nod
             service = _service_from_ref(ref, index, file, base, problems, node)
             if service is not None:
                 services.append(service)
+    if not raw.helpers:
+        services = _without_helper_targets(services, raw, file, node, problems)
     names = [s.name for s in services]
     if len(set(names)) != len(names):
         problems.append(Problem(file, line_of(node, ("services",)), "services", "service names must be unique"))
@@ -231,3 +233,24 @@ def _resolve(raw: RawConfig, file: str, base: Path, problems: list[Problem], nod
         source=file,
         helpers=raw.helpers,
     )
+
+
+# Checks that measure through a helper abroad (docs/helper.md).
+HELPER_CHECKS = frozenset({"udp_stream", "circumvention", "helper_transfer"})
+
+
+def _without_helper_targets(services: list[Service], raw: RawConfig, file: str, node: Node | None, problems: list[Problem]) -> list[Service]:
+    """Without `helpers:`, targets measured through a helper (the optional call-stream and
+    freeze-key targets of the catalogs) are left out; a service made only of them
+    (circumvention) is a config problem."""
+    kept = []
+    for service in services:
+        targets = [t for t in service.targets if not HELPER_CHECKS & set(t.checks)]
+        if not targets:
+            index = next((i for i, ref in enumerate(raw.services) if ref.enabled and service.name in (ref.name, ref.catalog)), None)
+            key = f"services.{index}" if index is not None else "services"
+            line = line_of(node, ("services", index)) if index is not None else None
+            problems.append(Problem(file, line, key, f"service {service.name!r} is measured through a helper: list one under `helpers:`"))
+            continue
+        kept.append(service if len(targets) == len(service.targets) else service.model_copy(update={"targets": targets}))
+    return kept

@@ -22,7 +22,21 @@ from typing_extensions import NotRequired, TypedDict
 
 from probe.addresses import endpoint, is_host, is_host_name, is_ip_literal, split_host_port
 from probe.config.files import check_ca_bundle, check_cert_chain, read_secret
-from probe.params import CHECK_PARAMS, DNSParams, HTTPParams, MTProtoParams, QUICParams, STUNParams, TCPParams, ThroughputParams, TLSParams, WhatsAppChatParams
+from probe.params import (
+    CHECK_PARAMS,
+    CircumventionParams,
+    DNSParams,
+    HelperTransferParams,
+    HTTPParams,
+    MTProtoParams,
+    QUICParams,
+    STUNParams,
+    TCPParams,
+    ThroughputParams,
+    TLSParams,
+    UDPStreamParams,
+    WhatsAppChatParams,
+)
 
 # --- caps -----------------------------------------------------------------------------------------
 
@@ -333,6 +347,9 @@ class CheckParamsByName(TypedDict, total=False):
     quic: NotRequired[QUICParams]
     stun: NotRequired[STUNParams]
     throughput: NotRequired[ThroughputParams]
+    udp_stream: NotRequired[UDPStreamParams]  # helper checks (issue #11)
+    circumvention: NotRequired[CircumventionParams]
+    helper_transfer: NotRequired[HelperTransferParams]
 
 
 assert set(CheckParamsByName.__annotations__) == set(CHECK_PARAMS), "CheckParamsByName must name every check of probe.params"

@@ -177,6 +177,8 @@ def load_plan() -> Plan:
         next_host, next_pin = 10, 100
         pins: dict[str, str] = {}
         for raw in data[name].get("targets", []):
+            if {"udp_stream", "circumvention", "helper_transfer"} & set(raw.get("checks", [])):
+                continue  # measured through a helper (tests/lab/abroad.py), not served by the lab
             host = str(raw["host"])
             target_ports = [int(p) for p in raw.get("ports", [443])]
             ports.update(target_ports)

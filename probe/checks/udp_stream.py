@@ -1,0 +1,227 @@
+"""udp_stream: a call-like UDP stream to a helper abroad, echoed back (calls; docs/helper.md).
+
+After a STUN-shaped opening, RTP-sized packets (default 172 bytes) at a voice rate (default 50
+per second) for `duration_seconds`; the helper echoes each authenticated datagram once, never
+larger. At the same time a control stream of the same sizes and rate carries neutral bytes (no
+STUN cookie, no RTP header) on its own socket: the differential. Evidence per stream: loss per
+second of sending, when the stream was cut (the start of a loss run that reaches the end and
+lasts at least a second), interarrival jitter (RFC 3550) and round-trip time.
+
+- the call stream cut while the control stream flows: `udp_blocked` (time of the cut in the reason);
+- the call stream losing at least `loss_floor` while the control loses under half of it: `throttled`;
+- both streams in trouble: no technique (the path to the helper, or the helper): `down`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import socket
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from probe.checks.base import Context
+from probe.helper import wire
+from probe.helper.auth import session_key
+from probe.helper.client import HelperClient, HelperError, choose
+from probe.model import CheckResult, Fault, Finding, Verdict
+from probe.net import udp_socket
+from probe.params import UDPStreamParams as Params
+
+NAME = "udp_stream"
+BLOCK_VERDICT = Verdict.UDP_BLOCKED  # what a timeout of this check means
+STREAM_CUT = "udp_stream_cut"
+STREAM_LOSS = "udp_stream_loss"
+HELPER_UNREACHABLE = "helper_unreachable"
+NO_HELPER = "no_helper_configured"
+
+
+@dataclass
+class SecondBucket:
+    second: int  # seconds since the stream started (sending time)
+    sent: int
+    echoed: int
+
+
+@dataclass
+class StreamRecord:
+    kind: str  # "call" (STUN, then RTP) or "control" (neutral bytes)
+    sent: int = 0
+    echoed: int = 0
+    loss_ratio: float = 1.0
+    opening_answered: bool = False
+    cut_after_seconds: float | None = None
+    jitter_ms: float | None = None
+    rtt_ms: float | None = None
+    failure: str | None = None
+    buckets: list[SecondBucket] = field(default_factory=list)
+
+
+@dataclass
+class UDPStreamEvidence:
+    helper: str
+    packets_per_second: int
+    packet_size: int
+    duration_seconds: float
+    call: StreamRecord
+    control: StreamRecord
+
+
+async def run(ctx: Context, params: Params) -> object:
+    started = time.monotonic()
+    ref = choose(params.helper)
+    if ref is None:
+        finding = Finding(Verdict.ERROR, Fault.MONITOR, "", "no helper is configured for this round (`helpers:`)")
+        return CheckResult(NAME, False, NO_HELPER, time.monotonic() - started, finding, {})
+    size = params.packet_size - params.packet_size % 4
+    count = max(2, round(params.duration_seconds * params.packets_per_second))
+    try:
+        client = HelperClient(ref, ctx.route, timeout=ctx.timeout)
+        address = await client.address()
+        call_session, control_session = [await client.post(wire.API_STREAM, {"packets": count, "size": size}) for _ in range(2)]
+    except (HelperError, OSError, ValueError) as exc:
+        finding = Finding(Verdict.DOWN, Fault.UNSEPARATED, "", f"the helper could not open a stream: {exc}")
+        return CheckResult(NAME, False, HELPER_UNREACHABLE, time.monotonic() - started, finding, {"helper": ref.name})
+    secret = client.secret
+    call, control = await asyncio.gather(
+        _stream("call", ctx, address, call_session, secret, count, size, params),
+        _stream("control", ctx, address, control_session, secret, count, size, params),
+    )
+    evidence = UDPStreamEvidence(ref.name, params.packets_per_second, size, params.duration_seconds, call, control)
+    failure, finding = judge(call, control, params.loss_floor)
+    return CheckResult(NAME, failure is None, failure, time.monotonic() - started, finding, evidence)
+
+
+def judge(call: StreamRecord, control: StreamRecord, loss_floor: float) -> tuple[str | None, Finding | None]:
+    call_cut = call.cut_after_seconds is not None
+    if not call_cut and call.loss_ratio < loss_floor:
+        return None, None
+    control_fine = control.cut_after_seconds is None and control.loss_ratio < loss_floor / 2
+    both = f"call stream lost {call.loss_ratio:.0%}, control stream lost {control.loss_ratio:.0%}"
+    if not control_fine:
+        what = _cut_text(call) if call_cut else f"lost {call.loss_ratio:.0%}"
+        reason = f"the call stream {what}, and the control stream of the same shape failed too ({control.loss_ratio:.0%} lost{_cut_suffix(control)}): the path to the helper, not the call"
+        return (STREAM_CUT if call_cut else STREAM_LOSS), Finding(Verdict.UDP_BLOCKED, Fault.UNSEPARATED, "control_stream", reason)
+    if call_cut:
+        reason = f"the call stream {_cut_text(call)} while the control stream of the same shape kept flowing ({both})"
+        return STREAM_CUT, Finding(Verdict.UDP_BLOCKED, Fault.PATH, "control_stream", reason)
+    reason = f"the call stream lost {call.loss_ratio:.0%} of its packets (floor {loss_floor:.0%}) while the control stream lost {control.loss_ratio:.0%}"
+    return STREAM_LOSS, Finding(Verdict.THROTTLED, Fault.PATH, "control_stream", reason)
+
+
+def _cut_text(record: StreamRecord) -> str:
+    if not record.cut_after_seconds:
+        return "was dropped from its first packet"
+    return f"was cut after {record.cut_after_seconds:.1f} s"
+
+
+def _cut_suffix(record: StreamRecord) -> str:
+    return f", {_cut_text(record).removeprefix('was ')}" if record.cut_after_seconds is not None else ""
+
+
+async def _stream(kind: str, ctx: Context, address: str, opened: dict, secret: bytes, count: int, size: int, params: Params) -> StreamRecord:
+    record = StreamRecord(kind)
+    try:
+        session = bytes.fromhex(str(opened["session"]))
+        port = int(opened["port"])
+    except (KeyError, ValueError, TypeError):
+        record.failure = "bad_helper_answer"
+        return record
+    key = session_key(secret, session)
+    interval = 1.0 / params.packets_per_second
+    sent_at: list[float] = [0.0] * count
+    echoed_at: list[float | None] = [None] * count
+    try:
+        sock = udp_socket(ctx.route, address, port)
+    except OSError as exc:
+        record.failure = type(exc).__name__
+        return record
+    loop = asyncio.get_running_loop()
+    ssrc = int.from_bytes(os.urandom(4), "big")
+
+    def accept(data: bytes, now: float) -> None:
+        datagram = wire.split(data)
+        if datagram is None or datagram.session != session or datagram.seq >= count or echoed_at[datagram.seq] is not None:
+            return
+        if data != wire.seal(key, session, datagram.seq, datagram.body, wire.DOWN):
+            return  # not the helper's (an injected or mangled datagram)
+        echoed_at[datagram.seq] = now
+
+    async def receive() -> None:
+        while True:
+            try:
+                data = await loop.sock_recv(sock, wire.MAX_PACKET + 64)
+            except (ConnectionRefusedError, OSError):  # ICMP from the path: keep listening
+                await asyncio.sleep(interval)
+                continue
+            accept(data, time.monotonic())
+
+    receiver = asyncio.create_task(receive())
+    start = time.monotonic()
+    try:
+        for seq in range(count):
+            delay = start + seq * interval - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if kind == "call":
+                body = wire.stun_opening_body(size) if seq == 0 else wire.rtp_body(seq, ssrc, seq * 960, size)
+            else:
+                body = wire.neutral_body(size)
+            sent_at[seq] = time.monotonic() - start
+            try:
+                sock.send(wire.seal(key, session, seq, body))
+            except (BlockingIOError, ConnectionRefusedError, OSError):
+                pass  # counted as lost
+        await asyncio.sleep(params.grace_seconds)
+    finally:
+        receiver.cancel()
+        try:
+            await receiver
+        except asyncio.CancelledError:
+            pass
+        _drain(sock, accept)  # echoes that arrived in time but a busy loop had not read yet
+        sock.close()
+    _summarise(record, sent_at, [None if t is None else t - start for t in echoed_at], params.packets_per_second)
+    return record
+
+
+def _drain(sock: socket.socket, accept: Callable[[bytes, float], None]) -> None:
+    now = time.monotonic()
+    for _ in range(100_000):
+        try:
+            accept(sock.recv(wire.MAX_PACKET + 64), now)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            continue  # a queued ICMP error; datagrams may follow
+
+
+def _summarise(record: StreamRecord, sent_at: list[float], echoed_at: list[float | None], pps: int) -> None:
+    count = len(sent_at)
+    record.sent = count
+    record.echoed = sum(t is not None for t in echoed_at)
+    record.loss_ratio = round(1 - record.echoed / count, 4)
+    record.opening_answered = echoed_at[0] is not None
+    seconds = int(sent_at[-1]) + 1
+    buckets = [SecondBucket(s, 0, 0) for s in range(seconds)]
+    for sent, echoed in zip(sent_at, echoed_at):
+        bucket = buckets[min(int(sent), seconds - 1)]
+        bucket.sent += 1
+        bucket.echoed += echoed is not None
+    record.buckets = buckets
+    last = max((i for i, t in enumerate(echoed_at) if t is not None), default=-1)
+    tail = count - 1 - last  # packets after the last echoed one: all lost
+    if tail >= max(pps, 2) and tail >= 0.05 * count:
+        record.cut_after_seconds = round(sent_at[last + 1], 2)
+    rtts = [e - s for s, e in zip(sent_at, echoed_at) if e is not None]
+    if rtts:
+        record.rtt_ms = round(statistics.median(rtts) * 1000, 2)
+        jitter = 0.0
+        for previous, current in itertools.pairwise(rtts):  # RFC 3550 6.4.1, on round-trip transit
+            jitter += (abs(current - previous) - jitter) / 16
+        record.jitter_ms = round(jitter * 1000, 2)
+
+

@@ -1,0 +1,74 @@
+"""Bulk transfers from the helper (address-keyed or name-keyed freeze): a plain TCP port and a
+TLS port. The client opens a connection (TLS: with whatever SNI it likes; the helper's
+certificate is self-made and not validated, the name is what a censor reads), sends one signed
+line `{"time", "nonce", "bytes", "signature"}`, and the helper sends that many bytes (bounded)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import ssl
+import tempfile
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from probe.helper.auth import (
+    NONCE_HEADER,
+    SIGNATURE_HEADER,
+    TIME_HEADER,
+    request_signature,
+)
+
+METHOD, PATH = "BULK", "/v1/bulk"
+MAX_BYTES = 1024 * 1024
+_CHUNK = 1024  # small TLS records: a freeze point is seen to the kilobyte, not lost in a 16 KB record
+
+
+def signed_line(secret: bytes, size: int, timestamp: str, nonce: str) -> bytes:
+    signature = request_signature(secret, METHOD, PATH, timestamp, nonce, str(size).encode())
+    return json.dumps({"time": timestamp, "nonce": nonce, "bytes": size, "signature": signature}).encode() + b"\n"
+
+
+def parse_line(line: bytes) -> tuple[dict[str, str], int] | None:
+    """(headers for the Verifier, size) or None when the line is not one."""
+    try:
+        data = json.loads(line)
+        size = int(data["bytes"])
+        headers = {TIME_HEADER: str(data["time"]), NONCE_HEADER: str(data["nonce"]), SIGNATURE_HEADER: str(data["signature"])}
+    except (ValueError, KeyError, TypeError):
+        return None
+    return (headers, size) if 0 < size <= MAX_BYTES else None
+
+
+def self_signed_context() -> ssl.SSLContext:
+    """A TLS server context with a fresh self-made certificate (any SNI is accepted)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "msgreach-helper")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=365)).sign(key, hashes.SHA256())
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with tempfile.TemporaryDirectory() as directory:  # ssl loads chains from files only
+        cert_path, key_path = Path(directory) / "cert.pem", Path(directory) / "key.pem"
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        context.load_cert_chain(str(cert_path), str(key_path))
+    return context
+
+
+async def send(writer: asyncio.StreamWriter, size: int) -> None:
+    left = size
+    while left > 0:
+        chunk = os.urandom(min(_CHUNK, left))  # incompressible
+        writer.write(chunk)
+        await writer.drain()
+        left -= len(chunk)
