@@ -13,11 +13,11 @@ import ipaddress
 import logging
 import time
 
-from probe import failures
 from probe.checks import REGISTRY
-from probe.checks.base import CheckResult, Context, RoundFacts, Skip
+from probe.checks.base import Context, RoundFacts
 from probe.config import Config, Service, Target, Vantage
 from probe.net import Route
+from probe.step import run_check
 from probe.verdict import (
     DOWN,
     OFFLINE,
@@ -141,22 +141,8 @@ async def _measure_target(
 
 async def _run_checks(ctx: Context, config: Config) -> None:
     for check in ctx.target.checks:
-        module = REGISTRY[check]
         ctx.timeout = config.schedule.timeouts.for_check(check)
-        params = ctx.params_for(check, module.Params)
-        started = time.monotonic()
-        try:
-            # The check bounds its own operations; this outer bound is the guarantee.
-            async with asyncio.timeout(ctx.timeout * 3 + 1):
-                result = await module.run(ctx, params)
-        except Skip:
-            continue
-        except TimeoutError:
-            result = CheckResult(check, False, failures.TIMEOUT, time.monotonic() - started, getattr(module, "BLOCK_VERDICT", None))
-        except Exception as exc:  # a bug in a check must not end the round
-            log.exception("check %s failed on %s", check, ctx.target.name)
-            result = CheckResult(check, False, failures.classify(exc), time.monotonic() - started, None)
-        ctx.results.append(result)
+        await run_check(ctx, REGISTRY[check])
 
 
 def _healthy_resolvers(vantage: Vantage, controls: list[TargetResult]) -> frozenset[str]:

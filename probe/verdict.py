@@ -108,10 +108,26 @@ def target_verdict(checks: list[CheckResult]) -> tuple[str, str]:
     for result in checks:
         if not result.ok:
             # A failure without a verdict of its own comes from a check's bug: no block is claimed.
-            return result.verdict or DOWN, f"{result.check}: {result.failure}"
+            return _argued(result) or DOWN, f"{result.check}: {result.failure}"
     if not checks:
         return DOWN, "no check could run"
     return OK, ""
+
+
+def _argued(result: CheckResult) -> str | None:
+    """Interim, until probe.judge: a check's `verdict`, or what its Finding argues (a technique
+    when the differential points at the path, or when nothing could separate an address that
+    fails to connect; `down` otherwise; the monitor's own fault is not yet a verdict here)."""
+    if hasattr(result, "verdict"):
+        return result.verdict
+    finding = getattr(result, "finding", None)
+    if finding is None:
+        return None
+    from probe.model import Fault, Verdict
+
+    if finding.fault == Fault.PATH or (finding.fault == Fault.UNSEPARATED and finding.technique == Verdict.IP_BLOCKED):
+        return str(finding.technique)
+    return DOWN
 
 
 def service_verdict(targets: list[TargetResult]) -> str:

@@ -10,9 +10,14 @@ with a random ephemeral key), waits for the server's first bytes, then stays ope
 handshake through and cuts what follows), or our bytes never being acknowledged (packets
 silently dropped), fails the host with `protocol_blocked`.
 
-With `hosts` (the OONI list) the check measures each host itself, DNS included, with the
-same judgement as the `dns` and `tcp` checks; without it, it measures the target's own host,
-reusing what `dns` and `tcp` found when they ran before it.
+With `hosts` (the OONI list) the check measures each host itself, DNS included, through the
+runner's own step (`probe.step.run_check` with the `dns` and `tcp` checks); without it, it
+measures the target's own host, reusing what `dns` and `tcp` found when they ran before it.
+
+The differential is the transport: a host whose TCP connect succeeded and whose chat exchange
+was then reset, cut or left unacknowledged argues `protocol_blocked` on the path. A host that
+failed at DNS or TCP carries that step's Finding; the check states the most common among the
+hosts (ties to the worse technique).
 """
 
 from __future__ import annotations
@@ -27,8 +32,20 @@ from pydantic import Field, field_validator
 
 from probe import failures
 from probe.checks import base, common, dns, tcp
-from probe.checks.base import CheckResult, Context, Skip, Stopwatch
+from probe.checks.base import Context, Skip, Stopwatch
+from probe.model import (
+    BLOCKS,
+    SERVICE_VERDICTS,
+    ChatEvidence,
+    ChatExchange,
+    ChatHost,
+    CheckResult,
+    Fault,
+    Finding,
+    Verdict,
+)
 from probe.net import open_tcp
+from probe.step import run_check
 
 NAME = "whatsapp_chat"
 BLOCK_VERDICT = "protocol_blocked"  # what a timeout of this check means
@@ -68,8 +85,8 @@ def client_hello(prologue: bytes, ephemeral: bytes | None = None) -> bytes:
 # --- one connection: first bytes, then hold --------------------------------------------------------
 
 
-async def exchange(ctx: Context, address: str, port: int, params: Params) -> dict[str, Any]:
-    outcome: dict[str, Any] = {"address": address, "port": port, "failure": None, "stage": "connect", "reply_bytes": 0}
+async def exchange(ctx: Context, address: str, port: int, params: Params) -> ChatExchange:
+    outcome = ChatExchange(address, port)
     writer = None
     reply_timeout = common.phase_timeout(ctx, params.reply_timeout)
     with Stopwatch() as watch:
@@ -77,7 +94,7 @@ async def exchange(ctx: Context, address: str, port: int, params: Params) -> dic
             async with asyncio.timeout(common.phase_timeout(ctx, params.step_timeout)):
                 reader, writer = await open_tcp(ctx.route, address, port)
             if params.hello == "noise":
-                outcome["stage"] = "first_bytes"
+                outcome.stage = "first_bytes"
                 writer.write(client_hello(bytes.fromhex(params.prologue)))
                 try:
                     async with asyncio.timeout(reply_timeout):
@@ -87,8 +104,8 @@ async def exchange(ctx: Context, address: str, port: int, params: Params) -> dic
                     raise
                 if not first:
                     raise failures.Failure(failures.EOF, "closed before the server's first bytes")
-                outcome["reply_bytes"] = len(first)
-            outcome["stage"] = "hold"
+                outcome.reply_bytes = len(first)
+            outcome.stage = "hold"
             hold_until = time.monotonic() + params.hold_seconds
             while (left := hold_until - time.monotonic()) > 0:
                 try:
@@ -98,30 +115,29 @@ async def exchange(ctx: Context, address: str, port: int, params: Params) -> dic
                     break
                 if not chunk:
                     raise failures.Failure(failures.EOF, "closed while held open")
-                outcome["reply_bytes"] += len(chunk)
+                outcome.reply_bytes += len(chunk)
             if params.hello == "none":
                 _silence(ctx, writer, outcome)
-            outcome["stage"] = "held"
+            outcome.stage = "held"
         except Exception as exc:  # noqa: BLE001 - every failure becomes evidence
-            outcome.update(failures.as_evidence(exc))
+            found = failures.as_evidence(exc)
+            outcome.failure, outcome.detail = found["failure"], found.get("detail")
         finally:
             common.close_quietly(writer)
-    outcome["duration_seconds"] = round(watch.seconds, 4)
+    outcome.duration_seconds = round(watch.seconds, 4)
     return outcome
 
 
-def _silence(ctx: Context, writer: asyncio.StreamWriter, outcome: dict[str, Any]) -> None:
+def _silence(ctx: Context, writer: asyncio.StreamWriter, outcome: ChatExchange) -> None:
     """Record whether what we sent was ever acknowledged (not knowable through a proxy)."""
     if ctx.route.socks5 is None:
-        unacked = common.unacked_segments(writer)
-        if unacked is not None:
-            outcome["unacked_segments"] = unacked
+        outcome.unacked_segments = common.unacked_segments(writer)
 
 
 # --- one host -------------------------------------------------------------------------------------
 
 
-async def _exchanges(ctx: Context, connected: list[tuple[str, int]], params: Params) -> list[dict[str, Any]]:
+async def _exchanges(ctx: Context, connected: list[tuple[str, int]], params: Params) -> list[ChatExchange]:
     """One exchange per port that connected (its first connected address)."""
     chosen: dict[int, str] = {}
     for address, port in connected:
@@ -129,27 +145,62 @@ async def _exchanges(ctx: Context, connected: list[tuple[str, int]], params: Par
     return list(await asyncio.gather(*(exchange(ctx, a, p, params) for p, a in chosen.items())))
 
 
-def _host_outcome(host: str, steps: list[CheckResult], exchanges: list[dict[str, Any]], ctx: Context) -> dict[str, Any]:
-    outcome: dict[str, Any] = {"host": host, "addresses": ctx.addresses, "addresses_from": ctx.addresses_from}
+def _label(finding: Finding | None) -> str:
+    """What a host's failure argues, in one word for the evidence (the judge decides verdicts)."""
+    if finding is None:
+        return "ok"
+    if finding.fault == Fault.MONITOR:
+        return str(Verdict.ERROR)
+    if finding.fault == Fault.PATH or (finding.fault == Fault.UNSEPARATED and finding.technique == Verdict.IP_BLOCKED):
+        return str(finding.technique)
+    return str(Verdict.DOWN)
+
+
+def _host_outcome(host: str, steps: list[CheckResult], exchanges: list[ChatExchange], ctx: Context) -> ChatHost:
+    outcome = ChatHost(host, list(ctx.addresses), ctx.addresses_from, exchanges=exchanges)
     for step in steps:
-        if step.check == "tcp":
-            outcome["connects"] = step.evidence.get("connects", [])
-        if step.check == "dns" and not step.ok:
-            outcome["dns_failure"] = step.failure
-    outcome["exchanges"] = exchanges
+        if step.check == tcp.NAME:
+            outcome.connects = list(_connects(step))
+        if step.check == dns.NAME and not step.ok:
+            outcome.dns_failure = step.failure
     failed = next((s for s in steps if not s.ok), None)
     if failed is not None:
-        outcome.update(verdict=failed.verdict or "down", failure=failed.failure, stage=failed.check)
+        outcome.failure, outcome.stage = failed.failure, failed.check
+        outcome.finding = _step_finding(failed)
     elif not exchanges:
-        outcome.update(verdict="down", failure=failures.TIMEOUT, stage="tcp")
-    elif any(e["failure"] is None for e in exchanges):
-        outcome.update(verdict="ok", failure=None)
-    else:
-        outcome.update(verdict=BLOCK_VERDICT, failure=common.most_common([e["failure"] for e in exchanges]), stage="protocol")
+        outcome.failure, outcome.stage = failures.TIMEOUT, "tcp"
+        outcome.finding = Finding(Verdict.IP_BLOCKED, Fault.UNSEPARATED, "", "no port connected")
+    elif all(e.failure is not None for e in exchanges):
+        outcome.failure, outcome.stage = common.most_common([e.failure for e in exchanges]), "protocol"
+        stages = ", ".join(sorted({e.stage for e in exchanges}))
+        if all(e.failure in failures.INTERFERENCE for e in exchanges):
+            reason = f"TCP connected, then the chat exchange failed ({outcome.failure}, at {stages})"
+            outcome.finding = Finding(Verdict.PROTOCOL_BLOCKED, Fault.PATH, "transport", reason)
+        else:
+            outcome.finding = Finding(Verdict.PROTOCOL_BLOCKED, Fault.SERVER, "transport", f"the server answered the chat opening with {outcome.failure}")
+    outcome.verdict = _label(outcome.finding)
     return outcome
 
 
-async def _measure_host(ctx: Context, host: str, params: Params) -> dict[str, Any]:
+def _step_finding(step: CheckResult) -> Finding:
+    finding = getattr(step, "finding", None)
+    if finding is not None:
+        return finding
+    verdict = getattr(step, "verdict", None)  # interim: dns/tcp before their Findings
+    if verdict is not None and Verdict(verdict) in BLOCKS:
+        return Finding(Verdict(verdict), Fault.PATH, "", f"{step.check}: {step.failure}")
+    return Finding(Verdict.DOWN, Fault.UNSEPARATED, "", f"{step.check}: {step.failure}")
+
+
+def _connects(step: CheckResult) -> list[Any]:
+    """The tcp step's connect records (typed evidence; a dict while tcp is not yet converted)."""
+    evidence = step.evidence
+    if isinstance(evidence, dict):  # interim: the tcp check before its typed evidence
+        return evidence.get("connects", [])
+    return list(getattr(evidence, "connects", []))
+
+
+async def _measure_host(ctx: Context, host: str, params: Params) -> ChatHost:
     """DNS (unless pinned), TCP to every address:port, then the protocol on what connected."""
     sub = replace(
         ctx,
@@ -161,31 +212,22 @@ async def _measure_host(ctx: Context, host: str, params: Params) -> dict[str, An
         tls_endpoint=None,
         results=[],
     )
-    steps: list[CheckResult] = []
     if ctx.target.addresses:
         sub.addresses, sub.addresses_from = list(ctx.target.addresses), "pinned"
     elif sub.target.is_ip:
         sub.addresses, sub.addresses_from = [host], "pinned"
     else:
-        steps.append(await _step(dns, sub))
+        await _step(dns, sub)
     if sub.addresses:
-        steps.append(await _step(tcp, sub))
+        await _step(tcp, sub)
+    steps = list(sub.results)
     sub.timeout = ctx.timeout
     return _host_outcome(host, steps, await _exchanges(sub, sub.connected, params), sub)
 
 
-async def _step(module: Any, ctx: Context) -> CheckResult:
-    """Run an engine check the way the runner does, bounded by its timeout."""
-    with Stopwatch() as watch:
-        try:
-            async with asyncio.timeout(ctx.timeout * 3 + 1):
-                result = await module.run(ctx, module.Params())
-        except Skip:
-            result = CheckResult(module.NAME, True, None, watch.seconds)
-        except Exception as exc:  # noqa: BLE001 - a failing step is a host's evidence
-            result = CheckResult(module.NAME, False, failures.classify(exc), watch.seconds, "down")
-    ctx.results.append(result)
-    return result
+async def _step(module: Any, ctx: Context) -> None:
+    """The runner's step with the check's defaults (a skipped step counts as passed)."""
+    await run_check(ctx, module, module.Params())
 
 
 # --- the check --------------------------------------------------------------------------------------
@@ -195,32 +237,31 @@ async def run(ctx: Context, params: Params) -> CheckResult:
     hosts = list(dict.fromkeys(params.hosts)) or [ctx.target.host]
     with Stopwatch() as watch:
         if hosts == [ctx.target.host] and ctx.result("tcp") is not None:
-            # `dns` and `tcp` ran on this target already: their verdicts stand; add the protocol.
+            # `dns` and `tcp` ran on this target already: their findings stand; add the protocol.
             if not ctx.connected:
                 raise Skip("no TCP connection")
             outcomes = [_host_outcome(ctx.target.host, [], await _exchanges(ctx, ctx.connected, params), ctx)]
         else:
             limit = asyncio.Semaphore(params.concurrency)
 
-            async def one(host: str) -> dict[str, Any]:
+            async def one(host: str) -> ChatHost:
                 async with limit:
                     return await _measure_host(ctx, host, params)
 
             outcomes = list(await asyncio.gather(*(one(h) for h in hosts)))
 
-    working = [o["host"] for o in outcomes if o["verdict"] == "ok"]
-    evidence: dict[str, Any] = {
-        "hosts": outcomes,
-        "working_hosts": len(working),
-        "blocked_hosts": [o["host"] for o in outcomes if o["verdict"] not in ("ok", "down")],
-    }
+    working = [o.host for o in outcomes if o.finding is None]
+    evidence = ChatEvidence(outcomes, len(working), [o.host for o in outcomes if o.verdict not in ("ok", "down", "error")])
     if working:
         return CheckResult(NAME, True, None, watch.seconds, None, evidence)
-    judged = [o for o in outcomes if o["verdict"] != "down"] or outcomes
-    from probe.verdict import TARGET_VERDICTS  # late: probe.verdict imports probe.checks
-
-    verdicts = [o["verdict"] for o in judged]
-    # The most common reason among the hosts; ties go to the worse verdict.
-    verdict = min(set(verdicts), key=lambda v: (-verdicts.count(v), TARGET_VERDICTS.index(v) if v in TARGET_VERDICTS else 99))
-    failure = common.most_common([o["failure"] for o in judged if o["verdict"] == verdict])
-    return CheckResult(NAME, False, failure, watch.seconds, verdict, evidence)
+    # Hosts whose failure argues something about the path first; the others only if none does.
+    judged = [o for o in outcomes if o.verdict not in ("down", "error")] or outcomes
+    labels = [o.verdict for o in judged]
+    # The most common argument among the hosts; ties go to the worse technique.
+    chosen = min(set(labels), key=lambda v: (-labels.count(v), SERVICE_VERDICTS.index(Verdict(v))))
+    picked = [o for o in judged if o.verdict == chosen]
+    failure = common.most_common([o.failure for o in picked])
+    first = next(o.finding for o in picked if o.failure == failure)
+    assert first is not None
+    reason = f"{len(picked)} of {len(outcomes)} hosts: {first.reason}" if len(outcomes) > 1 else first.reason
+    return CheckResult(NAME, False, failure, watch.seconds, Finding(first.technique, first.fault, first.differential, reason), evidence)
