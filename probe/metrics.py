@@ -17,7 +17,14 @@ from prometheus_client.registry import Collector
 
 from probe import __version__
 from probe.config import Config
-from probe.verdict import OFFLINE, SERVICE_VERDICTS, TARGET_VERDICTS, TargetResult, VantageResult
+from probe.model import Download, ThroughputEvidence
+from probe.verdict import (
+    OFFLINE,
+    SERVICE_VERDICTS,
+    TARGET_VERDICTS,
+    TargetResult,
+    VantageResult,
+)
 
 CONTROLS = "controls"
 
@@ -79,7 +86,6 @@ class _Collector(Collector):
         online = GaugeMetricFamily("msgreach_vantage_online", "1 when the vantage's controls are reachable", labels=["vantage"])
         dns_duration = GaugeMetricFamily("msgreach_dns_lookup_duration_seconds", "DNS lookup time per resolver", labels=["vantage", "service", "target", "resolver"])
         not_after = GaugeMetricFamily("msgreach_tls_cert_not_after_timestamp_seconds", "Expiry of the certificate presented (also when it did not validate)", labels=["vantage", "service", "target"])
-        throughput = GaugeMetricFamily("msgreach_download_throughput_bytes_per_second", "Download throughput of the service's test object", labels=["vantage", "service", "target"])
         round_duration = GaugeMetricFamily("msgreach_round_duration_seconds", "Duration of the latest round", labels=["vantage"])
         last_round = GaugeMetricFamily("msgreach_last_round_timestamp_seconds", "When the latest round ended (unix time)", labels=["vantage"])
         rounds = CounterMetricFamily("msgreach_rounds", "Rounds completed", labels=["vantage"])
@@ -112,23 +118,58 @@ class _Collector(Collector):
                     labels = [name, service_name, target.target, check.check]
                     success.add_metric(labels, 1 if check.ok else 0)
                     duration.add_metric(labels, check.duration_seconds)
-                    _check_specific(check, [name, service_name, target.target], dns_duration, not_after, throughput)
-        yield from (success, duration, failures, target_verdict, service_verdict, ratio, online, dns_duration, not_after, throughput, round_duration, last_round, rounds, info, build)
+                    _check_specific(check, [name, service_name, target.target], dns_duration, not_after)
+        yield from (success, duration, failures, target_verdict, service_verdict, ratio, online, dns_duration, not_after, round_duration, last_round, rounds, info, build)
 
 
-def _check_specific(check, labels: list[str], dns_duration: GaugeMetricFamily, not_after: GaugeMetricFamily, throughput: GaugeMetricFamily) -> None:
+def _check_specific(check, labels: list[str], dns_duration: GaugeMetricFamily, not_after: GaugeMetricFamily) -> None:
     evidence = check.evidence
     if check.check == "dns":
         for answer in evidence.get("resolvers", []):
             dns_duration.add_metric([*labels, answer["resolver"]], answer["duration_seconds"])
     elif check.check == "tls" and "certificate" in evidence:
         not_after.add_metric(labels, evidence["certificate"]["not_after_timestamp"])
-    elif check.check == "throughput" and evidence.get("bytes_per_second") is not None:
-        throughput.add_metric(labels, evidence["bytes_per_second"])
 
 
 def registry_for(state: State) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Collector(state))
+    registry.register(_DownloadCollector(state))
     ProcessCollector(registry=registry)  # memory and CPU of the probe itself: volunteers ask
     return registry
+
+
+# --- downloads: the throughput check's typed record (probe.model.ThroughputEvidence) ---------------
+
+
+class _DownloadCollector(Collector):
+    """Rate of each measured download, and where a stalled one stopped: the mobile networks'
+    16–20 KB freeze is a stall offset in that window, visible across rounds and vantages."""
+
+    def __init__(self, state: State):
+        self._state = state
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["vantage", "service", "target"]
+        rate = GaugeMetricFamily("msgreach_download_throughput_bytes_per_second", "Download throughput of the service's test object", labels=labels)
+        stall = GaugeMetricFamily(
+            "msgreach_download_stall_offset_bytes", "Bytes received when the latest download stalled (absent when it did not stall)", labels=labels
+        )
+        for name, result in self._state.latest.items():
+            for service_name, target in _targets(result):
+                if target.verdict == OFFLINE:
+                    continue
+                for check in target.checks:
+                    download = _download(check)
+                    if download is None:
+                        continue
+                    if download.bytes_per_second is not None:
+                        rate.add_metric([name, service_name, target.target], download.bytes_per_second)
+                    if download.stalled_at_bytes is not None:
+                        stall.add_metric([name, service_name, target.target], download.stalled_at_bytes)
+        yield from (rate, stall)
+
+
+def _download(check) -> Download | None:
+    evidence = check.evidence
+    return evidence.download if isinstance(evidence, ThroughputEvidence) else None
