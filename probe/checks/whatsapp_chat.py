@@ -173,7 +173,11 @@ def _host_outcome(host: str, steps: list[CheckResult], exchanges: list[ChatExcha
     elif all(e.failure is not None for e in exchanges):
         outcome.failure, outcome.stage = common.most_common([e.failure for e in exchanges]), "protocol"
         stages = ", ".join(sorted({e.stage for e in exchanges}))
-        if all(e.failure in failures.INTERFERENCE for e in exchanges):
+        if all(e.unacked_segments == 0 and e.failure == failures.TIMEOUT for e in exchanges):
+            # Our bytes were acknowledged by the server's side, which then said nothing: a silent
+            # server (a censor dropping them would leave them unacknowledged).
+            outcome.finding = Finding(Verdict.PROTOCOL_BLOCKED, Fault.SERVER, "transport", "the server acknowledged our first bytes and never answered")
+        elif all(e.failure in failures.INTERFERENCE for e in exchanges):
             reason = f"TCP connected, then the chat exchange failed ({outcome.failure}, at {stages})"
             outcome.finding = Finding(Verdict.PROTOCOL_BLOCKED, Fault.PATH, "transport", reason)
         else:
