@@ -477,3 +477,21 @@ class ThroughputEvidence:
             data["decoy"] = to_json(self.decoy)
             data["sni_keyed"] = self.sni_keyed
         return data
+
+
+@dataclass
+class ClientHelloFingerprint:
+    """The ClientHello a handshake sent, as JA3 (string and MD5) and JA4 (FoxIO's, TCP)."""
+
+    client: str  # "python" (Python's ssl over OpenSSL) or "browser:<curl-cffi impersonation target>"
+    ja3: str
+    ja3_md5: str
+    ja4: str
+
+
+@dataclass
+class FingerprintedHandshake:
+    """One TLS handshake with a known ClientHello fingerprint (probe.fingerprint)."""
+
+    handshake: TLSHandshake
+    fingerprint: ClientHelloFingerprint | None = None  # None: nothing was sent (no TCP connection)
