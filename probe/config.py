@@ -168,6 +168,9 @@ class Target(_Model):
     # Per-check settings, validated by each check's own `Params` model (see probe/checks).
     params: dict[CheckName, dict[str, Any]] = Field(default_factory=dict)
     ca_bundle: Path | None = None
+    # What a control target stands for: an international or a domestic site (the vantage's
+    # reach), or a yardstick for the protocol checks (a download, a STUN server).
+    control_class: Literal["international", "domestic", "yardstick"] = "international"
 
     @field_validator("ports")
     @classmethod

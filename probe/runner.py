@@ -17,7 +17,7 @@ from probe.checks import REGISTRY
 from probe.checks.base import Context, RoundFacts
 from probe.config import Config, Service, Target, Vantage
 from probe.net import Route
-from probe.step import run_check
+from probe.checks.step import run_check
 from probe.verdict import (
     DOWN,
     OFFLINE,

@@ -210,8 +210,8 @@ async def test_round_verdicts(env, chat, tmp_path, hosts, verdict):
 
 
 async def test_hosts_are_measured_by_the_runners_step(env, chat, monkeypatch):
-    """One copy of the step: the per-host dns and tcp go through probe.step.run_check."""
-    from probe import step
+    """One copy of the step: the per-host dns and tcp go through probe.checks.step.run_check."""
+    from probe.checks import step
 
     ran: list[str] = []
     original = step.run_check

@@ -11,7 +11,7 @@ handshake through and cuts what follows), or our bytes never being acknowledged 
 silently dropped), fails the host with `protocol_blocked`.
 
 With `hosts` (the OONI list) the check measures each host itself, DNS included, through the
-runner's own step (`probe.step.run_check` with the `dns` and `tcp` checks); without it, it
+runner's own step (`probe.checks.step.run_check` with the `dns` and `tcp` checks); without it, it
 measures the target's own host, reusing what `dns` and `tcp` found when they ran before it.
 
 The differential is the transport: a host whose TCP connect succeeded and whose chat exchange
@@ -45,7 +45,7 @@ from probe.model import (
     Verdict,
 )
 from probe.net import open_tcp
-from probe.step import run_check
+from probe.checks.step import run_check
 
 NAME = "whatsapp_chat"
 BLOCK_VERDICT = "protocol_blocked"  # what a timeout of this check means

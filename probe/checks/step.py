@@ -1,4 +1,4 @@
-"""One check on one target's context, the runner's way: bounded, never raising.
+"""One check on one target's context, the runner's way: bounded, never raising (not a check: no NAME).
 
 The runner runs a target's checks through `run_check`, and so does a check that measures other
 hosts itself (`whatsapp_chat` runs `dns` and `tcp` per chat host): one copy of the step.
