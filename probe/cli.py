@@ -66,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     from probe.redact import LogScrubber
 
     LogScrubber.install()  # no public address (the volunteer's, reflected by a server) in any log line
+    if args.command in ("run", "once"):
+        from probe.runner import raise_descriptor_limit
+
+        raise_descriptor_limit()
     if args.command == "check-config":
         return _check_config(args.file)
     if args.command == "once":

@@ -15,15 +15,19 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from probe import __version__
+from probe import __version__, judge
 from probe.config import Config
-from probe.model import Download, ThroughputEvidence
-from probe.verdict import (
-    OFFLINE,
+from probe.model import (
     SERVICE_VERDICTS,
     TARGET_VERDICTS,
+    VANTAGE_VERDICTS,
+    DNSEvidence,
+    Download,
     TargetResult,
+    ThroughputEvidence,
+    TLSEvidence,
     VantageResult,
+    Verdict,
 )
 
 CONTROLS = "controls"
@@ -50,11 +54,7 @@ class State:
 
     def control_reference(self) -> VantageResult | None:
         """The latest online result of a control vantage, if one is configured."""
-        for vantage in self.config.vantages:
-            result = self.latest.get(vantage.name)
-            if vantage.control and result is not None and result.online:
-                return result
-        return None
+        return judge.control_reference(self.latest.values(), self.config.vantages)
 
 
 def _failure_label(failure: str) -> str:
@@ -89,12 +89,13 @@ class _Collector(Collector):
         round_duration = GaugeMetricFamily("msgreach_round_duration_seconds", "Duration of the latest round", labels=["vantage"])
         last_round = GaugeMetricFamily("msgreach_last_round_timestamp_seconds", "When the latest round ended (unix time)", labels=["vantage"])
         rounds = CounterMetricFamily("msgreach_rounds", "Rounds completed", labels=["vantage"])
-        info = GaugeMetricFamily("msgreach_vantage_info", "The vantage's self-declared place (no addresses)", labels=["vantage", "country", "asn", "network"])
+        info = GaugeMetricFamily("msgreach_vantage_info", "The vantage's self-declared place (no addresses) and role", labels=["vantage", "country", "asn", "network", "role"])
+        vantage_verdict = GaugeMetricFamily("msgreach_vantage_verdict", "State set: the vantage's verdict from its control sites (exactly one series is 1)", labels=["vantage", "verdict"])
         build = GaugeMetricFamily("msgreach_build_info", "msgreach version", labels=["version"])
 
         build.add_metric([__version__], 1)
         for vantage in state.config.vantages:
-            info.add_metric([vantage.name, vantage.country, vantage.asn, vantage.network], 1)
+            info.add_metric([vantage.name, vantage.country, vantage.asn, vantage.network, "control" if vantage.control else "vantage"], 1)
         for key, count in sorted(state.failures.items()):
             failures.add_metric(list(key), count)
         for name, count in sorted(state.rounds.items()):
@@ -102,6 +103,8 @@ class _Collector(Collector):
 
         for name, result in state.latest.items():
             online.add_metric([name], 1 if result.online else 0)
+            for verdict in VANTAGE_VERDICTS:
+                vantage_verdict.add_metric([name, verdict], 1 if verdict == result.verdict else 0)
             round_duration.add_metric([name], result.duration_seconds)
             last_round.add_metric([name], state.finished_at[name])
             for service in result.services:
@@ -112,23 +115,23 @@ class _Collector(Collector):
                 if service_name != CONTROLS:
                     for verdict in TARGET_VERDICTS:
                         target_verdict.add_metric([name, service_name, target.target, verdict], 1 if verdict == target.verdict else 0)
-                if target.verdict == OFFLINE:
+                if target.verdict == Verdict.VANTAGE_OFFLINE:
                     continue
                 for check in target.checks:
                     labels = [name, service_name, target.target, check.check]
                     success.add_metric(labels, 1 if check.ok else 0)
                     duration.add_metric(labels, check.duration_seconds)
                     _check_specific(check, [name, service_name, target.target], dns_duration, not_after)
-        yield from (success, duration, failures, target_verdict, service_verdict, ratio, online, dns_duration, not_after, round_duration, last_round, rounds, info, build)
+        yield from (success, duration, failures, target_verdict, service_verdict, ratio, online, vantage_verdict, dns_duration, not_after, round_duration, last_round, rounds, info, build)
 
 
 def _check_specific(check, labels: list[str], dns_duration: GaugeMetricFamily, not_after: GaugeMetricFamily) -> None:
     evidence = check.evidence
-    if check.check == "dns":
-        for answer in evidence.get("resolvers", []):
-            dns_duration.add_metric([*labels, answer["resolver"]], answer["duration_seconds"])
-    elif check.check == "tls" and "certificate" in evidence:
-        not_after.add_metric(labels, evidence["certificate"]["not_after_timestamp"])
+    if isinstance(evidence, DNSEvidence):
+        for query in evidence.resolvers:
+            dns_duration.add_metric([*labels, query.resolver], query.duration_seconds)
+    elif isinstance(evidence, TLSEvidence) and evidence.certificate is not None:
+        not_after.add_metric(labels, evidence.certificate.not_after_timestamp)
 
 
 def registry_for(state: State) -> CollectorRegistry:
@@ -157,7 +160,7 @@ class _DownloadCollector(Collector):
         )
         for name, result in self._state.latest.items():
             for service_name, target in _targets(result):
-                if target.verdict == OFFLINE:
+                if target.verdict == Verdict.VANTAGE_OFFLINE:
                     continue
                 for check in target.checks:
                     download = _download(check)

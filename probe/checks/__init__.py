@@ -7,7 +7,17 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from probe.checks import dns, http, mtproto, quic, stun, tcp, throughput, tls, whatsapp_chat
+from probe.checks import (
+    dns,
+    http,
+    mtproto,
+    quic,
+    stun,
+    tcp,
+    throughput,
+    tls,
+    whatsapp_chat,
+)
 
 REGISTRY: dict[str, ModuleType] = {
     module.NAME: module for module in (dns, tcp, tls, http, mtproto, whatsapp_chat, quic, stun, throughput)

@@ -44,7 +44,7 @@ from probe.model import (
 from probe.net import open_tcp
 
 NAME = "mtproto"
-BLOCK_VERDICT = "protocol_blocked"  # what a timeout of this check means
+BLOCK_VERDICT = Verdict.PROTOCOL_BLOCKED  # what a timeout of this check means
 
 REQ_PQ_MULTI = 0xBE7E8EF1
 RES_PQ = 0x05162463

@@ -38,7 +38,7 @@ from probe.model import CheckResult, Fault, Finding, QUICAttempt, QUICEvidence, 
 from probe.net import udp_socket
 
 NAME = "quic"
-BLOCK_VERDICT = "quic_blocked"  # what a timeout of this check means
+BLOCK_VERDICT = Verdict.QUIC_BLOCKED  # what a timeout of this check means
 
 _SYSTEM_STORE = Path("/etc/ssl/certs/ca-certificates.crt")
 

@@ -30,7 +30,7 @@ from probe.model import CheckResult, Fault, Finding, STUNBinding, STUNEvidence, 
 from probe.net import udp_socket
 
 NAME = "stun"
-BLOCK_VERDICT = "udp_blocked"  # what a timeout of this check means
+BLOCK_VERDICT = Verdict.UDP_BLOCKED  # what a timeout of this check means
 
 MAGIC_COOKIE = 0x2112A442
 BINDING_REQUEST = 0x0001

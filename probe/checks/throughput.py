@@ -42,9 +42,9 @@ from probe.checks.base import Context, Skip, Stopwatch
 from probe.model import (
     CheckResult,
     Download,
+    DownloadRedirect,
     Fault,
     Finding,
-    Redirect,
     ThroughputEvidence,
     Verdict,
 )
@@ -52,7 +52,7 @@ from probe.net import open_tcp, ssl_context
 from probe.resolvers import lookup
 
 NAME = "throughput"
-BLOCK_VERDICT = "throttled"  # what a timeout of this check means
+BLOCK_VERDICT = Verdict.THROTTLED  # what a timeout of this check means
 
 MIN_SIZE = 256 * 1024
 MAX_HEADER_BYTES = 64 * 1024
@@ -270,7 +270,7 @@ async def _download(ctx: Context, address: str, port: int, scheme: str, params: 
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             return out
-        hop = Redirect(out.status_code, url)
+        hop = DownloadRedirect(out.status_code, url)
         evidence.redirects.append(hop)
         next_address = address if parts.hostname == host else await _resolve(ctx, parts.hostname)
         if next_address is None:

@@ -30,11 +30,11 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from probe import failures
+from probe import failures, judge
 from probe.checks import base, common, dns, tcp
 from probe.checks.base import Context, Skip, Stopwatch
+from probe.checks.step import run_check
 from probe.model import (
-    BLOCKS,
     SERVICE_VERDICTS,
     ChatEvidence,
     ChatExchange,
@@ -42,13 +42,13 @@ from probe.model import (
     CheckResult,
     Fault,
     Finding,
+    TCPEvidence,
     Verdict,
 )
 from probe.net import open_tcp
-from probe.checks.step import run_check
 
 NAME = "whatsapp_chat"
-BLOCK_VERDICT = "protocol_blocked"  # what a timeout of this check means
+BLOCK_VERDICT = Verdict.PROTOCOL_BLOCKED  # what a timeout of this check means
 
 
 class Params(base.Params):
@@ -145,28 +145,17 @@ async def _exchanges(ctx: Context, connected: list[tuple[str, int]], params: Par
     return list(await asyncio.gather(*(exchange(ctx, a, p, params) for p, a in chosen.items())))
 
 
-def _label(finding: Finding | None) -> str:
-    """What a host's failure argues, in one word for the evidence (the judge decides verdicts)."""
-    if finding is None:
-        return "ok"
-    if finding.fault == Fault.MONITOR:
-        return str(Verdict.ERROR)
-    if finding.fault == Fault.PATH or (finding.fault == Fault.UNSEPARATED and finding.technique == Verdict.IP_BLOCKED):
-        return str(finding.technique)
-    return str(Verdict.DOWN)
-
-
 def _host_outcome(host: str, steps: list[CheckResult], exchanges: list[ChatExchange], ctx: Context) -> ChatHost:
     outcome = ChatHost(host, list(ctx.addresses), ctx.addresses_from, exchanges=exchanges)
     for step in steps:
         if step.check == tcp.NAME:
-            outcome.connects = list(_connects(step))
+            outcome.connects = list(step.evidence.connects) if isinstance(step.evidence, TCPEvidence) else None
         if step.check == dns.NAME and not step.ok:
             outcome.dns_failure = step.failure
     failed = next((s for s in steps if not s.ok), None)
     if failed is not None:
         outcome.failure, outcome.stage = failed.failure, failed.check
-        outcome.finding = _step_finding(failed)
+        outcome.finding = failed.finding
     elif not exchanges:
         outcome.failure, outcome.stage = failures.TIMEOUT, "tcp"
         outcome.finding = Finding(Verdict.IP_BLOCKED, Fault.UNSEPARATED, "", "no port connected")
@@ -182,26 +171,10 @@ def _host_outcome(host: str, steps: list[CheckResult], exchanges: list[ChatExcha
             outcome.finding = Finding(Verdict.PROTOCOL_BLOCKED, Fault.PATH, "transport", reason)
         else:
             outcome.finding = Finding(Verdict.PROTOCOL_BLOCKED, Fault.SERVER, "transport", f"the server answered the chat opening with {outcome.failure}")
-    outcome.verdict = _label(outcome.finding)
+    if outcome.finding is not None:
+        # The judge's word for this host alone, for people reading the evidence.
+        outcome.verdict = str(judge.target_verdict([CheckResult(NAME, False, outcome.failure, 0.0, outcome.finding)])[0])
     return outcome
-
-
-def _step_finding(step: CheckResult) -> Finding:
-    finding = getattr(step, "finding", None)
-    if finding is not None:
-        return finding
-    verdict = getattr(step, "verdict", None)  # interim: dns/tcp before their Findings
-    if verdict is not None and Verdict(verdict) in BLOCKS:
-        return Finding(Verdict(verdict), Fault.PATH, "", f"{step.check}: {step.failure}")
-    return Finding(Verdict.DOWN, Fault.UNSEPARATED, "", f"{step.check}: {step.failure}")
-
-
-def _connects(step: CheckResult) -> list[Any]:
-    """The tcp step's connect records (typed evidence; a dict while tcp is not yet converted)."""
-    evidence = step.evidence
-    if isinstance(evidence, dict):  # interim: the tcp check before its typed evidence
-        return evidence.get("connects", [])
-    return list(getattr(evidence, "connects", []))
 
 
 async def _measure_host(ctx: Context, host: str, params: Params) -> ChatHost:
