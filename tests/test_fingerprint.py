@@ -95,7 +95,10 @@ def test_pythons_own_hello_is_fingerprinted_offline(env):
 # --- browser handshakes against real TLS servers ---------------------------------------------------
 
 
-async def browser(env, port: int, sni: str = NAME, route: Route = Route(), **kwargs):
+DIRECT = Route()
+
+
+async def browser(env, port: int, sni: str = NAME, route: Route = DIRECT, **kwargs):
     return await fingerprint.browser_handshake(route, LOOPBACK, port, sni, ca_bundles=(env.ca.pem,), timeout=3.0, **kwargs)
 
 
