@@ -94,7 +94,7 @@ def initial_plaintext(data: bytes) -> bytes | None:
         crypto.setup_initial(cid=header.destination_cid, is_client=False, version=header.version)
         _, payload, _ = crypto.decrypt_packet(data[: header.packet_length], buf.tell(), 0)
         return payload
-    except Exception:  # noqa: BLE001, S110 - not a decryptable Initial: not matched
+    except Exception:  # noqa: BLE001 - not a decryptable Initial: not matched
         return None
 
 
