@@ -313,7 +313,7 @@ async def browser_handshake(
     loop = asyncio.get_running_loop()
     started = loop.time()
     try:
-        trust = _trust_file(tuple(ca_bundles), replace_trust) if verify else None
+        trust = _trust_file(tuple(Path(b) for b in ca_bundles), replace_trust) if verify else None
         error = await asyncio.to_thread(_curl_connect, sni, port, tap_port, browser, trust, verify, timeout)
         if tap.upstream_failure is not None:
             record.failure = tap.upstream_failure  # the real connection's own failure says more
