@@ -24,6 +24,7 @@ SNI and ALPN, followed by the signature algorithms in order).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import socket
@@ -227,9 +228,16 @@ class _Tap:
     upstream_failure: str | None = None  # the real connection could not be made
     connected: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    writers: list[asyncio.StreamWriter] = field(default_factory=list)
+
+    def close(self) -> None:
+        """End the relay (curl is done with it): both connections aborted."""
+        for writer in self.writers:
+            _abort(writer)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream = None
+        self.writers.append(writer)
         try:
             data = b""
             while (need := hello_length(data)) is None or len(data) < need:
@@ -244,6 +252,7 @@ class _Tap:
                 self.upstream_failure = failures.classify(exc)
                 return
             self.connected = True
+            self.writers.append(upstream)
             upstream.write(data)
             await asyncio.gather(_pipe(reader, upstream), _pipe(up_reader, writer))
         except (ConnectionError, OSError, ValueError):
@@ -323,6 +332,11 @@ async def browser_handshake(
             record.tls_version = None  # libcurl does not report it for a connect-only transfer
     finally:
         server.close()
+        tap.close()
+        if tap.writers:  # the relay's task ends on the aborted connections: wait for it, briefly
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await tap.done.wait()
         record.duration_seconds = round(loop.time() - started, 4)
     fingerprint = fingerprint_of(f"browser:{browser}", tap.hello) if tap.hello else None
     if not tap.connected and tap.upstream_failure is None and record.failure is None:
