@@ -364,6 +364,9 @@ def _curl_connect(sni: str, port: int, tap_port: int, browser: str, trust: str |
             curl.setopt(CurlOpt.CAINFO, trust)
         if curl.impersonate(_target(browser), default_headers=False) != 0:
             return -1, f"curl-cffi cannot impersonate {browser!r}"
+        # GREASE ECH, as Chrome sends when the name has no ECH config: the same hello, and no
+        # HTTPS-record DNS lookup first (through a censor dropping DNS it would wait to the timeout).
+        curl.setopt(CurlOpt.ECH, "grease")
         curl.perform()
         return None
     except CurlError as exc:
