@@ -145,6 +145,10 @@ def test_a_censor_keyed_on_the_fingerprint_blocks_one_hello(clean_lab: Lab, scen
     with rule(clean_lab, scenario, ["whatsapp/web"]):
         found = _handshakes(clean_lab)
     passed = "browser" if blocked == "python" else "python"
-    assert found[blocked] == "connection_reset" and found[passed] is None, found
+    # Python's hello is one segment and meets the reset; Chrome's (about 1.8 KB) spans two, and
+    # in the lab its reset has been seen to reach curl as silence: either way it is blocked.
+    assert found[blocked] in ("connection_reset", "generic_timeout_error") and found[passed] is None, found
+    if blocked == "python":
+        assert found[blocked] == "connection_reset", found
     assert found["python_ja4"] != found["browser_ja4"], found
     record(scenario, "whatsapp/web", f"{blocked} hello reset", None, f"{blocked}: {found[blocked]}, {passed}: ok")
