@@ -52,7 +52,8 @@ from pathlib import Path
 from typing import Any
 
 from probe import __version__
-from probe.config import Config, Evidence, Vantage, split_host_port
+from probe.addresses import split_host_port
+from probe.config import Config, Evidence, Vantage
 from probe.redact import SCRUBBED, ip_version as _ip_version, normal as _normal, scrub  # noqa: F401 - re-exported
 from probe.model import BLOCKS, CheckResult, TargetResult, VantageResult, Verdict, to_json
 

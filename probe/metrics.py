@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -43,7 +43,10 @@ class State:
     rounds: Counter = field(default_factory=Counter)  # vantage
     finished_at: dict[str, float] = field(default_factory=dict)  # vantage -> unix time
 
+    version: int = 0  # bumped by every change /metrics shows (a round, a reload)
+
     def record(self, result: VantageResult) -> None:
+        self.version += 1
         self.latest[result.vantage] = result
         self.rounds[result.vantage] += 1
         self.finished_at[result.vantage] = result.started_at + result.duration_seconds
@@ -140,6 +143,32 @@ def registry_for(state: State) -> CollectorRegistry:
     registry.register(_DownloadCollector(state))
     ProcessCollector(registry=registry)  # memory and CPU of the probe itself: volunteers ask
     return registry
+
+
+class Exposition:
+    """/metrics as bytes rendered once per change of the state (after a round, a reload), not
+    once per scrape: at 1,000 targets a render is ~20,000 series, and Prometheus scrapes several
+    times a round. The process' own CPU and memory are rendered per scrape (a few lines)."""
+
+    def __init__(self, state: State):
+        self._state = state
+        self._msgreach = CollectorRegistry(auto_describe=False)
+        self._msgreach.register(_Collector(state))
+        self._msgreach.register(_DownloadCollector(state))
+        self._process = CollectorRegistry(auto_describe=False)
+        ProcessCollector(registry=self._process)  # memory and CPU of the probe itself: volunteers ask
+        self._version = -1
+        self._rendered = b""
+
+    def refresh(self) -> None:
+        """Render the state if it changed since the last render."""
+        if self._state.version != self._version:
+            self._version = self._state.version
+            self._rendered = generate_latest(self._msgreach)
+
+    def render(self) -> bytes:
+        self.refresh()
+        return self._rendered + generate_latest(self._process)
 
 
 # --- downloads: the throughput check's typed record (probe.model.ThroughputEvidence) ---------------

@@ -16,7 +16,8 @@ from typing import Any
 import httpcore
 import httpx
 
-from probe.config import Vantage, split_host_port
+from probe.addresses import split_host_port
+from probe.config import Vantage
 from probe.failures import PROTOCOL_ERROR, Failure
 
 Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]

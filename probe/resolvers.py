@@ -15,7 +15,8 @@ import dns.rcode
 import dns.rdatatype
 
 from probe import failures
-from probe.config import Resolver, is_ip_literal, split_host_port
+from probe.addresses import is_ip_literal, split_host_port
+from probe.config import Resolver
 from probe.model import DNSQuery
 from probe.net import Route, http_client, ssl_context
 

@@ -111,7 +111,7 @@ def raise_descriptor_limit() -> int:
 
 
 def _control_class(target: Target) -> str:
-    return getattr(target, "control_class", "international")
+    return target.control_class
 
 
 async def _gather_targets(

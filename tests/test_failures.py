@@ -318,3 +318,11 @@ def test_msgreach_raises_its_descriptor_limit_and_sizes_concurrency_to_it():
     assert concurrency_for(1024, soft_limit=1024) < 1024 // 2  # each target holds several sockets
     assert concurrency_for(16, soft_limit=65536) == 16
     assert concurrency_for(64, soft_limit=20) >= 1
+
+
+def test_unknown_failure_text_is_scrubbed_of_public_addresses():
+    """An unforeseen error's text may name the vantage's public address (a proxy's message, a
+    server's banner): scrubbed like every other string msgreach keeps."""
+    failure = failures.classify(RuntimeError("upstream said: your address is 81.2.69.160, go away"))
+    assert failure.startswith("unknown_failure: RuntimeError")
+    assert "81.2.69.160" not in failure and "[scrubbed]" in failure

@@ -283,3 +283,20 @@ async def test_status_page_escapes_names(env, tmp_path):
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;" in page
     json.dumps(result.as_json())  # the evidence serialises
+
+
+def test_metrics_are_rendered_once_per_change_not_per_scrape(measured):
+    """A scrape serves the bytes rendered after the last round; a new round renders anew."""
+    from probe.metrics import Exposition
+
+    state, _ = measured
+    exposition = Exposition(state)
+    exposition.refresh()
+    rendered = exposition._rendered
+    first = exposition.render()
+    assert exposition._rendered is rendered  # the second scrape rendered nothing new
+    assert first.startswith(rendered) and b"process_cpu_seconds_total" in first
+    state.record(next(iter(state.latest.values())))
+    exposition.refresh()
+    assert exposition._rendered is not rendered
+    assert b"msgreach_rounds_total" in exposition.render()

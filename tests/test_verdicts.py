@@ -316,13 +316,6 @@ async def test_one_control_passing_is_enough(env, tmp_path):
     assert result.verdict == "ok" and result.services[0].verdict == "ok"
 
 
-async def test_no_controls_configured_means_online(env, tmp_path):
-    env.resolve("nocontrols.good.test")
-    config = env.load(tmp_path, env.config([_service("svc", env.target("t", "nocontrols.good.test"))], controls=[]))
-    [result] = await run_all(config)
-    assert result.verdict == "ok"
-
-
 async def test_control_vantage_seeing_the_same_failure_makes_it_down(env, tmp_path):
     """Two vantages: `abroad` is a control vantage. Where both fail the same check the target is
     `down` at home; where only home fails (its resolver withholds the name) it stays blocked."""
@@ -409,7 +402,11 @@ async def test_a_check_ignoring_its_timeout_is_cut_by_the_runner(env, tmp_path, 
     env.resolve("hang.good.test")
     config = env.load(
         tmp_path,
-        env.config([_service("svc", env.target("t", "hang.good.test", checks=["dns", "tcp"]))], controls=[], schedule={"timeouts": {"tcp": 0.3}}),
+        env.config(
+            [_service("svc", env.target("t", "hang.good.test", checks=["dns", "tcp"]))],
+            controls=[{**env.control_target(), "checks": ["dns"]}],  # a control that needs no tcp
+            schedule={"timeouts": {"tcp": 0.3}},
+        ),
     )
     monkeypatch.setattr(tcp_module, "run", hangs)
     started = time.monotonic()

@@ -25,20 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from probe import failures
 from probe.config import Fingerprints, Service, Target, Vantage
 from probe.model import CheckResult, Fault, Finding, TargetResult, Verdict
 from probe.net import Route, Stream
+from probe.params import Params
 
 __all__ = ["CheckResult", "Context", "Fault", "Finding", "Params", "RoundFacts", "Skip", "Stopwatch", "Verdict"]
-
-
-class Params(BaseModel):
-    """Base for each check's settings (a target's `params: {check: {...}}`)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Skip(Exception):
@@ -115,7 +108,8 @@ class Context:
         return None
 
     def params_for(self, check: str, model: type[Params]) -> Params:
-        return model.model_validate(self.target.params.get(check, {}))
+        stored = self.target.params.get(check)  # validated and typed at load
+        return stored if stored is not None else model()
 
 
 class Stopwatch:

@@ -15,18 +15,10 @@ import ipaddress
 from typing import Any
 
 from probe import failures
-from probe.checks import base
-from probe.checks.base import (
-    CheckResult,
-    Context,
-    Fault,
-    Finding,
-    Skip,
-    Stopwatch,
-    Verdict,
-)
+from probe.checks.base import CheckResult, Context, Fault, Finding, Skip, Stopwatch, Verdict
 from probe.model import DNSEvidence, DNSQuery
 from probe.resolvers import lookup
+from probe.params import DNSParams as Params
 
 NAME = "dns"
 BLOCK_VERDICT = Verdict.DNS_BLOCKED  # what running past every timeout means
@@ -49,9 +41,6 @@ BOGONS = tuple(
     )
 )
 
-
-class Params(base.Params):
-    pass
 
 
 def is_bogon(address: str, exempt: list[Any] = ()) -> bool:

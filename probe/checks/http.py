@@ -13,41 +13,22 @@ failed (a drip, an early close) is the server's business: no technique.
 from __future__ import annotations
 
 import asyncio
-from typing import Literal
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
 from probe import __version__, failures
-from probe.checks import base, tls
-from probe.checks.base import (
-    CheckResult,
-    Context,
-    Fault,
-    Finding,
-    Skip,
-    Stopwatch,
-    Verdict,
-    first_byte,
-    observed,
-)
+from probe.checks import tls
+from probe.checks.base import CheckResult, Context, Fault, Finding, Skip, Stopwatch, Verdict, first_byte, observed
 from probe.model import BlockPage, HTTPExchange, HTTPProbe, Redirect
 from probe.net import http_client, open_tcp, ssl_context
 from probe.redact import scrub
+from probe.params import HTTPParams as Params
 
 NAME = "http"
 BLOCK_VERDICT = Verdict.HTTP_BLOCKED  # what running past every timeout means
 _SAMPLE_BYTES = 2048  # of the body kept as evidence
 
-
-class Params(base.Params):
-    scheme: Literal["https", "http"] | None = None  # default: https unless the port is 80
-    path: str = "/"
-    method: Literal["GET", "POST", "HEAD"] = "GET"
-    body: str | None = None
-    headers: dict[str, str] = {}
-    max_body_bytes: int = 64 * 1024
-    max_redirects: int = 5
 
 
 async def run(ctx: Context, params: Params) -> CheckResult:

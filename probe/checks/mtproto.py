@@ -28,10 +28,9 @@ import time
 from typing import Any, Literal, Protocol
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from pydantic import Field
 
 from probe import failures
-from probe.checks import base, common
+from probe.checks import common
 from probe.checks.base import Context, Skip, Stopwatch
 from probe.model import (
     CheckResult,
@@ -42,6 +41,7 @@ from probe.model import (
     Verdict,
 )
 from probe.net import open_tcp
+from probe.params import MTProtoParams as Params
 
 NAME = "mtproto"
 BLOCK_VERDICT = Verdict.PROTOCOL_BLOCKED  # what a timeout of this check means
@@ -61,12 +61,6 @@ Framing = Literal["abridged", "intermediate", "obfuscated2"]
 Probe = Literal["abridged", "intermediate", "obfuscated2", "http"]
 
 
-class Params(base.Params):
-    transports: tuple[Framing, ...] = ("abridged", "intermediate", "obfuscated2")
-    http_post: bool = True  # OONI's plain-HTTP POST / as well
-    # One exchange (connect, request, answer) is bounded by this or the check's timeout,
-    # whichever is shorter.
-    exchange_timeout: float = Field(6.0, gt=0)
 
 
 # --- the wire format ------------------------------------------------------------------------------

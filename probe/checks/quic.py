@@ -29,13 +29,13 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from pydantic import Field
 
 from probe import __version__, failures
-from probe.checks import base, common
+from probe.checks import common
 from probe.checks.base import Context, Skip, Stopwatch
 from probe.model import CheckResult, Fault, Finding, QUICAttempt, QUICEvidence, Verdict
 from probe.net import udp_socket
+from probe.params import QUICParams as Params
 
 NAME = "quic"
 BLOCK_VERDICT = Verdict.QUIC_BLOCKED  # what a timeout of this check means
@@ -43,14 +43,6 @@ BLOCK_VERDICT = Verdict.QUIC_BLOCKED  # what a timeout of this check means
 _SYSTEM_STORE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
-class Params(base.Params):
-    sni: str | None = None  # default: the target's host
-    path: str = "/"
-    port: int = Field(443, gt=0, lt=65536)
-    # The handshake, then the response, each bounded by this or the check's timeout if shorter.
-    handshake_timeout: float = Field(5.0, gt=0)
-    max_body_bytes: int = Field(16 * 1024, ge=0)
-    decoy: bool = True  # on a failed handshake, one with the decoy SNI to the same address
 
 
 def _address(ctx: Context) -> str | None:

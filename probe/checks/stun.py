@@ -21,13 +21,12 @@ import struct
 import zlib
 from typing import Any
 
-from pydantic import Field
-
 from probe import failures
-from probe.checks import base, common
+from probe.checks import common
 from probe.checks.base import Context, Skip, Stopwatch
 from probe.model import CheckResult, Fault, Finding, STUNBinding, STUNEvidence, Verdict
 from probe.net import udp_socket
+from probe.params import STUNParams as Params
 
 NAME = "stun"
 BLOCK_VERDICT = Verdict.UDP_BLOCKED  # what a timeout of this check means
@@ -44,13 +43,6 @@ ATTR_FINGERPRINT = 0x8028
 FINGERPRINT_XOR = 0x5354554E
 MAX_DATAGRAM = 2048
 
-
-class Params(base.Params):
-    attempts: int = Field(3, ge=1, le=7)  # requests sent before giving up (RFC 5389: Rc = 7)
-    initial_rto: float = Field(0.5, gt=0, le=5)  # seconds; doubles after each request
-    fingerprint: bool = True  # add the FINGERPRINT attribute, as WebRTC clients do
-    software: str | None = None  # a SOFTWARE attribute (none by default: less to fingerprint)
-    control: str | None = None  # the control target to compare with; default: any with `stun`
 
 
 # --- the wire format ------------------------------------------------------------------------------

@@ -10,26 +10,14 @@ import asyncio
 import ipaddress
 
 from probe import failures
-from probe.checks import base
-from probe.checks.base import (
-    CheckResult,
-    Context,
-    Fault,
-    Finding,
-    Skip,
-    Stopwatch,
-    Verdict,
-    observed,
-)
+from probe.checks.base import CheckResult, Context, Fault, Finding, Skip, Stopwatch, Verdict, observed
 from probe.model import DNSEvidence, TCPConnect, TCPEvidence
 from probe.net import open_tcp
+from probe.params import TCPParams as Params
 
 NAME = "tcp"
 BLOCK_VERDICT = Verdict.IP_BLOCKED  # what running past every timeout means
 
-
-class Params(base.Params):
-    pass
 
 
 def endpoints(ctx: Context) -> list[tuple[str, int]]:

@@ -8,25 +8,15 @@ facts are kept even when validation fails: a MITM certificate is evidence worth 
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC
+from datetime import timezone
 
 from cryptography import x509
 
 from probe import failures
-from probe.checks import base
-from probe.checks.base import (
-    CheckResult,
-    Context,
-    Fault,
-    Finding,
-    Skip,
-    Stopwatch,
-    Verdict,
-    first_byte,
-    observed,
-)
+from probe.checks.base import CheckResult, Context, Fault, Finding, Skip, Stopwatch, Verdict, first_byte, observed
 from probe.model import Certificate, TLSEvidence, TLSHandshake
 from probe.net import open_tcp, ssl_context
+from probe.params import TLSParams as Params
 
 NAME = "tls"
 BLOCK_VERDICT = Verdict.TLS_BLOCKED  # what running past every timeout means
@@ -35,11 +25,6 @@ _VERIFY_FAILURES = frozenset({failures.SSL_INVALID_HOSTNAME, failures.SSL_UNKNOW
 # past OpenSSL's limit. A censor resets, drops or closes; it does not speak.
 _SERVER_SPOKE = frozenset({failures.SSL_FAILED_HANDSHAKE, failures.PROTOCOL_ERROR})
 
-
-class Params(base.Params):
-    sni: str | None = None  # default: the target's host
-    alpn: tuple[str, ...] = ("h2", "http/1.1")
-    tries: int = 2  # endpoints tried before the handshake is called failed
 
 
 async def handshake(
@@ -82,8 +67,8 @@ def certificate_facts(der: bytes) -> Certificate:
     return Certificate(
         subject=cert.subject.rfc4514_string(),
         issuer=cert.issuer.rfc4514_string(),
-        not_before=cert.not_valid_before_utc.astimezone(UTC).isoformat(),
-        not_after=cert.not_valid_after_utc.astimezone(UTC).isoformat(),
+        not_before=cert.not_valid_before_utc.astimezone(timezone.utc).isoformat(),
+        not_after=cert.not_valid_after_utc.astimezone(timezone.utc).isoformat(),
         not_after_timestamp=cert.not_valid_after_utc.timestamp(),
         sha256=hashlib.sha256(der).hexdigest(),
         dns_names=names[:20],

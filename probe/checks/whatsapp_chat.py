@@ -26,12 +26,10 @@ import asyncio
 import os
 import time
 from dataclasses import replace
-from typing import Any, Literal
-
-from pydantic import Field, field_validator
+from typing import Any
 
 from probe import failures, judge
-from probe.checks import base, common, dns, tcp
+from probe.checks import common, dns, tcp
 from probe.checks.base import Context, Skip, Stopwatch
 from probe.checks.step import run_check
 from probe.model import (
@@ -46,31 +44,11 @@ from probe.model import (
     Verdict,
 )
 from probe.net import open_tcp
+from probe.params import WhatsAppChatParams as Params
 
 NAME = "whatsapp_chat"
 BLOCK_VERDICT = Verdict.PROTOCOL_BLOCKED  # what a timeout of this check means
 
-
-class Params(base.Params):
-    hosts: tuple[str, ...] = ()  # default: the target's host
-    # What to send first: the chat protocol's opening (Noise prologue + ClientHello), or nothing.
-    hello: Literal["noise", "none"] = "noise"
-    # "WA" + version bytes, hex; WhatsApp's mobile clients over TCP (Baileys: MOBILE_NOISE_HEADER).
-    prologue: str = "57410502"
-    # DNS and connect per host, and waiting for the server's first bytes: each bounded by
-    # these or by the check's timeout, whichever is shorter.
-    step_timeout: float = Field(5.0, gt=0)
-    reply_timeout: float = Field(5.0, gt=0)
-    hold_seconds: float = Field(3.0, ge=0, le=30)
-    concurrency: int = Field(16, ge=1, le=64)  # hosts measured at once
-
-    @field_validator("prologue")
-    @classmethod
-    def _hex(cls, value: str) -> str:
-        raw = bytes.fromhex(value)
-        if len(raw) < 2 or len(raw) > 16:
-            raise ValueError("the prologue is 2 to 16 bytes, in hex")
-        return value
 
 
 def client_hello(prologue: bytes, ephemeral: bytes | None = None) -> bytes:

@@ -260,7 +260,7 @@ def test_once_appends_to_the_archive_and_cli_reports(tmp_path: Path, procs) -> N
             country: RU
             resolvers: ["127.0.0.1:{dns_port}", {{address: "127.0.0.1:{control_port}", control: true}}]
             bogon_exempt: ["127.0.0.0/8"]
-        controls: []
+        controls: [{{name: ctl, host: 127.0.0.1, ports: [{web}], checks: [tcp]}}]
         schedule: {{retries: 0}}
         services:
           - name: local
