@@ -85,7 +85,7 @@ def context(env, ports: list[int], **kwargs):
     return env.context(LOOPBACK, target={"addresses": [LOOPBACK], "ports": ports, "checks": ["tcp", "mtproto"]}, **kwargs)
 
 
-async def run_check(env, ports: list[int], params: dict | None = None, *, with_tcp: bool = True, timeout: float = 1.0) -> CheckResult:
+async def run_check(env, ports: list[int], params: dict | None = None, *, with_tcp: bool = True, timeout: float = 3.0) -> CheckResult:
     ctx = context(env, ports, timeout=timeout)
     if with_tcp:
         ctx.results.append(await REGISTRY["tcp"].run(ctx, REGISTRY["tcp"].Params()))
