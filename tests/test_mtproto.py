@@ -4,13 +4,12 @@ in front of it that resets connections whose first bytes are MTProto's."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import struct
 
 import pytest
 from servers import mtproto as responder
-from servers.hostile import _pipe, rst
+from servers.fingerprint_censor import first_bytes_front
 
 from probe import failures
 from probe.checks import REGISTRY, mtproto
@@ -20,43 +19,15 @@ from probe.runner import run_round
 LOOPBACK = "127.0.0.1"
 
 
-def first_bytes_censor(prefixes: tuple[bytes, ...], backend: tuple[str, int]):
+def first_bytes_censor(prefixes: tuple[bytes, ...], backend: tuple[str, int], *, reset_unknown: bool = False):
     """An in-path DPI rule on a connection's first bytes: reset it if they start with one of
-    `prefixes`, else relay it to `backend` byte for byte."""
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        first = await reader.read(64)
-        if any(first.startswith(p) for p in prefixes):
-            rst(writer)
-            return
-        up_reader, up_writer = await asyncio.open_connection(*backend)
-        up_writer.write(first)
-        try:
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-        finally:
-            up_writer.close()
-
-    return handle
+    `prefixes`, else relay it to `backend` byte for byte. `reset_unknown` turns the rule round,
+    TSPU's rule for protocols it cannot name (obfuscated2 looks random): reset what starts with
+    none of them."""
+    return first_bytes_front(backend, lambda first: any(first.startswith(p) for p in prefixes) is not reset_unknown)
 
 
-def unknown_protocol_censor(backend: tuple[str, int]):
-    """TSPU's rule for protocols it cannot name (obfuscated2 looks random): reset a connection
-    whose first bytes are none of plain MTProto, HTTP or TLS; relay the rest."""
-    known = (b"\xef", b"\xee\xee\xee\xee", b"POST", b"GET ", b"\x16\x03")
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        first = await reader.read(64)
-        if first and not any(first.startswith(p) for p in known):
-            rst(writer)
-            return
-        up_reader, up_writer = await asyncio.open_connection(*backend)
-        up_writer.write(first)
-        try:
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-        finally:
-            up_writer.close()
-
-    return handle
+KNOWN_FIRST_BYTES = (b"\xef", b"\xee\xee\xee\xee", b"POST", b"GET ", b"\x16\x03")  # plain MTProto, HTTP, TLS
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +43,7 @@ def dc(env) -> dict[str, int]:
         good = (LOOPBACK, ports["ok"])
         _, ports["censor_all"] = await env.fleet.serve(first_bytes_censor((b"\xef", b"\xee\xee\xee\xee"), good), LOOPBACK)
         _, ports["censor_abridged"] = await env.fleet.serve(first_bytes_censor((b"\xef",), good), LOOPBACK)
-        _, ports["censor_obfuscated2"] = await env.fleet.serve(unknown_protocol_censor(good), LOOPBACK)
+        _, ports["censor_obfuscated2"] = await env.fleet.serve(first_bytes_censor(KNOWN_FIRST_BYTES, good, reset_unknown=True), LOOPBACK)
         return ports
 
     ports = env.loop.call(start())

@@ -11,16 +11,15 @@ cipher list starts like the blocked client's, else relays it to the backend byte
 The rule reads two bytes at a fixed place (after a 32-byte session id, as both clients send),
 as DPI rules do; it shares no code with msgreach's JA3/JA4 (probe/fingerprint.py). The lab's
 nftables scenario `fingerprint-python` matches the same bytes (@ih,624,16).
-
-Run standalone: python tests/servers/fingerprint_censor.py --listen H:P --backend H:P --block python
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import socket
 import struct
+from collections.abc import Callable
+
+from servers.hostile import _pipe, rst
 
 FIRST_CIPHER_OFFSET = 5 + 4 + 2 + 32 + 1 + 32 + 2  # record, handshake, version, random, sid, cipher length
 BLOCKS = ("python", "browser")
@@ -41,60 +40,39 @@ def matches(hello: bytes, block: str) -> bool:
     return cipher & 0x0F0F == 0x0A0A and cipher >> 8 == cipher & 0xFF
 
 
-def _rst(writer: asyncio.StreamWriter) -> None:
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    writer.transport.abort()
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        writer.close()
-
-
-def handler(backend: tuple[str, int], block: str, seen: list[int] | None = None):
-    """A stream handler: reset on a matching ClientHello, else relay to `backend`."""
-    assert block in BLOCKS, block
+def first_bytes_front(backend: tuple[str, int], blocked: Callable[[bytes], bool], need: int = 1):
+    """A stream handler playing an in-path censor that reads a connection's first bytes (at
+    least `need` of them): reset the connection when `blocked(first)`, else relay it to
+    `backend` byte for byte."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         first = b""
-        while len(first) < FIRST_CIPHER_OFFSET + 2:
+        while len(first) < need:
             chunk = await reader.read(4096)
             if not chunk:
                 writer.close()
                 return
             first += chunk
-        if seen is not None:
-            seen.append(first_cipher(first) or -1)
-        if matches(first, block):
-            _rst(writer)
+        if blocked(first):
+            rst(writer)
             return
         up_reader, up_writer = await asyncio.open_connection(*backend)
         up_writer.write(first)
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        try:
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        finally:
+            up_writer.close()
 
     return handle
 
 
-async def _main(listen: str, backend: str, block: str) -> None:
-    host, _, port = listen.rpartition(":")
-    back_host, _, back_port = backend.rpartition(":")
-    server = await asyncio.start_server(handler((back_host, int(back_port)), block), host, int(port))
-    print("fingerprint censor ready", flush=True)
-    await server.serve_forever()
+def handler(backend: tuple[str, int], block: str, seen: list[int] | None = None):
+    """Reset a ClientHello matching `block`, relay the rest."""
+    assert block in BLOCKS, block
 
+    def blocked(first: bytes) -> bool:
+        if seen is not None:
+            seen.append(first_cipher(first) or -1)
+        return matches(first, block)
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--listen", required=True)
-    parser.add_argument("--backend", required=True)
-    parser.add_argument("--block", choices=BLOCKS, default="python")
-    args = parser.parse_args()
-    asyncio.run(_main(args.listen, args.backend, args.block))
+    return first_bytes_front(backend, blocked, FIRST_CIPHER_OFFSET + 2)
