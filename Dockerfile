@@ -28,9 +28,13 @@ COPY pyproject.toml README.md ./
 COPY configs/ configs/
 COPY probe/ probe/
 COPY deploy/container/ deploy/container/
+# `pip install .` brings every dependency the shipped catalogs use: aioquic (the `quic` check on
+# web.whatsapp.com) and curl-cffi (browser-like ClientHellos), so the container measures QUIC.
+# The import check below fails the build if either is missing.
 # Byte-compiled here: the read-only root file system cannot take .pyc files later.
 RUN python3 -m venv /opt/msgreach \
  && /opt/msgreach/bin/pip install --no-compile . \
+ && /opt/msgreach/bin/python -c 'import aioquic, curl_cffi' \
  && /opt/msgreach/bin/pip uninstall -y -q pip setuptools \
  && install -m 0644 deploy/container/healthcheck.py /opt/msgreach/healthcheck.py \
  && /opt/msgreach/bin/python -m compileall -q -j 0 /opt/msgreach \

@@ -15,10 +15,20 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from probe import __version__
+from probe import __version__, judge
 from probe.config import Config
-from probe import judge
-from probe.model import SERVICE_VERDICTS, TARGET_VERDICTS, VANTAGE_VERDICTS, DNSEvidence, TargetResult, TLSEvidence, VantageResult, Verdict, to_json
+from probe.model import (
+    SERVICE_VERDICTS,
+    TARGET_VERDICTS,
+    VANTAGE_VERDICTS,
+    DNSEvidence,
+    Download,
+    TargetResult,
+    ThroughputEvidence,
+    TLSEvidence,
+    VantageResult,
+    Verdict,
+)
 
 CONTROLS = "controls"
 
@@ -105,7 +115,6 @@ class _Collector(Collector):
         online = GaugeMetricFamily("msgreach_vantage_online", "1 when the vantage's controls are reachable", labels=["vantage"])
         dns_duration = GaugeMetricFamily("msgreach_dns_lookup_duration_seconds", "DNS lookup time per resolver", labels=["vantage", "service", "target", "resolver"])
         not_after = GaugeMetricFamily("msgreach_tls_cert_not_after_timestamp_seconds", "Expiry of the certificate presented (also when it did not validate)", labels=["vantage", "service", "target"])
-        throughput = GaugeMetricFamily("msgreach_download_throughput_bytes_per_second", "Download throughput of the service's test object", labels=["vantage", "service", "target"])
         round_duration = GaugeMetricFamily("msgreach_round_duration_seconds", "Duration of the latest round", labels=["vantage"])
         last_round = GaugeMetricFamily("msgreach_last_round_timestamp_seconds", "When the latest round ended (unix time)", labels=["vantage"])
         rounds = CounterMetricFamily("msgreach_rounds", "Rounds completed", labels=["vantage"])
@@ -141,20 +150,18 @@ class _Collector(Collector):
                     labels = [name, service_name, target.target, check.check]
                     success.add_metric(labels, 1 if check.ok else 0)
                     duration.add_metric(labels, check.duration_seconds)
-                    _check_specific(check, [name, service_name, target.target], dns_duration, not_after, throughput)
-        yield from (success, duration, failures, target_verdict, service_verdict, ratio, online, vantage_verdict, dns_duration, not_after, throughput, round_duration, last_round, rounds, info, build)
+                    _check_specific(check, [name, service_name, target.target], dns_duration, not_after)
+        yield from (success, duration, failures, target_verdict, service_verdict, ratio, online, vantage_verdict, dns_duration, not_after, round_duration, last_round, rounds, info, build)
         yield from state.evidence.metrics()
 
 
-def _check_specific(check, labels: list[str], dns_duration: GaugeMetricFamily, not_after: GaugeMetricFamily, throughput: GaugeMetricFamily) -> None:
+def _check_specific(check, labels: list[str], dns_duration: GaugeMetricFamily, not_after: GaugeMetricFamily) -> None:
     evidence = check.evidence
     if isinstance(evidence, DNSEvidence):
         for query in evidence.resolvers:
             dns_duration.add_metric([*labels, query.resolver], query.duration_seconds)
     elif isinstance(evidence, TLSEvidence) and evidence.certificate is not None:
         not_after.add_metric(labels, evidence.certificate.not_after_timestamp)
-    elif check.check == "throughput" and to_json(evidence).get("bytes_per_second") is not None:
-        throughput.add_metric(labels, to_json(evidence)["bytes_per_second"])
 
 
 # --- the evidence archive's health (probe/evidence): is the disk taking the rounds? --------------
@@ -191,6 +198,7 @@ class EvidenceHealth:
 def registry_for(state: State) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Collector(state))
+    registry.register(_DownloadCollector(state))
     ProcessCollector(registry=registry)  # memory and CPU of the probe itself: volunteers ask
     # --- helper checks (issue #11): msgreach_udp_stream_loss_ratio ---------------------------------
     from probe.helper.monitor_metrics import UDPStreamCollector
@@ -208,6 +216,7 @@ class Exposition:
         self._state = state
         self._msgreach = CollectorRegistry(auto_describe=False)
         self._msgreach.register(_Collector(state))
+        self._msgreach.register(_DownloadCollector(state))
         self._process = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self._process)  # memory and CPU of the probe itself: volunteers ask
         self._version = -1
@@ -222,3 +231,39 @@ class Exposition:
     def render(self) -> bytes:
         self.refresh()
         return self._rendered + generate_latest(self._process)
+
+
+# --- downloads: the throughput check's typed record (probe.model.ThroughputEvidence) ---------------
+
+
+class _DownloadCollector(Collector):
+    """Rate of each measured download, and where a stalled one stopped: the mobile networks'
+    16–20 KB freeze is a stall offset in that window, visible across rounds and vantages."""
+
+    def __init__(self, state: State):
+        self._state = state
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["vantage", "service", "target"]
+        rate = GaugeMetricFamily("msgreach_download_throughput_bytes_per_second", "Download throughput of the service's test object", labels=labels)
+        stall = GaugeMetricFamily(
+            "msgreach_download_stall_offset_bytes", "Bytes received when the latest download stalled (absent when it did not stall)", labels=labels
+        )
+        for name, result in self._state.latest.items():
+            for service_name, target in _targets(result):
+                if target.verdict == Verdict.VANTAGE_OFFLINE:
+                    continue
+                for check in target.checks:
+                    download = _download(check)
+                    if download is None:
+                        continue
+                    if download.bytes_per_second is not None:
+                        rate.add_metric([name, service_name, target.target], download.bytes_per_second)
+                    if download.stalled_at_bytes is not None:
+                        stall.add_metric([name, service_name, target.target], download.stalled_at_bytes)
+        yield from (rate, stall)
+
+
+def _download(check) -> Download | None:
+    evidence = check.evidence
+    return evidence.download if isinstance(evidence, ThroughputEvidence) else None

@@ -330,3 +330,219 @@ class VantageResult:
         if self.reason:
             data["reason"] = self.reason
         return data
+
+
+# --- protocol records: what the protocol checks observe (mtproto, whatsapp_chat, quic, stun, --------
+# --- throughput), one record per operation, produced where it happens ------------------------------
+# JSON keys are the ones these checks always wrote (consumers and the evidence archive rely on them).
+
+
+@dataclass
+class MTProtoProbe:
+    """One exchange on a fresh connection to one data-centre endpoint: `req_pq_multi` in one
+    framing (`abridged`, `intermediate`, `obfuscated2`), or OONI's plain-HTTP `POST /` (`http`)."""
+
+    address: str
+    port: int
+    probe: str
+    connected: bool = False
+    failure: str | None = None
+    detail: str | None = _opt()
+    status_code: int | None = _opt()  # http: the DC's status line
+    server_message_id_odd: bool | None = _opt()  # resPQ facts
+    pq_bytes: int | None = _opt()
+    key_fingerprints: list[str] | None = _opt()
+    duration_seconds: float = 0.0
+
+
+@dataclass
+class MTProtoEvidence:
+    probes: list[MTProtoProbe] = field(default_factory=list)
+    works: dict[str, bool] = field(default_factory=dict)  # per probe kind: passed on some endpoint
+
+
+@dataclass
+class ChatExchange:
+    """whatsapp_chat on one host's address:port: connect, our first bytes, the server's, the hold.
+    `stage` is how far it got (`connect`, `first_bytes`, `hold`, `held` = all the way)."""
+
+    address: str
+    port: int
+    failure: str | None = None
+    stage: str = "connect"
+    reply_bytes: int = 0
+    unacked_segments: int | None = _opt()  # our bytes never acknowledged: the path drops them
+    detail: str | None = _opt()
+    duration_seconds: float = 0.0
+
+
+@dataclass
+class ChatHost:
+    """One chat host: its DNS and TCP steps (the runner's own checks), then the exchanges.
+    `verdict` is what this host's failure argues (`ok`, a technique, `down`, `error`), for people
+    reading the evidence; the check's Finding and the judge decide."""
+
+    host: str
+    addresses: list[str] = field(default_factory=list)
+    addresses_from: str = ""
+    connects: list[Any] | None = _opt()
+    dns_failure: str | None = _opt()
+    exchanges: list[ChatExchange] = field(default_factory=list)
+    verdict: str = "ok"
+    failure: str | None = None
+    stage: str | None = _opt()
+    finding: Finding | None = _opt()
+
+
+@dataclass
+class ChatEvidence:
+    hosts: list[ChatHost] = field(default_factory=list)
+    working_hosts: int = 0
+    blocked_hosts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class QUICAttempt:
+    """One HTTP/3 GET on a fresh QUIC connection (handshake, then one response)."""
+
+    address: str
+    port: int
+    sni: str
+    failure: str | None = None
+    detail: str | None = _opt()
+    handshake_seconds: float | None = _opt()
+    status_code: int | None = _opt()
+    body_bytes: int | None = _opt()
+    duration_seconds: float = 0.0
+
+
+@dataclass
+class QUICEvidence:
+    """The attempt with the real name (its fields at the top level, as always), TCP+TLS's
+    outcome, and on a failure the decoy-SNI attempt to the same address: `keyed_on` is `name`
+    when the decoy completes its handshake, `quic` when it fails too."""
+
+    attempt: QUICAttempt | None = None
+    tls_ok: bool | None = None
+    decoy: QUICAttempt | None = None
+    keyed_on: str | None = None
+    error: str | None = None  # the check could not run (a missing dependency)
+
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        if self.attempt is not None:
+            data.update({k: v for k, v in to_json(self.attempt).items() if k not in ("failure", "duration_seconds")})
+            data["tls_ok"] = self.tls_ok
+        if self.decoy is not None:
+            data["decoy"] = to_json(self.decoy)
+            data["keyed_on"] = self.keyed_on
+        if self.error is not None:
+            data["error"] = self.error
+        return data
+
+
+@dataclass
+class STUNBinding:
+    """One RFC 5389 Binding transaction (with its retransmissions) to one address:port."""
+
+    address: str
+    port: int
+    failure: str | None = None
+    requests: int = 0
+    response: str | None = _opt()  # success | error: either proves the datagrams got through
+    mapped_family: str | None = _opt()  # the vantage's mapped address is never kept, its family is
+    error_code: int | None = _opt()
+    rtt_seconds: float | None = _opt()
+    stray_datagrams: int | None = _opt()
+    duration_seconds: float = 0.0
+
+
+@dataclass
+class STUNEvidence:
+    bindings: list[STUNBinding] = field(default_factory=list)
+    controls: dict[str, bool] | None = _opt()  # control STUN targets this round: answered or not
+    control_answered: bool | None = _opt()
+
+
+@dataclass
+class DownloadRedirect(Redirect):
+    """A redirect the download followed, with the address it went to next (resolved as the apps do)."""
+
+    address: str | None = _opt()
+
+
+@dataclass
+class Download:
+    """One timed download on a fresh connection. `stalled_at_bytes` is where the transfer stopped
+    making progress (the mobile networks' 16–20 KB freeze shows here); `measured` says whether
+    it was a measurement at all (an object that is not there is not)."""
+
+    address: str
+    port: int
+    failure: str | None = None
+    status_code: int | None = None
+    bytes: int = 0  # body bytes
+    received_bytes: int = 0  # headers included
+    sni: str | None = _opt()
+    setup_seconds: float | None = _opt()
+    location: str | None = _opt()
+    time_capped: bool | None = _opt()
+    complete: bool | None = _opt()
+    stalled_at_bytes: int | None = _opt()
+    interrupted_at_bytes: int | None = _opt()
+    duration_seconds: float = 0.0
+    measured: bool = False
+    reason: str | None = _opt()
+    bytes_per_second: float | None = _opt()
+
+    @property
+    def stall_offset(self) -> int | None:
+        return self.stalled_at_bytes
+
+
+@dataclass
+class ThroughputEvidence:
+    """The download (its fields at the top level, as always; its failure and duration under
+    other names), the control comparison and, when throttled, the decoy-SNI download."""
+
+    url: str
+    size: int
+    redirects: list[DownloadRedirect] = field(default_factory=list)
+    download: Download | None = None
+    slow: bool | None = None
+    controls: dict[str, float | None] | None = None
+    control_fast: bool | None = None
+    decoy: Download | None = None
+    sni_keyed: bool | None = None  # the decoy was fast: the throttling is keyed on the name
+
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"url": self.url, "size": self.size, "redirects": to_json(self.redirects)}
+        if self.download is not None:
+            data.update({k: v for k, v in to_json(self.download).items() if k not in ("failure", "duration_seconds")})
+            data["transfer_failure"] = self.download.failure
+            data["transfer_seconds"] = round(self.download.duration_seconds, 4)
+        for name in ("slow", "controls", "control_fast"):
+            if getattr(self, name) is not None:
+                data[name] = to_json(getattr(self, name))
+        if self.decoy is not None:
+            data["decoy"] = to_json(self.decoy)
+            data["sni_keyed"] = self.sni_keyed
+        return data
+
+
+@dataclass
+class ClientHelloFingerprint:
+    """The ClientHello a handshake sent, as JA3 (string and MD5) and JA4 (FoxIO's, TCP)."""
+
+    client: str  # "python" (Python's ssl over OpenSSL) or "browser:<curl-cffi impersonation target>"
+    ja3: str
+    ja3_md5: str
+    ja4: str
+
+
+@dataclass
+class FingerprintedHandshake:
+    """One TLS handshake with a known ClientHello fingerprint (probe.fingerprint)."""
+
+    handshake: TLSHandshake
+    fingerprint: ClientHelloFingerprint | None = None  # None: nothing was sent (no TCP connection)

@@ -66,7 +66,8 @@ class HTTPParams(Params):
 
 
 class MTProtoParams(Params):
-    transports: tuple[Literal["abridged", "intermediate"], ...] = ("abridged", "intermediate")
+    # The framings of req_pq_multi: plain abridged and intermediate, and obfuscated2 (the apps').
+    transports: tuple[Literal["abridged", "intermediate", "obfuscated2"], ...] = ("abridged", "intermediate", "obfuscated2")
     http_post: Flag = True  # OONI's plain-HTTP POST / as well
     # One exchange (connect, request, answer) is bounded by this or the check's timeout,
     # whichever is shorter.
@@ -102,6 +103,7 @@ class QUICParams(Params):
     # The handshake, then the response, each bounded by this or the check's timeout if shorter.
     handshake_timeout: Seconds = 5.0
     max_body_bytes: int = _count(0, MAX_BODY_BYTES, 16 * 1024)
+    decoy: Flag = True  # on a failed handshake, one with the decoy SNI to the same address
 
 
 class STUNParams(Params):

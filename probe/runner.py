@@ -16,16 +16,14 @@ import resource
 import time
 from collections.abc import Iterable
 
-from probe import failures, judge
+from probe import judge
 from probe.checks import REGISTRY
-from probe.checks.base import Context, RoundFacts, Skip
+from probe.checks.base import Context, RoundFacts
+from probe.checks.step import run_check
 from probe.config import Config, Service, Target, Vantage
 from probe.helper.client import with_helpers
 from probe.model import (
-    CheckResult,
     DNSEvidence,
-    Fault,
-    Finding,
     ServiceResult,
     TargetResult,
     TCPEvidence,
@@ -189,24 +187,8 @@ async def _measure_target(
 async def run_checks(ctx: Context, config: Config, checks: Iterable[str]) -> None:
     """Run `checks` in order on one context, each bounded; results land in `ctx.results`."""
     for check in checks:
-        module = REGISTRY[check]
         ctx.timeout = config.schedule.timeouts.for_check(check)
-        params = ctx.params_for(check, module.Params)
-        started = time.monotonic()
-        try:
-            # The check bounds its own operations; this outer bound is the guarantee.
-            async with asyncio.timeout(ctx.timeout * 3 + 1):
-                result = await module.run(ctx, params)
-        except Skip:
-            continue
-        except TimeoutError:
-            finding = Finding(module.BLOCK_VERDICT, Fault.UNSEPARATED, "", "the check ran past every bound")
-            result = CheckResult(check, False, failures.TIMEOUT, time.monotonic() - started, finding)
-        except Exception as exc:  # a bug in a check must not end the round
-            log.exception("check %s failed on %s", check, ctx.target.name)
-            finding = Finding(module.BLOCK_VERDICT, Fault.MONITOR, "", "the check itself failed (a bug of msgreach)")
-            result = CheckResult(check, False, failures.classify(exc), time.monotonic() - started, finding)
-        ctx.results.append(result)
+        await run_check(ctx, REGISTRY[check])
 
 
 def _healthy_resolvers(vantage: Vantage, controls: list[TargetResult]) -> frozenset[str]:

@@ -4,39 +4,30 @@ in front of it that resets connections whose first bytes are MTProto's."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import struct
 
 import pytest
 from servers import mtproto as responder
-from servers.hostile import _pipe, rst
+from servers.fingerprint_censor import first_bytes_front
 
 from probe import failures
 from probe.checks import REGISTRY, mtproto
-from probe.checks.base import CheckResult
+from probe.model import CheckResult, Fault, Verdict
 from probe.runner import run_round
 
 LOOPBACK = "127.0.0.1"
 
 
-def first_bytes_censor(prefixes: tuple[bytes, ...], backend: tuple[str, int]):
+def first_bytes_censor(prefixes: tuple[bytes, ...], backend: tuple[str, int], *, reset_unknown: bool = False):
     """An in-path DPI rule on a connection's first bytes: reset it if they start with one of
-    `prefixes`, else relay it to `backend` byte for byte."""
+    `prefixes`, else relay it to `backend` byte for byte. `reset_unknown` turns the rule round,
+    TSPU's rule for protocols it cannot name (obfuscated2 looks random): reset what starts with
+    none of them."""
+    return first_bytes_front(backend, lambda first: any(first.startswith(p) for p in prefixes) is not reset_unknown)
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        first = await reader.read(64)
-        if any(first.startswith(p) for p in prefixes):
-            rst(writer)
-            return
-        up_reader, up_writer = await asyncio.open_connection(*backend)
-        up_writer.write(first)
-        try:
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-        finally:
-            up_writer.close()
 
-    return handle
+KNOWN_FIRST_BYTES = (b"\xef", b"\xee\xee\xee\xee", b"POST", b"GET ", b"\x16\x03")  # plain MTProto, HTTP, TLS
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +43,7 @@ def dc(env) -> dict[str, int]:
         good = (LOOPBACK, ports["ok"])
         _, ports["censor_all"] = await env.fleet.serve(first_bytes_censor((b"\xef", b"\xee\xee\xee\xee"), good), LOOPBACK)
         _, ports["censor_abridged"] = await env.fleet.serve(first_bytes_censor((b"\xef",), good), LOOPBACK)
+        _, ports["censor_obfuscated2"] = await env.fleet.serve(first_bytes_censor(KNOWN_FIRST_BYTES, good, reset_unknown=True), LOOPBACK)
         return ports
 
     ports = env.loop.call(start())
@@ -64,7 +56,7 @@ def context(env, ports: list[int], **kwargs):
     return env.context(LOOPBACK, target={"addresses": [LOOPBACK], "ports": ports, "checks": ["tcp", "mtproto"]}, **kwargs)
 
 
-async def run_check(env, ports: list[int], params: dict | None = None, *, with_tcp: bool = True, timeout: float = 1.0) -> CheckResult:
+async def run_check(env, ports: list[int], params: dict | None = None, *, with_tcp: bool = True, timeout: float = 3.0) -> CheckResult:
     ctx = context(env, ports, timeout=timeout)
     if with_tcp:
         ctx.results.append(await REGISTRY["tcp"].run(ctx, REGISTRY["tcp"].Params()))
@@ -108,71 +100,109 @@ def test_res_pq_parses_and_must_echo_the_nonce():
 
 
 async def test_every_probe_works_against_a_live_dc(env, dc):
-    result = await run_check(env, [dc["ok"], dc["ok2"]])
+    result = await run_check(env, [dc["ok"], dc["ok2"]], timeout=5.0)  # 8 exchanges at once on a busy machine
     assert result.ok, result
-    assert result.evidence["works"] == {"abridged": True, "intermediate": True, "http": True}
-    probes = result.evidence["probes"]
-    assert len(probes) == 6 and all(p["failure"] is None for p in probes)
-    assert {p["status_code"] for p in probes if p["probe"] == "http"} == {501}
-    assert all(p["key_fingerprints"] for p in probes if p["probe"] != "http")
+    assert result.evidence.works == {"abridged": True, "intermediate": True, "obfuscated2": True, "http": True}
+    probes = result.evidence.probes
+    assert len(probes) == 8 and all(p.failure is None for p in probes)
+    assert {p.status_code for p in probes if p.probe == "http"} == {501}
+    assert all(p.key_fingerprints for p in probes if p.probe != "http")
+    # The responder decrypted obfuscated2 and answered in it (padded intermediate inside).
+    assert "obfuscated2/padded" in dc["served"]
 
 
 async def test_one_working_endpoint_per_probe_is_enough(env, dc):
     result = await run_check(env, [dc["silent"], dc["ok"]], timeout=0.5)
     assert result.ok
-    assert any(p["failure"] == failures.TIMEOUT for p in result.evidence["probes"])
+    assert any(p.failure == failures.TIMEOUT for p in result.evidence.probes)
+
+
+PLAIN = ("abridged", "intermediate")
 
 
 @pytest.mark.parametrize(
-    ("behaviour", "failure"),
+    ("behaviour", "failure", "fault"),
     [
-        ("wrong_nonce", failures.PROTOCOL_ERROR),
-        ("garbage", failures.PROTOCOL_ERROR),
-        ("transport_error", failures.PROTOCOL_ERROR),
-        ("not_respq", failures.PROTOCOL_ERROR),
-        ("endless", failures.PROTOCOL_ERROR),  # a packet longer than any resPQ: refused, not buffered
-        ("huge", failures.PROTOCOL_ERROR),
-        ("close", failures.EOF),
-        ("silent", failures.TIMEOUT),
-        ("drip", failures.TIMEOUT),  # a valid answer at 5 bytes/s does not fit in the timeout
+        # The data centre answered, in something other than MTProto: the server's doing.
+        ("wrong_nonce", failures.PROTOCOL_ERROR, Fault.SERVER),
+        ("garbage", failures.PROTOCOL_ERROR, Fault.SERVER),
+        ("transport_error", failures.PROTOCOL_ERROR, Fault.SERVER),
+        ("not_respq", failures.PROTOCOL_ERROR, Fault.SERVER),
+        ("endless", failures.PROTOCOL_ERROR, Fault.SERVER),  # a packet longer than any resPQ: refused, not buffered
+        ("huge", failures.PROTOCOL_ERROR, Fault.SERVER),
+        # TCP connected, then the exchange was cut or left unanswered: what a censor does.
+        ("close", failures.EOF, Fault.PATH),
+        ("silent", failures.TIMEOUT, Fault.PATH),
+        ("drip", failures.TIMEOUT, Fault.PATH),  # a valid answer at 5 bytes/s does not fit in the timeout
     ],
 )
-async def test_hostile_dc_is_protocol_blocked_with_a_classified_failure(env, dc, behaviour, failure):
-    result = await run_check(env, [dc[behaviour]], {"http_post": False}, timeout=0.6)
+async def test_hostile_dc_findings_with_a_classified_failure(env, dc, behaviour, failure, fault):
+    result = await run_check(env, [dc[behaviour]], {"http_post": False, "transports": PLAIN}, timeout=0.6)
     assert not result.ok
-    assert (result.failure, result.verdict) == (failure, "protocol_blocked")
+    assert (result.failure, result.finding.technique, result.finding.fault) == (failure, Verdict.PROTOCOL_BLOCKED, fault)
     # The check's own bound gave the answer (with evidence), not the runner's cut.
-    assert {p["failure"] for p in result.evidence["probes"]} == {failure}
-    assert result.evidence["works"] == {"abridged": False, "intermediate": False}
+    assert {p.failure for p in result.evidence.probes} == {failure}
+    assert result.evidence.works == {"abridged": False, "intermediate": False}
+
+
+@pytest.mark.parametrize("behaviour", ["ok", "wrong_nonce", "transport_error", "silent"])
+async def test_obfuscated2_reads_the_same_answers(env, dc, behaviour):
+    timeout = 0.6 if behaviour == "silent" else 3.0  # silence waits the bound out; the others answer at once
+    result = await run_check(env, [dc[behaviour]], {"http_post": False, "transports": ["obfuscated2"]}, timeout=timeout)
+    assert result.ok is (behaviour == "ok"), result
+    if behaviour == "transport_error":
+        assert all("-404" in p.detail for p in result.evidence.probes)
+
+
+def test_obfuscated2_header_reads_as_no_other_protocol():
+    for _ in range(200):
+        header = mtproto.obfuscated2_header()
+        assert len(header) == 64 and header[0] != 0xEF and header[:4] not in (b"POST", b"GET ", b"\xee\xee\xee\xee", b"\xdd\xdd\xdd\xdd")
+        assert header[4:8] != bytes(4) and header[56:60] == mtproto.PADDED_INTERMEDIATE
+    session = mtproto.Obfuscated2(mtproto.obfuscated2_header())
+    # On the wire the tag is encrypted: the first 56 bytes go as they are, the rest does not.
+    assert session.header[56:60] != mtproto.PADDED_INTERMEDIATE
 
 
 async def test_transport_error_code_is_in_the_evidence(env, dc):
     result = await run_check(env, [dc["transport_error"]], {"http_post": False})
-    assert all("-404" in p["detail"] for p in result.evidence["probes"])
+    assert all("-404" in p.detail for p in result.evidence.probes)
 
 
 async def test_censor_matching_mtproto_first_bytes_is_protocol_blocked(env, dc):
     result = await run_check(env, [dc["censor_all"]])
-    assert (result.ok, result.verdict, result.failure) == (False, "protocol_blocked", failures.CONNECTION_RESET)
-    # The censor lets HTTP through: the DC answers OONI's POST, MTProto is what is blocked.
-    assert result.evidence["works"] == {"abridged": False, "intermediate": False, "http": True}
+    assert (result.ok, result.finding.technique, result.failure) == (False, Verdict.PROTOCOL_BLOCKED, failures.CONNECTION_RESET)
+    assert result.finding.fault == Fault.PATH
+    # The censor lets HTTP and obfuscated2 through: the DC answers, plain MTProto is what is blocked.
+    assert result.evidence.works == {"abridged": False, "intermediate": False, "obfuscated2": True, "http": True}
+    assert "abridged, intermediate failed" in result.finding.reason and "plain MTProto" in result.finding.reason
+    assert result.finding.differential == "framing"
+
+
+async def test_censor_dropping_obfuscated2_is_named(env, dc):
+    result = await run_check(env, [dc["censor_obfuscated2"]])
+    assert (result.ok, result.finding.technique, result.finding.fault) == (False, Verdict.PROTOCOL_BLOCKED, Fault.PATH)
+    assert result.evidence.works == {"abridged": True, "intermediate": True, "obfuscated2": False, "http": True}
+    assert result.finding.reason.startswith("obfuscated2 failed") and "matches obfuscated2" in result.finding.reason
+    assert result.as_json()["works"]["obfuscated2"] is False
 
 
 async def test_a_censor_on_one_transport_is_reported_for_that_transport(env, dc):
     result = await run_check(env, [dc["censor_abridged"]])
-    assert not result.ok and result.verdict == "protocol_blocked"
-    assert result.evidence["works"] == {"abridged": False, "intermediate": True, "http": True}
+    assert not result.ok and result.finding.technique == Verdict.PROTOCOL_BLOCKED
+    assert result.evidence.works == {"abridged": False, "intermediate": True, "obfuscated2": True, "http": True}
 
 
 async def test_transports_can_be_chosen(env, dc):
     result = await run_check(env, [dc["censor_abridged"]], {"transports": ["intermediate"], "http_post": False})
     assert result.ok
-    assert {p["probe"] for p in result.evidence["probes"]} == {"intermediate"}
+    assert {p.probe for p in result.evidence.probes} == {"intermediate"}
 
 
 async def test_without_a_tcp_check_an_unreachable_dc_is_ip_blocked(env, dc):
     result = await run_check(env, [dc["refused"]], with_tcp=False)
-    assert (result.ok, result.verdict, result.failure) == (False, "ip_blocked", failures.CONNECTION_REFUSED)
+    assert (result.ok, result.finding.technique, result.failure) == (False, Verdict.IP_BLOCKED, failures.CONNECTION_REFUSED)
+    assert result.finding.fault == Fault.UNSEPARATED
 
 
 async def test_without_a_tcp_check_the_pinned_addresses_are_used(env, dc):

@@ -11,7 +11,8 @@ from servers.stun import free_udp_port
 
 from probe import failures
 from probe.checks import REGISTRY, quic
-from probe.checks.base import CheckResult, Skip
+from probe.checks.base import Skip
+from probe.model import CheckResult, Fault, Finding, Verdict
 from probe.runner import run_round
 
 LOOPBACK = "127.0.0.1"
@@ -39,6 +40,8 @@ def udp(env) -> dict[str, int]:
         env.fleet.closers.append(transport)
         transport, _, ports["small_only"] = await h3.start_filter((LOOPBACK, ports["ok"]), min_size=100_000)
         env.fleet.closers.append(transport)
+        transport, ports["sni_filter"], ports["sni_censor"] = await h3.start_filter((LOOPBACK, ports["ok"]), drop_sni=HOST)
+        env.fleet.closers.append(transport)
         return ports
 
     ports = env.loop.call(start())
@@ -49,7 +52,8 @@ def udp(env) -> dict[str, int]:
 def context(env, *, tls: bool | None = True, **kwargs):
     ctx = env.context(HOST, target={"addresses": [LOOPBACK], "checks": ["tcp", "tls", "quic"]}, **kwargs)
     if tls is not None:
-        ctx.results.append(CheckResult("tls", tls, None if tls else failures.CONNECTION_RESET, verdict=None if tls else "sni_blocked"))
+        finding = None if tls else Finding(Verdict.SNI_BLOCKED, Fault.PATH, "decoy_sni")
+        ctx.results.append(CheckResult("tls", tls, None if tls else failures.CONNECTION_RESET, 0.0, finding))
         if tls:
             ctx.tls_endpoint = (LOOPBACK, env.ports["web"])
     return ctx
@@ -62,14 +66,15 @@ async def check(env, port: int, *, tls: bool | None = True, **params) -> CheckRe
 async def test_http3_request_completes(env, udp):
     result = await check(env, udp["ok"])
     assert result.ok, result
-    assert result.evidence["status_code"] == 200 and result.evidence["body_bytes"] == len(h3.BODY)
-    assert result.evidence["sni"] == HOST and result.evidence["tls_ok"] is True
-    assert result.evidence["handshake_seconds"] > 0
+    assert result.evidence.attempt.status_code == 200 and result.evidence.attempt.body_bytes == len(h3.BODY)
+    data = result.as_json()  # the attempt's fields at the top level, as always
+    assert data["sni"] == HOST and data["tls_ok"] is True and data["status_code"] == 200
+    assert data["handshake_seconds"] > 0 and "decoy" not in data
 
 
 async def test_the_status_is_not_a_signal(env, udp):
     result = await check(env, udp["status_500"])
-    assert result.ok and result.evidence["status_code"] == 500
+    assert result.ok and result.evidence.attempt.status_code == 500
 
 
 async def test_through_a_plain_relay_it_works(env, udp):
@@ -79,14 +84,31 @@ async def test_through_a_plain_relay_it_works(env, udp):
 
 async def test_tspu_quic_rule_is_quic_blocked(env, udp):
     result = await check(env, udp["tspu"], handshake_timeout=0.8)
-    assert (result.ok, result.failure, result.verdict) == (False, failures.TIMEOUT, "quic_blocked")
-    assert "status_code" not in result.evidence
-    assert result.as_json()["failure"] == failures.TIMEOUT  # the evidence never overwrites it
+    assert (result.ok, result.failure, result.finding.technique, result.finding.fault) == (False, failures.TIMEOUT, Verdict.QUIC_BLOCKED, Fault.PATH)
+    data = result.as_json()
+    assert "status_code" not in data
+    assert data["failure"] == failures.TIMEOUT  # the evidence never overwrites it
+    # The decoy SNI is dropped too: the rule is keyed on QUIC itself, not on the name.
+    assert data["keyed_on"] == "quic" and data["decoy"]["sni"] == "example.org" and data["decoy"]["failure"] == failures.TIMEOUT
+    assert "keyed on QUIC itself" in result.finding.reason
+
+
+async def test_a_censor_reading_the_initials_sni_is_keyed_on_the_name(env, udp):
+    result = await check(env, udp["sni_censor"], handshake_timeout=0.8)
+    assert (result.failure, result.finding.technique, result.finding.fault) == (failures.TIMEOUT, Verdict.QUIC_BLOCKED, Fault.PATH)
+    assert result.evidence.keyed_on == "name" and result.evidence.decoy.failure is None
+    assert result.evidence.decoy.handshake_seconds is not None and "keyed on the name" in result.finding.reason
+    assert udp["sni_filter"].dropped > 0  # the filter really decrypted an Initial and found the name
+
+
+async def test_the_decoy_can_be_turned_off(env, udp):
+    result = await check(env, udp["sni_censor"], handshake_timeout=0.5, decoy=False)
+    assert result.finding.fault == Fault.PATH and result.evidence.decoy is None and "keyed_on" not in result.as_json()
 
 
 async def test_nothing_listening_is_refused_not_a_timeout(env, udp):
     result = await check(env, udp["closed"], handshake_timeout=3)
-    assert (result.failure, result.verdict) == (failures.CONNECTION_REFUSED, "quic_blocked")
+    assert (result.failure, result.finding.technique, result.finding.fault) == (failures.CONNECTION_REFUSED, Verdict.QUIC_BLOCKED, Fault.PATH)
 
 
 @pytest.mark.parametrize(
@@ -96,6 +118,8 @@ async def test_nothing_listening_is_refused_not_a_timeout(env, udp):
 async def test_certificate_problems_are_named(env, udp, kind, failure):
     result = await check(env, udp[kind])
     assert (result.ok, result.failure) == (False, failure), result.evidence
+    assert result.finding.fault == Fault.SERVER  # the server's certificate: no technique, no decoy
+    assert result.evidence.decoy is None
 
 
 async def test_the_vantage_ca_bundle_is_trusted_only_when_configured(env, udp):
@@ -107,25 +131,33 @@ async def test_the_vantage_ca_bundle_is_trusted_only_when_configured(env, udp):
 async def test_endless_body_is_capped(env, udp):
     result = await check(env, udp["endless"], max_body_bytes=100_000)
     assert result.ok
-    assert 100_000 <= result.evidence["body_bytes"] < 100_000 + 64 * 1024
+    assert 100_000 <= result.evidence.attempt.body_bytes < 100_000 + 64 * 1024
 
 
 async def test_silent_server_times_out_with_evidence(env, udp):
     result = await check(env, udp["silent"], handshake_timeout=0.5)
-    assert (result.failure, result.verdict) == (failures.TIMEOUT, "quic_blocked")
-    assert "handshake_seconds" in result.evidence  # the handshake completed; the response did not
+    # The handshake completed; the response did not: the server's doing, not the path's.
+    assert (result.failure, result.finding.fault) == (failures.TIMEOUT, Fault.SERVER)
+    assert "handshake_seconds" in result.as_json() and result.evidence.decoy is None
 
 
 async def test_without_tls_evidence_a_failure_is_not_a_block(env, udp):
     result = await check(env, udp["tspu"], tls=None, handshake_timeout=0.5)
-    assert (result.ok, result.verdict) == (False, "down")
+    assert (result.ok, result.finding.fault) == (False, Fault.UNSEPARATED)
+
+
+async def test_with_tls_failing_too_nothing_is_compared(env, udp):
+    result = await check(env, udp["tspu"], tls=False, handshake_timeout=0.5)
+    assert (result.ok, result.finding.fault) == (False, Fault.UNSEPARATED) and result.evidence.decoy is None
 
 
 async def test_without_aioquic_the_check_says_so(env, udp, monkeypatch):
     monkeypatch.setitem(sys.modules, "aioquic", None)  # what `import aioquic` meets when it is not installed
     result = await check(env, udp["ok"])
     assert (result.ok, result.failure) == (False, failures.UNAVAILABLE)
-    assert "msgreach[quic]" in result.evidence["error"]
+    # The monitor's own fault: `error`, never `down` or a block.
+    assert (result.finding.fault, result.finding.technique) == (Fault.MONITOR, Verdict.QUIC_BLOCKED)
+    assert "aioquic is not installed" in result.as_json()["error"]
 
 
 async def test_skipped_through_a_socks_proxy(env, udp):

@@ -12,9 +12,9 @@ from servers import stun as servers
 from probe.net import udp_socket
 from probe import failures
 from probe.checks import stun
-from probe.checks.base import CheckResult, RoundFacts, Skip
+from probe.checks.base import RoundFacts, Skip
+from probe.model import CheckResult, Fault, TargetResult, Verdict
 from probe.runner import run_round
-from probe.model import TargetResult
 
 LOOPBACK = "127.0.0.1"
 
@@ -76,7 +76,7 @@ FAST = stun.Params(attempts=2, initial_rto=0.2)
 
 def control_facts(ok: bool, name: str = "stun-control") -> RoundFacts:
     check = CheckResult("stun", ok, None if ok else failures.TIMEOUT)
-    return RoundFacts(controls={name: TargetResult("controls", name, "stun.test", "ok" if ok else "udp_blocked", [check])})
+    return RoundFacts(controls={name: TargetResult("controls", name, "stun.test", Verdict.OK if ok else Verdict.UDP_BLOCKED, [check])})
 
 
 # --- the wire format ------------------------------------------------------------------------------
@@ -111,10 +111,10 @@ def test_parse_response_ignores_other_transactions():
 async def test_coturn_answers(env, coturn):
     result = await stun.run(context(env, [coturn.port]), stun.Params())
     assert result.ok, result
-    (binding,) = result.evidence["bindings"]
-    assert binding["response"] == "success" and binding["mapped_family"] == "ipv4"
-    assert binding["requests"] == 1
-    assert "127.0.0.1" not in str({k: v for k, v in binding.items() if k != "address"})  # the mapped address is not kept
+    (binding,) = result.evidence.bindings
+    assert binding.response == "success" and binding.mapped_family == "ipv4"
+    assert binding.requests == 1
+    assert "127.0.0.1" not in str({k: v for k, v in result.as_json()["bindings"][0].items() if k != "address"})  # the mapped address is not kept
 
 
 async def test_coturn_answers_with_every_option(env, coturn):
@@ -125,36 +125,37 @@ async def test_coturn_answers_with_every_option(env, coturn):
 async def test_one_answering_port_is_enough(env, coturn, udp):
     result = await stun.run(context(env, [udp["silent"], coturn.port]), FAST)
     assert result.ok
-    assert [b["failure"] for b in result.evidence["bindings"]] == [failures.TIMEOUT, None]
+    assert [b.failure for b in result.evidence.bindings] == [failures.TIMEOUT, None]
 
 
 # --- hostile peers ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("behaviour", "failure"),
+    ("behaviour", "failure", "fault"),
     [
-        ("silent", failures.TIMEOUT),
-        ("garbage", failures.PROTOCOL_ERROR),
-        ("wrong_txid", failures.PROTOCOL_ERROR),
-        ("malformed", failures.PROTOCOL_ERROR),
-        ("flood", failures.PROTOCOL_ERROR),
-        ("closed", failures.CONNECTION_REFUSED),
+        ("silent", failures.TIMEOUT, Fault.PATH),
+        # The peer answered, not in STUN: its own doing, even with the control answering.
+        ("garbage", failures.PROTOCOL_ERROR, Fault.SERVER),
+        ("wrong_txid", failures.PROTOCOL_ERROR, Fault.SERVER),
+        ("malformed", failures.PROTOCOL_ERROR, Fault.SERVER),
+        ("flood", failures.PROTOCOL_ERROR, Fault.SERVER),
+        ("closed", failures.CONNECTION_REFUSED, Fault.PATH),
     ],
 )
-async def test_hostile_peers_fail_with_a_classified_failure(env, udp, behaviour, failure):
+async def test_hostile_peers_fail_with_a_classified_failure(env, udp, behaviour, failure, fault):
     result = await stun.run(context(env, [udp[behaviour]], facts=control_facts(True)), FAST)
-    assert (result.ok, result.failure, result.verdict) == (False, failure, "udp_blocked")
-    (binding,) = result.evidence["bindings"]
-    assert binding["failure"] == failure
+    assert (result.ok, result.failure, result.finding.technique, result.finding.fault) == (False, failure, Verdict.UDP_BLOCKED, fault)
+    (binding,) = result.evidence.bindings
+    assert binding.failure == failure
     if behaviour == "silent":
-        assert binding["requests"] == 2  # retransmitted
+        assert binding.requests == 2  # retransmitted
 
 
 async def test_flood_is_counted_and_bounded(env, udp):
     result = await stun.run(context(env, [udp["flood"]]), FAST)
-    (binding,) = result.evidence["bindings"]
-    assert binding["failure"] == failures.PROTOCOL_ERROR and binding["stray_datagrams"] > 0
+    (binding,) = result.evidence.bindings
+    assert binding.failure == failures.PROTOCOL_ERROR and binding.stray_datagrams > 0
     client = stun._Client()
     for _ in range(1000):  # nobody reading: what is not read is dropped, not buffered
         client.datagram_received(b"x" * 1500, ("127.0.0.1", 1))
@@ -164,16 +165,16 @@ async def test_flood_is_counted_and_bounded(env, udp):
 async def test_an_error_response_still_proves_the_path(env, udp):
     result = await stun.run(context(env, [udp["error"]]), FAST)
     assert result.ok
-    (binding,) = result.evidence["bindings"]
-    assert (binding["response"], binding["error_code"]) == ("error", 420)
+    (binding,) = result.evidence.bindings
+    assert (binding.response, binding.error_code) == ("error", 420)
 
 
 async def test_the_check_timeout_caps_retransmissions(env, udp):
     ctx = context(env, [udp["silent"]])
     ctx.timeout = 0.3
     result = await stun.run(ctx, stun.Params(attempts=7, initial_rto=0.2))
-    (binding,) = result.evidence["bindings"]
-    assert binding["failure"] == failures.TIMEOUT and binding["requests"] < 7
+    (binding,) = result.evidence.bindings
+    assert binding.failure == failures.TIMEOUT and binding.requests < 7
 
 
 # --- the control decides the verdict -----------------------------------------------------------------
@@ -181,24 +182,25 @@ async def test_the_check_timeout_caps_retransmissions(env, udp):
 
 async def test_silent_relay_with_answering_control_is_udp_blocked(env, udp):
     result = await stun.run(context(env, [udp["content_censor"]], facts=control_facts(True)), FAST)
-    assert (result.verdict, result.failure) == ("udp_blocked", failures.TIMEOUT)
-    assert result.evidence["controls"] == {"stun-control": True}
+    assert (result.finding.technique, result.finding.fault, result.failure) == (Verdict.UDP_BLOCKED, Fault.PATH, failures.TIMEOUT)
+    assert result.finding.differential == "control_stun" and "stun-control" in result.finding.reason
+    assert result.evidence.controls == {"stun-control": True} and result.as_json()["controls"] == {"stun-control": True}
 
 
 async def test_silent_control_too_is_down(env, udp):
     result = await stun.run(context(env, [udp["silent"]], facts=control_facts(False)), FAST)
-    assert result.verdict == "down" and result.evidence["control_answered"] is False
+    assert result.finding.fault == Fault.SERVER and result.evidence.control_answered is False
 
 
 async def test_no_control_configured_is_down(env, udp):
     result = await stun.run(context(env, [udp["silent"]]), FAST)
-    assert result.verdict == "down" and result.evidence["controls"] == {}
+    assert result.finding.fault == Fault.UNSEPARATED and result.evidence.controls == {}
 
 
 async def test_a_named_control_is_the_one_compared(env, udp):
     facts = RoundFacts(controls={**control_facts(True, "other").controls, **control_facts(False, "mine").controls})
     result = await stun.run(context(env, [udp["silent"]], facts=facts), stun.Params(attempts=1, initial_rto=0.2, control="mine"))
-    assert result.verdict == "down"
+    assert result.finding.fault == Fault.SERVER
 
 
 async def test_skipped_through_a_socks_proxy(env, udp):

@@ -10,6 +10,7 @@ from servers import whatsapp as responder
 from probe import failures
 from probe.checks import REGISTRY, whatsapp_chat
 from probe.checks.base import Skip
+from probe.model import Fault, Verdict
 from probe.runner import run_round
 
 HOSTS = {  # host -> loopback address; each address runs a different responder on the same port
@@ -70,9 +71,9 @@ async def test_default_prologue_is_sent(env, chat):
     result = await single(env, chat["ports"]["ok"])
     assert result.ok, result
     assert chat["seen"] == [b"WA\x05\x02"]
-    (host,) = result.evidence["hosts"]
-    (exchange,) = host["exchanges"]
-    assert exchange["stage"] == "held" and exchange["reply_bytes"] > 0
+    (host,) = result.evidence.hosts
+    (exchange,) = host.exchanges
+    assert exchange.stage == "held" and exchange.reply_bytes > 0
 
 
 async def test_prologue_is_configurable(env, chat):
@@ -87,41 +88,43 @@ async def test_prologue_is_configurable(env, chat):
 
 
 @pytest.mark.parametrize(
-    ("behaviour", "failure", "stage", "replied"),
+    ("behaviour", "failure", "stage", "replied", "fault"),
     [
-        ("reset_on_hello", failures.CONNECTION_RESET, "first_bytes", False),
-        ("close_on_hello", failures.EOF, "first_bytes", False),
-        ("silent", failures.TIMEOUT, "first_bytes", False),
-        ("reset_after", failures.CONNECTION_RESET, "hold", True),  # a drop after the first bytes
-        ("close_after", failures.EOF, "hold", True),
+        ("reset_on_hello", failures.CONNECTION_RESET, "first_bytes", False, Fault.PATH),
+        ("close_on_hello", failures.EOF, "first_bytes", False, Fault.PATH),
+        # Our bytes acknowledged, then nothing: a silent server, not a drop on the path.
+        ("silent", failures.TIMEOUT, "first_bytes", False, Fault.SERVER),
+        ("reset_after", failures.CONNECTION_RESET, "hold", True, Fault.PATH),  # a drop after the first bytes
+        ("close_after", failures.EOF, "hold", True, Fault.PATH),
     ],
 )
-async def test_failures_after_connect_are_protocol_blocked(env, chat, behaviour, failure, stage, replied):
+async def test_failures_after_connect(env, chat, behaviour, failure, stage, replied, fault):
     result = await single(env, chat["ports"][behaviour])
-    assert (result.ok, result.failure, result.verdict) == (False, failure, "protocol_blocked")
-    (exchange,) = result.evidence["hosts"][0]["exchanges"]
-    assert exchange["failure"] == failure and exchange["stage"] == stage
-    assert (exchange["reply_bytes"] > 0) is replied
+    assert (result.ok, result.failure, result.finding.technique, result.finding.fault) == (False, failure, Verdict.PROTOCOL_BLOCKED, fault)
+    (exchange,) = result.evidence.hosts[0].exchanges
+    assert exchange.failure == failure and exchange.stage == stage
+    assert (exchange.reply_bytes > 0) is replied
+    assert result.as_json()["hosts"][0]["verdict"] == ("protocol_blocked" if fault == Fault.PATH else "down")
 
 
 async def test_silence_records_whether_our_bytes_were_acknowledged(env, chat):
     result = await single(env, chat["ports"]["silent"])
-    (exchange,) = result.evidence["hosts"][0]["exchanges"]
-    assert exchange["unacked_segments"] == 0  # the server's kernel acknowledged: a silent server, not a drop
+    (exchange,) = result.evidence.hosts[0].exchanges
+    assert exchange.unacked_segments == 0  # the server's kernel acknowledged: a silent server, not a drop
 
 
 async def test_hello_none_only_holds(env, chat):
     result = await single(env, chat["ports"]["silent"], hello="none")
     assert result.ok
-    (exchange,) = result.evidence["hosts"][0]["exchanges"]
-    assert exchange["reply_bytes"] == 0 and exchange["unacked_segments"] == 0
+    (exchange,) = result.evidence.hosts[0].exchanges
+    assert exchange.reply_bytes == 0 and exchange.unacked_segments == 0
 
 
 async def test_one_port_working_is_enough(env, chat):
     ctx = context(env, "e1.wa.test", [chat["ports"]["reset_on_hello"], chat["ports"]["ok"]], addresses=["127.0.0.1"])
     ctx.results.append(await REGISTRY["tcp"].run(ctx, REGISTRY["tcp"].Params()))
     result = await whatsapp_chat.run(ctx, whatsapp_chat.Params(**FAST))
-    assert result.ok and len(result.evidence["hosts"][0]["exchanges"]) == 2
+    assert result.ok and len(result.evidence.hosts[0].exchanges) == 2
 
 
 async def test_skipped_when_tcp_connected_nowhere(env, chat):
@@ -143,37 +146,40 @@ async def many(env, chat, hosts: list[str], **target):
 async def test_any_host_working_means_reachable(env, chat):
     result = await many(env, chat, ["e1.wa.test", "e2.wa.test", "e3.wa.test", WITHHELD])
     assert result.ok, result
-    by_host = {h["host"]: h for h in result.evidence["hosts"]}
+    data = result.as_json()  # the JSON keys as always
+    by_host = {h["host"]: h for h in data["hosts"]}
     assert {h: o["verdict"] for h, o in by_host.items()} == {
         "e1.wa.test": "ok",
         "e2.wa.test": "protocol_blocked",
         "e3.wa.test": "ip_blocked",
         WITHHELD: "dns_blocked",
     }
-    assert result.evidence["working_hosts"] == 1
-    assert result.evidence["blocked_hosts"] == ["e2.wa.test", "e3.wa.test", WITHHELD]
+    assert data["working_hosts"] == 1
+    assert data["blocked_hosts"] == ["e2.wa.test", "e3.wa.test", WITHHELD]
     assert [c["failure"] for c in by_host["e3.wa.test"]["connects"]] == [failures.CONNECTION_REFUSED] * 2
 
 
 async def test_no_host_working_takes_the_most_common_reason(env, chat):
     result = await many(env, chat, ["e2.wa.test", "e3.wa.test", "e4.wa.test"])
-    assert (result.ok, result.verdict, result.failure) == (False, "protocol_blocked", failures.CONNECTION_RESET)
+    assert (result.ok, result.finding.technique, result.failure) == (False, Verdict.PROTOCOL_BLOCKED, failures.CONNECTION_RESET)
+    assert result.finding.fault == Fault.PATH and result.finding.reason.startswith("2 of 3 hosts")
 
 
 async def test_ties_go_to_the_worse_verdict(env, chat):
     result = await many(env, chat, ["e2.wa.test", "e3.wa.test", WITHHELD])
-    assert result.verdict == "dns_blocked"
+    assert result.finding.technique == Verdict.DNS_BLOCKED
 
 
 async def test_names_that_resolve_nowhere_are_down(env, chat):
     result = await many(env, chat, ["gone.wa.test"])
-    assert (result.ok, result.verdict) == (False, "down")
+    assert not result.ok and result.as_json()["hosts"][0]["verdict"] == "down"
+    assert result.finding.fault != Fault.PATH
 
 
 async def test_pinned_addresses_serve_every_host(env, chat):
     result = await many(env, chat, ["gone.wa.test", "e3.wa.test"], addresses=["127.0.0.1"])
-    assert result.ok and result.evidence["working_hosts"] == 2
-    assert {h["addresses_from"] for h in result.evidence["hosts"]} == {"pinned"}
+    assert result.ok and result.evidence.working_hosts == 2
+    assert {h.addresses_from for h in result.evidence.hosts} == {"pinned"}
 
 
 def test_block_verdict_is_declared():
@@ -201,3 +207,19 @@ async def test_round_verdicts(env, chat, tmp_path, hosts, verdict):
     result = await run_round(config, config.vantages[0])
     target = result.services[0].targets[0]
     assert target.verdict == verdict, target.reason
+
+
+async def test_hosts_are_measured_by_the_runners_step(env, chat, monkeypatch):
+    """One copy of the step: the per-host dns and tcp go through probe.checks.step.run_check."""
+    from probe.checks import step
+
+    ran: list[str] = []
+    original = step.run_check
+
+    async def spy(ctx, module, params=None):
+        ran.append(module.NAME)
+        return await original(ctx, module, params)
+
+    monkeypatch.setattr(whatsapp_chat, "run_check", spy)
+    result = await many(env, chat, ["e1.wa.test", "e3.wa.test"])
+    assert result.ok and sorted(ran) == ["dns", "dns", "tcp", "tcp"]

@@ -8,7 +8,20 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from probe.checks import circumvention, dns, helper_transfer, http, mtproto, quic, stun, tcp, throughput, tls, udp_stream, whatsapp_chat
+from probe.checks import (
+    circumvention,
+    dns,
+    helper_transfer,
+    http,
+    mtproto,
+    quic,
+    stun,
+    tcp,
+    throughput,
+    tls,
+    udp_stream,
+    whatsapp_chat,
+)
 
 REGISTRY: dict[str, ModuleType] = {
     module.NAME: module for module in (dns, tcp, tls, http, mtproto, whatsapp_chat, quic, stun, throughput, udp_stream, circumvention, helper_transfer)

@@ -116,7 +116,7 @@ class Stopwatch:
     """`with Stopwatch() as sw: …`; `sw.seconds` reads the running time inside the block (a
     check may return from within it) and the final time after it."""
 
-    def __enter__(self) -> "Stopwatch":
+    def __enter__(self) -> Stopwatch:
         self.started = time.monotonic()
         self._stopped: float | None = None
         return self

@@ -10,8 +10,8 @@ import socket
 import struct
 
 from probe.checks import tcp
-from probe.checks.tcp import most_common  # noqa: F401 - the protocol checks' helper too
 from probe.checks.base import CheckResult, Context
+from probe.checks.tcp import most_common  # noqa: F401 - the protocol checks' helper too
 
 # struct tcp_info (linux/tcp.h): 8 one-byte fields, then u32 rto, ato, snd_mss, rcv_mss, unacked, …
 _TCP_INFO_UNACKED = 24

@@ -5,9 +5,11 @@ STUN for a call to start. The target is reachable when any address:port answers 
 success or error response: either proves the datagrams got through). Requests are retransmitted
 as RFC 5389 §7.2.1 says (RTO doubling from `initial_rto`), fewer times, to bound the check.
 
-`udp_blocked` needs the control: a control target with a `stun` check (in
-`configs/services/controls.yaml`) answered this round. If the control is silent too, the vantage
-cannot do STUN at all (or nobody answers): `down`, not a block of this service.
+`udp_blocked` needs the control: a control target with a `stun` check (a yardstick in
+`configs/services/controls.yaml`) answered this round, so the path is at fault (Finding fault
+`path`, differential `control_stun`). If the control is silent too, the vantage cannot do STUN at
+all (or nobody answers): fault `server`, no technique. Without a control STUN target nothing
+was compared: `unseparated`. A reply that is not a STUN response is the server's doing.
 No relay list is published by any service: configure the addresses your captures show.
 """
 
@@ -19,11 +21,11 @@ import struct
 import zlib
 from typing import Any
 
-
 from probe import failures
 from probe.checks import common
+from probe.checks.base import Context, Skip, Stopwatch
+from probe.model import CheckResult, Fault, Finding, STUNBinding, STUNEvidence, Verdict
 from probe.net import udp_socket
-from probe.checks.base import CheckResult, Context, Fault, Finding, Skip, Stopwatch, Verdict
 from probe.params import STUNParams as Params
 
 NAME = "stun"
@@ -105,8 +107,8 @@ class _Client(asyncio.DatagramProtocol):
             self.received.put_nowait(exc)
 
 
-async def binding(ctx: Context, address: str, port: int, params: Params) -> dict[str, Any]:
-    outcome: dict[str, Any] = {"address": address, "port": port, "failure": None, "requests": 0}
+async def binding(ctx: Context, address: str, port: int, params: Params) -> STUNBinding:
+    outcome = STUNBinding(address, port)
     transport = None
     stray = 0
     with Stopwatch() as watch:
@@ -118,9 +120,9 @@ async def binding(ctx: Context, address: str, port: int, params: Params) -> dict
             rto = params.initial_rto
             facts = None
             give_up = loop.time() + ctx.timeout  # the check's timeout caps the schedule
-            while facts is None and outcome["requests"] < params.attempts and loop.time() < give_up:
+            while facts is None and outcome.requests < params.attempts and loop.time() < give_up:
                 transport.sendto(request)
-                outcome["requests"] += 1
+                outcome.requests += 1
                 wait_until = min(loop.time() + rto, give_up)
                 rto *= 2
                 while facts is None and (left := wait_until - loop.time()) > 0:
@@ -137,17 +139,19 @@ async def binding(ctx: Context, address: str, port: int, params: Params) -> dict
             if facts is None:
                 if stray:
                     raise failures.Failure(failures.PROTOCOL_ERROR, f"{stray} datagrams, none a STUN response")
-                raise failures.Failure(failures.TIMEOUT, f"no STUN response to {outcome['requests']} requests")
-            outcome.update(facts)
-            outcome["rtt_seconds"] = round(watch.seconds, 4)
+                raise failures.Failure(failures.TIMEOUT, f"no STUN response to {outcome.requests} requests")
+            outcome.response = facts["response"]
+            outcome.mapped_family = facts.get("mapped_family")
+            outcome.error_code = facts.get("error_code")
+            outcome.rtt_seconds = round(watch.seconds, 4)
         except Exception as exc:  # noqa: BLE001 - every failure becomes evidence
-            outcome["failure"] = failures.classify(exc)
+            outcome.failure = failures.classify(exc)
         finally:
             if transport is not None:
                 transport.close()
     if stray:
-        outcome["stray_datagrams"] = stray
-    outcome["duration_seconds"] = round(watch.seconds, 4)
+        outcome.stray_datagrams = stray
+    outcome.duration_seconds = round(watch.seconds, 4)
     return outcome
 
 
@@ -162,16 +166,27 @@ async def run(ctx: Context, params: Params) -> CheckResult:
         raise Skip("no address to send STUN to")
     with Stopwatch() as watch:
         bindings = list(await asyncio.gather(*(binding(ctx, a, p, params) for a, p in targets)))
-    evidence: dict[str, Any] = {"bindings": bindings}
-    if any(b["failure"] is None for b in bindings):
+    evidence = STUNEvidence(bindings)
+    if any(b.failure is None for b in bindings):
         return CheckResult(NAME, True, None, watch.seconds, None, evidence)
-    failure = common.most_common([b["failure"] for b in bindings])
+    failure = common.most_common([b.failure for b in bindings])
+    return CheckResult(NAME, False, failure, watch.seconds, _finding(ctx, params, failure, evidence), evidence)
+
+
+def _finding(ctx: Context, params: Params, failure: str, evidence: STUNEvidence) -> Finding:
+    technique = Verdict.UDP_BLOCKED
+    if failure == failures.PROTOCOL_ERROR:
+        return Finding(technique, Fault.SERVER, "", "the peer answered, not in STUN")
     if ctx.is_control:
-        return CheckResult(NAME, False, failure, watch.seconds, Finding(BLOCK_VERDICT, Fault.UNSEPARATED, "", "the control STUN server does not answer"), evidence)
+        # A control is a yardstick: nothing here to compare it with.
+        return Finding(technique, Fault.UNSEPARATED, "", "the control STUN peer did not answer")
     controls = common.control_checks(ctx, NAME, params.control)
-    evidence["controls"] = {name: result.ok for name, result in controls}
+    evidence.controls = {name: result.ok for name, result in controls}
     if any(result.ok for _, result in controls):
-        return CheckResult(NAME, False, failure, watch.seconds, Finding(BLOCK_VERDICT, Fault.PATH, "control_stun", "the control STUN server answers"), evidence)
-    # No control STUN server answered (or none is configured): nothing singles this service out.
-    evidence["control_answered"] = False
-    return CheckResult(NAME, False, failure, watch.seconds, Finding(BLOCK_VERDICT, Fault.UNSEPARATED, "", "no control STUN server answered"), evidence)
+        answered = ", ".join(name for name, result in controls if result.ok)
+        return Finding(technique, Fault.PATH, "control_stun", f"no STUN answer ({failure}) while the control STUN peer {answered} answered")
+    if not controls:
+        return Finding(technique, Fault.UNSEPARATED, "", "no control STUN target to compare with")
+    # No control STUN server answered: nothing singles this service out.
+    evidence.control_answered = False
+    return Finding(technique, Fault.SERVER, "control_stun", "the control STUN peers are silent too")

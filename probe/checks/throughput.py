@@ -6,13 +6,20 @@ that stops at the handshake sees neither. This one reports bytes per second (evi
 `bytes_per_second`, the contract metric `msgreach_download_throughput_bytes_per_second`) and,
 when the transfer stops making progress for `stall_seconds`, the byte count where it stalled.
 
-`throttled` needs the control: a control target's `throughput` transfer (in
+`throttled` needs the control: a control target's `throughput` transfer (a yardstick in
 `configs/services/controls.yaml`) this round was fast — over the floor and `control_ratio`
-times this one. If every control is about as slow, the vantage's line is slow: the check
-passes with `slow: true, control_fast: false` (a bad line is no block, and a control's own
-slowness is evidence, not a failure). A throttled transfer is repeated to the same address with
-a decoy SNI: a fast decoy is the proof that the throttling is keyed on the name (the method of
-"Throttling Twitter", IMC 2021).
+times this one; the Finding then puts the fault on the path (differential `control_download`).
+If every control is about as slow, the vantage's line is slow: the check passes with
+`slow: true, control_fast: false` (a bad line is no block, and a control's own slowness is
+evidence, not a failure). A throttled transfer is repeated to the same address with a decoy SNI:
+a fast decoy is the proof that the throttling is keyed on the name (the method of "Throttling
+Twitter", IMC 2021), named in the reason.
+
+A transfer that stops making progress records the byte count where it stalled
+(`stalled_at_bytes`, the metric `msgreach_download_stall_offset_bytes`); a stall between
+`FREEZE_WINDOW` bytes is named in the reason as the mobile networks' 16–20 KB freeze (counted
+in bytes received after the TLS handshake, so a 16–20 KB freeze of the connection's bytes shows
+a little lower: the window is 12–24 KiB).
 
 An object that is not there (a status other than 200/206, or a body shorter than `size` that
 ends normally) is not measured: the check passes with `measured: false` and the status in the
@@ -24,16 +31,23 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import time
-from typing import Any
 from urllib.parse import urljoin, urlsplit
-
 
 from probe import __version__, failures
 from probe.checks import common
-from probe.checks.base import CheckResult, Context, Fault, Finding, Skip, Stopwatch, Verdict
+from probe.checks.base import Context, Skip, Stopwatch
+from probe.model import (
+    CheckResult,
+    Download,
+    DownloadRedirect,
+    Fault,
+    Finding,
+    ThroughputEvidence,
+    Verdict,
+)
 from probe.net import open_tcp, ssl_context
-from probe.resolvers import lookup
 from probe.params import ThroughputParams as Params
+from probe.resolvers import lookup
 
 NAME = "throughput"
 BLOCK_VERDICT = Verdict.THROTTLED  # what a timeout of this check means
@@ -42,6 +56,8 @@ MIN_SIZE = 256 * 1024
 MAX_HEADER_BYTES = 64 * 1024
 READ_SIZE = 64 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+FREEZE_WINDOW = (12 * 1024, 24 * 1024)  # application bytes where the 16–20 KB freeze shows
+
 
 
 
@@ -78,13 +94,11 @@ def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
 
 async def transfer(
     ctx: Context, address: str, port: int, scheme: str, host: str, path: str, params: Params, *, sni: str | None = None, verify: bool = True
-) -> dict[str, Any]:
+) -> Download:
     """One timed download of `scheme://host/path` from `address` on a fresh connection (TLS
     with `sni`, default the host); evidence, never raises."""
     sni = sni or host
-    out: dict[str, Any] = {"address": address, "port": port, "failure": None, "status_code": None, "bytes": 0, "received_bytes": 0}
-    if scheme == "https":
-        out["sni"] = sni
+    out = Download(address, port, sni=sni if scheme == "https" else None)
     writer = None
     started = time.monotonic()
     first_byte_at = last_byte_at = None
@@ -101,20 +115,20 @@ async def transfer(
         lines += [f"{k}: {v}" for k, v in params.headers.items()]
         writer.write(("\r\n".join([*lines, "Connection: close", "", ""])).encode())
         requested_at = time.monotonic()
-        out["setup_seconds"] = round(requested_at - started, 4)
+        out.setup_seconds = round(requested_at - started, 4)
         deadline = requested_at + params.max_seconds
 
         head = b""
         while b"\r\n\r\n" not in head:
             chunk = await _read(reader, params.stall_seconds, deadline)
             if chunk is None:
-                out["time_capped"] = True
+                out.time_capped = True
                 return out
             if not chunk:
                 raise failures.Failure(failures.EOF, "closed before the response headers")
             first_byte_at = first_byte_at or time.monotonic()
             last_byte_at = time.monotonic()
-            out["received_bytes"] += len(chunk)
+            out.received_bytes += len(chunk)
             head += chunk
             if len(head) > MAX_HEADER_BYTES and b"\r\n\r\n" not in head:
                 raise failures.Failure(failures.PROTOCOL_ERROR, "response headers over 64 KB")
@@ -122,64 +136,64 @@ async def transfer(
         if len(head) > MAX_HEADER_BYTES:
             raise failures.Failure(failures.PROTOCOL_ERROR, "response headers over 64 KB")
         status, headers = _parse_head(head)
-        out["status_code"] = status
+        out.status_code = status
         if 300 <= status < 400 and "location" in headers:
-            out["location"] = headers["location"][:300]
+            out.location = headers["location"][:300]
         length = int(headers["content-length"]) if headers.get("content-length", "").isdigit() else None
         expected = min(params.size, length) if length is not None else params.size
-        out["bytes"] = len(body)
-        while out["bytes"] < expected:
+        out.bytes = len(body)
+        while out.bytes < expected:
             chunk = await _read(reader, params.stall_seconds, deadline)
             if chunk is None:
-                out["time_capped"] = True
+                out.time_capped = True
                 break
             if not chunk:
                 if length is not None:
-                    raise failures.Failure(failures.EOF, f"closed after {out['bytes']} of {expected} bytes")
+                    raise failures.Failure(failures.EOF, f"closed after {out.bytes} of {expected} bytes")
                 break  # a body delimited by the close: it ended
             last_byte_at = time.monotonic()
-            out["received_bytes"] += len(chunk)
-            out["bytes"] += len(chunk)  # counted, not kept: bounded memory
-        out["complete"] = out["bytes"] >= params.size
+            out.received_bytes += len(chunk)
+            out.bytes += len(chunk)  # counted, not kept: bounded memory
+        out.complete = out.bytes >= params.size
     except _Stalled:
-        out["failure"] = failures.STALLED
-        out["stalled_at_bytes"] = out["received_bytes"]
+        out.failure = failures.STALLED
+        out.stalled_at_bytes = out.received_bytes
     except Exception as exc:  # noqa: BLE001 - every failure becomes evidence
-        out["failure"] = failures.classify(exc)
-        if out["received_bytes"]:
-            out["interrupted_at_bytes"] = out["received_bytes"]
+        out.failure = failures.classify(exc)
+        if out.received_bytes:
+            out.interrupted_at_bytes = out.received_bytes
     finally:
         common.close_quietly(writer)
-        out["duration_seconds"] = round(time.monotonic() - started, 4)
+        out.duration_seconds = round(time.monotonic() - started, 4)
         _judge(out, first_byte_at, last_byte_at)
     return out
 
 
-def _judge(out: dict[str, Any], first_byte_at: float | None, last_byte_at: float | None) -> None:
+def _judge(out: Download, first_byte_at: float | None, last_byte_at: float | None) -> None:
     """Was this a measurement (and how fast), or an object that is not there?"""
-    status = out["status_code"]
-    if out["failure"] == failures.PROTOCOL_ERROR:
-        out["measured"], out["reason"] = False, "the server did not answer in HTTP/1.x"
+    status = out.status_code
+    if out.failure == failures.PROTOCOL_ERROR:
+        out.measured, out.reason = False, "the server did not answer in HTTP/1.x"
         return
-    broken = out["failure"] is not None or out.get("time_capped", False)
+    broken = out.failure is not None or bool(out.time_capped)
     if status is not None and status not in (200, 206) and not broken:
-        out["measured"], out["reason"] = False, f"HTTP {status}: not the object"
+        out.measured, out.reason = False, f"HTTP {status}: not the object"
         return
-    if not broken and not out.get("complete"):
-        out["measured"], out["reason"] = False, f"object of {out['bytes']} bytes is smaller than size"
+    if not broken and not out.complete:
+        out.measured, out.reason = False, f"object of {out.bytes} bytes is smaller than size"
         return
-    out["measured"] = True
+    out.measured = True
     if first_byte_at is None:
-        out["bytes_per_second"] = 0.0
+        out.bytes_per_second = 0.0
         return
     end = time.monotonic() if broken else (last_byte_at or first_byte_at)
-    out["bytes_per_second"] = round(out["bytes"] / max(end - first_byte_at, 1e-3), 1)
+    out.bytes_per_second = round(out.bytes / max(end - first_byte_at, 1e-3), 1)
 
 
-def _slow(out: dict[str, Any], params: Params) -> bool:
-    if not out["measured"]:
+def _slow(out: Download, params: Params) -> bool:
+    if not out.measured:
         return False
-    return out["failure"] is not None or out["bytes_per_second"] < params.floor_bytes_per_second
+    return out.failure is not None or (out.bytes_per_second or 0.0) < params.floor_bytes_per_second
 
 
 def _endpoint(ctx: Context, params: Params) -> tuple[str, int, str] | None:
@@ -219,31 +233,45 @@ def _url(scheme: str, host: str, port: int, path: str) -> str:
     return f"{scheme}://{host}{'' if port == default else f':{port}'}{path}"
 
 
-async def _download(ctx: Context, address: str, port: int, scheme: str, params: Params, evidence: dict[str, Any]) -> dict[str, Any]:
-    """The download, following redirects (recorded in `evidence["redirects"]`)."""
+async def _download(ctx: Context, address: str, port: int, scheme: str, params: Params, evidence: ThroughputEvidence) -> Download:
+    """The download, following redirects (recorded in `evidence.redirects`)."""
     host, path = ctx.target.host, params.path
     while True:
         out = await transfer(ctx, address, port, scheme, host, path, params)
-        location = out.get("location")
-        if location is None or out["status_code"] not in _REDIRECTS or len(evidence["redirects"]) >= params.max_redirects:
+        location = out.location
+        if location is None or out.status_code not in _REDIRECTS or len(evidence.redirects) >= params.max_redirects:
             return out
         url = urljoin(_url(scheme, host, port, path), location)
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             return out
-        hop: dict[str, Any] = {"status_code": out["status_code"], "location": url}
-        evidence["redirects"].append(hop)
+        hop = DownloadRedirect(out.status_code, url)
+        evidence.redirects.append(hop)
         next_address = address if parts.hostname == host else await _resolve(ctx, parts.hostname)
         if next_address is None:
-            out["reason"] = f"redirect to {parts.hostname}, which did not resolve"
+            out.reason = f"redirect to {parts.hostname}, which did not resolve"
             return out
-        hop["address"] = next_address
+        hop.address = next_address
         scheme, host, address = parts.scheme, parts.hostname, next_address
         port = parts.port or (443 if scheme == "https" else 80)
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
-        evidence["url"] = url
+        evidence.url = url
+
+
+def _control_rate(result: CheckResult) -> float | None:
+    """A control's measured rate this round, if its transfer was a measurement and not cut."""
+    evidence = result.evidence
+    if not isinstance(evidence, ThroughputEvidence) or evidence.download is None:
+        return None
+    download = evidence.download
+    return download.bytes_per_second if download.measured and download.failure is None else None
+
+
+def _reported_rate(result: CheckResult) -> float | None:
+    evidence = result.evidence
+    return evidence.download.bytes_per_second if isinstance(evidence, ThroughputEvidence) and evidence.download else None
 
 
 def _fast_controls(ctx: Context, params: Params, rate: float) -> dict[str, float]:
@@ -252,11 +280,22 @@ def _fast_controls(ctx: Context, params: Params, rate: float) -> dict[str, float
     stalled or cut transfer is compared with the floor alone, rate 0)."""
     fast = {}
     for name, result in common.control_checks(ctx, NAME, params.control):
-        other = result.evidence.get("bytes_per_second")
-        if result.evidence.get("measured") and not result.evidence.get("transfer_failure") and other is not None:
-            if other >= params.floor_bytes_per_second and other >= params.control_ratio * rate:
-                fast[name] = other
+        other = _control_rate(result)
+        if other is not None and other >= params.floor_bytes_per_second and other >= params.control_ratio * rate:
+            fast[name] = other
     return fast
+
+
+def stall_reason(download: Download) -> str:
+    """What the transfer's failure was, in words; the 16–20 KB freeze named as such."""
+    if download.stalled_at_bytes is not None:
+        low, high = FREEZE_WINDOW
+        if low <= download.stalled_at_bytes <= high:
+            return f"the transfer froze after {download.stalled_at_bytes} bytes: the 16–20 KB freeze"
+        return f"the transfer stalled after {download.stalled_at_bytes} bytes"
+    if download.failure is not None:
+        return f"the transfer was cut ({download.failure}) after {download.interrupted_at_bytes or 0} bytes"
+    return f"{download.bytes_per_second or 0:.0f} bytes/s, under the floor"
 
 
 async def run(ctx: Context, params: Params) -> CheckResult:
@@ -264,32 +303,33 @@ async def run(ctx: Context, params: Params) -> CheckResult:
     if endpoint is None:
         raise Skip("no connection to download over")
     address, port, scheme = endpoint
-    evidence: dict[str, Any] = {"url": _url(scheme, ctx.target.host, port, params.path), "size": params.size, "redirects": []}
+    evidence = ThroughputEvidence(_url(scheme, ctx.target.host, port, params.path), params.size)
     with Stopwatch() as watch:
         out = await _download(ctx, address, port, scheme, params, evidence)
-        # The result carries the failure and the duration; the transfer's own go by other names.
-        evidence.update({k: v for k, v in out.items() if k not in ("failure", "duration_seconds")})
-        evidence["transfer_failure"] = out["failure"]
-        evidence["transfer_seconds"] = out["duration_seconds"]
+        evidence.download = out
         if not _slow(out, params):
             return CheckResult(NAME, True, None, watch.seconds, None, evidence)
-        evidence["slow"] = True
+        evidence.slow = True
         if ctx.is_control:
             # A control is a yardstick: its rate is the evidence, its slowness no failure of its own.
             return CheckResult(NAME, True, None, watch.seconds, None, evidence)
-        evidence["controls"] = {name: r.evidence.get("bytes_per_second") for name, r in common.control_checks(ctx, NAME, params.control)}
-        fast = _fast_controls(ctx, params, 0.0 if out["failure"] else out["bytes_per_second"])
+        evidence.controls = {name: _reported_rate(r) for name, r in common.control_checks(ctx, NAME, params.control)}
+        fast = _fast_controls(ctx, params, 0.0 if out.failure else out.bytes_per_second or 0.0)
         if not fast:
             # Every control transfer is as slow (or none is configured): the line is slow, not
             # this service. Reported, not judged.
-            evidence["control_fast"] = False
+            evidence.control_fast = False
             return CheckResult(NAME, True, None, watch.seconds, None, evidence)
-        evidence["control_fast"] = True
-        url = urlsplit(evidence["url"])
+        evidence.control_fast = True
+        reason = f"{stall_reason(out)}, while the control download {', '.join(fast)} was fast"
+        differential = "control_download"
+        url = urlsplit(evidence.url)
         if params.decoy and url.scheme == "https":
             path = url.path + (f"?{url.query}" if url.query else "")
-            decoy = await transfer(ctx, out["address"], out["port"], "https", url.hostname or ctx.target.host, path, params, sni=ctx.decoy_sni, verify=False)
-            evidence["decoy"] = decoy
-            evidence["sni_keyed"] = None if not decoy["measured"] else not _slow(decoy, params)
-    finding = Finding(BLOCK_VERDICT, Fault.PATH, "control_download", "slow or stalled while the control download is fast")
-    return CheckResult(NAME, False, out["failure"] or failures.THROTTLED, watch.seconds, finding, evidence)
+            decoy = await transfer(ctx, out.address, out.port, "https", url.hostname or ctx.target.host, path, params, sni=ctx.decoy_sni, verify=False)
+            evidence.decoy = decoy
+            evidence.sni_keyed = None if not decoy.measured else not _slow(decoy, params)
+            if evidence.sni_keyed:
+                differential, reason = "control_download+decoy_sni", f"{reason}; a decoy SNI to the same address is fast: keyed on the name"
+    finding = Finding(Verdict.THROTTLED, Fault.PATH, differential, reason)
+    return CheckResult(NAME, False, out.failure or failures.THROTTLED, watch.seconds, finding, evidence)

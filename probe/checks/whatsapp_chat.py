@@ -10,9 +10,14 @@ with a random ephemeral key), waits for the server's first bytes, then stays ope
 handshake through and cuts what follows), or our bytes never being acknowledged (packets
 silently dropped), fails the host with `protocol_blocked`.
 
-With `hosts` (the OONI list) the check measures each host itself, DNS included, with the
-same judgement as the `dns` and `tcp` checks; without it, it measures the target's own host,
-reusing what `dns` and `tcp` found when they ran before it.
+With `hosts` (the OONI list) the check measures each host itself, DNS included, through the
+runner's own step (`probe.checks.step.run_check` with the `dns` and `tcp` checks); without it, it
+measures the target's own host, reusing what `dns` and `tcp` found when they ran before it.
+
+The differential is the transport: a host whose TCP connect succeeded and whose chat exchange
+was then reset, cut or left unacknowledged argues `protocol_blocked` on the path. A host that
+failed at DNS or TCP carries that step's Finding; the check states the most common among the
+hosts (ties to the worse technique).
 """
 
 from __future__ import annotations
@@ -23,11 +28,21 @@ import time
 from dataclasses import replace
 from typing import Any
 
-
 from probe import failures, judge
-from probe.model import TARGET_VERDICTS, TCPEvidence, to_json
 from probe.checks import common, dns, tcp
-from probe.checks.base import CheckResult, Context, Fault, Finding, Skip, Stopwatch, Verdict
+from probe.checks.base import Context, Skip, Stopwatch
+from probe.checks.step import run_check
+from probe.model import (
+    SERVICE_VERDICTS,
+    ChatEvidence,
+    ChatExchange,
+    ChatHost,
+    CheckResult,
+    Fault,
+    Finding,
+    TCPEvidence,
+    Verdict,
+)
 from probe.net import open_tcp
 from probe.params import WhatsAppChatParams as Params
 
@@ -48,8 +63,8 @@ def client_hello(prologue: bytes, ephemeral: bytes | None = None) -> bytes:
 # --- one connection: first bytes, then hold --------------------------------------------------------
 
 
-async def exchange(ctx: Context, address: str, port: int, params: Params) -> dict[str, Any]:
-    outcome: dict[str, Any] = {"address": address, "port": port, "failure": None, "stage": "connect", "reply_bytes": 0}
+async def exchange(ctx: Context, address: str, port: int, params: Params) -> ChatExchange:
+    outcome = ChatExchange(address, port)
     writer = None
     reply_timeout = common.phase_timeout(ctx, params.reply_timeout)
     with Stopwatch() as watch:
@@ -57,7 +72,7 @@ async def exchange(ctx: Context, address: str, port: int, params: Params) -> dic
             async with asyncio.timeout(common.phase_timeout(ctx, params.step_timeout)):
                 reader, writer = await open_tcp(ctx.route, address, port)
             if params.hello == "noise":
-                outcome["stage"] = "first_bytes"
+                outcome.stage = "first_bytes"
                 writer.write(client_hello(bytes.fromhex(params.prologue)))
                 try:
                     async with asyncio.timeout(reply_timeout):
@@ -67,8 +82,8 @@ async def exchange(ctx: Context, address: str, port: int, params: Params) -> dic
                     raise
                 if not first:
                     raise failures.Failure(failures.EOF, "closed before the server's first bytes")
-                outcome["reply_bytes"] = len(first)
-            outcome["stage"] = "hold"
+                outcome.reply_bytes = len(first)
+            outcome.stage = "hold"
             hold_until = time.monotonic() + params.hold_seconds
             while (left := hold_until - time.monotonic()) > 0:
                 try:
@@ -78,30 +93,29 @@ async def exchange(ctx: Context, address: str, port: int, params: Params) -> dic
                     break
                 if not chunk:
                     raise failures.Failure(failures.EOF, "closed while held open")
-                outcome["reply_bytes"] += len(chunk)
+                outcome.reply_bytes += len(chunk)
             if params.hello == "none":
                 _silence(ctx, writer, outcome)
-            outcome["stage"] = "held"
+            outcome.stage = "held"
         except Exception as exc:  # noqa: BLE001 - every failure becomes evidence
-            outcome.update(failures.as_evidence(exc))
+            found = failures.as_evidence(exc)
+            outcome.failure, outcome.detail = found["failure"], found.get("detail")
         finally:
             common.close_quietly(writer)
-    outcome["duration_seconds"] = round(watch.seconds, 4)
+    outcome.duration_seconds = round(watch.seconds, 4)
     return outcome
 
 
-def _silence(ctx: Context, writer: asyncio.StreamWriter, outcome: dict[str, Any]) -> None:
+def _silence(ctx: Context, writer: asyncio.StreamWriter, outcome: ChatExchange) -> None:
     """Record whether what we sent was ever acknowledged (not knowable through a proxy)."""
     if ctx.route.socks5 is None:
-        unacked = common.unacked_segments(writer)
-        if unacked is not None:
-            outcome["unacked_segments"] = unacked
+        outcome.unacked_segments = common.unacked_segments(writer)
 
 
 # --- one host -------------------------------------------------------------------------------------
 
 
-async def _exchanges(ctx: Context, connected: list[tuple[str, int]], params: Params) -> list[dict[str, Any]]:
+async def _exchanges(ctx: Context, connected: list[tuple[str, int]], params: Params) -> list[ChatExchange]:
     """One exchange per port that connected (its first connected address)."""
     chosen: dict[int, str] = {}
     for address, port in connected:
@@ -109,27 +123,39 @@ async def _exchanges(ctx: Context, connected: list[tuple[str, int]], params: Par
     return list(await asyncio.gather(*(exchange(ctx, a, p, params) for p, a in chosen.items())))
 
 
-def _host_outcome(host: str, steps: list[CheckResult], exchanges: list[dict[str, Any]], ctx: Context) -> dict[str, Any]:
-    outcome: dict[str, Any] = {"host": host, "addresses": ctx.addresses, "addresses_from": ctx.addresses_from}
+def _host_outcome(host: str, steps: list[CheckResult], exchanges: list[ChatExchange], ctx: Context) -> ChatHost:
+    outcome = ChatHost(host, list(ctx.addresses), ctx.addresses_from, exchanges=exchanges)
     for step in steps:
-        if step.check == "tcp":
-            outcome["connects"] = to_json(step.evidence.connects) if isinstance(step.evidence, TCPEvidence) else []
-        if step.check == "dns" and not step.ok:
-            outcome["dns_failure"] = step.failure
-    outcome["exchanges"] = exchanges
+        if step.check == tcp.NAME:
+            outcome.connects = list(step.evidence.connects) if isinstance(step.evidence, TCPEvidence) else None
+        if step.check == dns.NAME and not step.ok:
+            outcome.dns_failure = step.failure
     failed = next((s for s in steps if not s.ok), None)
     if failed is not None:
-        outcome.update(verdict=str(judge.target_verdict([failed])[0]), failure=failed.failure, stage=failed.check)
+        outcome.failure, outcome.stage = failed.failure, failed.check
+        outcome.finding = failed.finding
     elif not exchanges:
-        outcome.update(verdict="down", failure=failures.TIMEOUT, stage="tcp")
-    elif any(e["failure"] is None for e in exchanges):
-        outcome.update(verdict="ok", failure=None)
-    else:
-        outcome.update(verdict=BLOCK_VERDICT, failure=common.most_common([e["failure"] for e in exchanges]), stage="protocol")
+        outcome.failure, outcome.stage = failures.TIMEOUT, "tcp"
+        outcome.finding = Finding(Verdict.IP_BLOCKED, Fault.UNSEPARATED, "", "no port connected")
+    elif all(e.failure is not None for e in exchanges):
+        outcome.failure, outcome.stage = common.most_common([e.failure for e in exchanges]), "protocol"
+        stages = ", ".join(sorted({e.stage for e in exchanges}))
+        if all(e.unacked_segments == 0 and e.failure == failures.TIMEOUT for e in exchanges):
+            # Our bytes were acknowledged by the server's side, which then said nothing: a silent
+            # server (a censor dropping them would leave them unacknowledged).
+            outcome.finding = Finding(Verdict.PROTOCOL_BLOCKED, Fault.SERVER, "transport", "the server acknowledged our first bytes and never answered")
+        elif all(e.failure in failures.INTERFERENCE for e in exchanges):
+            reason = f"TCP connected, then the chat exchange failed ({outcome.failure}, at {stages})"
+            outcome.finding = Finding(Verdict.PROTOCOL_BLOCKED, Fault.PATH, "transport", reason)
+        else:
+            outcome.finding = Finding(Verdict.PROTOCOL_BLOCKED, Fault.SERVER, "transport", f"the server answered the chat opening with {outcome.failure}")
+    if outcome.finding is not None:
+        # The judge's word for this host alone, for people reading the evidence.
+        outcome.verdict = str(judge.target_verdict([CheckResult(NAME, False, outcome.failure, 0.0, outcome.finding)])[0])
     return outcome
 
 
-async def _measure_host(ctx: Context, host: str, params: Params) -> dict[str, Any]:
+async def _measure_host(ctx: Context, host: str, params: Params) -> ChatHost:
     """DNS (unless pinned), TCP to every address:port, then the protocol on what connected."""
     sub = replace(
         ctx,
@@ -141,32 +167,22 @@ async def _measure_host(ctx: Context, host: str, params: Params) -> dict[str, An
         tls_endpoint=None,
         results=[],
     )
-    steps: list[CheckResult] = []
     if ctx.target.addresses:
         sub.addresses, sub.addresses_from = list(ctx.target.addresses), "pinned"
     elif sub.target.is_ip:
         sub.addresses, sub.addresses_from = [host], "pinned"
     else:
-        steps.append(await _step(dns, sub))
+        await _step(dns, sub)
     if sub.addresses:
-        steps.append(await _step(tcp, sub))
+        await _step(tcp, sub)
+    steps = list(sub.results)
     sub.timeout = ctx.timeout
     return _host_outcome(host, steps, await _exchanges(sub, sub.connected, params), sub)
 
 
-async def _step(module: Any, ctx: Context) -> CheckResult:
-    """Run an engine check the way the runner does, bounded by its timeout."""
-    with Stopwatch() as watch:
-        try:
-            async with asyncio.timeout(ctx.timeout * 3 + 1):
-                result = await module.run(ctx, module.Params())
-        except Skip:
-            result = CheckResult(module.NAME, True, None, watch.seconds)
-        except Exception as exc:  # noqa: BLE001 - a failing step is a host's evidence
-            finding = Finding(module.BLOCK_VERDICT, Fault.MONITOR, "", "the step itself failed (a bug of msgreach)")
-            result = CheckResult(module.NAME, False, failures.classify(exc), watch.seconds, finding)
-    ctx.results.append(result)
-    return result
+async def _step(module: Any, ctx: Context) -> None:
+    """The runner's step with the check's defaults (a skipped step counts as passed)."""
+    await run_check(ctx, module, module.Params())
 
 
 # --- the check --------------------------------------------------------------------------------------
@@ -176,38 +192,31 @@ async def run(ctx: Context, params: Params) -> CheckResult:
     hosts = list(dict.fromkeys(params.hosts)) or [ctx.target.host]
     with Stopwatch() as watch:
         if hosts == [ctx.target.host] and ctx.result("tcp") is not None:
-            # `dns` and `tcp` ran on this target already: their verdicts stand; add the protocol.
+            # `dns` and `tcp` ran on this target already: their findings stand; add the protocol.
             if not ctx.connected:
                 raise Skip("no TCP connection")
             outcomes = [_host_outcome(ctx.target.host, [], await _exchanges(ctx, ctx.connected, params), ctx)]
         else:
             limit = asyncio.Semaphore(params.concurrency)
 
-            async def one(host: str) -> dict[str, Any]:
+            async def one(host: str) -> ChatHost:
                 async with limit:
                     return await _measure_host(ctx, host, params)
 
             outcomes = list(await asyncio.gather(*(one(h) for h in hosts)))
 
-    working = [o["host"] for o in outcomes if o["verdict"] == "ok"]
-    evidence: dict[str, Any] = {
-        "hosts": outcomes,
-        "working_hosts": len(working),
-        "blocked_hosts": [o["host"] for o in outcomes if o["verdict"] not in ("ok", "down")],
-    }
+    working = [o.host for o in outcomes if o.finding is None]
+    evidence = ChatEvidence(outcomes, len(working), [o.host for o in outcomes if o.verdict not in ("ok", "down", "error")])
     if working:
         return CheckResult(NAME, True, None, watch.seconds, None, evidence)
-    judged = [o for o in outcomes if o["verdict"] != "down"] or outcomes
-    verdicts = [o["verdict"] for o in judged]
-    # The most common reason among the hosts; ties go to the worse verdict.
-    verdict = min(set(verdicts), key=lambda v: (-verdicts.count(v), TARGET_VERDICTS.index(v) if v in TARGET_VERDICTS else 99))
-    failure = common.most_common([o["failure"] for o in judged if o["verdict"] == verdict])
-    if verdict == Verdict.PROTOCOL_BLOCKED:
-        finding = Finding(Verdict.PROTOCOL_BLOCKED, Fault.PATH, "transport", "TCP connects, the chat protocol dies after its first bytes")
-    elif verdict == Verdict.DOWN:
-        finding = Finding(Verdict.PROTOCOL_BLOCKED, Fault.SERVER, "", "no host answered, and nothing singles out the path")
-    elif verdict == Verdict.ERROR:
-        finding = Finding(Verdict.PROTOCOL_BLOCKED, Fault.MONITOR, "", "the monitor could not measure")
-    else:
-        finding = Finding(Verdict(verdict), Fault.PATH if verdict != Verdict.IP_BLOCKED else Fault.UNSEPARATED, "per_host_stages", "as judged host by host")
-    return CheckResult(NAME, False, failure, watch.seconds, finding, evidence)
+    # Hosts whose failure argues something about the path first; the others only if none does.
+    judged = [o for o in outcomes if o.verdict not in ("down", "error")] or outcomes
+    labels = [o.verdict for o in judged]
+    # The most common argument among the hosts; ties go to the worse technique.
+    chosen = min(set(labels), key=lambda v: (-labels.count(v), SERVICE_VERDICTS.index(Verdict(v))))
+    picked = [o for o in judged if o.verdict == chosen]
+    failure = common.most_common([o.failure for o in picked])
+    first = next(o.finding for o in picked if o.failure == failure)
+    assert first is not None
+    reason = f"{len(picked)} of {len(outcomes)} hosts: {first.reason}" if len(outcomes) > 1 else first.reason
+    return CheckResult(NAME, False, failure, watch.seconds, Finding(first.technique, first.fault, first.differential, reason), evidence)

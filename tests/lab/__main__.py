@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def scenario_table(observed_path: str | None) -> str:
     """Markdown: scenario, technique, source, expected verdict, observed per service."""
-    from . import protocol_scenarios  # noqa: F401 - registers the protocol scenarios too
+    from . import field_scenarios, protocol_scenarios  # noqa: F401 - registers the protocol and field scenarios too
 
     observed: dict[str, dict[str, str]] = {}
     if observed_path:

@@ -5,7 +5,9 @@
   own (3-byte length + a protobuf-shaped ServerHello) and keeps the connection open, as the
   real server does while the handshake goes on.
 - `mtproto`: Telegram data centres (443/80). Answers `req_pq_multi` with a `resPQ` echoing
-  the nonce over the abridged (0xef) and intermediate (0xeeeeeeee) transports
+  the nonce over the abridged (0xef) and intermediate (0xeeeeeeee) transports and over
+  obfuscated2 (a 64-byte header, AES-256-CTR both ways, the inner framing's tag at 56..60;
+  core.telegram.org/mtproto/mtproto-transports#transport-obfuscation), as the apps send it
   (core.telegram.org/mtproto/samples-auth_key), and any plain HTTP request with a status line,
   as OONI's probe expects.
 - `h3`: HTTP/3 over QUIC (aioquic) for hosts whose targets run the `quic` check.
@@ -66,30 +68,76 @@ def _nonce(packet: bytes) -> bytes | None:
     return None
 
 
+_HTTP_METHODS = (b"POST", b"GET ", b"HEAD", b"OPTI")
+
+
+class _Obfuscated2:
+    """The server's side of obfuscated2 (no MTProxy secret): the client's key and IV decrypt,
+    the same 48 header bytes reversed encrypt."""
+
+    def __init__(self, header: bytes) -> None:
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+        def ctr(key: bytes, iv: bytes):
+            return Cipher(algorithms.AES(key), modes.CTR(iv)).encryptor()
+
+        self._decrypt = ctr(header[8:40], header[40:56])
+        reverse = header[8:56][::-1]
+        self._encrypt = ctr(reverse[:32], reverse[32:48])
+        self.tag = self._decrypt.update(header)[56:60]
+
+    async def read(self, reader: asyncio.StreamReader, n: int) -> bytes:
+        return self._decrypt.update(await reader.readexactly(n))
+
+    def seal(self, data: bytes) -> bytes:
+        return self._encrypt.update(data)
+
+
+async def _obfuscated2(first: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    session = _Obfuscated2(first + await reader.readexactly(64 - len(first)))
+    if session.tag == b"\xef\xef\xef\xef":
+        words = (await session.read(reader, 1))[0] & 0x7F
+        nonce = _nonce(await session.read(reader, words * 4))
+        answer = res_pq(nonce) if nonce else None
+        framed = bytes([len(answer) // 4]) + answer if answer else None
+    elif session.tag in (b"\xee\xee\xee\xee", b"\xdd\xdd\xdd\xdd"):
+        (length,) = struct.unpack("<I", await session.read(reader, 4))
+        nonce = _nonce(await session.read(reader, length & 0x7FFFFFFF))  # padding after the message is ignored
+        answer = res_pq(nonce) if nonce else None
+        framed = struct.pack("<I", len(answer)) + answer if answer else None
+    else:
+        return
+    if framed:
+        writer.write(session.seal(framed))
+
+
 async def mtproto(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
-        head = await asyncio.wait_for(reader.readexactly(1), 30)
-        if head == b"\xef":  # abridged
-            words = (await reader.readexactly(1))[0]
+        head = await asyncio.wait_for(reader.readexactly(4), 30)
+        if head[:1] == b"\xef":  # abridged
+            words = head[1]
+            rest = head[2:]
             if words == 0x7F:
-                words = int.from_bytes(await reader.readexactly(3), "little")
-            nonce = _nonce(await reader.readexactly(words * 4))
+                words = int.from_bytes(rest + await reader.readexactly(1), "little")
+                rest = b""
+            nonce = _nonce(rest + await reader.readexactly(words * 4 - len(rest)))
             if nonce:
                 answer = res_pq(nonce)
                 writer.write(bytes([len(answer) // 4]) + answer)
-        elif head == b"\xee":  # intermediate
-            if await reader.readexactly(3) == b"\xee\xee\xee":
-                (length,) = struct.unpack("<I", await reader.readexactly(4))
-                nonce = _nonce(await reader.readexactly(length & 0x7FFFFFFF))
-                if nonce:
-                    answer = res_pq(nonce)
-                    writer.write(struct.pack("<I", len(answer)) + answer)
-        elif head.isalpha():  # plain HTTP (OONI's POST /)
+        elif head == b"\xee\xee\xee\xee":  # intermediate
+            (length,) = struct.unpack("<I", await reader.readexactly(4))
+            nonce = _nonce(await reader.readexactly(length & 0x7FFFFFFF))
+            if nonce:
+                answer = res_pq(nonce)
+                writer.write(struct.pack("<I", len(answer)) + answer)
+        elif head in _HTTP_METHODS:  # plain HTTP (OONI's POST /)
             await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
             writer.write(b"HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        else:  # anything else is an obfuscated2 header
+            await _obfuscated2(head, reader, writer)
         await writer.drain()
         await asyncio.wait_for(reader.read(4096), 10)
-    except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, OSError):
+    except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, OSError, ValueError):
         pass
     finally:
         writer.close()

@@ -147,7 +147,7 @@ def test_baseline_every_protocol_answers(proto_baseline: Report) -> None:
         assert target["verdict"] == "ok", f"{service}: {_dump(target)}"
     for dc in ("dc1", "dc2", "dc3", "dc4", "dc5"):
         check = Report.check(baseline.target("telegram", dc), "mtproto")
-        assert check["works"] == {"abridged": True, "intermediate": True, "http": True}, _dump(check)
+        assert check["works"] == {"abridged": True, "intermediate": True, "obfuscated2": True, "http": True}, _dump(check)
     quic = Report.check(baseline.target("whatsapp", "web"), "quic")
     assert quic["status_code"] == 200 and quic["tls_ok"] is True, _dump(quic)
     chat = Report.check(baseline.target("whatsapp", "chat"), "whatsapp_chat")
@@ -180,8 +180,9 @@ def test_mtproto_first_bytes_rule_is_protocol_blocked(clean_lab: Lab, config: Pa
         assert target["verdict"] == "protocol_blocked", _dump(target)
         check = Report.failed_check(target)
         assert (check["check"], check["failure"]) == ("mtproto", "connection_reset"), _dump(target)
-        # TCP connected and OONI's plain-HTTP POST got its answer: MTProto is what is blocked.
-        assert check["works"] == {"abridged": False, "intermediate": False, "http": True}, _dump(target)
+        # TCP connected, OONI's plain-HTTP POST and obfuscated2 got their answers: plain MTProto is
+        # what is blocked.
+        assert check["works"] == {"abridged": False, "intermediate": False, "obfuscated2": True, "http": True}, _dump(target)
         assert Report.check(target, "tcp")["ok"], _dump(target)
     assert not others_ok(report, "telegram", dcs)
     assert report.service("telegram")["verdict"] == "partial", report.summary()

@@ -7,7 +7,10 @@ Server behaviours, for every request:
 
 `QuicFilter` relays datagrams to a backend and back, dropping client datagrams of at least
 `min_size` bytes whose bytes 1-4 are QUIC version 1 (`00 00 00 01`) when `drop_quic_v1` is
-set: the TSPU signature (IMC 2022). Run standalone (the lab does):
+set: the TSPU signature (IMC 2022). With `drop_sni`, it drops instead the client's Initial
+packets whose ClientHello carries that name (decrypted with the Initial keys, which RFC 9001
+derives from the packet's own connection id, as a DPI box does): a censor keyed on the name, which
+a decoy SNI to the same address passes. Run standalone (the lab does):
     python tests/servers/h3.py --listen 198.19.1.10:443 --cert leaf.pem --key leaf.key
 """
 
@@ -18,10 +21,13 @@ import asyncio
 from functools import partial
 
 from aioquic.asyncio import QuicConnectionProtocol, serve
+from aioquic.buffer import Buffer
 from aioquic.h3.connection import H3_ALPN, H3Connection
 from aioquic.h3.events import HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.crypto import CryptoPair
 from aioquic.quic.events import ProtocolNegotiated
+from aioquic.quic.packet import QuicPacketType, pull_quic_header
 
 BEHAVIOURS = ("ok", "status_500", "endless", "silent")
 BODY = b"hello over HTTP/3 from the msgreach tests\n"
@@ -77,11 +83,27 @@ async def start_h3(host: str, port: int, cert: str, key: str, behaviour: str = "
     return await serve(host, port, configuration=configuration, create_protocol=partial(H3Server, behaviour=behaviour))
 
 
+def initial_plaintext(data: bytes) -> bytes | None:
+    """The decrypted payload of a client's Initial packet (the first in the datagram), or None."""
+    try:
+        buf = Buffer(data=data)
+        header = pull_quic_header(buf, host_cid_length=8)
+        if header.packet_type != QuicPacketType.INITIAL or header.version is None:
+            return None
+        crypto = CryptoPair()
+        crypto.setup_initial(cid=header.destination_cid, is_client=False, version=header.version)
+        _, payload, _ = crypto.decrypt_packet(data[: header.packet_length], buf.tell(), 0)
+        return payload
+    except Exception:  # noqa: BLE001 - not a decryptable Initial: not matched
+        return None
+
+
 class QuicFilter(asyncio.DatagramProtocol):
     """A UDP relay in front of `backend`: one upstream socket per client address."""
 
-    def __init__(self, backend: tuple[str, int], *, drop_quic_v1: bool = True, min_size: int = 1001):
-        self.backend, self.drop_quic_v1, self.min_size = backend, drop_quic_v1, min_size
+    def __init__(self, backend: tuple[str, int], *, drop_quic_v1: bool = True, min_size: int = 1001, drop_sni: str | None = None):
+        self.backend, self.drop_quic_v1, self.min_size = backend, drop_quic_v1 or drop_sni is not None, min_size
+        self.drop_sni = drop_sni.encode() if drop_sni else None
         self.upstreams: dict[tuple, asyncio.DatagramTransport] = {}
         self.dropped = 0
 
@@ -89,6 +111,9 @@ class QuicFilter(asyncio.DatagramProtocol):
         self.transport = transport
 
     def matches(self, data: bytes) -> bool:
+        if self.drop_sni is not None:
+            payload = initial_plaintext(data)
+            return payload is not None and self.drop_sni in payload
         return len(data) >= self.min_size and data[1:5] == b"\x00\x00\x00\x01"
 
     def datagram_received(self, data: bytes, addr) -> None:

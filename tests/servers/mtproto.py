@@ -4,7 +4,11 @@ core.telegram.org/mtproto/mtproto-transports (abridged: the client's first byte 
 1-byte length/4 or 0x7f + 3 bytes; intermediate: 0xeeeeeeee, then a 4-byte little-endian
 length) and /mtproto/samples-auth_key (req_pq_multi#be7e8ef1 nonce:int128 → resPQ#05162463
 nonce server_nonce pq:bytes server_public_key_fingerprints:Vector<long>). A request starting
-with `POST` gets an HTTP answer, as a data centre gives OONI's probe.
+with `POST` gets an HTTP answer, as a data centre gives OONI's probe. Any other first byte starts
+transport obfuscation (obfuscated2, /mtproto/mtproto-transports#transport-obfuscation): 64 bytes
+whose AES-256-CTR decryption carries the inner framing's tag at 56..60 (0xefefefef abridged,
+0xeeeeeeee intermediate, 0xdddddddd padded intermediate); everything after it, both ways, goes
+through the cipher (the server's key and IV: the header's bytes 8..56 reversed).
 
 `behaviour` makes it hostile on purpose:
 
@@ -15,7 +19,7 @@ with `POST` gets an HTTP answer, as a data centre gives OONI's probe.
     huge             a packet header claiming 16 MB, then bytes for ever
     not_resp         a well-formed packet with another constructor
 
-Standard library only. Run standalone (the lab does):
+Standard library and `cryptography` only. Run standalone (the lab does):
     python tests/servers/mtproto.py --listen 198.19.2.100:443 --listen 198.19.2.100:80
 """
 
@@ -27,6 +31,8 @@ import os
 import socket
 import struct
 import time
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 REQ_PQ = 0x60469778
 REQ_PQ_MULTI = 0xBE7E8EF1
@@ -50,16 +56,82 @@ def res_pq(nonce: bytes, constructor: int = RES_PQ) -> bytes:
     return struct.pack("<qqI", 0, message_id, len(body)) + body
 
 
+_TAGS = {b"\xef\xef\xef\xef": "abridged", b"\xee\xee\xee\xee": "intermediate", b"\xdd\xdd\xdd\xdd": "padded"}
+
+
+def _ctr(key: bytes, iv: bytes):
+    return Cipher(algorithms.AES(key), modes.CTR(iv)).encryptor()
+
+
+class _Plain:
+    """The connection's bytes as they are (plain transports)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def readexactly(self, n: int) -> bytes:
+        return await self.reader.readexactly(n)
+
+    def write(self, data: bytes) -> None:
+        self.writer.write(data)
+
+
+class _Obfuscated(_Plain):
+    """The connection's bytes through obfuscated2's ciphers (no MTProxy secret)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, init: bytes) -> None:
+        super().__init__(reader, writer)
+        self._decrypt = _ctr(init[8:40], init[40:56])
+        reverse = init[8:56][::-1]
+        self._encrypt = _ctr(reverse[:32], reverse[32:48])
+        self.tag = self._decrypt.update(init)[56:60]  # the keystream now stands at byte 64
+
+    async def readexactly(self, n: int) -> bytes:
+        return self._decrypt.update(await self.reader.readexactly(n))
+
+    def write(self, data: bytes) -> None:
+        self.writer.write(self._encrypt.update(data))
+
+
 def envelope(transport: str, payload: bytes) -> bytes:
+    if transport == "padded":
+        padding = os.urandom(os.urandom(1)[0] % 16)
+        return struct.pack("<I", len(payload) + len(padding)) + payload + padding
     if transport == "abridged":
         words = len(payload) // 4
         return (bytes([words]) if words < 0x7F else b"\x7f" + words.to_bytes(3, "little")) + payload
     return struct.pack("<I", len(payload)) + payload
 
 
-async def read_request(reader: asyncio.StreamReader) -> tuple[str, bytes]:
-    """(transport, payload) of the client's first packet; ("http", b"") for a POST."""
+async def read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> tuple[str, bytes, _Plain]:
+    """(transport, payload, stream) of the client's first packet; ("http", b"", …) for a POST;
+    transport "obfuscated2/<inner>" for an obfuscated connection (its stream decrypts and
+    encrypts)."""
     first = await reader.readexactly(1)
+    if first not in (b"\xef", b"\xee", b"P"):
+        stream = _Obfuscated(reader, writer, first + await reader.readexactly(63))
+        if stream.tag not in _TAGS:
+            raise ValueError("not an obfuscated2 header")
+        inner = _TAGS[stream.tag]
+        if inner == "abridged":
+            words = (await stream.readexactly(1))[0] & 0x7F
+            if words == 0x7F:
+                words = int.from_bytes(await stream.readexactly(3), "little")
+            length = words * 4
+        else:
+            (length,) = struct.unpack("<I", await stream.readexactly(4))
+        if length > 1 << 14:
+            raise ValueError("request too long")
+        payload = await stream.readexactly(length)
+        if inner == "padded":
+            payload = payload[: 20 + struct.unpack_from("<I", payload, 16)[0]] if len(payload) >= 20 else payload
+        return f"obfuscated2/{inner}", payload, stream
+    plain = _Plain(reader, writer)
+    transport, payload = await _read_plain(first, reader)
+    return transport, payload, plain
+
+
+async def _read_plain(first: bytes, reader: asyncio.StreamReader) -> tuple[str, bytes]:
     if first == b"\xef":
         words = (await reader.readexactly(1))[0] & 0x7F  # the top bit asks for a quick ack
         if words == 0x7F:
@@ -79,7 +151,7 @@ async def read_request(reader: asyncio.StreamReader) -> tuple[str, bytes]:
         if not head.startswith(b"POST "):
             raise ValueError("not a POST")
         return "http", b""
-    raise ValueError(f"unknown transport (first byte {first.hex()})")
+    raise ValueError(f"unknown transport (first byte {first.hex()})")  # pragma: no cover
 
 
 def nonce_of(payload: bytes) -> bytes:
@@ -103,12 +175,13 @@ def handler(behaviour: str = "ok", served: list | None = None):
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            transport, payload = await asyncio.wait_for(read_request(reader), 10)
+            transport, payload, stream = await asyncio.wait_for(read_request(reader, writer), 10)
         except (ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
             _rst(writer)  # what a data centre does with bytes it does not understand
             return
         if served is not None:
             served.append(transport)
+        framing = transport.rpartition("/")[2]  # the envelope the answer goes in
         if transport == "http":
             writer.write(b"HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             await writer.drain()
@@ -123,23 +196,24 @@ def handler(behaviour: str = "ok", served: list | None = None):
             return
         if behaviour in ("endless", "huge"):
             if behaviour == "huge":
-                writer.write(b"\x7f\xff\xff\x3f" if transport == "abridged" else struct.pack("<I", 16 << 20))
+                stream.write(b"\x7f\xff\xff\x3f" if framing == "abridged" else struct.pack("<I", 16 << 20))
             while True:
-                writer.write(os.urandom(16384))
+                stream.write(os.urandom(16384))
                 await writer.drain()
         if behaviour == "garbage":
             writer.write(os.urandom(96))
         elif behaviour == "transport_error":
-            writer.write(envelope(transport, struct.pack("<i", -404)))
+            stream.write(envelope("intermediate" if framing == "padded" else framing, struct.pack("<i", -404)))
         else:
             reply = res_pq(os.urandom(16) if behaviour == "wrong_nonce" else nonce, 0x12345678 if behaviour == "not_respq" else RES_PQ)
-            packet = envelope(transport, reply)
+            packet = envelope(framing, reply)
             if behaviour == "drip":
                 for byte in packet:
-                    writer.write(bytes([byte]))
+                    stream.write(bytes([byte]))
                     await writer.drain()
                     await asyncio.sleep(0.2)
-            writer.write(packet)
+            else:
+                stream.write(packet)
         await writer.drain()
         await reader.read()  # keep the connection until the client closes it
 
