@@ -230,6 +230,10 @@ class TLSEvidence:
     handshakes: list[TLSHandshake] = field(default_factory=list)
     certificate: Certificate | None = _opt()
     decoy: TLSHandshake | None = _opt()
+    # `fingerprint: browser|both`: the browser-like handshake and Python's hello, fingerprinted
+    browser: FingerprintedHandshake | None = _opt()
+    python_hello: ClientHelloFingerprint | None = _opt()
+    fingerprint_keyed: str | None = _opt()  # "python" or "browser": the hello the path cut while the other passed
 
 
 # --- results -----------------------------------------------------------------------------------

@@ -53,6 +53,10 @@ class TLSParams(Params):
     sni: str | None = None  # default: the target's host
     alpn: tuple[str, ...] = Field(("h2", "http/1.1"), max_length=16)
     tries: int = _count(1, 16, 2)  # endpoints tried before the handshake is called failed
+    # Whose ClientHello: Python's ssl (OpenSSL), a browser's (curl-cffi impersonation), or both,
+    # compared (the verdict follows the browser's: what the apps that are browsers meet).
+    fingerprint: Literal["python", "browser", "both"] = "python"
+    browser: str = Field("chrome", min_length=1, max_length=32)  # curl-cffi's impersonation target
 
 
 class HTTPParams(Params):

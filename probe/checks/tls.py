@@ -14,7 +14,7 @@ from cryptography import x509
 
 from probe import failures
 from probe.checks.base import CheckResult, Context, Fault, Finding, Skip, Stopwatch, Verdict, first_byte, observed
-from probe.model import Certificate, TLSEvidence, TLSHandshake
+from probe.model import Certificate, FingerprintedHandshake, TLSEvidence, TLSHandshake
 from probe.net import open_tcp, ssl_context
 from probe.params import TLSParams as Params
 
@@ -97,33 +97,99 @@ async def run(ctx: Context, params: Params) -> CheckResult:
     if not candidates:
         raise Skip("no TCP connection")
     sni = params.sni or ctx.target.host
+    evidence = TLSEvidence()
+    with Stopwatch() as watch:
+        if params.fingerprint == "browser":
+            finding = await _browser_only(ctx, params, candidates, sni, evidence)
+        else:
+            finding = await _python(ctx, params, candidates, sni, evidence)
+            if params.fingerprint == "both":
+                finding = await _compare_with_browser(ctx, params, sni, evidence, finding)
+    if finding is None:
+        return CheckResult(NAME, True, None, watch.seconds, None, evidence)
+    failed = evidence.browser.handshake if params.fingerprint == "browser" or evidence.fingerprint_keyed == "browser" else evidence.handshakes[-1]
+    return CheckResult(NAME, False, failed.failure, watch.seconds, finding, evidence)
+
+
+async def _python(ctx: Context, params: Params, candidates: list[tuple[str, int]], sni: str, evidence: TLSEvidence) -> Finding | None:
+    """Python's handshake with the real name, validated, on up to `tries` endpoints; on failure
+    the certificate seen, or the decoy SNI to the same address. None: it passed."""
     # With an http check to follow, offer what it speaks (HTTP/1.1), so that it can send its
     # request on this very connection: one connection and one handshake per target.
     reuse = ctx.wants("http", after=NAME)
     alpn = (tuple(p for p in params.alpn if p == "http/1.1") or params.alpn) if reuse else params.alpn
-    evidence = TLSEvidence()
-    with Stopwatch() as watch:
-        for address, port in candidates[: params.tries]:
-            attempt = await handshake(ctx, address, port, sni, verify=True, alpn=alpn, reuse=reuse)
-            evidence.handshakes.append(attempt)
-            if attempt.failure is None:
-                ctx.tls_endpoint = (address, port)
-                evidence.certificate = attempt.certificate
-                return CheckResult(NAME, True, None, watch.seconds, None, evidence)
+    for address, port in candidates[: params.tries]:
+        attempt = await handshake(ctx, address, port, sni, verify=True, alpn=alpn, reuse=reuse)
+        evidence.handshakes.append(attempt)
+        if attempt.failure is None:
+            ctx.tls_endpoint = (address, port)
+            evidence.certificate = attempt.certificate
+            return None
 
-        last = evidence.handshakes[-1]
-        if last.failure in _VERIFY_FAILURES:
-            # The handshake completed with a certificate that is not valid for the name:
-            # look at it without validation so the evidence shows whose certificate it was.
-            seen = await handshake(ctx, last.address, last.port, sni, verify=False)
-            evidence.certificate = seen.certificate
-            if last.failure == failures.SSL_INVALID_CERTIFICATE:
-                # Expired or malformed, from a trusted issuer for this name: the server's own fault.
-                finding = Finding(Verdict.TLS_MITM, Fault.SERVER, "trust_store", "the certificate is invalid (e.g. expired) but not another party's")
-            else:
-                finding = Finding(Verdict.TLS_MITM, Fault.UNSEPARATED, "", "a certificate that does not validate for the name")
-            return CheckResult(NAME, False, last.failure, watch.seconds, finding, evidence)
+    last = evidence.handshakes[-1]
+    if last.failure in _VERIFY_FAILURES:
+        # The handshake completed with a certificate that is not valid for the name:
+        # look at it without validation so the evidence shows whose certificate it was.
+        seen = await handshake(ctx, last.address, last.port, sni, verify=False)
+        evidence.certificate = seen.certificate
+        if last.failure == failures.SSL_INVALID_CERTIFICATE:
+            # Expired or malformed, from a trusted issuer for this name: the server's own fault.
+            return Finding(Verdict.TLS_MITM, Fault.SERVER, "trust_store", "the certificate is invalid (e.g. expired) but not another party's")
+        return Finding(Verdict.TLS_MITM, Fault.UNSEPARATED, "", "a certificate that does not validate for the name")
 
-        evidence.decoy = await decoy(ctx, last.address, last.port)
-        finding = finding_from_decoy(Verdict.TLS_BLOCKED, last.failure or "", evidence.decoy)
-        return CheckResult(NAME, False, last.failure, watch.seconds, finding, evidence)
+    evidence.decoy = await decoy(ctx, last.address, last.port)
+    return finding_from_decoy(Verdict.TLS_BLOCKED, last.failure or "", evidence.decoy)
+
+
+async def _browser(ctx: Context, params: Params, address: str, port: int, sni: str) -> FingerprintedHandshake:
+    from probe import fingerprint  # curl-cffi: loaded by the targets that ask for a browser's hello
+
+    return await fingerprint.browser_handshake(
+        ctx.route, address, port, sni, browser=params.browser, ca_bundles=ctx.ca_bundles(), replace_trust=ctx.replace_trust(), timeout=ctx.timeout
+    )
+
+
+async def _browser_only(ctx: Context, params: Params, candidates: list[tuple[str, int]], sni: str, evidence: TLSEvidence) -> Finding | None:
+    """The browser's hello is the handshake; Python's ssl only for the decoy."""
+    for address, port in candidates[: params.tries]:
+        evidence.browser = await _browser(ctx, params, address, port, sni)
+        if evidence.browser.handshake.failure is None:
+            ctx.tls_endpoint = (address, port)
+            return None
+    failed = evidence.browser.handshake
+    if failed.failure in failures.MONITOR:
+        return Finding(Verdict.TLS_BLOCKED, Fault.MONITOR, "", "no browser-like handshake could be made here")
+    evidence.decoy = await decoy(ctx, failed.address, failed.port)
+    return finding_from_decoy(Verdict.TLS_BLOCKED, failed.failure or "", evidence.decoy)
+
+
+async def _compare_with_browser(ctx: Context, params: Params, sni: str, evidence: TLSEvidence, python: Finding | None) -> Finding | None:
+    """`fingerprint: both`: the browser's hello to the same endpoint, and what the apps would meet.
+
+    The verdict follows the browser's outcome; Python's hello to the same address and name is the
+    differential that names a block keyed on the ClientHello fingerprint."""
+    from probe import fingerprint
+
+    last = evidence.handshakes[-1]
+    evidence.python_hello = fingerprint.python_fingerprint(ssl_context(ctx.ca_bundles(), ctx.replace_trust()), sni)
+    evidence.browser = await _browser(ctx, params, last.address, last.port, sni)
+    browser = evidence.browser.handshake
+    if browser.failure in failures.MONITOR:
+        return python  # no browser here: Python's outcome, as with `fingerprint: python`
+    if python is None and browser.failure is None:
+        return None
+    if python is None:
+        evidence.fingerprint_keyed = "browser"
+        return Finding(
+            Verdict.TLS_BLOCKED, Fault.PATH, "python_hello",
+            f"keyed on the ClientHello fingerprint: the browser's hello is cut ({browser.failure}) while Python's passes to the same address and name",
+        )
+    if browser.failure is None:
+        # What the apps meet passes: the target is reachable; the evidence keeps which hello was cut.
+        evidence.fingerprint_keyed = "python"
+        ctx.tls_endpoint = None  # the next stages speak Python's hello, which this path cuts
+        ctx.close_streams()
+        return None
+    return python
+
+
