@@ -272,7 +272,9 @@ def test_once_appends_to_the_archive_and_cli_reports(tmp_path: Path, procs) -> N
     for _ in range(2):
         run = subprocess.run(msgreach_argv("once", "--config", str(config), "--format", "json"), env=msgreach_env(), capture_output=True, text=True, timeout=60)
         assert run.returncode == 0, run.stderr
-    lines = read(tmp_path / "state" / "evidence.jsonl").records
+    records = read(tmp_path / "state" / "evidence.jsonl").records
+    assert [(r["target"], r["verdict"]) for r in records if r["service"] == "controls"] == [("ctl", "ok")] * 2
+    lines = [r for r in records if r["service"] == "local"]
     assert [(r["target"], r["verdict"]) for r in lines] == [("web", "ok"), ("refused", "ip_blocked")] * 2
     web_line = lines[0]
     assert [q["resolver_address"] for q in web_line["test_keys"]["queries"]] == [f"127.0.0.1:{dns_port}", f"127.0.0.1:{control_port}"]
@@ -281,4 +283,5 @@ def test_once_appends_to_the_archive_and_cli_reports(tmp_path: Path, procs) -> N
     assert lines[1]["test_keys"]["tcp_connect"][0]["status"]["failure"] == "connection_refused"
     report = subprocess.run(msgreach_argv("evidence", "--config", str(config), "--format", "json"), env=msgreach_env(), capture_output=True, text=True, timeout=60)
     assert report.returncode == 0, report.stderr
-    assert json.loads(report.stdout)["groups"][0]["targets_at_end"] == {"refused": "ip_blocked", "web": "ok"}
+    [local] = [g for g in json.loads(report.stdout)["groups"] if g["service"] == "local"]
+    assert local["targets_at_end"] == {"refused": "ip_blocked", "web": "ok"}
