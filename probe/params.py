@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 
 # Caps: far above any sensible setting, low enough that a typo never makes a round endless.
 MAX_STEP_SECONDS = 600.0
@@ -120,7 +128,7 @@ class ThroughputParams(Params):
     control: str | None = None  # the control target to compare with; default: any with `throughput`
 
     @model_validator(mode="after")
-    def _floor_reachable(self) -> "ThroughputParams":
+    def _floor_reachable(self) -> ThroughputParams:
         if self.size / self.floor_bytes_per_second > self.max_seconds:
             raise ValueError(
                 f"size / floor_bytes_per_second = {self.size / self.floor_bytes_per_second:.1f} s exceeds "

@@ -17,12 +17,38 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, StrictBool, field_validator, model_validator
-from typing_extensions import NotRequired, TypedDict
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
-from probe.addresses import endpoint, is_host, is_host_name, is_ip_literal, split_host_port
+from probe.addresses import (
+    endpoint,
+    is_host,
+    is_host_name,
+    is_ip_literal,
+    split_host_port,
+)
 from probe.config.files import check_ca_bundle, check_cert_chain, read_secret
-from probe.params import CHECK_PARAMS, DNSParams, HTTPParams, MTProtoParams, QUICParams, STUNParams, TCPParams, ThroughputParams, TLSParams, WhatsAppChatParams
+from probe.params import (
+    CHECK_PARAMS,
+    DNSParams,
+    HTTPParams,
+    MTProtoParams,
+    QUICParams,
+    STUNParams,
+    TCPParams,
+    ThroughputParams,
+    TLSParams,
+    WhatsAppChatParams,
+)
 
 # --- caps -----------------------------------------------------------------------------------------
 
@@ -270,15 +296,15 @@ class CheckParamsByName(TypedDict, total=False):
 
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
 
-    dns: NotRequired[DNSParams]
-    tcp: NotRequired[TCPParams]
-    tls: NotRequired[TLSParams]
-    http: NotRequired[HTTPParams]
-    mtproto: NotRequired[MTProtoParams]
-    whatsapp_chat: NotRequired[WhatsAppChatParams]
-    quic: NotRequired[QUICParams]
-    stun: NotRequired[STUNParams]
-    throughput: NotRequired[ThroughputParams]
+    dns: DNSParams
+    tcp: TCPParams
+    tls: TLSParams
+    http: HTTPParams
+    mtproto: MTProtoParams
+    whatsapp_chat: WhatsAppChatParams
+    quic: QUICParams
+    stun: STUNParams
+    throughput: ThroughputParams
 
 
 assert set(CheckParamsByName.__annotations__) == set(CHECK_PARAMS), "CheckParamsByName must name every check of probe.params"
