@@ -16,12 +16,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from probe import report, status_page
 from probe.addresses import split_host_port
 from probe.config import Listen
-from probe.metrics import State, registry_for
+from probe.metrics import Exposition, State
 
 log = logging.getLogger(__name__)
 _MAX_REQUEST_BYTES = 8192
@@ -33,7 +33,7 @@ class Server:
         self.state = state
         self.listen = listen
         self.started_at = started_at or time.time()
-        self._registry = registry_for(state)
+        self.exposition = Exposition(state)
         self._server: asyncio.Server | None = None
         self._password = listen.basic_auth.password() if listen.basic_auth else None
         if self._password is not None and not self._password.strip():
@@ -105,7 +105,7 @@ class Server:
         return hmac.compare_digest(user, expected_user) & hmac.compare_digest(password, self._password or "")
 
     def _metrics(self) -> tuple[str, dict[str, str], bytes]:
-        return "200 OK", {"Content-Type": CONTENT_TYPE_LATEST}, generate_latest(self._registry)
+        return "200 OK", {"Content-Type": CONTENT_TYPE_LATEST}, self.exposition.render()
 
     def health(self) -> tuple[bool, str]:
         """Healthy while every vantage finishes rounds on time (the first one gets a grace)."""

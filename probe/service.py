@@ -19,7 +19,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from probe import config as config_module
 from probe.config import Config, ConfigError
-from probe.metrics import State
+from probe.metrics import Exposition, State
 from probe.runner import run_round
 from probe.server import Server
 
@@ -32,6 +32,7 @@ class Monitor:
         self.config_path = config_path
         self.scheduler = AsyncIOScheduler()
         self.archive = _archive(config)
+        self.exposition: Exposition | None = None  # the listener's /metrics, rendered after each round
         self._reload_task: asyncio.Task[None] | None = None
         self._reload_again = False
 
@@ -72,6 +73,8 @@ class Monitor:
             log.exception("round of %s failed", vantage_name)
             return
         self.state.record(result)
+        if self.exposition is not None:
+            self.exposition.refresh()  # once per round, not once per scrape
         if self.archive is not None:
             self.archive.append(result)
         log.info("round %s: %s in %.1f s", vantage_name, result.verdict, result.duration_seconds)
@@ -102,6 +105,7 @@ class Monitor:
         """Swap in a validated config (on the event loop, between rounds' steps)."""
         # The listener is not rebound on reload: a new listen address needs a restart.
         self.state.config = replace(new, listen=self.config.listen)
+        self.state.version += 1
         known = {v.name for v in new.vantages}
         for name in [n for n in self.state.latest if n not in known]:
             del self.state.latest[name]
@@ -122,6 +126,7 @@ async def serve(config: Config, *, listen: str | None = None, config_path: str |
     monitor = Monitor(config, config_path)
     server = Server(monitor.state, config.listen)
     await server.start(listen)
+    monitor.exposition = server.exposition
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGHUP, monitor.request_reload)

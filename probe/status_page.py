@@ -8,7 +8,7 @@ from html import escape
 
 from probe import __version__
 from probe.metrics import State
-from probe.verdict import OK, TargetResult
+from probe.model import TargetResult, Verdict
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:70em}
@@ -19,7 +19,7 @@ details pre{white-space:pre-wrap;font-size:.8em;max-width:60em}
 
 
 def _css(verdict: str) -> str:
-    if verdict == OK:
+    if verdict == Verdict.OK:
         return "ok"
     if verdict in ("down", "vantage_offline", "partial"):
         return "meh"
@@ -52,7 +52,7 @@ def render(state: State, healthy: bool, health_reason: str) -> str:
         parts.append(f"<p>Round started {escape(when)}, took {result.duration_seconds:.1f} s. Healthy resolvers: {escape(', '.join(result.healthy_resolvers) or 'none')}.</p>")
         parts.append("<table><tr><th>service</th><th>verdict</th><th>targets ok</th></tr>")
         for service in result.services:
-            ok = sum(t.verdict == OK for t in service.targets)
+            ok = sum(t.verdict == Verdict.OK for t in service.targets)
             parts.append(f"<tr><td><a href='#{escape(name)}-{escape(service.service)}'>{escape(service.service)}</a></td><td class='{_css(service.verdict)}'>{escape(service.verdict)}</td><td>{ok}/{len(service.targets)}</td></tr>")
         parts.append("</table>")
         sections = [("controls", result.controls)] + [(s.service, s.targets) for s in result.services]

@@ -30,20 +30,19 @@ from urllib.parse import urljoin, urlsplit
 
 from probe import __version__, failures
 from probe.checks import common
-from probe.checks.base import CheckResult, Context, Skip, Stopwatch
+from probe.checks.base import CheckResult, Context, Fault, Finding, Skip, Stopwatch, Verdict
 from probe.net import open_tcp, ssl_context
 from probe.resolvers import lookup
+from probe.params import ThroughputParams as Params
 
 NAME = "throughput"
-BLOCK_VERDICT = "throttled"  # what a timeout of this check means
+BLOCK_VERDICT = Verdict.THROTTLED  # what a timeout of this check means
 
 MIN_SIZE = 256 * 1024
 MAX_HEADER_BYTES = 64 * 1024
 READ_SIZE = 64 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
-
-from probe.params import ThroughputParams as Params
 
 
 class _Stalled(Exception):
@@ -292,4 +291,5 @@ async def run(ctx: Context, params: Params) -> CheckResult:
             decoy = await transfer(ctx, out["address"], out["port"], "https", url.hostname or ctx.target.host, path, params, sni=ctx.decoy_sni, verify=False)
             evidence["decoy"] = decoy
             evidence["sni_keyed"] = None if not decoy["measured"] else not _slow(decoy, params)
-    return CheckResult(NAME, False, out["failure"] or failures.THROTTLED, watch.seconds, BLOCK_VERDICT, evidence)
+    finding = Finding(BLOCK_VERDICT, Fault.PATH, "control_download", "slow or stalled while the control download is fast")
+    return CheckResult(NAME, False, out["failure"] or failures.THROTTLED, watch.seconds, finding, evidence)

@@ -358,7 +358,6 @@ class Networks(_Model):
     """Where a service's addresses are expected to be; answers elsewhere are suspect."""
 
     prefixes: list[Network] = Field(default_factory=list)
-    asns: list[Annotated[int, Strict(), Field(ge=0, lt=2**32)]] = Field(default_factory=list)  # documentation: no ASN database is shipped
 
     def contains(self, address: str) -> bool:
         ip = ipaddress.ip_address(address)
