@@ -209,6 +209,8 @@ def test_a_device_a_fifo_and_a_huge_file_are_refused_unread(tmp_path):
         ("services: [{name: s, targets: [{name: t, host: t.test, ports: [true]}]}]", "services.0.targets.0.ports.0", "valid integer"),
         ("services: [{name: s, targets: [{name: t, host: t.test, ports: ['443']}]}]", "services.0.targets.0.ports.0", "valid integer"),
         ("services: [{name: s, enabled: 1, targets: [{name: t, host: t.test}]}]", "services.0.enabled", "valid boolean"),
+        ("vantages: [{name: home, bogon_exempt: [true]}]", "vantages.0.bogon_exempt.0", "written as text"),
+        ("services: [{name: s, networks: {prefixes: [5]}, targets: [{name: t, host: t.test}]}]", "services.0.networks.prefixes.0", "written as text"),
         ("services: [{name: s, targets: [{name: t, host: t.test, params: {mtproto: {exchange_timeout: .inf}}}]}]",
          "services.0.targets.0.params.mtproto.exchange_timeout", "finite"),
         ("services: [{name: s, targets: [{name: t, host: t.test, params: {throughput: {max_seconds: 1.0e+308}}}]}]",

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -97,7 +98,14 @@ IPAddress = Annotated[str, AfterValidator(_ip)]
 CABundle = Annotated[Path | None, AfterValidator(_pem_bundle)]
 Port = Annotated[int, Strict(), Field(gt=0, lt=65536)]
 CheckSeconds = Annotated[float, Strict(), Field(gt=0, le=MAX_CHECK_SECONDS, allow_inf_nan=False)]
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+def _network_text(value: Any) -> Any:
+    """A network is written as text (`10.0.0.0/8`): `true` or `5` would be read as 0.0.0.1/32."""
+    if not isinstance(value, str | ipaddress.IPv4Network | ipaddress.IPv6Network):
+        raise ValueError("a network is written as text, such as 10.0.0.0/8")
+    return value
+
+
+Network = Annotated[ipaddress.IPv4Network | ipaddress.IPv6Network, BeforeValidator(_network_text)]
 
 
 def _count(low: int, high: int, default: int) -> Any:
