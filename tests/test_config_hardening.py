@@ -257,6 +257,16 @@ def test_names_and_addresses(tmp_path, extra, key, words):
     _refused(_write(tmp_path, _with(extra)), key, words)
 
 
+@pytest.mark.parametrize("listen", ["a b:80", "127.0.0.1:99999", ":80", "127.0.0.1:http"])
+def test_the_listen_option_is_checked_like_the_config(tmp_path, listen):
+    path = _write(tmp_path, BASE)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_:
+        cli.main(["run", "--config", str(path), "--listen", listen])
+    assert exit_.value.code == 2
+    assert "--listen" in err.getvalue() and "Traceback" not in err.getvalue()
+
+
 @pytest.mark.parametrize(
     "extra",
     [
