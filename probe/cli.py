@@ -10,6 +10,7 @@ import sys
 import time
 
 from probe import __version__, config as config_module
+from probe.addresses import endpoint
 from probe.config import Config, ConfigError
 
 EXIT_OK = 0
@@ -34,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="the long-running monitor: scheduled rounds, /metrics, /healthz, status page")
     run.add_argument("--config", help="config file (default: the embedded default)")
-    run.add_argument("--listen", help="HOST:PORT to serve on (default from config: 127.0.0.1:9910)")
+    run.add_argument("--listen", type=_listen_address, help="HOST:PORT to serve on (default from config: 127.0.0.1:9910)")
 
     once = commands.add_parser("once", help="one round of every check, then exit")
     once.add_argument("--config", help="config file (default: the embedded default)")
@@ -57,6 +58,15 @@ def _parser() -> argparse.ArgumentParser:
     evidence.add_argument("--vantage", action="append", dest="vantages", metavar="NAME")
     evidence.add_argument("--format", choices=["table", "json"], default="table")
     return parser
+
+
+def _listen_address(value: str) -> str:
+    """`--listen` is checked like `listen.address` in a config, before anything starts."""
+    try:
+        endpoint(value, default_port=9910)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
 
 
 def _load(path: str | None) -> Config:

@@ -19,14 +19,14 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from msgreach_helpers import msgreach_command
+from servers.testca import TestCA
 
 from probe import cli
 from probe import config as config_module
 from probe.config import safe_yaml
 from probe.config.files import MAX_YAML_BYTES
 from probe.params import CHECK_PARAMS, HTTPParams, ThroughputParams
-from msgreach_helpers import msgreach_command
-from servers.testca import TestCA
 
 BASE = """\
 vantages:
@@ -82,7 +82,7 @@ def _with(extra: str, base: str = BASE) -> str:
 
 
 def test_the_base_config_is_valid(tmp_path):
-    code, out, err = _check(_write(tmp_path, BASE))
+    code, _out, err = _check(_write(tmp_path, BASE))
     assert (code, err) == (0, ""), err
 
 
@@ -110,7 +110,7 @@ def test_an_alias_bomb_in_a_real_process_with_a_memory_cap(tmp_path):
     def cap() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (1024**3, 1024**3))
 
-    run = subprocess.run([*msgreach_command(), "check-config", str(path)], capture_output=True, text=True, timeout=120, preexec_fn=cap)
+    run = subprocess.run([*msgreach_command(), "check-config", str(path)], check=False, capture_output=True, text=True, timeout=120, preexec_fn=cap)
     assert run.returncode == 2, run.stderr[-2000:]
     assert "more than" in run.stderr and "Traceback" not in run.stderr
 
@@ -158,7 +158,7 @@ def test_duplicate_keys_are_refused(tmp_path, text, line, key):
     ],
 )
 def test_hostile_yaml_is_refused_with_a_line(tmp_path, text, words):
-    code, out, err = _check(_write(tmp_path, text))
+    code, _out, err = _check(_write(tmp_path, text))
     assert code == 2 and "Traceback" not in err
     assert words in err and f"{tmp_path / 'msgreach.yaml'}:" in err, err
 
@@ -209,6 +209,8 @@ def test_a_device_a_fifo_and_a_huge_file_are_refused_unread(tmp_path):
         ("services: [{name: s, targets: [{name: t, host: t.test, ports: [true]}]}]", "services.0.targets.0.ports.0", "valid integer"),
         ("services: [{name: s, targets: [{name: t, host: t.test, ports: ['443']}]}]", "services.0.targets.0.ports.0", "valid integer"),
         ("services: [{name: s, enabled: 1, targets: [{name: t, host: t.test}]}]", "services.0.enabled", "valid boolean"),
+        ("vantages: [{name: home, bogon_exempt: [true]}]", "vantages.0.bogon_exempt.0", "written as text"),
+        ("services: [{name: s, networks: {prefixes: [5]}, targets: [{name: t, host: t.test}]}]", "services.0.networks.prefixes.0", "written as text"),
         ("services: [{name: s, targets: [{name: t, host: t.test, params: {mtproto: {exchange_timeout: .inf}}}]}]",
          "services.0.targets.0.params.mtproto.exchange_timeout", "finite"),
         ("services: [{name: s, targets: [{name: t, host: t.test, params: {throughput: {max_seconds: 1.0e+308}}}]}]",
@@ -253,6 +255,16 @@ def test_durations_and_counts_are_capped_and_typed(tmp_path, extra, key, words):
 )
 def test_names_and_addresses(tmp_path, extra, key, words):
     _refused(_write(tmp_path, _with(extra)), key, words)
+
+
+@pytest.mark.parametrize("listen", ["a b:80", "127.0.0.1:99999", ":80", "127.0.0.1:http"])
+def test_the_listen_option_is_checked_like_the_config(tmp_path, listen):
+    path = _write(tmp_path, BASE)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_:
+        cli.main(["run", "--config", str(path), "--listen", listen])
+    assert exit_.value.code == 2
+    assert "--listen" in err.getvalue() and "Traceback" not in err.getvalue()
 
 
 @pytest.mark.parametrize(
@@ -335,7 +347,9 @@ def test_basic_auth_secrets_must_be_set_and_non_empty(tmp_path, monkeypatch):
 
 
 def test_params_are_stored_typed_and_every_check_has_its_model(tmp_path):
-    from probe.checks import REGISTRY  # here only: the config itself never imports the checks
+    from probe.checks import (
+        REGISTRY,  # here only: the config itself never imports the checks
+    )
 
     assert list(REGISTRY) == list(CHECK_PARAMS)
     for name, module in REGISTRY.items():
@@ -393,7 +407,7 @@ def test_fuzz_hostile_fragments_never_traceback(tmp_path, pieces, where):
     text = BASE[:where] + "".join(pieces) + BASE[where:]
     path = tmp_path / "fuzz.yaml"
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
-    code, out, err = _check(path)
+    code, _out, err = _check(path)
     assert code in (0, 2), (code, text)
     assert "Traceback" not in err
     if code == 2:

@@ -17,10 +17,26 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, StrictBool, field_validator, model_validator
-from typing_extensions import NotRequired, TypedDict
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
-from probe.addresses import endpoint, is_host, is_host_name, is_ip_literal, split_host_port
+from probe.addresses import (
+    endpoint,
+    is_host,
+    is_host_name,
+    is_ip_literal,
+    split_host_port,
+)
 from probe.config.files import check_ca_bundle, check_cert_chain, read_secret
 from probe.params import (
     CHECK_PARAMS,
@@ -85,7 +101,14 @@ IPAddress = Annotated[str, AfterValidator(_ip)]
 CABundle = Annotated[Path | None, AfterValidator(_pem_bundle)]
 Port = Annotated[int, Strict(), Field(gt=0, lt=65536)]
 CheckSeconds = Annotated[float, Strict(), Field(gt=0, le=MAX_CHECK_SECONDS, allow_inf_nan=False)]
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+def _network_text(value: Any) -> Any:
+    """A network is written as text (`10.0.0.0/8`): `true` or `5` would be read as 0.0.0.1/32."""
+    if not isinstance(value, str | ipaddress.IPv4Network | ipaddress.IPv6Network):
+        raise ValueError("a network is written as text, such as 10.0.0.0/8")
+    return value
+
+
+Network = Annotated[ipaddress.IPv4Network | ipaddress.IPv6Network, BeforeValidator(_network_text)]
 
 
 def _count(low: int, high: int, default: int) -> Any:
@@ -338,18 +361,18 @@ class CheckParamsByName(TypedDict, total=False):
 
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
 
-    dns: NotRequired[DNSParams]
-    tcp: NotRequired[TCPParams]
-    tls: NotRequired[TLSParams]
-    http: NotRequired[HTTPParams]
-    mtproto: NotRequired[MTProtoParams]
-    whatsapp_chat: NotRequired[WhatsAppChatParams]
-    quic: NotRequired[QUICParams]
-    stun: NotRequired[STUNParams]
-    throughput: NotRequired[ThroughputParams]
-    udp_stream: NotRequired[UDPStreamParams]  # helper checks (issue #11)
-    circumvention: NotRequired[CircumventionParams]
-    helper_transfer: NotRequired[HelperTransferParams]
+    dns: DNSParams
+    tcp: TCPParams
+    tls: TLSParams
+    http: HTTPParams
+    mtproto: MTProtoParams
+    whatsapp_chat: WhatsAppChatParams
+    quic: QUICParams
+    stun: STUNParams
+    throughput: ThroughputParams
+    udp_stream: UDPStreamParams  # helper checks (issue #11)
+    circumvention: CircumventionParams
+    helper_transfer: HelperTransferParams
 
 
 assert set(CheckParamsByName.__annotations__) == set(CHECK_PARAMS), "CheckParamsByName must name every check of probe.params"
