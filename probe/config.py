@@ -296,6 +296,9 @@ class RawConfig(_Model):
     extra_fingerprints: Fingerprints = Field(default_factory=Fingerprints)
     decoy_sni: str = "example.org"
     evidence: Evidence = Field(default_factory=Evidence)
+    # Verdict history for the status page and the verdict-since metric (probe/history.py).
+    # None: beside the evidence archive when there is one, else in memory only.
+    state_dir: Path | None = None
 
     @field_validator("vantages")
     @classmethod
@@ -321,6 +324,7 @@ class Config:
     decoy_sni: str
     evidence: Evidence
     source: str  # file the config came from, or "<default>"
+    state_dir: Path | None = None
 
 
 # --- errors ----------------------------------------------------------------------------------------
@@ -435,7 +439,7 @@ def _catalog_path(ref: str, kind: str, base: Path) -> Path:
     return configs_dir() / kind / f"{ref}.yaml"
 
 
-def _resolve_paths(data: Any, base: Path, keys: tuple[str, ...] = ("ca_bundle", "cert_file", "key_file", "password_file", "path")) -> Any:
+def _resolve_paths(data: Any, base: Path, keys: tuple[str, ...] = ("ca_bundle", "cert_file", "key_file", "password_file", "path", "state_dir")) -> Any:
     """Relative file paths in a config are relative to the file that names them."""
     if isinstance(data, dict):
         return {
@@ -563,6 +567,7 @@ def _resolve(raw: RawConfig, file: str, base: Path, problems: list[Problem], nod
         decoy_sni=raw.decoy_sni,
         evidence=raw.evidence,
         source=file,
+        state_dir=raw.state_dir,
     )
 
 

@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 
 from probe import __version__
 from probe.config import Config
+from probe.history import History
 from probe.verdict import OFFLINE, SERVICE_VERDICTS, TARGET_VERDICTS, TargetResult, VantageResult
 
 CONTROLS = "controls"
@@ -127,8 +128,34 @@ def _check_specific(check, labels: list[str], dns_duration: GaugeMetricFamily, n
         throughput.add_metric(labels, evidence["bytes_per_second"])
 
 
-def registry_for(state: State) -> CollectorRegistry:
+def registry_for(state: State, history: History | None = None) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Collector(state))
+    if history is not None:
+        registry.register(_VerdictSinceCollector(state, history))
     ProcessCollector(registry=registry)  # memory and CPU of the probe itself: volunteers ask
     return registry
+
+
+# --- verdict history (probe/history.py): when each target's current verdict began --------------
+# Kept apart from _Collector on purpose: it reads the history store, not the latest results only.
+
+
+class _VerdictSinceCollector(Collector):
+    def __init__(self, state: State, history: History):
+        self._state = state
+        self._history = history
+
+    def collect(self) -> Iterator[Metric]:
+        since = GaugeMetricFamily(
+            "msgreach_target_verdict_since_timestamp_seconds",
+            "When the target's current verdict began (unix time; kept across restarts with a state file)",
+            labels=["vantage", "service", "target"],
+        )
+        for name, result in self._state.latest.items():
+            for service in result.services:
+                for target in service.targets:
+                    began = self._history.since(name, service.service, target.target)
+                    if began is not None:
+                        since.add_metric([name, service.service, target.target], began)
+        yield since

@@ -17,6 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from probe import config as config_module
 from probe.config import Config, ConfigError
+from probe.history import History, store_path
 from probe.metrics import State
 from probe.runner import run_round
 from probe.server import Server
@@ -30,6 +31,7 @@ class Monitor:
         self.config_path = config_path
         self.scheduler = AsyncIOScheduler()
         self.archive = _archive(config)
+        self.history = _history(config)
 
     @property
     def config(self) -> Config:
@@ -68,6 +70,10 @@ class Monitor:
             log.exception("round of %s failed", vantage_name)
             return
         self.state.record(result)
+        try:
+            self.history.record(result)
+        except Exception:  # a full disk must not stop the rounds; the page shows the gap
+            log.exception("verdict history: round of %s not recorded", vantage_name)
         if self.archive is not None:
             self.archive.append(result)
         log.info("round %s: %s in %.1f s", vantage_name, result.verdict, result.duration_seconds)
@@ -88,6 +94,16 @@ class Monitor:
         log.info("config reloaded from %s", self.config_path or "<default>")
 
 
+def _history(config: Config) -> History:
+    """The verdict history (a path needs a restart to change; a reload keeps the store)."""
+    schedule = config.schedule
+    gap = 2 * schedule.interval_seconds + schedule.jitter_seconds + schedule.deadline
+    path = store_path(config.state_dir, config.evidence.path)
+    if path is not None:
+        log.info("verdict history in %s", path)
+    return History(path, max_gap_seconds=gap)
+
+
 def _archive(config: Config):
     if config.evidence.path is None:
         return None
@@ -98,7 +114,7 @@ def _archive(config: Config):
 
 async def serve(config: Config, *, listen: str | None = None, config_path: str | None = None) -> int:
     monitor = Monitor(config, config_path)
-    server = Server(monitor.state, config.listen)
+    server = Server(monitor.state, config.listen, history=monitor.history)
     await server.start(listen)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -112,4 +128,5 @@ async def serve(config: Config, *, listen: str | None = None, config_path: str |
     finally:
         monitor.scheduler.shutdown(wait=False)
         await server.close()
+        monitor.history.close()
     return 0

@@ -36,6 +36,7 @@ METRIC_FAMILIES = (
     "msgreach_rounds_total",
     "msgreach_vantage_info",
     "msgreach_build_info",
+    "msgreach_target_verdict_since_timestamp_seconds",
 )
 
 CONTRACT_FILE = Path(__file__).resolve().parent.parent.parent / "shared" / "CONTRACT.md"
