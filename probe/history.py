@@ -235,8 +235,12 @@ def _overlap(span: Span, start: float, end: float) -> float:
     return max(0.0, min(span.end, end) - max(span.start, start))
 
 
+_NOT_MEASURED = (str(Verdict.VANTAGE_OFFLINE), str(Verdict.ERROR))  # no claim about the service
+
+
 def _ok_share(spans: list[Span], start: float, end: float) -> float | None:
-    covered = sum(_overlap(s, start, end) for s in spans)
+    """Share of the measured time (not offline, not the monitor's own error) that was ok."""
+    covered = sum(_overlap(s, start, end) for s in spans if s.verdict not in _NOT_MEASURED)
     if covered <= 0:
         return None
     return sum(_overlap(s, start, end) for s in spans if s.verdict in ("ok",)) / covered
@@ -251,8 +255,6 @@ def _bars(spans: list[Span], start: float, end: float, count: int) -> list[Bar]:
         if inside:
             bar.worst = min((s.verdict for s in inside), key=lambda v: _ORDER.get(v, 0))
             bar.ok_share = _ok_share(inside, bar.start, bar.end)
-            if bar.ok_share is None:  # only zero-length rounds fell into the bar
-                bar.ok_share = 1.0 if bar.worst == "ok" else 0.0
         bars.append(bar)
     return bars
 

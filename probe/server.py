@@ -143,6 +143,6 @@ class Server:
             "Vary": "Accept-Language",
             "Cache-Control": "no-store",
             # Everything is inline; nothing may be fetched from elsewhere.
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; img-src 'self'",
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:",
         }
         return "200 OK", headers, page.encode()

@@ -119,8 +119,10 @@ class _Page:
         return self.say[phrase].format(time=_when(since))
 
     def share(self, summary: Summary | None) -> str:
-        if summary is None or summary.share_7d is None:
+        if summary is None or summary.verdict is None:
             return self.say["no_history"]
+        if summary.share_7d is None:
+            return self.say["not_measured"]
         return self.say["share"].format(day=_percent(summary.share_24h), week=_percent(summary.share_7d))
 
     def bars(self, summary: Summary | None, field: str, small: bool = False) -> str:
@@ -153,6 +155,7 @@ def render(state: State, healthy: bool, health_reason: str, *, history: History 
     parts = [
         f"<!doctype html><html lang='{lang}'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        "<link rel='icon' href='data:,'>",  # no favicon request
         f"<title>msgreach — {escape(say['title'])}</title>",
         f"<style>{_STYLE}\n{_colour_css()}</style></head><body>",
         "<header>",
@@ -250,7 +253,7 @@ def _legend(page: _Page) -> str:
 
 
 def _key(vantage: str, service: str = "", target: str = "") -> str:
-    return json.dumps([vantage, service, target], ensure_ascii=False)
+    return json.dumps([vantage, service, target], ensure_ascii=False, separators=(",", ":"))  # as JSON.stringify
 
 
 def _json_for_script(data: Any) -> str:
@@ -331,7 +334,7 @@ _SCRIPT = r"""
     if (!s) return;
     f = el.querySelector('[data-f=since]'); if (f) f.textContent = sinceText(verdict === undefined ? s.verdict : verdict, s.since);
     f = el.querySelector(':scope > [data-f=share]');
-    if (f) f.textContent = s.share_7d === null ? T.phrases.no_history : fmt('share', {day: pct(s.share_24h), week: pct(s.share_7d)});
+    if (f) f.textContent = s.verdict === null ? T.phrases.no_history : (s.share_7d === null ? T.phrases.not_measured : fmt('share', {day: pct(s.share_24h), week: pct(s.share_7d)}));
     f = el.querySelector(':scope > [data-f=bars_24h], :scope td > [data-f=bars_24h]'); if (f) setBars(f, s.bars_24h);
     f = el.querySelector(':scope > [data-f=bars_7d]'); if (f) setBars(f, s.bars_7d);
     f = el.querySelector(':scope [data-f=changes]'); if (f && el.tagName === 'ARTICLE') setChanges(f, s.changes);
@@ -368,10 +371,11 @@ _SCRIPT = r"""
     fetch('/status.json', {cache: 'no-store', credentials: 'same-origin'})
       .then(function(r){ return r.ok ? r.json() : null; })
       .then(function(doc){ if (doc) update(doc); })
-      .catch(function(){});
+      .catch(function(e){ if (window.console) console.warn('msgreach status update failed: ' + e); });
   }
   document.getElementById('updated').textContent = fmt('updated', {time: when(Date.now() / 1000)});
   window.msgreachRefresh = refresh;
+  window.msgreachUpdate = update;
   setInterval(refresh, """ + str(REFRESH_SECONDS * 1000) + r""");
 })();
 """
