@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sqlite3
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -100,8 +101,13 @@ def _history(config: Config) -> History:
     gap = 2 * schedule.interval_seconds + schedule.jitter_seconds + schedule.deadline
     path = store_path(config.state_dir, config.evidence.path)
     if path is not None:
-        log.info("verdict history in %s", path)
-    return History(path, max_gap_seconds=gap)
+        try:
+            history = History(path, max_gap_seconds=gap)
+            log.info("verdict history in %s", path)
+            return history
+        except (OSError, sqlite3.Error) as exc:  # measuring matters more than remembering
+            log.error("verdict history: cannot use %s (%s); keeping it in memory until a restart", path, exc)
+    return History(None, max_gap_seconds=gap)
 
 
 def _archive(config: Config):
