@@ -40,7 +40,7 @@ from grafana_foundation_sdk.models import prometheus as pm
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # probe.model (standard library only) when run from elsewhere
 
-from probe.model import BLOCKS, SERVICE_VERDICTS, VANTAGE_VERDICTS, Verdict  # noqa: E402
+from probe.model import BLOCKS, SERVICE_VERDICTS, VANTAGE_VERDICTS, Verdict
 
 DS = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
 

@@ -133,5 +133,5 @@ def test_the_store_survives_kill_9_of_its_writer(tmp_path):
     assert rows >= 4 * 50 // 7  # every committed round is there
     summary = history.summary("ru-1", "telegram", "web", now=T0 + 60 * 50)
     assert summary.verdict in ("ok", "ip_blocked") and summary.since is not None
-    history.record(round_result(T0 + 100_000, Verdict.OK))  # and it takes new rounds
+    history.record(round_result(T0 + 100_000, Verdict.OK, vantage="ru-2"))  # and it takes new rounds
     assert history.count() > rows

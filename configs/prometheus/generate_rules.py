@@ -29,7 +29,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))  # run as a script from anywhere: probe.model is stdlib only
 
-from probe.model import BLOCKS, SERVICE_VERDICTS, Verdict, VantageVerdict  # noqa: E402
+from probe.model import BLOCKS, SERVICE_VERDICTS, VantageVerdict, Verdict
 
 # The vocabulary comes from probe.model: a block is any technique verdict (BLOCKS) and `partial`
 # (some targets blocked); `down`, `error`, `vantage_offline` and `ok` are not. A technique added
@@ -507,7 +507,7 @@ def alerting_rules(p: Profile) -> list[Rule]:
             labels={"severity": "critical", "category": "block", "scope": "country"},
             annotations={
                 "summary": "{{ $labels.service }} blocked from {{ $value }} vantages in {{ $labels.country }}",
-                "description": f"{{{{ $value }}}} vantages in {{{{ $labels.country }}}} have given {{{{ $labels.service }}}} a block verdict over two rounds or more.",
+                "description": "{{ $value }} vantages in {{ $labels.country }} have given {{ $labels.service }} a block verdict over two rounds or more.",
                 "runbook": WIDE_RUNBOOK,
                 "dashboard": dashboard_link("overview", "var-country={{ $labels.country }}&var-service={{ $labels.service }}"),
             },
@@ -524,7 +524,7 @@ def alerting_rules(p: Profile) -> list[Rule]:
             labels={"severity": "critical", "category": "block", "scope": "asn"},
             annotations={
                 "summary": "{{ $labels.service }} blocked from {{ $value }} vantages in AS{{ $labels.asn }} ({{ $labels.country }})",
-                "description": f"{{{{ $value }}}} vantages in AS{{{{ $labels.asn }}}} have given {{{{ $labels.service }}}} a block verdict over two rounds or more.",
+                "description": "{{ $value }} vantages in AS{{ $labels.asn }} have given {{ $labels.service }} a block verdict over two rounds or more.",
                 "runbook": WIDE_RUNBOOK,
                 "dashboard": dashboard_link("overview", "var-country={{ $labels.country }}&var-service={{ $labels.service }}"),
             },
@@ -551,8 +551,8 @@ def alerting_rules(p: Profile) -> list[Rule]:
             annotations={
                 "summary": "{{ $labels.service }} at {{ $labels.vantage }}: {{ $labels.previous_technique }} -> {{ $labels.technique }}",
                 "description": (
-                    f"At vantage {{{{ $labels.vantage }}}} ({{{{ $labels.country }}}} AS{{{{ $labels.asn }}}}) the block of {{{{ $labels.service }}}} "
-                    f"changed from {{{{ $labels.previous_technique }}}} to {{{{ $labels.technique }}}} (each sustained over two rounds)."
+                    "At vantage {{ $labels.vantage }} ({{ $labels.country }} AS{{ $labels.asn }}) the block of {{ $labels.service }} "
+                    "changed from {{ $labels.previous_technique }} to {{ $labels.technique }} (each sustained over two rounds)."
                 ),
                 "runbook": (
                     "A censor changing method is news: throttling turning into a full block often precedes a\n"

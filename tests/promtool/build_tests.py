@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -31,8 +31,9 @@ ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT / "configs" / "prometheus"))
 sys.path.insert(0, str(ROOT))
 
-from generate_rules import PROFILES  # noqa: E402  (the same source as the rules)
-from probe.model import SERVICE_VERDICTS, VANTAGE_VERDICTS  # noqa: E402
+from generate_rules import PROFILES
+
+from probe.model import SERVICE_VERDICTS, VANTAGE_VERDICTS
 
 RULES = {name: p.path for name, p in PROFILES.items()}
 
@@ -572,7 +573,7 @@ def fast_tests() -> list[dict]:
     v = Vantage(**RU1, services={"whatsapp": "ok*30 ip_blocked*10 ok*20", "telegram": "ok*30 ip_blocked ok*29"})
     page = [e.sudden(v, "whatsapp", "ip_blocked")]
     off = Vantage(**RU3, services={"whatsapp": "ok*45 vantage_offline*5 ok*10"})
-    at1 = lambda r, s=0: at(r, s, step=1)  # noqa: E731
+    at1 = lambda r, s=0: at(r, s, step=1)
     return [test(
         "fast profile: a block pages with its second round (4 s after the first blocked scrape), a single "
         "failed round does not; offline after 3 s",
