@@ -6,11 +6,12 @@ bench time, one wildcard certificate for *.bench.test, each target on its own lo
 a small static page), at the same concurrency, and every probe must succeed:
 
 - msgreach: one inline service of N targets with checks [tcp, tls, http], pinned addresses,
-  retries 0, no controls; one round as `msgreach once` does it (bench/msgreach_round.py).
+  retries 0, one TCP control (a connect to the first target's address); one round as `msgreach
+  once` does it (bench/msgreach_round.py).
 - blackbox (http): the exporter's `http` prober, one /probe per target (`https://tNNNN.bench.test/`,
   the same SNI, the certificate validated against the test CA), driven by an asyncio client.
 - blackbox (tcp+tls+http): three /probe per target (tcp connect, TLS handshake, HTTPS GET),
-  the same network work as msgreach's three checks (3 connections, 2+ handshakes).
+  the same stages as msgreach's three checks (which share one connection and one handshake).
 
 Everything runs inside a fresh network namespace (`unshare --net --mount`) with only loopback,
 so no packet can leave the machine; the exporter finds the names in an /etc/hosts bind-mounted
@@ -232,7 +233,8 @@ def msgreach_config(tmp: Path, n: int, concurrency: int, interval: float = 60.0,
         "schedule": {"interval_seconds": interval, "jitter_seconds": 0, "concurrency": concurrency,
                      "retries": 0, "round_deadline_seconds": 600},
         "listen": {"address": MSGREACH_LISTEN},
-        "controls": [],
+        # A control is required; one TCP connect to the first target's address per round.
+        "controls": [{"name": "ctl", "host": address_of(0), "ports": [443], "checks": ["tcp"]}],
         "services": [{"name": "bench", "targets": [
             {"name": name_of(i), "host": f"{name_of(i)}.{DOMAIN}", "addresses": [address_of(i)],
              "ports": [443], "checks": list(checks)} for i in range(n)]}],
@@ -465,25 +467,23 @@ def med(samples: list[Sample], attr: str) -> float:
 # From a py-spy profile (`--native`, 250 Hz) of a 1,000-target round; not recomputed by the run.
 PROFILE_NOTES = """
 **Reading it.** msgreach's round runs on one Python thread and is CPU-bound there (cores busy
-1.0): a round lasts as long as its CPU work, so its wall time follows its CPU time and a higher
-`concurrency` would not shorten it (about 250 targets a second on this CPU). For the same network
-work (the tcp+tls+http rows) msgreach's CPU is somewhat above blackbox's; against blackbox's
-single `http` probe it does twice the connections and handshakes. Its memory is mostly the
-Python baseline (the RSS before the round), plus the round's results; it stays flat over rounds.
-At the shipped catalogs' size (about 30 targets a round) all of this is a fraction of a second
-of CPU a minute.
+about 1.0): a round lasts as long as its CPU work, so its wall time follows its CPU time and a
+higher `concurrency` would not shorten it. Since the three checks share one connection and one
+handshake per target, msgreach's CPU for a round is at blackbox's tcp+tls+http probes (which make
+three connections and two handshakes per target) and about twice blackbox's single `http` probe
+(Go's TLS handshake costs about half of OpenSSL's through Python's asyncio). Its memory is mostly
+the Python baseline (the RSS before the round), plus the round's results; it stays flat over
+rounds. At the shipped catalogs' size (about 30 targets a round) all of this is a fraction of a
+second of CPU a minute.
 
-**Profile** (py-spy `--native`, 1,000-target round, commit 74cd082): about 36 % of the round's CPU
-is inside OpenSSL handshakes, two per target, and a quarter of that is OpenSSL 3.0's key-decoder
-machinery (`OSSL_DECODER_CTX_new_for_pkey`, `ASN1_item_d2i_ex`: the known 3.0 slowdown, much
-smaller in 3.2+; Go's crypto/tls does not pay it); about 10 % is `send()` on the sockets; the
-`http` check's httpx machinery (a client per target, request and response models) and the
-cyclic GC (about 4 %) follow. Suggestions, biggest first: let the `http` check send its request on
-the `tls` check's connection (one handshake per target instead of two: the `tcp`+`tls` round
-above costs less than half the full one); send that request as plain HTTP/1.1 on the stream, as
-`probe/checks/tls.py` `handshake(request=…)` already does, instead of an httpx client per
-target; start-up: load config YAML with `yaml.CSafeLoader` (1,000 targets: 0.7 s of PyYAML
-parsing, parsed twice, of 1.3 s config load) and `gc.freeze()` after loading.
+**Profile** (py-spy `--native`, 1,000-target round, before the one-connection change, commit
+74cd082): about 36 % of the round's CPU was inside OpenSSL handshakes, two per target (now one),
+and a quarter of that is OpenSSL 3.0's key-decoder machinery (`OSSL_DECODER_CTX_new_for_pkey`,
+`ASN1_item_d2i_ex`: the known 3.0 slowdown, much smaller in 3.2+; Go's crypto/tls does not pay
+it); about 10 % is `send()` on the sockets; the `http` check's httpx machinery and the cyclic GC
+(about 4 %) follow. Done since: one connection and one handshake per target, the block-page
+markers scanned as the body streams (no body kept), `/metrics` rendered once per round,
+`gc.freeze()` after the config is loaded.
 """
 
 
@@ -529,9 +529,10 @@ def render(results: dict, facts: dict, args: argparse.Namespace, once: dict, ste
         "",
         "- **msgreach**: one round of `msgreach once` (`bench/msgreach_round.py` does what `once` does, "
         "and times the phases) on one inline service of N targets, checks `[tcp, tls, http]`, pinned "
-        "addresses (no DNS), `retries: 0`, `controls: []`, the test CA as vantage `ca_bundle`. "
-        "Per target that is 3 connections and 2 TLS handshakes (TCP connect; handshake with "
-        "certificate facts; HTTPS GET via httpx).",
+        "addresses (no DNS), `retries: 0`, one TCP control (a connect to the first target's address), the test CA as vantage `ca_bundle`. "
+        "Per target that is 1 connection and 1 TLS handshake: the `tcp` check's connection carries "
+        "the `tls` check's handshake (certificate facts kept), and the `http` check sends its GET "
+        "(httpx) on that TLS stream.",
         "- **blackbox, `http` probe**: one `/probe?module=https_2xx&target=https://tNNNN.bench.test/` per "
         "target (1 connection, 1 handshake, GET; the name from a private /etc/hosts). The usual way to "
         "watch an HTTPS endpoint with blackbox; less work per target than msgreach.",
@@ -584,7 +585,7 @@ def render(results: dict, facts: dict, args: argparse.Namespace, once: dict, ste
         tcp, tcp_tls, full = (med(results[biggest][k], "cpu") / n * 1000 for k in ("m_tcp", "m_tcp_tls", "msgreach"))
         lines += ["", f"Where msgreach's CPU goes ({n:,} targets, the same round with fewer checks, CPU s per "
                   f"1,000 targets): `tcp` {tcp:.2f}; the `tls` check adds {tcp_tls - tcp:.2f}; the `http` check "
-                  f"adds {full - tcp_tls:.2f} (its own TCP connection and handshake, then the request through httpx)."]
+                  f"adds {full - tcp_tls:.2f} (the request through httpx, on the `tls` check's stream)."]
     if once:
         lines += ["", "Cross-check with the real command line, `python -m probe once --config … --format json` "
                   "(one run each, the whole process):", ""]
@@ -623,7 +624,7 @@ def write_section(section: str) -> None:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="100,1000", help="target counts (max 1000)")
+    parser.add_argument("--sizes", default="100,1000", help="target counts (max 3000)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--steady-rounds", type=int, default=5, help="`msgreach run` rounds (0: skip)")
@@ -633,8 +634,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rev", help="measure this git revision (exported to the temp dir) instead of the working tree")
     args = parser.parse_args()
     args.size_list = [int(s) for s in args.sizes.split(",")]
-    if max(args.size_list + [args.steady_targets]) > 1000:
-        parser.error("at most 1000 targets (127.77.1.1–127.77.4.250)")
+    if max(args.size_list + [args.steady_targets]) > 3000:
+        parser.error("at most 3000 targets (127.77.1.1–127.77.12.250)")
     return args
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import sys
 import time
@@ -53,11 +54,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def _load(path: str | None) -> Config:
     try:
-        return config_module.load(path)
+        config = config_module.load(path)
     except ConfigError as exc:
         lines = "\n".join(f"  {p}" for p in exc.problems)
         print(f"msgreach: the config is not valid ({len(exc.problems)} problem(s)):\n{lines}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
+    # The modules and the config live as long as the process: out of the cyclic collector's
+    # way, so its passes over a round's garbage do not walk them again and again.
+    gc.collect()
+    gc.freeze()
+    return config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     from probe.redact import LogScrubber
 
     LogScrubber.install()  # no public address (the volunteer's, reflected by a server) in any log line
+    if args.command in ("run", "once"):
+        from probe.runner import raise_descriptor_limit
+
+        raise_descriptor_limit()
     if args.command == "check-config":
         return _check_config(args.file)
     if args.command == "once":

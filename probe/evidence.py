@@ -52,10 +52,10 @@ from pathlib import Path
 from typing import Any
 
 from probe import __version__
-from probe.checks.base import CheckResult
-from probe.config import Config, Evidence, Vantage, split_host_port
+from probe.addresses import split_host_port
+from probe.config import Config, Evidence, Vantage
 from probe.redact import SCRUBBED, ip_version as _ip_version, normal as _normal, scrub  # noqa: F401 - re-exported
-from probe.verdict import BLOCKS, OK, TargetResult, VantageResult
+from probe.model import BLOCKS, CheckResult, TargetResult, VantageResult, Verdict, to_json
 
 log = logging.getLogger(__name__)
 
@@ -263,17 +263,17 @@ def _test_keys(target: TargetResult) -> tuple[dict[str, Any], float, float | Non
     throughput = None
     for check in target.checks:
         t0, clock = clock, clock + check.duration_seconds
-        rest = dict(check.evidence)
+        rest = dict(to_json(check.evidence))
         mapper = _MAPPERS.get(check.check)
         if mapper is not None:
             mapper(keys, check, rest, target, t0)
         if check.check == "throughput" and isinstance(rest.get("bytes_per_second"), int | float):
             throughput = rest["bytes_per_second"]
-        summary = {"check": check.check, "ok": check.ok, "failure": check.failure, "verdict": check.verdict, "t0": round(t0, 4), "t": round(clock, 4)}
+        summary = {"check": check.check, "ok": check.ok, "failure": check.failure, "finding": check.finding.as_json() if check.finding else None, "t0": round(t0, 4), "t": round(clock, 4)}
         summary.update(rest)  # evidence no OONI list holds stays here, under the check's own keys
         keys["checks"].append(summary)
-    keys["accessible"] = target.verdict == OK
-    keys["blocking"] = False if target.verdict == OK else (target.verdict if target.verdict in BLOCKS else None)
+    keys["accessible"] = target.verdict == Verdict.OK
+    keys["blocking"] = False if target.verdict == Verdict.OK else (target.verdict if target.verdict in BLOCKS else None)
     return keys, clock, throughput
 
 

@@ -20,6 +20,8 @@ import dns.message
 import dns.resolver
 import httpx
 
+from probe.redact import scrub
+
 log = logging.getLogger(__name__)
 
 # OONI's strings.
@@ -51,6 +53,7 @@ PROTOCOL_ERROR: Final = "protocol_error"  # the peer spoke, but not the expected
 STALLED: Final = "stalled"  # a transfer that stopped making progress before its end
 THROTTLED: Final = "throttled"  # a transfer slower than the configured floor
 UNAVAILABLE: Final = "check_unavailable"  # the check cannot run here (an optional dependency is missing)
+LOCAL_RESOURCE: Final = "local_resource_exhausted"  # no file descriptors, buffers or memory here: the monitor's fault
 UNKNOWN: Final = "unknown_failure"
 
 _ERRNO: Final[dict[int, str]] = {
@@ -66,6 +69,10 @@ _ERRNO: Final[dict[int, str]] = {
     errno.EADDRNOTAVAIL: NETWORK_UNREACHABLE,  # e.g. the configured source address is gone
     errno.EACCES: HOST_UNREACHABLE,  # ICMP administratively prohibited (reject rules)
     errno.EPERM: HOST_UNREACHABLE,  # a local firewall's reject
+    errno.EMFILE: LOCAL_RESOURCE,  # out of file descriptors: says nothing about the network
+    errno.ENFILE: LOCAL_RESOURCE,
+    errno.ENOBUFS: LOCAL_RESOURCE,
+    errno.ENOMEM: LOCAL_RESOURCE,
 }
 
 # OpenSSL X509 verify codes -> OONI (x509_vfy.h).
@@ -104,7 +111,8 @@ def classify(exc: BaseException) -> str:
         failure = _classify_one(cause)
         if failure is not None:
             return failure
-    text = f"{type(exc).__name__}: {exc}"[:120]
+    # Free text from a remote end may carry the vantage's public address: scrubbed like all evidence.
+    text = scrub(f"{type(exc).__name__}: {exc}")[:120]
     if type(exc).__name__ not in _logged:
         _logged.add(type(exc).__name__)
         log.warning("unclassified failure %s (reported as %s)", text, UNKNOWN)
@@ -139,11 +147,7 @@ def _classify_one(exc: BaseException) -> str | None:
         return EOF
     if isinstance(exc, ssl.SSLError):
         reason = (exc.reason or "").upper()
-        if "UNEXPECTED_EOF" in reason:
-            return EOF
-        if "WRONG_VERSION_NUMBER" in reason or "RECORD_LAYER" in reason or "PACKET_LENGTH" in reason:
-            return SSL_FAILED_HANDSHAKE
-        return SSL_FAILED_HANDSHAKE
+        return EOF if "UNEXPECTED_EOF" in reason else SSL_FAILED_HANDSHAKE
     if isinstance(exc, dns.resolver.NXDOMAIN):
         return DNS_NXDOMAIN
     if isinstance(exc, dns.resolver.NoAnswer):
@@ -196,6 +200,9 @@ def quic_close(error_code: int, reason: str = "") -> str:
         return SSL_FAILED_HANDSHAKE
     return PROTOCOL_ERROR
 
+
+# Failures the monitor, not the network, is to blame for (probe.judge gives them `error`).
+MONITOR: Final = frozenset({UNAVAILABLE, LOCAL_RESOURCE})
 
 # Failures that say "something on the path stopped this" (as opposed to a server's own answer).
 INTERFERENCE: Final = frozenset(

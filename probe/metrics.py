@@ -11,14 +11,15 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from probe import __version__
 from probe.config import Config
+from probe import judge
 from probe.history import History
-from probe.verdict import OFFLINE, SERVICE_VERDICTS, TARGET_VERDICTS, TargetResult, VantageResult
+from probe.model import SERVICE_VERDICTS, TARGET_VERDICTS, VANTAGE_VERDICTS, DNSEvidence, TargetResult, TLSEvidence, VantageResult, Verdict, to_json
 
 CONTROLS = "controls"
 
@@ -33,7 +34,10 @@ class State:
     rounds: Counter = field(default_factory=Counter)  # vantage
     finished_at: dict[str, float] = field(default_factory=dict)  # vantage -> unix time
 
+    version: int = 0  # bumped by every change /metrics shows (a round, a reload)
+
     def record(self, result: VantageResult) -> None:
+        self.version += 1
         self.latest[result.vantage] = result
         self.rounds[result.vantage] += 1
         self.finished_at[result.vantage] = result.started_at + result.duration_seconds
@@ -44,11 +48,7 @@ class State:
 
     def control_reference(self) -> VantageResult | None:
         """The latest online result of a control vantage, if one is configured."""
-        for vantage in self.config.vantages:
-            result = self.latest.get(vantage.name)
-            if vantage.control and result is not None and result.online:
-                return result
-        return None
+        return judge.control_reference(self.latest.values(), self.config.vantages)
 
 
 def _failure_label(failure: str) -> str:
@@ -84,12 +84,13 @@ class _Collector(Collector):
         round_duration = GaugeMetricFamily("msgreach_round_duration_seconds", "Duration of the latest round", labels=["vantage"])
         last_round = GaugeMetricFamily("msgreach_last_round_timestamp_seconds", "When the latest round ended (unix time)", labels=["vantage"])
         rounds = CounterMetricFamily("msgreach_rounds", "Rounds completed", labels=["vantage"])
-        info = GaugeMetricFamily("msgreach_vantage_info", "The vantage's self-declared place (no addresses)", labels=["vantage", "country", "asn", "network"])
+        info = GaugeMetricFamily("msgreach_vantage_info", "The vantage's self-declared place (no addresses) and role", labels=["vantage", "country", "asn", "network", "role"])
+        vantage_verdict = GaugeMetricFamily("msgreach_vantage_verdict", "State set: the vantage's verdict from its control sites (exactly one series is 1)", labels=["vantage", "verdict"])
         build = GaugeMetricFamily("msgreach_build_info", "msgreach version", labels=["version"])
 
         build.add_metric([__version__], 1)
         for vantage in state.config.vantages:
-            info.add_metric([vantage.name, vantage.country, vantage.asn, vantage.network], 1)
+            info.add_metric([vantage.name, vantage.country, vantage.asn, vantage.network, "control" if vantage.control else "vantage"], 1)
         for key, count in sorted(state.failures.items()):
             failures.add_metric(list(key), count)
         for name, count in sorted(state.rounds.items()):
@@ -97,6 +98,8 @@ class _Collector(Collector):
 
         for name, result in state.latest.items():
             online.add_metric([name], 1 if result.online else 0)
+            for verdict in VANTAGE_VERDICTS:
+                vantage_verdict.add_metric([name, verdict], 1 if verdict == result.verdict else 0)
             round_duration.add_metric([name], result.duration_seconds)
             last_round.add_metric([name], state.finished_at[name])
             for service in result.services:
@@ -107,25 +110,25 @@ class _Collector(Collector):
                 if service_name != CONTROLS:
                     for verdict in TARGET_VERDICTS:
                         target_verdict.add_metric([name, service_name, target.target, verdict], 1 if verdict == target.verdict else 0)
-                if target.verdict == OFFLINE:
+                if target.verdict == Verdict.VANTAGE_OFFLINE:
                     continue
                 for check in target.checks:
                     labels = [name, service_name, target.target, check.check]
                     success.add_metric(labels, 1 if check.ok else 0)
                     duration.add_metric(labels, check.duration_seconds)
                     _check_specific(check, [name, service_name, target.target], dns_duration, not_after, throughput)
-        yield from (success, duration, failures, target_verdict, service_verdict, ratio, online, dns_duration, not_after, throughput, round_duration, last_round, rounds, info, build)
+        yield from (success, duration, failures, target_verdict, service_verdict, ratio, online, vantage_verdict, dns_duration, not_after, throughput, round_duration, last_round, rounds, info, build)
 
 
 def _check_specific(check, labels: list[str], dns_duration: GaugeMetricFamily, not_after: GaugeMetricFamily, throughput: GaugeMetricFamily) -> None:
     evidence = check.evidence
-    if check.check == "dns":
-        for answer in evidence.get("resolvers", []):
-            dns_duration.add_metric([*labels, answer["resolver"]], answer["duration_seconds"])
-    elif check.check == "tls" and "certificate" in evidence:
-        not_after.add_metric(labels, evidence["certificate"]["not_after_timestamp"])
-    elif check.check == "throughput" and evidence.get("bytes_per_second") is not None:
-        throughput.add_metric(labels, evidence["bytes_per_second"])
+    if isinstance(evidence, DNSEvidence):
+        for query in evidence.resolvers:
+            dns_duration.add_metric([*labels, query.resolver], query.duration_seconds)
+    elif isinstance(evidence, TLSEvidence) and evidence.certificate is not None:
+        not_after.add_metric(labels, evidence.certificate.not_after_timestamp)
+    elif check.check == "throughput" and to_json(evidence).get("bytes_per_second") is not None:
+        throughput.add_metric(labels, to_json(evidence)["bytes_per_second"])
 
 
 def registry_for(state: State, history: History | None = None) -> CollectorRegistry:
@@ -135,6 +138,33 @@ def registry_for(state: State, history: History | None = None) -> CollectorRegis
         registry.register(_VerdictSinceCollector(state, history))
     ProcessCollector(registry=registry)  # memory and CPU of the probe itself: volunteers ask
     return registry
+
+
+class Exposition:
+    """/metrics as bytes rendered once per change of the state (after a round, a reload), not
+    once per scrape: at 1,000 targets a render is ~20,000 series, and Prometheus scrapes several
+    times a round. The process' own CPU and memory are rendered per scrape (a few lines)."""
+
+    def __init__(self, state: State, history: History | None = None):
+        self._state = state
+        self._msgreach = CollectorRegistry(auto_describe=False)
+        self._msgreach.register(_Collector(state))
+        if history is not None:  # recorded in the same step as the state: one version covers both
+            self._msgreach.register(_VerdictSinceCollector(state, history))
+        self._process = CollectorRegistry(auto_describe=False)
+        ProcessCollector(registry=self._process)  # memory and CPU of the probe itself: volunteers ask
+        self._version = -1
+        self._rendered = b""
+
+    def refresh(self) -> None:
+        """Render the state if it changed since the last render."""
+        if self._state.version != self._version:
+            self._version = self._state.version
+            self._rendered = generate_latest(self._msgreach)
+
+    def render(self) -> bytes:
+        self.refresh()
+        return self._rendered + generate_latest(self._process)
 
 
 # --- verdict history (probe/history.py): when each target's current verdict began --------------

@@ -169,16 +169,67 @@ class TLSHandshake:
 
 
 @dataclass
+class Redirect:
+    status_code: int
+    location: str
+
+
+@dataclass
+class BlockPage:
+    kind: str  # "status", "redirect" or "body"
+    match: str
+
+
+@dataclass
 class HTTPExchange:
-    """One HTTP request and what came back (OONI RequestEntry, flattened)."""
+    """One HTTP request and what came back (OONI RequestEntry, flattened). `status_code` set means
+    the server's response began: what fails after it is the server's or the transfer's business."""
 
     url: str
     address: str
-    method: str = "GET"
+    redirects: list[Redirect] = field(default_factory=list)
     status_code: int | None = _opt()
     body_sample: str | None = _opt()  # the first 2 KiB, scrubbed of the vantage's address
     body_length: int | None = _opt()
-    failure: str | None = _opt()
+    blockpage: BlockPage | None = _opt()
+    decoy: TLSHandshake | HTTPProbe | None = _opt()  # the same request, decoy SNI (https) or Host (http)
+    same_name: TLSHandshake | HTTPProbe | None = _opt()  # the same request, real name, fresh connection
+
+
+@dataclass
+class HTTPProbe:
+    """One plain-HTTP request on a fresh connection, up to the first byte of the response: the
+    decoy-Host differential and its same-shape twin with the real Host."""
+
+    address: str
+    port: int
+    host: str
+    failure: str | None = None
+    duration_seconds: float = 0.0
+
+
+# --- each check's evidence ---------------------------------------------------------------------
+
+
+@dataclass
+class DNSEvidence:
+    resolvers: list[DNSQuery] = field(default_factory=list)
+    addresses: list[str] = field(default_factory=list)
+    addresses_from: str = ""  # "pinned", "dns" or "control_resolver"
+    control_agrees: bool | None = _opt()  # when no resolver gave an address: did the control fail the same way
+
+
+@dataclass
+class TCPEvidence:
+    connects: list[TCPConnect] = field(default_factory=list)
+    control_connects: list[TCPConnect] | None = _opt()  # the control resolver's addresses, tried when ours fail
+
+
+@dataclass
+class TLSEvidence:
+    handshakes: list[TLSHandshake] = field(default_factory=list)
+    certificate: Certificate | None = _opt()
+    decoy: TLSHandshake | None = _opt()
 
 
 # --- results -----------------------------------------------------------------------------------

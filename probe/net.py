@@ -16,7 +16,8 @@ from typing import Any
 import httpcore
 import httpx
 
-from probe.config import Vantage, split_host_port
+from probe.addresses import split_host_port
+from probe.config import Vantage
 from probe.failures import PROTOCOL_ERROR, Failure
 
 Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -142,10 +143,11 @@ def family_of(address: str) -> int:
     return socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
 
 
-def http_client(route: Route, address: str, context: ssl.SSLContext, timeout: float) -> httpx.AsyncClient:
+def http_client(route: Route, address: str, context: ssl.SSLContext, timeout: float, *, first: Stream | None = None) -> httpx.AsyncClient:
     """An httpx client whose every connection goes to `address` (whatever the URL's host, which
-    still gives the SNI, certificate name and Host header), the vantage's way."""
-    transport = _PinnedTransport(route, address, context)
+    still gives the SNI, certificate name and Host header), the vantage's way. `first`: an open
+    connection (plain, or already TLS) for the first request, instead of a new one."""
+    transport = _PinnedTransport(route, address, context, first)
     return httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False, trust_env=False)
 
 
@@ -168,6 +170,8 @@ class _PinnedStream(httpcore.AsyncNetworkStream):
         self._writer.close()
 
     async def start_tls(self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None) -> "_PinnedStream":
+        if self._writer.get_extra_info("ssl_object") is not None:
+            return self  # the tls stage's handshake, validated with the same trust: not twice
         async with asyncio.timeout(timeout):
             await self._writer.start_tls(ssl_context, server_hostname=server_hostname)
         return self
@@ -183,10 +187,13 @@ class _PinnedStream(httpcore.AsyncNetworkStream):
 class _PinnedBackend(httpcore.AsyncNetworkBackend):
     """Connects every request to one address, the vantage's way (source address, SOCKS5)."""
 
-    def __init__(self, route: Route, address: str):
-        self._route, self._address = route, address
+    def __init__(self, route: Route, address: str, first: Stream | None = None):
+        self._route, self._address, self._first = route, address, first
 
     async def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None, socket_options: Any = None) -> _PinnedStream:
+        if self._first is not None:
+            first, self._first = self._first, None
+            return _PinnedStream(*first)
         async with asyncio.timeout(timeout):
             return _PinnedStream(*await open_tcp(self._route, self._address, port))
 
@@ -195,8 +202,8 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
 
 
 class _PinnedTransport(httpx.AsyncHTTPTransport):
-    def __init__(self, route: Route, address: str, context: Any):
+    def __init__(self, route: Route, address: str, context: Any, first: Stream | None = None):
         super().__init__(verify=context)
         # httpx has no public hook for the network backend; its pool is replaced with one that
         # uses ours (pinned address, the vantage's route). Pinned by httpx<1 in pyproject.
-        self._pool = httpcore.AsyncConnectionPool(ssl_context=context, network_backend=_PinnedBackend(route, address), max_connections=2, retries=0)
+        self._pool = httpcore.AsyncConnectionPool(ssl_context=context, network_backend=_PinnedBackend(route, address, first), max_connections=2, retries=0)

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from probe import __version__
-from probe.verdict import VantageResult
+from probe.model import VantageResult
 
 
 def as_document(results: list[VantageResult], started_at: float, duration: float) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -16,7 +15,9 @@ import dns.rcode
 import dns.rdatatype
 
 from probe import failures
-from probe.config import Resolver, is_ip_literal, split_host_port
+from probe.addresses import is_ip_literal, split_host_port
+from probe.config import Resolver
+from probe.model import DNSQuery
 from probe.net import Route, http_client, ssl_context
 
 _RCODE_FAILURE = {
@@ -31,30 +32,10 @@ _FAILURE_RANK = [failures.DNS_NXDOMAIN, failures.DNS_SERVFAIL, failures.DNS_REFU
 _UDP_RETRY_SECONDS = 1.0
 
 
-@dataclass
-class Answer:
-    """What one resolver said about one name."""
-
-    resolver: str
-    control: bool
-    addresses: list[str] = field(default_factory=list)
-    failure: str | None = None
-    duration_seconds: float = 0.0
-
-    def as_evidence(self) -> dict:
-        return {
-            "resolver": self.resolver,
-            "control": self.control,
-            "addresses": self.addresses,
-            "failure": self.failure,
-            "duration_seconds": round(self.duration_seconds, 4),
-        }
-
-
-async def lookup(resolver: Resolver, name: str, *, route: Route, timeout: float, ca_bundles: tuple[Path, ...] = ()) -> Answer:
+async def lookup(resolver: Resolver, name: str, *, route: Route, timeout: float, ca_bundles: tuple[Path, ...] = ()) -> DNSQuery:
     """A and AAAA for `name`, in parallel, bounded by `timeout`. Never raises."""
     started = time.monotonic()
-    answer = Answer(resolver=resolver.address, control=resolver.control)
+    answer = DNSQuery(resolver=resolver.address, control=resolver.control)
     try:
         async with asyncio.timeout(timeout):
             if resolver.kind == "system":

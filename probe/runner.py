@@ -1,9 +1,10 @@
 """One round of one vantage: the controls first, then every service's targets, all bounded.
 
-The controls decide whether anything else can be judged (`vantage_offline`), which resolvers
-are healthy, and whether IPv6 works. A target whose verdict is not `ok` is measured again
-(`schedule.retries` times) before the verdict stands, so one lost packet never flips it.
-The round has its own deadline: a target still running then is reported as incomplete.
+The control sites decide the vantage's verdict (`ok`, `allowlist`, `vantage_offline`; see
+`probe.judge.vantage_verdict`), which resolvers are healthy, and whether IPv6 works. A target
+whose verdict is not `ok` is measured again (`schedule.retries` times) before the verdict stands,
+so one lost packet never flips it. The round has its own deadline: a target still running then
+is reported as incomplete. Checks observe; `probe.judge` decides every verdict.
 """
 
 from __future__ import annotations
@@ -11,25 +12,27 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import resource
 import time
+from collections.abc import Iterable
 
-from probe import failures
+from probe import failures, judge
 from probe.checks import REGISTRY
-from probe.checks.base import CheckResult, Context, RoundFacts, Skip
+from probe.checks.base import Context, RoundFacts, Skip
 from probe.config import Config, Service, Target, Vantage
-from probe.net import Route
-from probe.verdict import (
-    DOWN,
-    OFFLINE,
-    OK,
+from probe.model import (
+    CheckResult,
+    DNSEvidence,
+    Fault,
+    Finding,
     ServiceResult,
     TargetResult,
+    TCPEvidence,
     VantageResult,
-    confirm_down_by_control,
-    offline_service,
-    service_verdict,
-    target_verdict,
+    VantageVerdict,
+    Verdict,
 )
+from probe.net import Route
 
 log = logging.getLogger(__name__)
 CONTROLS = "controls"
@@ -45,11 +48,11 @@ async def run_round(
     """Measure everything from one vantage. Never raises on network trouble; ends by the deadline."""
     started_at, started = time.time(), time.monotonic()
     route = Route.of(vantage)
-    limit = asyncio.Semaphore(config.schedule.concurrency)
+    limit = asyncio.Semaphore(concurrency_for(config.schedule.concurrency))
     deadline = started + config.schedule.deadline
 
     controls = await _gather_targets(config, vantage, route, None, config.controls, RoundFacts(), limit, deadline)
-    online = any(c.verdict == OK for c in controls) or not config.controls
+    verdict, reason = judge.vantage_verdict([(_control_class(t), r) for t, r in zip(config.controls, controls)])
     facts = RoundFacts(
         controls={c.target: c for c in controls},
         healthy_resolvers=_healthy_resolvers(vantage, controls),
@@ -58,26 +61,59 @@ async def run_round(
     chosen = [s for s in config.services if services is None or s.name in services]
 
     results: list[ServiceResult] = []
-    if not online:
-        results = [offline_service(s.name, [(t.name, t.host) for t in s.targets]) for s in chosen]
-    else:
+    if verdict == VantageVerdict.VANTAGE_OFFLINE:
+        results = [judge.unmeasured_service(s.name, [(t.name, t.host) for t in s.targets]) for s in chosen]
+    else:  # under `allowlist` too: services are measured and their evidence kept
         per_service = await asyncio.gather(
             *(_gather_targets(config, vantage, route, s, s.targets, facts, limit, deadline) for s in chosen)
         )
         for service, targets in zip(chosen, per_service):
             if control_vantage is not None:
-                targets = [confirm_down_by_control(t, _find(control_vantage, service.name, t.target)) for t in targets]
-            results.append(ServiceResult(service.name, service_verdict(targets), targets))
+                targets = [judge.confirm_down_by_control(t, judge.find_target(control_vantage, service.name, t.target)) for t in targets]
+            results.append(ServiceResult(service.name, judge.service_verdict(targets), targets))
 
     return VantageResult(
         vantage=vantage.name,
-        verdict=OK if online else OFFLINE,
+        verdict=verdict,
         services=results,
         controls=controls,
         started_at=started_at,
         duration_seconds=time.monotonic() - started,
         healthy_resolvers=sorted(facts.healthy_resolvers or ()),
+        reason=reason,
     )
+
+
+# A target holds at most a few sockets at once (a connect per address and port, a decoy, a
+# resolver's); the rest of the process (listener, archive, scrapes) keeps a reserve.
+_SOCKETS_PER_TARGET = 8
+_RESERVED_DESCRIPTORS = 64
+
+
+def concurrency_for(configured: int, *, soft_limit: int | None = None) -> int:
+    """The configured concurrency, lowered to what the descriptor limit can carry: running out
+    of descriptors makes every connect fail, which is the monitor's fault, not a block."""
+    if soft_limit is None:
+        soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft_limit == resource.RLIM_INFINITY:
+        return configured
+    return max(1, min(configured, (soft_limit - _RESERVED_DESCRIPTORS) // _SOCKETS_PER_TARGET))
+
+
+def raise_descriptor_limit() -> int:
+    """Raise the soft descriptor limit to the hard one (distributions start at 1024); returns it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def _control_class(target: Target) -> str:
+    return target.control_class
 
 
 async def _gather_targets(
@@ -97,50 +133,59 @@ async def _gather_targets(
     return list(await asyncio.gather(*(one(t) for t in targets)))
 
 
+def new_context(config: Config, vantage: Vantage, route: Route, service: Service | None, target: Target, facts: RoundFacts) -> Context:
+    """A fresh context for one attempt at one target."""
+    ctx = Context(
+        vantage=vantage,
+        route=route,
+        service=service,
+        target=target,
+        fingerprints=config.fingerprints,
+        decoy_sni=config.decoy_sni,
+        max_addresses=config.schedule.max_addresses,
+        timeout=0.0,
+        facts=facts,
+    )
+    if target.addresses or target.is_ip:  # pinned: the connect stages skip DNS
+        ctx.addresses, ctx.addresses_from = list(target.addresses) or [target.host], "pinned"
+    return ctx
+
+
 async def _measure_target(
     config: Config, vantage: Vantage, route: Route, service: Service | None, target: Target, facts: RoundFacts, deadline: float
 ) -> TargetResult:
     name = service.name if service else CONTROLS
-    result = TargetResult(name, target.name, target.host, OK)
+    result = TargetResult(name, target.name, target.host, Verdict.OK)
     for attempt in range(1, config.schedule.retries + 2):
-        ctx = Context(
-            vantage=vantage,
-            route=route,
-            service=service,
-            target=target,
-            fingerprints=config.fingerprints,
-            decoy_sni=config.decoy_sni,
-            max_addresses=config.schedule.max_addresses,
-            timeout=0.0,
-            facts=facts,
-        )
-        if target.addresses or target.is_ip:  # pinned: the connect stages skip DNS
-            ctx.addresses, ctx.addresses_from = list(target.addresses) or [target.host], "pinned"
+        ctx = new_context(config, vantage, route, service, target, facts)
         remaining = deadline - time.monotonic()
         cut = False
         try:
             async with asyncio.timeout(max(remaining, 0.001)):
-                await _run_checks(ctx, config)
+                await run_checks(ctx, config, target.checks)
         except TimeoutError:
             cut = True
+        finally:
+            ctx.close_streams()
         if cut and attempt > 1:
             # The confirming retry was cut off: the complete attempt before it stands.
             result.reason = f"{result.reason}; the confirming retry was cut off by the round deadline"
             return result
-        verdict, reason = target_verdict(ctx.results)
-        if cut and verdict == OK:
+        verdict, reason = judge.target_verdict(ctx.results)
+        if cut and verdict == Verdict.OK:
             # A check never finished: not ok, and no evidence of a block either.
-            verdict, reason = DOWN, "a check was still running"
+            verdict, reason = Verdict.DOWN, "a check was still running"
         result = TargetResult(name, target.name, target.host, verdict, ctx.results, reason, attempt, cut)
-        if verdict == OK or cut:
+        if verdict == Verdict.OK or cut:
             break
     if result.incomplete:
         result.reason = (result.reason + "; " if result.reason else "") + "round deadline reached"
     return result
 
 
-async def _run_checks(ctx: Context, config: Config) -> None:
-    for check in ctx.target.checks:
+async def run_checks(ctx: Context, config: Config, checks: Iterable[str]) -> None:
+    """Run `checks` in order on one context, each bounded; results land in `ctx.results`."""
+    for check in checks:
         module = REGISTRY[check]
         ctx.timeout = config.schedule.timeouts.for_check(check)
         params = ctx.params_for(check, module.Params)
@@ -152,40 +197,31 @@ async def _run_checks(ctx: Context, config: Config) -> None:
         except Skip:
             continue
         except TimeoutError:
-            result = CheckResult(check, False, failures.TIMEOUT, time.monotonic() - started, getattr(module, "BLOCK_VERDICT", None))
+            finding = Finding(module.BLOCK_VERDICT, Fault.UNSEPARATED, "", "the check ran past every bound")
+            result = CheckResult(check, False, failures.TIMEOUT, time.monotonic() - started, finding)
         except Exception as exc:  # a bug in a check must not end the round
             log.exception("check %s failed on %s", check, ctx.target.name)
-            result = CheckResult(check, False, failures.classify(exc), time.monotonic() - started, None)
+            finding = Finding(module.BLOCK_VERDICT, Fault.MONITOR, "", "the check itself failed (a bug of msgreach)")
+            result = CheckResult(check, False, failures.classify(exc), time.monotonic() - started, finding)
         ctx.results.append(result)
 
 
 def _healthy_resolvers(vantage: Vantage, controls: list[TargetResult]) -> frozenset[str]:
     """Resolvers that gave an address for at least one control name this round."""
-    healthy = set()
-    for control in controls:
-        for check in control.checks:
-            for answer in check.evidence.get("resolvers", []) if check.check == "dns" else []:
-                if answer["addresses"]:
-                    healthy.add(answer["resolver"])
-    if not any(c.check == "dns" for control in controls for c in control.checks):
-        healthy = {r.address for r in vantage.resolvers}  # nothing to judge by: trust them all
-    return frozenset(healthy)
+    queries = [q for control in controls for c in control.checks if isinstance(c.evidence, DNSEvidence) for q in c.evidence.resolvers]
+    if not queries and not any(c.check == "dns" for control in controls for c in control.checks):
+        return frozenset(r.address for r in vantage.resolvers)  # nothing to judge by: trust them all
+    return frozenset(q.resolver for q in queries if q.addresses)
 
 
 def _reached_ipv6(controls: list[TargetResult]) -> bool:
-    for control in controls:
-        for check in control.checks:
-            for connect in check.evidence.get("connects", []) if check.check == "tcp" else []:
-                if connect["failure"] is None and ipaddress.ip_address(connect["address"]).version == 6:
-                    return True
-    return False
-
-
-def _find(vantage: VantageResult, service: str, target: str) -> TargetResult | None:
-    for s in vantage.services:
-        if s.service == service:
-            return next((t for t in s.targets if t.target == target), None)
-    return None
+    return any(
+        connect.failure is None and ipaddress.ip_address(connect.address).version == 6
+        for control in controls
+        for check in control.checks
+        if isinstance(check.evidence, TCPEvidence)
+        for connect in check.evidence.connects
+    )
 
 
 async def run_all(config: Config, services: list[str] | None = None) -> list[VantageResult]:
@@ -193,7 +229,7 @@ async def run_all(config: Config, services: list[str] | None = None) -> list[Van
     controls = [v for v in config.vantages if v.control]
     others = [v for v in config.vantages if not v.control]
     control_results = list(await asyncio.gather(*(run_round(config, v, services=services) for v in controls)))
-    reference = next((r for r in control_results if r.online), None)
+    reference = judge.control_reference(control_results, controls)
     other_results = await asyncio.gather(*(run_round(config, v, services=services, control_vantage=reference) for v in others))
     by_name = {r.vantage: r for r in [*control_results, *other_results]}
     return [by_name[v.name] for v in config.vantages]

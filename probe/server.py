@@ -16,12 +16,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from probe import report, status_page
-from probe.config import Listen, split_host_port
+from probe.addresses import split_host_port
+from probe.config import Listen
 from probe.history import History
-from probe.metrics import State, registry_for
+from probe.metrics import Exposition, State
 from probe.status_texts import choose_language
 
 log = logging.getLogger(__name__)
@@ -35,9 +36,12 @@ class Server:
         self.listen = listen
         self.started_at = started_at or time.time()
         self.history = history
-        self._registry = registry_for(state, history)
+        self.exposition = Exposition(state, history)
         self._server: asyncio.Server | None = None
         self._password = listen.basic_auth.password() if listen.basic_auth else None
+        if self._password is not None and not self._password.strip():
+            # The config refuses this at load; this is the last line before an open listener.
+            raise ValueError("basic auth is configured but its secret is empty: refusing to serve")
 
     async def start(self, address: str | None = None) -> tuple[str, int]:
         host, port = split_host_port(address or self.listen.address, 9910)
@@ -105,7 +109,7 @@ class Server:
         return hmac.compare_digest(user, expected_user) & hmac.compare_digest(password, self._password or "")
 
     def _metrics(self) -> tuple[str, dict[str, str], bytes]:
-        return "200 OK", {"Content-Type": CONTENT_TYPE_LATEST}, generate_latest(self._registry)
+        return "200 OK", {"Content-Type": CONTENT_TYPE_LATEST}, self.exposition.render()
 
     def health(self) -> tuple[bool, str]:
         """Healthy while every vantage finishes rounds on time (the first one gets a grace)."""

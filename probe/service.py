@@ -2,7 +2,9 @@
 
 APScheduler's asyncio scheduler starts a round per vantage every interval (with jitter); one
 vantage never runs two rounds at once (max_instances=1) and a late round is coalesced, not
-queued. A reload swaps the config between rounds and keeps the metrics' state.
+queued. A reload swaps the config between rounds and keeps the metrics' state; the new file is
+read and validated in a worker thread, so a slow or hostile file never stalls the listener or
+the rounds (and it is refused whole, the running config kept, if anything in it is wrong).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from probe import config as config_module
 from probe.config import Config, ConfigError
 from probe.history import History, store_path
-from probe.metrics import State
+from probe.metrics import Exposition, State
 from probe.runner import run_round
 from probe.server import Server
 
@@ -33,6 +35,9 @@ class Monitor:
         self.scheduler = AsyncIOScheduler()
         self.archive = _archive(config)
         self.history = _history(config)
+        self.exposition: Exposition | None = None  # the listener's /metrics, rendered after each round
+        self._reload_task: asyncio.Task[None] | None = None
+        self._reload_again = False
 
     @property
     def config(self) -> Config:
@@ -75,18 +80,39 @@ class Monitor:
             self.history.record(result)
         except Exception:  # a full disk must not stop the rounds; the page shows the gap
             log.exception("verdict history: round of %s not recorded", vantage_name)
+        if self.exposition is not None:
+            self.exposition.refresh()  # once per round, not once per scrape (after the history: since)
         if self.archive is not None:
             self.archive.append(result)
         log.info("round %s: %s in %.1f s", vantage_name, result.verdict, result.duration_seconds)
 
-    def reload(self) -> None:
+    def request_reload(self) -> None:
+        """SIGHUP: reload in the background; a SIGHUP during a reload reloads once more after it."""
+        self._reload_again = True
+        if self._reload_task is None or self._reload_task.done():
+            self._reload_task = asyncio.get_running_loop().create_task(self._reloads())
+
+    async def _reloads(self) -> None:
+        while self._reload_again:
+            self._reload_again = False
+            await self.reload()
+
+    async def reload(self) -> None:
         try:
-            new = config_module.load(self.config_path)
+            new = await asyncio.to_thread(config_module.load, self.config_path)
         except ConfigError as exc:
             log.error("reload refused, keeping the running config:\n%s", exc)
             return
+        except Exception:  # a bug in loading must not end the monitor
+            log.exception("reload failed, keeping the running config")
+            return
+        self.apply(new)
+
+    def apply(self, new: Config) -> None:
+        """Swap in a validated config (on the event loop, between rounds' steps)."""
         # The listener is not rebound on reload: a new listen address needs a restart.
         self.state.config = replace(new, listen=self.config.listen)
+        self.state.version += 1
         known = {v.name for v in new.vantages}
         for name in [n for n in self.state.latest if n not in known]:
             del self.state.latest[name]
@@ -122,9 +148,10 @@ async def serve(config: Config, *, listen: str | None = None, config_path: str |
     monitor = Monitor(config, config_path)
     server = Server(monitor.state, config.listen, history=monitor.history)
     await server.start(listen)
+    monitor.exposition = server.exposition
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGHUP, monitor.reload)
+    loop.add_signal_handler(signal.SIGHUP, monitor.request_reload)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     monitor.schedule()

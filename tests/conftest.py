@@ -27,6 +27,8 @@ from servers.hostile import (  # noqa: E402
     close_after_hello,
     http_handler,
     not_tls,
+    garbage_after_hello,
+    oversized_hello,
     reset_after_hello,
     silent,
     sni_front,
@@ -199,6 +201,8 @@ def _start(loop: ServerLoop, tmp: Path) -> Env:
         _, ports["hello_close"] = await fleet.serve(close_after_hello, LOOPBACK)
         _, ports["silent"] = await fleet.serve(silent, LOOPBACK)
         _, ports["not_tls"] = await fleet.serve(not_tls, LOOPBACK)
+        _, ports["garbage_after_hello"] = await fleet.serve(garbage_after_hello, LOOPBACK)
+        _, ports["oversized_hello"] = await fleet.serve(oversized_hello, LOOPBACK)
         _, ports["sni_front"] = await fleet.serve(sni_front({BLOCKED_SNI}, (LOOPBACK, ports["web"])), LOOPBACK)
         _, ports["sni_drop"] = await fleet.serve(sni_front({BLOCKED_SNI}, (LOOPBACK, ports["web"]), "drop"), LOOPBACK)
         socks = Socks5Proxy()

@@ -12,12 +12,12 @@ TARGET_VERDICTS = frozenset(
     {
         "ok", "dns_blocked", "dns_tampered", "ip_blocked", "sni_blocked", "tls_blocked", "tls_mitm",
         "http_blocked", "quic_blocked", "protocol_blocked", "udp_blocked", "throttled", "down",
-        "vantage_offline",
+        "vantage_offline", "error",
     }
 )
 SERVICE_VERDICTS = TARGET_VERDICTS | {"partial"}
-BLOCK_VERDICTS = TARGET_VERDICTS - {"ok", "down", "vantage_offline"}
-VANTAGE_VERDICTS = frozenset({"ok", "vantage_offline"})
+BLOCK_VERDICTS = TARGET_VERDICTS - {"ok", "down", "vantage_offline", "error"}
+VANTAGE_VERDICTS = frozenset({"ok", "allowlist", "vantage_offline"})
 
 # Metric families (names as exposed: counters with their _total).
 METRIC_FAMILIES = (
@@ -36,10 +36,14 @@ METRIC_FAMILIES = (
     "msgreach_rounds_total",
     "msgreach_vantage_info",
     "msgreach_build_info",
+    "msgreach_vantage_verdict",
     "msgreach_target_verdict_since_timestamp_seconds",
 )
 
-CONTRACT_FILE = Path(__file__).resolve().parent.parent.parent / "shared" / "CONTRACT.md"
+# The contract as this checkout knows it (docs/contract/CONTRACT.md, a copy kept in the repository so
+# no test depends on ../shared being beside the checkout), and the shared original when it is there.
+CONTRACT_FILE = Path(__file__).resolve().parent.parent / "docs" / "contract" / "CONTRACT.md"
+SHARED_CONTRACT_FILE = Path(__file__).resolve().parent.parent.parent / "shared" / "CONTRACT.md"
 
 
 def families_in_contract(text: str) -> set[str]:

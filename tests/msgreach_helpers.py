@@ -31,3 +31,10 @@ def require_tool(path: str | None, what: str) -> str:
             pytest.fail(f"{what} is missing and CI=true")
         pytest.skip(f"{what} is missing")
     return path
+
+
+def verdict_of(result) -> str:
+    """The verdict the judge gives a target whose only check is `result` (a CheckResult)."""
+    from probe import judge
+
+    return str(judge.target_verdict([result])[0])

@@ -9,6 +9,8 @@ import tracemalloc
 
 import pytest
 
+from msgreach_helpers import verdict_of
+
 from probe import failures
 from probe.checks import http, tcp, tls
 from probe.checks.base import RoundFacts, Skip
@@ -24,17 +26,17 @@ async def test_tcp_one_address_is_enough(env):
     result = await tcp.run(ctx, tcp.Params())
     assert result.ok
     assert ctx.connected == [(LOOPBACK, env.ports["web"])]
-    by_address = {c["address"]: c for c in result.evidence["connects"]}
+    by_address = {c["address"]: c for c in result.as_json()["connects"]}
     assert by_address["127.0.0.2"]["failure"] == failures.CONNECTION_REFUSED
     assert by_address[LOOPBACK]["failure"] is None
-    assert all(c["duration_seconds"] >= 0 for c in result.evidence["connects"])
+    assert all(c["duration_seconds"] >= 0 for c in result.as_json()["connects"])
 
 
 async def test_tcp_every_address_failing_is_ip_blocked(env):
     ctx = env.context("none.good.test", "refused", target={"addresses": [LOOPBACK, "127.0.0.2"]})
     result = await tcp.run(ctx, tcp.Params())
     assert not result.ok
-    assert result.verdict == "ip_blocked"
+    assert verdict_of(result) == "ip_blocked"
     assert result.failure == failures.CONNECTION_REFUSED
     assert ctx.connected == []
 
@@ -43,7 +45,7 @@ async def test_tcp_dropped_syns_time_out_on_time(env):
     ctx = env.context("drop.good.test", "blackhole", target={"addresses": [LOOPBACK]}, timeout=0.5)
     started = time.monotonic()
     result = await tcp.run(ctx, tcp.Params())
-    assert result.verdict == "ip_blocked" and result.failure == failures.TIMEOUT
+    assert verdict_of(result) == "ip_blocked" and result.failure == failures.TIMEOUT
     assert time.monotonic() - started < 1.5
 
 
@@ -51,7 +53,7 @@ async def test_tcp_every_port_is_tried(env):
     ctx = env.context("ports.good.test", target={"addresses": [LOOPBACK], "ports": [env.ports["refused"], env.ports["web"]]})
     result = await tcp.run(ctx, tcp.Params())
     assert result.ok
-    assert sorted(c["port"] for c in result.evidence["connects"]) == sorted([env.ports["refused"], env.ports["web"]])
+    assert sorted(c["port"] for c in result.as_json()["connects"]) == sorted([env.ports["refused"], env.ports["web"]])
 
 
 async def test_tcp_at_most_max_addresses_per_family(env):
@@ -59,7 +61,7 @@ async def test_tcp_at_most_max_addresses_per_family(env):
     ctx = env.context("many.good.test", target={"addresses": addresses})
     ctx.max_addresses = 3
     result = await tcp.run(ctx, tcp.Params())
-    assert [c["address"] for c in result.evidence["connects"]] == addresses[:3]
+    assert [c["address"] for c in result.as_json()["connects"]] == addresses[:3]
 
 
 async def test_tcp_ipv6_only_where_a_control_reached_ipv6(env):
@@ -68,14 +70,14 @@ async def test_tcp_ipv6_only_where_a_control_reached_ipv6(env):
     target = {"addresses": [LOOPBACK, "::1"]}
     ctx = env.context("dual.good.test", target=target)
     result = await tcp.run(ctx, tcp.Params())
-    assert [c["address"] for c in result.evidence["connects"]] == [LOOPBACK]
+    assert [c["address"] for c in result.as_json()["connects"]] == [LOOPBACK]
     ctx = env.context("dual.good.test", target=target, facts=RoundFacts(ipv6=True))
     result = await tcp.run(ctx, tcp.Params())
-    assert [c["address"] for c in result.evidence["connects"]] == [LOOPBACK, "::1"]
+    assert [c["address"] for c in result.as_json()["connects"]] == [LOOPBACK, "::1"]
     ctx = env.context("dual.good.test", target=target, service=False)
-    assert len((await tcp.run(ctx, tcp.Params())).evidence["connects"]) == 2
+    assert len((await tcp.run(ctx, tcp.Params())).as_json()["connects"]) == 2
     ctx = env.context("six.good.test", target={"addresses": ["::1"]})
-    assert [c["address"] for c in (await tcp.run(ctx, tcp.Params())).evidence["connects"]] == ["::1"]
+    assert [c["address"] for c in (await tcp.run(ctx, tcp.Params())).as_json()["connects"]] == ["::1"]
 
 
 async def test_tcp_without_addresses_is_skipped(env):
@@ -97,26 +99,27 @@ async def test_tls_ok_sets_the_endpoint_and_keeps_the_certificate(env):
     result = await tls.run(ctx, tls.Params())
     assert result.ok
     assert ctx.tls_endpoint == (LOOPBACK, env.ports["web"])
-    assert result.evidence["certificate"]["issuer"].endswith("O=msgreach tests")
-    assert result.evidence["handshakes"][0]["tls_version"] in ("TLSv1.2", "TLSv1.3")
-    assert "decoy" not in result.evidence
+    assert result.as_json()["certificate"]["issuer"].endswith("O=msgreach tests")
+    assert result.as_json()["handshakes"][0]["tls_version"] in ("TLSv1.2", "TLSv1.3")
+    assert "decoy" not in result.as_json()
 
 
 @pytest.mark.parametrize(
-    ("server", "failure"),
+    ("server", "failure", "verdict"),
     [
-        ("wrongname", failures.SSL_INVALID_HOSTNAME),
-        ("selfsigned", failures.SSL_UNKNOWN_AUTHORITY),
-        ("expired", failures.SSL_INVALID_CERTIFICATE),
+        ("wrongname", failures.SSL_INVALID_HOSTNAME, "tls_mitm"),
+        ("selfsigned", failures.SSL_UNKNOWN_AUTHORITY, "tls_mitm"),
+        # expired, from the issuer the name trusts: the server's own fault, not another party's
+        ("expired", failures.SSL_INVALID_CERTIFICATE, "down"),
     ],
 )
-async def test_tls_certificate_that_does_not_validate_is_mitm_with_its_facts(env, server, failure):
+async def test_tls_certificate_that_does_not_validate_keeps_its_facts(env, server, failure, verdict):
     ctx = _tls_ctx(env, server)
     result = await tls.run(ctx, tls.Params())
     assert not result.ok
     assert result.failure == failure
-    assert result.verdict == "tls_mitm"
-    cert = result.evidence["certificate"]  # kept although it did not validate
+    assert verdict_of(result) == verdict
+    cert = result.as_json()["certificate"]  # kept although it did not validate
     assert cert["sha256"] and cert["not_after_timestamp"] > 0
     assert ctx.tls_endpoint is None
     if server == "expired":
@@ -129,9 +132,9 @@ async def test_sni_reset_while_the_decoy_completes_is_sni_blocked(env):
     ctx = _tls_ctx(env, "sni_front", host="blocked.good.test")
     result = await tls.run(ctx, tls.Params())
     assert not result.ok
-    assert result.verdict == "sni_blocked"
+    assert verdict_of(result) == "sni_blocked"
     assert result.failure == failures.CONNECTION_RESET
-    decoy = result.evidence["decoy"]
+    decoy = result.as_json()["decoy"]
     assert decoy["failure"] is None and decoy["sni"] == "example.org"
     assert decoy["address"] == LOOPBACK and decoy["port"] == env.ports["sni_front"]
 
@@ -144,21 +147,30 @@ async def test_the_sni_front_passes_other_names(env):
 async def test_decoy_sni_is_configurable(env):
     ctx = _tls_ctx(env, "sni_front", host="blocked.good.test", decoy_sni="decoy.invalid")
     result = await tls.run(ctx, tls.Params())
-    assert result.evidence["decoy"]["sni"] == "decoy.invalid"
-    assert result.verdict == "sni_blocked"
+    assert result.as_json()["decoy"]["sni"] == "decoy.invalid"
+    assert verdict_of(result) == "sni_blocked"
 
 
 @pytest.mark.parametrize(
-    ("server", "failure"),
-    [("reset", failures.CONNECTION_RESET), ("hello_close", failures.EOF), ("silent", failures.TIMEOUT), ("not_tls", failures.SSL_FAILED_HANDSHAKE)],
+    ("server", "failure", "verdict"),
+    [
+        # cut for the decoy too: nothing separates the name, the contract lets tls_blocked stand
+        ("reset", failures.CONNECTION_RESET, "tls_blocked"),
+        ("hello_close", failures.EOF, "tls_blocked"),
+        ("silent", failures.TIMEOUT, "tls_blocked"),
+        # the server speaks, but not TLS, to any name: its own fault, no technique
+        ("not_tls", failures.SSL_FAILED_HANDSHAKE, "down"),
+        ("garbage_after_hello", failures.SSL_FAILED_HANDSHAKE, "down"),
+        ("oversized_hello", failures.SSL_FAILED_HANDSHAKE, "down"),
+    ],
 )
-async def test_tls_failing_for_the_decoy_too_is_tls_blocked(env, server, failure):
+async def test_tls_failing_for_the_decoy_too(env, server, failure, verdict):
     ctx = _tls_ctx(env, server, timeout=0.5)
     started = time.monotonic()
     result = await tls.run(ctx, tls.Params())
-    assert result.verdict == "tls_blocked"
+    assert verdict_of(result) == verdict
     assert result.failure == failure
-    assert result.evidence["decoy"]["failure"] == failure
+    assert result.as_json()["decoy"]["failure"] == failure
     assert time.monotonic() - started < 2.0  # handshake + decoy, each bounded
 
 
@@ -167,7 +179,7 @@ async def test_tls_tries_the_next_endpoint(env):
     ctx.connected = [(LOOPBACK, env.ports["reset"]), (LOOPBACK, env.ports["web"])]
     result = await tls.run(ctx, tls.Params())
     assert result.ok
-    assert [h["failure"] for h in result.evidence["handshakes"]] == [failures.CONNECTION_RESET, None]
+    assert [h["failure"] for h in result.as_json()["handshakes"]] == [failures.CONNECTION_RESET, None]
     assert ctx.tls_endpoint == (LOOPBACK, env.ports["web"])
 
 
@@ -176,7 +188,7 @@ async def test_tls_sni_parameter(env):
     ctx = _tls_ctx(env, "web", host=LOOPBACK, target={"params": {"tls": {"sni": "named.good.test"}}})
     result = await tls.run(ctx, ctx.params_for("tls", tls.Params))
     assert result.ok
-    assert result.evidence["handshakes"][0]["sni"] == "named.good.test"
+    assert result.as_json()["handshakes"][0]["sni"] == "named.good.test"
 
 
 async def test_tls_without_tcp_is_skipped(env):
@@ -213,15 +225,15 @@ async def test_http_ok(env):
     ctx = _http_ctx(env, "/", host="hello.good.test")
     result = await _run_http(ctx)
     assert result.ok
-    assert result.evidence["status_code"] == 200
-    assert "hello from the msgreach tests" in result.evidence["body_sample"]
-    assert result.evidence["url"] == f"https://hello.good.test:{env.ports['web']}/"
+    assert result.as_json()["status_code"] == 200
+    assert "hello from the msgreach tests" in result.as_json()["body_sample"]
+    assert result.as_json()["url"] == f"https://hello.good.test:{env.ports['web']}/"
     assert (f"hello.good.test:{env.ports['web']}", "/") in env.requests  # Host header = the name
 
 
 async def test_the_services_own_status_is_not_a_signal(env):
     result = await _run_http(_http_ctx(env, "/status-500"))
-    assert result.ok and result.evidence["status_code"] == 500
+    assert result.ok and result.as_json()["status_code"] == 500
 
 
 @pytest.mark.parametrize(
@@ -231,48 +243,85 @@ async def test_the_services_own_status_is_not_a_signal(env):
 async def test_blockpage_fingerprints(env, path, kind, match):
     result = await _run_http(_http_ctx(env, path))
     assert not result.ok
-    assert result.verdict == "http_blocked" and result.failure == failures.HTTP_BLOCKPAGE
-    assert result.evidence["blockpage"] == {"kind": kind, "match": match}
+    assert verdict_of(result) == "http_blocked" and result.failure == failures.HTTP_BLOCKPAGE
+    assert result.as_json()["blockpage"] == {"kind": kind, "match": match}
 
 
 async def test_redirect_to_a_blockpage_host_is_recorded_not_followed(env):
     result = await _run_http(_http_ctx(env, "/rt"))
-    assert result.evidence["redirects"] == [{"status_code": 302, "location": "http://warning.rt.ru/?id=17&st=0&dt=msgreach"}]
+    assert result.as_json()["redirects"] == [{"status_code": 302, "location": "http://warning.rt.ru/?id=17&st=0&dt=msgreach"}]
 
 
 async def test_same_host_redirect_is_followed(env):
     result = await _run_http(_http_ctx(env, "/same"))
     assert result.ok
-    assert result.evidence["status_code"] == 200
-    assert len(result.evidence["redirects"]) == 1
+    assert result.as_json()["status_code"] == 200
+    assert len(result.as_json()["redirects"]) == 1
 
 
 async def test_redirect_loop_is_bounded(env):
     started = time.monotonic()
     result = await _run_http(_http_ctx(env, "/loop", max_redirects=3))
     assert result.ok  # a loop is the server's business, not a block
-    assert len(result.evidence["redirects"]) == 4  # the first request and three redirects
+    assert len(result.as_json()["redirects"]) == 4  # the first request and three redirects
     assert time.monotonic() - started < 2
 
 
 async def test_plain_http_blockpage(env):
     result = await _run_http(_http_ctx(env, "/451", server="plain"))
-    assert result.verdict == "http_blocked"
-    assert result.evidence["url"].startswith("http://")
+    assert verdict_of(result) == "http_blocked"
+    assert result.as_json()["url"].startswith("http://")
 
 
-async def test_plain_http_cut_after_the_request_is_http_blocked(env):
+async def test_plain_http_cut_for_every_host_claims_no_technique(env):
+    """The server closes after every request, the decoy Host's too: no differential, no block."""
     result = await _run_http(_http_ctx(env, "/close", server="plain"))
-    assert result.verdict == "http_blocked" and result.failure == failures.EOF
-    assert "decoy" not in result.evidence
+    assert result.failure == failures.EOF
+    evidence = result.as_json()
+    assert evidence["decoy"]["failure"] == failures.EOF and evidence["decoy"]["host"] == "example.org"
+    assert verdict_of(result) == "down"
+
+
+async def test_plain_http_cut_for_the_real_host_only_is_http_blocked(env):
+    """A Host-keyed censor: the same request with the decoy Host, on a fresh connection, passes."""
+    ctx = _http_ctx(env, "/", server="plain", host="cut.good.test")
+    result = await _run_http(ctx)
+    assert result.failure == failures.CONNECTION_RESET
+    evidence = result.as_json()
+    assert evidence["decoy"]["failure"] is None and evidence["same_name"]["failure"] == failures.CONNECTION_RESET
+    assert verdict_of(result) == "http_blocked"
+    assert result.finding.differential == "decoy_host"
 
 
 async def test_https_cut_after_the_request_is_compared_with_the_decoy(env):
     """The server closes after every request, the decoy's too: no evidence the name matters."""
     result = await _run_http(_http_ctx(env, "/close"))
     assert result.failure == failures.EOF
-    assert result.evidence["decoy"]["failure"] == failures.EOF
-    assert result.verdict == "tls_blocked"
+    assert result.as_json()["decoy"]["failure"] == failures.EOF
+    assert verdict_of(result) == "down"
+
+
+@pytest.mark.parametrize("server", ["web", "plain"])
+async def test_a_redirect_then_close_without_connection_close_is_ok(env, server):
+    """A keep-alive server that closes right after its redirect: every request goes on its own
+    connection, so the followed redirect never meets a closed one (was sni_blocked/http_blocked)."""
+    result = await _run_http(_http_ctx(env, "/redirect-close", server=server))
+    assert result.ok, result.as_json()
+    assert result.as_json()["redirects"][0]["status_code"] == 302
+
+
+async def test_a_block_page_marker_after_the_first_2_kib_is_seen(env):
+    result = await _run_http(_http_ctx(env, "/late-marker"))
+    assert verdict_of(result) == "http_blocked"
+    assert result.as_json()["blockpage"]["kind"] == "body"
+    assert result.as_json()["body_length"] > 10_000
+
+
+@pytest.mark.parametrize("server", ["web", "plain"])
+async def test_a_response_that_is_not_http_is_not_ok_and_no_block(env, server):
+    result = await _run_http(_http_ctx(env, "/garbage", server=server))
+    assert not result.ok
+    assert verdict_of(result) == "down"
 
 
 async def test_http_needs_a_connection(env):
@@ -293,8 +342,8 @@ async def test_endless_body_is_capped_in_time_and_memory(env):
     finally:
         tracemalloc.stop()
     assert result.ok
-    assert result.evidence["body_length"] == cap
-    assert len(result.evidence["body_sample"]) <= 2048
+    assert result.as_json()["body_length"] == cap
+    assert len(result.as_json()["body_sample"]) <= 2048
     assert elapsed < 2
     assert peak < 8 * cap, f"peak {peak} bytes while reading a body capped at {cap}"
 
@@ -307,18 +356,14 @@ async def test_slow_drip_fails_as_a_timeout_on_time(env):
     assert not result.ok
     assert result.failure == failures.TIMEOUT
     assert elapsed < 2 * 0.8 + 0.5  # the request, then the decoy handshake, each bounded
-    assert result.evidence["status_code"] == 200  # headers came: evidence of how far it got
+    assert result.as_json()["status_code"] == 200  # headers came: evidence of how far it got
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: the http decoy is judged on its first response byte, so a server that drips "
-    "its body to every client is reported sni_blocked although the real-SNI request got as far "
-    "(status and headers) as the decoy did",
-)
 async def test_slow_drip_for_every_name_is_not_sni_blocked(env):
+    """The response began (status and headers) and then dripped: the server's business."""
     result = await _run_http(_http_ctx(env, "/drip", timeout=0.8))
-    assert result.verdict != "sni_blocked"
+    assert verdict_of(result) == "down"
+    assert result.finding.fault == "server"
 
 
 async def test_sni_dropped_while_the_decoy_completes_is_sni_blocked(env):
@@ -326,9 +371,9 @@ async def test_sni_dropped_while_the_decoy_completes_is_sni_blocked(env):
     ctx = _tls_ctx(env, "sni_drop", host="blocked.good.test", timeout=0.5)
     started = time.monotonic()
     result = await tls.run(ctx, tls.Params())
-    assert result.verdict == "sni_blocked"
+    assert verdict_of(result) == "sni_blocked"
     assert result.failure == failures.TIMEOUT
-    assert result.evidence["decoy"]["failure"] is None
+    assert result.as_json()["decoy"]["failure"] is None
     assert time.monotonic() - started < 2.5
 
 
@@ -349,7 +394,7 @@ async def test_tcp_through_socks5(env):
 async def test_socks5_refusal_is_connection_refused(env):
     ctx = env.context("proxied.good.test", "refused", target={"addresses": [LOOPBACK]}, vantage=_socks_vantage(env))
     result = await tcp.run(ctx, tcp.Params())
-    assert result.verdict == "ip_blocked"
+    assert verdict_of(result) == "ip_blocked"
     assert result.failure == failures.CONNECTION_REFUSED
     assert (LOOPBACK, env.ports["refused"]) in env.socks5.connects
 
@@ -374,5 +419,26 @@ async def test_a_whole_round_through_socks5(env, tmp_path):
     [result] = await run_all(config)
     assert result.verdict == "ok"
     assert {t.target: t.verdict for t in result.services[0].targets} == {"ok": "ok", "sni": "sni_blocked", "page": "http_blocked"}
-    # controls and targets: tcp, tls, http and the decoy all went through the proxy
-    assert len(env.socks5.connects) - before >= 10
+    # controls and targets: tcp, tls, http and the decoy all went through the proxy, the three
+    # stages on one connection per target (control, ok, page; sni's plus its decoy)
+    assert len(env.socks5.connects) - before >= 5
+
+
+async def test_one_connection_per_target_for_tcp_tls_and_http(env, tmp_path):
+    """tcp connects, tls handshakes on that connection, http sends its request on the TLS stream:
+    the server sees one connection and one handshake for a target whose stages all pass."""
+    from probe.runner import run_all
+
+    env.resolve("onecon.good.test")
+    services = [{"name": "svc", "targets": [env.target("t", "onecon.good.test", checks=["dns", "tcp", "tls", "http"], params={"http": {"path": "/onecon"}})]}]
+    config = env.load(tmp_path, env.config(services, controls=[env.control_target()]))
+    before = len([r for r in env.requests if r[1] == "/onecon"])
+    accepted = env.fleet.stats[f"accepted:{env.ports['web']}"]
+    [result] = await run_all(config)
+    target = result.services[0].targets[0]
+    assert target.verdict == "ok", target.reason
+    tcp_connects = target.check("tcp").evidence.connects
+    assert len([c for c in tcp_connects if c.failure is None]) == 1
+    assert len([r for r in env.requests if r[1] == "/onecon"]) - before == 1
+    # the control target's stages and this target's: one connection each, nothing more
+    assert env.fleet.stats[f"accepted:{env.ports['web']}"] - accepted == 2

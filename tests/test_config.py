@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from probe import cli
 from probe import config as config_module
+from servers.testca import TestCA
 
 VALID = """\
 vantages:
@@ -85,7 +86,7 @@ def test_the_embedded_default_loads():
 @pytest.mark.parametrize("catalog", ["whatsapp", "telegram", "signal", "controls"])
 def test_shipped_catalogs_are_valid(catalog):
     path = config_module.configs_dir() / "services" / f"{catalog}.yaml"
-    service = config_module.Service.model_validate(config_module._resolve_paths(yaml.safe_load(path.read_text()), path.parent))
+    service = config_module.Service.model_validate(config_module.resolve_paths(config_module.load_yaml(path)[0], path.parent))
     assert service.targets
     if service.ca_bundle is not None:
         assert service.ca_bundle.is_file()
@@ -99,11 +100,11 @@ BROKEN = {
     "unknown_top_key": ("services: []\nsevrices: []\n", 2, "sevrices", "Extra inputs"),
     "bad_port": (
         "services:\n  - name: svc\n    targets:\n      - name: t\n        host: a.test\n        ports: [443, 70000]\n",
-        6, "services.0.targets.0.ports", "70000",
+        6, "services.0.targets.0.ports.1", "less than 65536",
     ),
     "unknown_check": (
         "services:\n  - name: svc\n    targets:\n      - name: t\n        host: a.test\n        checks: [dns, telepathy]\n",
-        4, "services.0.targets.0", "unknown check 'telepathy'",
+        6, "services.0.targets.0.checks", "unknown check 'telepathy'",
     ),
     "unknown_catalog": ("services:\n  - catalog: whatsapp\n  - catalog: icq\n", 3, "services.1.catalog", "no catalog 'icq'"),
     "bad_resolver": ("vantages:\n  - name: a\n    resolvers:\n      - system\n      - not-an-ip\n", 5, "vantages.0.resolvers.1.address", "not-an-ip"),
@@ -112,19 +113,19 @@ BROKEN = {
         "services:\n  - catalog: telegram\n    patch:\n      dc9: {addresses: [\"127.0.0.1\"]}\n",
         4, "services.0.patch.dc9", "no target 'dc9'",
     ),
-    "patch_bad_value": ("services:\n  - catalog: telegram\n    patch:\n      dc1: {ports: [0]}\n", 4, "services.0.patch.dc1.ports", "out of range"),
+    "patch_bad_value": ("services:\n  - catalog: telegram\n    patch:\n      dc1: {ports: [0]}\n", 4, "services.0.patch.dc1.ports.0", "greater than 0"),
     "unknown_fingerprints": ("services: []\nfingerprints: [blockpages, nosuch]\n", 2, "fingerprints.1", "no fingerprints catalog 'nosuch'"),
     "bad_params": (
         "services:\n  - name: s\n    targets:\n      - {name: t, host: h.test, params: {http: {max_body_bytes: nope}}}\n",
-        4, "services.0.targets.0", "params.http.max_body_bytes",
+        4, "services.0.targets.0.params.http.max_body_bytes", "valid integer",
     ),
     "params_unknown_check": (
         "services:\n  - name: s\n    targets:\n      - {name: t, host: h.test, params: {telepathy: {}}}\n",
-        4, "services.0.targets.0", "params for unknown check",
+        4, "services.0.targets.0.params", "params for unknown check 'telepathy'",
     ),
     "bad_pinned_address": (
         "services:\n  - name: s\n    targets:\n      - name: t\n        host: h.test\n        addresses: [999.1.1.1]\n",
-        6, "services.0.targets.0.addresses", "999.1.1.1",
+        6, "services.0.targets.0.addresses.0", "999.1.1.1",
     ),
     "duplicate_targets": (
         "services:\n  - name: s\n    targets:\n      - {name: a, host: a.test}\n      - {name: a, host: b.test}\n",
@@ -138,8 +139,8 @@ BROKEN = {
     "bad_bogon_exempt": ("vantages:\n  - bogon_exempt: [\"10.0.0.0/33\"]\nservices: []\n", 2, "vantages.0.bogon_exempt.0", ""),
     "bad_socks": ("vantages:\n  - socks5: \"127.0.0.1:notaport\"\nservices: []\n", 2, "vantages.0.socks5", "bad port"),
     "top_level_list": ("- 1\n- 2\n", 1, "<top>", "dictionary"),
-    "nested_too_deep": ("a: " + "[" * 3000 + "]" * 3000 + "\n", None, "<top>", "nested too deeply"),
-    "self_alias": ("vantages:\n  - name: &a [*a]\n", None, "<top>", "alias"),
+    "nested_too_deep": ("a: " + "[" * 3000 + "]" * 3000 + "\n", 1, "<top>", "nested too deeply"),
+    "self_alias": ("vantages:\n  - name: &a [*a]\n", 2, "vantages.0.name.0", "an alias that contains itself"),
     "two_documents": ("services: []\n---\nservices: []\n", 2, "<top>", "not valid YAML"),
 }
 
@@ -174,11 +175,11 @@ def test_a_broken_catalog_is_reported_in_the_catalog(tmp_path):
     path.write_text("services:\n  - catalog: mine.yaml\n")
     code, _, err = _check_config(path)
     assert code == 2
-    assert err.startswith(f"{tmp_path / 'mine.yaml'}:5: targets.0.ports:")
+    assert err.startswith(f"{tmp_path / 'mine.yaml'}:5: targets.0.ports.0:")
 
 
 def test_unreadable_files(tmp_path):
-    for path, words in ((tmp_path / "missing.yaml", "cannot read"), (tmp_path, "cannot read")):
+    for path, words in ((tmp_path / "missing.yaml", "cannot read"), (tmp_path, "not a regular file")):
         code, _, err = _check_config(path)
         assert code == 2 and words in err and "Traceback" not in err
     binary = tmp_path / "binary.yaml"
@@ -188,7 +189,7 @@ def test_unreadable_files(tmp_path):
 
 
 def test_relative_paths_are_relative_to_the_config(tmp_path):
-    (tmp_path / "certs").mkdir()
+    TestCA(tmp_path / "certs", "ca")  # writes certs/ca.pem: a bundle must hold a certificate
     path = tmp_path / "main.yaml"
     path.write_text("vantages:\n  - ca_bundle: certs/ca.pem\nservices: []\n")
     config = config_module.load(path)
@@ -200,7 +201,7 @@ def test_check_config_in_a_real_process(tmp_path, msgreach):
     path.write_text(BROKEN["bad_port"][0])
     completed = msgreach("check-config", str(path), timeout=30)
     assert completed.returncode == 2
-    assert completed.stderr.startswith(f"{path}:6: services.0.targets.0.ports: ")
+    assert completed.stderr.startswith(f"{path}:6: services.0.targets.0.ports.1: ")
     assert "Traceback" not in completed.stderr
 
 

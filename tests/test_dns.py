@@ -10,6 +10,9 @@ import time
 
 import pytest
 
+from msgreach_helpers import verdict_of
+
+from probe.model import to_json
 from probe import failures
 from probe.checks import dns as dns_check
 from probe.checks.base import RoundFacts
@@ -33,7 +36,7 @@ async def test_udp_answers_a_and_aaaa(env):
     assert answer.failure is None
     assert sorted(answer.addresses) == ["127.0.0.2", "127.0.0.3", "::1"]
     assert answer.duration_seconds > 0
-    evidence = answer.as_evidence()
+    evidence = to_json(answer)
     assert evidence["resolver"] == env.dns.address and evidence["control"] is False
 
 
@@ -151,14 +154,14 @@ def _ctx(env, host, *, resolvers=None, healthy=None, service=None, vantage=None,
 
 
 def _by_resolver(result) -> dict[str, dict]:
-    return {r["resolver"]: r for r in result.evidence["resolvers"]}
+    return {r["resolver"]: r for r in result.as_json()["resolvers"]}
 
 
 async def test_healthy_resolver_agreeing_with_the_control_is_ok(env):
     env.resolve("agree.good.test")
     ctx = _ctx(env, "agree.good.test", healthy={env.dns.address, env.control_dns.address})
     result = await dns_check.run(ctx, dns_check.Params())
-    assert result.ok and result.verdict is None and result.failure is None
+    assert result.ok and result.finding is None and result.failure is None
     assert _by_resolver(result)[env.dns.address]["judgement"] == "ok"
     assert _by_resolver(result)[env.control_dns.address]["judgement"] == "control"
     assert ctx.addresses == [LOOPBACK] and ctx.addresses_from == "dns"
@@ -180,7 +183,7 @@ async def test_withheld_while_the_control_answers_is_dns_blocked(env, behaviour,
     ctx = _ctx(env, name, healthy={env.dns.address, env.control_dns.address})
     result = await dns_check.run(ctx, dns_check.Params())
     assert not result.ok
-    assert result.verdict == "dns_blocked"
+    assert verdict_of(result) == "dns_blocked"
     assert result.failure == failure
     assert _by_resolver(result)[env.dns.address]["judgement"] == "withheld"
     # The measurement goes on with the control's answer: is the address blocked too?
@@ -223,8 +226,8 @@ async def test_global_failure_agreed_by_the_control_is_down(env, rcode):
     ctx = _ctx(env, name, healthy={env.dns.address, env.control_dns.address})
     result = await dns_check.run(ctx, dns_check.Params())
     assert not result.ok
-    assert result.verdict == "down"
-    assert result.evidence["control_agrees"] is True
+    assert verdict_of(result) == "down"
+    assert result.as_json()["control_agrees"] is True
     assert _by_resolver(result)[env.dns.address]["judgement"] == "global"
 
 
@@ -234,8 +237,8 @@ async def test_nxdomain_with_no_control_reachable_is_down_not_blocked(env):
     ctx = _ctx(env, "alone.good.test", resolvers=resolvers, healthy={env.dns.address})
     ctx.timeout = 0.5
     result = await dns_check.run(ctx, dns_check.Params())
-    assert result.verdict == "down"
-    assert result.evidence["control_agrees"] is False
+    assert verdict_of(result) == "down"
+    assert result.as_json()["control_agrees"] is False
     assert _by_resolver(result)[env.dns.address]["judgement"] == "inconclusive"
 
 
@@ -243,7 +246,7 @@ async def test_no_control_resolver_at_all_nxdomain_is_down(env):
     env.dns.set("nocontrol.good.test", rcode="NXDOMAIN")
     ctx = _ctx(env, "nocontrol.good.test", resolvers=[env.dns.address])
     result = await dns_check.run(ctx, dns_check.Params())
-    assert result.verdict == "down" and result.failure == failures.DNS_NXDOMAIN
+    assert verdict_of(result) == "down" and result.failure == failures.DNS_NXDOMAIN
 
 
 @pytest.mark.parametrize("bogon", ["10.1.2.3", "192.168.1.1", "0.0.0.0", "169.254.1.1", "100.64.0.1", "::1", "fe80::1"])
@@ -253,7 +256,7 @@ async def test_bogon_answer_is_tampered(env, bogon):
     env.resolve(name, vantage={key: [bogon]})
     ctx = _ctx(env, name)
     result = await dns_check.run(ctx, dns_check.Params())
-    assert result.verdict == "dns_tampered"
+    assert verdict_of(result) == "dns_tampered"
     assert result.failure == failures.DNS_BOGON
     assert bogon not in ctx.addresses  # the bogon is never connected to: the control's answer is
 
@@ -265,7 +268,7 @@ async def test_bogon_exemption(env):
     exempt = await dns_check.run(_ctx(env, "lab.good.test"), dns_check.Params())
     assert exempt.ok
     strict = await dns_check.run(_ctx(env, "lab.good.test", vantage={"bogon_exempt": []}), dns_check.Params())
-    assert strict.verdict == "dns_tampered" and strict.failure == failures.DNS_BOGON
+    assert verdict_of(strict) == "dns_tampered" and strict.failure == failures.DNS_BOGON
 
 
 def test_bogon_table():
@@ -286,7 +289,7 @@ async def test_shipped_blockpage_address_is_tampered(env):
     env.resolve("rt-page.good.test", vantage={"a": ["5.3.3.17"]})
     ctx = _ctx(env, "rt-page.good.test")
     result = await dns_check.run(ctx, dns_check.Params())
-    assert result.verdict == "dns_tampered"
+    assert verdict_of(result) == "dns_tampered"
     assert result.failure == failures.DNS_BLOCKPAGE
     assert ctx.addresses == [LOOPBACK] and ctx.addresses_from == "control_resolver"
 
@@ -297,7 +300,7 @@ async def test_tampering_wins_over_withholding(env):
     env.spare_dns.set("both-bad.good.test", a=["10.9.9.9"])
     resolvers = [env.dns.address, env.spare_dns.address, {"address": env.control_dns.address, "control": True}]
     result = await dns_check.run(_ctx(env, "both-bad.good.test", resolvers=resolvers), dns_check.Params())
-    assert result.verdict == "dns_tampered" and result.failure == failures.DNS_BOGON
+    assert verdict_of(result) == "dns_tampered" and result.failure == failures.DNS_BOGON
 
 
 async def test_one_resolver_withholding_is_a_block_even_if_another_answers(env):
@@ -306,7 +309,7 @@ async def test_one_resolver_withholding_is_a_block_even_if_another_answers(env):
     resolvers = [env.dns.address, env.spare_dns.address, {"address": env.control_dns.address, "control": True}]
     ctx = _ctx(env, "half.good.test", resolvers=resolvers)
     result = await dns_check.run(ctx, dns_check.Params())
-    assert result.verdict == "dns_blocked"
+    assert verdict_of(result) == "dns_blocked"
     assert ctx.addresses_from == "dns"  # the resolver that answered is used to connect
 
 
@@ -316,7 +319,7 @@ NETWORKS = {"networks": {"prefixes": ["127.0.0.0/24"]}}
 async def test_outside_networks_and_disjoint_from_control_is_inconsistent(env):
     env.resolve("elsewhere.good.test", vantage={"a": ["127.0.5.5"]})
     result = await dns_check.run(_ctx(env, "elsewhere.good.test", service=NETWORKS), dns_check.Params())
-    assert result.verdict == "dns_tampered"
+    assert verdict_of(result) == "dns_tampered"
     assert result.failure == failures.DNS_INCONSISTENT
 
 
@@ -369,4 +372,4 @@ async def test_dns_over_every_resolver_kind_in_one_check(env):
     ]
     result = await dns_check.run(_ctx(env, "kinds.good.test", resolvers=resolvers), dns_check.Params())
     assert result.ok
-    assert [r["judgement"] for r in result.evidence["resolvers"]] == ["ok", "ok", "ok", "control"]
+    assert [r["judgement"] for r in result.as_json()["resolvers"]] == ["ok", "ok", "ok", "control"]

@@ -13,7 +13,7 @@ from collections import defaultdict
 import httpx
 import pytest
 from msgreach_helpers import require_tool
-from msgreach_contract import CONTRACT_FILE, METRIC_FAMILIES, SERVICE_VERDICTS, TARGET_VERDICTS, families_in_contract
+from msgreach_contract import CONTRACT_FILE, SHARED_CONTRACT_FILE, METRIC_FAMILIES, SERVICE_VERDICTS, TARGET_VERDICTS, families_in_contract
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -69,10 +69,15 @@ def test_every_contract_family_is_exposed(measured):
     assert not missing, missing
 
 
-@pytest.mark.skipif(not CONTRACT_FILE.is_file(), reason="../shared/CONTRACT.md is not next to this checkout")
 def test_the_family_list_is_the_contracts():
     in_contract = families_in_contract(CONTRACT_FILE.read_text())
     assert in_contract == set(METRIC_FAMILIES)
+
+
+@pytest.mark.skipif(not SHARED_CONTRACT_FILE.is_file(), reason="../shared/CONTRACT.md is not beside this checkout")
+def test_the_repositorys_copy_of_the_contract_is_current():
+    """docs/contract/CONTRACT.md is what the tests check against: it must be the shared one."""
+    assert CONTRACT_FILE.read_text() == SHARED_CONTRACT_FILE.read_text(), "copy ../shared/CONTRACT.md to docs/contract/"
 
 
 def test_every_series_has_a_vantage_label(measured):
@@ -281,3 +286,20 @@ async def test_status_page_escapes_names(env, tmp_path):
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;" in page
     json.dumps(result.as_json())  # the evidence serialises
+
+
+def test_metrics_are_rendered_once_per_change_not_per_scrape(measured):
+    """A scrape serves the bytes rendered after the last round; a new round renders anew."""
+    from probe.metrics import Exposition
+
+    state, _ = measured
+    exposition = Exposition(state)
+    exposition.refresh()
+    rendered = exposition._rendered
+    first = exposition.render()
+    assert exposition._rendered is rendered  # the second scrape rendered nothing new
+    assert first.startswith(rendered) and b"process_cpu_seconds_total" in first
+    state.record(next(iter(state.latest.values())))
+    exposition.refresh()
+    assert exposition._rendered is not rendered
+    assert b"msgreach_rounds_total" in exposition.render()

@@ -14,7 +14,7 @@ from probe import failures
 from probe.checks import stun
 from probe.checks.base import CheckResult, RoundFacts, Skip
 from probe.runner import run_round
-from probe.verdict import TargetResult
+from probe.model import TargetResult
 
 LOOPBACK = "127.0.0.1"
 

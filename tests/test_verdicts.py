@@ -1,4 +1,4 @@
-"""Verdicts: the rules of probe.verdict one by one, then every target verdict reachable without
+"""Verdicts: the rules of probe.judge one by one, then every target verdict reachable without
 namespaces, end to end (`msgreach once --format json` on a config pointing at loopback servers)."""
 
 from __future__ import annotations
@@ -11,16 +11,16 @@ import pytest
 from msgreach_contract import BLOCK_VERDICTS, assert_contract_document, verdicts
 
 from probe import failures
-from probe.checks.base import CheckResult
-from probe.runner import run_all
-from probe.verdict import (
-    TargetResult,
+from probe.judge import (
     confirm_down_by_control,
-    offline_service,
     service_verdict,
     target_verdict,
+    unmeasured_service,
+    vantage_verdict,
     worst,
 )
+from probe.model import CheckResult, Fault, Finding, TargetResult, Verdict
+from probe.runner import run_all
 
 LOOPBACK = "127.0.0.1"
 
@@ -28,29 +28,55 @@ LOOPBACK = "127.0.0.1"
 # --- rules ---------------------------------------------------------------------------------------
 
 
-def _check(name: str, ok: bool = True, verdict: str | None = None, failure: str | None = None) -> CheckResult:
-    return CheckResult(name, ok, None if ok else (failure or "connection_reset"), 0.1, verdict)
+def _check(name: str, ok: bool = True, technique: str | None = None, failure: str | None = None, fault: Fault = Fault.PATH, differential: str = "decoy") -> CheckResult:
+    finding = None if ok or technique is None else Finding(Verdict(technique), fault, differential if fault is Fault.PATH else "")
+    return CheckResult(name, ok, None if ok else (failure or "connection_reset"), 0.1, finding)
 
 
 def _target(verdict: str, name: str = "t", checks: list[CheckResult] | None = None) -> TargetResult:
-    return TargetResult("svc", name, "h.test", verdict, checks or [])
+    return TargetResult("svc", name, "h.test", Verdict(verdict), checks or [])
 
 
 def test_target_verdict_is_the_first_failing_check():
     checks = [_check("dns"), _check("tcp"), _check("tls", False, "sni_blocked"), _check("http", False, "http_blocked")]
-    assert target_verdict(checks) == ("sni_blocked", "tls: connection_reset")
+    verdict, reason = target_verdict(checks)
+    assert verdict == "sni_blocked"
+    assert reason.startswith("tls: connection_reset") and "differential: decoy" in reason
 
 
 def test_target_verdict_ok_when_every_check_passed():
     assert target_verdict([_check("dns"), _check("tcp")]) == ("ok", "")
 
 
-def test_target_verdict_without_checks_is_down():
-    assert target_verdict([])[0] == "down"
+def test_target_verdict_without_checks_is_an_error_of_the_monitor():
+    assert target_verdict([])[0] == "error"
 
 
-def test_a_failure_arguing_for_no_verdict_claims_no_block():
-    assert target_verdict([_check("tcp", False, None)])[0] == "down"
+def test_a_failure_stating_no_finding_is_the_monitors_error():
+    assert target_verdict([_check("tcp", False, None)])[0] == "error"
+
+
+@pytest.mark.parametrize("technique", ["sni_blocked", "http_blocked", "dns_blocked", "dns_tampered", "protocol_blocked", "quic_blocked", "udp_blocked", "throttled"])
+def test_a_technique_needs_its_differential(technique):
+    """The differential rule: without a differential only ip_blocked, tls_blocked and tls_mitm stand."""
+    assert target_verdict([_check("x", False, technique, fault=Fault.UNSEPARATED)])[0] == "down"
+    assert target_verdict([_check("x", False, technique, fault=Fault.PATH, differential="")])[0] == "down"
+    assert target_verdict([_check("x", False, technique, fault=Fault.PATH)])[0] == technique
+
+
+@pytest.mark.parametrize("technique", ["ip_blocked", "tls_blocked", "tls_mitm"])
+def test_what_the_contract_lets_stand_alone(technique):
+    assert target_verdict([_check("x", False, technique, fault=Fault.UNSEPARATED)])[0] == technique
+
+
+def test_the_servers_fault_is_down_and_the_monitors_is_error():
+    assert target_verdict([_check("tls", False, "tls_blocked", fault=Fault.SERVER)])[0] == "down"
+    assert target_verdict([_check("quic", False, "quic_blocked", fault=Fault.MONITOR)])[0] == "error"
+
+
+@pytest.mark.parametrize("failure", [failures.LOCAL_RESOURCE, failures.UNAVAILABLE])
+def test_a_monitor_failure_is_error_whatever_the_finding_says(failure):
+    assert target_verdict([_check("tcp", False, "ip_blocked", failure=failure, fault=Fault.UNSEPARATED)])[0] == "error"
 
 
 @pytest.mark.parametrize(
@@ -64,7 +90,10 @@ def test_a_failure_arguing_for_no_verdict_claims_no_block():
         (["throttled", "dns_blocked", "tls_mitm"], "dns_blocked"),
         (["http_blocked", "tls_blocked"], "tls_blocked"),
         (["ok", "down"], "ok"),  # a dead target is not a blocked one
+        (["ok", "error"], "ok"),  # nor is one the monitor could not measure
         (["down", "down"], "down"),
+        (["down", "error"], "down"),
+        (["error", "error"], "error"),
         (["down", "ip_blocked"], "ip_blocked"),
         (["vantage_offline", "vantage_offline"], "vantage_offline"),
         (["ok", "vantage_offline"], "vantage_offline"),
@@ -78,9 +107,40 @@ def test_worst_follows_the_pipeline_order():
     order = ["dns_blocked", "dns_tampered", "ip_blocked", "sni_blocked", "tls_blocked", "tls_mitm", "http_blocked"]
     for i, better in enumerate(order):
         for worse in order[:i]:
-            assert worst([better, worse]) == worse
-    assert worst(["throttled", "down"]) == "throttled"
-    assert worst(["down", "ok"]) == "down"
+            assert worst([Verdict(better), Verdict(worse)]) == worse
+    assert worst([Verdict.THROTTLED, Verdict.DOWN]) == "throttled"
+    assert worst([Verdict.DOWN, Verdict.OK]) == "down"
+
+
+def _control(name: str, verdict: str) -> TargetResult:
+    checks = [_check("dns"), _check("tcp", False, "ip_blocked", failures.TIMEOUT)] if verdict != "ok" else [_check("dns")]
+    return TargetResult("controls", name, f"{name}.test", Verdict(verdict), checks)
+
+
+@pytest.mark.parametrize(
+    ("controls", "expected"),
+    [
+        ([("international", "ok"), ("domestic", "ok")], "ok"),
+        ([("international", "ok"), ("domestic", "ip_blocked")], "ok"),
+        ([("international", "ip_blocked"), ("international", "ok")], "ok"),
+        ([("international", "ip_blocked"), ("domestic", "ok")], "allowlist"),
+        ([("international", "ip_blocked"), ("domestic", "ip_blocked")], "vantage_offline"),
+        # yardsticks (downloads, STUN) never make a vantage online
+        ([("international", "ip_blocked"), ("yardstick", "ok")], "vantage_offline"),
+        ([("international", "ip_blocked"), ("domestic", "ok"), ("yardstick", "ok")], "allowlist"),
+        ([("yardstick", "ok")], "vantage_offline"),
+        ([], "ok"),
+    ],
+)
+def test_vantage_verdict(controls, expected):
+    judged = [(kind, _control(f"c{i}", verdict)) for i, (kind, verdict) in enumerate(controls)]
+    assert vantage_verdict(judged)[0] == expected
+
+
+def test_allowlist_names_the_international_sites_and_their_stage():
+    verdict, reason = vantage_verdict([("international", _control("intl", "ip_blocked")), ("domestic", _control("max", "ok"))])
+    assert verdict == "allowlist"
+    assert "intl (tcp: generic_timeout_error)" in reason
 
 
 def test_control_vantage_failing_the_same_check_makes_it_down():
@@ -98,8 +158,8 @@ def test_control_vantage_failing_another_check_changes_nothing():
     assert confirm_down_by_control(mine, theirs).verdict == "dns_blocked"
 
 
-@pytest.mark.parametrize("control_verdict", ["ok", "vantage_offline"])
-def test_control_vantage_ok_or_offline_changes_nothing(control_verdict):
+@pytest.mark.parametrize("control_verdict", ["ok", "vantage_offline", "error"])
+def test_control_vantage_ok_offline_or_unmeasured_changes_nothing(control_verdict):
     mine = _target("sni_blocked", checks=[_check("tls", False, "sni_blocked")])
     theirs = _target(control_verdict, checks=[_check("tls", False, "sni_blocked")] if control_verdict != "ok" else [_check("tls")])
     assert confirm_down_by_control(mine, theirs).verdict == "sni_blocked"
@@ -116,7 +176,7 @@ def test_ok_is_never_turned_down():
 
 
 def test_offline_service_claims_nothing():
-    service = offline_service("whatsapp", [("e1", "e1.whatsapp.net"), ("web", "web.whatsapp.com")])
+    service = unmeasured_service("whatsapp", [("e1", "e1.whatsapp.net"), ("web", "web.whatsapp.com")])
     assert service.verdict == "vantage_offline"
     assert [t.verdict for t in service.targets] == ["vantage_offline", "vantage_offline"]
     assert all(t.checks == [] for t in service.targets)
@@ -256,13 +316,6 @@ async def test_one_control_passing_is_enough(env, tmp_path):
     assert result.verdict == "ok" and result.services[0].verdict == "ok"
 
 
-async def test_no_controls_configured_means_online(env, tmp_path):
-    env.resolve("nocontrols.good.test")
-    config = env.load(tmp_path, env.config([_service("svc", env.target("t", "nocontrols.good.test"))], controls=[]))
-    [result] = await run_all(config)
-    assert result.verdict == "ok"
-
-
 async def test_control_vantage_seeing_the_same_failure_makes_it_down(env, tmp_path):
     """Two vantages: `abroad` is a control vantage. Where both fail the same check the target is
     `down` at home; where only home fails (its resolver withholds the name) it stays blocked."""
@@ -319,7 +372,7 @@ async def test_a_lost_packet_does_not_flip_the_verdict(env, tmp_path, monkeypatc
         if ctx.target.name == "flaky":
             calls["n"] += 1
             if calls["n"] == 1:
-                return CheckResult("tcp", False, failures.TIMEOUT, 1.0, "ip_blocked")
+                return CheckResult("tcp", False, failures.TIMEOUT, 1.0, Finding(Verdict.IP_BLOCKED, Fault.UNSEPARATED))
         return await real(ctx, params)
 
     monkeypatch.setattr(tcp_module, "run", flaky)
@@ -349,7 +402,11 @@ async def test_a_check_ignoring_its_timeout_is_cut_by_the_runner(env, tmp_path, 
     env.resolve("hang.good.test")
     config = env.load(
         tmp_path,
-        env.config([_service("svc", env.target("t", "hang.good.test", checks=["dns", "tcp"]))], controls=[], schedule={"timeouts": {"tcp": 0.3}}),
+        env.config(
+            [_service("svc", env.target("t", "hang.good.test", checks=["dns", "tcp"]))],
+            controls=[{**env.control_target(), "checks": ["dns"]}],  # a control that needs no tcp
+            schedule={"timeouts": {"tcp": 0.3}},
+        ),
     )
     monkeypatch.setattr(tcp_module, "run", hangs)
     started = time.monotonic()

@@ -1,6 +1,7 @@
 """The checks, one module each, all with the same shape (see `probe.checks.base`).
 
-To add a check: write `probe/checks/NAME.py` with `NAME`, `Params` and `run`, and list it here.
+To add a check: write `probe/checks/NAME.py` with `NAME`, `Params` and `run`, list it here, and put
+its `Params` model in `probe/params.py` (`CHECK_PARAMS`), where the config validates it.
 """
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-from typing import Any
 
 from probe.checks import tcp
+from probe.checks.tcp import most_common  # noqa: F401 - the protocol checks' helper too
 from probe.checks.base import CheckResult, Context
 
 # struct tcp_info (linux/tcp.h): 8 one-byte fields, then u32 rto, ato, snd_mss, rcv_mss, unacked, …
@@ -75,10 +75,6 @@ def unacked_segments(writer: asyncio.StreamWriter) -> int | None:
     if len(info) < _TCP_INFO_UNACKED + 4:
         return None
     return struct.unpack_from("<I", info, _TCP_INFO_UNACKED)[0]
-
-
-def most_common(found: list[Any]) -> Any:
-    return max(dict.fromkeys(found), key=found.count)
 
 
 def close_quietly(writer: asyncio.StreamWriter | None) -> None:

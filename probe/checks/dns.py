@@ -15,12 +15,13 @@ import ipaddress
 from typing import Any
 
 from probe import failures
-from probe.checks import base
-from probe.checks.base import CheckResult, Context, Skip, Stopwatch
-from probe.resolvers import Answer, lookup
+from probe.checks.base import CheckResult, Context, Fault, Finding, Skip, Stopwatch, Verdict
+from probe.model import DNSEvidence, DNSQuery
+from probe.resolvers import lookup
+from probe.params import DNSParams as Params
 
 NAME = "dns"
-BLOCK_VERDICT = "dns_blocked"  # what running past every timeout means
+BLOCK_VERDICT = Verdict.DNS_BLOCKED  # what running past every timeout means
 
 # Failures of a resolver that, for a name the control resolves, mean "this name is withheld".
 _WITHHELD = frozenset(
@@ -41,9 +42,6 @@ BOGONS = tuple(
 )
 
 
-class Params(base.Params):
-    pass
-
 
 def is_bogon(address: str, exempt: list[Any] = ()) -> bool:
     ip = ipaddress.ip_address(address)
@@ -56,73 +54,81 @@ async def run(ctx: Context, params: Params) -> CheckResult:
     if ctx.target.is_ip:
         raise Skip("the target is an address")
     with Stopwatch() as watch:
-        answers = await asyncio.gather(
+        queries = await asyncio.gather(
             *(lookup(r, ctx.target.host, route=ctx.route, timeout=ctx.timeout, ca_bundles=ctx.ca_bundles()) for r in ctx.vantage.resolvers)
         )
-    judged = [_judge(ctx, answer, answers) for answer in answers]
-    evidence = {"resolvers": [a.as_evidence() | j for a, j in zip(answers, judged)]}
+    for query in queries:
+        query.judgement, query.reason = _judge(ctx, query, queries)
+    evidence = DNSEvidence(resolvers=list(queries))
 
-    control_addresses = [a for answer in answers if answer.control for a in answer.addresses]
-    good = [a for answer, j in zip(answers, judged) if not answer.control and j["judgement"] == "ok" for a in answer.addresses]
+    control_addresses = [a for q in queries if q.control for a in q.addresses]
+    good = [a for q in queries if not q.control and q.judgement == "ok" for a in q.addresses]
     if ctx.target.addresses:
         ctx.addresses, ctx.addresses_from = list(ctx.target.addresses), "pinned"
     elif good:
         ctx.addresses, ctx.addresses_from = _dedupe(good), "dns"
     elif control_addresses:  # keep measuring past a DNS block: is the address blocked too?
         ctx.addresses, ctx.addresses_from = _dedupe(control_addresses), "control_resolver"
-    evidence["addresses"] = ctx.addresses
-    evidence["addresses_from"] = ctx.addresses_from
+    evidence.addresses, evidence.addresses_from = ctx.addresses, ctx.addresses_from
 
-    verdicts = [j["judgement"] for j in judged]
-    for verdict, failure_of in (("dns_tampered", "tampered"), ("dns_blocked", "withheld")):
-        matching = [j for j in judged if j["judgement"] == failure_of]
-        if matching:
-            return CheckResult(NAME, False, matching[0]["reason"], watch.seconds, verdict, evidence)
+    tampered = next((q for q in queries if q.judgement == "tampered"), None)
+    if tampered is not None:
+        differential = "control_resolver" if tampered.reason == failures.DNS_INCONSISTENT else "answer"
+        finding = Finding(Verdict.DNS_TAMPERED, Fault.PATH, differential, f"{tampered.resolver} answered {tampered.reason}")
+        return CheckResult(NAME, False, tampered.reason, watch.seconds, finding, evidence)
+    withheld = next((q for q in queries if q.judgement == "withheld"), None)
+    if withheld is not None:
+        finding = Finding(Verdict.DNS_BLOCKED, Fault.PATH, "control_resolver", f"{withheld.resolver} withholds the name the control resolver answers")
+        return CheckResult(NAME, False, withheld.reason, watch.seconds, finding, evidence)
     if not ctx.addresses:
         # No resolver, control included, gave an address: the name does not resolve anywhere
         # we can see. Not evidence of a block.
-        failure = next((a.failure for a in answers if a.failure), failures.DNS_NO_ANSWER)
-        evidence["control_agrees"] = "global" in verdicts
-        return CheckResult(NAME, False, failure, watch.seconds, "down", evidence)
+        failure = next((q.failure for q in queries if q.failure), failures.DNS_NO_ANSWER)
+        evidence.control_agrees = any(q.judgement == "global" for q in queries)
+        if evidence.control_agrees:
+            finding = Finding(Verdict.DNS_BLOCKED, Fault.SERVER, "control_resolver", "the control resolver fails the name too")
+        else:
+            finding = Finding(Verdict.DNS_BLOCKED, Fault.UNSEPARATED, "", "no resolver gave an address and no control resolver answered")
+        return CheckResult(NAME, False, failure, watch.seconds, finding, evidence)
     return CheckResult(NAME, True, None, watch.seconds, None, evidence)
 
 
-def _judge(ctx: Context, answer: Answer, answers: list[Answer]) -> dict[str, Any]:
-    """One resolver's answer -> {"judgement": ok|withheld|tampered|global|inconclusive|unhealthy|control, "reason": …}."""
-    if answer.control:
-        return {"judgement": "control", "reason": answer.failure}
+def _judge(ctx: Context, query: DNSQuery, queries: list[DNSQuery]) -> tuple[str, str | None]:
+    """One resolver's answer -> (judgement, reason): judgement is
+    ok|withheld|tampered|global|inconclusive|unhealthy|control."""
+    if query.control:
+        return "control", query.failure
     healthy = ctx.facts.healthy_resolvers
-    if healthy is not None and answer.resolver not in healthy:
-        return {"judgement": "unhealthy", "reason": "resolver failed the control names too"}
-    controls = [a for a in answers if a.control]
+    if healthy is not None and query.resolver not in healthy:
+        return "unhealthy", "resolver failed the control names too"
+    controls = [q for q in queries if q.control]
     control_addresses = {a for c in controls for a in c.addresses}
-    if answer.failure is not None:
+    if query.failure is not None:
         if ctx.is_control and control_addresses:
             # Control phase: what fails here is the resolver, not the control site. It stays out
             # of the healthy set (and is ignored for the services); the control is not failed.
-            return {"judgement": "unhealthy", "reason": answer.failure}
-        if answer.failure in _WITHHELD and control_addresses:
-            return {"judgement": "withheld", "reason": answer.failure}
+            return "unhealthy", query.failure
+        if query.failure in _WITHHELD and control_addresses:
+            return "withheld", query.failure
         if controls and all(c.failure in _GLOBAL for c in controls):
-            return {"judgement": "global", "reason": answer.failure}
-        return {"judgement": "inconclusive", "reason": answer.failure}
+            return "global", query.failure
+        return "inconclusive", query.failure
 
     exempt = ctx.vantage.bogon_exempt
-    if any(is_bogon(a, exempt) for a in answer.addresses):
-        return {"judgement": "tampered", "reason": failures.DNS_BOGON}
-    blockpages = set(ctx.fingerprints.dns_addresses)
-    if blockpages.intersection(answer.addresses):
-        return {"judgement": "tampered", "reason": failures.DNS_BLOCKPAGE}
+    if any(is_bogon(a, exempt) for a in query.addresses):
+        return "tampered", failures.DNS_BOGON
+    if set(ctx.fingerprints.dns_addresses).intersection(query.addresses):
+        return "tampered", failures.DNS_BLOCKPAGE
     networks = ctx.service.networks if ctx.service else None
     if (
         networks is not None
         and networks.prefixes
         and control_addresses
-        and not any(networks.contains(a) for a in answer.addresses)
-        and control_addresses.isdisjoint(answer.addresses)
+        and not any(networks.contains(a) for a in query.addresses)
+        and control_addresses.isdisjoint(query.addresses)
     ):
-        return {"judgement": "tampered", "reason": failures.DNS_INCONSISTENT}
-    return {"judgement": "ok", "reason": None}
+        return "tampered", failures.DNS_INCONSISTENT
+    return "ok", None
 
 
 def _dedupe(addresses: list[str]) -> list[str]:

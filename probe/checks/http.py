@@ -3,36 +3,32 @@ the redirect history, judged only by block-page fingerprints.
 
 The service's own status code and page are never a signal (OONI's worst false positives came
 from services changing them): only a 451, a redirect to a known block-page host, or a known
-block-page marker in the body mean `http_blocked`. A connection that dies after the handshake
-is compared with the same request under a decoy SNI, like the TLS check does.
+block-page marker in the body (the whole capped body, not only the sample kept) mean
+`http_blocked` by themselves. A request cut before any response began is sent again on fresh
+connections, with the real name and with a decoy (SNI for https, Host for plain http): only the
+decoy passing while the real name fails names a technique. A response that began and then
+failed (a drip, an early close) is the server's business: no technique.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
 from probe import __version__, failures
-from probe.checks import base, tls
-from probe.checks.base import CheckResult, Context, Skip, Stopwatch
-from probe.net import http_client, ssl_context
+from probe.checks import tls
+from probe.checks.base import CheckResult, Context, Fault, Finding, Skip, Stopwatch, Verdict, first_byte, observed
+from probe.model import BlockPage, HTTPExchange, HTTPProbe, Redirect
+from probe.net import http_client, open_tcp, ssl_context
 from probe.redact import scrub
+from probe.params import HTTPParams as Params
 
 NAME = "http"
-BLOCK_VERDICT = "http_blocked"  # what running past every timeout means
+BLOCK_VERDICT = Verdict.HTTP_BLOCKED  # what running past every timeout means
+_SAMPLE_BYTES = 2048  # of the body kept as evidence
 
-
-class Params(base.Params):
-    scheme: Literal["https", "http"] | None = None  # default: https unless the port is 80
-    path: str = "/"
-    method: Literal["GET", "POST", "HEAD"] = "GET"
-    body: str | None = None
-    headers: dict[str, str] = {}
-    max_body_bytes: int = 64 * 1024
-    max_redirects: int = 5
 
 
 async def run(ctx: Context, params: Params) -> CheckResult:
@@ -41,35 +37,76 @@ async def run(ctx: Context, params: Params) -> CheckResult:
         raise Skip("no connection to make the request on")
     address, port, scheme = endpoint
     url = f"{scheme}://{ctx.target.host}{'' if port in (80, 443) else f':{port}'}{params.path}"
-    evidence: dict[str, Any] = {"url": url, "address": address, "redirects": []}
+    exchange = HTTPExchange(url, address)
     with Stopwatch() as watch:
         try:
             async with asyncio.timeout(ctx.timeout):
-                await _fetch(ctx, params, address, url, evidence)
+                marker = await _fetch(ctx, params, address, url, exchange)
         except Exception as exc:  # noqa: BLE001 - every failure becomes evidence
             failure = failures.classify(exc)
-            if failure in failures.INTERFERENCE and scheme == "https":
-                request = f"{params.method} {params.path} HTTP/1.1\r\nHost: {ctx.target.host}\r\nConnection: close\r\n\r\n".encode()
-                evidence["decoy"] = await tls.decoy(ctx, address, port, request=request)
-                verdict = "sni_blocked" if evidence["decoy"]["failure"] is None else "tls_blocked"
-            elif failure in failures.INTERFERENCE:
-                verdict = "http_blocked"  # plain HTTP cut after the request: the request was judged
-            else:
-                # The server answered, just not as HTTP we understand: a server's quirk, not a block.
-                evidence["server_quirk"] = failure
-                return CheckResult(NAME, True, None, watch.seconds, None, evidence)
-            return CheckResult(NAME, False, failure, watch.seconds, verdict, evidence)
+            finding = await _differential(ctx, params, exchange, port, scheme, failure)
+            _scrub(ctx, exchange)
+            return CheckResult(NAME, False, failure, watch.seconds, finding, exchange)
 
-    # Server-supplied text may reflect the vantage's own public address (a block page often
-    # does): keep only the addresses this measurement itself used.
-    for key in ("body_sample", "redirects"):
-        if key in evidence:
-            evidence[key] = scrub(evidence[key], allowed={*ctx.addresses, *ctx.fingerprints.dns_addresses})
-    blockpage = _blockpage(ctx, evidence)
-    if blockpage:
-        evidence["blockpage"] = blockpage
-        return CheckResult(NAME, False, failures.HTTP_BLOCKPAGE, watch.seconds, "http_blocked", evidence)
-    return CheckResult(NAME, True, None, watch.seconds, None, evidence)
+    _scrub(ctx, exchange)
+    exchange.blockpage = _blockpage(ctx, exchange, marker)
+    if exchange.blockpage is not None:
+        finding = Finding(Verdict.HTTP_BLOCKED, Fault.PATH, "blockpage_fingerprint", f"block page ({exchange.blockpage.kind}: {exchange.blockpage.match})")
+        return CheckResult(NAME, False, failures.HTTP_BLOCKPAGE, watch.seconds, finding, exchange)
+    return CheckResult(NAME, True, None, watch.seconds, None, exchange)
+
+
+async def _differential(ctx: Context, params: Params, exchange: HTTPExchange, port: int, scheme: str, failure: str) -> Finding:
+    """Whose fault a failed request is. A response that began is the server's business (a drip,
+    an early close); a request cut before any response is sent again on fresh connections, with
+    the real name and with a decoy (SNI for https, Host for http), both of the same shape."""
+    if exchange.status_code is not None:
+        return Finding(Verdict.HTTP_BLOCKED, Fault.SERVER, "", "the server's response began, then failed: not a cut request")
+    if failure not in failures.INTERFERENCE:
+        return Finding(Verdict.HTTP_BLOCKED, Fault.SERVER if failure == failures.PROTOCOL_ERROR else Fault.UNSEPARATED, "", "the server did not answer as HTTP")
+    address = exchange.address
+    if scheme == "https":
+        request = _request_bytes(params, ctx.target.host)
+        exchange.same_name, exchange.decoy = await asyncio.gather(
+            tls.handshake(ctx, address, port, ctx.target.host, verify=False, request=request),
+            tls.decoy(ctx, address, port, request=request),
+        )
+        differential = "decoy_sni"
+    else:
+        exchange.same_name, exchange.decoy = await asyncio.gather(
+            _probe(ctx, params, address, port, ctx.target.host), _probe(ctx, params, address, port, ctx.decoy_sni)
+        )
+        differential = "decoy_host"
+    if exchange.same_name.failure is None:
+        return Finding(Verdict.HTTP_BLOCKED, Fault.SERVER, differential, "the same request with the real name on a fresh connection is answered")
+    if exchange.decoy.failure is None:
+        technique = Verdict.SNI_BLOCKED if scheme == "https" else Verdict.HTTP_BLOCKED
+        return Finding(technique, Fault.PATH, differential, f"the same request with the decoy {exchange.decoy.sni if scheme == 'https' else exchange.decoy.host} is answered")
+    return Finding(Verdict.HTTP_BLOCKED, Fault.UNSEPARATED, "", f"the decoy request fails too ({exchange.decoy.failure})")
+
+
+def _request_bytes(params: Params, host: str) -> bytes:
+    return f"{params.method} {params.path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+
+
+async def _probe(ctx: Context, params: Params, address: str, port: int, host: str) -> HTTPProbe:
+    """One plain-HTTP request with `host` on a fresh connection, up to the first response byte."""
+    record = HTTPProbe(address, port, host)
+    async with observed(record, ctx.timeout) as writers:
+        reader, writer = await open_tcp(ctx.route, address, port)
+        writers.append(writer)
+        await first_byte(reader, writer, _request_bytes(params, host))
+    return record
+
+
+def _scrub(ctx: Context, exchange: HTTPExchange) -> None:
+    """Server-supplied text may reflect the vantage's own public address (a block page often
+    does): keep only the addresses this measurement itself used."""
+    allowed = {*ctx.addresses, *ctx.fingerprints.dns_addresses}
+    if exchange.body_sample is not None:
+        exchange.body_sample = scrub(exchange.body_sample, allowed=allowed)
+    for redirect in exchange.redirects:
+        redirect.location = scrub(redirect.location, allowed=allowed)
 
 
 def _endpoint(ctx: Context, params: Params) -> tuple[str, int, str] | None:
@@ -83,46 +120,64 @@ def _endpoint(ctx: Context, params: Params) -> tuple[str, int, str] | None:
     return None
 
 
-async def _fetch(ctx: Context, params: Params, address: str, url: str, evidence: dict[str, Any]) -> None:
-    headers = {"User-Agent": f"msgreach/{__version__}", **params.headers}
-    async with http_client(ctx.route, address, ssl_context(ctx.ca_bundles(), ctx.replace_trust()), ctx.timeout) as client:
-        method, body = params.method, params.body
+async def _fetch(ctx: Context, params: Params, address: str, url: str, exchange: HTTPExchange) -> str | None:
+    """The request and its same-host redirects; returns the block-page marker the last body
+    carried, if any."""
+    # `Connection: close`: every request (a redirect followed too) on its own connection, so a
+    # server closing a kept-alive connection after its answer is never a cut request.
+    headers = {"User-Agent": f"msgreach/{__version__}", "Connection": "close", **params.headers}
+    # The connection the earlier stage left open (tls's validated stream, or tcp's to port 80)
+    # carries the first request; a followed redirect opens its own.
+    first = ctx.take_tls_stream() if urlsplit(url).scheme == "https" else ctx.take_stream(address, urlsplit(url).port or 80)
+    async with http_client(ctx.route, address, ssl_context(ctx.ca_bundles(), ctx.replace_trust()), ctx.timeout, first=first) as client:
+        method, content = params.method, params.body
+        markers = [m.encode() for m in ctx.fingerprints.body_markers]
+        marker = None
         for _ in range(params.max_redirects + 1):
-            async with client.stream(method, url, headers=headers, content=body) as response:
-                evidence["status_code"] = response.status_code
-                evidence["body_sample"], evidence["body_length"] = await _read_capped(response, params.max_body_bytes)
+            async with client.stream(method, url, headers=headers, content=content) as response:
+                exchange.status_code = response.status_code
+                sample, exchange.body_length, marker = await _read_capped(response, params.max_body_bytes, markers)
+                exchange.body_sample = sample.decode("utf-8", "replace")
                 location = response.headers.get("location")
             if not response.is_redirect or not location:
-                return
+                return marker
             target = urljoin(url, location)
-            evidence["redirects"].append({"status_code": response.status_code, "location": target})
+            exchange.redirects.append(Redirect(response.status_code, target))
             if urlsplit(target).hostname != ctx.target.host or urlsplit(target).scheme != urlsplit(url).scheme:
-                return  # recorded, not followed: another host is another measurement
-            url, method, body = target, "GET", None
+                return marker  # recorded, not followed: another host is another measurement
+            url, method, content = target, "GET", None
 
 
-async def _read_capped(response: httpx.Response, cap: int) -> tuple[str, int]:
-    """The first `cap` bytes of the raw body (an endless body costs `cap` bytes, no more)."""
-    received = bytearray()
+async def _read_capped(response: httpx.Response, cap: int, markers: list[bytes]) -> tuple[bytes, int, str | None]:
+    """Read at most `cap` bytes of the raw body, keeping only the sample and a window the
+    length of the longest marker: (sample, bytes read, the first block-page marker met in the
+    whole capped body). An endless body costs time up to the cap, and no memory."""
+    sample = bytearray()
+    window = b""
+    overlap = max((len(m) for m in markers), default=1) - 1
+    length = 0
     async for chunk in response.aiter_raw():
-        received += chunk
-        if len(received) >= cap:
-            del received[cap:]
+        chunk = chunk[: cap - length]
+        length += len(chunk)
+        if len(sample) < _SAMPLE_BYTES:
+            sample += chunk[: _SAMPLE_BYTES - len(sample)]
+        window = window[-overlap:] + chunk if overlap else chunk
+        found = next((m for m in markers if m in window), None)
+        if found is not None:
+            return bytes(sample), length, found.decode()
+        if length >= cap:
             break
-    return received[:2048].decode("utf-8", "replace"), len(received)
+    return bytes(sample), length, None
 
 
-def _blockpage(ctx: Context, evidence: dict[str, Any]) -> dict[str, str] | None:
+def _blockpage(ctx: Context, exchange: HTTPExchange, marker: str | None) -> BlockPage | None:
+    """Block-page fingerprints: the status, the redirects, a marker met in the body."""
     fingerprints = ctx.fingerprints
-    if evidence.get("status_code") in fingerprints.http_status:
-        return {"kind": "status", "match": str(evidence["status_code"])}
-    for redirect in evidence["redirects"]:
-        host = urlsplit(redirect["location"]).hostname or ""
+    if exchange.status_code in fingerprints.http_status:
+        return BlockPage("status", str(exchange.status_code))
+    for redirect in exchange.redirects:
+        host = urlsplit(redirect.location).hostname or ""
         for blocked in fingerprints.redirect_hosts:
             if host == blocked or host.endswith("." + blocked):
-                return {"kind": "redirect", "match": blocked}
-    body = evidence.get("body_sample", "")
-    for marker in fingerprints.body_markers:
-        if marker in body:
-            return {"kind": "body", "match": marker}
-    return None
+                return BlockPage("redirect", blocked)
+    return BlockPage("body", marker) if marker is not None else None

@@ -20,15 +20,15 @@ import struct
 import time
 from typing import Any, Literal
 
-from pydantic import Field
 
 from probe import failures
-from probe.checks import base, common
-from probe.checks.base import CheckResult, Context, Skip, Stopwatch
+from probe.checks import common
+from probe.checks.base import CheckResult, Context, Fault, Finding, Skip, Stopwatch, Verdict
 from probe.net import open_tcp
+from probe.params import MTProtoParams as Params
 
 NAME = "mtproto"
-BLOCK_VERDICT = "protocol_blocked"  # what a timeout of this check means
+BLOCK_VERDICT = Verdict.PROTOCOL_BLOCKED  # what a timeout of this check means
 
 REQ_PQ_MULTI = 0xBE7E8EF1
 RES_PQ = 0x05162463
@@ -40,13 +40,6 @@ MAX_HTTP_LINE = 1024
 
 Probe = Literal["abridged", "intermediate", "http"]
 
-
-class Params(base.Params):
-    transports: tuple[Literal["abridged", "intermediate"], ...] = ("abridged", "intermediate")
-    http_post: bool = True  # OONI's plain-HTTP POST / as well
-    # One exchange (connect, request, answer) is bounded by this or the check's timeout,
-    # whichever is shorter.
-    exchange_timeout: float = Field(6.0, gt=0)
 
 
 # --- the wire format ------------------------------------------------------------------------------
@@ -212,5 +205,8 @@ async def run(ctx: Context, params: Params) -> CheckResult:
     connected = any(p["connected"] for p in probes)
     # Transport succeeded and the protocol did not: the protocol is what is blocked. Nothing
     # connected at all (no `tcp` check before this one): the address is.
-    verdict = BLOCK_VERDICT if connected else "ip_blocked"
-    return CheckResult(NAME, False, failure, watch.seconds, verdict, evidence)
+    if connected:
+        finding = Finding(Verdict.PROTOCOL_BLOCKED, Fault.PATH, "transport", "TCP connects, MTProto gets no resPQ")
+    else:
+        finding = Finding(Verdict.IP_BLOCKED, Fault.UNSEPARATED, "", "no data centre address connects")
+    return CheckResult(NAME, False, failure, watch.seconds, finding, evidence)

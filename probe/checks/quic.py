@@ -21,26 +21,18 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from pydantic import Field
 
 from probe import __version__, failures
-from probe.checks import base, common
+from probe.checks import common
 from probe.net import udp_socket
-from probe.checks.base import CheckResult, Context, Skip, Stopwatch
+from probe.checks.base import CheckResult, Context, Fault, Finding, Skip, Stopwatch, Verdict
+from probe.params import QUICParams as Params
 
 NAME = "quic"
-BLOCK_VERDICT = "quic_blocked"  # what a timeout of this check means
+BLOCK_VERDICT = Verdict.QUIC_BLOCKED  # what a timeout of this check means
 
 _SYSTEM_STORE = Path("/etc/ssl/certs/ca-certificates.crt")
 
-
-class Params(base.Params):
-    sni: str | None = None  # default: the target's host
-    path: str = "/"
-    port: int = Field(443, gt=0, lt=65536)
-    # The handshake, then the response, each bounded by this or the check's timeout if shorter.
-    handshake_timeout: float = Field(5.0, gt=0)
-    max_body_bytes: int = Field(16 * 1024, ge=0)
 
 
 def _address(ctx: Context) -> str | None:
@@ -173,7 +165,7 @@ async def run(ctx: Context, params: Params) -> CheckResult:
         import aioquic  # noqa: F401 - an optional dependency, imported when needed
     except ImportError:
         evidence = {"error": "aioquic is not installed; install msgreach[quic] to run this check"}
-        return CheckResult(NAME, False, failures.UNAVAILABLE, 0.0, "down", evidence)
+        return CheckResult(NAME, False, failures.UNAVAILABLE, 0.0, Finding(Verdict.QUIC_BLOCKED, Fault.MONITOR, "", "aioquic is not installed"), evidence)
     address = _address(ctx)
     if address is None:
         raise Skip("no address for QUIC")
@@ -186,5 +178,8 @@ async def run(ctx: Context, params: Params) -> CheckResult:
     if attempt["failure"] is None:
         return CheckResult(NAME, True, None, watch.seconds, None, evidence)
     # QUIC failing where TCP+TLS to the same host succeeded: QUIC itself is singled out.
-    verdict = BLOCK_VERDICT if tls is not None else "down"
-    return CheckResult(NAME, False, attempt["failure"], watch.seconds, verdict, evidence)
+    if tls is not None and tls.ok:
+        finding = Finding(Verdict.QUIC_BLOCKED, Fault.PATH, "tcp_tls", "TCP and TLS to the same host succeed")
+    else:
+        finding = Finding(Verdict.QUIC_BLOCKED, Fault.UNSEPARATED, "", "no TCP+TLS result to compare with")
+    return CheckResult(NAME, False, attempt["failure"], watch.seconds, finding, evidence)

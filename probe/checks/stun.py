@@ -19,15 +19,15 @@ import struct
 import zlib
 from typing import Any
 
-from pydantic import Field
 
 from probe import failures
-from probe.checks import base, common
+from probe.checks import common
 from probe.net import udp_socket
-from probe.checks.base import CheckResult, Context, Skip, Stopwatch
+from probe.checks.base import CheckResult, Context, Fault, Finding, Skip, Stopwatch, Verdict
+from probe.params import STUNParams as Params
 
 NAME = "stun"
-BLOCK_VERDICT = "udp_blocked"  # what a timeout of this check means
+BLOCK_VERDICT = Verdict.UDP_BLOCKED  # what a timeout of this check means
 
 MAGIC_COOKIE = 0x2112A442
 BINDING_REQUEST = 0x0001
@@ -41,13 +41,6 @@ ATTR_FINGERPRINT = 0x8028
 FINGERPRINT_XOR = 0x5354554E
 MAX_DATAGRAM = 2048
 
-
-class Params(base.Params):
-    attempts: int = Field(3, ge=1, le=7)  # requests sent before giving up (RFC 5389: Rc = 7)
-    initial_rto: float = Field(0.5, gt=0, le=5)  # seconds; doubles after each request
-    fingerprint: bool = True  # add the FINGERPRINT attribute, as WebRTC clients do
-    software: str | None = None  # a SOFTWARE attribute (none by default: less to fingerprint)
-    control: str | None = None  # the control target to compare with; default: any with `stun`
 
 
 # --- the wire format ------------------------------------------------------------------------------
@@ -174,11 +167,11 @@ async def run(ctx: Context, params: Params) -> CheckResult:
         return CheckResult(NAME, True, None, watch.seconds, None, evidence)
     failure = common.most_common([b["failure"] for b in bindings])
     if ctx.is_control:
-        return CheckResult(NAME, False, failure, watch.seconds, BLOCK_VERDICT, evidence)
+        return CheckResult(NAME, False, failure, watch.seconds, Finding(BLOCK_VERDICT, Fault.UNSEPARATED, "", "the control STUN server does not answer"), evidence)
     controls = common.control_checks(ctx, NAME, params.control)
     evidence["controls"] = {name: result.ok for name, result in controls}
     if any(result.ok for _, result in controls):
-        return CheckResult(NAME, False, failure, watch.seconds, BLOCK_VERDICT, evidence)
+        return CheckResult(NAME, False, failure, watch.seconds, Finding(BLOCK_VERDICT, Fault.PATH, "control_stun", "the control STUN server answers"), evidence)
     # No control STUN server answered (or none is configured): nothing singles this service out.
     evidence["control_answered"] = False
-    return CheckResult(NAME, False, failure, watch.seconds, "down", evidence)
+    return CheckResult(NAME, False, failure, watch.seconds, Finding(BLOCK_VERDICT, Fault.UNSEPARATED, "", "no control STUN server answered"), evidence)

@@ -10,16 +10,14 @@ import asyncio
 import ipaddress
 
 from probe import failures
-from probe.checks import base
-from probe.checks.base import CheckResult, Context, Skip, Stopwatch
+from probe.checks.base import CheckResult, Context, Fault, Finding, Skip, Stopwatch, Verdict, observed
+from probe.model import DNSEvidence, TCPConnect, TCPEvidence
 from probe.net import open_tcp
+from probe.params import TCPParams as Params
 
 NAME = "tcp"
-BLOCK_VERDICT = "ip_blocked"  # what running past every timeout means
+BLOCK_VERDICT = Verdict.IP_BLOCKED  # what running past every timeout means
 
-
-class Params(base.Params):
-    pass
 
 
 def endpoints(ctx: Context) -> list[tuple[str, int]]:
@@ -33,29 +31,35 @@ def endpoints(ctx: Context) -> list[tuple[str, int]]:
     return [(address, port) for address in chosen for port in ctx.target.ports]
 
 
-async def connect_once(ctx: Context, address: str, port: int) -> dict:
-    with Stopwatch() as watch:
-        try:
-            async with asyncio.timeout(ctx.timeout):
-                _, writer = await open_tcp(ctx.route, address, port)
-            writer.close()
-            failure = None
-        except Exception as exc:  # noqa: BLE001 - every failure becomes evidence
-            failure = failures.classify(exc)
-    return {"address": address, "port": port, "failure": failure, "duration_seconds": round(watch.seconds, 4)}
+async def connect_once(ctx: Context, address: str, port: int, *, keep: bool = False) -> TCPConnect:
+    """One connect, recorded. With `keep`, a connection made is left open in
+    `ctx.open_streams` for the next stage instead of closed."""
+    record = TCPConnect(address, port)
+    async with observed(record, ctx.timeout) as writers:
+        stream = await open_tcp(ctx.route, address, port)
+        if keep:
+            ctx.open_streams[(address, port)] = stream
+        else:
+            writers.append(stream[1])
+    return record
 
 
 async def run(ctx: Context, params: Params) -> CheckResult:
     targets = endpoints(ctx)
     if not targets:
         raise Skip("no address to connect to")
+    keep = ctx.wants("tls", after=NAME) or ctx.wants("http", after=NAME)
     with Stopwatch() as watch:
-        connects = await asyncio.gather(*(connect_once(ctx, address, port) for address, port in targets))
-    ctx.connected = [(c["address"], c["port"]) for c in connects if c["failure"] is None]
-    evidence: dict = {"connects": connects}
+        connects = await asyncio.gather(*(connect_once(ctx, address, port, keep=keep) for address, port in targets))
+    ctx.connected = [(c.address, c.port) for c in connects if c.failure is None]
+    _keep_only_the_first_per_scheme(ctx)
+    evidence = TCPEvidence(connects=list(connects))
     if ctx.connected:
         return CheckResult(NAME, True, None, watch.seconds, None, evidence)
-    failure = _most_common([c["failure"] for c in connects])
+    failure = most_common([c.failure for c in connects])
+    if any(c.failure in failures.MONITOR for c in connects):
+        finding = Finding(Verdict.IP_BLOCKED, Fault.MONITOR, "", "the monitor ran out of a local resource")
+        return CheckResult(NAME, False, failures.LOCAL_RESOURCE, watch.seconds, finding, evidence)
     control = _control_addresses(ctx)
     if control:
         # Every address the vantage's resolver gave fails, and the control resolver gave others:
@@ -65,20 +69,32 @@ async def run(ctx: Context, params: Params) -> CheckResult:
         ctx.addresses = control
         checked = await asyncio.gather(*(connect_once(ctx, address, port) for address, port in endpoints(ctx)))
         ctx.addresses = saved
-        evidence["control_connects"] = checked
-        if any(c["failure"] is None for c in checked):
-            return CheckResult(NAME, False, failures.DNS_INCONSISTENT, watch.seconds, "dns_tampered", evidence)
-    return CheckResult(NAME, False, failure, watch.seconds, "ip_blocked", evidence)
+        evidence.control_connects = list(checked)
+        if any(c.failure is None for c in checked):
+            finding = Finding(Verdict.DNS_TAMPERED, Fault.PATH, "control_resolver", "the resolver's addresses fail while the control resolver's connect")
+            return CheckResult(NAME, False, failures.DNS_INCONSISTENT, watch.seconds, finding, evidence)
+    # One vantage cannot tell a refused or silent address from a censor's RST or drop: the
+    # contract lets `ip_blocked` stand; control vantages, helpers and the fleet's rules compare.
+    finding = Finding(Verdict.IP_BLOCKED, Fault.UNSEPARATED, "", "every expected address:port fails")
+    return CheckResult(NAME, False, failure, watch.seconds, finding, evidence)
+
+
+def _keep_only_the_first_per_scheme(ctx: Context) -> None:
+    """The next stages use the first connected endpoint (443-like for tls, 80 for plain http):
+    those connections stay open for them, the others close now."""
+    wanted = {next(((a, p) for a, p in ctx.connected if p != 80), None), next(((a, p) for a, p in ctx.connected if p == 80), None)}
+    for endpoint in [e for e in ctx.open_streams if e not in wanted]:
+        ctx.open_streams.pop(endpoint)[1].close()
 
 
 def _control_addresses(ctx: Context) -> list[str]:
     """The control resolvers' addresses, when DNS chose others for the connects."""
     dns = ctx.result("dns")
-    if dns is None or ctx.addresses_from != "dns":
+    if dns is None or ctx.addresses_from != "dns" or not isinstance(dns.evidence, DNSEvidence):
         return []
-    control = [a for r in dns.evidence.get("resolvers", []) if r["control"] for a in r["addresses"]]
+    control = [a for q in dns.evidence.resolvers if q.control for a in q.addresses]
     return list(dict.fromkeys(a for a in control if a not in ctx.addresses))
 
 
-def _most_common(found: list[str]) -> str:
+def most_common(found: list[str]) -> str:
     return max(dict.fromkeys(found), key=found.count)

@@ -24,49 +24,25 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import time
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from pydantic import Field, model_validator
 
 from probe import __version__, failures
-from probe.checks import base, common
-from probe.checks.base import CheckResult, Context, Skip, Stopwatch
+from probe.checks import common
+from probe.checks.base import CheckResult, Context, Fault, Finding, Skip, Stopwatch, Verdict
 from probe.net import open_tcp, ssl_context
 from probe.resolvers import lookup
+from probe.params import ThroughputParams as Params
 
 NAME = "throughput"
-BLOCK_VERDICT = "throttled"  # what a timeout of this check means
+BLOCK_VERDICT = Verdict.THROTTLED  # what a timeout of this check means
 
 MIN_SIZE = 256 * 1024
 MAX_HEADER_BYTES = 64 * 1024
 READ_SIZE = 64 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
-
-class Params(base.Params):
-    scheme: Literal["https", "http"] | None = None  # default: https unless the port is 80
-    path: str = "/"
-    size: int = Field(MIN_SIZE, ge=MIN_SIZE, le=64 * 1024 * 1024)  # bytes to download
-    range: bool = True  # ask for just the first `size` bytes (Range: bytes=0-size-1)
-    headers: dict[str, str] = {}
-    floor_bytes_per_second: float = Field(40_000, gt=0)  # slower than this is throttled
-    stall_seconds: float = Field(4.0, gt=0)  # no byte for this long: stalled
-    max_seconds: float = Field(8.0, gt=0)  # the transfer's cap; the rate so far is then judged
-    connect_timeout: float = Field(5.0, gt=0)  # connect + TLS, or the check's timeout if shorter
-    max_redirects: int = Field(3, ge=0, le=10)  # followed, to another host too (resolved like the apps do)
-    control_ratio: float = Field(3.0, ge=1)  # a fast control is this many times faster, at least
-    decoy: bool = True  # on a throttled transfer, the same download with the decoy SNI
-    control: str | None = None  # the control target to compare with; default: any with `throughput`
-
-    @model_validator(mode="after")
-    def _floor_reachable(self) -> "Params":
-        if self.size / self.floor_bytes_per_second > self.max_seconds:
-            raise ValueError(
-                f"size / floor_bytes_per_second = {self.size / self.floor_bytes_per_second:.1f} s exceeds "
-                f"max_seconds ({self.max_seconds} s): a transfer at the floor could never finish"
-            )
-        return self
 
 
 class _Stalled(Exception):
@@ -315,4 +291,5 @@ async def run(ctx: Context, params: Params) -> CheckResult:
             decoy = await transfer(ctx, out["address"], out["port"], "https", url.hostname or ctx.target.host, path, params, sni=ctx.decoy_sni, verify=False)
             evidence["decoy"] = decoy
             evidence["sni_keyed"] = None if not decoy["measured"] else not _slow(decoy, params)
-    return CheckResult(NAME, False, out["failure"] or failures.THROTTLED, watch.seconds, BLOCK_VERDICT, evidence)
+    finding = Finding(BLOCK_VERDICT, Fault.PATH, "control_download", "slow or stalled while the control download is fast")
+    return CheckResult(NAME, False, out["failure"] or failures.THROTTLED, watch.seconds, finding, evidence)

@@ -21,39 +21,19 @@ import asyncio
 import os
 import time
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, field_validator
 
-from probe import failures
-from probe.checks import base, common, dns, tcp
-from probe.checks.base import CheckResult, Context, Skip, Stopwatch
+from probe import failures, judge
+from probe.model import TARGET_VERDICTS, TCPEvidence, to_json
+from probe.checks import common, dns, tcp
+from probe.checks.base import CheckResult, Context, Fault, Finding, Skip, Stopwatch, Verdict
 from probe.net import open_tcp
+from probe.params import WhatsAppChatParams as Params
 
 NAME = "whatsapp_chat"
-BLOCK_VERDICT = "protocol_blocked"  # what a timeout of this check means
+BLOCK_VERDICT = Verdict.PROTOCOL_BLOCKED  # what a timeout of this check means
 
-
-class Params(base.Params):
-    hosts: tuple[str, ...] = ()  # default: the target's host
-    # What to send first: the chat protocol's opening (Noise prologue + ClientHello), or nothing.
-    hello: Literal["noise", "none"] = "noise"
-    # "WA" + version bytes, hex; WhatsApp's mobile clients over TCP (Baileys: MOBILE_NOISE_HEADER).
-    prologue: str = "57410502"
-    # DNS and connect per host, and waiting for the server's first bytes: each bounded by
-    # these or by the check's timeout, whichever is shorter.
-    step_timeout: float = Field(5.0, gt=0)
-    reply_timeout: float = Field(5.0, gt=0)
-    hold_seconds: float = Field(3.0, ge=0, le=30)
-    concurrency: int = Field(16, ge=1, le=64)  # hosts measured at once
-
-    @field_validator("prologue")
-    @classmethod
-    def _hex(cls, value: str) -> str:
-        raw = bytes.fromhex(value)
-        if len(raw) < 2 or len(raw) > 16:
-            raise ValueError("the prologue is 2 to 16 bytes, in hex")
-        return value
 
 
 def client_hello(prologue: bytes, ephemeral: bytes | None = None) -> bytes:
@@ -133,13 +113,13 @@ def _host_outcome(host: str, steps: list[CheckResult], exchanges: list[dict[str,
     outcome: dict[str, Any] = {"host": host, "addresses": ctx.addresses, "addresses_from": ctx.addresses_from}
     for step in steps:
         if step.check == "tcp":
-            outcome["connects"] = step.evidence.get("connects", [])
+            outcome["connects"] = to_json(step.evidence.connects) if isinstance(step.evidence, TCPEvidence) else []
         if step.check == "dns" and not step.ok:
             outcome["dns_failure"] = step.failure
     outcome["exchanges"] = exchanges
     failed = next((s for s in steps if not s.ok), None)
     if failed is not None:
-        outcome.update(verdict=failed.verdict or "down", failure=failed.failure, stage=failed.check)
+        outcome.update(verdict=str(judge.target_verdict([failed])[0]), failure=failed.failure, stage=failed.check)
     elif not exchanges:
         outcome.update(verdict="down", failure=failures.TIMEOUT, stage="tcp")
     elif any(e["failure"] is None for e in exchanges):
@@ -183,7 +163,8 @@ async def _step(module: Any, ctx: Context) -> CheckResult:
         except Skip:
             result = CheckResult(module.NAME, True, None, watch.seconds)
         except Exception as exc:  # noqa: BLE001 - a failing step is a host's evidence
-            result = CheckResult(module.NAME, False, failures.classify(exc), watch.seconds, "down")
+            finding = Finding(module.BLOCK_VERDICT, Fault.MONITOR, "", "the step itself failed (a bug of msgreach)")
+            result = CheckResult(module.NAME, False, failures.classify(exc), watch.seconds, finding)
     ctx.results.append(result)
     return result
 
@@ -217,10 +198,16 @@ async def run(ctx: Context, params: Params) -> CheckResult:
     if working:
         return CheckResult(NAME, True, None, watch.seconds, None, evidence)
     judged = [o for o in outcomes if o["verdict"] != "down"] or outcomes
-    from probe.verdict import TARGET_VERDICTS  # late: probe.verdict imports probe.checks
-
     verdicts = [o["verdict"] for o in judged]
     # The most common reason among the hosts; ties go to the worse verdict.
     verdict = min(set(verdicts), key=lambda v: (-verdicts.count(v), TARGET_VERDICTS.index(v) if v in TARGET_VERDICTS else 99))
     failure = common.most_common([o["failure"] for o in judged if o["verdict"] == verdict])
-    return CheckResult(NAME, False, failure, watch.seconds, verdict, evidence)
+    if verdict == Verdict.PROTOCOL_BLOCKED:
+        finding = Finding(Verdict.PROTOCOL_BLOCKED, Fault.PATH, "transport", "TCP connects, the chat protocol dies after its first bytes")
+    elif verdict == Verdict.DOWN:
+        finding = Finding(Verdict.PROTOCOL_BLOCKED, Fault.SERVER, "", "no host answered, and nothing singles out the path")
+    elif verdict == Verdict.ERROR:
+        finding = Finding(Verdict.PROTOCOL_BLOCKED, Fault.MONITOR, "", "the monitor could not measure")
+    else:
+        finding = Finding(Verdict(verdict), Fault.PATH if verdict != Verdict.IP_BLOCKED else Fault.UNSEPARATED, "per_host_stages", "as judged host by host")
+    return CheckResult(NAME, False, failure, watch.seconds, finding, evidence)

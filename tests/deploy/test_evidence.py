@@ -17,7 +17,7 @@ from mrfkit import REPO, free_port, msgreach_argv, msgreach_env, wait_for, http_
 from probe.checks.base import CheckResult
 from probe.config import Evidence, Vantage
 from probe.evidence import SCRUBBED, Archive, archive_files, changes, print_changes, read, scrub
-from probe.verdict import ServiceResult, TargetResult, VantageResult
+from probe.model import Fault, Finding, ServiceResult, TargetResult, VantageResult, Verdict
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc).timestamp()
 
@@ -32,7 +32,7 @@ def round_result(vantage: str, started_at: float, verdicts: dict[str, str], *, b
                 {"resolver": "system", "control": False, "addresses": ["149.154.167.51"], "failure": None, "duration_seconds": 0.01, "judgement": "ok", "reason": None},
                 {"resolver": "tls://9.9.9.9", "control": True, "addresses": ["149.154.167.51", "2001:67c:4e8:f002::a"], "failure": None, "duration_seconds": 0.02, "judgement": "control", "reason": None},
             ], "addresses": ["149.154.167.51"], "addresses_from": "dns"}),
-            CheckResult("tcp", ok, None if ok else "generic_timeout_error", 5.0 if not ok else 0.03, None if ok else "ip_blocked",
+            CheckResult("tcp", ok, None if ok else "generic_timeout_error", 5.0 if not ok else 0.03, None if ok else Finding(Verdict.IP_BLOCKED, Fault.UNSEPARATED),
                         {"connects": [{"address": "149.154.167.51", "port": 443, "failure": None if ok else "generic_timeout_error", "duration_seconds": 0.03}]}),
         ]
         if ok:
@@ -260,7 +260,7 @@ def test_once_appends_to_the_archive_and_cli_reports(tmp_path: Path, procs) -> N
             country: RU
             resolvers: ["127.0.0.1:{dns_port}", {{address: "127.0.0.1:{control_port}", control: true}}]
             bogon_exempt: ["127.0.0.0/8"]
-        controls: []
+        controls: [{{name: ctl, host: 127.0.0.1, ports: [{web}], checks: [tcp]}}]
         schedule: {{retries: 0}}
         services:
           - name: local

@@ -44,7 +44,7 @@ def _config(directory: Path) -> Path:
               - name: crash
                 resolvers: ["127.0.0.1:5353", {address: "127.0.0.1:5354", control: true}]
                 bogon_exempt: ["127.0.0.0/8"]
-            controls: []
+            controls: [{name: ctl, host: 127.0.0.1, ports: [8080], checks: [tcp]}]  # the web server
             schedule: {interval_seconds: 1, jitter_seconds: 0, concurrency: 4, retries: 0}
             evidence: {path: state/evidence.jsonl, max_bytes: %d, keep_files: %d}
             services:

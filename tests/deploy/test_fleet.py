@@ -58,7 +58,7 @@ def _msgreach_config(directory: Path, name: str, web: int) -> Path:
     config.write_text(
         f"""
 vantages: [{{name: {name}, country: ZZ, resolvers: [system]}}]
-controls: []
+controls: [{{name: ctl, host: 127.0.0.1, ports: [{web}], checks: [tcp]}}]
 schedule: {{interval_seconds: 1, jitter_seconds: 0, retries: 0}}
 services:
   - name: local

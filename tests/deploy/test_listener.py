@@ -3,8 +3,10 @@ the environment, never logged), and localhost by default."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import ssl
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -15,13 +17,13 @@ from mrfkit import CONTRACT_FAMILIES, free_port, http_get, make_pki, msgreach_ar
 SECRET = "correct horse battery staple 7f3a"
 
 
-def _config(directory: Path, pki: dict[str, Path], basic_auth: str) -> Path:
+def _config(directory: Path, pki: dict[str, Path], basic_auth: str, port: int) -> Path:
     config = directory / "msgreach.yaml"
     config.write_text(
         textwrap.dedent(
             f"""
             vantages: [{{name: listener-test, resolvers: [system]}}]
-            controls: []
+            controls: [{{name: self, host: 127.0.0.1, ports: [{port}], checks: [tcp]}}]  # its own listener
             schedule: {{interval_seconds: 2, jitter_seconds: 0, retries: 0}}
             listen:
               tls: {{cert_file: {pki['cert']}, key_file: {pki['key']}}}
@@ -48,8 +50,8 @@ def test_tls_and_basic_auth(tmp_path: Path, procs, source: str) -> None:
     else:
         env["MSGREACH_TEST_PASSWORD"] = SECRET
         auth = "{username: prometheus, password_env: MSGREACH_TEST_PASSWORD}"
-    config = _config(tmp_path, pki, auth)
     port = free_port()
+    config = _config(tmp_path, pki, auth, port)
     monitor = procs.start("msgreach", msgreach_argv("--log-level", "DEBUG", "run", "--config", str(config), "--listen", f"127.0.0.1:{port}"), env=env)
     base = f"https://127.0.0.1:{port}"
 
@@ -91,7 +93,7 @@ def test_listens_on_localhost_unless_told_otherwise(tmp_path: Path, procs) -> No
     """Without `listen` or `--listen`, the monitor binds 127.0.0.1:9910 (checked in an mrf-
     namespace with only loopback, so the shipped default config could not reach anything)."""
     config = tmp_path / "msgreach.yaml"
-    config.write_text("vantages: [{name: quiet, resolvers: [system]}]\ncontrols: []\nservices: [{name: x, targets: [{name: y, host: 127.0.0.1, ports: [9], checks: [tcp]}]}]\n")
+    config.write_text("vantages: [{name: quiet, resolvers: [system]}]\ncontrols: [{name: self, host: 127.0.0.1, ports: [9910], checks: [tcp]}]\nservices: [{name: x, targets: [{name: y, host: 127.0.0.1, ports: [9], checks: [tcp]}]}]\n")
     with netns("listen") as ns:
         monitor = procs.start("msgreach", msgreach_argv("run", "--config", str(config)), netns=ns.name, env=msgreach_env())
 
@@ -103,3 +105,68 @@ def test_listens_on_localhost_unless_told_otherwise(tmp_path: Path, procs) -> No
         sockets = wait_for(listening, 30, what="the listener")
         assert [line.split()[3] for line in sockets.splitlines() if ":9910" in line] == ["127.0.0.1:9910"]
         procs.stop(monitor)
+
+
+# --- refusals (issue #12) ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("source", ["env_unset", "env_empty", "file_empty"])
+def test_an_empty_or_unset_secret_never_opens_the_listener(tmp_path: Path, source: str) -> None:
+    """Before: with `password_env` unset or an empty `password_file`, `curl -u u:` got 200."""
+    env = msgreach_env()
+    env.pop("MSGREACH_TEST_PASSWORD", None)
+    if source == "env_empty":
+        env["MSGREACH_TEST_PASSWORD"] = ""
+    if source == "file_empty":
+        (tmp_path / "password").write_text("\n")
+        auth = f"{{username: prometheus, password_file: {tmp_path / 'password'}}}"
+    else:
+        auth = "{username: prometheus, password_env: MSGREACH_TEST_PASSWORD}"
+    port = free_port()
+    config = tmp_path / "msgreach.yaml"
+    config.write_text(
+        "vantages: [{name: refusal, resolvers: [system]}]\n"
+        f"controls: [{{name: self, host: 127.0.0.1, ports: [{port}], checks: [tcp]}}]\n"
+        f"listen: {{basic_auth: {auth}}}\n"
+        f"services: [{{name: x, targets: [{{name: y, host: 127.0.0.1, ports: [{free_port()}], checks: [tcp]}}]}}]\n"
+    )
+    checked = subprocess.run(msgreach_argv("check-config", str(config)), env=env, capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 2 and "listen.basic_auth" in checked.stderr, checked.stderr
+    run = subprocess.run(msgreach_argv("run", "--config", str(config), "--listen", f"127.0.0.1:{port}"), env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2, run.stderr
+    assert "listen.basic_auth" in run.stderr and ("empty" in run.stderr or "unset" in run.stderr), run.stderr
+    assert "Traceback" not in run.stderr
+    status, error = http_get(f"http://127.0.0.1:{port}/metrics", auth=("u", ""))
+    assert status == 0, (status, error)  # nothing ever listened there
+
+
+def test_a_hostile_reload_is_refused_and_the_listener_keeps_answering(tmp_path: Path, procs) -> None:
+    """A 1 KB alias bomb sent by SIGHUP once froze the listener and the rounds for 15-27 s at 1-2 GB."""
+    port = free_port()
+    config = tmp_path / "msgreach.yaml"
+    config.write_text(
+        "vantages: [{name: reload, resolvers: [system]}]\n"
+        f"controls: [{{name: self, host: 127.0.0.1, ports: [{port}], checks: [tcp]}}]\n"
+        "schedule: {interval_seconds: 2, jitter_seconds: 0, retries: 0}\n"
+        f"services: [{{name: x, targets: [{{name: y, host: 127.0.0.1, ports: [{free_port()}], checks: [tcp]}}]}}]\n"
+    )
+    monitor = procs.start("msgreach", msgreach_argv("run", "--config", str(config), "--listen", f"127.0.0.1:{port}"), env=msgreach_env())
+
+    def healthy() -> bool:
+        assert monitor.alive(), monitor.text()[-3000:]
+        return http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+
+    wait_for(healthy, 30, what="/healthz")
+    config.write_text(ALIAS_BOMB)
+    monitor.popen.send_signal(signal.SIGHUP)
+    wait_for(lambda: healthy() and "reload refused" in monitor.text(), 60, what="the reload refused, the listener answering")
+    assert "more than" in monitor.text() and "Traceback" not in monitor.text()
+    wait_for(lambda: "msgreach_rounds_total" in http_get(f"http://127.0.0.1:{port}/metrics")[1], 20, what="rounds after the refused reload")
+    assert healthy()
+    assert procs.stop(monitor) == 0
+
+
+# A 1 KB "billion laughs" (also in tests/test_config_hardening.py): 10^10 values if expanded.
+ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(9)
+) + "vantages: [{name: *j}]\n"

@@ -103,7 +103,7 @@ def test_no_vantage_address_in_metrics_evidence_or_logs(tmp_path: Path, procs) -
 
     for family in CONTRACT_FAMILIES:
         assert f"\n{family}" in metrics or metrics.startswith(family), family
-    assert 'msgreach_vantage_info{asn="12389",country="RU",network="home line",vantage="volunteer-7"} 1.0' in metrics
+    assert 'msgreach_vantage_info{asn="12389",country="RU",network="home line",role="vantage",vantage="volunteer-7"} 1.0' in metrics
     assert "DEBUG" in logs  # the most talkative level was searched
     evidence_text = "".join(f.read_text() for f in archive.parent.iterdir())
     for where, text in {"metrics": metrics, "evidence": evidence_text, "logs": logs}.items():

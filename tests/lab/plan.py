@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from probe.config import is_ip_literal
+from probe.addresses import is_ip_literal
 
 REPO = Path(__file__).resolve().parents[2]
 CATALOGS = REPO / "configs" / "services"

@@ -9,6 +9,9 @@ keeps what must be closed. The HTTP handler picks its behaviour from the request
     /status-500  500 (the service's own status: not a signal)
     /endless     200, chunked, never ends     /drip       200, then one byte every 0.1 s
     /close       closes without answering
+    /redirect-close  302 to / without `Connection: close`, then closes (keep-alive implied)
+    /late-marker 200, the block-page text after 10 KB of filler     /garbage  not HTTP at all
+A request whose Host starts with `cut.` is cut (an RST) before any answer: a Host-keyed censor.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class Fleet:
 
     async def serve(self, handler, host: str, *, context: ssl.SSLContext | None = None, port: int = 0) -> tuple[str, int]:
         async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.stats[f"accepted:{writer.get_extra_info('sockname')[1]}"] += 1  # connections per port
             task = asyncio.current_task()
             self.tasks.add(task)
             try:
@@ -140,6 +144,26 @@ async def not_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
     await writer.drain()
 
 
+async def garbage_after_hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answers any ClientHello with a handshake record header, then garbage (a broken server,
+    whatever the name): both the real and the decoy SNI fail the same way."""
+    await read_client_hello(reader)
+    writer.write(b"\x16\x03\x03\x00\x40" + bytes(range(64)))
+    await writer.drain()
+    await asyncio.sleep(1)
+
+
+async def oversized_hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answers any ClientHello with a ServerHello-typed handshake message claiming 16 MB and then
+    sends it without end (an endless chain): OpenSSL gives up on the size; so does the decoy."""
+    await read_client_hello(reader)
+    writer.write(b"\x16\x03\x03\x40\x00" + b"\x02\xff\xff\xff" + b"\x00" * (0x4000 - 4))
+    while not writer.transport.is_closing():
+        writer.write(b"\x16\x03\x03\x40\x00" + b"\x00" * 0x4000)
+        await writer.drain()
+        await asyncio.sleep(0.01)
+
+
 async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Accepts and never reads nor answers (a censor dropping everything after the SYN/ACK)."""
     await asyncio.sleep(3600)
@@ -205,6 +229,9 @@ def http_handler(fleet: Fleet, requests: list[tuple[str, str]] | None = None):
                 f"Connection: close\r\n{extra}\r\n".encode() + (b"" if method == "HEAD" else body)
             )
 
+        if headers.get("host", "").startswith("cut."):
+            rst(writer)  # a Host-keyed censor: the decoy Host passes
+            return
         if path == "/451":
             respond("451 Unavailable For Legal Reasons", b"<h1>451</h1>")
         elif path == "/rt":
@@ -217,6 +244,17 @@ def http_handler(fleet: Fleet, requests: list[tuple[str, str]] | None = None):
             respond("200 OK", f"<html><body><p>{BLOCKPAGE_TEXT}</p></body></html>".encode())
         elif path == "/status-500":
             respond("500 Internal Server Error", b"oops")
+        elif path == "/redirect-close":
+            # A keep-alive server that closes right after its answer: the next request on this
+            # connection would find it closed. Not a censor.
+            writer.write(b"HTTP/1.1 302 Found\r\nLocation: /\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+            writer.transport.abort()
+            return
+        elif path == "/late-marker":
+            respond("200 OK", b"<html><body>" + b"<!-- filler -->" * 700 + f"<p>{BLOCKPAGE_TEXT}</p></body></html>".encode())
+        elif path == "/garbage":
+            writer.write(b"SSH-2.0-OpenSSH_9.2\r\nnot http at all\r\n\r\n")
         elif path == "/close":
             writer.transport.abort()
             return

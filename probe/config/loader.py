@@ -1,0 +1,234 @@
+"""Loading: the main file, the catalogs it names (services, controls, fingerprints), patches and
+relative paths, into one validated `Config`, or a `ConfigError` naming every problem with file,
+line and key. Every YAML file, the main one and each catalog, takes the same bounded path
+(`probe.config.files`, `probe.config.safe_yaml`), and nothing touches the network.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from yaml.nodes import MappingNode, Node, SequenceNode
+
+from probe.config.errors import ConfigError, Problem
+from probe.config.files import MAX_YAML_BYTES, read_text
+from probe.config.models import Config, Fingerprints, RawConfig, Service, ServiceRef
+from probe.config.safe_yaml import parse
+
+# --- where the shipped configs live -------------------------------------------------------------
+
+_PACKAGE = Path(__file__).resolve().parent.parent
+_PACKAGED = _PACKAGE / "_configs"  # inside a wheel (see pyproject force-include)
+_SOURCE = _PACKAGE.parent / "configs"  # in a source checkout
+
+# Keys whose values are file paths, relative to the file that names them.
+_PATH_KEYS = ("ca_bundle", "cert_file", "key_file", "password_file", "secret_file", "path", "state_dir")
+
+
+def configs_dir() -> Path:
+    return _PACKAGED if _PACKAGED.is_dir() else _SOURCE
+
+
+def load(path: str | Path | None = None) -> Config:
+    """Load and validate a config (the embedded default when `path` is None).
+
+    Raises ConfigError listing every problem found, each with file, line and key path."""
+    problems: list[Problem] = []
+    if path is None:
+        file, base = "<default>", configs_dir()
+        raw, node = _load_model_and_node(RawConfig, configs_dir() / "default.yaml", problems)
+    else:
+        path = Path(path)
+        file, base = str(path), path.parent
+        raw, node = _load_model_and_node(RawConfig, path, problems)
+    if raw is None:
+        raise ConfigError(problems)
+    config = _resolve(raw, file, base, problems, node)
+    if config is None:
+        raise ConfigError(problems)
+    return config
+
+
+# --- one file --------------------------------------------------------------------------------------
+
+
+def load_yaml(path: Path) -> tuple[Any, Node | None]:
+    """A YAML file's data and node tree, read and parsed the bounded way. Raises ConfigError."""
+    try:
+        text = read_text(path, MAX_YAML_BYTES)
+    except ValueError as exc:
+        raise ConfigError([Problem(str(path), None, "", str(exc))]) from None
+    return parse(text, str(path))
+
+
+def line_of(node: Node | None, loc: tuple[Any, ...]) -> int | None:
+    """Walk the YAML node tree along a pydantic error location; the deepest line found wins."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == str(part):
+                    node = value_node
+                    line = key_node.start_mark.line + 1
+                    break
+            else:
+                return line
+        elif isinstance(node, SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def resolve_paths(data: Any, base: Path, keys: tuple[str, ...] = _PATH_KEYS) -> Any:
+    """Relative file paths in a config are relative to the file that names them."""
+    if isinstance(data, dict):
+        return {
+            k: (
+                v if k == "params"  # check settings (an HTTP path, say) are not file paths
+                else str(base / v) if k in keys and isinstance(v, str) and v and not os.path.isabs(v)
+                else resolve_paths(v, base, keys)
+            )
+            for k, v in data.items()
+        }
+    if isinstance(data, list):
+        return [resolve_paths(item, base, keys) for item in data]
+    return data
+
+
+def _validation_problems(exc: ValidationError, file: str, node: Node | None, prefix: tuple = ()) -> list[Problem]:
+    problems = []
+    for error in exc.errors():
+        loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and "[" in part))
+        key = ".".join(str(p) for p in (*prefix, *loc))
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(Problem(file, line_of(node, loc), key, message))
+    return problems
+
+
+def _load_model(model: type[BaseModel], path: Path, problems: list[Problem]) -> Any:
+    return _load_model_and_node(model, path, problems)[0]
+
+
+def _load_model_and_node(model: type[BaseModel], path: Path, problems: list[Problem]) -> tuple[Any, Node | None]:
+    """The validated model (None if invalid) and the YAML node tree, for later line numbers."""
+    try:
+        data, node = load_yaml(path)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        return None, None
+    try:
+        return model.model_validate(resolve_paths(data if data is not None else {}, path.parent)), node
+    except ValidationError as exc:
+        problems.extend(_validation_problems(exc, str(path), node))
+        return None, node
+
+
+# --- catalogs, patches --------------------------------------------------------------------------------
+
+
+def _catalog_path(ref: str, kind: str, base: Path) -> Path:
+    if "/" in ref or ref.endswith((".yaml", ".yml")):
+        path = Path(ref)
+        return path if path.is_absolute() else base / path
+    return configs_dir() / kind / f"{ref}.yaml"
+
+
+def _loc(key: str) -> tuple[Any, ...]:
+    """'targets.5.ports' -> ('targets', 5, 'ports'), a location `line_of` can walk."""
+    return tuple(int(part) if part.isdigit() else part for part in key.split(".") if part)
+
+
+def _service_from_ref(ref: ServiceRef, index: int, file: str, base: Path, problems: list[Problem], node: Node | None = None) -> Service | None:
+    key = f"services.{index}"
+    if ref.catalog is not None:
+        path = _catalog_path(ref.catalog, "services", base)
+        if not path.is_file():
+            line = line_of(node, ("services", index, "catalog"))
+            problems.append(Problem(file, line, f"{key}.catalog", f"no catalog {ref.catalog!r} ({path})"))
+            return None
+        service = _load_model(Service, path, problems)
+        if service is None:
+            return None
+        data = service.model_dump(mode="python")
+    else:
+        data = {"name": ref.name, "targets": [t.model_dump() for t in ref.targets or []]}
+    for field in ("name", "description", "networks", "ca_bundle"):
+        value = getattr(ref, field)
+        if value is not None:
+            data[field] = value.model_dump() if isinstance(value, BaseModel) else value
+    if ref.targets is not None and ref.catalog is not None:
+        data["targets"] = [t.model_dump() for t in ref.targets]
+    names = {t["name"] for t in data["targets"]}
+    for target_name, fields in ref.patch.items():
+        if target_name != "*" and target_name not in names:
+            line = line_of(node, ("services", index, "patch", target_name))
+            problems.append(Problem(file, line, f"{key}.patch.{target_name}", f"no target {target_name!r} in service {data['name']!r}"))
+            continue
+        for target in data["targets"]:
+            if target_name in ("*", target["name"]):
+                target.update(resolve_paths(fields, base))
+    try:
+        return Service.model_validate(data)
+    except ValidationError as exc:
+        for problem in _validation_problems(exc, file, None):
+            loc = _loc(problem.key)
+            # A problem in a catalog's target that the config patched: point at the patch.
+            if ref.targets is None and len(loc) >= 2 and loc[0] == "targets" and isinstance(loc[1], int) and loc[1] < len(data["targets"]):
+                patched = next((n for n in (data["targets"][loc[1]]["name"], "*") if n in ref.patch), None)
+                if patched is not None:
+                    loc = ("patch", patched, *loc[2:])
+            full = ("services", index, *loc)
+            found = Problem(file, line_of(node, full), ".".join(str(part) for part in full), problem.message)
+            if found not in problems:  # a "*" patch breaks every target the same way: say it once
+                problems.append(found)
+        return None
+
+
+def _resolve(raw: RawConfig, file: str, base: Path, problems: list[Problem], node: Node | None = None) -> Config | None:
+    services = []
+    for index, ref in enumerate(raw.services):
+        if ref.enabled:
+            service = _service_from_ref(ref, index, file, base, problems, node)
+            if service is not None:
+                services.append(service)
+    names = [s.name for s in services]
+    if len(set(names)) != len(names):
+        problems.append(Problem(file, line_of(node, ("services",)), "services", "service names must be unique"))
+
+    controls = raw.controls
+    if controls is None:
+        catalog = _load_model(Service, configs_dir() / "services" / "controls.yaml", problems)
+        controls = catalog.targets if catalog else []
+
+    fingerprints = Fingerprints()
+    for index, ref in enumerate(raw.fingerprints):
+        path = _catalog_path(ref, "fingerprints", base)
+        if not path.is_file():
+            line = line_of(node, ("fingerprints", index))
+            problems.append(Problem(file, line, f"fingerprints.{index}", f"no fingerprints catalog {ref!r} ({path})"))
+            continue
+        loaded = _load_model(Fingerprints, path, problems)
+        if loaded is not None:
+            fingerprints = fingerprints.merged(loaded)
+    fingerprints = fingerprints.merged(raw.extra_fingerprints)
+
+    if problems:
+        return None
+    return Config(
+        vantages=raw.vantages,
+        schedule=raw.schedule,
+        listen=raw.listen,
+        services=services,
+        controls=controls,
+        fingerprints=fingerprints,
+        decoy_sni=raw.decoy_sni,
+        evidence=raw.evidence,
+        source=file,
+        helpers=raw.helpers,
+        state_dir=raw.state_dir,
+    )

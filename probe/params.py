@@ -1,0 +1,143 @@
+"""Each check's settings (a target's `params: {check: {...}}`), as typed models.
+
+They live here, apart from the checks, so the config can validate and store them typed without
+importing the checks (and the network stack they need): pydantic only. `CHECK_PARAMS` names
+every check; `probe.checks.REGISTRY` must list the same names (a test holds them together).
+
+Every duration is finite and capped, every count bounded, and booleans are not numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, field_validator, model_validator
+
+# Caps: far above any sensible setting, low enough that a typo never makes a round endless.
+MAX_STEP_SECONDS = 600.0
+MAX_BODY_BYTES = 64 * 1024 * 1024
+THROUGHPUT_MIN_SIZE = 256 * 1024
+
+Seconds = Annotated[float, Strict(), Field(gt=0, le=MAX_STEP_SECONDS, allow_inf_nan=False)]
+Port = Annotated[int, Strict(), Field(gt=0, lt=65536)]
+Flag = StrictBool
+
+
+def _count(low: int, high: int, default: int) -> int:
+    return Field(default, ge=low, le=high, strict=True)
+
+
+class Params(BaseModel):
+    """Base for each check's settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class DNSParams(Params):
+    pass
+
+
+class TCPParams(Params):
+    pass
+
+
+class TLSParams(Params):
+    sni: str | None = None  # default: the target's host
+    alpn: tuple[str, ...] = Field(("h2", "http/1.1"), max_length=16)
+    tries: int = _count(1, 16, 2)  # endpoints tried before the handshake is called failed
+
+
+class HTTPParams(Params):
+    scheme: Literal["https", "http"] | None = None  # default: https unless the port is 80
+    path: str = "/"
+    method: Literal["GET", "POST", "HEAD"] = "GET"
+    body: str | None = Field(None, max_length=64 * 1024)
+    headers: dict[str, str] = Field(default_factory=dict, max_length=64)
+    max_body_bytes: int = _count(0, MAX_BODY_BYTES, 64 * 1024)
+    max_redirects: int = _count(0, 20, 5)
+
+
+class MTProtoParams(Params):
+    transports: tuple[Literal["abridged", "intermediate"], ...] = ("abridged", "intermediate")
+    http_post: Flag = True  # OONI's plain-HTTP POST / as well
+    # One exchange (connect, request, answer) is bounded by this or the check's timeout,
+    # whichever is shorter.
+    exchange_timeout: Seconds = 6.0
+
+
+class WhatsAppChatParams(Params):
+    hosts: tuple[str, ...] = Field((), max_length=256)  # default: the target's host
+    # What to send first: the chat protocol's opening (Noise prologue + ClientHello), or nothing.
+    hello: Literal["noise", "none"] = "noise"
+    # "WA" + version bytes, hex; WhatsApp's mobile clients over TCP (Baileys: MOBILE_NOISE_HEADER).
+    prologue: str = "57410502"
+    # DNS and connect per host, and waiting for the server's first bytes: each bounded by
+    # these or by the check's timeout, whichever is shorter.
+    step_timeout: Seconds = 5.0
+    reply_timeout: Seconds = 5.0
+    hold_seconds: float = Field(3.0, ge=0, le=30, strict=True)
+    concurrency: int = _count(1, 64, 16)  # hosts measured at once
+
+    @field_validator("prologue")
+    @classmethod
+    def _hex(cls, value: str) -> str:
+        raw = bytes.fromhex(value)
+        if len(raw) < 2 or len(raw) > 16:
+            raise ValueError("the prologue is 2 to 16 bytes, in hex")
+        return value
+
+
+class QUICParams(Params):
+    sni: str | None = None  # default: the target's host
+    path: str = "/"
+    port: Port = 443
+    # The handshake, then the response, each bounded by this or the check's timeout if shorter.
+    handshake_timeout: Seconds = 5.0
+    max_body_bytes: int = _count(0, MAX_BODY_BYTES, 16 * 1024)
+
+
+class STUNParams(Params):
+    attempts: int = _count(1, 7, 3)  # requests sent before giving up (RFC 5389: Rc = 7)
+    initial_rto: float = Field(0.5, gt=0, le=5, strict=True)  # seconds; doubles after each request
+    fingerprint: Flag = True  # add the FINGERPRINT attribute, as WebRTC clients do
+    software: str | None = Field(None, max_length=128)  # a SOFTWARE attribute (none by default: less to fingerprint)
+    control: str | None = None  # the control target to compare with; default: any with `stun`
+
+
+class ThroughputParams(Params):
+    scheme: Literal["https", "http"] | None = None  # default: https unless the port is 80
+    path: str = "/"
+    size: int = _count(THROUGHPUT_MIN_SIZE, 64 * 1024 * 1024, THROUGHPUT_MIN_SIZE)  # bytes to download
+    range: Flag = True  # ask for just the first `size` bytes (Range: bytes=0-size-1)
+    headers: dict[str, str] = Field(default_factory=dict, max_length=64)
+    floor_bytes_per_second: float = Field(40_000, gt=0, le=10e9, strict=True)  # slower than this is throttled
+    stall_seconds: Seconds = 4.0  # no byte for this long: stalled
+    max_seconds: Seconds = 8.0  # the transfer's cap; the rate so far is then judged
+    connect_timeout: Seconds = 5.0  # connect + TLS, or the check's timeout if shorter
+    max_redirects: int = _count(0, 10, 3)  # followed, to another host too (resolved like the apps do)
+    control_ratio: float = Field(3.0, ge=1, le=1000, strict=True)  # a fast control is this many times faster, at least
+    decoy: Flag = True  # on a throttled transfer, the same download with the decoy SNI
+    control: str | None = None  # the control target to compare with; default: any with `throughput`
+
+    @model_validator(mode="after")
+    def _floor_reachable(self) -> "ThroughputParams":
+        if self.size / self.floor_bytes_per_second > self.max_seconds:
+            raise ValueError(
+                f"size / floor_bytes_per_second = {self.size / self.floor_bytes_per_second:.1f} s exceeds "
+                f"max_seconds ({self.max_seconds} s): a transfer at the floor could never finish"
+            )
+        return self
+
+
+# Every check, in the pipeline order the docs use.
+CHECK_PARAMS: dict[str, type[Params]] = {
+    "dns": DNSParams,
+    "tcp": TCPParams,
+    "tls": TLSParams,
+    "http": HTTPParams,
+    "mtproto": MTProtoParams,
+    "whatsapp_chat": WhatsAppChatParams,
+    "quic": QUICParams,
+    "stun": STUNParams,
+    "throughput": ThroughputParams,
+}

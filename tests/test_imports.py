@@ -1,0 +1,130 @@
+"""Imports in one direction (issue #9): `import probe.config` loads no network stack, and no
+module of probe/ imports, directly or through others, itself: module-level and late (inside
+functions) imports both count, and so does the package `__init__` that importing a submodule
+from outside its package runs; imports under `if TYPE_CHECKING:` never run and do not."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+PROBE = Path(__file__).resolve().parent.parent / "probe"
+
+# What the config must not pull in: the network stack, the scheduler, the metrics, the checks.
+HEAVY = ("httpx", "httpcore", "dns", "cryptography", "apscheduler", "prometheus_client", "probe.net", "probe.checks", "probe.resolvers", "aioquic")
+
+
+def test_importing_the_config_loads_no_network_stack():
+    code = "import sys, json, probe.config, probe.params, probe.addresses; print(json.dumps(sorted(sys.modules)))"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=PROBE.parent)
+    assert run.returncode == 0, run.stderr
+    loaded = json.loads(run.stdout)
+    assert "probe.config" in loaded and "pydantic" in loaded  # the probe itself is real
+    heavy = sorted(m for m in loaded if any(m == h or m.startswith(h + ".") for h in HEAVY))
+    assert heavy == [], heavy
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PROBE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(path): path for path in PROBE.rglob("*.py") if "_configs" not in path.parts}
+
+
+def _imports(path: Path, name: str, modules: dict[str, Path]) -> set[str]:
+    """Modules of probe/ that `name` imports anywhere but under `if TYPE_CHECKING:`."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skipped.update(id(child) for stmt in node.body for child in ast.walk(stmt))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                found.add(alias.name)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join([*anchor, base] if base else anchor)
+            for alias in node.names:
+                # `from probe.checks import tcp` imports the module probe.checks.tcp;
+                # `from probe.x import name` imports probe.x.
+                submodule = f"{base}.{alias.name}"
+                found.add(submodule if submodule in modules else base)
+    found = {m for m in found if m in modules}
+    # Importing probe.checks.base from outside probe.checks runs probe/checks/__init__.py first
+    # (and whatever it imports). From inside the package that __init__ is already running or
+    # done, so a submodule's own parent packages are not edges.
+    for module in list(found):
+        parts = module.split(".")
+        for depth in range(2, len(parts)):
+            parent = ".".join(parts[:depth])
+            if parent in modules and not (name == parent or name.startswith(parent + ".")):
+                found.add(parent)
+    return {m for m in found if m != name}
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = _modules()
+    return {name: _imports(path, name, modules) for name, path in modules.items()}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_graph_sees_late_imports():
+    graph = import_graph()
+    assert "probe.config" in graph["probe.cli"] and "probe.runner" in graph["probe.cli"]  # runner: inside a function
+    assert "probe.net" in graph["probe.checks.base"]
+    assert "probe.config" in graph["probe.net"] and "probe.checks" in graph["probe.runner"]
+    assert "probe.checks" not in graph["probe.checks.tcp"]  # its own package: not an edge
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_import_cycle_in_probe():
+    found = cycles(import_graph())
+    assert found == [], "import cycles in probe/: " + "; ".join(" <-> ".join(c) for c in found)
