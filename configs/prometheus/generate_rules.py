@@ -260,7 +260,11 @@ def recording_rules(p: Profile) -> list[Rule]:
         ),
         record(
             "vantage:msgreach_allowlist_sustained:bool",
-            with_info(later_round("vantage:msgreach_allowlist_start_round:timestamp", "vantage"), "vantage")
+            with_info(
+                later_round("vantage:msgreach_allowlist_start_round:timestamp", "vantage")
+                + "\nor on (vantage)\nmax by (vantage) (msgreach_vantage_verdict) * 0",
+                "vantage",
+            )
             + "\nor on (vantage)\n(\n"
             + f"  last_over_time(vantage:msgreach_allowlist_sustained:bool[{p.restart_bridge}])\n"
             + "  unless on (vantage) msgreach_last_round_timestamp_seconds\n)",
