@@ -56,10 +56,9 @@ DS = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
 #   dns_failures  a DNS check failed (a DNS block or a dead resolver)
 #   since      msgreach exports msgreach_target_verdict_since_timestamp_seconds (its verdict history)
 #   vantage_verdict  msgreach exports msgreach_vantage_verdict
-#   vantage_offline  some vantage is offline now (never guaranteed by the query tests)
 NEEDS = frozenset({
     "rounds", "rules", "online", "failures", "dns_failures", "blocks", "alerts", "dns", "tls", "cert", "throughput",
-    "since", "vantage_verdict", "vantage_offline",
+    "since", "vantage_verdict",
 })
 
 # Service/target verdicts as numbers for state timelines, with their colours: greens are fine,
