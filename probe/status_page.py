@@ -227,10 +227,11 @@ def _service(page: _Page, history: History | None, vantage: str, service: Any, n
 
 def _targets_table(page: _Page, history: History | None, vantage: str, service: str, targets: list, now: float) -> str:
     say = page.say
-    rows = [
+    head = (
         f"<table class='targets'><thead><tr><th>{escape(say['col_target'])}</th><th>{escape(say['col_state'])}</th>"
         f"<th>{escape(say['last_24h'])}</th><th>{escape(say['col_why'])}</th></tr></thead><tbody>"
-    ]
+    )
+    rows = [head]
     for target in targets:
         verdict = str(target.verdict)
         summary = _summary(history, vantage, service, target.target, now) if history is not None and service != "controls" else None

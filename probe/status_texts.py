@@ -173,4 +173,4 @@ def choose_language(query: str, accept_language: str) -> str:
         primary = tag.strip().lower().split("-")[0]
         if primary in LANGUAGES and q > 0:
             ranked.append((-q, index, primary))
-    return sorted(ranked)[0][2] if ranked else "en"
+    return min(ranked)[2] if ranked else "en"
