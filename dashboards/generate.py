@@ -30,13 +30,18 @@ from pathlib import Path
 
 from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import dashboard as db
-from grafana_foundation_sdk.builders import prometheus, stat, statetimeline, table, timeseries
+from grafana_foundation_sdk.builders import geomap, prometheus, stat, statetimeline, table, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as dm
+from grafana_foundation_sdk.models import geomap as gm
 from grafana_foundation_sdk.models import prometheus as pm
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # probe.model (standard library only) when run from elsewhere
+
+from probe.model import BLOCKS, SERVICE_VERDICTS, VANTAGE_VERDICTS, Verdict
+
 DS = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
 
 # What a query needs to return data (see tests/test_dashboard_queries.py):
@@ -49,42 +54,102 @@ DS = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
 #   dns        a DNS check measured a resolver; tls: a TLS handshake was attempted;
 #   cert       a certificate was seen; throughput: a download was measured
 #   dns_failures  a DNS check failed (a DNS block or a dead resolver)
-NEEDS = frozenset({"rounds", "rules", "online", "failures", "dns_failures", "blocks", "alerts", "dns", "tls", "cert", "throughput"})
+#   since      msgreach exports msgreach_target_verdict_since_timestamp_seconds (its verdict history)
+#   vantage_verdict  msgreach exports msgreach_vantage_verdict
+NEEDS = frozenset({
+    "rounds", "rules", "online", "failures", "dns_failures", "blocks", "alerts", "dns", "tls", "cert", "throughput",
+    "since", "vantage_verdict",
+})
 
 # Service/target verdicts as numbers for state timelines, with their colours: greens are fine,
-# yellows/oranges degrade, reds block, greys mean "no verdict about censorship".
-VERDICTS: list[tuple[str, int, str]] = [
-    ("ok", 0, "green"),
-    ("partial", 1, "yellow"),
-    ("throttled", 2, "orange"),
-    ("quic_blocked", 3, "orange"),
-    ("udp_blocked", 4, "orange"),
-    ("protocol_blocked", 5, "red"),
-    ("http_blocked", 6, "red"),
-    ("tls_mitm", 7, "dark-red"),
-    ("tls_blocked", 8, "red"),
-    ("sni_blocked", 9, "red"),
-    ("ip_blocked", 10, "dark-red"),
-    ("dns_tampered", 11, "purple"),
-    ("dns_blocked", 12, "dark-purple"),
-    ("down", 20, "text"),
-    ("vantage_offline", 21, "blue"),
+# yellows/oranges degrade, reds block, purples are DNS, greys and blues mean "no verdict about
+# censorship". The vocabulary is probe.model's: a verdict the model adds gets a code and a colour
+# (red for a block) without touching this table; the codes already used stay stable.
+_CODES_AND_COLOURS: dict[str, tuple[int, str]] = {
+    "ok": (0, "green"),
+    "partial": (1, "yellow"),
+    "throttled": (2, "orange"),
+    "quic_blocked": (3, "orange"),
+    "udp_blocked": (4, "orange"),
+    "protocol_blocked": (5, "red"),
+    "http_blocked": (6, "red"),
+    "tls_mitm": (7, "dark-red"),
+    "tls_blocked": (8, "red"),
+    "sni_blocked": (9, "red"),
+    "ip_blocked": (10, "dark-red"),
+    "dns_tampered": (11, "purple"),
+    "dns_blocked": (12, "dark-purple"),
+    "error": (19, "light-blue"),
+    "down": (20, "text"),
+    "vantage_offline": (21, "blue"),
+}
+
+
+def _verdict_table() -> list[tuple[str, int, str]]:
+    table_ = []
+    for index, verdict in enumerate(SERVICE_VERDICTS):
+        code, colour = _CODES_AND_COLOURS.get(str(verdict), (100 + index, "red" if verdict in BLOCKS else "text"))
+        table_.append((str(verdict), code, colour))
+    return sorted(table_, key=lambda row: row[1])
+
+
+VERDICTS: list[tuple[str, int, str]] = _verdict_table()
+# The vantage's own verdict (ok, allowlist, vantage_offline).
+VANTAGE_VERDICT_COLOURS = {"ok": "green", "allowlist": "purple", "vantage_offline": "blue"}
+VANTAGE_CODES: list[tuple[str, int, str]] = [
+    (str(v), i, VANTAGE_VERDICT_COLOURS.get(str(v), "orange")) for i, v in enumerate(VANTAGE_VERDICTS)
 ]
+BLOCK_REGEX = "|".join(str(v) for v in SERVICE_VERDICTS if v in BLOCKS or v is Verdict.PARTIAL)
 
 
-def verdict_code(metric: str, selector: str, by: str) -> str:
+def verdict_code(metric: str, selector: str, by: str, codes: list[tuple[str, int, str]] | None = None) -> str:
     """The current verdict of a state set as one number per series (see VERDICTS).
 
     The lookup table is inlined (label_replace on vector()), so the panel needs no recording rule;
     a verdict missing from the table shows as a gap rather than as a wrong colour."""
-    table_expr = " or ".join(f'label_replace(vector({code}), "verdict", "{name}", "", "")' for name, code, _ in VERDICTS)
+    table_expr = " or ".join(f'label_replace(vector({code}), "verdict", "{name}", "", "")' for name, code, _ in (codes or VERDICTS))
     return f"max by ({by}) (({metric}{{{selector}}} == 1) * on (verdict) group_left () ({table_expr}))"
 
 
-def verdict_mappings() -> list[dm.ValueMap]:
+def verdict_mappings(codes: list[tuple[str, int, str]] | None = None) -> list[dm.ValueMap]:
     return [
-        dm.ValueMap(options={str(code): dm.ValueMappingResult(text=name, color=color, index=i) for i, (name, code, color) in enumerate(VERDICTS)})
+        dm.ValueMap(options={str(code): dm.ValueMappingResult(text=name, color=color, index=i) for i, (name, code, color) in enumerate(codes or VERDICTS)})
     ]
+
+
+class _Raw:
+    """A ready JSON object where the SDK expects a builder (data links: title + url)."""
+
+    def __init__(self, value: dict):
+        self.value = value
+
+    def build(self) -> dict:
+        return self.value
+
+
+def link(title: str, url: str) -> dict:
+    """A data link (Grafana keeps the time range and the datasource with ${__url_time_range})."""
+    return {"title": title, "url": url, "targetBlank": False}
+
+
+def to_service(vantage: str, service: str) -> _Raw:
+    return _Raw(link("Service dashboard", f"/d/msgreach-service?var-vantage={vantage}&var-service={service}&${{__url_time_range}}&var-datasource=${{datasource}}"))
+
+
+def to_vantage(vantage: str) -> _Raw:
+    return _Raw(link("Vantage dashboard", f"/d/msgreach-vantage?var-vantage={vantage}&${{__url_time_range}}&var-datasource=${{datasource}}"))
+
+
+def prop(name: str, value: object) -> dm.DynamicConfigValue:
+    return dm.DynamicConfigValue(id_val=name, value=value)
+
+
+def reachable_share(window: str) -> str:
+    """Share of the measured time (not offline, not the monitor's own error) the service was ok."""
+    return (
+        f'sum by (vantage, service) (sum_over_time(msgreach_service_verdict{{{VS},verdict="ok"}}[{window}]))\n'
+        f'/ sum by (vantage, service) (sum_over_time(msgreach_service_verdict{{{VS},verdict!~"vantage_offline|error"}}[{window}]))'
+    )
 
 
 @dataclass(frozen=True)
@@ -117,6 +182,7 @@ class Board:
             .editable()
         )
         self.queries: list[Query] = []
+        self.annotations: list[dict] = []
 
     def target(self, panel: str, ref_id: str, expr: str, legend: str = "", *, instant: bool = False, table_format: bool = False, needs: tuple[str, ...] = ("rounds",)):
         unknown = set(needs) - NEEDS
@@ -144,9 +210,37 @@ class Board:
     def panel(self, panel) -> None:
         self.builder = self.builder.with_panel(panel.id(self._next_id()).datasource(DS))
 
+    def annotate(self, name: str, expr: str, *, title: str, text: str, tags: str, colour: str, needs: tuple[str, ...], value_is_time: bool = False) -> None:
+        """A Prometheus annotation query (written out in full in build(): the SDK's model lacks
+        titleFormat, textFormat, tagKeys, step and useValueForTime)."""
+        self.queries.append(Query(self.uid, f"annotation: {name}", "annotation", expr, False, frozenset(needs)))
+        self.annotations.append({
+            "datasource": {"type": "prometheus", "uid": "${datasource}"},
+            "enable": True,
+            "expr": expr,
+            "iconColor": colour,
+            "name": name,
+            "step": "1m",
+            "tagKeys": tags,
+            "textFormat": text,
+            "titleFormat": title,
+            "useValueForTime": value_is_time,
+        })
+
     def build(self) -> dict:
         _QUERIES.extend(self.queries)
-        return json.loads(json.dumps(self.builder.build(), cls=JSONEncoder))
+        data = json.loads(json.dumps(self.builder.build(), cls=JSONEncoder))
+        builtin = {
+            "builtIn": 1,
+            "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+            "enable": True,
+            "hide": True,
+            "iconColor": "rgba(0, 211, 255, 1)",
+            "name": "Annotations & Alerts",
+            "type": "dashboard",
+        }
+        data["annotations"] = {"list": [builtin, *self.annotations]}
+        return data
 
 
 # --- template variables ---------------------------------------------------------------------------
@@ -206,6 +300,33 @@ V = 'vantage=~"$vantage"'
 VS = 'vantage=~"$vantage",service=~"$service"'
 
 
+def annotations(b: Board) -> None:
+    """Verdict changes (at the time each target's current verdict began, from msgreach's verdict
+    history) and msgreach's firing alerts, on every time panel of the dashboard."""
+    b.annotate(
+        "Verdict changes",
+        "max by (vantage, service, target, verdict) (\n"
+        f"  msgreach_target_verdict_since_timestamp_seconds{{{VS}}} * 1000\n"
+        f"  * on (vantage, service, target) group_right () (msgreach_target_verdict{{{VS}}} == 1)\n"
+        ")",
+        title="{{service}} / {{target}} at {{vantage}}: {{verdict}}",
+        text="The target's verdict became {{verdict}} (msgreach_target_verdict_since_timestamp_seconds).",
+        tags="vantage,service,verdict",
+        colour="orange",
+        needs=("rounds", "since"),
+        value_is_time=True,
+    )
+    b.annotate(
+        "Alerts",
+        'max by (alertname, severity, country, asn, vantage, service, technique) (ALERTS{alertname=~"Msgreach.*",alertstate="firing"})',
+        title="{{alertname}}",
+        text="{{severity}}: {{service}} {{technique}} at {{vantage}} ({{country}} AS{{asn}})",
+        tags="alertname,severity",
+        colour="red",
+        needs=("alerts",),
+    )
+
+
 def legend_bottom() -> cb.VizLegendOptions:
     return cb.VizLegendOptions().display_mode(common.LegendDisplayMode.TABLE).placement(common.LegendPlacement.BOTTOM).show_legend(True)
 
@@ -229,6 +350,7 @@ def overview() -> dict:
     )
     variables(b)
     links(b)
+    annotations(b)
 
     t = "Vantages online"
     b.panel(
@@ -258,13 +380,93 @@ def overview() -> dict:
         .thresholds(thresholds((None, "green"), (1, "red")))
     )
 
+    b.row("Reachability")
+    t = "Reachability and blocked since (service x vantage)"
+    b.panel(
+        table.Panel().title(t)
+        .description(
+            "Share of the measured time each service was ok at each vantage over 24 hours and 7 days (time offline or "
+            "in the monitor's own error does not count), the current verdict, and since when it has been blocked "
+            "(from msgreach's verdict history). Click a vantage or a service for its dashboard."
+        )
+        .span(24).height(10)
+        .with_target(b.target(t, "A", reachable_share("24h"), instant=True, table_format=True))
+        .with_target(b.target(t, "B", reachable_share("7d"), instant=True, table_format=True))
+        .with_target(b.target(t, "C", verdict_code("msgreach_service_verdict", VS, "vantage, service"), instant=True, table_format=True))
+        .with_target(b.target(
+            t, "D",
+            f"min by (vantage, service) (\n  msgreach_target_verdict_since_timestamp_seconds{{{VS}}} * 1000\n"
+            f'  and on (vantage, service, target) (msgreach_target_verdict{{{VS},verdict=~"{BLOCK_REGEX}"}} == 1)\n)',
+            instant=True, table_format=True, needs=("rounds", "since", "blocks"),
+        ))
+        .with_transformation(dm.DataTransformerConfig(id_val="merge", options={}))
+        .with_transformation(dm.DataTransformerConfig(id_val="organize", options={
+            "excludeByName": {"Time": True},
+            "renameByName": {"Value #A": "reachable 24 h", "Value #B": "reachable 7 d", "Value #C": "verdict", "Value #D": "blocked since"},
+        }))
+        .override_by_name("reachable 24 h", [prop("unit", "percentunit"), prop("custom.cellOptions", {"type": "color-text"})])
+        .override_by_name("reachable 7 d", [prop("unit", "percentunit"), prop("custom.cellOptions", {"type": "color-text"})])
+        .override_by_name("verdict", [prop("mappings", verdict_mappings()), prop("custom.cellOptions", {"type": "color-background"})])
+        .override_by_name("blocked since", [prop("unit", "dateTimeAsIso")])
+        .override_by_name("vantage", [prop("links", [to_vantage("${__data.fields.vantage}").build()])])
+        .override_by_name("service", [prop("links", [to_service("${__data.fields.vantage}", "${__data.fields.service}").build()])])
+        .thresholds(thresholds((None, "red"), (0.5, "orange"), (0.95, "green")))
+    )
+    t = "Vantage verdicts by country / ASN"
+    b.panel(
+        table.Panel().title(t)
+        .description("How many vantages of each country and ASN are ok, in the allowlist regime (only domestic sites work) or offline, now.")
+        .span(12).height(8)
+        .with_target(b.target(
+            t, "A",
+            f'count by (country, asn, verdict) (\n  max by (vantage, verdict) (msgreach_vantage_verdict{{{V}}} == 1)\n'
+            '  * on (vantage) group_left (country, asn) vantage:msgreach_info:last{country=~"$country"}\n)',
+            instant=True, table_format=True, needs=("rounds", "rules", "vantage_verdict"),
+        ))
+        .with_transformation(dm.DataTransformerConfig(id_val="organize", options={"excludeByName": {"Time": True}, "renameByName": {"Value": "vantages"}}))
+        .override_by_name("verdict", [prop("mappings", [dm.ValueMap(options={name: dm.ValueMappingResult(color=colour, index=i) for name, i, colour in VANTAGE_CODES})]), prop("custom.cellOptions", {"type": "color-background"})])
+    )
+    t = "Offline or silent vantages by country / ASN"
+    b.panel(
+        table.Panel().title(t)
+        .description("Vantages offline (control sites fail) or silent (no round reaches the centre); several of one ASN at once is what MsgreachRegionalShutdown pages on.")
+        .span(12).height(8)
+        .with_target(b.target(
+            t, "A", 'sum by (country, asn, network) (vantage:msgreach_unreachable:bool{country=~"$country",role!="control"})',
+            instant=True, table_format=True, needs=("rules",),
+        ))
+        .with_transformation(dm.DataTransformerConfig(id_val="organize", options={"excludeByName": {"Time": True}, "renameByName": {"Value": "offline or silent"}}))
+    )
+    t = "Reachable share by country (map)"
+    b.panel(
+        geomap.Panel().title(t)
+        .description("Average share of the services' targets that are ok over each country's online vantages (countries by their ISO code).")
+        .span(24).height(10)
+        .with_target(b.target(
+            t, "A", 'avg by (country) (country_service:msgreach_reachable_ratio:avg{country=~"$country",service=~"$service"})',
+            instant=True, table_format=True, needs=("rules", "online"),
+        ))
+        .view(geomap.MapViewConfig().id("coords").lat(50).lon(60).zoom(2))
+        .tooltip(geomap.TooltipOptions().mode(gm.TooltipMode.DETAILS))
+        .basemap(cb.MapLayerOptions().type("default").name("Basemap"))
+        .layers([
+            cb.MapLayerOptions().type("markers").name("Countries").tooltip(True)
+            .location(cb.FrameGeometrySource().mode(common.FrameGeometrySourceMode.LOOKUP).lookup("country").gazetteer("public/gazetteer/countries.json"))
+            .config({"showLegend": True, "style": {"color": {"field": "Value", "fixed": "dark-green"}, "size": {"fixed": 10}, "opacity": 0.8}})
+        ])
+        .unit("percentunit").min(0).max(1)
+        .thresholds(thresholds((None, "red"), (0.5, "orange"), (0.95, "green")))
+        .color_scheme(db.FieldColor().mode(dm.FieldColorModeId.THRESHOLDS))
+    )
+
     b.row("Verdicts")
     t = "Service verdict per vantage"
     b.panel(
         statetimeline.Panel().title(t)
-        .description("The service verdict of each round (colours: green ok, yellow/orange degraded, red blocked, purple DNS, grey down, blue vantage offline).")
+        .description("The service verdict of each round (colours: green ok, yellow/orange degraded, red blocked, purple DNS, grey down, blue vantage offline or not measured). Click a row for its service dashboard.")
         .span(24).height(12)
         .with_target(b.target(t, "A", verdict_code("msgreach_service_verdict", VS, "vantage, service"), "{{vantage}} / {{service}}"))
+        .data_links([to_service("${__field.labels.vantage}", "${__field.labels.service}"), to_vantage("${__field.labels.vantage}")])
         .mappings(verdict_mappings())
         .show_value(common.VisibilityMode.NEVER).merge_values(True).row_height(0.8)
         .color_scheme(db.FieldColor().mode(dm.FieldColorModeId.THRESHOLDS))
@@ -330,6 +532,7 @@ def service() -> dict:
     )
     variables(b)
     links(b)
+    annotations(b)
 
     t = "Target verdict"
     b.panel(
@@ -340,6 +543,19 @@ def service() -> dict:
         .mappings(verdict_mappings())
         .show_value(common.VisibilityMode.NEVER).merge_values(True).row_height(0.8)
         .color_scheme(db.FieldColor().mode(dm.FieldColorModeId.THRESHOLDS))
+    )
+    t = "Current verdict and since, per target"
+    b.panel(
+        table.Panel().title(t)
+        .description("Each target's current verdict and when it began (msgreach's verdict history, kept across restarts with a state directory).")
+        .span(24).height(8)
+        .with_target(b.target(t, "A", verdict_code("msgreach_target_verdict", VS, "vantage, service, target"), instant=True, table_format=True))
+        .with_target(b.target(t, "B", f"max by (vantage, service, target) (msgreach_target_verdict_since_timestamp_seconds{{{VS}}}) * 1000", instant=True, table_format=True, needs=("rounds", "since")))
+        .with_transformation(dm.DataTransformerConfig(id_val="merge", options={}))
+        .with_transformation(dm.DataTransformerConfig(id_val="organize", options={"excludeByName": {"Time": True}, "renameByName": {"Value #A": "verdict", "Value #B": "since"}}))
+        .override_by_name("verdict", [prop("mappings", verdict_mappings()), prop("custom.cellOptions", {"type": "color-background"})])
+        .override_by_name("since", [prop("unit", "dateTimeAsIso")])
+        .override_by_name("vantage", [prop("links", [to_vantage("${__data.fields.vantage}").build()])])
     )
     t = "Reachable share of targets"
     b.panel(
@@ -424,6 +640,7 @@ def vantage() -> dict:
     )
     variables(b)
     links(b)
+    annotations(b)
 
     t = "Online"
     b.panel(
@@ -441,7 +658,7 @@ def vantage() -> dict:
     t = "Vantage info"
     b.panel(
         table.Panel().title(t).description("What each vantage declares about its place (msgreach_vantage_info): no addresses.").span(8).height(5)
-        .with_target(b.target(t, "A", f"max by (vantage, country, asn, network) (msgreach_vantage_info{{{V}}})", instant=True, table_format=True))
+        .with_target(b.target(t, "A", f"max by (vantage, country, asn, network, role) (msgreach_vantage_info{{{V}}})", instant=True, table_format=True))
         .with_transformation(dm.DataTransformerConfig(id_val="organize", options={"excludeByName": {"Time": True, "Value": True}}))
     )
     t = "Online over time"
@@ -450,6 +667,17 @@ def vantage() -> dict:
         .with_target(b.target(t, "A", f"max by (vantage) (msgreach_vantage_online{{{V}}})", "{{vantage}}"))
         .mappings([dm.ValueMap(options={"0": dm.ValueMappingResult(text="offline", color="red", index=0), "1": dm.ValueMappingResult(text="online", color="green", index=1)})])
         .show_value(common.VisibilityMode.NEVER).merge_values(True)
+    )
+
+    t = "Vantage verdict"
+    b.panel(
+        statetimeline.Panel().title(t)
+        .description("msgreach_vantage_verdict: ok, allowlist (domestic control sites pass, every international one fails: only approved services work) or vantage_offline.")
+        .span(24).height(6)
+        .with_target(b.target(t, "A", verdict_code("msgreach_vantage_verdict", V, "vantage", VANTAGE_CODES), "{{vantage}}", needs=("rounds", "vantage_verdict")))
+        .mappings(verdict_mappings(VANTAGE_CODES))
+        .show_value(common.VisibilityMode.NEVER).merge_values(True)
+        .color_scheme(db.FieldColor().mode(dm.FieldColorModeId.THRESHOLDS))
     )
 
     b.row("Rounds")

@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 
 from probe import __version__, judge
 from probe.config import Config
+from probe.history import History
 from probe.model import (
     SERVICE_VERDICTS,
     TARGET_VERDICTS,
@@ -195,10 +196,12 @@ class EvidenceHealth:
         yield from (failures, last)
 
 
-def registry_for(state: State) -> CollectorRegistry:
+def registry_for(state: State, history: History | None = None) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Collector(state))
     registry.register(_DownloadCollector(state))
+    if history is not None:
+        registry.register(_VerdictSinceCollector(state, history))
     ProcessCollector(registry=registry)  # memory and CPU of the probe itself: volunteers ask
     # --- helper checks (issue #11): msgreach_udp_stream_loss_ratio ---------------------------------
     from probe.helper.monitor_metrics import UDPStreamCollector
@@ -212,11 +215,13 @@ class Exposition:
     once per scrape: at 1,000 targets a render is ~20,000 series, and Prometheus scrapes several
     times a round. The process' own CPU and memory are rendered per scrape (a few lines)."""
 
-    def __init__(self, state: State):
+    def __init__(self, state: State, history: History | None = None):
         self._state = state
         self._msgreach = CollectorRegistry(auto_describe=False)
         self._msgreach.register(_Collector(state))
         self._msgreach.register(_DownloadCollector(state))
+        if history is not None:  # recorded in the same step as the state: one version covers both
+            self._msgreach.register(_VerdictSinceCollector(state, history))
         self._process = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self._process)  # memory and CPU of the probe itself: volunteers ask
         self._version = -1
@@ -267,3 +272,25 @@ class _DownloadCollector(Collector):
 def _download(check) -> Download | None:
     evidence = check.evidence
     return evidence.download if isinstance(evidence, ThroughputEvidence) else None
+# --- verdict history (probe/history.py): when each target's current verdict began --------------
+# Kept apart from _Collector on purpose: it reads the history store, not the latest results only.
+
+
+class _VerdictSinceCollector(Collector):
+    def __init__(self, state: State, history: History):
+        self._state = state
+        self._history = history
+
+    def collect(self) -> Iterator[Metric]:
+        since = GaugeMetricFamily(
+            "msgreach_target_verdict_since_timestamp_seconds",
+            "When the target's current verdict began (unix time; kept across restarts with a state file)",
+            labels=["vantage", "service", "target"],
+        )
+        for name, result in self._state.latest.items():
+            for service in result.services:
+                for target in service.targets:
+                    began = self._history.since(name, service.service, target.target)
+                    if began is not None:
+                        since.add_metric([name, service.service, target.target], began)
+        yield since

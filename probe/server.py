@@ -21,7 +21,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from probe import report, status_page
 from probe.addresses import split_host_port
 from probe.config import Listen
+from probe.history import History
 from probe.metrics import Exposition, State
+from probe.status_texts import choose_language
 
 log = logging.getLogger(__name__)
 _MAX_REQUEST_BYTES = 8192
@@ -29,11 +31,12 @@ _READ_TIMEOUT = 10.0
 
 
 class Server:
-    def __init__(self, state: State, listen: Listen, started_at: float | None = None):
+    def __init__(self, state: State, listen: Listen, started_at: float | None = None, history: History | None = None):
         self.state = state
         self.listen = listen
         self.started_at = started_at or time.time()
-        self.exposition = Exposition(state)
+        self.history = history
+        self.exposition = Exposition(state, history)
         self._server: asyncio.Server | None = None
         self._password = listen.basic_auth.password() if listen.basic_auth else None
         if self._password is not None and not self._password.strip():
@@ -81,12 +84,13 @@ class Server:
         headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in header_lines if line)}
         if self._password is not None and not self._authorized(headers.get("authorization", "")):
             return "401 Unauthorized", {"WWW-Authenticate": 'Basic realm="msgreach"'}, b"authentication required\n"
-        path = parts[1].split("?", 1)[0]
+        path, _, query = parts[1].partition("?")
+        if path == "/":
+            return self._status_page(query, headers.get("accept-language", ""))
         route: dict[str, Callable[[], tuple[str, dict[str, str], bytes]]] = {
             "/metrics": self._metrics,
             "/healthz": self._healthz,
             "/status.json": self._status_json,
-            "/": self._status_page,
         }
         handler = route.get(path)
         if handler is None:
@@ -124,10 +128,25 @@ class Server:
 
     def _status_json(self) -> tuple[str, dict[str, str], bytes]:
         results = list(self.state.latest.values())
-        document: dict[str, Any] = report.as_document(results, min((r.started_at for r in results), default=time.time()), 0.0)
-        return "200 OK", {"Content-Type": "application/json"}, json.dumps(document, ensure_ascii=False).encode()
+        started = min((r.started_at for r in results), default=time.time())
+        ended = max((r.started_at + r.duration_seconds for r in results), default=started)
+        # started_at/duration_seconds span the latest rounds shown (one per vantage).
+        document: dict[str, Any] = report.as_document(results, started, ended - started)
+        if self.history is not None:
+            document["history"] = status_page.history_document(self.state, self.history)
+        headers = {"Content-Type": "application/json", "Cache-Control": "no-store"}
+        return "200 OK", headers, json.dumps(document, ensure_ascii=False).encode()
 
-    def _status_page(self) -> tuple[str, dict[str, str], bytes]:
+    def _status_page(self, query: str, accept_language: str) -> tuple[str, dict[str, str], bytes]:
         healthy, reason = self.health()
-        page = status_page.render(self.state, healthy, reason)
-        return "200 OK", {"Content-Type": "text/html; charset=utf-8"}, page.encode()
+        lang = choose_language(query, accept_language)
+        page = status_page.render(self.state, healthy, reason, history=self.history, lang=lang)
+        headers = {
+            "Content-Type": "text/html; charset=utf-8",
+            "Content-Language": lang,
+            "Vary": "Accept-Language",
+            "Cache-Control": "no-store",
+            # Everything is inline; nothing may be fetched from elsewhere.
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:",
+        }
+        return "200 OK", headers, page.encode()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sqlite3
 import time
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -20,6 +21,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from probe import config as config_module
 from probe.config import Config, ConfigError
+from probe.history import History, store_path
 from probe.metrics import Exposition, State
 from probe.model import VantageResult, Verdict
 from probe.runner import run_round
@@ -34,6 +36,7 @@ class Monitor:
         self.config_path = config_path
         self.scheduler = AsyncIOScheduler()
         self.archive = _archive(config)
+        self.history = _history(config)
         self.exposition: Exposition | None = None  # the listener's /metrics, rendered after each round
         self._reload_task: asyncio.Task[None] | None = None
         self._reload_again = False
@@ -89,11 +92,15 @@ class Monitor:
         self.state.record(result)
         if self.config is not config:  # reloaded during the round: what the reload removed stays out
             self.state.prune(self.config)
+        try:
+            self.history.record(result)
+        except Exception:  # a full disk must not stop the rounds; the page shows the gap
+            log.exception("verdict history: round of %s not recorded", vantage_name)
         if self.archive is not None:
             self.archive.append(result)
             self.state.record_evidence(vantage_name, written=not self.archive.failing, at=time.time())
         if self.exposition is not None:
-            self.exposition.refresh()  # once per round, not once per scrape
+            self.exposition.refresh()  # once per round, not once per scrape (after the history and the archive)
         log.info("round %s: %s", vantage_name, summary(result))
 
     async def stop(self) -> None:
@@ -148,6 +155,19 @@ def summary(result: VantageResult) -> str:
         parts.append(f"{len(failing)} of {len(targets)} target(s) not ok" + (f" ({detail})" if failing else ""))
     parts.append(f"{result.duration_seconds:.1f} s")
     return "; ".join(parts)
+def _history(config: Config) -> History:
+    """The verdict history (a path needs a restart to change; a reload keeps the store)."""
+    schedule = config.schedule
+    gap = 2 * schedule.interval_seconds + schedule.jitter_seconds + schedule.deadline
+    path = store_path(config.state_dir, config.evidence.path)
+    if path is not None:
+        try:
+            history = History(path, max_gap_seconds=gap)
+            log.info("verdict history in %s", path)
+            return history
+        except (OSError, sqlite3.Error) as exc:  # measuring matters more than remembering
+            log.error("verdict history: cannot use %s (%s); keeping it in memory until a restart", path, exc)
+    return History(None, max_gap_seconds=gap)
 
 
 def _archive(config: Config):
@@ -160,7 +180,7 @@ def _archive(config: Config):
 
 async def serve(config: Config, *, listen: str | None = None, config_path: str | None = None) -> int:
     monitor = Monitor(config, config_path)
-    server = Server(monitor.state, config.listen)
+    server = Server(monitor.state, config.listen, history=monitor.history)
     await server.start(listen)
     monitor.exposition = server.exposition
     stop = asyncio.Event()
@@ -175,4 +195,5 @@ async def serve(config: Config, *, listen: str | None = None, config_path: str |
     finally:
         await monitor.stop()
         await server.close()
+        monitor.history.close()
     return 0

@@ -37,6 +37,8 @@ def test_amtool_check_config():
         ({"alertname": "MsgreachVantageOffline", "severity": "warning", "category": "vantage", "country": "RU"}, "vantage-keepers"),
         ({"alertname": "MsgreachVantageSilent", "severity": "warning", "category": "vantage"}, "vantage-keepers"),
         ({"alertname": "MsgreachServiceFailingAtControl", "severity": "info", "category": "outage"}, "digest"),
+        ({"alertname": "MsgreachAllowlistRegime", "severity": "critical", "category": "regime", "country": "RU", "asn": "12389"}, "oncall-ru"),
+        ({"alertname": "MsgreachRegionalShutdown", "severity": "critical", "category": "regime", "country": "KZ", "asn": "9198"}, "oncall-central-asia"),
     ],
 )
 def test_routing(labels, receiver):
@@ -127,3 +129,24 @@ def test_inhibitions_and_grouping_in_a_real_alertmanager(stack):
     groups = [d for d in hook.deliveries() if d["path"].endswith("/oncall-ru")]
     assert any({a["labels"]["vantage"] for a in d["body"]["alerts"]} == {"ru-2", "ru-4"} for d in groups), groups
     assert all(d["body"]["groupLabels"] == {"alertname": "MsgreachSuddenBlock", "country": "RU", "service": "telegram"} for d in groups)
+
+
+def test_a_regional_shutdown_pages_once_and_mutes_the_offline_warnings_of_its_asn(stack):
+    hook = stack.webhook()
+    am = stack.alertmanager(alertmanager_config(hook.url, fast=True))
+    shutdown = {"severity": "critical", "category": "regime", "country": "RU", "asn": "12389"}
+    am.post_alerts([alert("MsgreachRegionalShutdown", **shutdown)])
+    time.sleep(1.5)
+    am.post_alerts([
+        alert("MsgreachVantageOffline", vantage="ru-1", **VANTAGE),
+        alert("MsgreachVantageOffline", vantage="ru-2", **VANTAGE),
+        alert("MsgreachVantageOffline", vantage="ru-3", **{**VANTAGE, "asn": "8359"}),  # another ASN
+    ])
+
+    def delivered():
+        return {(d["path"].rsplit("/", 1)[-1], a["labels"]["alertname"], a["labels"].get("vantage")) for d, a in hook.alerts()}
+
+    expected = {("oncall-ru", "MsgreachRegionalShutdown", None), ("vantage-keepers", "MsgreachVantageOffline", "ru-3")}
+    wait_for("the expected notifications", lambda: expected <= delivered(), timeout=30, on_timeout=lambda: f"got {delivered()}")
+    time.sleep(4)
+    assert delivered() == expected

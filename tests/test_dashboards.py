@@ -26,7 +26,8 @@ CONTRACT_METRICS = {
     "msgreach_vantage_online", "msgreach_dns_lookup_duration_seconds",
     "msgreach_tls_cert_not_after_timestamp_seconds", "msgreach_download_throughput_bytes_per_second",
     "msgreach_round_duration_seconds", "msgreach_last_round_timestamp_seconds", "msgreach_rounds_total",
-    "msgreach_vantage_info", "msgreach_build_info",
+    "msgreach_vantage_info", "msgreach_build_info", "msgreach_vantage_verdict",
+    "msgreach_target_verdict_since_timestamp_seconds",
 }
 
 
@@ -71,7 +72,11 @@ def test_query_list_matches_the_dashboards():
     in_dashboards = sorted(
         (uid, p["title"], t["refId"], t["expr"], bool(t.get("instant")))
         for uid in UIDS for p in committed(uid)["panels"] for t in p.get("targets", [])
-    )
+    ) + [
+        (uid, f"annotation: {a['name']}", "annotation", a["expr"], False)
+        for uid in UIDS for a in committed(uid)["annotations"]["list"] if "expr" in a
+    ]
+    in_dashboards.sort()
     assert sorted((q["dashboard"], q["panel"], q["ref_id"], q["expr"], q["instant"]) for q in listed) == in_dashboards
     assert all(q["needs"] for q in listed)
 
@@ -106,6 +111,7 @@ def recorded_names() -> set[str]:
 def test_queries_reference_only_contract_metrics_and_recorded_names(uid):
     recorded = recorded_names()
     exprs = [t["expr"] for p in committed(uid)["panels"] for t in p.get("targets", [])]
+    exprs += [a["expr"] for a in committed(uid)["annotations"]["list"] if "expr" in a]
     exprs += [v["query"]["query"] for v in committed(uid)["templating"]["list"] if isinstance(v.get("query"), dict)]
     for expr in exprs:
         for name in re.findall(r"\b(msgreach_[a-z_]+)\b", re.sub(r"[a-z_]*:msgreach_[a-z_]+:[a-z_]+", "", expr)):
@@ -138,3 +144,49 @@ def test_provisioning_files():
     prov = yaml.safe_load((DASHBOARDS / "provisioning" / "dashboards" / "msgreach.yaml").read_text())
     (provider,) = prov["providers"]
     assert provider["type"] == "file" and provider["options"]["path"]
+
+
+@pytest.mark.parametrize("uid", UIDS)
+def test_annotations_list_verdict_changes_and_alerts(uid):
+    annotations = committed(uid)["annotations"]["list"]
+    builtin, *queries = annotations
+    assert builtin["builtIn"] == 1 and builtin["type"] == "dashboard"
+    by_name = {a["name"]: a for a in queries}
+    assert set(by_name) == {"Verdict changes", "Alerts"}
+    changes = by_name["Verdict changes"]
+    assert changes["useValueForTime"] is True and "msgreach_target_verdict_since_timestamp_seconds" in changes["expr"]
+    assert "ALERTS" in by_name["Alerts"]["expr"]
+    for a in queries:
+        assert a["datasource"] == {"type": "prometheus", "uid": "${datasource}"} and a["titleFormat"] and a["enable"]
+
+
+def test_overview_links_to_the_service_and_vantage_dashboards():
+    text = json.dumps(committed("msgreach-overview"))
+    assert "/d/msgreach-service?var-vantage=" in text and "/d/msgreach-vantage?var-vantage=" in text
+    panels = {p["title"]: p for p in committed("msgreach-overview")["panels"]}
+    timeline = panels["Service verdict per vantage"]
+    assert {link["title"] for link in timeline["fieldConfig"]["defaults"]["links"]} == {"Service dashboard", "Vantage dashboard"}
+    reach = panels["Reachability and blocked since (service x vantage)"]
+    renamed = reach["transformations"][1]["options"]["renameByName"]
+    assert set(renamed.values()) == {"reachable 24 h", "reachable 7 d", "verdict", "blocked since"}
+    assert any(p["type"] == "geomap" for p in panels.values())
+    assert "Vantage verdicts by country / ASN" in panels
+
+
+def test_verdict_colours_cover_the_models_vocabulary(generator):
+    from probe.model import SERVICE_VERDICTS, VANTAGE_VERDICTS
+
+    assert {name for name, _, _ in generator.VERDICTS} == {str(v) for v in SERVICE_VERDICTS}
+    assert len({code for _, code, _ in generator.VERDICTS}) == len(generator.VERDICTS)
+    assert [name for name, _, _ in generator.VANTAGE_CODES] == [str(v) for v in VANTAGE_VERDICTS]
+
+
+def test_grafana_version_matches_the_dashboards_schema():
+    """deploy/central runs the Grafana whose schema the dashboards are generated for (the SDK's
+    pinned build): a newer schemaVersion than the server knows is refused or mis-migrated."""
+    pin = re.search(r"!(\d+\.\d+)\.", (DASHBOARDS / "requirements.txt").read_text()).group(1)
+    compose = yaml.safe_load((ROOT / "deploy" / "central" / "compose.yaml").read_text())
+    image = compose["services"]["grafana"]["image"]
+    tag = re.search(r"grafana-oss:(\d+\.\d+)\.\d+", image).group(1)
+    assert tag == pin, f"deploy/central runs Grafana {tag}, the dashboards are generated for {pin}"
+    assert {committed(uid)["schemaVersion"] for uid in UIDS} == {41}  # Grafana 11.6's schema

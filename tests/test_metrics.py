@@ -18,6 +18,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import probe
+from probe.history import History
 from probe.metrics import State, registry_for
 from probe.runner import run_all
 from probe.server import Server
@@ -44,10 +45,12 @@ def measured(env, tmp_path_factory):
     ]
     config = env.load(tmp_path_factory.mktemp("metrics"), env.config(services, vantages=vantages, schedule={"timeouts": {"dns": 0.3}}))
     state = State(config)
+    history = History()  # the verdict history feeds msgreach_target_verdict_since_timestamp_seconds
     for _ in range(2):
         for result in asyncio.run(run_all(config)):
             state.record(result)
-    text = generate_latest(registry_for(state)).decode()
+            history.record(result)
+    text = generate_latest(registry_for(state, history)).decode()
     return state, text
 
 
@@ -250,7 +253,7 @@ async def test_listener_status_page(listener):
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     page = response.text
-    for words in ("Vantage home", "Vantage cut-off", "svc", "mitm", "partial", "tls_mitm", "vantage_offline", "ssl_invalid_hostname"):
+    for words in ("Measuring point home", "Measuring point cut-off", "svc", "mitm", "partial", "tls_mitm", "vantage_offline", "ssl_invalid_hostname"):
         assert words in page, words
     assert SOURCE not in page
 

@@ -65,14 +65,23 @@ def test_every_alert_is_exercised_by_a_unit_test():
     assert alerts == fired, f"alerts never seen firing in a unit test: {sorted(alerts - fired)}"
 
 
-def test_block_verdicts_match_the_engine():
-    """The rules treat as a block every service verdict except ok, down, error and
-    vantage_offline; that must be exactly the engine's block verdicts plus `partial`."""
-    from probe import model
+def test_block_verdicts_match_the_model():
+    """The rules' idea of a block is probe.model's: every technique verdict (BLOCKS) and
+    `partial`; `down`, `error`, `vantage_offline` and `ok` never page."""
+    from probe.model import BLOCKS, SERVICE_VERDICTS, Verdict
 
     text = RULE_FILES["default"].read_text()
-    excluded = {frozenset(group.split("|")) for group in re.findall(r'verdict!~"([a-z_|]+)"', text)}
-    not_blocks = set(model.SERVICE_VERDICTS) - set(model.BLOCKS) - {"partial"}
-    assert excluded and all(group >= not_blocks - {"down"} for group in excluded), excluded
-    blocks_in_rules = set(model.SERVICE_VERDICTS) - not_blocks
-    assert blocks_in_rules == set(model.BLOCKS) | {"partial"}
+    matchers = set(re.findall(r'verdict=~"([a-z_|]+)"', text))
+    blocks = {str(v) for v in BLOCKS} | {str(Verdict.PARTIAL)}
+    not_blocks = {str(v) for v in SERVICE_VERDICTS} - blocks
+    assert {frozenset(m.split("|")) for m in matchers} >= {frozenset(blocks), frozenset(not_blocks)}
+    assert not_blocks == {"down", "error", "vantage_offline", "ok"}
+    for matcher in matchers:  # no verdict outside the model's vocabulary
+        assert set(matcher.split("|")) <= {str(v) for v in SERVICE_VERDICTS}, matcher
+
+
+def test_rules_use_the_role_label_and_the_vantage_verdict():
+    text = RULE_FILES["default"].read_text()
+    assert 'role!="control"' in text and 'role="control"' in text
+    assert '"control", "true"' not in text  # no `control` label: msgreach exports `role`
+    assert 'msgreach_vantage_verdict{verdict="allowlist"}' in text

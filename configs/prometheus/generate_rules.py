@@ -27,28 +27,40 @@ from pathlib import Path
 import yaml
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent.parent))  # run as a script from anywhere: probe.model is stdlib only
 
-# A service verdict that is none of these is a block (see docs/operators.md, "Block verdicts"):
-# dns_blocked, dns_tampered, ip_blocked, sni_blocked, tls_blocked, tls_mitm, http_blocked,
-# quic_blocked, protocol_blocked, udp_blocked, throttled and partial. Written as an exclusion so
-# that a block technique added to the contract later is alerted on without touching the rules.
-NOT_BLOCK = "ok|down|vantage_offline"
+from probe.model import BLOCKS, SERVICE_VERDICTS, VantageVerdict, Verdict
+
+# The vocabulary comes from probe.model: a block is any technique verdict (BLOCKS) and `partial`
+# (some targets blocked); `down`, `error`, `vantage_offline` and `ok` are not. A technique added
+# to the model is alerted on after regenerating, without touching the rules.
+BLOCK_VERDICTS: tuple[str, ...] = tuple(str(v) for v in SERVICE_VERDICTS if v in BLOCKS or v is Verdict.PARTIAL)
+NOT_BLOCK_VERDICTS: tuple[str, ...] = tuple(str(v) for v in SERVICE_VERDICTS if str(v) not in BLOCK_VERDICTS)
+BLOCK = "|".join(BLOCK_VERDICTS)
+NOT_BLOCK = "|".join(NOT_BLOCK_VERDICTS)
+FAILING = "|".join(str(v) for v in SERVICE_VERDICTS if v not in (Verdict.OK, Verdict.VANTAGE_OFFLINE, Verdict.ERROR))
+ALLOWLIST = str(VantageVerdict.ALLOWLIST)
 
 
 @dataclass(frozen=True)
 class Profile:
     name: str
     path: Path
+    scrape_interval: str  # what the rules are written for (the tests scrape at this pace)
+    round_interval_seconds: int  # msgreach's schedule.interval_seconds the profile is written for
     eval_interval: str  # how often the rule group runs
-    block_window: str  # a block must hold at every scrape for this long ...
-    min_rounds: int  # ... and that long must contain at least this many new rounds
+    block_window: str  # the window of the control-vantage share and of the summaries
+    agree_window: str  # two vantages of one country blocked at every scrape this long: page at once
     ok_lookback: str  # "was reachable for the past hours": ok seen within this window
     technique_memory: str  # a technique sustained this recently counts as "the previous one"
     control_share: float  # a control vantage failing this share of the window suppresses blocks
     silent_after_seconds: int  # no new round for this long: the vantage is silent
     offline_for: str  # vantage_online == 0 for this long: the vantage is offline
     info_lookback: str  # how long a vantage that stopped reporting is remembered
-    wide_min_vantages: int  # vantages of one country / ASN that make a block "wide"
+    wide_min_vantages: int  # vantages of one country / ASN that make a block "wide" (or agree)
+    restart_bridge: str  # a vantage without verdicts (restarting) keeps its block state this long
+    allowlist_memory: str  # block pages stay muted this long after a vantage's last allowlist round
+    shutdown_min_vantages: int  # vantages of one ASN offline together: a regional shutdown
     notes: str
 
 
@@ -56,9 +68,11 @@ PROFILES = {
     "default": Profile(
         name="default",
         path=HERE / "rules" / "msgreach.yml",
-        eval_interval="30s",
+        scrape_interval="15s",
+        round_interval_seconds=60,
+        eval_interval="15s",
         block_window="5m",
-        min_rounds=3,
+        agree_window="15s",
         ok_lookback="6h",
         technique_memory="1h",
         control_share=0.5,
@@ -66,14 +80,19 @@ PROFILES = {
         offline_for="3m",
         info_lookback="1d",
         wide_min_vantages=2,
-        notes="For msgreach's default schedule (rounds every 60 s) and a 15-30 s scrape interval.",
+        restart_bridge="3m",
+        allowlist_memory="5m",
+        shutdown_min_vantages=2,
+        notes="For msgreach's default schedule (rounds every 60 s) and a 15 s scrape interval.",
     ),
     "fast": Profile(
         name="fast",
         path=HERE / "fast-profile" / "msgreach.yml",
+        scrape_interval="1s",
+        round_interval_seconds=4,
         eval_interval="1s",
         block_window="12s",
-        min_rounds=2,
+        agree_window="1s",
         ok_lookback="15m",
         technique_memory="2m",
         control_share=0.5,
@@ -81,6 +100,9 @@ PROFILES = {
         offline_for="3s",
         info_lookback="1h",
         wide_min_vantages=2,
+        restart_bridge="10s",
+        allowlist_memory="10s",
+        shutdown_min_vantages=2,
         notes=(
             "FAST PROFILE, for the lab and end-to-end tests only: rounds every 1-5 s, scrape and\n"
             "evaluation every 1 s. It pages on blocks that lasted seconds: never load it in production."
@@ -104,6 +126,46 @@ def with_info(expr: str, keys: str) -> str:
     return (
         f"(\n  (\n{indent(expr, 4)}\n  )\n  * on (vantage) group_left ({INFO_LABELS})\n  {INFO}\n)\n"
         f"or on ({keys})\n(\n{indent(expr)}\n)"
+    )
+
+
+def latch_window(p: Profile) -> str:
+    """A window that holds exactly the previous evaluation of a rule (1.5 intervals)."""
+    value, unit = int(p.eval_interval[:-1]), p.eval_interval[-1]
+    return f"{value * {'s': 1000, 'm': 60000}[unit] * 3 // 2}ms"
+
+
+def block_start(name: str, state: str, keys: str, p: Profile) -> str:
+    """The end time of the round that began the current run of ``state`` (one series per ``keys``
+    while ``state`` holds at every evaluation; the start is kept while it keeps holding).
+
+    A block is *sustained* once the current round is a later one than the round that began it:
+    two consecutive rounds, each already confirmed by the engine's immediate retry, whatever the
+    spacing of the rounds (jitter, slow rounds). A rule output reads its own previous value."""
+    state = f"(\n{indent(state)}\n)"
+    return (
+        f"(\n  last_over_time({name}[{latch_window(p)}])\n  and on ({keys})\n{indent(state)}\n)\n"
+        f"or on ({keys})\n"
+        f"(\n  max by (vantage) (msgreach_last_round_timestamp_seconds)\n  * on (vantage) group_right ()\n{indent(state)}\n)\n"
+        f"or on ({keys})\n"
+        f"(\n  last_over_time({name}[{p.restart_bridge}])\n  unless on (vantage) msgreach_last_round_timestamp_seconds\n)"
+    )
+
+
+def later_round(start: str, keys: str) -> str:
+    """1 when the vantage's current round is later than the round in ``start``, else 0."""
+    return f"max by (vantage) (msgreach_last_round_timestamp_seconds)\n- on (vantage) group_right ()\n{start}\n> bool 0"
+
+
+def bridged(expr: str, name: str, p: Profile) -> str:
+    """``expr``, or while the vantage exports no verdicts at all (a restart: scrapes fail, then no
+    round has finished yet) the rule's own last value for up to ``restart_bridge``: a restart
+    neither resolves a page nor, once the verdicts are back, raises it again."""
+    return (
+        f"(\n{indent(expr)}\n)\n"
+        f"or on (vantage, service)\n"
+        f"(\n  last_over_time({name}[{p.restart_bridge}])\n"
+        f"  unless on (vantage, service) msgreach_service_verdict\n)"
     )
 
 
@@ -141,25 +203,25 @@ def alert(name: str, expr: str, doc: str, *, for_: str | None, labels: dict, ann
 
 def recording_rules(p: Profile) -> list[Rule]:
     w = p.block_window
+    blocked_now = f'max by (vantage, service) (msgreach_service_verdict{{verdict=~"{BLOCK}"}}) == 1'
+    technique_now = (
+        "max without (verdict) (label_replace(\n"
+        f'  max by (vantage, service, verdict) (msgreach_service_verdict{{verdict=~"{BLOCK}"}}) == 1,\n'
+        '  "technique", "$1", "verdict", "(.+)"\n'
+        "))"
+    )
+    in_allowlist = f'max by (vantage) (msgreach_vantage_verdict{{verdict="{ALLOWLIST}"}}) == 1'
+    sustained = "vantage_service:msgreach_block_sustained:bool"
+    active = "vantage_service_technique:msgreach_block:active"
     rules = [
         record(
             INFO,
-            f'topk by (vantage) (1, max by (vantage, {INFO_LABELS}) (\n'
-            f'  label_replace(msgreach_vantage_info, "role", "control", "control", "true")\n'
-            f"))\n"
+            f"topk by (vantage) (1, max by (vantage, {INFO_LABELS}) (msgreach_vantage_info))\n"
             f"or on (vantage)\n"
-            f'topk by (vantage) (1, max by (vantage, {INFO_LABELS}) (\n'
-            f'  label_replace(last_over_time(msgreach_vantage_info[{p.info_lookback}]), "role", "control", "control", "true")\n'
-            f"))",
-            "Where each vantage is (country, asn, network) and whether it is a control vantage\n"
-            '(role="control"), one series per vantage; remembered for a while after the vantage\n'
+            f"topk by (vantage) (1, max by (vantage, {INFO_LABELS}) (last_over_time(msgreach_vantage_info[{p.info_lookback}])))",
+            "Where each vantage is (country, asn, network) and its role (`vantage`, or `control` for a\n"
+            "control vantage), one series per vantage; remembered for a while after the vantage\n"
             "stops reporting so that its silence can still be routed by country.",
-        ),
-        record(
-            "vantage:msgreach_rounds:changes_block_window",
-            f"max by (vantage) (changes(msgreach_last_round_timestamp_seconds[{w}]))",
-            "New rounds seen within the block window: a block verdict only counts as sustained when\n"
-            "rounds keep arriving (a stuck probe repeats its last verdict forever).",
         ),
         record(
             "vantage:msgreach_last_round_age:seconds",
@@ -176,8 +238,42 @@ def recording_rules(p: Profile) -> list[Rule]:
             "1 while the vantage's controls are reachable (msgreach_vantage_online).",
         ),
         record(
+            "vantage:msgreach_unreachable:bool",
+            f"max by (vantage, {INFO_LABELS}) (\n"
+            "  (vantage:msgreach_online:max == bool 0)\n"
+            "  or on (vantage)\n"
+            f"  (vantage:msgreach_last_round_age:seconds > bool {p.silent_after_seconds})\n"
+            ")",
+            "1 while the vantage is offline (its control sites fail) or silent (no round reaches the\n"
+            "centre): what a regional shutdown looks like from each vantage.",
+        ),
+        record(
+            "vantage:msgreach_allowlist:bool",
+            f'max by (vantage) (max_over_time(msgreach_vantage_verdict{{verdict="{ALLOWLIST}"}}[{p.allowlist_memory}]))',
+            f"1 when the vantage was in the `allowlist` regime at any scrape of the last {p.allowlist_memory}:\n"
+            "its services fail for the regime, not for a service's own block; their block pages are muted.",
+        ),
+        record(
+            "vantage:msgreach_allowlist_start_round:timestamp",
+            block_start("vantage:msgreach_allowlist_start_round:timestamp", in_allowlist, "vantage", p),
+            "The end time of the round that began the vantage's current run of `allowlist` verdicts.",
+        ),
+        record(
+            "vantage:msgreach_allowlist_sustained:bool",
+            with_info(
+                later_round("vantage:msgreach_allowlist_start_round:timestamp", "vantage")
+                + "\nor on (vantage)\nmax by (vantage) (msgreach_vantage_verdict) * 0",
+                "vantage",
+            )
+            + "\nor on (vantage)\n(\n"
+            + f"  last_over_time(vantage:msgreach_allowlist_sustained:bool[{p.restart_bridge}])\n"
+            + "  unless on (vantage) msgreach_last_round_timestamp_seconds\n)",
+            "1 when the vantage has said `allowlist` at every scrape over two consecutive rounds (the same\n"
+            "noise guard as a block), else 0.",
+        ),
+        record(
             "vantage_service:msgreach_blocked:bool",
-            with_info(service_state(f'!~"{NOT_BLOCK}"'), "vantage, service"),
+            with_info(service_state(f'=~"{BLOCK}"'), "vantage, service"),
             "1 when the service's current verdict at the vantage is a block verdict, else 0.",
         ),
         record(
@@ -187,9 +283,10 @@ def recording_rules(p: Profile) -> list[Rule]:
         ),
         record(
             "vantage_service:msgreach_failing:bool",
-            with_info(service_state('!~"ok|vantage_offline"'), "vantage, service"),
+            with_info(service_state(f'=~"{FAILING}"'), "vantage, service"),
             "1 when the service fails at the vantage in any way (a block or down), else 0; 0 while the\n"
-            "vantage is offline. Used to tell a global outage seen from a control vantage.",
+            "vantage is offline or the monitor could not measure (error). Used to tell a global outage\n"
+            "seen from a control vantage.",
         ),
         record(
             "vantage_service:msgreach_reachable_ratio:max",
@@ -197,44 +294,81 @@ def recording_rules(p: Profile) -> list[Rule]:
             "Share of the service's targets that are ok at the vantage.",
         ),
         record(
-            "vantage_service:msgreach_block_sustained:bool",
-            "vantage_service:msgreach_blocked:bool\n"
-            f'* on (vantage, service) group_left () (1 - max by (vantage, service) (max_over_time(msgreach_service_verdict{{verdict=~"{NOT_BLOCK}"}}[{w}])))\n'
-            f"* on (vantage) group_left () (vantage:msgreach_rounds:changes_block_window >= bool {p.min_rounds})",
-            f"1 when the service has had a block verdict (any technique) at every scrape of the last {w}\n"
-            f"and at least {p.min_rounds} new rounds arrived meanwhile: one failed round, a flapping link\n"
-            "or a stuck probe never makes it 1.",
+            "vantage_service:msgreach_block_start_round:timestamp",
+            block_start("vantage_service:msgreach_block_start_round:timestamp", blocked_now, "vantage, service", p),
+            "The end time of the round that began the service's current run of block verdicts (any\n"
+            "technique) at the vantage; absent while the verdict is not a block. Kept through a restart.",
         ),
         record(
-            "vantage_service_technique:msgreach_block:active",
-            with_info(
-                "max without (verdict) (label_replace(\n"
-                f'  max by (vantage, service, verdict) (msgreach_service_verdict{{verdict!~"{NOT_BLOCK}"}} == 1),\n'
-                '  "technique", "$1", "verdict", "(.+)"\n'
-                "))",
-                "vantage, service, technique",
+            sustained,
+            bridged(
+                with_info(later_round("vantage_service:msgreach_block_start_round:timestamp", "vantage, service"), "vantage, service")
+                + "\nor on (vantage, service)\nvantage_service:msgreach_blocked:bool * 0",
+                sustained,
+                p,
+            ),
+            "1 when the service has had a block verdict (any technique) at every scrape since a round\n"
+            "earlier than the current one: two consecutive blocked rounds, each already confirmed by the\n"
+            "engine's immediate retry. One failed round, a flapping link or a stuck probe never makes it 1.\n"
+            f"Kept for up to {p.restart_bridge} while the vantage exports no verdicts (a restart).",
+        ),
+        record(
+            "vantage_service:msgreach_block_held:bool",
+            "vantage_service:msgreach_blocked:bool\n"
+            f'* on (vantage, service) group_left () (1 - max by (vantage, service) (max_over_time(msgreach_service_verdict{{verdict=~"{NOT_BLOCK}"}}[{p.agree_window}])))',
+            f"1 when the service has had a block verdict at every scrape of the last {p.agree_window} (one round\n"
+            "may be enough): alone it pages nothing, two vantages of one country agreeing do.",
+        ),
+        record(
+            "vantage_service:msgreach_block_agreed:bool",
+            f'vantage_service:msgreach_block_held:bool{{role!="control", country!=""}} == 1\n'
+            "unless on (vantage) (vantage:msgreach_allowlist:bool == 1)\n"
+            "and on (country, service)\n"
+            "(\n"
+            "  count by (country, service) (\n"
+            f'    vantage_service:msgreach_block_held:bool{{role!="control", country!=""}} == 1\n'
+            "    unless on (vantage) (vantage:msgreach_allowlist:bool == 1)\n"
+            f"  ) >= {p.wide_min_vantages}\n"
+            ")",
+            f"1 at each vantage whose block of the service is held while at least {p.wide_min_vantages} vantages\n"
+            "of its country (hence also of one ASN) hold one too: corroboration instead of a second round.",
+        ),
+        record(
+            active,
+            bridged(
+                with_info(
+                    "max without (verdict) (label_replace(\n"
+                    f'  max by (vantage, service, verdict) (msgreach_service_verdict{{verdict=~"{BLOCK}"}} == 1),\n'
+                    '  "technique", "$1", "verdict", "(.+)"\n'
+                    "))",
+                    "vantage, service, technique",
+                ),
+                active,
+                p,
             ),
             "The current block technique (= the block verdict) per vantage and service; absent when the\n"
-            "service is not blocked.",
+            f"service is not blocked. Kept for up to {p.restart_bridge} while the vantage restarts.",
+        ),
+        record(
+            "vantage_service_technique:msgreach_block_start_round:timestamp",
+            block_start("vantage_service_technique:msgreach_block_start_round:timestamp", technique_now, "vantage, service, technique", p),
+            "Per technique: the end time of the round that began the current run of that very technique.",
         ),
         record(
             "vantage_service_technique:msgreach_block_sustained:bool",
-            with_info(
-                "max without (verdict) (label_replace(\n"
-                f'  max by (vantage, service, verdict) (min_over_time(msgreach_service_verdict{{verdict!~"{NOT_BLOCK}"}}[{w}])),\n'
-                '  "technique", "$1", "verdict", "(.+)"\n'
-                "))\n"
-                f"* on (vantage) group_left () (vantage:msgreach_rounds:changes_block_window >= bool {p.min_rounds})",
-                "vantage, service, technique",
-            ),
-            f"Per technique: 1 when that very technique held at every scrape of the last {w} with rounds\n"
-            "arriving, else 0. The memory of it is what the technique-change alert compares.",
+            with_info(later_round("vantage_service_technique:msgreach_block_start_round:timestamp", "vantage, service, technique"), "vantage, service, technique"),
+            "Per technique: 1 when that very technique held at every scrape over two consecutive rounds\n"
+            "(absent otherwise). The memory of it is what the technique-change alert compares.",
         ),
         record(
             "service:msgreach_failing_at_control:bool",
-            f'max by (service) (avg_over_time(vantage_service:msgreach_failing:bool{{role="control"}}[{w}]) >= bool {p.control_share})',
-            f"1 when the service failed at a control vantage for at least {p.control_share:.0%} of the\n"
-            f"last {w}: what looks like a block elsewhere is then likely a global outage.",
+            "max by (service) (clamp_max(\n"
+            f'  (avg_over_time(vantage_service:msgreach_failing:bool{{role="control"}}[{w}]) >= bool {p.control_share})\n'
+            '  + vantage_service:msgreach_failing:bool{role="control"},\n'
+            "  1\n"
+            "))",
+            f"1 when the service fails at a control vantage now, or failed there for at least {p.control_share:.0%}\n"
+            f"of the last {w}: what looks like a block elsewhere is then likely a global outage.",
         ),
     ]
     # Summaries for dashboards and people; control vantages are left out of every count.
@@ -250,7 +384,7 @@ def recording_rules(p: Profile) -> list[Rule]:
             record(
                 f"{level}:msgreach_vantages_block_sustained:sum",
                 f"sum by ({by}) (vantage_service:msgreach_block_sustained:bool{probe_vantages})",
-                f"Vantages where the service has been blocked for the whole block window ({w}).",
+                "Vantages where the service has been blocked over two consecutive rounds or more.",
             ),
             record(
                 f"{level}:msgreach_vantages_ok:sum",
@@ -311,6 +445,7 @@ def alerting_rules(p: Profile) -> list[Rule]:
     w = p.block_window
     not_control = '{role!="control"}'
     suppressed = "unless on (service) (service:msgreach_failing_at_control:bool == 1)"
+    regime = "unless on (vantage) (vantage:msgreach_allowlist:bool == 1)"
     # Runbooks are static text (the labels are in summary/description/dashboard): one place to read.
     evidence = (
         'Evidence: `msgreach_target_verdict{vantage="<vantage>",service="<service>"} == 1` says which\n'
@@ -324,7 +459,11 @@ def alerting_rules(p: Profile) -> list[Rule]:
             f"vantage_service_technique:msgreach_block:active{not_control}\n"
             "* on (vantage, service) group_left ()\n"
             "(\n"
-            "  vantage_service:msgreach_block_sustained:bool == 1\n"
+            "  (\n"
+            "    vantage_service:msgreach_block_sustained:bool == 1\n"
+            "    or on (vantage, service)\n"
+            "    vantage_service:msgreach_block_agreed:bool == 1\n"
+            "  )\n"
             "  and on (vantage, service)\n"
             "  (\n"
             f'    max by (vantage, service) (max_over_time(msgreach_service_verdict{{verdict="ok"}}[{p.ok_lookback}])) == 1\n'
@@ -332,19 +471,22 @@ def alerting_rules(p: Profile) -> list[Rule]:
             '    max by (vantage, service) (ALERTS{alertname="MsgreachSuddenBlock", alertstate="firing"})\n'
             "  )\n"
             f"  {suppressed}\n"
+            f"  {regime}\n"
             ")",
             f"A service reachable from a vantage within the last {p.ok_lookback} has had a block verdict at\n"
-            f"every scrape for {w} over at least {p.min_rounds} new rounds. Once firing it stays firing\n"
-            "(through ALERTS) for as long as the block is sustained, whatever the lookback; its\n"
-            "`technique` label follows the current verdict. Not raised at control vantages, nor while\n"
-            "the service also fails at a control vantage (a global outage).",
+            "every scrape over two consecutive rounds (each confirmed by the engine's retry), or (faster) at every scrape for\n"
+            f"{p.agree_window} while another vantage of the same country says the same. Once firing it stays\n"
+            "firing (through ALERTS) for as long as the block is sustained, whatever the lookback, and\n"
+            "through a restart of the vantage; its `technique` label follows the current verdict. Not\n"
+            "raised at control vantages, nor while the service also fails at a control vantage (a global\n"
+            "outage), nor at a vantage in the `allowlist` regime (MsgreachAllowlistRegime pages for that).",
             for_=None,
             labels={"severity": "critical", "category": "block"},
             annotations={
                 "summary": "{{ $labels.service }} blocked from {{ $labels.vantage }} ({{ $labels.country }} AS{{ $labels.asn }}) by {{ $labels.technique }}",
                 "description": (
                     f"{{{{ $labels.service }}}} was reachable from vantage {{{{ $labels.vantage }}}} ({{{{ $labels.network }}}}) within the last {p.ok_lookback}; "
-                    f"for at least {w} and {p.min_rounds} consecutive rounds every verdict has been a block. Current technique: {{{{ $labels.technique }}}}."
+                    f"now every verdict is a block, over 2 consecutive rounds or confirmed by another vantage of {{{{ $labels.country }}}}. Current technique: {{{{ $labels.technique }}}}."
                 ),
                 "runbook": (
                     "1. Check the vantage is healthy: no MsgreachVantageOffline/Silent for it (those inhibit this alert).\n"
@@ -360,6 +502,7 @@ def alerting_rules(p: Profile) -> list[Rule]:
             "count by (country, service) (\n"
             f'  vantage_service:msgreach_block_sustained:bool{{role!="control", country!=""}} == 1\n'
             f"  {suppressed}\n"
+            f"  {regime}\n"
             f") >= {p.wide_min_vantages}",
             f"The same service has a sustained block verdict from at least {p.wide_min_vantages} vantages of one\n"
             "country: a policy rather than a local fault. Does not need the service to have been\n"
@@ -368,7 +511,7 @@ def alerting_rules(p: Profile) -> list[Rule]:
             labels={"severity": "critical", "category": "block", "scope": "country"},
             annotations={
                 "summary": "{{ $labels.service }} blocked from {{ $value }} vantages in {{ $labels.country }}",
-                "description": f"{{{{ $value }}}} vantages in {{{{ $labels.country }}}} have given {{{{ $labels.service }}}} a block verdict at every scrape for {w}.",
+                "description": "{{ $value }} vantages in {{ $labels.country }} have given {{ $labels.service }} a block verdict over two rounds or more.",
                 "runbook": WIDE_RUNBOOK,
                 "dashboard": dashboard_link("overview", "var-country={{ $labels.country }}&var-service={{ $labels.service }}"),
             },
@@ -378,13 +521,14 @@ def alerting_rules(p: Profile) -> list[Rule]:
             "count by (country, asn, service) (\n"
             f'  vantage_service:msgreach_block_sustained:bool{{role!="control", asn!=""}} == 1\n'
             f"  {suppressed}\n"
+            f"  {regime}\n"
             f") >= {p.wide_min_vantages}",
             f"The same service has a sustained block verdict from at least {p.wide_min_vantages} vantages of one ASN.",
             for_=None,
             labels={"severity": "critical", "category": "block", "scope": "asn"},
             annotations={
                 "summary": "{{ $labels.service }} blocked from {{ $value }} vantages in AS{{ $labels.asn }} ({{ $labels.country }})",
-                "description": f"{{{{ $value }}}} vantages in AS{{{{ $labels.asn }}}} have given {{{{ $labels.service }}}} a block verdict at every scrape for {w}.",
+                "description": "{{ $value }} vantages in AS{{ $labels.asn }} have given {{ $labels.service }} a block verdict over two rounds or more.",
                 "runbook": WIDE_RUNBOOK,
                 "dashboard": dashboard_link("overview", "var-country={{ $labels.country }}&var-service={{ $labels.service }}"),
             },
@@ -400,6 +544,7 @@ def alerting_rules(p: Profile) -> list[Rule]:
             "(\n"
             f"  vantage_service_technique:msgreach_block_sustained:bool{not_control} == 1\n"
             f"  {suppressed}\n"
+            f"  {regime}\n"
             ")",
             f"The block technique changed: another technique was sustained at the vantage within the last\n"
             f"{p.technique_memory} and a new one is now sustained (e.g. throttled -> ip_blocked). A technique that\n"
@@ -410,8 +555,8 @@ def alerting_rules(p: Profile) -> list[Rule]:
             annotations={
                 "summary": "{{ $labels.service }} at {{ $labels.vantage }}: {{ $labels.previous_technique }} -> {{ $labels.technique }}",
                 "description": (
-                    f"At vantage {{{{ $labels.vantage }}}} ({{{{ $labels.country }}}} AS{{{{ $labels.asn }}}}) the block of {{{{ $labels.service }}}} "
-                    f"changed from {{{{ $labels.previous_technique }}}} to {{{{ $labels.technique }}}} (each sustained for {w})."
+                    "At vantage {{ $labels.vantage }} ({{ $labels.country }} AS{{ $labels.asn }}) the block of {{ $labels.service }} "
+                    "changed from {{ $labels.previous_technique }} to {{ $labels.technique }} (each sustained over two rounds)."
                 ),
                 "runbook": (
                     "A censor changing method is news: throttling turning into a full block often precedes a\n"
@@ -455,6 +600,53 @@ def alerting_rules(p: Profile) -> list[Rule]:
                     "3. A round longer than the interval (many timeouts) also delays rounds: see round duration on the Vantage dashboard."
                 ),
                 "dashboard": dashboard_link("vantage", "var-vantage={{ $labels.vantage }}"),
+            },
+        ),
+        alert(
+            "MsgreachAllowlistRegime",
+            "count by (country, asn) (\n"
+            f"  vantage:msgreach_allowlist_sustained:bool{not_control} == 1\n"
+            ")",
+            "Vantages of one country and ASN are in the `allowlist` regime: their domestic control sites\n"
+            "pass and every international one fails (a regional shutdown where only approved services\n"
+            "work), over two consecutive rounds. One page per country/ASN, whatever the number of\n"
+            "vantages and services; the per-service block pages of those vantages are muted meanwhile.",
+            for_=None,
+            labels={"severity": "critical", "category": "regime"},
+            annotations={
+                "summary": "Allowlist regime in {{ $labels.country }} AS{{ $labels.asn }}: {{ $value }} vantage(s) reach only approved services",
+                "description": (
+                    "{{ $value }} vantage(s) in AS{{ $labels.asn }} ({{ $labels.country }}) reach their domestic control sites but no "
+                    "international one: every foreign service fails there for the regime, not for a block of its own."
+                ),
+                "runbook": (
+                    "1. Vantage dashboard, 'Vantage verdict' panel: which vantages, since when.\n"
+                    "2. `msgreach_check_success{service=\"controls\"}` of those vantages: which international control sites fail, at which check.\n"
+                    "3. Compare with IODA and OONI for the region; the services' own verdicts stay on the dashboards as evidence."
+                ),
+                "dashboard": dashboard_link("overview", "var-country={{ $labels.country }}"),
+            },
+        ),
+        alert(
+            "MsgreachRegionalShutdown",
+            "count by (country, asn) (\n"
+            f'  vantage:msgreach_unreachable:bool{{role!="control", asn!=""}} == 1\n'
+            f") >= {p.shutdown_min_vantages}",
+            f"At least {p.shutdown_min_vantages} vantages of one ASN are offline or silent together for {p.offline_for}: a\n"
+            "regional shutdown rather than volunteers' connections. One page per country/ASN; it inhibits\n"
+            "the per-vantage offline/silent warnings of that ASN in Alertmanager (offline vantages give no\n"
+            "block verdicts, so their per-service pages are quiet already).",
+            for_=p.offline_for,
+            labels={"severity": "critical", "category": "regime"},
+            annotations={
+                "summary": "Possible regional shutdown in {{ $labels.country }} AS{{ $labels.asn }}: {{ $value }} vantages offline",
+                "description": f"{{{{ $value }}}} vantages in AS{{{{ $labels.asn }}}} ({{{{ $labels.country }}}}) have been offline or silent for {p.offline_for}.",
+                "runbook": (
+                    "1. Compare with IODA (BGP, active probing) for the ASN and region.\n"
+                    "2. Vantage dashboard: did the vantages go offline at the same minute (a shutdown) or one by one?\n"
+                    "3. Ask the volunteers through an out-of-band channel only if it is safe for them."
+                ),
+                "dashboard": dashboard_link("overview", "var-country={{ $labels.country }}"),
             },
         ),
         alert(

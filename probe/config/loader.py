@@ -25,7 +25,7 @@ _PACKAGED = _PACKAGE / "_configs"  # inside a wheel (see pyproject force-include
 _SOURCE = _PACKAGE.parent / "configs"  # in a source checkout
 
 # Keys whose values are file paths, relative to the file that names them.
-_PATH_KEYS = ("ca_bundle", "cert_file", "key_file", "password_file", "secret_file", "credentials_file", "path")
+_PATH_KEYS = ("ca_bundle", "cert_file", "key_file", "password_file", "secret_file", "credentials_file", "path", "state_dir")
 
 
 def configs_dir() -> Path:
@@ -232,6 +232,7 @@ def _resolve(raw: RawConfig, file: str, base: Path, problems: list[Problem], nod
         evidence=raw.evidence,
         source=file,
         helpers=raw.helpers,
+        state_dir=raw.state_dir,
     )
 
 

@@ -551,6 +551,9 @@ class RawConfig(_Model):
     decoy_sni: HostName = "example.org"
     evidence: Evidence = Field(default_factory=Evidence)
     helpers: list[HelperRef] = Field(default_factory=list)
+    # Verdict history for the status page and the verdict-since metric (probe/history.py).
+    # None: beside the evidence archive when there is one, else in memory only.
+    state_dir: Path | None = None
 
     @field_validator("vantages")
     @classmethod
@@ -594,3 +597,4 @@ class Config:
     evidence: Evidence
     source: str  # file the config came from, or "<default>"
     helpers: list[HelperRef] = field(default_factory=list)
+    state_dir: Path | None = None

@@ -21,32 +21,33 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-RULES = {
-    "default": ROOT / "configs" / "prometheus" / "rules" / "msgreach.yml",
-    "fast": ROOT / "configs" / "prometheus" / "fast-profile" / "msgreach.yml",
-}
+sys.path.insert(0, str(ROOT / "configs" / "prometheus"))
+sys.path.insert(0, str(ROOT))
 
-# The contract's service verdicts (docs: /CONTRACT.md "Verdicts").
-VERDICTS = (
-    "dns_blocked", "dns_tampered", "ip_blocked", "sni_blocked", "tls_blocked", "tls_mitm",
-    "http_blocked", "protocol_blocked", "quic_blocked", "udp_blocked", "throttled",
-    "partial", "down", "vantage_offline", "ok",
-)
+from generate_rules import PROFILES
+
+from probe.model import SERVICE_VERDICTS, VANTAGE_VERDICTS
+
+RULES = {name: p.path for name, p in PROFILES.items()}
+
+VERDICTS = tuple(str(v) for v in SERVICE_VERDICTS)  # the full state set msgreach exports
+REGIMES = tuple(str(v) for v in VANTAGE_VERDICTS)
 RATIO = {"ok": 1.0, "partial": 0.5}  # msgreach_service_reachable_ratio; 0 otherwise
+SCRAPES_PER_ROUND = 4  # 60 s rounds scraped every 15 s (default); 4 s rounds every 1 s (fast)
 
 
-def expand(timeline: str) -> list[str]:
+def expand(timeline: str, vocabulary: tuple[str, ...] = VERDICTS) -> list[str]:
     out: list[str] = []
     for run in timeline.split():
         verdict, _, count = run.partition("*")
-        if verdict not in VERDICTS:
+        if verdict not in vocabulary:
             raise ValueError(f"unknown verdict {verdict!r} in {timeline!r}")
         out += [verdict] * int(count or 1)
     return out
@@ -61,56 +62,83 @@ def compact(values: list[float | str]) -> str:
         while j + 1 < len(values) and values[j + 1] == values[i]:
             j += 1
         v = values[i]
-        text = v if isinstance(v, str) else f"{v:g}"
-        parts.append(text if j == i else f"{text}x{j - i}")
+        if isinstance(v, str):  # 'stale' has no run notation
+            parts += [v] * (j - i + 1)
+        else:
+            parts.append(f"{v:g}" if j == i else f"{v:g}x{j - i}")
         i = j + 1
     return " ".join(parts)
 
 
 @dataclass
 class Vantage:
+    """One msgreach, round by round. A round's result is first scraped at its first sample; each
+    round is scraped SCRAPES_PER_ROUND times."""
+
     name: str
     country: str
     asn: str
     network: str
     services: dict[str, str]
-    extra_info: dict[str, str] = field(default_factory=dict)  # e.g. role="control" from relabelling
+    role: str = "vantage"
+    regime: str | None = None  # the vantage verdict per round; default: vantage_offline when every service says so
     stuck_after: int | None = None  # rounds stop arriving after this many (the process hangs)
-    dies_after: int | None = None  # the target stops being scraped after this many samples
+    dies_after: int | None = None  # the target stops being scraped after this many rounds
+    restart_at: int | None = None  # the process restarts during this round (2 failed scrapes, then no round yet)
+    step: int = 15  # seconds between scrapes
 
-    def series(self, step_seconds: int) -> list[dict]:
+    def series(self) -> list[dict]:
         timelines = {s: expand(t) for s, t in self.services.items()}
         n = max(len(t) for t in timelines.values())
         for s, t in timelines.items():
             if len(t) != n:
-                raise ValueError(f"{self.name}/{s}: {len(t)} samples, others have {n}")
+                raise ValueError(f"{self.name}/{s}: {len(t)} rounds, others have {n}")
+        if self.regime is not None:
+            regime = expand(self.regime, REGIMES)
+            if len(regime) != n:
+                raise ValueError(f"{self.name}: regime has {len(regime)} rounds, services {n}")
+        else:
+            regime = ["vantage_offline" if all(timelines[s][i] == "vantage_offline" for s in timelines) else "ok" for i in range(n)]
+        k = SCRAPES_PER_ROUND
+        samples = n * k
         base = f'job="msgreach",instance="{self.name}:9910",vantage="{self.name}"'
-
-        def cut(values: list) -> list:
-            if self.dies_after is None:
-                return values
-            return values[: self.dies_after] + ["stale"]
-
-        online = [0 if all(timelines[s][i] == "vantage_offline" for s in timelines) else 1 for i in range(n)]
         rounds = list(range(1, n + 1))
         if self.stuck_after is not None:
             rounds = rounds[: self.stuck_after] + [self.stuck_after] * (n - self.stuck_after)
-        info_labels = {"country": self.country, "asn": self.asn, "network": self.network, **self.extra_info}
-        info = ",".join(f'{k}="{v}"' for k, v in info_labels.items())
+        ended = [(r - 1) * k for r in rounds]  # round r ended at (and is first scraped at) sample (r-1)*k
+
+        def per_sample(values: list, *, verdict: bool = False) -> list:
+            out = [values[i // k] for i in range(samples)]
+            if self.restart_at is not None:
+                first = self.restart_at * k
+                out[first : first + 2] = ["stale", "stale"]  # scrapes fail while the process restarts
+                if verdict:
+                    out[first + 2 : first + k] = ["stale"] * (k - 2)  # up again, no round finished yet
+            if self.dies_after is not None:
+                out = out[: self.dies_after * k] + ["stale"]
+            return out
+
+        counter = [float(r) for r in rounds]
+        if self.restart_at is not None:  # the counter starts again after the restart
+            counter = [r if i <= self.restart_at else r - self.restart_at - 1 for i, r in enumerate(counter)]
+        info = f'country="{self.country}",asn="{self.asn}",network="{self.network}",role="{self.role}"'
+        online = [0 if v == "vantage_offline" else 1 for v in regime]
         out = [
-            {"series": f"msgreach_vantage_info{{{base},{info}}}", "values": compact(cut([1] * n))},
-            {"series": f"msgreach_vantage_online{{{base}}}", "values": compact(cut(online))},
-            {"series": f"msgreach_rounds_total{{{base}}}", "values": compact(cut(rounds))},
+            {"series": f"msgreach_vantage_info{{{base},{info}}}", "values": compact(per_sample([1] * n))},
+            {"series": f"msgreach_vantage_online{{{base}}}", "values": compact(per_sample(online, verdict=True))},
+            {"series": f"msgreach_rounds_total{{{base}}}", "values": compact(per_sample(counter, verdict=True))},
             {
                 "series": f"msgreach_last_round_timestamp_seconds{{{base}}}",
-                "values": compact(cut([(r - 1) * step_seconds for r in rounds])),  # round r ended at sample r-1
+                "values": compact(per_sample([e * self.step for e in ended], verdict=True)),
             },
         ]
+        for verdict in REGIMES:
+            out.append({"series": f'msgreach_vantage_verdict{{{base},verdict="{verdict}"}}', "values": compact(per_sample([1 if v == verdict else 0 for v in regime], verdict=True))})
         for s, t in timelines.items():
             for verdict in VERDICTS:
                 values = [1 if v == verdict else 0 for v in t]
-                out.append({"series": f'msgreach_service_verdict{{{base},service="{s}",verdict="{verdict}"}}', "values": compact(cut(values))})
-            out.append({"series": f'msgreach_service_reachable_ratio{{{base},service="{s}"}}', "values": compact(cut([RATIO.get(v, 0.0) for v in t]))})
+                out.append({"series": f'msgreach_service_verdict{{{base},service="{s}",verdict="{verdict}"}}', "values": compact(per_sample(values, verdict=True))})
+            out.append({"series": f'msgreach_service_reachable_ratio{{{base},service="{s}"}}', "values": compact(per_sample([RATIO.get(v, 0.0) for v in t], verdict=True))})
         return out
 
 
@@ -121,93 +149,122 @@ def runbooks(profile: str) -> dict[str, str]:
 
 # --- expected alerts: labels plus the templated annotations, stated independently of the rules ---
 
-def place(v: Vantage) -> dict[str, str]:
-    return {"vantage": v.name, "country": v.country, "asn": v.asn, "network": v.network}
 
+class Expect:
+    """The expected alerts of one profile (durations in annotations come from its Profile)."""
 
-def sudden(rb, v: Vantage, service: str, technique: str, window="5m", lookback="6h", rounds=3) -> dict:
-    return {
-        "exp_labels": {"severity": "critical", "category": "block", **place(v), "service": service, "technique": technique},
-        "exp_annotations": {
-            "summary": f"{service} blocked from {v.name} ({v.country} AS{v.asn}) by {technique}",
-            "description": f"{service} was reachable from vantage {v.name} ({v.network}) within the last {lookback}; for at least {window} and {rounds} consecutive rounds every verdict has been a block. Current technique: {technique}.",
-            "runbook": rb["MsgreachSuddenBlock"],
-            "dashboard": f"/d/msgreach-service?var-service={service}&var-vantage={v.name}",
-        },
-    }
+    def __init__(self, profile: str):
+        self.p = PROFILES[profile]
+        self.rb = runbooks(profile)
 
+    @staticmethod
+    def place(v: Vantage) -> dict[str, str]:
+        return {"vantage": v.name, "country": v.country, "asn": v.asn, "network": v.network, "role": v.role}
 
-def wide(rb, service: str, count: int, country: str, asn: str | None = None, network: str | None = None) -> dict:
-    if asn is None:
-        labels = {"severity": "critical", "category": "block", "scope": "country", "country": country, "service": service}
-        summary = f"{service} blocked from {count} vantages in {country}"
-        description = f"{count} vantages in {country} have given {service} a block verdict at every scrape for 5m."
-    else:
-        labels = {"severity": "critical", "category": "block", "scope": "asn", "country": country, "asn": asn, "service": service}
-        summary = f"{service} blocked from {count} vantages in AS{asn} ({country})"
-        description = f"{count} vantages in AS{asn} have given {service} a block verdict at every scrape for 5m."
-    return {
-        "exp_labels": labels,
-        "exp_annotations": {
-            "summary": summary,
-            "description": description,
-            "runbook": rb["MsgreachWideBlock"],
-            "dashboard": f"/d/msgreach-overview?var-country={country}&var-service={service}",
-        },
-    }
+    def sudden(self, v: Vantage, service: str, technique: str) -> dict:
+        p = self.p
+        return {
+            "exp_labels": {"severity": "critical", "category": "block", **self.place(v), "service": service, "technique": technique},
+            "exp_annotations": {
+                "summary": f"{service} blocked from {v.name} ({v.country} AS{v.asn}) by {technique}",
+                "description": f"{service} was reachable from vantage {v.name} ({v.network}) within the last {p.ok_lookback}; now every verdict is a block, over 2 consecutive rounds or confirmed by another vantage of {v.country}. Current technique: {technique}.",
+                "runbook": self.rb["MsgreachSuddenBlock"],
+                "dashboard": f"/d/msgreach-service?var-service={service}&var-vantage={v.name}",
+            },
+        }
 
+    def wide(self, service: str, count: int, country: str, asn: str | None = None) -> dict:
+        if asn is None:
+            labels = {"severity": "critical", "category": "block", "scope": "country", "country": country, "service": service}
+            summary = f"{service} blocked from {count} vantages in {country}"
+            description = f"{count} vantages in {country} have given {service} a block verdict over two rounds or more."
+        else:
+            labels = {"severity": "critical", "category": "block", "scope": "asn", "country": country, "asn": asn, "service": service}
+            summary = f"{service} blocked from {count} vantages in AS{asn} ({country})"
+            description = f"{count} vantages in AS{asn} have given {service} a block verdict over two rounds or more."
+        return {
+            "exp_labels": labels,
+            "exp_annotations": {
+                "summary": summary,
+                "description": description,
+                "runbook": self.rb["MsgreachWideBlock"],
+                "dashboard": f"/d/msgreach-overview?var-country={country}&var-service={service}",
+            },
+        }
 
-def technique_change(rb, v: Vantage, service: str, previous: str, technique: str) -> dict:
-    return {
-        "exp_labels": {"severity": "warning", "category": "block", **place(v), "service": service, "technique": technique, "previous_technique": previous},
-        "exp_annotations": {
-            "summary": f"{service} at {v.name}: {previous} -> {technique}",
-            "description": f"At vantage {v.name} ({v.country} AS{v.asn}) the block of {service} changed from {previous} to {technique} (each sustained for 5m).",
-            "runbook": rb["MsgreachTechniqueChange"],
-            "dashboard": f"/d/msgreach-service?var-service={service}&var-vantage={v.name}",
-        },
-    }
+    def technique_change(self, v: Vantage, service: str, previous: str, technique: str) -> dict:
+        return {
+            "exp_labels": {"severity": "warning", "category": "block", **self.place(v), "service": service, "technique": technique, "previous_technique": previous},
+            "exp_annotations": {
+                "summary": f"{service} at {v.name}: {previous} -> {technique}",
+                "description": f"At vantage {v.name} ({v.country} AS{v.asn}) the block of {service} changed from {previous} to {technique} (each sustained over two rounds).",
+                "runbook": self.rb["MsgreachTechniqueChange"],
+                "dashboard": f"/d/msgreach-service?var-service={service}&var-vantage={v.name}",
+            },
+        }
 
+    def offline(self, v: Vantage) -> dict:
+        return {
+            "exp_labels": {"severity": "warning", "category": "vantage", **self.place(v)},
+            "exp_annotations": {
+                "summary": f"Vantage {v.name} ({v.country} AS{v.asn}) is offline",
+                "description": f"msgreach_vantage_online has been 0 for {self.p.offline_for}: the vantage cannot reach its control sites; no verdict from it means anything.",
+                "runbook": self.rb["MsgreachVantageOffline"],
+                "dashboard": f"/d/msgreach-vantage?var-vantage={v.name}",
+            },
+        }
 
-def offline(rb, v: Vantage) -> dict:
-    return {
-        "exp_labels": {"severity": "warning", "category": "vantage", **place(v)},
-        "exp_annotations": {
-            "summary": f"Vantage {v.name} ({v.country} AS{v.asn}) is offline",
-            "description": "msgreach_vantage_online has been 0 for 3m: the vantage cannot reach its control sites; no verdict from it means anything.",
-            "runbook": rb["MsgreachVantageOffline"],
-            "dashboard": f"/d/msgreach-vantage?var-vantage={v.name}",
-        },
-    }
+    def silent(self, v: Vantage, age: str) -> dict:
+        return {
+            "exp_labels": {"severity": "warning", "category": "vantage", **self.place(v)},
+            "exp_annotations": {
+                "summary": f"Vantage {v.name} ({v.country}) sent no round for {age}",
+                "description": f"The newest msgreach_last_round_timestamp_seconds of {v.name} is {age} old.",
+                "runbook": self.rb["MsgreachVantageSilent"],
+                "dashboard": f"/d/msgreach-vantage?var-vantage={v.name}",
+            },
+        }
 
+    def at_control(self, service: str) -> dict:
+        return {
+            "exp_labels": {"severity": "info", "category": "outage", "service": service},
+            "exp_annotations": {
+                "summary": f"{service} fails at a control vantage: block alerts for it are suppressed",
+                "description": f"{service} failed at a control vantage during at least 50% of the last {self.p.block_window}; it is probably down for everyone.",
+                "runbook": self.rb["MsgreachServiceFailingAtControl"],
+                "dashboard": f"/d/msgreach-service?var-service={service}",
+            },
+        }
 
-def silent(rb, v: Vantage, age: str) -> dict:
-    return {
-        "exp_labels": {"severity": "warning", "category": "vantage", **place(v)},
-        "exp_annotations": {
-            "summary": f"Vantage {v.name} ({v.country}) sent no round for {age}",
-            "description": f"The newest msgreach_last_round_timestamp_seconds of {v.name} is {age} old.",
-            "runbook": rb["MsgreachVantageSilent"],
-            "dashboard": f"/d/msgreach-vantage?var-vantage={v.name}",
-        },
-    }
+    def allowlist(self, country: str, asn: str, count: int) -> dict:
+        return {
+            "exp_labels": {"severity": "critical", "category": "regime", "country": country, "asn": asn},
+            "exp_annotations": {
+                "summary": f"Allowlist regime in {country} AS{asn}: {count} vantage(s) reach only approved services",
+                "description": (
+                    f"{count} vantage(s) in AS{asn} ({country}) reach their domestic control sites but no "
+                    "international one: every foreign service fails there for the regime, not for a block of its own."
+                ),
+                "runbook": self.rb["MsgreachAllowlistRegime"],
+                "dashboard": f"/d/msgreach-overview?var-country={country}",
+            },
+        }
 
-
-def at_control(rb, service: str) -> dict:
-    return {
-        "exp_labels": {"severity": "info", "category": "outage", "service": service},
-        "exp_annotations": {
-            "summary": f"{service} fails at a control vantage: block alerts for it are suppressed",
-            "description": f"{service} failed at a control vantage during at least 50% of the last 5m; it is probably down for everyone.",
-            "runbook": rb["MsgreachServiceFailingAtControl"],
-            "dashboard": f"/d/msgreach-service?var-service={service}",
-        },
-    }
+    def shutdown(self, country: str, asn: str, count: int) -> dict:
+        return {
+            "exp_labels": {"severity": "critical", "category": "regime", "country": country, "asn": asn},
+            "exp_annotations": {
+                "summary": f"Possible regional shutdown in {country} AS{asn}: {count} vantages offline",
+                "description": f"{count} vantages in AS{asn} ({country}) have been offline or silent for {self.p.offline_for}.",
+                "runbook": self.rb["MsgreachRegionalShutdown"],
+                "dashboard": f"/d/msgreach-overview?var-country={country}",
+            },
+        }
 
 
 ALERTS = (
     "MsgreachSuddenBlock", "MsgreachWideBlock", "MsgreachTechniqueChange", "MsgreachVantageOffline",
-    "MsgreachVantageSilent", "MsgreachServiceFailingAtControl",
+    "MsgreachVantageSilent", "MsgreachAllowlistRegime", "MsgreachRegionalShutdown", "MsgreachServiceFailingAtControl",
 )
 
 
@@ -220,112 +277,193 @@ def expect(eval_time: str, **alerts: list[dict]) -> list[dict]:
     return [{"eval_time": eval_time, "alertname": name, "exp_alerts": alerts.get(name, [])} for name in ALERTS]
 
 
-def test(name: str, vantages: list[Vantage], checks: list[list[dict]], promql: list[dict] | None = None, interval="1m") -> dict:
-    step = {"1m": 60, "1s": 1}[interval]
-    series = [s for v in vantages for s in v.series(step)]
-    out = {"name": name, "interval": interval, "input_series": series, "alert_rule_test": [c for group in checks for c in group]}
+def quiet(*times: str) -> list[list[dict]]:
+    return [expect(t) for t in times]
+
+
+def at(round_: int, scrape: int = 0, step: int = 15) -> str:
+    """The time of a scrape: round ``round_`` (0-based) is first scraped at its scrape 0."""
+    return f"{(round_ * SCRAPES_PER_ROUND + scrape) * step}s"
+
+
+def test(name: str, vantages: list[Vantage], checks: list[list[dict]], promql: list[dict] | None = None, step: int = 15) -> dict:
+    for v in vantages:
+        v.step = step
+    series = [s for v in vantages for s in v.series()]
+    out = {"name": name, "interval": f"{step}s", "input_series": series, "alert_rule_test": [c for group in checks for c in group]}
     if promql:
         out["promql_expr_test"] = promql
     return out
 
 
-# --- the scenarios (default profile: rounds every minute, one scrape per round) -------------------
+# --- the scenarios (default profile: rounds every minute, scraped every 15 s) ----------------------
 
 RU1 = dict(name="ru-1", country="RU", asn="12389", network="Rostelecom")
 RU2 = dict(name="ru-2", country="RU", asn="12389", network="Rostelecom")
 RU3 = dict(name="ru-3", country="RU", asn="8359", network="MTS")
+RU4 = dict(name="ru-4", country="RU", asn="8359", network="MTS")
 KZ1 = dict(name="kz-1", country="KZ", asn="9198", network="Kazakhtelecom")
-NL_CTL = dict(name="nl-ctl", country="NL", asn="1136", network="KPN")
-DE_CTL = dict(name="de-ctl", country="DE", asn="3320", network="DTAG")
+NL_CTL = dict(name="nl-ctl", country="NL", asn="1136", network="KPN", role="control")
+DE_CTL = dict(name="de-ctl", country="DE", asn="3320", network="DTAG", role="control")
+
+
+def info_labels(v: dict) -> str:
+    return f'vantage="{v["name"]}",country="{v["country"]}",asn="{v["asn"]}",network="{v["network"]}",role="{v.get("role", "vantage")}"'
 
 
 def default_tests() -> list[dict]:
-    rb = runbooks("default")
+    e = Expect("default")
     tests = []
 
     ru1 = Vantage(**RU1, services={"whatsapp": "ok*30 ip_blocked*30 ok*21", "telegram": "ok*81"})
+    page = [e.sudden(ru1, "whatsapp", "ip_blocked")]
     tests.append(test(
-        "sudden block: fires once blocked at every round for 5m, labelled with the technique; resolves when lifted",
+        "sudden block: pages when the second blocked round arrives (60 s after the first blocked scrape), "
+        "labelled with the technique; resolves with the first ok round",
         [ru1],
         [
-            expect("34m"),  # 5 blocked rounds, but the window still holds the last ok one
-            expect("35m", MsgreachSuddenBlock=[sudden(rb, ru1, "whatsapp", "ip_blocked")]),
-            expect("59m", MsgreachSuddenBlock=[sudden(rb, ru1, "whatsapp", "ip_blocked")]),
-            expect("60m"),  # the first ok round resolves it
+            *quiet(at(30), at(30, 3)),  # the first blocked round alone is not enough
+            expect(at(31), MsgreachSuddenBlock=page),  # 60 s after the first blocked scrape
+            expect(at(45), MsgreachSuddenBlock=page),
+            expect(at(59, 3), MsgreachSuddenBlock=page),
+            expect(at(60)),  # the first ok round resolves it
         ],
         promql=[{
             "expr": "vantage_service:msgreach_block_sustained:bool",
-            "eval_time": "40m",
+            "eval_time": at(40),
             "exp_samples": [
-                {"labels": 'vantage_service:msgreach_block_sustained:bool{vantage="ru-1",service="whatsapp",country="RU",asn="12389",network="Rostelecom"}', "value": 1},
-                {"labels": 'vantage_service:msgreach_block_sustained:bool{vantage="ru-1",service="telegram",country="RU",asn="12389",network="Rostelecom"}', "value": 0},
+                {"labels": f"vantage_service:msgreach_block_sustained:bool{{{info_labels(RU1)},service=\"whatsapp\"}}", "value": 1},
+                {"labels": f"vantage_service:msgreach_block_sustained:bool{{{info_labels(RU1)},service=\"telegram\"}}", "value": 0},
             ],
         }, {
             "expr": "vantage_service_technique:msgreach_block:active",
-            "eval_time": "40m",
+            "eval_time": at(40),
             "exp_samples": [
-                {"labels": 'vantage_service_technique:msgreach_block:active{vantage="ru-1",service="whatsapp",technique="ip_blocked",country="RU",asn="12389",network="Rostelecom"}', "value": 1},
+                {"labels": f"vantage_service_technique:msgreach_block:active{{{info_labels(RU1)},service=\"whatsapp\",technique=\"ip_blocked\"}}", "value": 1},
             ],
         }],
     ))
 
+    ru1 = Vantage(**RU1, services={"telegram": "ok*30 sni_blocked*10 ok*5"})
+    ru2 = Vantage(**RU2, services={"telegram": "ok*30 ip_blocked*10 ok*5"})
     tests.append(test(
-        "a single failed round never alerts",
-        [Vantage(**RU1, services={"whatsapp": "ok*30 ip_blocked ok*50", "telegram": "ok*30 throttled*2 ok*49"})],
-        [expect("31m"), expect("32m"), expect("35m"), expect("36m"), expect("50m")],
+        "two vantages of one country and ASN agreeing page faster: at the second blocked scrape of the first round",
+        [ru1, ru2],
+        [
+            expect(at(30)),
+            expect(at(30, 1), MsgreachSuddenBlock=[e.sudden(ru1, "telegram", "sni_blocked"), e.sudden(ru2, "telegram", "ip_blocked")]),
+            expect(at(31), MsgreachSuddenBlock=[e.sudden(ru1, "telegram", "sni_blocked"), e.sudden(ru2, "telegram", "ip_blocked")],
+                   MsgreachWideBlock=[e.wide("telegram", 2, "RU"), e.wide("telegram", 2, "RU", asn="12389")]),
+            expect(at(40)),
+        ],
     ))
 
     tests.append(test(
-        "down (the engine saw the control fail the same way) is not a block",
-        [Vantage(**RU1, services={"whatsapp": "ok*30 down*40", "telegram": "ok*30 down*20 ok*20"})],
-        [expect("36m"), expect("50m"), expect("69m")],
+        "a one-round flap (one blocked round, confirmed by the engine's retry, then ok) never pages",
+        [Vantage(**RU1, services={"whatsapp": "ok*30 ip_blocked ok*20 tls_blocked ok*20", "telegram": "ok*30 throttled ok*41"})],
+        quiet(at(30), at(30, 3), at(31), at(31, 2), at(32), at(51, 2), at(52), at(60)),
     ))
 
-    flapping = " ".join(["ip_blocked ok vantage_offline"] * 10)  # a lossy Wi-Fi: block, ok, offline, ...
     tests.append(test(
-        "a flapping lossy link (block, ok and offline rounds in turn) never alerts",
+        "down (the control saw the same failure) and error (the monitor could not measure: a dead resolver, "
+        "no file descriptors) are never blocks",
+        [Vantage(**RU1, services={"whatsapp": "ok*30 down*40", "telegram": "ok*30 error*20 ok*20"})],
+        quiet(at(31), at(32), at(50), at(69, 3)),
+    ))
+
+    flapping = " ".join(["ip_blocked ok vantage_offline ip_blocked ok"] * 6)  # a lossy line
+    tests.append(test(
+        "a lossy line (block, ok and offline rounds in turn, never two blocked rounds in a row) never pages",
         [Vantage(**RU1, services={"whatsapp": f"ok*30 {flapping} ok*11", "telegram": f"ok*30 {flapping.replace('ip_blocked', 'tls_blocked')} ok*11"})],
-        [expect("35m"), expect("42m"), expect("50m"), expect("59m"), expect("65m")],
+        quiet(at(31), at(33, 2), at(42), at(50, 1), at(59, 3), at(65)),
+    ))
+
+    restarting = Vantage(**RU1, restart_at=40, services={"whatsapp": "ok*81", "telegram": "ok*20 ip_blocked*61"})
+    page = [e.sudden(restarting, "telegram", "ip_blocked")]
+    tests.append(test(
+        "a restart neither pages (ok before and after) nor resolves and re-raises a page that was firing",
+        [restarting],
+        [
+            expect(at(21), MsgreachSuddenBlock=page),
+            expect(at(40), MsgreachSuddenBlock=page),
+            expect(at(40, 2), MsgreachSuddenBlock=page),  # no verdicts exported yet: the page holds
+            expect(at(40, 3), MsgreachSuddenBlock=page),
+            expect(at(41), MsgreachSuddenBlock=page),
+            expect(at(42), MsgreachSuddenBlock=page),
+        ],
     ))
 
     off = Vantage(**RU1, services={"whatsapp": "ok*30 vantage_offline*30 ok*11", "telegram": "ok*30 vantage_offline*30 ok*11"})
     tests.append(test(
-        "an offline vantage raises only MsgreachVantageOffline (after 3m), never a block",
+        "an offline vantage (also: its only resolver died) raises only MsgreachVantageOffline (after 3m), never a block",
         [off],
         [
-            expect("32m"),
-            expect("33m", MsgreachVantageOffline=[offline(rb, off)]),
-            expect("45m", MsgreachVantageOffline=[offline(rb, off)]),
-            expect("59m", MsgreachVantageOffline=[offline(rb, off)]),
-            expect("60m"),
-            expect("66m"),
+            expect(at(32, 3)),
+            expect(at(33), MsgreachVantageOffline=[e.offline(off)]),
+            expect(at(45), MsgreachVantageOffline=[e.offline(off)]),
+            expect(at(59, 3), MsgreachVantageOffline=[e.offline(off)]),
+            expect(at(60)),
+            expect(at(66)),
+        ],
+    ))
+
+    regime = "ok*30 allowlist*30 ok*11"
+    ru1 = Vantage(**RU1, regime=regime, services={"whatsapp": "ok*30 tls_blocked*30 ok*11", "telegram": "ok*30 ip_blocked*30 ok*11"})
+    ru2 = Vantage(**RU2, regime=regime, services={"whatsapp": "ok*30 tls_blocked*30 ok*11", "telegram": "ok*30 sni_blocked*30 ok*11"})
+    ru3 = Vantage(**RU3, regime=regime, services={"whatsapp": "ok*30 tls_blocked*30 ok*11", "telegram": "ok*30 tls_blocked*30 ok*11"})
+    ru4 = Vantage(**RU4, services={"whatsapp": "ok*71", "telegram": "ok*71"})
+    tests.append(test(
+        "the allowlist regime: one page per country/ASN after two rounds, no per-service block page, "
+        "no wide block, no technique change",
+        [ru1, ru2, ru3, ru4],
+        [
+            expect(at(30, 3)),
+            expect(at(31), MsgreachAllowlistRegime=[e.allowlist("RU", "12389", 2), e.allowlist("RU", "8359", 1)]),
+            expect(at(59, 3), MsgreachAllowlistRegime=[e.allowlist("RU", "12389", 2), e.allowlist("RU", "8359", 1)]),
+            expect(at(60)),
+            expect(at(70)),
+        ],
+    ))
+
+    ru1 = Vantage(**RU1, services={"whatsapp": "ok*30 vantage_offline*30 ok*11"})
+    ru2 = Vantage(**RU2, services={"whatsapp": "ok*31 vantage_offline*29 ok*11"})
+    ru3 = Vantage(**RU3, services={"whatsapp": "ok*30 vantage_offline*30 ok*11"})  # alone in its ASN
+    shutdown = [e.shutdown("RU", "12389", 2)]
+    offline3 = [e.offline(ru1), e.offline(ru2), e.offline(ru3)]
+    tests.append(test(
+        "a regional shutdown: two vantages of one ASN offline together page once for the ASN "
+        "(a single offline vantage of another ASN does not); no block pages",
+        [ru1, ru2, ru3],
+        [
+            expect(at(33), MsgreachVantageOffline=[e.offline(ru1), e.offline(ru3)]),
+            expect(at(34), MsgreachVantageOffline=offline3, MsgreachRegionalShutdown=shutdown),
+            expect(at(59, 3), MsgreachVantageOffline=offline3, MsgreachRegionalShutdown=shutdown),
+            expect(at(60)),
         ],
     ))
 
     ru1 = Vantage(**RU1, services={"whatsapp": "ok*30 ip_blocked*40", "telegram": "ok*30 dns_blocked*40"})
     ru3 = Vantage(**RU3, services={"whatsapp": "ok*30 tls_blocked*40", "telegram": "ok*70"})
-    nl = Vantage(**NL_CTL, extra_info={"role": "control"}, services={"whatsapp": "ok*30 ip_blocked*40", "telegram": "ok*70"})
-    de = Vantage(**DE_CTL, extra_info={"control": "true"}, services={"whatsapp": "ok*70", "telegram": "ok*30 down*40"})
+    nl = Vantage(**NL_CTL, services={"whatsapp": "ok*30 ip_blocked*40", "telegram": "ok*70"})
+    de = Vantage(**DE_CTL, services={"whatsapp": "ok*70", "telegram": "ok*30 down*40"})
+    outage = [e.at_control("telegram"), e.at_control("whatsapp")]
     tests.append(test(
-        "a service failing everywhere including at a control vantage is an outage: no block alert, one info",
+        "a service failing everywhere including at a control vantage (role=\"control\") is an outage: "
+        "no block alert, one info",
         [ru1, ru3, nl, de],
         [
-            expect("32m"),
-            expect("36m", MsgreachServiceFailingAtControl=[at_control(rb, "telegram"), at_control(rb, "whatsapp")]),
-            expect("50m", MsgreachServiceFailingAtControl=[at_control(rb, "telegram"), at_control(rb, "whatsapp")]),
+            expect(at(29, 3)),
+            expect(at(30), MsgreachServiceFailingAtControl=outage),
+            expect(at(31), MsgreachServiceFailingAtControl=outage),
+            expect(at(50), MsgreachServiceFailingAtControl=outage),
         ],
         promql=[{
             "expr": "vantage:msgreach_info:last",
-            "eval_time": "50m",
-            "exp_samples": [
-                {"labels": 'vantage:msgreach_info:last{vantage="ru-1",country="RU",asn="12389",network="Rostelecom"}', "value": 1},
-                {"labels": 'vantage:msgreach_info:last{vantage="ru-3",country="RU",asn="8359",network="MTS"}', "value": 1},
-                {"labels": 'vantage:msgreach_info:last{vantage="nl-ctl",country="NL",asn="1136",network="KPN",role="control"}', "value": 1},
-                {"labels": 'vantage:msgreach_info:last{vantage="de-ctl",country="DE",asn="3320",network="DTAG",role="control"}', "value": 1},
-            ],
+            "eval_time": at(50),
+            "exp_samples": [{"labels": f"vantage:msgreach_info:last{{{info_labels(v)}}}", "value": 1} for v in (RU1, RU3, NL_CTL, DE_CTL)],
         }, {
             "expr": "service:msgreach_vantages_blocked:sum",
-            "eval_time": "50m",
+            "eval_time": at(50),
             "exp_samples": [  # control vantages are not counted
                 {"labels": 'service:msgreach_vantages_blocked:sum{service="whatsapp"}', "value": 2},
                 {"labels": 'service:msgreach_vantages_blocked:sum{service="telegram"}', "value": 1},
@@ -334,48 +472,49 @@ def default_tests() -> list[dict]:
     ))
 
     ru1 = Vantage(**RU1, services={"telegram": "ok*30 sni_blocked*40"})
-    ru2 = Vantage(**RU2, services={"telegram": "ok*30 partial*40"})  # partial is a block too
+    ru2 = Vantage(**RU2, services={"telegram": "ok*31 partial*39"})  # partial is a block too
     ru3 = Vantage(**RU3, services={"telegram": "ok*70"})
     kz1 = Vantage(**KZ1, services={"telegram": "ok*30 ip_blocked*40"})
     tests.append(test(
         "a wide block: one service blocked from two vantages of one country and ASN, whatever the techniques",
         [ru1, ru2, ru3, kz1],
         [
-            expect("34m"),
+            expect(at(30, 3)),
+            expect(at(31), MsgreachSuddenBlock=[e.sudden(ru1, "telegram", "sni_blocked"), e.sudden(kz1, "telegram", "ip_blocked")]),
             expect(
-                "36m",
-                MsgreachWideBlock=[wide(rb, "telegram", 2, "RU"), wide(rb, "telegram", 2, "RU", asn="12389")],
+                at(32),
+                MsgreachWideBlock=[e.wide("telegram", 2, "RU"), e.wide("telegram", 2, "RU", asn="12389")],
                 MsgreachSuddenBlock=[
-                    sudden(rb, ru1, "telegram", "sni_blocked"),
-                    sudden(rb, ru2, "telegram", "partial"),
-                    sudden(rb, kz1, "telegram", "ip_blocked"),
+                    e.sudden(ru1, "telegram", "sni_blocked"),
+                    e.sudden(ru2, "telegram", "partial"),
+                    e.sudden(kz1, "telegram", "ip_blocked"),
                 ],
             ),
         ],
         promql=[
-            {"expr": "country_service:msgreach_vantages_blocked:sum", "eval_time": "36m", "exp_samples": [
+            {"expr": "country_service:msgreach_vantages_blocked:sum", "eval_time": at(36), "exp_samples": [
                 {"labels": 'country_service:msgreach_vantages_blocked:sum{country="RU",service="telegram"}', "value": 2},
                 {"labels": 'country_service:msgreach_vantages_blocked:sum{country="KZ",service="telegram"}', "value": 1},
             ]},
-            {"expr": "country_service:msgreach_vantages_reporting:count", "eval_time": "36m", "exp_samples": [
+            {"expr": "country_service:msgreach_vantages_reporting:count", "eval_time": at(36), "exp_samples": [
                 {"labels": 'country_service:msgreach_vantages_reporting:count{country="RU",service="telegram"}', "value": 3},
                 {"labels": 'country_service:msgreach_vantages_reporting:count{country="KZ",service="telegram"}', "value": 1},
             ]},
-            {"expr": "country_service:msgreach_reachable_ratio:avg", "eval_time": "36m", "exp_samples": [
+            {"expr": "country_service:msgreach_reachable_ratio:avg", "eval_time": at(36), "exp_samples": [
                 {"labels": 'country_service:msgreach_reachable_ratio:avg{country="RU",service="telegram"}', "value": 0.5},
                 {"labels": 'country_service:msgreach_reachable_ratio:avg{country="KZ",service="telegram"}', "value": 0},
             ]},
-            {"expr": "asn_service:msgreach_vantages_block_sustained:sum", "eval_time": "36m", "exp_samples": [
+            {"expr": "asn_service:msgreach_vantages_block_sustained:sum", "eval_time": at(36), "exp_samples": [
                 {"labels": 'asn_service:msgreach_vantages_block_sustained:sum{country="RU",asn="12389",network="Rostelecom",service="telegram"}', "value": 2},
                 {"labels": 'asn_service:msgreach_vantages_block_sustained:sum{country="RU",asn="8359",network="MTS",service="telegram"}', "value": 0},
                 {"labels": 'asn_service:msgreach_vantages_block_sustained:sum{country="KZ",asn="9198",network="Kazakhtelecom",service="telegram"}', "value": 1},
             ]},
-            {"expr": 'country_service_verdict:msgreach_vantages:count{country="RU"}', "eval_time": "36m", "exp_samples": [
+            {"expr": 'country_service_verdict:msgreach_vantages:count{country="RU"}', "eval_time": at(36), "exp_samples": [
                 {"labels": 'country_service_verdict:msgreach_vantages:count{country="RU",service="telegram",verdict="sni_blocked"}', "value": 1},
                 {"labels": 'country_service_verdict:msgreach_vantages:count{country="RU",service="telegram",verdict="partial"}', "value": 1},
                 {"labels": 'country_service_verdict:msgreach_vantages:count{country="RU",service="telegram",verdict="ok"}', "value": 1},
             ]},
-            {"expr": "country:msgreach_vantages_online:sum", "eval_time": "36m", "exp_samples": [
+            {"expr": "country:msgreach_vantages_online:sum", "eval_time": at(36), "exp_samples": [
                 {"labels": 'country:msgreach_vantages_online:sum{country="RU"}', "value": 3},
                 {"labels": 'country:msgreach_vantages_online:sum{country="KZ"}', "value": 1},
             ]},
@@ -384,40 +523,32 @@ def default_tests() -> list[dict]:
 
     ru1 = Vantage(**RU1, services={"telegram": "ok*30 throttled*30 ip_blocked*31"})
     techniques = " ".join(["tls_blocked sni_blocked"] * 30) + " tls_blocked"
-    ru2 = Vantage(**KZ1, services={"telegram": f"ok*30 {techniques}"})  # another country: not wide
+    kz1 = Vantage(**KZ1, services={"telegram": f"ok*30 {techniques}"})  # another country: not wide
+    change = [e.technique_change(ru1, "telegram", "throttled", "ip_blocked")]
     tests.append(test(
         "a technique change (throttled -> ip_blocked) is raised once the new technique is sustained; "
         "a technique flapping round to round is a block but never a change",
-        [ru1, ru2],
+        [ru1, kz1],
         [
-            expect("36m", MsgreachSuddenBlock=[sudden(rb, ru1, "telegram", "throttled"), sudden(rb, ru2, "telegram", "tls_blocked")]),
-            expect("61m", MsgreachSuddenBlock=[sudden(rb, ru1, "telegram", "ip_blocked"), sudden(rb, ru2, "telegram", "sni_blocked")]),
-            expect("64m", MsgreachSuddenBlock=[sudden(rb, ru1, "telegram", "ip_blocked"), sudden(rb, ru2, "telegram", "tls_blocked")]),
-            expect(
-                "65m",
-                MsgreachSuddenBlock=[sudden(rb, ru1, "telegram", "ip_blocked"), sudden(rb, ru2, "telegram", "sni_blocked")],
-                MsgreachTechniqueChange=[technique_change(rb, ru1, "telegram", "throttled", "ip_blocked")],
-            ),
-            expect(
-                "90m",
-                MsgreachSuddenBlock=[sudden(rb, ru1, "telegram", "ip_blocked"), sudden(rb, ru2, "telegram", "tls_blocked")],
-                MsgreachTechniqueChange=[technique_change(rb, ru1, "telegram", "throttled", "ip_blocked")],
-            ),
+            expect(at(31), MsgreachSuddenBlock=[e.sudden(ru1, "telegram", "throttled"), e.sudden(kz1, "telegram", "sni_blocked")]),
+            expect(at(60), MsgreachSuddenBlock=[e.sudden(ru1, "telegram", "ip_blocked"), e.sudden(kz1, "telegram", "tls_blocked")]),
+            expect(at(61), MsgreachSuddenBlock=[e.sudden(ru1, "telegram", "ip_blocked"), e.sudden(kz1, "telegram", "sni_blocked")], MsgreachTechniqueChange=change),
+            expect(at(90), MsgreachSuddenBlock=[e.sudden(ru1, "telegram", "ip_blocked"), e.sudden(kz1, "telegram", "tls_blocked")], MsgreachTechniqueChange=change),
         ],
     ))
 
     ru1 = Vantage(**RU1, services={"whatsapp": "ok*60 ip_blocked*420"})
     ru2 = Vantage(**RU2, services={"whatsapp": "ip_blocked*480"})
     ru3 = Vantage(**RU3, services={"whatsapp": "ok*30 down*400 ip_blocked*50"})  # last ok > 6h before the block
-    asn = wide(rb, "whatsapp", 2, "RU", asn="12389")
+    asn = e.wide("whatsapp", 2, "RU", asn="12389")
     tests.append(test(
         "a sudden block keeps firing past the 6h lookback while it lasts; a block standing since the start, "
         "or starting more than 6h after the last ok round, is not sudden (but counts towards a wide block)",
         [ru1, ru2, ru3],
         [
-            expect("65m", MsgreachSuddenBlock=[sudden(rb, ru1, "whatsapp", "ip_blocked")], MsgreachWideBlock=[wide(rb, "whatsapp", 2, "RU"), asn]),
-            expect("430m", MsgreachSuddenBlock=[sudden(rb, ru1, "whatsapp", "ip_blocked")], MsgreachWideBlock=[wide(rb, "whatsapp", 2, "RU"), asn]),
-            expect("479m", MsgreachSuddenBlock=[sudden(rb, ru1, "whatsapp", "ip_blocked")], MsgreachWideBlock=[wide(rb, "whatsapp", 3, "RU"), asn]),
+            expect(at(61), MsgreachSuddenBlock=[e.sudden(ru1, "whatsapp", "ip_blocked")], MsgreachWideBlock=[e.wide("whatsapp", 2, "RU"), asn]),
+            expect(at(430), MsgreachSuddenBlock=[e.sudden(ru1, "whatsapp", "ip_blocked")], MsgreachWideBlock=[e.wide("whatsapp", 2, "RU"), asn]),
+            expect(at(479), MsgreachSuddenBlock=[e.sudden(ru1, "whatsapp", "ip_blocked")], MsgreachWideBlock=[e.wide("whatsapp", 3, "RU"), asn]),
         ],
     ))
 
@@ -428,42 +559,42 @@ def default_tests() -> list[dict]:
         "a verdict repeated without new rounds is never a block",
         [stuck, dead],
         [
-            expect("34m"),
-            expect("36m", MsgreachVantageSilent=[silent(rb, stuck, "7m 0s"), silent(rb, dead, "6m 0s")]),
-            expect("70m", MsgreachVantageSilent=[silent(rb, stuck, "41m 0s"), silent(rb, dead, "40m 0s")]),
+            expect(at(34)),
+            expect(at(36), MsgreachVantageSilent=[e.silent(stuck, "7m 0s"), e.silent(dead, "6m 0s")]),
+            expect(at(70), MsgreachVantageSilent=[e.silent(stuck, "41m 0s"), e.silent(dead, "40m 0s")]),
         ],
     ))
     return tests
 
 
 def fast_tests() -> list[dict]:
-    """The fast profile: same rules, seconds instead of minutes (rounds and scrapes every second)."""
-    rb = runbooks("fast")
-    v = Vantage(**RU1, services={"whatsapp": "ok*60 ip_blocked*20 ok*40", "telegram": "ok*60 ip_blocked ok*59"})
-    fast = sudden(rb, v, "whatsapp", "ip_blocked", window="12s", lookback="15m", rounds=2)
-    off = Vantage(**RU3, services={"whatsapp": "ok*90 vantage_offline*10 ok*20"})
-    off_alert = offline(rb, off)
-    off_alert["exp_annotations"]["description"] = off_alert["exp_annotations"]["description"].replace("3m", "3s")
+    """The fast profile: same rules, seconds instead of minutes (4 s rounds scraped every second)."""
+    e = Expect("fast")
+    v = Vantage(**RU1, services={"whatsapp": "ok*30 ip_blocked*10 ok*20", "telegram": "ok*30 ip_blocked ok*29"})
+    page = [e.sudden(v, "whatsapp", "ip_blocked")]
+    off = Vantage(**RU3, services={"whatsapp": "ok*45 vantage_offline*5 ok*10"})
+    at1 = lambda r, s=0: at(r, s, step=1)
     return [test(
-        "fast profile: a block sustained 12 s pages, a single failed round does not; offline after 3 s",
+        "fast profile: a block pages with its second round (4 s after the first blocked scrape), a single "
+        "failed round does not; offline after 3 s",
         [v, off],
         [
-            expect("71s"),
-            expect("72s", MsgreachSuddenBlock=[fast]),
-            expect("79s", MsgreachSuddenBlock=[fast]),
-            expect("80s"),
-            expect("92s"),
-            expect("93s", MsgreachVantageOffline=[off_alert]),
-            expect("99s", MsgreachVantageOffline=[off_alert]),
-            expect("100s"),
+            expect(at1(30, 3)),
+            expect(at1(31), MsgreachSuddenBlock=page),
+            expect(at1(39, 3), MsgreachSuddenBlock=page),
+            expect(at1(40)),
+            expect(at1(45, 2)),
+            expect(at1(45, 3), MsgreachVantageOffline=[e.offline(off)]),
+            expect(at1(49, 3), MsgreachVantageOffline=[e.offline(off)]),
+            expect(at1(50)),
         ],
-        interval="1s",
+        step=1,
     )]
 
 
 def render(profile: str, tests: list[dict]) -> str:
     rel = Path("..") / ".." / RULES[profile].relative_to(ROOT)
-    doc = {"rule_files": [str(rel)], "evaluation_interval": "30s" if profile == "default" else "1s", "tests": tests}
+    doc = {"rule_files": [str(rel)], "evaluation_interval": PROFILES[profile].eval_interval, "tests": tests}
     header = (
         "# GENERATED by tests/promtool/build_tests.py from readable verdict timelines -- edit that file.\n"
         f"# Run: promtool test rules tests/promtool/{profile}_test.yml\n"
