@@ -149,7 +149,10 @@ def test_a_failing_disk_under_the_archive_is_a_metric(env, tmp_path, monitors, m
     state.mkdir()
     env.resolve("disk.good.test")
     services = [{"name": "svc", "targets": [env.target(f"t{index}", "disk.good.test") for index in range(6)]}]
-    config = env.write(tmp_path, env.config(services, schedule={"interval_seconds": 1}, evidence={"path": str(state / "evidence.jsonl")}))
+    # The verdict history lives elsewhere: this disk is the archive's alone.
+    config = env.write(
+        tmp_path, env.config(services, schedule={"interval_seconds": 1}, evidence={"path": str(state / "evidence.jsonl")}, state_dir=str(tmp_path / "history"))
+    )
     mount = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", f'mount -t tmpfs -o {mount_options} tmpfs "{state}" && exec "$@"', "sh"]
     monitor = Monitor(config, tmp_path, prefix=mount)
     monitors.append(monitor)
