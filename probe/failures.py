@@ -53,6 +53,7 @@ PROTOCOL_ERROR: Final = "protocol_error"  # the peer spoke, but not the expected
 STALLED: Final = "stalled"  # a transfer that stopped making progress before its end
 THROTTLED: Final = "throttled"  # a transfer slower than the configured floor
 UNAVAILABLE: Final = "check_unavailable"  # the check cannot run here (an optional dependency is missing)
+NO_HELPER: Final = "no_helper_configured"  # a helper check in a round without `helpers:`
 LOCAL_RESOURCE: Final = "local_resource_exhausted"  # no file descriptors, buffers or memory here: the monitor's fault
 UNKNOWN: Final = "unknown_failure"
 
@@ -202,7 +203,7 @@ def quic_close(error_code: int, reason: str = "") -> str:
 
 
 # Failures the monitor, not the network, is to blame for (probe.judge gives them `error`).
-MONITOR: Final = frozenset({UNAVAILABLE, LOCAL_RESOURCE})
+MONITOR: Final = frozenset({UNAVAILABLE, LOCAL_RESOURCE, NO_HELPER})
 
 # Failures that say "something on the path stopped this" (as opposed to a server's own answer).
 INTERFERENCE: Final = frozenset(

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from probe import failures
 from probe.checks.base import Context
 from probe.helper import wire
-from probe.helper.client import HelperClient, HelperError, choose
+from probe.helper.client import HelperClient, HelperError, choose, no_helper
 from probe.helper.signatures import PROTOCOLS
 from probe.model import CheckResult, Fault, Finding, Verdict
 from probe.net import open_tcp, udp_socket
@@ -31,7 +31,6 @@ NAME = "circumvention"
 BLOCK_VERDICT = Verdict.PROTOCOL_BLOCKED  # what a timeout of this check means
 SIGNATURE_LOST = "signature_lost"
 HELPER_UNREACHABLE = "helper_unreachable"
-NO_HELPER = "no_helper_configured"
 
 
 @dataclass
@@ -58,8 +57,7 @@ async def run(ctx: Context, params: Params) -> object:
     started = time.monotonic()
     ref = choose(params.helper)
     if ref is None:
-        finding = Finding(Verdict.ERROR, Fault.MONITOR, "", "no helper is configured for this round (`helpers:`)")
-        return CheckResult(NAME, False, NO_HELPER, time.monotonic() - started, finding, {})
+        return no_helper(NAME, started)
     transport, build = PROTOCOLS[params.protocol]
     signature = build(params.sni)
     neutral = wire.printable(len(signature))

@@ -24,7 +24,7 @@ from probe import failures
 from probe.checks.base import Context
 from probe.config import is_ip_literal
 from probe.helper import bulk, wire
-from probe.helper.client import HelperClient, HelperError, choose
+from probe.helper.client import HelperClient, HelperError, choose, no_helper
 from probe.model import CheckResult, Fault, Finding, Verdict
 from probe.net import open_tcp
 from probe.params import HelperTransferParams as Params
@@ -33,7 +33,6 @@ NAME = "helper_transfer"
 BLOCK_VERDICT = Verdict.THROTTLED  # what a timeout of this check means
 STALLED = failures.STALLED
 HELPER_UNREACHABLE = "helper_unreachable"
-NO_HELPER = "no_helper_configured"
 
 
 @dataclass
@@ -61,8 +60,7 @@ async def run(ctx: Context, params: Params) -> object:
     started = time.monotonic()
     ref = choose(params.helper)
     if ref is None:
-        finding = Finding(Verdict.ERROR, Fault.MONITOR, "", "no helper is configured for this round (`helpers:`)")
-        return CheckResult(NAME, False, NO_HELPER, time.monotonic() - started, finding, {})
+        return no_helper(NAME, started)
     name = params.sni or (ctx.target.host if not is_ip_literal(ctx.target.host) else None) or ctx.decoy_sni
     decoy = params.decoy_sni or ctx.decoy_sni
     evidence = TransferEvidence(ref.name, params.bytes)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from probe.checks.base import Context
 from probe.helper import wire
 from probe.helper.auth import session_key
-from probe.helper.client import HelperClient, HelperError, choose
+from probe.helper.client import HelperClient, HelperError, choose, no_helper
 from probe.model import CheckResult, Fault, Finding, Verdict
 from probe.net import udp_socket
 from probe.params import UDPStreamParams as Params
@@ -36,7 +36,6 @@ BLOCK_VERDICT = Verdict.UDP_BLOCKED  # what a timeout of this check means
 STREAM_CUT = "udp_stream_cut"
 STREAM_LOSS = "udp_stream_loss"
 HELPER_UNREACHABLE = "helper_unreachable"
-NO_HELPER = "no_helper_configured"
 
 
 @dataclass
@@ -74,8 +73,7 @@ async def run(ctx: Context, params: Params) -> object:
     started = time.monotonic()
     ref = choose(params.helper)
     if ref is None:
-        finding = Finding(Verdict.ERROR, Fault.MONITOR, "", "no helper is configured for this round (`helpers:`)")
-        return CheckResult(NAME, False, NO_HELPER, time.monotonic() - started, finding, {})
+        return no_helper(NAME, started)
     size = params.packet_size - params.packet_size % 4
     count = max(2, round(params.duration_seconds * params.packets_per_second))
     try:

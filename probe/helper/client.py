@@ -15,6 +15,7 @@ import json
 import logging
 import socket
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from probe import failures
 from probe.config import Config, HelperRef, Service, Vantage, split_host_port
 from probe.helper import wire
 from probe.helper.auth import (
@@ -46,6 +48,12 @@ class HelperError(Exception):
 
 def round_helpers() -> tuple[HelperRef, ...]:
     return _HELPERS.get()
+
+
+def no_helper(check: str, started: float) -> CheckResult:
+    """A helper check's result in a round without a helper: the monitor's own configuration."""
+    finding = Finding(Verdict.ERROR, Fault.MONITOR, "", "no helper is configured for this round (`helpers:`)")
+    return CheckResult(check, False, failures.NO_HELPER, time.monotonic() - started, finding, {})
 
 
 def choose(name: str | None) -> HelperRef | None:
