@@ -305,7 +305,8 @@ def msgreach_steady(tmp: Path, n: int, concurrency: int, rounds: int, interval: 
     config = msgreach_config(tmp, n, concurrency, interval)
     log = tmp / "run.log"
     with open(log, "w") as err:
-        proc = start([sys.executable, "-m", "probe", "--log-level", "INFO", "run", "--config", str(config),
+        # The default log level prints msgreach's own round lines (libraries stay at WARNING).
+        proc = start([sys.executable, "-m", "probe", "run", "--config", str(config),
                       "--listen", MSGREACH_LISTEN], stdout=subprocess.DEVNULL, stderr=err)
     try:
         rss, cpu, done = [], [], 0
@@ -315,7 +316,7 @@ def msgreach_steady(tmp: Path, n: int, concurrency: int, rounds: int, interval: 
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError("msgreach run: rounds did not complete: " + log.read_text()[-2000:])
             time.sleep(0.1)
-            count = len(re.findall(r"round bench: ok in", log.read_text()))
+            count = len(re.findall(r"round bench: ok;", log.read_text()))
             if count > done:
                 done = count
                 now_cpu = proc_cpu(proc.pid)
