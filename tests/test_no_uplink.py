@@ -186,7 +186,7 @@ def test_run_on_the_default_config_serves_the_contract(netns, tmp_path):
     assert (status, body) == (200, "ok\n")
     status, page = netns.get(f"http://127.0.0.1:{port}/")
     assert status == 200
-    assert "<html>" in page and f"Vantage {vantage}" in page and "whatsapp" in page and "vantage_offline" in page
+    assert "<html" in page and f"Measuring point {vantage}" in page and "whatsapp" in page and "vantage_offline" in page
 
     process.send_signal(signal.SIGTERM)
     assert process.wait(15) == 0

@@ -70,6 +70,9 @@ async def test_the_listener_answers_while_a_reload_is_slow(tmp_path, monkeypatch
             finished.set()
 
     monkeypatch.setattr(config_module, "load", slow_load)
+    # Other tests of this process (the lab's teardown) may have put handlers of their own on these
+    # signals: the test starts from the defaults, so that it sees serve()'s own handlers arrive.
+    saved = {sig: signal.signal(sig, signal.SIG_DFL) for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)}
     monitor = asyncio.create_task(serve(config, listen=f"127.0.0.1:{port}", config_path=str(path)))
     try:
         await _until(lambda: signal.getsignal(signal.SIGHUP) not in (signal.SIG_DFL, None), "the SIGHUP handler")
@@ -90,8 +93,13 @@ async def test_the_listener_answers_while_a_reload_is_slow(tmp_path, monkeypatch
             raise AssertionError("the reloaded config never showed in /metrics")
     finally:
         release.set()
-        os.kill(os.getpid(), signal.SIGTERM)  # serve()'s own handler: an orderly stop
-        assert await asyncio.wait_for(monitor, 30) == 0
+        if not monitor.done():
+            os.kill(os.getpid(), signal.SIGTERM)  # serve()'s own handler: an orderly stop
+        try:
+            assert await asyncio.wait_for(monitor, 30) == 0
+        finally:
+            for sig, handler in saved.items():
+                signal.signal(sig, handler)
 
 
 async def _body(port: int, path: str) -> bytes:

@@ -116,7 +116,8 @@ def test_no_vantage_address_in_metrics_evidence_or_logs(tmp_path: Path, procs) -
         assert f"\n{family}" in metrics or metrics.startswith(family), family
     assert 'msgreach_vantage_info{asn="12389",country="RU",network="home line",role="vantage",vantage="volunteer-7"} 1.0' in metrics
     assert "DEBUG" in logs  # the most talkative level was searched
-    evidence_text = "".join(f.read_text() for f in archive.parent.iterdir())
+    # Everything in the state directory: the archive, and the verdict history's sqlite files.
+    evidence_text = "".join(f.read_bytes().decode("utf-8", "replace") for f in archive.parent.iterdir() if f.is_file())
     assert "Your IP: " in status_json and "Your IP: " in evidence_text  # the block page itself is there
     outputs = {"metrics": metrics, "evidence": evidence_text, "logs": logs, "status.json": status_json, "status page": status_page}
     for where, text in outputs.items():
