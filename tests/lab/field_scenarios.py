@@ -19,7 +19,7 @@
                          at a fixed offset (after a 32-byte session id), as tests/servers/
                          fingerprint_censor.py reads them.
 - `obfs2-drop`           to the addresses, a connection whose first bytes are none of plain MTProto
-                         (0xef, 0xeeeeeeee), HTTP (`POST`, `GET `) or TLS (0x16) is reset: the rule for
+                         (0xef, 0xeeeeeeee), HTTP (`POST`, `GET `) or TLS (0x16 0x03) is reset: the rule for
                          protocols a DPI cannot name, which catches obfuscated2's random-looking header.
                          Its reverse is the lab's `mtproto-first-bytes` (plain MTProto reset,
                          obfuscated2 passes).
@@ -138,7 +138,7 @@ FIELD_SCENARIOS: list[Scenario] = [
         _FIELD + ": MTProto framings treated differently", "protocol_blocked", "connection_reset", default_targets=("telegram",),
         template=_filter(
             "ip daddr {addrs} tcp dport {{ 80, 443 }} @ih,0,8 != 0xef @ih,0,32 != 0xeeeeeeee @ih,0,32 != 0x504f5354 "
-            "@ih,0,32 != 0x47455420 @ih,0,8 != 0x16 reject with tcp reset"
+            "@ih,0,32 != 0x47455420 @ih,0,16 != 0x1603 reject with tcp reset"
         ),
     ),
 ]
