@@ -19,7 +19,7 @@ import asyncio
 import struct
 from collections.abc import Callable
 
-from servers.hostile import _pipe, rst
+from servers.hostile import relay, rst
 
 FIRST_CIPHER_OFFSET = 5 + 4 + 2 + 32 + 1 + 32 + 2  # record, handshake, version, random, sid, cipher length
 BLOCKS = ("python", "browser")
@@ -56,12 +56,7 @@ def first_bytes_front(backend: tuple[str, int], blocked: Callable[[bytes], bool]
         if blocked(first):
             rst(writer)
             return
-        up_reader, up_writer = await asyncio.open_connection(*backend)
-        up_writer.write(first)
-        try:
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-        finally:
-            up_writer.close()
+        await relay(first, reader, writer, backend)
 
     return handle
 

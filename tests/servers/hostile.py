@@ -181,14 +181,19 @@ def sni_front(blocked: set[str], backend: tuple[str, int], action: str = "rst"):
                 await asyncio.sleep(3600)
             rst(writer)
             return
-        up_reader, up_writer = await asyncio.open_connection(*backend)
-        up_writer.write(hello)
-        try:
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-        finally:
-            up_writer.close()
+        await relay(hello, reader, writer, backend)
 
     return handle
+
+
+async def relay(first: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, backend: tuple[str, int]) -> None:
+    """Pass a connection on to `backend`: the bytes already read, then both ways, untouched."""
+    up_reader, up_writer = await asyncio.open_connection(*backend)
+    up_writer.write(first)
+    try:
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+    finally:
+        up_writer.close()
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
