@@ -51,7 +51,7 @@ async def run_round(
     deadline = started + config.schedule.deadline
 
     controls = await _gather_targets(config, vantage, route, None, config.controls, RoundFacts(), limit, deadline)
-    verdict, reason = judge.vantage_verdict([(_control_class(t), r) for t, r in zip(config.controls, controls)])
+    verdict, reason = judge.vantage_verdict([(t.control_class, r) for t, r in zip(config.controls, controls)])
     facts = RoundFacts(
         controls={c.target: c for c in controls},
         healthy_resolvers=_healthy_resolvers(vantage, controls),
@@ -111,10 +111,6 @@ def raise_descriptor_limit() -> int:
         except (ValueError, OSError):
             pass
     return soft
-
-
-def _control_class(target: Target) -> str:
-    return target.control_class
 
 
 async def _gather_targets(
