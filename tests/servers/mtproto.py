@@ -107,9 +107,14 @@ async def read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
     """(transport, payload, stream) of the client's first packet; ("http", b"", …) for a POST;
     transport "obfuscated2/<inner>" for an obfuscated connection (its stream decrypts and
     encrypts)."""
+    # A data centre tells the transports apart the way the clients keep them apart: abridged
+    # by its first byte, intermediate and HTTP by their first four; anything else is an
+    # obfuscated2 header (which avoids exactly those starts, not every 0xee or "P" byte).
     first = await reader.readexactly(1)
-    if first not in (b"\xef", b"\xee", b"P"):
-        stream = _Obfuscated(reader, writer, first + await reader.readexactly(63))
+    if first != b"\xef":
+        first += await reader.readexactly(3)
+    if first not in (b"\xef", b"\xee\xee\xee\xee", b"POST"):
+        stream = _Obfuscated(reader, writer, first + await reader.readexactly(60))
         if stream.tag not in _TAGS:
             raise ValueError("not an obfuscated2 header")
         inner = _TAGS[stream.tag]
@@ -139,17 +144,13 @@ async def _read_plain(first: bytes, reader: asyncio.StreamReader) -> tuple[str, 
         if words > 1 << 14:
             raise ValueError("request too long")
         return "abridged", await reader.readexactly(words * 4)
-    if first == b"\xee":
-        if await reader.readexactly(3) != b"\xee\xee\xee":
-            raise ValueError("not the intermediate transport")
+    if first == b"\xee\xee\xee\xee":
         (length,) = struct.unpack("<I", await reader.readexactly(4))
         if length > 1 << 16:
             raise ValueError("request too long")
         return "intermediate", await reader.readexactly(length)
-    if first == b"P":
-        head = first + await reader.readuntil(b"\r\n\r\n")
-        if not head.startswith(b"POST "):
-            raise ValueError("not a POST")
+    if first == b"POST":
+        await reader.readuntil(b"\r\n\r\n")
         return "http", b""
     raise ValueError(f"unknown transport (first byte {first.hex()})")  # pragma: no cover
 
