@@ -162,7 +162,7 @@ def _once(args: argparse.Namespace) -> int:
             archive.append(result)
     output_format = args.format or ("table" if sys.stdout.isatty() else "json")
     if output_format == "json":
-        print(report.as_json(results, started_at, duration))
+        report.write_json(results, started_at, duration, sys.stdout)
     else:
         print(report.as_table(results))
     return EXIT_OK

@@ -15,11 +15,9 @@ import socket
 import ssl
 from typing import Final
 
-import dns.exception
-import dns.message
-import dns.resolver
 import httpx
 
+from probe._dnspython import dns
 from probe.redact import scrub
 
 log = logging.getLogger(__name__)

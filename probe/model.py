@@ -302,8 +302,10 @@ class ServiceResult:
     def reachable_ratio(self) -> float:
         return sum(t.verdict == Verdict.OK for t in self.targets) / len(self.targets) if self.targets else 0.0
 
-    def as_json(self) -> dict[str, Any]:
-        return {"service": self.service, "verdict": str(self.verdict), "targets": [t.as_json() for t in self.targets]}
+    def as_json(self, *, lazy: bool = False) -> dict[str, Any]:
+        """`lazy`: the targets stay records, for an encoder that turns each into JSON when it
+        reaches it (`probe.report.write_json`)."""
+        return {"service": self.service, "verdict": str(self.verdict), "targets": self.targets if lazy else [t.as_json() for t in self.targets]}
 
 
 @dataclass
@@ -322,12 +324,13 @@ class VantageResult:
         """Services were judged (the vantage is not offline; under `allowlist` they still are)."""
         return self.verdict != VantageVerdict.VANTAGE_OFFLINE
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, *, lazy: bool = False) -> dict[str, Any]:
+        """`lazy`: services and controls stay records (see `ServiceResult.as_json`)."""
         data: dict[str, Any] = {
             "vantage": self.vantage,
             "verdict": str(self.verdict),
-            "services": [s.as_json() for s in self.services],
-            "controls": [c.as_json() for c in self.controls],
+            "services": self.services if lazy else [s.as_json() for s in self.services],
+            "controls": self.controls if lazy else [c.as_json() for c in self.controls],
             "healthy_resolvers": self.healthy_resolvers,
             "duration_seconds": round(self.duration_seconds, 3),
         }

@@ -14,8 +14,6 @@ from typing import Any
 
 import httpcore
 import httpx
-from python_socks import ProxyError, ProxyType
-from python_socks.async_.asyncio import Proxy
 
 from probe.addresses import split_host_port
 from probe.config import Vantage
@@ -84,6 +82,9 @@ async def _socks5_connect(route: Route, address: str, port: int) -> socket.socke
     """A socket connected to address:port through the vantage's SOCKS5 proxy (python-socks:
     CONNECT, with username/password authentication when configured). The address is sent as
     an IP literal: names were resolved by the measurement, through the proxy too."""
+    from python_socks import ProxyError, ProxyType  # imported by vantages behind a proxy only
+    from python_socks.async_.asyncio import Proxy
+
     assert route.socks5 is not None
     proxy_host, proxy_port = route.socks5
     username, password = route.socks5_credentials or (None, None)

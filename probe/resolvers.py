@@ -9,13 +9,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import dns.asyncquery
-import dns.exception
-import dns.message
-import dns.rcode
-import dns.rdatatype
-
 from probe import failures
+from probe._dnspython import dns
 from probe.addresses import is_ip_literal, split_host_port
 from probe.config import Resolver
 from probe.model import DNSQuery

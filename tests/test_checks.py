@@ -4,6 +4,7 @@ that every one of them ends within its timeout."""
 
 from __future__ import annotations
 
+import json
 import time
 import tracemalloc
 
@@ -442,3 +443,28 @@ async def test_one_connection_per_target_for_tcp_tls_and_http(env, tmp_path):
     assert len([r for r in env.requests if r[1] == "/onecon"]) - before == 1
     # the control target's stages and this target's: one connection each, nothing more
     assert env.fleet.stats[f"accepted:{env.ports['web']}"] - accepted == 2
+
+
+async def test_the_streamed_document_is_the_document(env, tmp_path):
+    """`once` writes its JSON as it encodes it (probe.report.write_json): the same bytes as the
+    whole document rendered at once, for a round with several services, verdicts and controls."""
+    import io
+
+    from probe import report
+    from probe.runner import run_all
+
+    env.resolve("stream.good.test")
+    env.resolve("blocked.good.test")
+    services = [
+        {"name": "one", "targets": [env.target("ok", "stream.good.test"), env.target("sni", "blocked.good.test", "sni_front")]},
+        {"name": "two", "targets": [env.target("page", "stream.good.test", params={"http": {"path": "/451"}})]},
+    ]
+    config = env.load(tmp_path, env.config(services, controls=[env.control_target()]))
+    results = await run_all(config)
+    streamed = io.StringIO()
+    report.write_json(results, 1_700_000_000.0, 2.5, streamed)
+    assert streamed.getvalue() == report.as_json(results, 1_700_000_000.0, 2.5) + "\n"
+    document = json.loads(streamed.getvalue())
+    verdicts = {t["target"]: t["verdict"] for s in document["vantages"][0]["services"] for t in s["targets"]}
+    assert verdicts == {"ok": "ok", "sni": "sni_blocked", "page": "http_blocked"}
+    assert document["vantages"][0]["controls"]

@@ -8,9 +8,9 @@ facts are kept even when validation fails: a MITM certificate is evidence worth 
 from __future__ import annotations
 
 import hashlib
-from datetime import timezone
-
-from cryptography import x509
+import ssl
+from datetime import datetime, timezone
+from typing import Any
 
 from probe import failures
 from probe.checks.base import CheckResult, Context, Fault, Finding, Skip, Stopwatch, Verdict, first_byte, observed
@@ -47,7 +47,7 @@ async def handshake(
         record.alpn = tls.selected_alpn_protocol()
         der = tls.getpeercert(binary_form=True)
         if der:
-            record.certificate = certificate_facts(der)
+            record.certificate = certificate_facts(der, tls.getpeercert())
         if request is not None:
             record.response_started = False
             await first_byte(reader, writer, request)
@@ -58,7 +58,73 @@ async def handshake(
     return record
 
 
-def certificate_facts(der: bytes) -> Certificate:
+def certificate_facts(der: bytes, decoded: dict[str, Any] | None = None) -> Certificate:
+    """The facts of the server's certificate. A validated handshake has already decoded it
+    (`SSLObject.getpeercert()`, OpenSSL's own parse): those facts are read from there. Anything
+    else (an unvalidated handshake: a decoy, a MITM certificate; a name the table below does not
+    know) is parsed with cryptography, imported then: a round where every certificate validates
+    never loads it (about 9 MiB of a process)."""
+    facts = _from_decoded(der, decoded) if decoded else None
+    return facts or _from_der(der)
+
+
+# OpenSSL's long attribute names -> what cryptography's `rfc4514_string()` writes for them (its
+# short names, else the dotted OID), so that both ways give one string for one certificate.
+_RFC4514_NAMES = {
+    "commonName": "CN", "localityName": "L", "stateOrProvinceName": "ST", "organizationName": "O",
+    "organizationalUnitName": "OU", "countryName": "C", "streetAddress": "STREET", "domainComponent": "DC",
+    "userId": "UID", "serialNumber": "2.5.4.5", "businessCategory": "2.5.4.15", "postalCode": "2.5.4.17",
+    "organizationIdentifier": "2.5.4.97", "emailAddress": "1.2.840.113549.1.9.1",
+    "jurisdictionLocalityName": "1.3.6.1.4.1.311.60.2.1.1",
+    "jurisdictionStateOrProvinceName": "1.3.6.1.4.1.311.60.2.1.2",
+    "jurisdictionCountryName": "1.3.6.1.4.1.311.60.2.1.3",
+}
+
+
+def _from_decoded(der: bytes, decoded: dict[str, Any]) -> Certificate | None:
+    """None when the decoded form holds something only cryptography writes the same way."""
+    subject, issuer = _rfc4514(decoded.get("subject", ())), _rfc4514(decoded.get("issuer", ()))
+    if subject is None or issuer is None or "notBefore" not in decoded or "notAfter" not in decoded:
+        return None
+    not_before, not_after = (ssl.cert_time_to_seconds(decoded[k]) for k in ("notBefore", "notAfter"))
+    return Certificate(
+        subject=subject,
+        issuer=issuer,
+        not_before=datetime.fromtimestamp(not_before, timezone.utc).isoformat(),
+        not_after=datetime.fromtimestamp(not_after, timezone.utc).isoformat(),
+        not_after_timestamp=float(not_after),
+        sha256=hashlib.sha256(der).hexdigest(),
+        dns_names=[value for kind, value in decoded.get("subjectAltName", ()) if kind == "DNS"][:20],
+    )
+
+
+def _rfc4514(name: tuple[tuple[tuple[str, str], ...], ...]) -> str | None:
+    parts = []
+    for rdn in reversed(name):  # RFC 4514 writes the last RDN first
+        if len(rdn) != 1 or rdn[0][0] not in _RFC4514_NAMES:  # multi-valued or unknown: cryptography's way
+            return None
+        attribute, value = rdn[0]
+        parts.append(f"{_RFC4514_NAMES[attribute]}={_escape(value)}")
+    return ",".join(parts)
+
+
+def _escape(value: str) -> str:
+    """RFC 4514 section 2.4, as cryptography escapes a value."""
+    if not value:
+        return ""
+    for char in ("\\", '"', "+", ",", ";", "<", ">"):
+        value = value.replace(char, "\\" + char)
+    value = value.replace("\0", "\\00")
+    if value[0] == "#" or (value[0] == " " and len(value) > 1):
+        value = "\\" + value
+    if value[-1] == " ":
+        value = value[:-1] + "\\ "
+    return value
+
+
+def _from_der(der: bytes) -> Certificate:
+    from cryptography import x509
+
     cert = x509.load_der_x509_certificate(der)
     try:
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
