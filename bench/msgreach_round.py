@@ -10,6 +10,8 @@ The parent (bench/run.py) adds the process totals from wait4(): user+sys CPU and
 
 from __future__ import annotations
 
+import gc
+import os
 import resource
 import sys
 import time
@@ -36,20 +38,21 @@ def main() -> int:
     import json
 
     from probe import config as config_module, report
-    from probe.runner import run_all
+    from probe.runner import prepare_process, run_all
 
+    prepare_process()  # as `once` does (probe/cli.py), before the config
     config = config_module.load(sys.argv[1])
+    gc.collect()  # and after it, as probe/cli.py's _load does
+    gc.freeze()
     startup_cpu = _cpu()
     rss_idle = _rss_kb()
 
     started_at, wall0, cpu0 = time.time(), time.monotonic(), _cpu()
     results = asyncio.run(run_all(config))
     wall1, cpu1 = time.monotonic(), _cpu()
-    document = report.as_json(results, started_at, wall1 - wall0)
+    with open(sys.argv[2] if len(sys.argv) > 2 else os.devnull, "w") as out:  # as `once` writes it
+        report.write_json(results, started_at, wall1 - wall0, out)
     cpu2 = _cpu()
-    if len(sys.argv) > 2:
-        with open(sys.argv[2], "w") as out:
-            out.write(document)
 
     verdicts: collections.Counter[str] = collections.Counter()
     failures: collections.Counter[str] = collections.Counter()

@@ -90,9 +90,9 @@ def main(argv: list[str] | None = None) -> int:
 
     LogScrubber.install()  # no public address (the volunteer's, reflected by a server) in any log line
     if args.command in ("run", "once"):
-        from probe.runner import raise_descriptor_limit
+        from probe.runner import prepare_process
 
-        raise_descriptor_limit()
+        prepare_process()
     if args.command == "check-config":
         return _check_config(args.file)
     if args.command == "once":

@@ -17,7 +17,6 @@ from typing import Final
 
 import httpx
 
-from probe._dnspython import dns
 from probe.redact import scrub
 
 log = logging.getLogger(__name__)
@@ -147,14 +146,10 @@ def _classify_one(exc: BaseException) -> str | None:
     if isinstance(exc, ssl.SSLError):
         reason = (exc.reason or "").upper()
         return EOF if "UNEXPECTED_EOF" in reason else SSL_FAILED_HANDSHAKE
-    if isinstance(exc, dns.resolver.NXDOMAIN):
-        return DNS_NXDOMAIN
-    if isinstance(exc, dns.resolver.NoAnswer):
-        return DNS_NO_ANSWER
-    if isinstance(exc, dns.exception.Timeout):
-        return TIMEOUT
-    if isinstance(exc, dns.message.ShortHeader | dns.message.TrailingJunk | dns.exception.FormError | dns.message.UnknownHeaderField):
-        return DNS_BAD_RESPONSE
+    if type(exc).__module__.startswith("dns."):  # dnspython's: imported by then (see _dns_failure)
+        failure = _dns_failure(exc)
+        if failure is not None:
+            return failure
     if isinstance(exc, socket.gaierror):
         return _GAI.get(exc.errno, DNS_SERVFAIL)
     if isinstance(exc, TimeoutError | asyncio.TimeoutError | socket.timeout | httpx.TimeoutException):
@@ -207,3 +202,19 @@ MONITOR: Final = frozenset({UNAVAILABLE, LOCAL_RESOURCE, NO_HELPER})
 INTERFERENCE: Final = frozenset(
     {CONNECTION_RESET, CONNECTION_ABORTED, TIMEOUT, EOF, HOST_UNREACHABLE, CONNECTION_REFUSED, NETWORK_UNREACHABLE}
 )
+
+
+def _dns_failure(exc: BaseException) -> str | None:
+    # dnspython is imported here, not at the top: a process whose checks ask no resolver never
+    # loads it, and an exception from dnspython means it is loaded already.
+    from probe._dnspython import dns
+
+    if isinstance(exc, dns.resolver.NXDOMAIN):
+        return DNS_NXDOMAIN
+    if isinstance(exc, dns.resolver.NoAnswer):
+        return DNS_NO_ANSWER
+    if isinstance(exc, dns.exception.Timeout):
+        return TIMEOUT
+    if isinstance(exc, dns.message.ShortHeader | dns.message.TrailingJunk | dns.exception.FormError | dns.message.UnknownHeaderField):
+        return DNS_BAD_RESPONSE
+    return None

@@ -68,7 +68,7 @@ class Fault(StrEnum):
     UNSEPARATED = "unseparated"  # nothing could be compared
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Finding:
     """What a failed check argues for: the technique its stage would mean, whose fault the
     differential says it is, and which differential that was. The judge decides."""
@@ -118,7 +118,7 @@ def _opt() -> Any:
     return field(default=None, metadata={"omit_none": True})
 
 
-@dataclass
+@dataclass(slots=True)
 class DNSQuery:
     """One resolver asked for one name's A and AAAA (OONI DNSQueryEntry, both types in one)."""
 
@@ -131,7 +131,7 @@ class DNSQuery:
     reason: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class TCPConnect:
     """One TCP connect (OONI TCPConnectEntry)."""
 
@@ -141,7 +141,7 @@ class TCPConnect:
     duration_seconds: float = 0.0
 
 
-@dataclass
+@dataclass(slots=True)
 class Certificate:
     subject: str
     issuer: str
@@ -152,7 +152,7 @@ class Certificate:
     dns_names: list[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class TLSHandshake:
     """One TLS handshake on a fresh connection (OONI TLSHandshake), optionally with one request's
     first bytes (the decoy and same-shape differentials)."""
@@ -168,19 +168,19 @@ class TLSHandshake:
     duration_seconds: float = 0.0
 
 
-@dataclass
+@dataclass(slots=True)
 class Redirect:
     status_code: int
     location: str
 
 
-@dataclass
+@dataclass(slots=True)
 class BlockPage:
     kind: str  # "status", "redirect" or "body"
     match: str
 
 
-@dataclass
+@dataclass(slots=True)
 class HTTPExchange:
     """One HTTP request and what came back (OONI RequestEntry, flattened). `status_code` set means
     the server's response began: what fails after it is the server's or the transfer's business."""
@@ -196,7 +196,7 @@ class HTTPExchange:
     same_name: TLSHandshake | HTTPProbe | None = _opt()  # the same request, real name, fresh connection
 
 
-@dataclass
+@dataclass(slots=True)
 class HTTPProbe:
     """One plain-HTTP request on a fresh connection, up to the first byte of the response: the
     decoy-Host differential and its same-shape twin with the real Host."""
@@ -211,7 +211,7 @@ class HTTPProbe:
 # --- each check's evidence ---------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class DNSEvidence:
     resolvers: list[DNSQuery] = field(default_factory=list)
     addresses: list[str] = field(default_factory=list)
@@ -219,13 +219,13 @@ class DNSEvidence:
     control_agrees: bool | None = _opt()  # when no resolver gave an address: did the control fail the same way
 
 
-@dataclass
+@dataclass(slots=True)
 class TCPEvidence:
     connects: list[TCPConnect] = field(default_factory=list)
     control_connects: list[TCPConnect] | None = _opt()  # the control resolver's addresses, tried when ours fail
 
 
-@dataclass
+@dataclass(slots=True)
 class TLSEvidence:
     handshakes: list[TLSHandshake] = field(default_factory=list)
     certificate: Certificate | None = _opt()
@@ -239,7 +239,7 @@ class TLSEvidence:
 # --- results -----------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class CheckResult:
     """One check on one target: ok or not, the failure string, the check's typed evidence (a
     dataclass, or a dict for checks that keep free-form records) and, when it failed, its Finding."""
@@ -264,7 +264,7 @@ class CheckResult:
         return data
 
 
-@dataclass
+@dataclass(slots=True)
 class TargetResult:
     service: str  # "controls" for a control target
     target: str
@@ -292,7 +292,7 @@ class TargetResult:
         return data
 
 
-@dataclass
+@dataclass(slots=True)
 class ServiceResult:
     service: str
     verdict: Verdict
@@ -308,7 +308,7 @@ class ServiceResult:
         return {"service": self.service, "verdict": str(self.verdict), "targets": self.targets if lazy else [t.as_json() for t in self.targets]}
 
 
-@dataclass
+@dataclass(slots=True)
 class VantageResult:
     vantage: str
     verdict: VantageVerdict
@@ -344,7 +344,7 @@ class VantageResult:
 # JSON keys are the ones these checks always wrote (consumers and the evidence archive rely on them).
 
 
-@dataclass
+@dataclass(slots=True)
 class MTProtoProbe:
     """One exchange on a fresh connection to one data-centre endpoint: `req_pq_multi` in one
     framing (`abridged`, `intermediate`, `obfuscated2`), or OONI's plain-HTTP `POST /` (`http`)."""
@@ -362,13 +362,13 @@ class MTProtoProbe:
     duration_seconds: float = 0.0
 
 
-@dataclass
+@dataclass(slots=True)
 class MTProtoEvidence:
     probes: list[MTProtoProbe] = field(default_factory=list)
     works: dict[str, bool] = field(default_factory=dict)  # per probe kind: passed on some endpoint
 
 
-@dataclass
+@dataclass(slots=True)
 class ChatExchange:
     """whatsapp_chat on one host's address:port: connect, our first bytes, the server's, the hold.
     `stage` is how far it got (`connect`, `first_bytes`, `hold`, `held` = all the way)."""
@@ -383,7 +383,7 @@ class ChatExchange:
     duration_seconds: float = 0.0
 
 
-@dataclass
+@dataclass(slots=True)
 class ChatHost:
     """One chat host: its DNS and TCP steps (the runner's own checks), then the exchanges.
     `verdict` is what this host's failure argues (`ok`, a technique, `down`, `error`), for people
@@ -401,14 +401,14 @@ class ChatHost:
     finding: Finding | None = _opt()
 
 
-@dataclass
+@dataclass(slots=True)
 class ChatEvidence:
     hosts: list[ChatHost] = field(default_factory=list)
     working_hosts: int = 0
     blocked_hosts: list[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class QUICAttempt:
     """One HTTP/3 GET on a fresh QUIC connection (handshake, then one response)."""
 
@@ -423,7 +423,7 @@ class QUICAttempt:
     duration_seconds: float = 0.0
 
 
-@dataclass
+@dataclass(slots=True)
 class QUICEvidence:
     """The attempt with the real name (its fields at the top level, as always), TCP+TLS's
     outcome, and on a failure the decoy-SNI attempt to the same address: `keyed_on` is `name`
@@ -448,7 +448,7 @@ class QUICEvidence:
         return data
 
 
-@dataclass
+@dataclass(slots=True)
 class STUNBinding:
     """One RFC 5389 Binding transaction (with its retransmissions) to one address:port."""
 
@@ -464,21 +464,21 @@ class STUNBinding:
     duration_seconds: float = 0.0
 
 
-@dataclass
+@dataclass(slots=True)
 class STUNEvidence:
     bindings: list[STUNBinding] = field(default_factory=list)
     controls: dict[str, bool] | None = _opt()  # control STUN targets this round: answered or not
     control_answered: bool | None = _opt()
 
 
-@dataclass
+@dataclass(slots=True)
 class DownloadRedirect(Redirect):
     """A redirect the download followed, with the address it went to next (resolved as the apps do)."""
 
     address: str | None = _opt()
 
 
-@dataclass
+@dataclass(slots=True)
 class Download:
     """One timed download on a fresh connection. `stalled_at_bytes` is where the transfer stopped
     making progress (the mobile networks' 16–20 KB freeze shows here); `measured` says whether
@@ -507,7 +507,7 @@ class Download:
         return self.stalled_at_bytes
 
 
-@dataclass
+@dataclass(slots=True)
 class ThroughputEvidence:
     """The download (its fields at the top level, as always; its failure and duration under
     other names), the control comparison and, when throttled, the decoy-SNI download."""
@@ -537,7 +537,7 @@ class ThroughputEvidence:
         return data
 
 
-@dataclass
+@dataclass(slots=True)
 class ClientHelloFingerprint:
     """The ClientHello a handshake sent, as JA3 (string and MD5) and JA4 (FoxIO's, TCP)."""
 
@@ -547,7 +547,7 @@ class ClientHelloFingerprint:
     ja4: str
 
 
-@dataclass
+@dataclass(slots=True)
 class FingerprintedHandshake:
     """One TLS handshake with a known ClientHello fingerprint (probe.fingerprint)."""
 

@@ -101,6 +101,31 @@ def concurrency_for(configured: int, *, soft_limit: int | None = None) -> int:
     return max(1, min(configured, (soft_limit - _RESERVED_DESCRIPTORS) // _SOCKETS_PER_TARGET))
 
 
+def prepare_process() -> None:
+    """What `run` and `once` set up before anything else: the descriptor limit and the heap."""
+    raise_descriptor_limit()
+    keep_large_buffers_out_of_the_heap()
+
+
+# glibc's mallopt parameter: allocations from this size up are mmapped, and unmapped when freed.
+_M_MMAP_THRESHOLD = -3
+
+
+def keep_large_buffers_out_of_the_heap() -> None:
+    """Every TLS connection of asyncio holds a 256 KiB read buffer. glibc maps such a block on
+    its own and unmaps it at free, but after the first free it raises its threshold, and later
+    buffers come from the heap, where the freed ones leave holes the heap cannot hand back: the
+    process's peak grew by about 10 MiB per 1,000 targets. A fixed threshold keeps them mapped
+    (docs/benchmarks.md). Nothing happens without glibc's mallopt."""
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
+
+
 def raise_descriptor_limit() -> int:
     """Raise the soft descriptor limit to the hard one (distributions start at 1024); returns it."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -123,11 +148,20 @@ async def _gather_targets(
     limit: asyncio.Semaphore,
     deadline: float,
 ) -> list[TargetResult]:
-    async def one(target: Target) -> TargetResult:
-        async with limit:
-            return await _measure_target(config, vantage, route, service, target, facts, deadline)
+    # A few workers take the targets in turn, rather than a task per target waiting on `limit`:
+    # 3,000 targets made 3,000 tasks (and anyio's per-task state under httpx) at once.
+    results: list[TargetResult | None] = [None] * len(targets)
+    queue = iter(enumerate(targets))
 
-    return list(await asyncio.gather(*(one(t) for t in targets)))
+    async def worker() -> None:
+        for index, target in queue:
+            async with limit:
+                results[index] = await _measure_target(config, vantage, route, service, target, facts, deadline)
+
+    await asyncio.gather(*(worker() for _ in range(min(len(targets), concurrency_for(config.schedule.concurrency)))))
+    measured = [r for r in results if r is not None]
+    assert len(measured) == len(targets), "a worker ended without its targets"  # gather raised otherwise
+    return measured
 
 
 def new_context(config: Config, vantage: Vantage, route: Route, service: Service | None, target: Target, facts: RoundFacts) -> Context:

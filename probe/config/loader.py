@@ -15,7 +15,7 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 
 from probe.config.errors import ConfigError, Problem
 from probe.config.files import MAX_YAML_BYTES, read_text
-from probe.config.models import Config, Fingerprints, RawConfig, Service, ServiceRef
+from probe.config.models import Config, Fingerprints, RawConfig, Service, ServiceRef, Target
 from probe.config.safe_yaml import parse
 
 # --- where the shipped configs live -------------------------------------------------------------
@@ -143,6 +143,16 @@ def _loc(key: str) -> tuple[Any, ...]:
     return tuple(int(part) if part.isdigit() else part for part in key.split(".") if part)
 
 
+def _targets_of(ref: ServiceRef) -> list[Any]:
+    """The config's own targets for the service: validated already, so taken as they are (the
+    service's validation does not copy or check them again: at 3,000 targets, dumping and
+    validating them twice was most of the load's time and memory), unless a patch must change
+    them, as dicts."""
+    if not ref.patch:
+        return list(ref.targets or [])
+    return [t.model_dump() for t in ref.targets or []]
+
+
 def _service_from_ref(ref: ServiceRef, index: int, file: str, base: Path, problems: list[Problem], node: Node | None = None) -> Service | None:
     key = f"services.{index}"
     if ref.catalog is not None:
@@ -156,14 +166,14 @@ def _service_from_ref(ref: ServiceRef, index: int, file: str, base: Path, proble
             return None
         data = service.model_dump(mode="python")
     else:
-        data = {"name": ref.name, "targets": [t.model_dump() for t in ref.targets or []]}
+        data = {"name": ref.name, "targets": _targets_of(ref)}
     for field in ("name", "description", "networks", "ca_bundle"):
         value = getattr(ref, field)
         if value is not None:
             data[field] = value.model_dump() if isinstance(value, BaseModel) else value
     if ref.targets is not None and ref.catalog is not None:
-        data["targets"] = [t.model_dump() for t in ref.targets]
-    names = {t["name"] for t in data["targets"]}
+        data["targets"] = _targets_of(ref)
+    names = {t.name if isinstance(t, Target) else t["name"] for t in data["targets"]}
     for target_name, fields in ref.patch.items():
         if target_name != "*" and target_name not in names:
             line = line_of(node, ("services", index, "patch", target_name))
