@@ -36,7 +36,7 @@ class Listener:
         self.accepted = 0
         self.server: asyncio.Server | None = None
 
-    async def start(self) -> "Listener":
+    async def start(self) -> Listener:
         async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             self.accepted += 1
             writer.close()

@@ -352,7 +352,7 @@ class Schedule(_Model):
     confirm_after_seconds: float = _seconds(20.0, 0, MAX_INTERVAL_SECONDS, inclusive=True)
 
     @model_validator(mode="after")
-    def _confirm_before_the_next_round(self) -> "Schedule":
+    def _confirm_before_the_next_round(self) -> Schedule:
         # Only a value the config sets is refused: the default (20 s) just does nothing under a
         # shorter interval (the lab's 1-5 s rounds), where the next round confirms anyway.
         if "confirm_after_seconds" in self.model_fields_set and 0 < self.confirm_after_seconds >= self.interval_seconds:
