@@ -206,7 +206,9 @@ class Flow:
     def allowlist(self, quiet_after: float) -> dict:
         """Switch the lab's regional allowlist on (domestic sites only; every service fails):
         wait for MsgreachAllowlistRegime at the webhook, then ``quiet_after`` seconds more, and
-        report everything that fired or was delivered since the switch; then switch it off."""
+        report everything that fired or was delivered since the switch; then switch it off.
+        The scenario is tests/lab/field_scenarios.py's: the caller imports that module (from the
+        package its lab comes from), which registers it."""
         t = self.timings
         on = time.time()
         self.lab.scenario("allowlist", True)

@@ -18,6 +18,8 @@ import panel_queries
 from alerting_flow import BLOCK_ALERTS, PROFILES, SERVICE, TECHNIQUE, VANTAGE, Flow
 from opstools import ROOT, require_tool
 
+from . import field_scenarios  # noqa: F401 - registers the lab's `allowlist` scenario
+
 ALL = {"country": ".*", "vantage": f"({VANTAGE})", "service": "(signal|telegram|whatsapp)"}
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
