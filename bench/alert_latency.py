@@ -9,7 +9,8 @@ built here and torn down afterwards): msgreach run, Debian's prometheus with the
 prometheus-alertmanager with the shipped routes (the fast profile also shortens its timers to
 1 s), a webhook receiver; `syn-rst` on Telegram on and off, then `uplink-cut`. Writes
 bench/out/alert-latency-<profile>.json and prints a Markdown table. The default profile takes
-about 25 minutes (it waits for real 60 s rounds, a 5 min window and Alertmanager's timers).
+about 20 minutes (it waits for real 60 s rounds, a 3 min `for:`, Alertmanager's 5 min group_interval
+and 7 minutes of watching after the uplink cut); `--block-only` about 2 minutes.
 """
 
 from __future__ import annotations

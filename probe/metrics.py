@@ -46,12 +46,14 @@ class State:
     evidence: "EvidenceHealth" = field(default_factory=lambda: EvidenceHealth())
     version: int = 0  # bumped by every change /metrics shows (a round, a reload)
 
-    def record(self, result: VantageResult) -> None:
+    def record(self, result: VantageResult, measured: VantageResult | None = None) -> None:
+        """A round's result. A confirmation round measured only some services (``measured``);
+        ``result`` is then the vantage's whole picture, and only what was measured is counted."""
         self.version += 1
         self.latest[result.vantage] = result
         self.rounds[result.vantage] += 1
         self.finished_at[result.vantage] = result.started_at + result.duration_seconds
-        for service, target in _targets(result):
+        for service, target in _targets(measured or result):
             for check in target.checks:
                 if check.failure is not None and not check.ok:
                     self.failures[(result.vantage, service, target.target, check.check, _failure_label(check.failure))] += 1

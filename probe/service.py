@@ -14,6 +14,7 @@ import logging
 import signal
 import sqlite3
 import time
+from collections import Counter
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -23,7 +24,7 @@ from probe import config as config_module
 from probe.config import Config, ConfigError
 from probe.history import History, store_path
 from probe.metrics import Exposition, State
-from probe.model import VantageResult, Verdict
+from probe.model import BLOCKS, VantageResult, Verdict
 from probe.runner import run_round
 from probe.server import Server
 
@@ -42,6 +43,8 @@ class Monitor:
         self._reload_again = False
         self._rounds: set[asyncio.Task] = set()
         self._stopping = False
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._finished: Counter[str] = Counter()  # rounds (and confirmations) published per vantage
 
     @property
     def config(self) -> Config:
@@ -69,16 +72,45 @@ class Monitor:
             )
 
     async def round(self, vantage_name: str) -> None:
-        config = self.config
-        vantage = next((v for v in config.vantages if v.name == vantage_name), None)
-        if vantage is None:
-            return
+        """A scheduled round: the controls and every service."""
+        await self._measure(vantage_name)
+
+    async def confirm(self, vantage_name: str, services: list[str], after: int, delay: float) -> None:
+        """The confirmation round: ``delay`` seconds after round number ``after`` of the vantage
+        gave ``services`` a new block verdict, measure the controls and those services again and
+        publish it like any round, so that the rules' "two consecutive blocked rounds" hold (or
+        not: a one-round flap is ok again) well before the next scheduled round. Skipped when a
+        scheduled round finished first (it confirmed or cleared the block itself)."""
+        try:
+            await asyncio.sleep(delay)
+        except asyncio.CancelledError:
+            return  # stopping
+        await self._measure(vantage_name, services=services, confirming=after)
+
+    def _lock(self, vantage_name: str) -> asyncio.Lock:
+        return self._locks.setdefault(vantage_name, asyncio.Lock())
+
+    async def _measure(self, vantage_name: str, *, services: list[str] | None = None, confirming: int | None = None) -> None:
         task = asyncio.current_task()
         if task is not None:
             self._rounds.add(task)
         try:
-            reference = None if vantage.control else self.state.control_reference()
-            result = await run_round(config, vantage, control_vantage=reference)
+            # One measurement of a vantage at a time: a confirmation and a scheduled round never overlap.
+            async with self._lock(vantage_name):
+                config = self.config
+                vantage = next((v for v in config.vantages if v.name == vantage_name), None)
+                if vantage is None:
+                    return
+                if confirming is not None:
+                    if self._finished[vantage_name] != confirming:
+                        log.debug("confirmation round of %s skipped: a scheduled round came first", vantage_name)
+                        return
+                    services = [s.name for s in config.services if s.name in (services or ())]  # a reload may have removed some
+                    if not services:
+                        return
+                reference = None if vantage.control else self.state.control_reference()
+                result = await run_round(config, vantage, services=services, control_vantage=reference)
+                self._publish(config, result, confirmation=confirming is not None)
         except asyncio.CancelledError:
             if self._stopping:  # SIGTERM mid-round: the round is abandoned, not a failure
                 log.debug("round of %s interrupted by shutdown", vantage_name)
@@ -89,11 +121,19 @@ class Monitor:
             return
         finally:
             self._rounds.discard(task)
-        self.state.record(result)
+
+    def _publish(self, config: Config, result: VantageResult, *, confirmation: bool) -> None:
+        """Make one round (or confirmation round) what /metrics, the history and the archive show.
+        No await in here: nothing else runs between the record and the refresh."""
+        vantage_name = result.vantage
+        previous = self.state.latest.get(vantage_name)
+        shown = merge_confirmation(previous, result) if confirmation else result
+        self._finished[vantage_name] += 1
+        self.state.record(shown, measured=result)
         if self.config is not config:  # reloaded during the round: what the reload removed stays out
             self.state.prune(self.config)
         try:
-            self.history.record(result)
+            self.history.record(result)  # what was measured (a confirmation: its services only)
         except Exception:  # a full disk must not stop the rounds; the page shows the gap
             log.exception("verdict history: round of %s not recorded", vantage_name)
         if self.archive is not None:
@@ -101,13 +141,23 @@ class Monitor:
             self.state.record_evidence(vantage_name, written=not self.archive.failing, at=time.time())
         if self.exposition is not None:
             self.exposition.refresh()  # once per round, not once per scrape (after the history and the archive)
-        log.info("round %s: %s", vantage_name, summary(result))
+        log.info("%s %s: %s", "confirmation round" if confirmation else "round", vantage_name, summary(result))
+        delay = self.config.schedule.confirm_delay
+        if confirmation or delay is None or self._stopping:
+            return  # a confirmation never asks for another one: at most one extra round per round
+        blocked = new_blocks(previous, result)
+        if blocked:
+            log.info("%s: new block of %s, measured again in %g s", vantage_name, ", ".join(blocked), delay)
+            task = asyncio.get_running_loop().create_task(self.confirm(vantage_name, blocked, self._finished[vantage_name], delay))
+            self._rounds.add(task)  # stop() cancels it; a reference keeps it alive
+            task.add_done_callback(self._rounds.discard)
 
     async def stop(self) -> None:
         """No new rounds; the ones in flight are cancelled and awaited (nothing half-written:
         the archive is appended without an await in between)."""
         self._stopping = True
-        self.scheduler.shutdown(wait=False)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
         running = [task for task in (*self._rounds, self._reload_task) if task is not None and not task.done()]
         for task in running:
             task.cancel()
@@ -142,6 +192,28 @@ class Monitor:
         self.archive = _archive(new)
         self.schedule()
         log.info("config reloaded from %s", self.config_path or "<default>")
+
+
+def is_block(verdict: Verdict) -> bool:
+    """A block verdict, as the alert rules count them: a technique, or `partial`."""
+    return verdict in BLOCKS or verdict == Verdict.PARTIAL
+
+
+def new_blocks(previous: VantageResult | None, result: VantageResult) -> list[str]:
+    """Services whose verdict is a block now and was not one in the previous round (or there was
+    none: the first round after a start)."""
+    before = {s.service: s.verdict for s in previous.services} if previous is not None else {}
+    return [s.service for s in result.services if is_block(s.verdict) and not (s.service in before and is_block(before[s.service]))]
+
+
+def merge_confirmation(previous: VantageResult | None, confirmation: VantageResult) -> VantageResult:
+    """The vantage's picture after a confirmation round: its controls, vantage verdict, timing and
+    re-measured services, the other services as the previous round left them."""
+    if previous is None:
+        return confirmation
+    measured = {s.service: s for s in confirmation.services}
+    services = [measured.pop(s.service, s) for s in previous.services]
+    return replace(confirmation, services=services + list(measured.values()))
 
 
 def summary(result: VantageResult) -> str:

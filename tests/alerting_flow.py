@@ -71,6 +71,9 @@ class Timings:
     cut_to_offline_metrics: float | None = None
     cut_to_offline_alert_active: float | None = None
     cut_to_offline_webhook: float | None = None
+    allowlist_to_metrics: float | None = None
+    allowlist_to_alert_active: float | None = None
+    allowlist_to_webhook: float | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -117,6 +120,12 @@ class Flow:
         for line in self.msgreach.metrics().splitlines():
             if line.startswith(f'msgreach_vantage_online{{vantage="{VANTAGE}"}}'):
                 return float(line.rsplit(" ", 1)[1])
+        return None
+
+    def regime(self) -> str | None:
+        for line in self.msgreach.metrics().splitlines():
+            if line.startswith("msgreach_vantage_verdict{") and f'vantage="{VANTAGE}"' in line and line.endswith(" 1.0"):
+                return line.split('verdict="')[1].split('"')[0]
         return None
 
     def prom_alert(self, name: str, **labels: str) -> dict | None:
@@ -193,6 +202,42 @@ class Flow:
         delivered = sorted({(d["path"].rsplit("/", 1)[-1], a["labels"]["alertname"], a["status"]) for d, a in self.hook.alerts() if d["received_at"] >= cut})
         self.lab.scenario("uplink-cut", False)
         return {"fired_in_prometheus": sorted(fired_in_prometheus), "delivered": delivered}
+
+    def allowlist(self, quiet_after: float) -> dict:
+        """Switch the lab's regional allowlist on (domestic sites only; every service fails):
+        wait for MsgreachAllowlistRegime at the webhook, then ``quiet_after`` seconds more, and
+        report everything that fired or was delivered since the switch; then switch it off.
+        The scenario is tests/lab/field_scenarios.py's: the caller imports that module (from the
+        package its lab comes from), which registers it."""
+        t = self.timings
+        on = time.time()
+        self.lab.scenario("allowlist", True)
+        try:
+            self.wait("the allowlist regime on /metrics", lambda: self.regime() == "allowlist")
+            t.allowlist_to_metrics = time.time() - on
+            firing = self.wait("MsgreachAllowlistRegime firing in Prometheus", lambda: self.prom_alert("MsgreachAllowlistRegime", country="RU"))
+            t.allowlist_to_alert_active = _ts(firing["activeAt"]) - on
+            delivery, alert = self.wait(
+                "MsgreachAllowlistRegime at the webhook", lambda: self.delivered("MsgreachAllowlistRegime", "firing", on, country="RU")
+            )
+            t.allowlist_to_webhook = delivery["received_at"] - on
+            fired_in_prometheus: set[str] = set()
+            end = time.time() + quiet_after
+            while time.time() < end:  # the services fail all along: no block alert may even fire
+                fired_in_prometheus |= {a["labels"]["alertname"] for a in self.prom.alerts() if a["state"] == "firing"}
+                time.sleep(1)
+            services = {
+                line.split('service="')[1].split('"')[0]: line.split('verdict="')[1].split('"')[0]
+                for line in self.msgreach.metrics().splitlines()
+                if line.startswith("msgreach_service_verdict{") and line.endswith(" 1.0")
+            }
+            delivered = sorted({(d["path"].rsplit("/", 1)[-1], a["labels"]["alertname"], a["status"]) for d, a in self.hook.alerts() if d["received_at"] >= on})
+        finally:
+            self.lab.scenario("allowlist", False)
+        return {
+            "path": delivery["path"], "labels": alert["labels"], "annotations": alert["annotations"],
+            "fired_in_prometheus": sorted(fired_in_prometheus), "delivered": delivered, "services": services,
+        }
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -83,7 +83,10 @@ PROFILES = {
         restart_bridge="3m",
         allowlist_memory="5m",
         shutdown_min_vantages=2,
-        notes="For msgreach's default schedule (rounds every 60 s) and a 15 s scrape interval.",
+        notes=(
+            "For msgreach's default schedule (rounds every 60 s, a confirmation round 20 s after a new block)\n"
+            "and a 15 s scrape interval."
+        ),
     ),
     "fast": Profile(
         name="fast",
@@ -309,7 +312,9 @@ def recording_rules(p: Profile) -> list[Rule]:
             ),
             "1 when the service has had a block verdict (any technique) at every scrape since a round\n"
             "earlier than the current one: two consecutive blocked rounds, each already confirmed by the\n"
-            "engine's immediate retry. One failed round, a flapping link or a stuck probe never makes it 1.\n"
+            "engine's immediate retry; the later one is usually the engine's confirmation round\n"
+            "(schedule.confirm_after_seconds after the first). One failed round, a flapping link or a\n"
+            "stuck probe never makes it 1.\n"
             f"Kept for up to {p.restart_bridge} while the vantage exports no verdicts (a restart).",
         ),
         record(
@@ -474,7 +479,8 @@ def alerting_rules(p: Profile) -> list[Rule]:
             f"  {regime}\n"
             ")",
             f"A service reachable from a vantage within the last {p.ok_lookback} has had a block verdict at\n"
-            "every scrape over two consecutive rounds (each confirmed by the engine's retry), or (faster) at every scrape for\n"
+            "every scrape over two consecutive rounds (each confirmed by the engine's retry; the second is usually the\n"
+            "engine's confirmation round, 20 s after the first), or at every scrape for\n"
             f"{p.agree_window} while another vantage of the same country says the same. Once firing it stays\n"
             "firing (through ALERTS) for as long as the block is sustained, whatever the lookback, and\n"
             "through a restart of the vantage; its `technique` label follows the current verdict. Not\n"

@@ -3,7 +3,9 @@ a block switched on reaches the webhook as MsgreachSuddenBlock labelled with ser
 and technique; switched off, the resolution arrives; the vantage's uplink cut, only the vantage
 alert arrives. While the block is on, every dashboard panel query must return data (the lab
 guarantees all of it but DNS failures: TLS handshakes, certificates, downloads, failures, a block, an alert). Debian's prometheus and prometheus-alertmanager, the shipped rules and
-Alertmanager routes, a receiver owned by the test; see tests/alerting_flow.py.
+Alertmanager routes, a receiver owned by the test; see tests/alerting_flow.py. The lab's regional
+allowlist (every service fails, domestic sites pass) pages MsgreachAllowlistRegime and nothing
+else.
 
 Latencies are written to bench/out/alert-latency-fast.json (docs/benchmarks.md quotes them).
 """
@@ -13,8 +15,10 @@ from __future__ import annotations
 import pytest
 
 import panel_queries
-from alerting_flow import PROFILES, SERVICE, TECHNIQUE, VANTAGE, Flow
+from alerting_flow import BLOCK_ALERTS, PROFILES, SERVICE, TECHNIQUE, VANTAGE, Flow
 from opstools import ROOT, require_tool
+
+from . import field_scenarios  # noqa: F401 - registers the lab's `allowlist` scenario
 
 ALL = {"country": ".*", "vantage": f"({VANTAGE})", "service": "(signal|telegram|whatsapp)"}
 
@@ -65,3 +69,20 @@ def test_block_on_off_and_uplink_cut_reach_the_receiver(flow):
     flow.save(ROOT / "bench" / "out" / "alert-latency-fast.json")
     # The fast profile's promise: rounds ~4 s, window 12 s, Alertmanager 1 s timers.
     assert t.block_to_webhook < 60, t
+
+
+def test_the_allowlist_regime_pages_once_and_no_block(flow):
+    """Every service fails under the regime (with evidence on /metrics), yet the only page is
+    MsgreachAllowlistRegime, routed by country; no block alert even fires in Prometheus."""
+    flow.baseline()
+    # Longer than the fast profile's block window (12 s) and several rounds: were the regime not
+    # muting them, the services' blocks would have paged.
+    regime = flow.allowlist(quiet_after=30)
+    assert regime["labels"]["alertname"] == "MsgreachAllowlistRegime" and regime["labels"]["severity"] == "critical", regime
+    assert regime["path"].endswith("/oncall-ru"), regime["path"]
+    assert "runbook" in regime["annotations"] and "RU" in regime["annotations"]["summary"], regime
+    failing = {s for s, v in regime["services"].items() if v != "ok"}
+    assert SERVICE in failing, regime["services"]  # the services do fail: the silence is the rules' doing
+    assert not set(regime["fired_in_prometheus"]) & BLOCK_ALERTS, regime
+    firing = [d for d in regime["delivered"] if d[2] == "firing"]
+    assert firing == [("oncall-ru", "MsgreachAllowlistRegime", "firing")], regime

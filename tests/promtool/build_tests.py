@@ -86,6 +86,25 @@ class Vantage:
     dies_after: int | None = None  # the target stops being scraped after this many rounds
     restart_at: int | None = None  # the process restarts during this round (2 failed scrapes, then no round yet)
     step: int = 15  # seconds between scrapes
+    # Rounds scraped other than SCRAPES_PER_ROUND times (round index -> scrapes): a confirmation
+    # round (schedule.confirm_after_seconds, 20 s by default) follows a round that gave a new
+    # block, e.g. {30: 1, 31: 3}: round 30 is scraped once, its confirmation round 31 three times
+    # until the next scheduled round. The services it did not measure again repeat their verdict.
+    scrapes: dict[int, int] | None = None
+
+    def counts(self, n: int) -> list[int]:
+        return [(self.scrapes or {}).get(r, SCRAPES_PER_ROUND) for r in range(n)]
+
+    def starts(self, n: int) -> list[int]:
+        """The sample at which each round (0-based) is first scraped; and, at index n, the end."""
+        out = [0]
+        for count in self.counts(n):
+            out.append(out[-1] + count)
+        return out
+
+    def at(self, round_: int, scrape: int = 0) -> str:
+        """The time of a scrape of this vantage: round ``round_`` (0-based) is first scraped at its scrape 0."""
+        return f"{(self.starts(round_ + 1)[round_] + scrape) * self.step}s"
 
     def series(self) -> list[dict]:
         timelines = {s: expand(t) for s, t in self.services.items()}
@@ -100,22 +119,23 @@ class Vantage:
         else:
             regime = ["vantage_offline" if all(timelines[s][i] == "vantage_offline" for s in timelines) else "ok" for i in range(n)]
         k = SCRAPES_PER_ROUND
-        samples = n * k
+        counts, starts = self.counts(n), self.starts(n)
+        samples = starts[n]
         base = f'job="msgreach",instance="{self.name}:9910",vantage="{self.name}"'
         rounds = list(range(1, n + 1))
         if self.stuck_after is not None:
             rounds = rounds[: self.stuck_after] + [self.stuck_after] * (n - self.stuck_after)
-        ended = [(r - 1) * k for r in rounds]  # round r ended at (and is first scraped at) sample (r-1)*k
+        ended = [starts[r - 1] for r in rounds]  # round r ended at (and is first scraped at) its first sample
 
         def per_sample(values: list, *, verdict: bool = False) -> list:
-            out = [values[i // k] for i in range(samples)]
+            out = [values[r] for r in range(n) for _ in range(counts[r])]
             if self.restart_at is not None:
-                first = self.restart_at * k
+                first = starts[self.restart_at]
                 out[first : first + 2] = ["stale", "stale"]  # scrapes fail while the process restarts
                 if verdict:
                     out[first + 2 : first + k] = ["stale"] * (k - 2)  # up again, no round finished yet
             if self.dies_after is not None:
-                out = out[: self.dies_after * k] + ["stale"]
+                out = out[: starts[self.dies_after]] + ["stale"]
             return out
 
         counter = [float(r) for r in rounds]
@@ -552,6 +572,8 @@ def default_tests() -> list[dict]:
         ],
     ))
 
+    tests += confirmation_tests(e)
+
     stuck = Vantage(**RU1, stuck_after=30, services={"whatsapp": "ok*29 ip_blocked*51"})
     dead = Vantage(**RU3, dies_after=31, services={"whatsapp": "ok*80"})
     tests.append(test(
@@ -562,6 +584,97 @@ def default_tests() -> list[dict]:
             expect(at(34)),
             expect(at(36), MsgreachVantageSilent=[e.silent(stuck, "7m 0s"), e.silent(dead, "6m 0s")]),
             expect(at(70), MsgreachVantageSilent=[e.silent(stuck, "41m 0s"), e.silent(dead, "40m 0s")]),
+        ],
+    ))
+    return tests
+
+
+def confirmed(timeline: str, verdict: str) -> dict[int, int]:
+    """The scrapes of the rounds of ``timeline`` when msgreach confirms every new ``verdict`` round
+    with a confirmation round 20 s later: the new block's round is scraped once, the confirmation
+    round (the next one in the timeline) three times, until the next scheduled round."""
+    rounds = expand(timeline)
+    out: dict[int, int] = {}
+    for i, v in enumerate(rounds):
+        if v == verdict and (i == 0 or rounds[i - 1] != verdict) and i not in out:
+            out[i], out[i + 1] = 1, 3
+    return out
+
+
+def confirmation_tests(e: Expect) -> list[dict]:
+    """The engine's confirmation round (schedule.confirm_after_seconds, 20 s after a round that gave
+    a service a new block): the rules' "two consecutive rounds" are met by it, 15-30 s after the
+    first blocked scrape instead of 60-75 s; everything that must stay silent still does."""
+    tests = []
+    ru1 = Vantage(**RU1, scrapes={30: 1, 31: 3}, services={"whatsapp": "ok*30 ip_blocked*31 ok*10", "telegram": "ok*71"})
+    kz1 = Vantage(**KZ1, scrapes={30: 2, 31: 2}, services={"whatsapp": "ok*30 ip_blocked*31 ok*10", "telegram": "ok*71"})
+    tests.append(test(
+        "confirmation round: a new block confirmed 20 s later by the confirmation round pages at the "
+        "confirmation's first scrape (15 or 30 s after the first blocked scrape), not a round later",
+        [ru1, kz1],
+        [
+            expect(ru1.at(30)),  # the first blocked round alone is not enough
+            # 15 s later: ru1's confirmation round; kz1 still shows its first blocked round
+            expect(ru1.at(31), MsgreachSuddenBlock=[e.sudden(ru1, "whatsapp", "ip_blocked")]),
+            expect(kz1.at(31), MsgreachSuddenBlock=[e.sudden(ru1, "whatsapp", "ip_blocked"), e.sudden(kz1, "whatsapp", "ip_blocked")]),
+            expect(ru1.at(60, 3), MsgreachSuddenBlock=[e.sudden(ru1, "whatsapp", "ip_blocked"), e.sudden(kz1, "whatsapp", "ip_blocked")]),
+            expect(ru1.at(61)),  # the first ok round resolves it
+        ],
+    ))
+
+    whatsapp = "ok*30 ip_blocked ok*20 ip_blocked ok*20"  # the block flaps: the confirmation finds it ok
+    telegram = "ok*30 tls_blocked ok*20 tls_blocked ok*20"
+    ru1 = Vantage(**RU1, scrapes=confirmed(whatsapp, "ip_blocked"), services={"whatsapp": whatsapp, "telegram": telegram})
+    kz1 = Vantage(**KZ1, scrapes={30: 2, 31: 2, 51: 2, 52: 2}, services={"whatsapp": whatsapp, "telegram": telegram})
+    tests.append(test(
+        "confirmation round: a one-round flap that the confirmation round finds ok never pages",
+        [ru1, kz1],
+        quiet(ru1.at(30), ru1.at(31), ru1.at(31, 2), kz1.at(30, 1), kz1.at(31), kz1.at(31, 1), ru1.at(33), ru1.at(51), ru1.at(52), kz1.at(52, 1), ru1.at(60)),
+    ))
+
+    lossy = " ".join(["ip_blocked ok ok vantage_offline ip_blocked ok ok"] * 6)  # every block's confirmation is ok
+    whatsapp = f"ok*30 {lossy} ok*11"
+    ru1 = Vantage(**RU1, scrapes=confirmed(whatsapp, "ip_blocked"), services={"whatsapp": whatsapp, "telegram": whatsapp.replace("ip_blocked", "tls_blocked")})
+    times = [ru1.at(r, s) for r in range(30, 30 + 42) for s in range(ru1.counts(r + 1)[r])]
+    tests.append(test(
+        "confirmation round: a lossy line (blocks whose confirmation round is ok, offline rounds) never pages",
+        [ru1],
+        quiet(*times[::3]),
+    ))
+
+    restarting = Vantage(**RU1, restart_at=40, scrapes={41: 1, 42: 3}, services={"whatsapp": "ok*82", "telegram": "ok*20 ip_blocked*62"})
+    page = [e.sudden(restarting, "telegram", "ip_blocked")]
+    tests.append(test(
+        "confirmation round: after a restart the first round's block is confirmed again (the verdict was "
+        "unknown); a page that was firing holds through it, and nothing else pages",
+        [restarting],
+        [
+            expect(restarting.at(21), MsgreachSuddenBlock=page),
+            expect(restarting.at(40, 2), MsgreachSuddenBlock=page),
+            expect(restarting.at(41), MsgreachSuddenBlock=page),
+            expect(restarting.at(42), MsgreachSuddenBlock=page),
+            expect(restarting.at(43), MsgreachSuddenBlock=page),
+        ],
+    ))
+
+    regime = "ok*30 allowlist*31 ok*10"
+    blocks = {"whatsapp": "ok*30 tls_blocked*31 ok*10", "telegram": "ok*30 ip_blocked*31 ok*10"}
+    ru1 = Vantage(**RU1, regime=regime, scrapes={30: 1, 31: 3}, services=blocks)
+    ru2 = Vantage(**RU2, regime=regime, scrapes={30: 1, 31: 3}, services={**blocks, "telegram": "ok*30 sni_blocked*31 ok*10"})
+    ru3 = Vantage(**RU3, regime=regime, scrapes={30: 2, 31: 2}, services=blocks)
+    ru4 = Vantage(**RU4, services={"whatsapp": "ok*71", "telegram": "ok*71"})
+    both = [e.allowlist("RU", "12389", 2), e.allowlist("RU", "8359", 1)]
+    tests.append(test(
+        "confirmation round: the allowlist regime pages once per country/ASN at its confirmation round, "
+        "never a block page, a wide block or a technique change",
+        [ru1, ru2, ru3, ru4],
+        [
+            expect(ru1.at(30)),
+            expect(ru1.at(31), MsgreachAllowlistRegime=[e.allowlist("RU", "12389", 2)]),
+            expect(ru3.at(31), MsgreachAllowlistRegime=both),
+            expect(ru1.at(60, 3), MsgreachAllowlistRegime=both),
+            expect(ru1.at(61)),
+            expect(ru1.at(70)),
         ],
     ))
     return tests
