@@ -412,3 +412,14 @@ def test_fuzz_hostile_fragments_never_traceback(tmp_path, pieces, where):
     assert "Traceback" not in err
     if code == 2:
         assert err.strip() and all(row.startswith("/") for row in err.strip().splitlines()), err
+
+
+@pytest.mark.parametrize("text", ["!!timestamp vantages: []\n", "!!bool maybe\n", "schedule: !!timestamp soon\n", "!!binary vantages: []\n"])
+def test_an_explicit_tag_pyyaml_cannot_read_is_the_files_fault(tmp_path, text):
+    # Found by the fuzz test above: PyYAML's timestamp constructor raised AttributeError on a
+    # value it could not match, and check-config printed a traceback.
+    path = tmp_path / "tagged.yaml"
+    path.write_text(text)
+    code, _out, err = _check(path)
+    assert code == 2 and "Traceback" not in err
+    assert err.startswith(f"{path}:1: "), err

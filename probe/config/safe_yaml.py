@@ -98,6 +98,9 @@ class _Builder:
             raise self._fail(node, path, f"not valid YAML: {exc.problem}") from None
         except (ValueError, TypeError, OverflowError) as exc:  # e.g. an int of 10,000 digits
             raise self._fail(node, path, f"not a valid value: {exc}") from None
+        except Exception:  # noqa: BLE001 - PyYAML's own constructors on an explicit tag they cannot read
+            # `!!timestamp vantages: []` makes PyYAML raise AttributeError: still the file's fault.
+            raise self._fail(node, path, f"not a valid {node.tag.rsplit(':', 1)[-1]} value: {node.value[:40]!r}") from None
 
     def _mapping(self, node: MappingNode, path: tuple[Any, ...]) -> dict[Any, Any]:
         merged: dict[Any, Any] = {}
