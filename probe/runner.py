@@ -102,28 +102,20 @@ def concurrency_for(configured: int, *, soft_limit: int | None = None) -> int:
 
 
 def prepare_process() -> None:
-    """What `run` and `once` set up before anything else: the descriptor limit and the heap."""
+    """What `run` and `once` set up before anything else: the descriptor limit, TLS buffers."""
     raise_descriptor_limit()
-    keep_large_buffers_out_of_the_heap()
+    shrink_tls_read_buffers()
 
 
-# glibc's mallopt parameter: allocations from this size up are mmapped, and unmapped when freed.
-_M_MMAP_THRESHOLD = -3
+def shrink_tls_read_buffers() -> None:
+    """asyncio gives every TLS connection a zero-filled 256 KiB read buffer (`SSLProtocol.max_size`,
+    "buffer size passed to read()"); a TLS record is at most 16 KiB, and a round holds
+    `concurrency` connections at once. 64 KiB keeps reads large for the throughput check and
+    cuts what a round allocates and zero-fills per connection by three quarters (and the heap's
+    holes with it). Measured in docs/benchmarks.md."""
+    import asyncio.sslproto
 
-
-def keep_large_buffers_out_of_the_heap() -> None:
-    """Every TLS connection of asyncio holds a 256 KiB read buffer. glibc maps such a block on
-    its own and unmaps it at free, but after the first free it raises its threshold, and later
-    buffers come from the heap, where the freed ones leave holes the heap cannot hand back: the
-    process's peak grew by about 10 MiB per 1,000 targets. A fixed threshold keeps them mapped
-    (docs/benchmarks.md). Nothing happens without glibc's mallopt."""
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
+    asyncio.sslproto.SSLProtocol.max_size = 64 * 1024
 
 
 def raise_descriptor_limit() -> int:
