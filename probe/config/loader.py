@@ -16,7 +16,7 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 from probe.config.errors import ConfigError, Problem
 from probe.config.files import MAX_YAML_BYTES, read_text
 from probe.config.models import Config, Fingerprints, RawConfig, Service, ServiceRef, Target
-from probe.config.safe_yaml import parse
+from probe.config.safe_yaml import compose, parse, parse_data
 
 # --- where the shipped configs live -------------------------------------------------------------
 
@@ -39,14 +39,14 @@ def load(path: str | Path | None = None) -> Config:
     problems: list[Problem] = []
     if path is None:
         file, base = "<default>", configs_dir()
-        raw, node = _load_model_and_node(RawConfig, configs_dir() / "default.yaml", problems)
+        raw, lines = _load_model_and_lines(RawConfig, configs_dir() / "default.yaml", problems)
     else:
         path = Path(path)
         file, base = str(path), path.parent
-        raw, node = _load_model_and_node(RawConfig, path, problems)
+        raw, lines = _load_model_and_lines(RawConfig, path, problems)
     if raw is None:
         raise ConfigError(problems)
-    config = _resolve(raw, file, base, problems, node)
+    config = _resolve(raw, file, base, problems, lines)
     if config is None:
         raise ConfigError(problems)
     return config
@@ -62,6 +62,29 @@ def load_yaml(path: Path) -> tuple[Any, Node | None]:
     except ValueError as exc:
         raise ConfigError([Problem(str(path), None, "", str(exc))]) from None
     return parse(text, str(path))
+
+
+class Lines:
+    """Where the keys of one YAML file are, for the problems found in it. The node tree that
+    knows is composed again from the text only when a problem asks: a valid config never needs
+    it, and for a config of thousands of targets it was most of the load's memory (about 6 KiB
+    a target, kept through validation)."""
+
+    def __init__(self, text: str | None = None, file: str = "") -> None:
+        self._text, self._file = text, file
+        self._node: Node | None = None
+
+    def of(self, loc: tuple[Any, ...]) -> int | None:
+        if self._text is not None:
+            text, self._text = self._text, None
+            try:
+                self._node = compose(text, self._file)
+            except ConfigError:  # it parsed once; it parses again
+                self._node = None
+        return line_of(self._node, loc)
+
+
+NO_LINES = Lines()
 
 
 def line_of(node: Node | None, loc: tuple[Any, ...]) -> int | None:
@@ -100,32 +123,38 @@ def resolve_paths(data: Any, base: Path, keys: tuple[str, ...] = _PATH_KEYS) -> 
     return data
 
 
-def _validation_problems(exc: ValidationError, file: str, node: Node | None, prefix: tuple = ()) -> list[Problem]:
+def _validation_problems(exc: ValidationError, file: str, lines: Lines, prefix: tuple = ()) -> list[Problem]:
     problems = []
     for error in exc.errors():
         loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and "[" in part))
         key = ".".join(str(p) for p in (*prefix, *loc))
         message = error["msg"].removeprefix("Value error, ")
-        problems.append(Problem(file, line_of(node, loc), key, message))
+        problems.append(Problem(file, lines.of(loc), key, message))
     return problems
 
 
 def _load_model(model: type[BaseModel], path: Path, problems: list[Problem]) -> Any:
-    return _load_model_and_node(model, path, problems)[0]
+    return _load_model_and_lines(model, path, problems)[0]
 
 
-def _load_model_and_node(model: type[BaseModel], path: Path, problems: list[Problem]) -> tuple[Any, Node | None]:
-    """The validated model (None if invalid) and the YAML node tree, for later line numbers."""
+def _load_model_and_lines(model: type[BaseModel], path: Path, problems: list[Problem]) -> tuple[Any, Lines]:
+    """The validated model (None if invalid) and where the file's keys are, for line numbers."""
     try:
-        data, node = load_yaml(path)
+        text = read_text(path, MAX_YAML_BYTES)
+    except ValueError as exc:
+        problems.append(Problem(str(path), None, "", str(exc)))
+        return None, NO_LINES
+    try:
+        data = parse_data(text, str(path))
     except ConfigError as exc:
         problems.extend(exc.problems)
-        return None, None
+        return None, NO_LINES
+    lines = Lines(text, str(path))
     try:
-        return model.model_validate(resolve_paths(data if data is not None else {}, path.parent)), node
+        return model.model_validate(resolve_paths(data if data is not None else {}, path.parent)), lines
     except ValidationError as exc:
-        problems.extend(_validation_problems(exc, str(path), node))
-        return None, node
+        problems.extend(_validation_problems(exc, str(path), lines))
+        return None, lines
 
 
 # --- catalogs, patches --------------------------------------------------------------------------------
@@ -153,12 +182,12 @@ def _targets_of(ref: ServiceRef) -> list[Any]:
     return [t.model_dump() for t in ref.targets or []]
 
 
-def _service_from_ref(ref: ServiceRef, index: int, file: str, base: Path, problems: list[Problem], node: Node | None = None) -> Service | None:
+def _service_from_ref(ref: ServiceRef, index: int, file: str, base: Path, problems: list[Problem], lines: Lines = NO_LINES) -> Service | None:
     key = f"services.{index}"
     if ref.catalog is not None:
         path = _catalog_path(ref.catalog, "services", base)
         if not path.is_file():
-            line = line_of(node, ("services", index, "catalog"))
+            line = lines.of(("services", index, "catalog"))
             problems.append(Problem(file, line, f"{key}.catalog", f"no catalog {ref.catalog!r} ({path})"))
             return None
         service = _load_model(Service, path, problems)
@@ -176,7 +205,7 @@ def _service_from_ref(ref: ServiceRef, index: int, file: str, base: Path, proble
     names = {t.name if isinstance(t, Target) else t["name"] for t in data["targets"]}
     for target_name, fields in ref.patch.items():
         if target_name != "*" and target_name not in names:
-            line = line_of(node, ("services", index, "patch", target_name))
+            line = lines.of(("services", index, "patch", target_name))
             problems.append(Problem(file, line, f"{key}.patch.{target_name}", f"no target {target_name!r} in service {data['name']!r}"))
             continue
         for target in data["targets"]:
@@ -185,7 +214,7 @@ def _service_from_ref(ref: ServiceRef, index: int, file: str, base: Path, proble
     try:
         return Service.model_validate(data)
     except ValidationError as exc:
-        for problem in _validation_problems(exc, file, None):
+        for problem in _validation_problems(exc, file, NO_LINES):
             loc = _loc(problem.key)
             # A problem in a catalog's target that the config patched: point at the patch.
             if ref.targets is None and len(loc) >= 2 and loc[0] == "targets" and isinstance(loc[1], int) and loc[1] < len(data["targets"]):
@@ -193,24 +222,24 @@ def _service_from_ref(ref: ServiceRef, index: int, file: str, base: Path, proble
                 if patched is not None:
                     loc = ("patch", patched, *loc[2:])
             full = ("services", index, *loc)
-            found = Problem(file, line_of(node, full), ".".join(str(part) for part in full), problem.message)
+            found = Problem(file, lines.of(full), ".".join(str(part) for part in full), problem.message)
             if found not in problems:  # a "*" patch breaks every target the same way: say it once
                 problems.append(found)
         return None
 
 
-def _resolve(raw: RawConfig, file: str, base: Path, problems: list[Problem], node: Node | None = None) -> Config | None:
+def _resolve(raw: RawConfig, file: str, base: Path, problems: list[Problem], lines: Lines = NO_LINES) -> Config | None:
     services = []
     for index, ref in enumerate(raw.services):
         if ref.enabled:
-            service = _service_from_ref(ref, index, file, base, problems, node)
+            service = _service_from_ref(ref, index, file, base, problems, lines)
             if service is not None:
                 services.append(service)
     if not raw.helpers:
-        services = _without_helper_targets(services, raw, file, node, problems)
+        services = _without_helper_targets(services, raw, file, lines, problems)
     names = [s.name for s in services]
     if len(set(names)) != len(names):
-        problems.append(Problem(file, line_of(node, ("services",)), "services", "service names must be unique"))
+        problems.append(Problem(file, lines.of(("services",)), "services", "service names must be unique"))
 
     controls = raw.controls
     if controls is None:
@@ -221,7 +250,7 @@ def _resolve(raw: RawConfig, file: str, base: Path, problems: list[Problem], nod
     for index, ref in enumerate(raw.fingerprints):
         path = _catalog_path(ref, "fingerprints", base)
         if not path.is_file():
-            line = line_of(node, ("fingerprints", index))
+            line = lines.of(("fingerprints", index))
             problems.append(Problem(file, line, f"fingerprints.{index}", f"no fingerprints catalog {ref!r} ({path})"))
             continue
         loaded = _load_model(Fingerprints, path, problems)
@@ -250,7 +279,7 @@ def _resolve(raw: RawConfig, file: str, base: Path, problems: list[Problem], nod
 HELPER_CHECKS = frozenset({"udp_stream", "circumvention", "helper_transfer"})
 
 
-def _without_helper_targets(services: list[Service], raw: RawConfig, file: str, node: Node | None, problems: list[Problem]) -> list[Service]:
+def _without_helper_targets(services: list[Service], raw: RawConfig, file: str, lines: Lines, problems: list[Problem]) -> list[Service]:
     """Without `helpers:`, targets measured through a helper (the optional call-stream and
     freeze-key targets of the catalogs) are left out; a service made only of them
     (circumvention) is a config problem."""
@@ -260,7 +289,7 @@ def _without_helper_targets(services: list[Service], raw: RawConfig, file: str, 
         if not targets:
             index = next((i for i, ref in enumerate(raw.services) if ref.enabled and service.name in (ref.name, ref.catalog)), None)
             key = f"services.{index}" if index is not None else "services"
-            line = line_of(node, ("services", index)) if index is not None else None
+            line = lines.of(("services", index)) if index is not None else None
             problems.append(Problem(file, line, key, f"service {service.name!r} is measured through a helper: list one under `helpers:`"))
             continue
         kept.append(service if len(targets) == len(service.targets) else service.model_copy(update={"targets": targets}))

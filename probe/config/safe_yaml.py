@@ -29,13 +29,19 @@ _MERGE = "tag:yaml.org,2002:merge"
 
 def parse(text: str, file: str) -> tuple[Any, Node | None]:
     """The data of a one-document YAML text and its node tree. Raises ConfigError."""
-    node = _compose(text, file)
+    node = compose(text, file)
     if node is None:
         return None, None
     return _Builder(file).build(node), node
 
 
-def _compose(text: str, file: str) -> Node | None:
+def parse_data(text: str, file: str) -> Any:
+    """The data only: the node tree is dropped as soon as the data is built (see
+    `probe.config.loader.Lines`, which composes it again when a problem needs a line)."""
+    return parse(text, file)[0]
+
+
+def compose(text: str, file: str) -> Node | None:
     loader = _Loader(text)
     try:
         return loader.get_single_node()
