@@ -118,3 +118,8 @@ def test_start_up_loads_no_stack_a_tcp_tls_http_round_does_not_use():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]", f"imported at start-up, before any check needs them: {out}"
+
+
+@pytest.mark.parametrize("text", ["Jun  1 12:00:00 2025 GMT", "Feb 29 23:59:59 2024 GMT", "Jan  1 00:00:00 1970 GMT", "Dec 31 23:59:59 9999 GMT"])
+def test_certificate_times_read_as_the_standard_library_reads_them(text):
+    assert tls._seconds(text) == ssl.cert_time_to_seconds(text)
