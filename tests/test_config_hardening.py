@@ -423,3 +423,33 @@ def test_an_explicit_tag_pyyaml_cannot_read_is_the_files_fault(tmp_path, text):
     code, _out, err = _check(path)
     assert code == 2 and "Traceback" not in err
     assert err.startswith(f"{path}:1: "), err
+
+
+SAME_AS_PYYAML = [
+    "a: 1\nb: [x, 'y', \"z\", 1.5, true, null, 2026-12-02]\nc: {d: e}\n",
+    "base: &b {x: 1, y: [1, 2]}\nc: {<<: *b, y: 3}\nd: {<<: [*b, {z: 2}], x: 0}\ne: *b\n",
+    "k: &k key\n*k : 3\nlist: &l [a, b]\nagain: *l\n",
+    "? plain\n: value\n'<<': quoted is a key\n",
+    "---\nonly: one document\n...\n",
+    "",
+    "- 0x1f\n- 0o17\n- 1_000\n- .inf\n- ~\n- !!str 12\n- !!int '7'\n",
+]
+
+
+@pytest.mark.parametrize("text", SAME_AS_PYYAML)
+def test_the_event_builder_reads_what_pyyaml_reads(text):
+    assert safe_yaml.parse_data(text, "t.yaml") == yaml.safe_load(text)
+
+
+def test_no_node_tree_outlives_the_parse():
+    # The data is built from libyaml's events: nothing of a node tree (nor the constructor's
+    # memory of every node) stays, whatever the document's size.
+    import gc
+
+    from yaml.nodes import Node
+
+    text = "targets:\n" + "".join(f"  - {{name: t{i}, host: t{i}.test, ports: [443], checks: [tcp, tls]}}\n" for i in range(500))
+    data = safe_yaml.parse_data(text, "big.yaml")
+    assert len(data["targets"]) == 500
+    gc.collect()
+    assert not [o for o in gc.get_objects() if isinstance(o, Node)]
