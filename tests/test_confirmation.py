@@ -7,6 +7,7 @@ started by hand (no scheduler), and every wait is for an event, not for a time."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from pathlib import Path
 
@@ -64,6 +65,18 @@ def _config(directory: Path, control: Listener, flaky_port: int, steady: Listene
     return config_module.load(path)
 
 
+@contextlib.asynccontextmanager
+async def _monitor(tmp_path: Path, servers, **config):
+    """A Monitor on the three servers, stopped (and its history closed) whatever the test does."""
+    control, flaky, steady = servers
+    monitor = Monitor(_config(tmp_path, control, flaky.port, steady, **config), None)
+    try:
+        yield monitor
+    finally:
+        await monitor.stop()
+        monitor.history.close()
+
+
 def _verdicts(monitor: Monitor) -> dict[str, str]:
     """What /metrics says now: the verdict at 1 per service."""
     text = generate_latest(registry_for(monitor.state)).decode()
@@ -102,8 +115,7 @@ async def servers():
 
 async def test_a_new_block_is_confirmed_by_an_early_round_of_that_service_only(tmp_path, servers):
     control, flaky, steady = servers
-    monitor = Monitor(_config(tmp_path, control, flaky.port, steady), None)
-    try:
+    async with _monitor(tmp_path, servers) as monitor:
         await monitor.round("v1")  # a scheduled round: the gate refuses, the service is blocked
         first = _verdicts(monitor)
         assert first["flaky"] != "ok" and first["steady"] == "ok", first
@@ -124,15 +136,11 @@ async def test_a_new_block_is_confirmed_by_an_early_round_of_that_service_only(t
         await monitor.round("v1")  # the next scheduled round: still blocked, nothing new to confirm
         assert not [t for t in monitor._rounds if not t.done()]
         assert _rounds(monitor) == 3
-    finally:
-        await monitor.stop()
-        monitor.history.close()
 
 
 async def test_a_one_round_flap_is_ok_at_the_confirmation_no_second_blocked_round(tmp_path, servers):
     control, flaky, steady = servers
-    monitor = Monitor(_config(tmp_path, control, flaky.port, steady), None)
-    try:
+    async with _monitor(tmp_path, servers) as monitor:
         await monitor.round("v1")
         assert _verdicts(monitor)["flaky"] != "ok"
         await flaky.start()  # the block was a one-round flap: the gate answers again
@@ -150,35 +158,24 @@ async def test_a_one_round_flap_is_ok_at_the_confirmation_no_second_blocked_roun
         assert [t for t in monitor._rounds if not t.done()]
         await _confirmations_done(monitor)
         assert _rounds(monitor) == 4
-    finally:
-        await monitor.stop()
-        monitor.history.close()
 
 
 async def test_no_confirmation_when_turned_off(tmp_path, servers):
     control, flaky, steady = servers
-    monitor = Monitor(_config(tmp_path, control, flaky.port, steady, confirm_after=0), None)
-    try:
+    async with _monitor(tmp_path, servers, confirm_after=0) as monitor:
         await monitor.round("v1")
         assert _verdicts(monitor)["flaky"] != "ok"
         assert not [t for t in monitor._rounds if not t.done()]
         assert _rounds(monitor) == 1
-    finally:
-        await monitor.stop()
-        monitor.history.close()
 
 
 async def test_a_scheduled_round_that_comes_first_replaces_the_confirmation(tmp_path, servers):
     control, flaky, steady = servers
-    monitor = Monitor(_config(tmp_path, control, flaky.port, steady, confirm_after=0.2), None)
-    try:
+    async with _monitor(tmp_path, servers, confirm_after=0.2) as monitor:
         await monitor.round("v1")
         await monitor.round("v1")  # before the confirmation's delay is over
         await _confirmations_done(monitor)
         assert _rounds(monitor) == 2  # the confirmation stood down
-    finally:
-        await monitor.stop()
-        monitor.history.close()
 
 
 def test_which_services_are_confirmed():
