@@ -47,11 +47,10 @@ async def run_round(
     """Measure everything from one vantage. Never raises on network trouble; ends by the deadline."""
     started_at, started = time.time(), time.monotonic()
     route = Route.of(vantage)
-    slots = concurrency_for(config.schedule.concurrency)
-    limit = asyncio.Semaphore(slots)  # shared by every service of the round
+    limit = asyncio.Semaphore(concurrency_for(config.schedule.concurrency))
     deadline = started + config.schedule.deadline
 
-    controls = await _gather_targets(config, vantage, route, None, config.controls, RoundFacts(), limit, slots, deadline)
+    controls = await _gather_targets(config, vantage, route, None, config.controls, RoundFacts(), limit, deadline)
     verdict, reason = judge.vantage_verdict([(t.control_class, r) for t, r in zip(config.controls, controls)])
     facts = RoundFacts(
         controls={c.target: c for c in controls},
@@ -67,7 +66,7 @@ async def run_round(
         # Helpers abroad (issue #11, probe/helper/client.py): the helper checks use them during the
         # round, and control helpers measure the same targets; a block they see too becomes `down`.
         per_service = await with_helpers(config, vantage, chosen, lambda: asyncio.gather(
-            *(_gather_targets(config, vantage, route, s, s.targets, facts, limit, slots, deadline) for s in chosen)
+            *(_gather_targets(config, vantage, route, s, s.targets, facts, limit, deadline) for s in chosen)
         ))
         for service, targets in zip(chosen, per_service):
             if control_vantage is not None:
@@ -139,7 +138,6 @@ async def _gather_targets(
     targets: list[Target],
     facts: RoundFacts,
     limit: asyncio.Semaphore,
-    slots: int,
     deadline: float,
 ) -> list[TargetResult]:
     # A few workers take the targets in turn, rather than a task per target waiting on `limit`:
@@ -152,7 +150,7 @@ async def _gather_targets(
             async with limit:
                 results[index] = await _measure_target(config, vantage, route, service, target, facts, deadline)
 
-    await asyncio.gather(*(worker() for _ in range(min(len(targets), slots))))
+    await asyncio.gather(*(worker() for _ in range(min(len(targets), concurrency_for(config.schedule.concurrency)))))
     measured = [r for r in results if r is not None]
     assert len(measured) == len(targets), "a worker ended without its targets"  # gather raised otherwise
     return measured

@@ -57,14 +57,11 @@ def load(path: str | Path | None = None) -> Config:
 
 def load_yaml(path: Path) -> tuple[Any, Node | None]:
     """A YAML file's data and node tree, read and parsed the bounded way. Raises ConfigError."""
-    return parse(_read(path), str(path))
-
-
-def _read(path: Path) -> str:
     try:
-        return read_text(path, MAX_YAML_BYTES)
+        text = read_text(path, MAX_YAML_BYTES)
     except ValueError as exc:
         raise ConfigError([Problem(str(path), None, "", str(exc))]) from None
+    return parse(text, str(path))
 
 
 class Lines:
@@ -143,7 +140,11 @@ def _load_model(model: type[BaseModel], path: Path, problems: list[Problem]) -> 
 def _load_model_and_lines(model: type[BaseModel], path: Path, problems: list[Problem]) -> tuple[Any, Lines]:
     """The validated model (None if invalid) and where the file's keys are, for line numbers."""
     try:
-        text = _read(path)
+        text = read_text(path, MAX_YAML_BYTES)
+    except ValueError as exc:
+        problems.append(Problem(str(path), None, "", str(exc)))
+        return None, NO_LINES
+    try:
         data = parse_data(text, str(path))
     except ConfigError as exc:
         problems.extend(exc.problems)
