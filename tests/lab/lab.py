@@ -57,7 +57,7 @@ from .plan import (
 )
 
 DEFAULT_STATE_DIR = Path(os.environ.get("MRL_LAB_DIR", f"/tmp/{PREFIX}lab"))
-TOOLS = ("ip", "nft", "iptables", "tc", "openssl", "nginx", "dnsmasq", "unbound", "unbound-control", "ss", "turnserver", "curl")
+TOOLS = ("ip", "nft", "iptables", "conntrack", "tc", "openssl", "nginx", "dnsmasq", "unbound", "unbound-control", "ss", "turnserver", "curl")
 LARGE_BYTES = 1024 * 1024
 
 
@@ -567,6 +567,8 @@ class Lab:
                 active.pop(name, None)
                 self._save()
                 raise
+            finally:
+                self.forget_flows()
             self._save()
         else:
             if name not in active:
@@ -576,6 +578,15 @@ class Lab:
             _kill([p for p in entry.get("pids", []) if _ours(p, self.dir)])
             active.pop(name)
             self._save()
+            self.forget_flows()
+
+    def forget_flows(self) -> None:
+        """Empty the censor's connection tracking table. NAT and `ct` rules act on a flow's first
+        packet only, and a flow an earlier scenario left behind (ESTABLISHED after sni-drop-after
+        dropped its FIN) outlives its socket: a new SYN that happens to reuse that source port is
+        taken as part of the old flow, which skips a new scenario's DNAT (the tls-mitm matrix once
+        saw the real server on a retry). Each scenario change starts from no flows."""
+        in_ns(NS_CENSOR, ["conntrack", "--flush"])
 
     def clear_scenarios(self) -> None:
         for name in list(self.state.get("scenarios", {})):

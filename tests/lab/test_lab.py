@@ -284,3 +284,42 @@ def test_scenarios_leave_no_rules_behind(clean_lab: Lab) -> None:
     assert lab.active_scenarios == {}
     code, info = https(lab, "web.whatsapp.com")
     assert code == 0, info
+
+
+
+STALE_FLOW = """
+import socket, ssl, sys
+address, host, ca, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+sock = socket.socket()
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+sock.bind(("", port))
+sock.settimeout(3)
+sock.connect((address, 443))
+tls = ssl.create_default_context(cafile=ca).wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
+try:
+    tls.do_handshake()
+    print("ok", dict(field[0] for field in tls.getpeercert()["subject"])["commonName"])
+except ssl.SSLCertVerificationError as exc:
+    print("verify", exc.verify_message)
+except OSError as exc:
+    print("failed", type(exc).__name__)
+tls.close()
+"""
+
+
+def test_a_stale_flow_does_not_skip_the_next_scenario(clean_lab: Lab) -> None:
+    """A flow an earlier scenario left ESTABLISHED in the censor's conntrack (sni-drop-after drops
+    the FIN) outlives its socket. A later SYN from the same source port joins it, and NAT, which
+    acts on a flow's first packet only, never redirects it: tls-mitm's retry once reached the real
+    server that way. The lab forgets every flow when a scenario changes."""
+    lab = clean_lab
+    host, port = "web.whatsapp.com", 47013
+    address = lab.plan.hosts[host]
+    client = in_ns(NS_CLIENT, ["ip", "-4", "-o", "addr", "show", "scope", "global"]).stdout.split()[3].split("/")[0]
+    # The flow sni-drop-after would leave behind, made deterministic: same 5-tuple, no NAT.
+    in_ns(NS_CENSOR, ["conntrack", "--create", "-p", "tcp", "-s", client, "-d", address, "--sport", str(port),
+                      "--dport", "443", "--state", "ESTABLISHED", "--timeout", "300", "--status", "ASSURED"])
+    lab.scenario("tls-mitm", True, ["whatsapp/web"])
+    proc = in_ns(NS_CLIENT, [sys.executable, "-c", STALE_FLOW, address, host, str(lab.ca_path), str(port)], check=False, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "verify self-signed certificate in certificate chain", "the stale flow skipped the DNAT: " + proc.stdout
