@@ -8,11 +8,12 @@ Nothing here carries an address of the vantage itself: only names the volunteer 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.samples import Sample
 from prometheus_client.registry import Collector
 
 from probe import __version__, judge
@@ -22,6 +23,7 @@ from probe.model import (
     SERVICE_VERDICTS,
     TARGET_VERDICTS,
     VANTAGE_VERDICTS,
+    CheckResult,
     DNSEvidence,
     Download,
     TargetResult,
@@ -102,69 +104,95 @@ def _targets(result: VantageResult) -> Iterator[tuple[str, TargetResult]]:
             yield service.service, target
 
 
+class _Family(Metric):
+    """A metric family whose samples are made while `generate_latest` writes them, never held as
+    a list: at 1,000 targets the target-verdict state set alone is 15,000 samples, about 7 MB as
+    prometheus_client `Sample`s, which a list would hold all at once (#14)."""
+
+    def __init__(self, name: str, documentation: str, typ: str, labels: Sequence[str], rows: Callable[[], Iterable[tuple[Sequence[str], float]]]):
+        super().__init__(name, documentation, typ)
+        self.samples = _Samples(f"{name}_total" if typ == "counter" else name, tuple(labels), rows)  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True)
+class _Samples:
+    """Re-iterable: each pass calls `rows` again (generate_latest passes once per render)."""
+
+    name: str
+    labels: tuple[str, ...]
+    rows: Callable[[], Iterable[tuple[Sequence[str], float]]]
+
+    def __iter__(self) -> Iterator[Sample]:
+        for values, value in self.rows():
+            yield Sample(self.name, dict(zip(self.labels, values)), value)
+
+
 class _Collector(Collector):
     def __init__(self, state: State):
         self._state = state
 
     def collect(self) -> Iterator[Metric]:
         state = self._state
+        latest = state.latest
         check_labels = ["vantage", "service", "target", "check"]
-        success = GaugeMetricFamily("msgreach_check_success", "1 when the check passed in the latest round", labels=check_labels)
-        duration = GaugeMetricFamily("msgreach_check_duration_seconds", "How long the check took in the latest round", labels=check_labels)
-        failures = CounterMetricFamily("msgreach_check_failures", "Failed checks by failure string (OONI's vocabulary)", labels=[*check_labels, "failure"])
-        target_verdict = GaugeMetricFamily("msgreach_target_verdict", "State set: the target's verdict (exactly one series is 1)", labels=["vantage", "service", "target", "verdict"])
-        service_verdict = GaugeMetricFamily("msgreach_service_verdict", "State set: the service's verdict (exactly one series is 1)", labels=["vantage", "service", "verdict"])
-        ratio = GaugeMetricFamily("msgreach_service_reachable_ratio", "Share of the service's targets that are ok", labels=["vantage", "service"])
-        online = GaugeMetricFamily("msgreach_vantage_online", "1 when the vantage's controls are reachable", labels=["vantage"])
-        dns_duration = GaugeMetricFamily("msgreach_dns_lookup_duration_seconds", "DNS lookup time per resolver", labels=["vantage", "service", "target", "resolver"])
-        not_after = GaugeMetricFamily("msgreach_tls_cert_not_after_timestamp_seconds", "Expiry of the certificate presented (also when it did not validate)", labels=["vantage", "service", "target"])
-        round_duration = GaugeMetricFamily("msgreach_round_duration_seconds", "Duration of the latest round", labels=["vantage"])
-        last_round = GaugeMetricFamily("msgreach_last_round_timestamp_seconds", "When the latest round ended (unix time)", labels=["vantage"])
-        rounds = CounterMetricFamily("msgreach_rounds", "Rounds completed", labels=["vantage"])
-        info = GaugeMetricFamily("msgreach_vantage_info", "The vantage's self-declared place (no addresses) and role", labels=["vantage", "country", "asn", "network", "role"])
-        vantage_verdict = GaugeMetricFamily("msgreach_vantage_verdict", "State set: the vantage's verdict from its control sites (exactly one series is 1)", labels=["vantage", "verdict"])
-        build = GaugeMetricFamily("msgreach_build_info", "msgreach version", labels=["version"])
+        yield _Family("msgreach_check_success", "1 when the check passed in the latest round", "gauge", check_labels,
+                      lambda: ((labels, 1 if check.ok else 0) for labels, check in self._checks()))
+        yield _Family("msgreach_check_duration_seconds", "How long the check took in the latest round", "gauge", check_labels,
+                      lambda: ((labels, check.duration_seconds) for labels, check in self._checks()))
+        yield _Family("msgreach_check_failures", "Failed checks by failure string (OONI's vocabulary)", "counter", [*check_labels, "failure"],
+                      lambda: ((list(key), count) for key, count in sorted(state.failures.items())))
+        yield _Family("msgreach_target_verdict", "State set: the target's verdict (exactly one series is 1)", "gauge",
+                      ["vantage", "service", "target", "verdict"], self._target_verdicts)
+        yield _Family("msgreach_service_verdict", "State set: the service's verdict (exactly one series is 1)", "gauge",
+                      ["vantage", "service", "verdict"], self._service_verdicts)
+        yield _Family("msgreach_service_reachable_ratio", "Share of the service's targets that are ok", "gauge", ["vantage", "service"],
+                      lambda: (([name, s.service], s.reachable_ratio) for name, result in latest.items() for s in result.services))
+        yield _Family("msgreach_vantage_online", "1 when the vantage's controls are reachable", "gauge", ["vantage"],
+                      lambda: (([name], 1 if result.online else 0) for name, result in latest.items()))
+        yield _Family("msgreach_vantage_verdict", "State set: the vantage's verdict from its control sites (exactly one series is 1)", "gauge",
+                      ["vantage", "verdict"],
+                      lambda: (([name, v], 1 if v == result.verdict else 0) for name, result in latest.items() for v in VANTAGE_VERDICTS))
+        yield _Family("msgreach_dns_lookup_duration_seconds", "DNS lookup time per resolver", "gauge", ["vantage", "service", "target", "resolver"],
+                      lambda: (([*labels[:3], q.resolver], q.duration_seconds) for labels, check in self._checks()
+                               if isinstance(check.evidence, DNSEvidence) for q in check.evidence.resolvers))
+        yield _Family("msgreach_tls_cert_not_after_timestamp_seconds", "Expiry of the certificate presented (also when it did not validate)", "gauge",
+                      ["vantage", "service", "target"],
+                      lambda: ((labels[:3], check.evidence.certificate.not_after_timestamp) for labels, check in self._checks()
+                               if isinstance(check.evidence, TLSEvidence) and check.evidence.certificate is not None))
+        yield _Family("msgreach_round_duration_seconds", "Duration of the latest round", "gauge", ["vantage"],
+                      lambda: (([name], result.duration_seconds) for name, result in latest.items()))
+        yield _Family("msgreach_last_round_timestamp_seconds", "When the latest round ended (unix time)", "gauge", ["vantage"],
+                      lambda: (([name], state.finished_at[name]) for name in latest))
+        yield _Family("msgreach_rounds", "Rounds completed", "counter", ["vantage"],
+                      lambda: (([name], count) for name, count in sorted(state.rounds.items())))
+        yield _Family("msgreach_vantage_info", "The vantage's self-declared place (no addresses) and role", "gauge",
+                      ["vantage", "country", "asn", "network", "role"],
+                      lambda: (([v.name, v.country, v.asn, v.network, "control" if v.control else "vantage"], 1) for v in state.config.vantages))
+        yield _Family("msgreach_build_info", "msgreach version", "gauge", ["version"], lambda: [([__version__], 1)])
+        yield from state.evidence.metrics()
 
-        build.add_metric([__version__], 1)
-        for vantage in state.config.vantages:
-            info.add_metric([vantage.name, vantage.country, vantage.asn, vantage.network, "control" if vantage.control else "vantage"], 1)
-        for key, count in sorted(state.failures.items()):
-            failures.add_metric(list(key), count)
-        for name, count in sorted(state.rounds.items()):
-            rounds.add_metric([name], count)
-
-        for name, result in state.latest.items():
-            online.add_metric([name], 1 if result.online else 0)
-            for verdict in VANTAGE_VERDICTS:
-                vantage_verdict.add_metric([name, verdict], 1 if verdict == result.verdict else 0)
-            round_duration.add_metric([name], result.duration_seconds)
-            last_round.add_metric([name], state.finished_at[name])
-            for service in result.services:
-                ratio.add_metric([name, service.service], service.reachable_ratio)
-                for verdict in SERVICE_VERDICTS:
-                    service_verdict.add_metric([name, service.service, verdict], 1 if verdict == service.verdict else 0)
+    def _checks(self) -> Iterator[tuple[list[str], CheckResult]]:
+        """Every check of the latest rounds, with its labels; an offline vantage's checks say
+        nothing about the targets and are left out."""
+        for name, result in self._state.latest.items():
             for service_name, target in _targets(result):
-                if service_name != CONTROLS:
-                    for verdict in TARGET_VERDICTS:
-                        target_verdict.add_metric([name, service_name, target.target, verdict], 1 if verdict == target.verdict else 0)
                 if target.verdict == Verdict.VANTAGE_OFFLINE:
                     continue
                 for check in target.checks:
-                    labels = [name, service_name, target.target, check.check]
-                    success.add_metric(labels, 1 if check.ok else 0)
-                    duration.add_metric(labels, check.duration_seconds)
-                    _check_specific(check, [name, service_name, target.target], dns_duration, not_after)
-        yield from (success, duration, failures, target_verdict, service_verdict, ratio, online, vantage_verdict, dns_duration, not_after, round_duration, last_round, rounds, info, build)
-        yield from state.evidence.metrics()
+                    yield [name, service_name, target.target, check.check], check
 
+    def _target_verdicts(self) -> Iterator[tuple[list[str], float]]:
+        for name, result in self._state.latest.items():
+            for service in result.services:
+                for target in service.targets:
+                    for verdict in TARGET_VERDICTS:
+                        yield [name, service.service, target.target, verdict], 1 if verdict == target.verdict else 0
 
-def _check_specific(check, labels: list[str], dns_duration: GaugeMetricFamily, not_after: GaugeMetricFamily) -> None:
-    evidence = check.evidence
-    if isinstance(evidence, DNSEvidence):
-        for query in evidence.resolvers:
-            dns_duration.add_metric([*labels, query.resolver], query.duration_seconds)
-    elif isinstance(evidence, TLSEvidence) and evidence.certificate is not None:
-        not_after.add_metric(labels, evidence.certificate.not_after_timestamp)
+    def _service_verdicts(self) -> Iterator[tuple[list[str], float]]:
+        for name, result in self._state.latest.items():
+            for service in result.services:
+                for verdict in SERVICE_VERDICTS:
+                    yield [name, service.service, verdict], 1 if verdict == service.verdict else 0
 
 
 # --- the evidence archive's health (probe/evidence): is the disk taking the rounds? --------------
@@ -198,18 +226,40 @@ class EvidenceHealth:
         yield from (failures, last)
 
 
-def registry_for(state: State, history: History | None = None) -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(state))
-    registry.register(_DownloadCollector(state))
-    if history is not None:
-        registry.register(_VerdictSinceCollector(state, history))
-    ProcessCollector(registry=registry)  # memory and CPU of the probe itself: volunteers ask
-    # --- helper checks (issue #11): msgreach_udp_stream_loss_ratio ---------------------------------
-    from probe.helper.monitor_metrics import UDPStreamCollector
+def collectors(state: State, history: History | None = None) -> list[Collector]:
+    """Every msgreach family, in one place: what `msgreach run` serves and what `registry_for` gives."""
+    from probe.helper.monitor_metrics import UDPStreamCollector  # issue #11: msgreach_udp_stream_loss_ratio
 
-    registry.register(UDPStreamCollector(state))
+    found: list[Collector] = [_Collector(state), _DownloadCollector(state), UDPStreamCollector(state)]
+    if history is not None:  # recorded in the same step as the state: one version covers both
+        found.append(_VerdictSinceCollector(state, history))
+    return found
+
+
+def registry_for(state: State, history: History | None = None) -> CollectorRegistry:
+    """A registry of every family, the process' own included (for tests and tools)."""
+    registry = CollectorRegistry(auto_describe=False)
+    for collector in collectors(state, history):
+        registry.register(collector)
+    ProcessCollector(registry=registry)  # memory and CPU of the probe itself: volunteers ask
     return registry
+
+
+class _One:
+    """One family, in the shape `generate_latest` reads (anything with `collect()`)."""
+
+    def __init__(self, family: Metric):
+        self._family = family
+
+    def collect(self) -> list[Metric]:
+        return [self._family]
+
+
+def render(families: Iterable[Collector]) -> bytes:
+    """The text exposition of `families`, written one family at a time: the lines of only one
+    family exist at once, not those of all 21,000 series of a 1,000-target vantage."""
+    chunks = [generate_latest(_One(family)) for collector in families for family in collector.collect()]  # type: ignore[arg-type]
+    return b"".join(chunks)
 
 
 class Exposition:
@@ -219,11 +269,7 @@ class Exposition:
 
     def __init__(self, state: State, history: History | None = None):
         self._state = state
-        self._msgreach = CollectorRegistry(auto_describe=False)
-        self._msgreach.register(_Collector(state))
-        self._msgreach.register(_DownloadCollector(state))
-        if history is not None:  # recorded in the same step as the state: one version covers both
-            self._msgreach.register(_VerdictSinceCollector(state, history))
+        self._collectors = collectors(state, history)
         self._process = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self._process)  # memory and CPU of the probe itself: volunteers ask
         self._version = -1
@@ -233,11 +279,13 @@ class Exposition:
         """Render the state if it changed since the last render."""
         if self._state.version != self._version:
             self._version = self._state.version
-            self._rendered = generate_latest(self._msgreach)
+            self._rendered = b""  # the old bytes go before the new ones are made (no await in here)
+            self._rendered = render(self._collectors)
 
-    def render(self) -> bytes:
+    def render(self) -> tuple[bytes, bytes]:
+        """The response body, as two pieces written one after the other (not copied into one)."""
         self.refresh()
-        return self._rendered + generate_latest(self._process)
+        return self._rendered, generate_latest(self._process)
 
 
 # --- downloads: the throughput check's typed record (probe.model.ThroughputEvidence) ---------------

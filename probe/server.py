@@ -28,6 +28,7 @@ from probe.status_texts import choose_language
 log = logging.getLogger(__name__)
 _MAX_REQUEST_BYTES = 8192
 _READ_TIMEOUT = 10.0
+Body = bytes | tuple[bytes, ...]  # a response body, or its pieces written one after the other
 
 
 class Server:
@@ -68,15 +69,20 @@ class Server:
             writer.close()
             return
         try:
-            lines = [f"HTTP/1.1 {status}", f"Content-Length: {len(body)}", "Connection: close", *(f"{k}: {v}" for k, v in headers.items())]
-            writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + (b"" if head.startswith(b"HEAD ") else body))
+            pieces = (body,) if isinstance(body, bytes) else body
+            length = sum(len(piece) for piece in pieces)
+            lines = [f"HTTP/1.1 {status}", f"Content-Length: {length}", "Connection: close", *(f"{k}: {v}" for k, v in headers.items())]
+            writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+            if not head.startswith(b"HEAD "):
+                for piece in pieces:  # written as they are: /metrics is MBs at 1,000 targets, not copied into one
+                    writer.write(piece)
             await writer.drain()
         except (ConnectionError, ssl.SSLError):
             pass
         finally:
             writer.close()
 
-    def _respond(self, head: bytes) -> tuple[str, dict[str, str], bytes]:
+    def _respond(self, head: bytes) -> tuple[str, dict[str, str], Body]:
         request_line, *header_lines = head.decode("latin-1").split("\r\n")
         parts = request_line.split(" ")
         if len(parts) != 3 or parts[0] not in ("GET", "HEAD"):
@@ -87,7 +93,7 @@ class Server:
         path, _, query = parts[1].partition("?")
         if path == "/":
             return self._status_page(query, headers.get("accept-language", ""))
-        route: dict[str, Callable[[], tuple[str, dict[str, str], bytes]]] = {
+        route: dict[str, Callable[[], tuple[str, dict[str, str], Body]]] = {
             "/metrics": self._metrics,
             "/healthz": self._healthz,
             "/status.json": self._status_json,
@@ -108,7 +114,7 @@ class Server:
         expected_user = self.listen.basic_auth.username if self.listen.basic_auth else ""
         return hmac.compare_digest(user, expected_user) & hmac.compare_digest(password, self._password or "")
 
-    def _metrics(self) -> tuple[str, dict[str, str], bytes]:
+    def _metrics(self) -> tuple[str, dict[str, str], Body]:
         return "200 OK", {"Content-Type": CONTENT_TYPE_LATEST}, self.exposition.render()
 
     def health(self) -> tuple[bool, str]:

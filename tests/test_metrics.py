@@ -296,10 +296,24 @@ def test_metrics_are_rendered_once_per_change_not_per_scrape(measured):
     exposition = Exposition(state)
     exposition.refresh()
     rendered = exposition._rendered
-    first = exposition.render()
-    assert exposition._rendered is rendered  # the second scrape rendered nothing new
-    assert first.startswith(rendered) and b"process_cpu_seconds_total" in first
+    ours, process = exposition.render()
+    assert exposition._rendered is rendered and ours is rendered  # the second scrape rendered nothing new
+    assert b"process_cpu_seconds_total" in process and b"process_" not in ours
     state.record(next(iter(state.latest.values())))
     exposition.refresh()
     assert exposition._rendered is not rendered
-    assert b"msgreach_rounds_total" in exposition.render()
+    assert b"msgreach_rounds_total" in exposition.render()[0]
+
+
+def test_the_served_metrics_have_every_family(measured):
+    """What `msgreach run` serves (Exposition) and what registry_for gives come from one list of
+    collectors: the served /metrics once lacked msgreach_udp_stream_loss_ratio."""
+    from probe.metrics import Exposition
+
+    state, _ = measured
+    history = History()
+    served = b"".join(Exposition(state, history).render()).decode()
+    families = {f.name for f in text_string_to_metric_families(served)}
+    assert families == {f.name for f in text_string_to_metric_families(generate_latest(registry_for(state, history)).decode())}
+    assert "msgreach_udp_stream_loss_ratio" in families and "msgreach_target_verdict_since_timestamp_seconds" in families
+
