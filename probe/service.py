@@ -25,7 +25,7 @@ from probe.config import Config, ConfigError
 from probe.history import History, store_path
 from probe.metrics import Exposition, State
 from probe.model import BLOCKS, VantageResult, Verdict
-from probe.runner import run_round
+from probe.runner import return_freed_memory, run_round
 from probe.server import Server
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,8 @@ class Monitor:
                 reference = None if vantage.control else self.state.control_reference()
                 result = await run_round(config, vantage, services=services, control_vantage=reference)
                 self._publish(config, result, confirmation=confirming is not None)
+                del result
+                return_freed_memory()  # RSS flat from round to round (#14)
         except asyncio.CancelledError:
             if self._stopping:  # SIGTERM mid-round: the round is abandoned, not a failure
                 log.debug("round of %s interrupted by shutdown", vantage_name)
@@ -128,6 +130,8 @@ class Monitor:
         vantage_name = result.vantage
         previous = self.state.latest.get(vantage_name)
         shown = merge_confirmation(previous, result) if confirmation else result
+        blocked = [] if confirmation else new_blocks(previous, result)
+        del previous  # the previous round's results go before /metrics is rendered anew (#14: peak memory)
         self._finished[vantage_name] += 1
         self.state.record(shown, measured=result)
         if self.config is not config:  # reloaded during the round: what the reload removed stays out
@@ -145,7 +149,6 @@ class Monitor:
         delay = self.config.schedule.confirm_delay
         if confirmation or delay is None or self._stopping:
             return  # a confirmation never asks for another one: at most one extra round per round
-        blocked = new_blocks(previous, result)
         if blocked:
             log.info("%s: new block of %s, measured again in %g s", vantage_name, ", ".join(blocked), delay)
             task = asyncio.get_running_loop().create_task(self.confirm(vantage_name, blocked, self._finished[vantage_name], delay))
