@@ -24,19 +24,39 @@ def as_json(results: list[VantageResult], started_at: float, duration: float) ->
 
 
 def write_json(results: list[VantageResult], started_at: float, duration: float, out: TextIO) -> None:
-    """What `as_json` returns, written to `out` as it is encoded: each target becomes JSON when
-    the encoder reaches it, so neither the whole tree of dicts nor the whole text is ever held
-    (at 1,000 targets they were the process's peak of memory)."""
-    json.dump(as_document(results, started_at, duration, lazy=True), out, indent=2, ensure_ascii=False, default=_record)
+    """The document `as_json` returns (equal once parsed), written as it is encoded: the skeleton
+    indented, each target on one line. Neither the whole tree of dicts nor the whole text is ever
+    held (at 1,000 targets they were the process's peak of memory), and each target goes through
+    the json module's C encoder, which does not indent: the pure-Python indenting encoder was
+    a tenth of a `once` process's CPU at 1,000 targets (docs/benchmarks.md)."""
+    _write(as_document(results, started_at, duration, lazy=True), out, "")
     out.write("\n")
 
 
-def _record(value: Any) -> Any:
+_one_line = json.JSONEncoder(ensure_ascii=False).encode  # one-shot, no indent: the C encoder
+
+
+def _write(value: Any, out: TextIO, indent: str) -> None:
     if isinstance(value, (VantageResult, ServiceResult)):
-        return value.as_json(lazy=True)
-    if isinstance(value, TargetResult):
-        return value.as_json()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+        value = value.as_json(lazy=True)
+    elif isinstance(value, TargetResult):
+        out.write(_one_line(value.as_json()))
+        return
+    inner = indent + "  "
+    if isinstance(value, dict) and value:
+        out.write("{")
+        for index, (key, item) in enumerate(value.items()):
+            out.write(("," if index else "") + "\n" + inner + _one_line(key) + ": ")
+            _write(item, out, inner)
+        out.write("\n" + indent + "}")
+    elif isinstance(value, list) and value:
+        out.write("[")
+        for index, item in enumerate(value):
+            out.write(("," if index else "") + "\n" + inner)
+            _write(item, out, inner)
+        out.write("\n" + indent + "]")
+    else:
+        out.write(_one_line(value))
 
 
 def as_table(results: list[VantageResult]) -> str:

@@ -446,8 +446,9 @@ async def test_one_connection_per_target_for_tcp_tls_and_http(env, tmp_path):
 
 
 async def test_the_streamed_document_is_the_document(env, tmp_path):
-    """`once` writes its JSON as it encodes it (probe.report.write_json): the same bytes as the
-    whole document rendered at once, for a round with several services, verdicts and controls."""
+    """`once` writes its JSON as it encodes it (probe.report.write_json): the same document (keys
+    in the same order) as the one rendered at once, each target on one line, for a round with
+    several services, verdicts and controls."""
     import io
 
     from probe import report
@@ -463,7 +464,12 @@ async def test_the_streamed_document_is_the_document(env, tmp_path):
     results = await run_all(config)
     streamed = io.StringIO()
     report.write_json(results, 1_700_000_000.0, 2.5, streamed)
-    assert streamed.getvalue() == report.as_json(results, 1_700_000_000.0, 2.5) + "\n"
+    text = streamed.getvalue()
+    assert text.endswith("}\n")
+    ordered = json.loads(text, object_pairs_hook=list)
+    assert ordered == json.loads(report.as_json(results, 1_700_000_000.0, 2.5), object_pairs_hook=list)
+    target_lines = [line for line in text.splitlines() if line.lstrip().startswith('{"target": ')]
+    assert len(target_lines) == 4 and all(json.loads(line.strip().rstrip(",")) for line in target_lines)  # 3 targets, 1 control
     document = json.loads(streamed.getvalue())
     verdicts = {t["target"]: t["verdict"] for s in document["vantages"][0]["services"] for t in s["targets"]}
     assert verdicts == {"ok": "ok", "sni": "sni_blocked", "page": "http_blocked"}
