@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -456,8 +457,8 @@ class Networks(_Model):
 
 
 def _unique_targets(targets: list[Target]) -> list[Target]:
-    names = [t.name for t in targets]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+    counts = Counter(t.name for t in targets)  # not list.count per name: quadratic at 1,000 targets
+    duplicates = sorted(n for n, count in counts.items() if count > 1)
     if duplicates:
         raise ValueError(f"duplicate target names: {', '.join(duplicates)}")
     if not targets:

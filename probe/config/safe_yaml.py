@@ -40,6 +40,7 @@ _Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # pure Python whe
 _SEQ = "tag:yaml.org,2002:seq"
 _MAP = "tag:yaml.org,2002:map"
 _MERGE = "tag:yaml.org,2002:merge"
+_STR = "tag:yaml.org,2002:str"
 
 
 def parse(text: str, file: str) -> tuple[Any, Node | None]:
@@ -170,6 +171,8 @@ class _Builder:
 
     def _scalar(self, event: ScalarEvent, path: tuple[Any, ...]) -> Any:
         tag = self._tag(event)
+        if tag == _STR:
+            return event.value  # what SafeConstructor's construct_yaml_str returns, without a node
         node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
         try:
             return self.scalars.construct_object(node, deep=True)
