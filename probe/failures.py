@@ -15,6 +15,7 @@ import socket
 import ssl
 from typing import Final
 
+import httpcore
 import httpx
 
 from probe.redact import scrub
@@ -152,12 +153,12 @@ def _classify_one(exc: BaseException) -> str | None:
             return failure
     if isinstance(exc, socket.gaierror):
         return _GAI.get(exc.errno, DNS_SERVFAIL)
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError | socket.timeout | httpx.TimeoutException):
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError | socket.timeout | httpx.TimeoutException | httpcore.TimeoutException):
         return TIMEOUT
-    if isinstance(exc, asyncio.IncompleteReadError | EOFError | httpx.RemoteProtocolError):
-        # httpx says RemoteProtocolError when the server closes without (a complete) response.
+    if isinstance(exc, asyncio.IncompleteReadError | EOFError | httpx.RemoteProtocolError | httpcore.RemoteProtocolError):
+        # httpx (httpcore) says RemoteProtocolError when the server closes without (a complete) response.
         text = str(exc).lower()
-        if isinstance(exc, httpx.RemoteProtocolError) and "disconnected" not in text and "closed" not in text:
+        if isinstance(exc, httpx.RemoteProtocolError | httpcore.RemoteProtocolError) and "disconnected" not in text and "closed" not in text:
             return PROTOCOL_ERROR
         return EOF
     if isinstance(exc, ConnectionRefusedError):

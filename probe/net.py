@@ -155,6 +155,13 @@ def http_client(route: Route, address: str, context: ssl.SSLContext, timeout: fl
     return httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False, trust_env=False)
 
 
+def http_pool(route: Route, address: str, context: ssl.SSLContext, *, first: Stream | None = None) -> httpcore.AsyncConnectionPool:
+    """httpx's connection layer (httpcore) alone, pinned as `http_client` is: for the `http` check,
+    which needs one request and its redirects, not a client's cookies, auth and event hooks (the
+    client layer was a sixth of a 1,000-target round's CPU; docs/benchmarks.md)."""
+    return httpcore.AsyncConnectionPool(ssl_context=context, network_backend=_PinnedBackend(route, address, first), max_connections=2, retries=0)
+
+
 class _PinnedStream(httpcore.AsyncNetworkStream):
     """httpcore's view of one of our asyncio connections."""
 
@@ -210,4 +217,4 @@ class _PinnedTransport(httpx.AsyncHTTPTransport):
         super().__init__(verify=context)
         # httpx has no public hook for the network backend; its pool is replaced with one that
         # uses ours (pinned address, the vantage's route). Pinned by httpx<1 in pyproject.
-        self._pool = httpcore.AsyncConnectionPool(ssl_context=context, network_backend=_PinnedBackend(route, address, first), max_connections=2, retries=0)
+        self._pool = http_pool(route, address, context, first=first)

@@ -474,3 +474,22 @@ async def test_the_streamed_document_is_the_document(env, tmp_path):
     verdicts = {t["target"]: t["verdict"] for s in document["vantages"][0]["services"] for t in s["targets"]}
     assert verdicts == {"ok": "ok", "sni": "sni_blocked", "page": "http_blocked"}
     assert document["vantages"][0]["controls"]
+
+
+async def test_http_request_headers_and_config_overrides(env, tmp_path):
+    """The `http` check's request: Host, Accept, identity coding, msgreach's User-Agent and
+    `Connection: close`; a target's `params.http.headers` replace a default whatever the case of
+    its name (never sent twice)."""
+    from probe.runner import run_all
+
+    env.resolve("headers.good.test")
+    target = env.target("hdr", "headers.good.test", params={"http": {"path": "/echo-headers", "headers": {"user-agent": "Mozilla/5.0 test"}}})
+    config = env.load(tmp_path, env.config([{"name": "svc", "targets": [target]}]))
+    [vantage] = await run_all(config)
+    result = vantage.services[0].targets[0]
+    assert result.verdict == "ok", result.reason
+    lines = result.check("http").evidence.body_sample.splitlines()
+    sent = [(name.strip().lower(), value.strip()) for name, _, value in (line.partition(":") for line in lines)]
+    assert [v for k, v in sent if k == "user-agent"] == ["Mozilla/5.0 test"]
+    assert sorted(k for k, _ in sent) == ["accept", "accept-encoding", "connection", "host", "user-agent"]
+    assert dict(sent) == {"accept": "*/*", "accept-encoding": "identity", "connection": "close", "host": f"headers.good.test:{env.ports['web']}", "user-agent": "Mozilla/5.0 test"}

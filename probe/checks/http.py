@@ -13,15 +13,17 @@ failed (a drip, an early close) is the server's business: no technique.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from probe import __version__, failures
 from probe.checks import tls
 from probe.checks.base import CheckResult, Context, Fault, Finding, Skip, Stopwatch, Verdict, first_byte, observed
 from probe.model import BlockPage, HTTPExchange, HTTPProbe, Redirect
-from probe.net import http_client, open_tcp, ssl_context
+from probe.net import http_pool, open_tcp, ssl_context
 from probe.redact import scrub
 from probe.params import HTTPParams as Params
 
@@ -124,31 +126,54 @@ async def _fetch(ctx: Context, params: Params, address: str, url: str, exchange:
     """The request and its same-host redirects; returns the block-page marker the last body
     carried, if any."""
     # `Connection: close`: every request (a redirect followed too) on its own connection, so a
-    # server closing a kept-alive connection after its answer is never a cut request.
-    headers = {"User-Agent": f"msgreach/{__version__}", "Connection": "close", **params.headers}
+    # server closing a kept-alive connection after its answer is never a cut request. No content
+    # coding: the block-page markers are looked for in the bytes as they come.
+    defaults = {"Accept": "*/*", "Accept-Encoding": "identity", "User-Agent": f"msgreach/{__version__}", "Connection": "close"}
+    named = {name.lower(): (name, value) for name, value in (*defaults.items(), *params.headers.items())}  # the config's win, any case
+    headers = [(name.encode(), value.encode()) for name, value in named.values()]
     # The connection the earlier stage left open (tls's validated stream, or tcp's to port 80)
     # carries the first request; a followed redirect opens its own.
     first = ctx.take_tls_stream() if urlsplit(url).scheme == "https" else ctx.take_stream(address, urlsplit(url).port or 80)
-    async with http_client(ctx.route, address, ssl_context(ctx.ca_bundles(), ctx.replace_trust()), ctx.timeout, first=first) as client:
-        method, content = params.method, params.body
+    timeouts = {"timeout": {"connect": ctx.timeout, "read": ctx.timeout, "write": ctx.timeout, "pool": ctx.timeout}}
+    async with http_pool(ctx.route, address, ssl_context(ctx.ca_bundles(), ctx.replace_trust()), first=first) as pool:
+        method, content = params.method, params.body.encode() if params.body is not None else None
         markers = [m.encode() for m in ctx.fingerprints.body_markers]
         marker = None
         for _ in range(params.max_redirects + 1):
-            async with client.stream(method, url, headers=headers, content=content) as response:
-                exchange.status_code = response.status_code
-                sample, exchange.body_length, marker = await _read_capped(response, params.max_body_bytes, markers)
+            async with pool.stream(method, _url(url), headers=headers, content=content, extensions=timeouts) as response:
+                exchange.status_code = response.status
+                sample, exchange.body_length, marker = await _read_capped(response.aiter_stream(), params.max_body_bytes, markers)
                 exchange.body_sample = sample.decode("utf-8", "replace")
-                location = response.headers.get("location")
-            if not response.is_redirect or not location:
+                location = _header(response.headers, b"location")
+            if response.status not in _REDIRECTS or not location:
                 return marker
             target = urljoin(url, location)
-            exchange.redirects.append(Redirect(response.status_code, target))
+            exchange.redirects.append(Redirect(response.status, target))
             if urlsplit(target).hostname != ctx.target.host or urlsplit(target).scheme != urlsplit(url).scheme:
                 return marker  # recorded, not followed: another host is another measurement
             url, method, content = target, "GET", None
 
 
-async def _read_capped(response: httpx.Response, cap: int, markers: list[bytes]) -> tuple[bytes, int, str | None]:
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})  # what httpx calls `is_redirect` (with a Location)
+
+
+def _url(url: str) -> httpcore.URL:
+    """httpx's reading of the URL (IDNA host, percent-encoded path), in httpcore's form."""
+    parsed = httpx.URL(url)
+    return httpcore.URL(scheme=parsed.raw_scheme, host=parsed.raw_host, port=parsed.port, target=parsed.raw_path)
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in headers:
+        if key.lower() == name:
+            try:
+                return value.decode("utf-8")
+            except UnicodeDecodeError:
+                return value.decode("latin-1")
+    return None
+
+
+async def _read_capped(chunks: AsyncIterator[bytes], cap: int, markers: list[bytes]) -> tuple[bytes, int, str | None]:
     """Read at most `cap` bytes of the raw body, keeping only the sample and a window the
     length of the longest marker: (sample, bytes read, the first block-page marker met in the
     whole capped body). An endless body costs time up to the cap, and no memory."""
@@ -156,7 +181,7 @@ async def _read_capped(response: httpx.Response, cap: int, markers: list[bytes])
     window = b""
     overlap = max((len(m) for m in markers), default=1) - 1
     length = 0
-    async for chunk in response.aiter_raw():
+    async for chunk in chunks:
         chunk = chunk[: cap - length]
         length += len(chunk)
         if len(sample) < _SAMPLE_BYTES:

@@ -237,7 +237,9 @@ def http_handler(fleet: Fleet, requests: list[tuple[str, str]] | None = None):
         if headers.get("host", "").startswith("cut."):
             rst(writer)  # a Host-keyed censor: the decoy Host passes
             return
-        if path == "/451":
+        if path == "/echo-headers":  # the request's header lines as sent (names' case, repeats)
+            respond("200 OK", "\n".join(line for line in lines if line).encode("latin-1"))
+        elif path == "/451":
             respond("451 Unavailable For Legal Reasons", b"<h1>451</h1>")
         elif path == "/rt":
             respond("302 Found", b"", "Location: http://warning.rt.ru/?id=17&st=0&dt=msgreach\r\n")
