@@ -145,15 +145,19 @@ _HASHED_NAME = re.compile(r"[0-9a-f]{8}\.[0-9]+")
 @lru_cache(maxsize=1)
 def hashed_ca_directory() -> str | None:
     """OpenSSL's CA directory (SSL_CERT_DIR, else the default) if it holds hashed names
-    (`c_rehash`, Debian's update-ca-certificates); None when SSL_CERT_FILE names a bundle."""
-    if os.environ.get("SSL_CERT_FILE"):
-        return None
+    (`c_rehash`, Debian's update-ca-certificates). None when SSL_CERT_FILE names a bundle from
+    elsewhere: that one may hold CAs the directory does not (a bundle inside the directory, as
+    Debian's ca-certificates.crt, is made from the same certificates)."""
+    bundle = os.environ.get("SSL_CERT_FILE")
     for directory in (ssl.get_default_verify_paths().capath, "/etc/ssl/certs"):
         try:
-            if directory and any(_HASHED_NAME.fullmatch(name) for name in os.listdir(directory)):
-                return directory
+            if not directory or not any(_HASHED_NAME.fullmatch(name) for name in os.listdir(directory)):
+                continue
         except OSError:
             continue
+        if bundle and os.path.dirname(os.path.realpath(bundle)) != os.path.realpath(directory):
+            return None
+        return directory
     return None
 
 

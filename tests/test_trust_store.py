@@ -57,9 +57,18 @@ def test_a_directory_without_the_ca_does_not_trust_it(env, tmp_path, fresh_trust
     assert _handshake(env, net.ssl_context()) == "unable to get local issuer certificate"
 
 
-def test_an_explicit_bundle_file_wins_over_the_directory(env, tmp_path, fresh_trust):
+def test_a_bundle_file_from_elsewhere_wins_over_the_directory(env, tmp_path, fresh_trust):
     (tmp_path / "0123abcd.0").write_text("")
     fresh_trust.setenv("SSL_CERT_DIR", str(tmp_path))
-    fresh_trust.setenv("SSL_CERT_FILE", str(env.ca.pem))
+    fresh_trust.setenv("SSL_CERT_FILE", str(env.ca.pem))  # not in tmp_path: it may hold other CAs
     assert net.hashed_ca_directory() is None
     assert _handshake(env, net.ssl_context()) == "ok"  # the bundle file, loaded whole as before
+
+
+def test_the_directory_s_own_bundle_does_not_stop_the_directory(env, tmp_path, fresh_trust):
+    _hashed_copy(env, tmp_path)
+    shutil.copy(env.ca.pem, tmp_path / "ca-certificates.crt")  # as Debian's update-ca-certificates
+    fresh_trust.setenv("SSL_CERT_DIR", str(tmp_path))
+    fresh_trust.setenv("SSL_CERT_FILE", str(tmp_path / "ca-certificates.crt"))
+    assert net.hashed_ca_directory() == str(tmp_path)
+    assert _handshake(env, net.ssl_context()) == "ok"
