@@ -70,4 +70,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD ["/opt/msgreach/bin/python", "/opt/msgreach/healthcheck.py"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/opt/msgreach/bin/msgreach"]
-CMD ["--log-level", "INFO", "run", "--config", "/etc/msgreach/config.yaml", "--listen", "0.0.0.0:9910"]
+CMD ["run", "--config", "/etc/msgreach/config.yaml", "--listen", "0.0.0.0:9910"]

@@ -29,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"msgreach {__version__}")
     parser.add_argument(
         "--log-level", default=None, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="default: INFO for msgreach's own messages (where it listens, one line per round), WARNING for libraries",
+        help="msgreach's own messages (default INFO: where it listens, one line per round); libraries stay at WARNING unless DEBUG",
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -124,8 +124,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _setup_logging(level: str | None) -> None:
     """A volunteer sees where msgreach listens and a line per round without asking; libraries
-    (the scheduler announces every job run at INFO) only speak up for warnings."""
-    logging.basicConfig(level=level or "WARNING", format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    (the scheduler announces every job run at INFO) only speak up for warnings, whatever the
+    level asked for, except DEBUG, which makes everything talk."""
+    libraries = "DEBUG" if level == "DEBUG" else ("ERROR" if level == "ERROR" else "WARNING")
+    logging.basicConfig(level=libraries, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("probe").setLevel(level or "INFO")
 
 

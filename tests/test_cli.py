@@ -8,6 +8,7 @@ import json
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from msgreach_contract import assert_contract_document
@@ -169,3 +170,16 @@ def test_every_module_imports_first():
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert completed.returncode == 0, completed.stderr
     assert int(completed.stdout) >= 15
+
+
+@pytest.mark.parametrize("flag, libraries, ours", [(None, "WARNING", "INFO"), ("INFO", "WARNING", "INFO"), ("WARNING", "WARNING", "WARNING"), ("ERROR", "ERROR", "ERROR"), ("DEBUG", "DEBUG", "DEBUG")])
+def test_log_level_leaves_libraries_at_warning_unless_debug(flag, libraries, ours):
+    """`--log-level INFO` (the container's old default) must not make the scheduler announce every
+    job run: libraries follow only DEBUG (and ERROR, which quiets everything)."""
+    code = (
+        "import logging, sys; from probe.cli import _setup_logging; _setup_logging(sys.argv[1] or None); "
+        "print(logging.getLevelName(logging.getLogger('apscheduler.scheduler').getEffectiveLevel()), "
+        "logging.getLevelName(logging.getLogger('probe.service').getEffectiveLevel()))"
+    )
+    out = subprocess.run([sys.executable, "-c", code, flag or ""], capture_output=True, text=True, check=True, cwd=Path(probe.__file__).parent.parent).stdout.split()
+    assert out == [libraries, ours]
