@@ -470,11 +470,11 @@ PROFILE_NOTES = """
 **Reading it.** msgreach's round runs on one Python thread and is CPU-bound there (cores busy
 about 1.0): a round lasts as long as its CPU work, so its wall time follows its CPU time and a
 higher `concurrency` would not shorten it. Since the three checks share one connection and one
-handshake per target, msgreach's CPU for a round is at blackbox's tcp+tls+http probes (which make
-three connections and two handshakes per target) and about twice blackbox's single `http` probe
-(Go's TLS handshake costs about half of OpenSSL's through Python's asyncio). Its memory is mostly
-the Python baseline (the RSS before the round), plus the round's results; it stays flat over
-rounds. At the shipped catalogs' size (about 30 targets a round) all of this is a fraction of a
+handshake per target, msgreach's CPU for a round is below blackbox's tcp+tls+http probes (which
+make three connections and two handshakes per target) and under twice blackbox's single `http`
+probe (Go's TLS handshake costs about half of OpenSSL's through Python's asyncio). Its memory is
+mostly the Python baseline (the RSS before the round), plus the round's results; `run` hands the
+heap's free pages back after each round, so it stays flat over rounds. At the shipped catalogs' size (about 30 targets a round) all of this is a fraction of a
 second of CPU a minute.
 
 **Profile** (py-spy `--native`, 1,000-target round, before the one-connection change, commit
@@ -484,7 +484,9 @@ and a quarter of that is OpenSSL 3.0's key-decoder machinery (`OSSL_DECODER_CTX_
 it); about 10 % is `send()` on the sockets; the `http` check's httpx machinery and the cyclic GC
 (about 4 %) follow. Done since: one connection and one handshake per target, the block-page
 markers scanned as the body streams (no body kept), `/metrics` rendered once per round,
-`gc.freeze()` after the config is loaded.
+`gc.freeze()` after the config is loaded, and (second pass, below) the `http` request through
+httpcore's pool instead of an httpx client per target, `once`'s JSON through the C encoder, the
+system CAs read from the hashed directory.
 """
 
 
@@ -533,7 +535,7 @@ def render(results: dict, facts: dict, args: argparse.Namespace, once: dict, ste
         "addresses (no DNS), `retries: 0`, one TCP control (a connect to the first target's address), the test CA as vantage `ca_bundle`. "
         "Per target that is 1 connection and 1 TLS handshake: the `tcp` check's connection carries "
         "the `tls` check's handshake (certificate facts kept), and the `http` check sends its GET "
-        "(httpx) on that TLS stream.",
+        "(httpcore, httpx's connection layer) on that TLS stream.",
         "- **blackbox, `http` probe**: one `/probe?module=https_2xx&target=https://tNNNN.bench.test/` per "
         "target (1 connection, 1 handshake, GET; the name from a private /etc/hosts). The usual way to "
         "watch an HTTPS endpoint with blackbox; less work per target than msgreach.",
@@ -586,7 +588,7 @@ def render(results: dict, facts: dict, args: argparse.Namespace, once: dict, ste
         tcp, tcp_tls, full = (med(results[biggest][k], "cpu") / n * 1000 for k in ("m_tcp", "m_tcp_tls", "msgreach"))
         lines += ["", f"Where msgreach's CPU goes ({n:,} targets, the same round with fewer checks, CPU s per "
                   f"1,000 targets): `tcp` {tcp:.2f}; the `tls` check adds {tcp_tls - tcp:.2f}; the `http` check "
-                  f"adds {full - tcp_tls:.2f} (the request through httpx, on the `tls` check's stream)."]
+                  f"adds {full - tcp_tls:.2f} (the request through httpcore, httpx's connection layer, on the `tls` check's stream)."]
     if once:
         lines += ["", "Cross-check with the real command line, `python -m probe once --config … --format json` "
                   "(one run each, the whole process):", ""]
