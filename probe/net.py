@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import os
 import re
 import socket
@@ -21,6 +22,8 @@ from probe.addresses import split_host_port
 from probe.config import Vantage
 from probe.failures import PROTOCOL_ERROR, Failure
 
+log = logging.getLogger(__name__)
+
 Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
@@ -35,8 +38,28 @@ class Route:
     @classmethod
     def of(cls, vantage: Vantage) -> "Route":
         socks = split_host_port(vantage.socks5.removeprefix("socks5://"), 1080) if vantage.socks5 else None
-        credentials = vantage.socks5_auth.credentials() if vantage.socks5_auth else None
+        credentials = _socks5_credentials(vantage) if vantage.socks5_auth else None
         return cls(source_address=vantage.source_address, socks5=socks, socks5_credentials=credentials)
+
+
+_read_credentials: dict[str, tuple[str, str]] = {}  # vantage -> the SOCKS5 credentials last read
+
+
+def _socks5_credentials(vantage: Vantage) -> tuple[str, str]:
+    """Read at every round (a rotated secret is picked up at the next one). A secret that cannot be
+    read now (deleted, or swapped mid-rotation) leaves the round on the credentials read before,
+    with an error in the log, rather than losing the round."""
+    assert vantage.socks5_auth is not None
+    try:
+        credentials = vantage.socks5_auth.credentials()
+    except ValueError as exc:
+        kept = _read_credentials.get(vantage.name)
+        if kept is None:
+            raise
+        log.error("vantage %s: %s; this round uses the credentials read before", vantage.name, exc)
+        return kept
+    _read_credentials[vantage.name] = credentials
+    return credentials
 
 
 # The caller bounds every check; the proxy library's own timeout must never be the shorter one.

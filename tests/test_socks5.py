@@ -143,3 +143,25 @@ def test_check_config_accepts_a_proxied_vantage(msgreach, tmp_path, secret):
     assert run.returncode == 0, run.stderr
     assert PASSWORD not in run.stdout + run.stderr
     assert os.environ.get("MSGREACH_UNSET_VARIABLE") is None
+
+
+async def test_a_secret_gone_mid_rotation_keeps_the_credentials_read_before(env, proxy, secret, tmp_path, caplog):
+    """The credentials file is read at every round; a round that finds it gone (deleted, swapped
+    mid-rotation) measures with the credentials read before and says so, instead of being lost."""
+    from probe.runner import run_round
+
+    socks, port = proxy
+    env.resolve("rotated.good.test")
+    vantage = env.vantage(socks5=f"{LOOPBACK}:{port}", socks5_auth={"credentials_file": str(secret)})  # UDP resolvers: asked over TCP, proxied
+    target = env.target("rot", "rotated.good.test", checks=["tcp"], addresses=[LOOPBACK])
+    control = env.target("ctl", "rotated.good.test", checks=["tcp"], addresses=[LOOPBACK])
+    config = env.load(tmp_path, env.config([{"name": "svc", "targets": [target]}], vantages=[vantage], controls=[control]))
+    first = await run_round(config, config.vantages[0])
+    assert first.services[0].targets[0].verdict == "ok"
+    logins = len(socks.logins)
+    secret.unlink()
+    second = await run_round(config, config.vantages[0])
+    assert second.services[0].targets[0].verdict == "ok"
+    assert socks.logins[logins:] and all(login == (USER, True) for login in socks.logins[logins:])
+    assert "this round uses the credentials read before" in caplog.text
+    assert PASSWORD not in caplog.text
