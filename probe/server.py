@@ -31,6 +31,19 @@ _READ_TIMEOUT = 10.0
 Body = bytes | tuple[bytes, ...]  # a response body, or its pieces written one after the other
 
 
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an Accept-Encoding header asks for gzip (`gzip`, `x-gzip`, not with q=0)."""
+    for coding in accept_encoding.lower().split(","):
+        name, _, parameters = coding.strip().partition(";")
+        if name.strip() in ("gzip", "x-gzip"):
+            q = parameters.strip().removeprefix("q=").strip() if parameters.strip().startswith("q=") else "1"
+            try:
+                return float(q) > 0
+            except ValueError:
+                return False
+    return False
+
+
 class Server:
     def __init__(self, state: State, listen: Listen, started_at: float | None = None, history: History | None = None):
         self.state = state
@@ -93,8 +106,9 @@ class Server:
         path, _, query = parts[1].partition("?")
         if path == "/":
             return self._status_page(query, headers.get("accept-language", ""))
+        if path == "/metrics":
+            return self._metrics(gzip=accepts_gzip(headers.get("accept-encoding", "")))
         route: dict[str, Callable[[], tuple[str, dict[str, str], Body]]] = {
-            "/metrics": self._metrics,
             "/healthz": self._healthz,
             "/status.json": self._status_json,
         }
@@ -114,8 +128,11 @@ class Server:
         expected_user = self.listen.basic_auth.username if self.listen.basic_auth else ""
         return hmac.compare_digest(user, expected_user) & hmac.compare_digest(password, self._password or "")
 
-    def _metrics(self) -> tuple[str, dict[str, str], Body]:
-        return "200 OK", {"Content-Type": CONTENT_TYPE_LATEST}, self.exposition.render()
+    def _metrics(self, *, gzip: bool) -> tuple[str, dict[str, str], Body]:
+        headers = {"Content-Type": CONTENT_TYPE_LATEST, "Vary": "Accept-Encoding"}
+        if gzip:
+            headers["Content-Encoding"] = "gzip"
+        return "200 OK", headers, self.exposition.render(gzip=gzip)
 
     def health(self) -> tuple[bool, str]:
         """Healthy while every vantage finishes rounds on time (the first one gets a grace)."""

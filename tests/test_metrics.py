@@ -14,7 +14,7 @@ import httpx
 import pytest
 from msgreach_helpers import require_tool
 from msgreach_contract import CONTRACT_FILE, SHARED_CONTRACT_FILE, METRIC_FAMILIES, SERVICE_VERDICTS, TARGET_VERDICTS, families_in_contract
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import probe
@@ -219,11 +219,17 @@ async def listener(measured):
 
 async def test_listener_metrics(listener):
     _, client = listener
-    response = await client.get("/metrics")
+    response = await client.get("/metrics")  # httpx asks for gzip, as Prometheus does
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
+    assert response.headers["content-encoding"] == "gzip" and response.headers["vary"] == "Accept-Encoding"
+    assert int(response.headers["content-length"]) == response.num_bytes_downloaded
     assert "msgreach_rounds_total" in response.text
     assert SOURCE not in response.text
+    plain = await client.get("/metrics", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and int(plain.headers["content-length"]) == len(plain.content)
+    strip = lambda text: [line for line in text.splitlines() if not line.startswith("process_")]  # noqa: E731 - the process' own lines move
+    assert strip(plain.text) == strip(response.text)
 
 
 async def test_listener_healthz(listener):
@@ -295,14 +301,62 @@ def test_metrics_are_rendered_once_per_change_not_per_scrape(measured):
     state, _ = measured
     exposition = Exposition(state)
     exposition.refresh()
-    rendered = exposition._rendered
+    rendered = exposition._compressed
     ours, process = exposition.render()
-    assert exposition._rendered is rendered and ours is rendered  # the second scrape rendered nothing new
+    assert exposition._compressed is rendered  # the second scrape rendered nothing new
     assert b"process_cpu_seconds_total" in process and b"process_" not in ours
     state.record(next(iter(state.latest.values())))
     exposition.refresh()
-    assert exposition._rendered is not rendered
+    assert exposition._compressed is not rendered
     assert b"msgreach_rounds_total" in exposition.render()[0]
+
+
+def test_gzip_and_plain_scrapes_carry_the_same_text(measured):
+    """Kept compressed, served as one gzip stream to whoever asks for it (Prometheus does), as
+    text to the rest; both the same exposition, scrape after scrape (the cached stream is never
+    finished by a scrape)."""
+    import gzip
+
+    from probe.metrics import Exposition, render
+
+    state, _ = measured
+    exposition = Exposition(state)
+    for _ in range(2):
+        plain = b"".join(exposition.render())
+        unzipped = gzip.decompress(b"".join(exposition.render(gzip=True)))
+        ours, process = plain.split(b"# HELP process_", 1)
+        assert ours == render(exposition._collectors)
+        assert unzipped.split(b"# HELP process_", 1)[0] == ours
+    assert len(exposition._compressed) * 5 < len(ours)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 1000])
+def test_families_written_in_batches_are_the_families_written_whole(measured, monkeypatch, batch):
+    """/metrics is written a few samples at a time (HELP and TYPE once per family): the bytes of
+    prometheus_client's generate_latest over the whole registry, whatever the batch size."""
+    from probe import metrics
+
+    state, _ = measured
+    history = History()
+    for result in state.latest.values():
+        history.record(result)
+    found = metrics.collectors(state, history)
+    whole = CollectorRegistry(auto_describe=False)
+    for collector in found:
+        whole.register(collector)
+    monkeypatch.setattr(metrics, "_BATCH", batch)
+    assert metrics.render(found) == generate_latest(whole)
+    assert generate_latest(whole).count(b"\n") > 100
+
+
+@pytest.mark.parametrize("header, wanted", [
+    ("gzip", True), ("gzip, deflate, br", True), ("deflate, gzip;q=0.5", True), ("x-gzip", True), ("GZIP", True),
+    ("", False), ("identity", False), ("deflate", False), ("gzip;q=0", False), ("gzip;q=0.0", False), ("gzip;q=x", False),
+])
+def test_accept_encoding(header, wanted):
+    from probe.server import accepts_gzip
+
+    assert accepts_gzip(header) is wanted
 
 
 def test_the_served_metrics_have_every_family(measured):
