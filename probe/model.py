@@ -141,8 +141,9 @@ class TCPConnect:
     duration_seconds: float = 0.0
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Certificate:
+    # Frozen: one record stands for a certificate across the handshakes that met it (probe.checks.tls).
     subject: str
     issuer: str
     not_before: str

@@ -123,3 +123,31 @@ def test_start_up_loads_no_stack_a_tcp_tls_http_round_does_not_use():
 @pytest.mark.parametrize("text", ["Jun  1 12:00:00 2025 GMT", "Feb 29 23:59:59 2024 GMT", "Jan  1 00:00:00 1970 GMT", "Dec 31 23:59:59 9999 GMT"])
 def test_certificate_times_read_as_the_standard_library_reads_them(text):
     assert tls._seconds(text) == ssl.cert_time_to_seconds(text)
+
+
+
+class _Unvalidated:
+    """What an unvalidated handshake's SSLObject gives `getpeercert()`: nothing decoded."""
+
+    def getpeercert(self) -> dict:
+        return {}
+
+
+async def test_a_certificate_met_again_is_the_same_record(env, tmp_path):
+    """Handshakes that meet one certificate share one immutable facts record (a round meets a
+    service's few certificates on many targets, and again every round); another certificate gets
+    its own; only the 64 met most recently are remembered."""
+    ctx = env.context("valid.good.test", target={"addresses": ["127.0.0.1"]})
+    first = await tls.handshake(ctx, "127.0.0.1", env.ports["web"], "valid.good.test", verify=True)
+    again = await tls.handshake(ctx, "127.0.0.1", env.ports["web"], "valid.good.test", verify=False)  # unvalidated: same bytes, same facts
+    assert first.failure is None and again.failure is None
+    assert first.certificate is again.certificate
+    with pytest.raises(AttributeError):
+        first.certificate.subject = "CN=changed"  # frozen: one handshake cannot edit what all share
+    for index in range(tls._SEEN_KEPT):  # as many other certificates as are remembered
+        pem, _ = _cert(tmp_path, x509.Name([A(NameOID.COMMON_NAME, f"n{index}.test")]), [])
+        other = tls._facts_of(ssl.PEM_cert_to_DER_cert(pem.read_text()), _Unvalidated())
+        assert other.subject == f"CN=n{index}.test"
+    assert len(tls._seen_facts) == tls._SEEN_KEPT
+    third = await tls.handshake(ctx, "127.0.0.1", env.ports["web"], "valid.good.test", verify=True)
+    assert third.certificate == first.certificate and third.certificate is not first.certificate  # read anew

@@ -48,7 +48,7 @@ async def handshake(
         record.alpn = tls.selected_alpn_protocol()
         der = tls.getpeercert(binary_form=True)
         if der:
-            record.certificate = certificate_facts(der, tls.getpeercert())
+            record.certificate = _facts_of(der, tls)
         if request is not None:
             record.response_started = False
             await first_byte(reader, writer, request)
@@ -57,6 +57,20 @@ async def handshake(
             writers.remove(writer)
             ctx.tls_stream = (reader, writer)
     return record
+
+
+_seen_facts: dict[bytes, Certificate] = {}  # DER -> its facts, the certificates met most recently
+_SEEN_KEPT = 64
+
+
+def _facts_of(der: bytes, tls: ssl.SSLObject) -> Certificate:
+    """The facts of a certificate met before are the same record: a service's targets share a
+    few certificates, and every round meets them again (kept immutable, so one record serves all)."""
+    facts = _seen_facts.pop(der, None) or certificate_facts(der, tls.getpeercert())
+    _seen_facts[der] = facts  # most recent last
+    if len(_seen_facts) > _SEEN_KEPT:
+        del _seen_facts[next(iter(_seen_facts))]
+    return facts
 
 
 def certificate_facts(der: bytes, decoded: dict[str, Any] | None = None) -> Certificate:
