@@ -19,7 +19,7 @@ import time
 _T0_CPU = time.process_time()
 
 
-def _rss_kb(field: str = "VmRSS") -> int:
+def rss_kib(field: str = "VmRSS") -> int:
     with open("/proc/self/status") as status:
         for line in status:
             if line.startswith(field + ":"):
@@ -45,7 +45,7 @@ def main() -> int:
     gc.collect()  # and after it, as probe/cli.py's _load does
     gc.freeze()
     startup_cpu = _cpu()
-    rss_idle = _rss_kb()
+    rss_idle = rss_kib()
 
     started_at, wall0, cpu0 = time.time(), time.monotonic(), _cpu()
     results = asyncio.run(run_all(config))
@@ -69,8 +69,8 @@ def main() -> int:
         "render_cpu": cpu2 - cpu1,
         "round_wall": wall1 - wall0,
         "rss_idle_kb": rss_idle,
-        "rss_after_kb": _rss_kb(),
-        "hwm_kb": _rss_kb("VmHWM"),
+        "rss_after_kb": rss_kib(),
+        "hwm_kb": rss_kib("VmHWM"),
         "verdicts": dict(verdicts),
         "failures": dict(failures.most_common(5)),
         "vantage_verdicts": [v.verdict for v in results],

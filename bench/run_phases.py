@@ -24,14 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import run as bench  # noqa: E402 - bench/run.py: certificates, hosts, nginx, the config
-
-
-def _kib(field: str = "VmRSS") -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
+from msgreach_round import rss_kib as _kib  # noqa: E402 - a field of /proc/self/status, in KiB
 
 
 def _reset_peak() -> None:
