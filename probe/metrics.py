@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import islice
+from typing import Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -302,7 +303,7 @@ class Exposition:
         ProcessCollector(registry=self._process)  # memory and CPU of the probe itself: volunteers ask
         self._version = -1
         self._compressed = b""  # the gzip stream of msgreach's families, flushed, not finished
-        self._compressor = zlib.compressobj(6, zlib.DEFLATED, _GZIP)
+        self._compressor: Any = None  # its compressor, copied by each gzip scrape to end the stream (set by refresh)
 
     def refresh(self) -> None:
         """Render the state if it changed since the last render."""
