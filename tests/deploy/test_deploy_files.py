@@ -20,11 +20,16 @@ def _compose(name: str) -> dict:
     return yaml.safe_load((DEPLOY / name / "compose.yaml").read_text())
 
 
-def test_volunteer_compose_publishes_nothing_and_is_hardened() -> None:
+def test_volunteer_compose_publishes_only_the_page_on_loopback_and_is_hardened() -> None:
     compose = _compose("volunteer")
     assert set(compose["services"]) == {"msgreach", "agent"}
+    # The volunteer's status page, on the host's loopback only; the agent publishes nothing.
+    assert compose["services"]["msgreach"]["ports"] == ["127.0.0.1:9910:9910"]
+    assert "ports" not in compose["services"]["agent"]
+    readme = (DEPLOY / "volunteer" / "README.md").read_text()
+    assert "http://127.0.0.1:9910/" in readme
     for name, service in compose["services"].items():
-        assert "ports" not in service and "network_mode" not in service, f"{name} must not publish anything"
+        assert "network_mode" not in service and "expose" not in service, name
         assert service["read_only"] is True and service["cap_drop"] == ["ALL"], name
         assert "no-new-privileges:true" in service["security_opt"], name
         assert service["user"].split(":")[0] not in ("0", "root"), name
