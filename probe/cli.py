@@ -153,8 +153,13 @@ def _once(args: argparse.Namespace) -> int:
     if unknown:
         print(f"msgreach: unknown service(s) {', '.join(unknown)}; configured: {', '.join(sorted(known))}", file=sys.stderr)
         return EXIT_USAGE
+    progress = report.Progress(sys.stderr, _targets_in_round(config, args.services)) if sys.stderr.isatty() else None
     started_at, started = time.time(), time.monotonic()
-    results = asyncio.run(run_all(config, args.services))
+    try:
+        results = asyncio.run(run_all(config, args.services, progress))
+    finally:
+        if progress is not None:
+            progress.close()
     duration = time.monotonic() - started
     if config.evidence.path is not None:
         from probe.evidence import Archive
@@ -167,4 +172,10 @@ def _once(args: argparse.Namespace) -> int:
         report.write_json(results, started_at, duration, sys.stdout)
     else:
         print(report.as_table(results))
-    return EXIT_OK
+    return report.exit_status(results)
+
+
+def _targets_in_round(config: Config, services: list[str] | None) -> int:
+    """Targets a `once` round measures when every vantage is online: its controls and services."""
+    chosen = sum(len(s.targets) for s in config.services if services is None or s.name in services)
+    return len(config.vantages) * (len(config.controls) + chosen)
