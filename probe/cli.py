@@ -62,10 +62,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def _listen_address(value: str) -> str:
     """`--listen` is checked like `listen.address` in a config, before anything starts."""
+    from probe.config.local import listen_problem
+
     try:
         endpoint(value, default_port=9910)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    problem = listen_problem(value)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
     return value
 
 

@@ -1,7 +1,8 @@
 """Loading: the main file, the catalogs it names (services, controls, fingerprints), patches and
 relative paths, into one validated `Config`, or a `ConfigError` naming every problem with file,
 line and key. Every YAML file, the main one and each catalog, takes the same bounded path
-(`probe.config.files`, `probe.config.safe_yaml`), and nothing touches the network.
+(`probe.config.files`, `probe.config.safe_yaml`), and nothing touches the network: the addresses
+the config binds are checked against this machine's own (`probe.config.local`), DNS is not asked.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 
 from probe.config.errors import ConfigError, Problem
 from probe.config.files import MAX_YAML_BYTES, read_text
+from probe.config.local import listen_problem, source_problem
 from probe.config.models import Config, Fingerprints, RawConfig, Service, ServiceRef, Target
 from probe.config.safe_yaml import compose, parse, parse_data
 
@@ -257,6 +259,7 @@ def _resolve(raw: RawConfig, file: str, base: Path, problems: list[Problem], lin
         if loaded is not None:
             fingerprints = fingerprints.merged(loaded)
     fingerprints = fingerprints.merged(raw.extra_fingerprints)
+    _check_local_addresses(raw, file, lines, problems)
 
     if problems:
         return None
@@ -273,6 +276,17 @@ def _resolve(raw: RawConfig, file: str, base: Path, problems: list[Problem], lin
         helpers=raw.helpers,
         state_dir=raw.state_dir,
     )
+
+
+def _check_local_addresses(raw: RawConfig, file: str, lines: Lines, problems: list[Problem]) -> None:
+    """What `run` would fail to bind: the listener's address, each vantage's source address."""
+    problem = listen_problem(raw.listen.address)
+    if problem is not None:
+        problems.append(Problem(file, lines.of(("listen", "address")), "listen.address", problem))
+    for index, vantage in enumerate(raw.vantages):
+        if vantage.source_address is not None and (problem := source_problem(vantage.source_address)) is not None:
+            loc = ("vantages", index, "source_address")
+            problems.append(Problem(file, lines.of(loc), ".".join(map(str, loc)), problem))
 
 
 # Checks that measure through a helper abroad (docs/helper.md).
