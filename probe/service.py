@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from probe import config as config_module
+from probe.access import Access
 from probe.config import Config, ConfigError
 from probe.history import History, store_path
 from probe.metrics import Exposition, State
@@ -253,9 +254,10 @@ def _archive(config: Config):
     return Archive(config.evidence, config.vantages)  # names, country, ASN, source address (scrubbed)
 
 
-async def serve(config: Config, *, listen: str | None = None, config_path: str | None = None) -> int:
+async def serve(config: Config, *, listen: str | None = None, config_path: str | None = None, access: Access | None = None) -> int:
+    """`access`: the listener's protection from a web config (default: the config's `listen`)."""
     monitor = Monitor(config, config_path)
-    server = Server(monitor.state, config.listen, history=monitor.history)
+    server = Server(monitor.state, config.listen, history=monitor.history, access=access)
     await server.start(listen)
     monitor.exposition = server.exposition
     stop = asyncio.Event()

@@ -27,7 +27,7 @@ _PACKAGED = _PACKAGE / "_configs"  # inside a wheel (see pyproject force-include
 _SOURCE = _PACKAGE.parent / "configs"  # in a source checkout
 
 # Keys whose values are file paths, relative to the file that names them.
-_PATH_KEYS = ("ca_bundle", "cert_file", "key_file", "password_file", "secret_file", "credentials_file", "path", "state_dir")
+_PATH_KEYS = ("ca_bundle", "cert_file", "key_file", "client_ca_file", "password_file", "secret_file", "credentials_file", "path", "state_dir")
 
 
 def configs_dir() -> Path:
@@ -135,7 +135,8 @@ def _validation_problems(exc: ValidationError, file: str, lines: Lines, prefix: 
     return problems
 
 
-def _load_model(model: type[BaseModel], path: Path, problems: list[Problem]) -> Any:
+def load_model(model: type[BaseModel], path: Path, problems: list[Problem]) -> Any:
+    """One file validated by `model` (None, with its problems added, if invalid)."""
     return _load_model_and_lines(model, path, problems)[0]
 
 
@@ -192,7 +193,7 @@ def _service_from_ref(ref: ServiceRef, index: int, file: str, base: Path, proble
             line = lines.of(("services", index, "catalog"))
             problems.append(Problem(file, line, f"{key}.catalog", f"no catalog {ref.catalog!r} ({path})"))
             return None
-        service = _load_model(Service, path, problems)
+        service = load_model(Service, path, problems)
         if service is None:
             return None
         data = service.model_dump(mode="python")
@@ -245,7 +246,7 @@ def _resolve(raw: RawConfig, file: str, base: Path, problems: list[Problem], lin
 
     controls = raw.controls
     if controls is None:
-        catalog = _load_model(Service, configs_dir() / "services" / "controls.yaml", problems)
+        catalog = load_model(Service, configs_dir() / "services" / "controls.yaml", problems)
         controls = catalog.targets if catalog else []
 
     fingerprints = Fingerprints()
@@ -255,7 +256,7 @@ def _resolve(raw: RawConfig, file: str, base: Path, problems: list[Problem], lin
             line = lines.of(("fingerprints", index))
             problems.append(Problem(file, line, f"fingerprints.{index}", f"no fingerprints catalog {ref!r} ({path})"))
             continue
-        loaded = _load_model(Fingerprints, path, problems)
+        loaded = load_model(Fingerprints, path, problems)
         if loaded is not None:
             fingerprints = fingerprints.merged(loaded)
     fingerprints = fingerprints.merged(raw.extra_fingerprints)
