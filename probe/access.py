@@ -65,12 +65,25 @@ _NOBODY_PLAIN = b"\0" * 32
 class Access:
     def __init__(self, users: dict[bytes, _Secret], tls: ssl.SSLContext | None = None, headers: dict[str, str] | None = None):
         self.tls = tls
-        self.headers = dict(headers or {})
+        self._one_at_a_time = asyncio.Semaphore(1)
+        self._set(users, headers or {})
+
+    def _set(self, users: dict[bytes, _Secret], headers: dict[str, str]) -> None:
+        self.headers = dict(headers)
         self._users = users
         self._slow = any(isinstance(secret, _Bcrypt) for secret in users.values())
         self._nobody: _Secret = _Bcrypt(_NOBODY_BCRYPT) if self._slow else _Plain(_NOBODY_PLAIN)
-        self._passed: OrderedDict[bytes, None] = OrderedDict()
-        self._one_at_a_time = asyncio.Semaphore(1)
+        self._passed: OrderedDict[bytes, None] = OrderedDict()  # a password that passed before may not pass now
+
+    def update(self, web: WebConfig) -> None:
+        """A reloaded web config (SIGHUP): its users and headers from the next request on, its
+        certificate and TLS settings from the next handshake on. TLS cannot be turned on or off
+        on a listening socket: that needs a restart (ValueError, the running settings kept)."""
+        if (web.tls_server_config is None) != (self.tls is None):
+            raise ValueError("tls_server_config was added or removed: turning TLS on or off needs a restart")
+        if web.tls_server_config is not None and self.tls is not None:
+            web.tls_server_config.configure(self.tls)
+        self._set(_web_users(web), web.http_server_config.headers)
 
     @classmethod
     def of_listen(cls, listen: Listen) -> Access:
@@ -89,9 +102,8 @@ class Access:
 
     @classmethod
     def of_web_config(cls, web: WebConfig) -> Access:
-        users: dict[bytes, _Secret] = {name.encode(): _Bcrypt(hashed.encode()) for name, hashed in web.basic_auth_users.items()}
         tls = web.tls_server_config.context() if web.tls_server_config is not None else None
-        return cls(users, tls, web.http_server_config.headers)
+        return cls(_web_users(web), tls, web.http_server_config.headers)
 
     @property
     def protected(self) -> bool:
@@ -119,6 +131,10 @@ class Access:
                 self._passed.popitem(last=False)
             return True
         return False
+
+
+def _web_users(web: WebConfig) -> dict[bytes, _Secret]:
+    return {name.encode(): _Bcrypt(hashed.encode()) for name, hashed in web.basic_auth_users.items()}
 
 
 def _basic_credentials(authorization: str) -> tuple[bytes, bytes] | None:

@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.web_config is not None:
             access = Access.of_web_config(_load_web_config(args.web_config, config))
         try:
-            return asyncio.run(serve(config, listen=args.listen, config_path=args.config, access=access))
+            return asyncio.run(serve(config, listen=args.listen, config_path=args.config, access=access, web_config_path=args.web_config))
         except KeyboardInterrupt:
             return EXIT_OK
         except OSError as exc:  # e.g. the listen address is taken

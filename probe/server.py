@@ -74,6 +74,20 @@ class Server:
         log.info("serving on %s:%s", bound[0], bound[1])
         return bound[0], bound[1]
 
+    async def reload_web_config(self, path: str) -> None:
+        """SIGHUP with `--web.config.file`: the file read again, in a worker thread; a bad one is
+        refused whole and the running settings kept (as for the config)."""
+        from probe.config import ConfigError
+        from probe.config.webconfig import load_web_config
+
+        try:
+            web = await asyncio.to_thread(load_web_config, path)
+            self.access.update(web)
+        except (ConfigError, ValueError) as exc:
+            log.error("web config reload refused, keeping the running one:\n%s", exc)
+            return
+        log.info("web config reloaded from %s", path)
+
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()

@@ -55,7 +55,7 @@ async def _session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, o
                 await reply("250 ok")
             else:
                 await reply("502 not implemented")
-    except (asyncio.TimeoutError, ConnectionError, ValueError):
+    except (TimeoutError, ConnectionError, ValueError):
         pass
     finally:
         writer.close()

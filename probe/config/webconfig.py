@@ -17,7 +17,15 @@ import ssl
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 
 from probe.config.errors import ConfigError, Problem
 from probe.config.files import check_ca_bundle, check_cert_chain
@@ -135,13 +143,17 @@ class WebTLS(_WebModel):
 
     def context(self) -> ssl.SSLContext:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.configure(context)
+        return context
+
+    def configure(self, context: ssl.SSLContext) -> None:
+        """Set `context` (new or serving: a reload changes what the next handshakes use)."""
         context.minimum_version = TLS_VERSIONS[self.min_version]
         context.maximum_version = TLS_VERSIONS[self.max_version]
         context.load_cert_chain(str(self.cert_file), str(self.key_file))
         context.verify_mode = CLIENT_AUTH[self.client_auth_type]
         if self.client_ca_file is not None:
             context.load_verify_locations(cafile=str(self.client_ca_file))
-        return context
 
 
 class WebHTTP(_WebModel):

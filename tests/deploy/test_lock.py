@@ -10,12 +10,11 @@ import re
 import tomllib
 from importlib import metadata
 
+from mrfkit import REPO
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
-
-from mrfkit import REPO
 
 LOCK = REPO / "deploy" / "requirements.lock"
 BUILD_LOCK = REPO / "deploy" / "build-requirements.lock"
@@ -109,7 +108,7 @@ def test_what_the_pins_need_is_pinned() -> None:
 
 def test_the_dockerfile_installs_from_the_lock_on_a_pinned_base() -> None:
     dockerfile = (REPO / "Dockerfile").read_text()
-    assert re.search(r"^ARG BASE_IMAGE=\S+@sha256:[0-9a-f]{64}$", dockerfile, re.M), "the base image is pinned by digest"
+    assert re.search(r"^ARG BASE_IMAGE=\S+@sha256:[0-9a-f]{64}$", dockerfile, re.MULTILINE), "the base image is pinned by digest"
     assert "pip install --no-compile --require-hashes --no-deps -r deploy/requirements.lock" in dockerfile
     assert "pip install --require-hashes --no-deps -r deploy/build-requirements.lock" in dockerfile
     assert "--no-build-isolation" in dockerfile  # msgreach's wheel built with the locked hatchling, nothing fetched
