@@ -352,6 +352,16 @@ def ts(title: str, description: str, unit: str = "short", w: int = 12, h: int = 
     return timeseries.Panel().title(title).description(description).unit(unit).span(w).height(h).legend(legend_bottom())
 
 
+def check_states(title: str, description: str, h: int) -> statetimeline.Panel:
+    """A full-width state timeline of checks passed (green) and failed (red), one row a series."""
+    return (
+        statetimeline.Panel().title(title).description(description).span(24).height(h)
+        .mappings(CHECK_STATES)
+        .show_value(common.VisibilityMode.NEVER).merge_values(True).row_height(0.8)
+        .color_scheme(db.FieldColor().mode(dm.FieldColorModeId.THRESHOLDS))
+    )
+
+
 def thresholds(*steps: tuple[float | None, str]) -> db.ThresholdsConfig:
     return db.ThresholdsConfig().mode(dm.ThresholdsMode.ABSOLUTE).steps([dm.Threshold(value=v, color=c) for v, c in steps])
 
@@ -576,13 +586,8 @@ def service() -> dict:
     )
     t = "Check success by target and check"
     b.panel(
-        statetimeline.Panel().title(t)
-        .description("Each check of each target, round after round (msgreach_check_success): green passed, red failed; the failure string is in 'Failure reasons' below.")
-        .span(24).height(12)
+        check_states(t, "Each check of each target, round after round (msgreach_check_success): green passed, red failed; the failure string is in 'Failure reasons' below.", 12)
         .with_target(b.target(t, "A", f"max by (vantage, target, check) (msgreach_check_success{{{VS}}})", "{{vantage}} {{target}} {{check}}", needs=("rounds", "online")))
-        .mappings(CHECK_STATES)
-        .show_value(common.VisibilityMode.NEVER).merge_values(True).row_height(0.8)
-        .color_scheme(db.FieldColor().mode(dm.FieldColorModeId.THRESHOLDS))
     )
 
     t = "Reachable share of targets"
@@ -722,13 +727,8 @@ def vantage() -> dict:
     b.row("Controls and resolvers")
     t = "Control checks"
     b.panel(
-        statetimeline.Panel().title(t)
-        .description('msgreach_check_success{service="controls"}: the sites that must work for any verdict to mean something; green passed, red failed.')
-        .span(24).height(10)
+        check_states(t, 'msgreach_check_success{service="controls"}: the sites that must work for any verdict to mean something; green passed, red failed.', 10)
         .with_target(b.target(t, "A", f'max by (vantage, target, check) (msgreach_check_success{{{V},service="controls"}})', "{{vantage}} {{target}} {{check}}"))
-        .mappings(CHECK_STATES)
-        .show_value(common.VisibilityMode.NEVER).merge_values(True).row_height(0.8)
-        .color_scheme(db.FieldColor().mode(dm.FieldColorModeId.THRESHOLDS))
     )
     t = "Resolver lookup time"
     b.panel(
