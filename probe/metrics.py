@@ -15,6 +15,7 @@ from itertools import islice
 from typing import Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
@@ -258,16 +259,17 @@ class _One:
         return [self._family]
 
 
-def render(families: Iterable[Collector]) -> bytes:
+def render(families: Iterable[Collector], *, openmetrics: bool = False) -> bytes:
     """The text exposition of `families`, written one family at a time: the lines of only one
-    family exist at once, not those of all 21,000 series of a 1,000-target vantage."""
-    return b"".join(_rendered(families))
+    family exist at once, not those of all 21,000 series of a 1,000-target vantage. OpenMetrics
+    ends with its `# EOF` line."""
+    return b"".join(_rendered(families, openmetrics=openmetrics)) + (_EOF if openmetrics else b"")
 
 
-def _rendered(families: Iterable[Collector]) -> Iterator[bytes]:
+def _rendered(families: Iterable[Collector], *, openmetrics: bool = False) -> Iterator[bytes]:
     for collector in families:
         for family in collector.collect():
-            yield from _in_batches(family)
+            yield from (_in_openmetrics_batches(family) if openmetrics else _in_batches(family))
 
 
 _BATCH = 1000  # samples written at a time: the target-verdict family alone is 15,000 at 1,000 targets
@@ -289,6 +291,28 @@ def _in_batches(family: Metric) -> Iterator[bytes]:
             return
 
 
+_EOF = b"# EOF\n"
+
+
+def _in_openmetrics_batches(family: Metric) -> Iterator[bytes]:
+    """`_in_batches` in OpenMetrics: the family's metadata lines (`# HELP`, `# TYPE`, `# UNIT`)
+    once, each batch's samples, no `# EOF` (the whole exposition ends with one)."""
+    samples = iter(family.samples)
+    first = True
+    while True:
+        batch = list(islice(samples, _BATCH))
+        part = Metric(family.name, family.documentation, family.type, family.unit)
+        part.samples = batch
+        text = generate_openmetrics(_One(part)).removesuffix(_EOF)  # type: ignore[arg-type]
+        if not first:
+            lines = text.split(b"\n")
+            text = b"\n".join(line for line in lines if not line.startswith(b"# "))
+        yield text
+        first = False
+        if len(batch) < _BATCH:
+            return
+
+
 class Exposition:
     """/metrics rendered once per change of the state (after a round, a reload), not once per
     scrape: at 1,000 targets a render is ~20,000 series, and Prometheus scrapes several times a
@@ -301,29 +325,39 @@ class Exposition:
         self._collectors = collectors(state, history)
         self._process = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self._process)  # memory and CPU of the probe itself: volunteers ask
-        self._version = -1
-        self._compressed = b""  # the gzip stream of msgreach's families, flushed, not finished
-        self._compressor: Any = None  # its compressor, copied by each gzip scrape to end the stream (set by refresh)
+        # Per format (False: Prometheus text, True: OpenMetrics), the state's version it was made
+        # from, the gzip stream of msgreach's families (flushed, not finished) and its compressor,
+        # copied by each gzip scrape to end the stream. After a round, `refresh` makes the format
+        # the last scrape asked for (Prometheus asks for OpenMetrics); the other, when asked.
+        self._cached: dict[bool, tuple[int, bytes, Any]] = {}
+        self._asked_openmetrics = False
 
-    def refresh(self) -> None:
-        """Render the state if it changed since the last render."""
-        if self._state.version != self._version:
-            self._version = self._state.version
-            self._compressed = b""  # the old bytes go before the new ones are made (no await in here)
+    def refresh(self, *, openmetrics: bool | None = None) -> None:
+        """Render the state if it changed since the last render in this format (by default the
+        format of the last scrape). A stale render of either format is let go first."""
+        if openmetrics is None:
+            openmetrics = self._asked_openmetrics
+        for fmt, (version, _, _) in list(self._cached.items()):
+            if version != self._state.version:
+                del self._cached[fmt]  # the old bytes go before the new ones are made (no await in here)
+        if openmetrics not in self._cached:
             compressor = zlib.compressobj(6, zlib.DEFLATED, _GZIP)
-            chunks = [compressor.compress(text) for text in _rendered(self._collectors)]
+            chunks = [compressor.compress(text) for text in _rendered(self._collectors, openmetrics=openmetrics)]
             chunks.append(compressor.flush(zlib.Z_SYNC_FLUSH))  # all of it in the bytes; the stream stays open
-            self._compressed, self._compressor = b"".join(chunks), compressor
+            self._cached[openmetrics] = (self._state.version, b"".join(chunks), compressor)
 
-    def render(self, *, gzip: bool = False) -> tuple[bytes, bytes]:
+    def render(self, *, gzip: bool = False, openmetrics: bool = False) -> tuple[bytes, bytes]:
         """The response body in two pieces, written one after the other: msgreach's families, then
-        the process' own lines. `gzip`: one gzip stream (the second piece ends it)."""
-        self.refresh()
-        process = generate_latest(self._process)
+        the process' own lines (and OpenMetrics' `# EOF`). `gzip`: one gzip stream (the second
+        piece ends it)."""
+        self._asked_openmetrics = openmetrics
+        self.refresh(openmetrics=openmetrics)
+        _, compressed, compressor = self._cached[openmetrics]
+        process = render([self._process], openmetrics=True) if openmetrics else generate_latest(self._process)
         if gzip:
-            ending = self._compressor.copy()  # the cached stream continued, never touched itself
-            return self._compressed, ending.compress(process) + ending.flush()
-        return zlib.decompressobj(_GZIP).decompress(self._compressed), process
+            ending = compressor.copy()  # the cached stream continued, never touched itself
+            return compressed, ending.compress(process) + ending.flush()
+        return zlib.decompressobj(_GZIP).decompress(compressed), process
 
 
 _GZIP = 16 + zlib.MAX_WBITS  # zlib's wbits for a gzip header and trailer

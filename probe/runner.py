@@ -14,7 +14,7 @@ import ipaddress
 import logging
 import resource
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from probe import judge
@@ -36,6 +36,7 @@ from probe.net import Route
 
 log = logging.getLogger(__name__)
 CONTROLS = "controls"
+OnTarget = Callable[[TargetResult], None]
 
 
 async def run_round(
@@ -44,14 +45,16 @@ async def run_round(
     *,
     services: list[str] | None = None,
     control_vantage: VantageResult | None = None,
+    progress: OnTarget | None = None,
 ) -> VantageResult:
-    """Measure everything from one vantage. Never raises on network trouble; ends by the deadline."""
+    """Measure everything from one vantage. Never raises on network trouble; ends by the deadline.
+    `progress` is told of each target as its verdict stands (`once` shows a progress line)."""
     started_at, started = time.time(), time.monotonic()
     route = Route.of(vantage)
     limit = asyncio.Semaphore(concurrency_for(config.schedule.concurrency))
     deadline = started + config.schedule.deadline
 
-    controls = await _gather_targets(config, vantage, route, None, config.controls, RoundFacts(), limit, deadline)
+    controls = await _gather_targets(config, vantage, route, None, config.controls, RoundFacts(), limit, deadline, progress)
     verdict, reason = judge.vantage_verdict([(t.control_class, r) for t, r in zip(config.controls, controls)])
     facts = RoundFacts(
         controls={c.target: c for c in controls},
@@ -67,7 +70,7 @@ async def run_round(
         # Helpers abroad (issue #11, probe/helper/client.py): the helper checks use them during the
         # round, and control helpers measure the same targets; a block they see too becomes `down`.
         per_service = await with_helpers(config, vantage, chosen, lambda: asyncio.gather(
-            *(_gather_targets(config, vantage, route, s, s.targets, facts, limit, deadline) for s in chosen)
+            *(_gather_targets(config, vantage, route, s, s.targets, facts, limit, deadline, progress) for s in chosen)
         ))
         for service, targets in zip(chosen, per_service):
             if control_vantage is not None:
@@ -157,6 +160,7 @@ async def _gather_targets(
     facts: RoundFacts,
     limit: asyncio.Semaphore,
     deadline: float,
+    progress: OnTarget | None = None,
 ) -> list[TargetResult]:
     # A few workers take the targets in turn, rather than a task per target waiting on `limit`:
     # 3,000 targets made 3,000 tasks (and anyio's per-task state under httpx) at once.
@@ -166,7 +170,9 @@ async def _gather_targets(
     async def worker() -> None:
         for index, target in queue:
             async with limit:
-                results[index] = await _measure_target(config, vantage, route, service, target, facts, deadline)
+                results[index] = result = await _measure_target(config, vantage, route, service, target, facts, deadline)
+            if progress is not None:
+                progress(result)
 
     await asyncio.gather(*(worker() for _ in range(min(len(targets), concurrency_for(config.schedule.concurrency)))))
     measured = [r for r in results if r is not None]
@@ -249,12 +255,14 @@ def _reached_ipv6(controls: list[TargetResult]) -> bool:
     )
 
 
-async def run_all(config: Config, services: list[str] | None = None) -> list[VantageResult]:
+async def run_all(config: Config, services: list[str] | None = None, progress: OnTarget | None = None) -> list[VantageResult]:
     """`once`: control vantages first (their results tell outages from blocks), then the rest."""
     controls = [v for v in config.vantages if v.control]
     others = [v for v in config.vantages if not v.control]
-    control_results = list(await asyncio.gather(*(run_round(config, v, services=services) for v in controls)))
+    control_results = list(await asyncio.gather(*(run_round(config, v, services=services, progress=progress) for v in controls)))
     reference = judge.control_reference(control_results, controls)
-    other_results = await asyncio.gather(*(run_round(config, v, services=services, control_vantage=reference) for v in others))
+    other_results = await asyncio.gather(
+        *(run_round(config, v, services=services, control_vantage=reference, progress=progress) for v in others)
+    )
     by_name = {r.vantage: r for r in [*control_results, *other_results]}
     return [by_name[v.name] for v in config.vantages]

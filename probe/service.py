@@ -15,12 +15,14 @@ import signal
 import sqlite3
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from probe import config as config_module
+from probe.access import Access
 from probe.config import Config, ConfigError
 from probe.history import History, store_path
 from probe.metrics import Exposition, State
@@ -40,6 +42,7 @@ class Monitor:
         self.history = _history(config)
         self.exposition: Exposition | None = None  # the listener's /metrics, rendered after each round
         self._reload_task: asyncio.Task[None] | None = None
+        self.also_on_reload: list[Callable[[], Awaitable[None]]] = []  # e.g. the listener's web config
         self._reload_again = False
         self._rounds: set[asyncio.Task] = set()
         self._stopping = False
@@ -176,6 +179,8 @@ class Monitor:
         while self._reload_again:
             self._reload_again = False
             await self.reload()
+            for reload in self.also_on_reload:
+                await reload()
 
     async def reload(self) -> None:
         try:
@@ -253,9 +258,15 @@ def _archive(config: Config):
     return Archive(config.evidence, config.vantages)  # names, country, ASN, source address (scrubbed)
 
 
-async def serve(config: Config, *, listen: str | None = None, config_path: str | None = None) -> int:
+async def serve(
+    config: Config, *, listen: str | None = None, config_path: str | None = None, access: Access | None = None, web_config_path: str | None = None
+) -> int:
+    """`access`: the listener's protection from a web config (`web_config_path`, read again on
+    SIGHUP; default: the config's `listen`)."""
     monitor = Monitor(config, config_path)
-    server = Server(monitor.state, config.listen, history=monitor.history)
+    server = Server(monitor.state, config.listen, history=monitor.history, access=access)
+    if web_config_path is not None:
+        monitor.also_on_reload.append(lambda: server.reload_web_config(web_config_path))
     await server.start(listen)
     monitor.exposition = server.exposition
     stop = asyncio.Event()

@@ -115,6 +115,17 @@ def test_an_alias_bomb_in_a_real_process_with_a_memory_cap(tmp_path):
     assert "more than" in run.stderr and "Traceback" not in run.stderr
 
 
+def test_a_long_plain_config_names_the_budget_it_passed(tmp_path):
+    """10,000 targets without an alias are no bomb: the refusal says which budget was passed
+    and how to stay within it, and does not speak of aliases (an alias bomb's does)."""
+    rows = "".join(f"      - {{name: t{i}, host: h{i}.test, ports: [443], checks: [tcp]}}\n" for i in range(10_000))
+    text = BASE.split("services:")[0] + "services:\n  - name: big\n    targets:\n" + rows
+    row = _refused(_write(tmp_path, text), "services.0.targets", f"more than {safe_yaml.MAX_VALUES} values in one file")
+    assert "alias" not in row and "catalog files" in row, row
+    code, _, err = _check(_write(tmp_path, ALIAS_BOMB, "bomb.yaml"))
+    assert code == 2 and "copied by aliases" in err, err
+
+
 def test_a_catalog_takes_the_same_bounded_path(tmp_path):
     bomb = ALIAS_BOMB.replace("vantages: [{name: *j}]\n", "name: bomb\ntargets: [{name: t, host: *j}]\n")
     _write(tmp_path, bomb, "bomb.yaml")
@@ -249,6 +260,12 @@ def test_durations_and_counts_are_capped_and_typed(tmp_path, extra, key, words):
         ("listen: {address: '127.0.0.1:99999'}", "listen.address", "bad port"),
         ("listen: {address: 'no such host:80'}", "listen.address", "neither"),
         ("listen: {address: ':80'}", "listen.address", "neither"),
+        # What `run` could not bind (issue #21): no DNS is asked, nothing is sent.
+        ("listen: {address: notanaddress}", "listen.address", "listen on an IP address"),
+        ("listen: {address: '300.1.1.1:80'}", "listen.address", "not an IP address"),
+        ("listen: {address: '192.0.2.55:9910'}", "listen.address", "not an address of this machine"),
+        ("vantages: [{name: home, source_address: '192.0.2.77'}]", "vantages.0.source_address", "not an address of this machine"),
+        ("vantages: [{name: home, source_address: '2001:db8::77'}]", "vantages.0.source_address", "not an address of this machine"),
         ("decoy_sni: ''", "decoy_sni", "host name"),
         ("controls: []", "controls", "at least one control"),
     ],
@@ -257,7 +274,7 @@ def test_names_and_addresses(tmp_path, extra, key, words):
     _refused(_write(tmp_path, _with(extra)), key, words)
 
 
-@pytest.mark.parametrize("listen", ["a b:80", "127.0.0.1:99999", ":80", "127.0.0.1:http"])
+@pytest.mark.parametrize("listen", ["a b:80", "127.0.0.1:99999", ":80", "127.0.0.1:http", "notanaddress", "300.1.1.1:80", "192.0.2.55:9910"])
 def test_the_listen_option_is_checked_like_the_config(tmp_path, listen):
     path = _write(tmp_path, BASE)
     err = io.StringIO()

@@ -200,8 +200,20 @@ def alert(name: str, expr: str, doc: str, *, for_: str | None, labels: dict, ann
     if for_:
         body["for"] = for_
     body["labels"] = labels
-    body["annotations"] = annotations
+    body["annotations"] = {**annotations, "runbook_url": runbook_url(name)}
     return Rule(doc, body)
+
+
+# Links in notifications (Telegram, e-mail, a pager) must be absolute: they are built on the
+# external URL the operator gives Prometheus (`--web.external-url`, `$externalURL` in templates),
+# where the centre's gateway serves Grafana at `/` and the repository's docs at `/docs/`
+# (deploy/central). Elsewhere, serve or redirect those two paths at that URL (docs/operators.md).
+EXTERNAL_URL = "{{ $externalURL }}"
+
+
+def runbook_url(alertname: str) -> str:
+    """The alert's section of docs/operators.md ("### <alertname>", whose anchor is its name in lower case)."""
+    return f"{EXTERNAL_URL}/docs/operators.md#{alertname.lower()}"
 
 
 def recording_rules(p: Profile) -> list[Rule]:
@@ -443,7 +455,7 @@ WIDE_RUNBOOK = (
 
 
 def dashboard_link(name: str, params: str) -> str:
-    return f"/d/msgreach-{name}?{params}"
+    return f"{EXTERNAL_URL}/d/msgreach-{name}?{params}"
 
 
 def alerting_rules(p: Profile) -> list[Rule]:
