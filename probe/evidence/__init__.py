@@ -8,17 +8,21 @@ measurement vocabulary where one exists, so lines can be set beside OONI's publi
 mapping is documented in docs/deploy.md ("Evidence archive").
 
 - `records`: a round's results as archive records (OONI's archival shapes, scrubbed);
-- `archive`: the files (append, rotation, locks, fsync) and reading them back;
+- `schema`: the records' versions, and which of them a reader takes;
+- `archive`: writing the files (append, rotation, locks, fsync; regular files only);
+- `reader`: reading them back, safe against rotation, damage, overlong lines and odd files;
 - `command`: `msgreach evidence`, the verdict changes of a period.
 """
 
-from probe.evidence.archive import Archive, Reading, archive_files, encode, read
+from probe.evidence.archive import Archive, encode
 from probe.evidence.command import BadTimeArgument, changes, parse_time, print_changes, render_table
+from probe.evidence.reader import MAX_LINE_BYTES, Reading, archive_files, read
 from probe.evidence.records import CONTROLS, SCHEMA, record, records
 from probe.redact import SCRUBBED, scrub
 
 __all__ = [
     "CONTROLS",
+    "MAX_LINE_BYTES",
     "SCHEMA",
     "SCRUBBED",
     "Archive",

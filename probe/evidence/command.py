@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from probe.config import Config
-from probe.evidence.archive import Reading, archive_files, read
+from probe.evidence.reader import Reading, archive_files, read
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -148,6 +148,8 @@ def render_table(groups: list[dict[str, Any]], since: datetime | None, until: da
         f"Verdict changes from {_stamp(since) if since else 'the beginning'} to {_stamp(until) if until else 'now'}",
         f"archive {path} ({len(reading.files)} file(s), {len(reading.records)} record(s)"
         + (f", {reading.skipped} unreadable line(s) skipped" if reading.skipped else "")
+        + (f", {sum(reading.refused.values())} record(s) of another schema refused" if reading.refused else "")
+        + (f", {reading.oversized} overlong line(s) skipped" if reading.oversized else "")
         + ")",
         "",
     ]
@@ -202,6 +204,8 @@ def print_changes(args: argparse.Namespace, config: Config | None) -> int:
     except OSError as exc:
         print(f"msgreach: cannot read the evidence archive {path}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    for note in reading.notes():
+        print(f"msgreach: evidence archive: {note}", file=sys.stderr)
     groups = changes(reading.records, since, until, getattr(args, "services", None), getattr(args, "vantages", None))
     if getattr(args, "format", "table") == "json":
         document = {
@@ -209,6 +213,9 @@ def print_changes(args: argparse.Namespace, config: Config | None) -> int:
             "files": [str(f) for f in reading.files],
             "records": len(reading.records),
             "skipped_lines": reading.skipped,
+            "oversized_lines": reading.oversized,
+            "refused_records": reading.refused,
+            "refused_files": reading.refused_files,
             "since": _stamp(since) if since else None,
             "until": _stamp(until) if until else None,
             "groups": groups,
