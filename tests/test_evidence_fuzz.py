@@ -52,7 +52,7 @@ def _args(path: Path, **kwargs: object) -> argparse.Namespace:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(live=st.lists(_lines, max_size=12), rotated=st.lists(_lines, max_size=6), since=st.sampled_from([None, "1h", "2026-03-01", "99999999999d"]), output=st.sampled_from(["table", "json"]))
+@given(live=st.lists(_lines, max_size=12), rotated=st.lists(_lines, max_size=6), since=st.sampled_from([None, "1h", "2026-03-01", "99999999999d"]), output=st.sampled_from(["table", "json", "ooni"]))
 def test_no_archive_content_crashes_the_reader_or_the_command(live: list[bytes], rotated: list[bytes], since: str | None, output: str) -> None:
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "ev.jsonl"

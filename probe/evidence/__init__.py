@@ -17,7 +17,8 @@ mapping is documented in docs/deploy.md ("Evidence archive").
 from probe.evidence.archive import Archive, encode
 from probe.evidence.command import BadTimeArgument, changes, parse_time, print_changes, render_table
 from probe.evidence.reader import MAX_LINE_BYTES, Reading, archive_files, read
-from probe.evidence.records import CONTROLS, SCHEMA, record, records
+from probe.evidence.records import CONTROLS, record, records
+from probe.evidence.schema import SCHEMA
 from probe.redact import SCRUBBED, scrub
 
 __all__ = [

@@ -133,6 +133,19 @@ def changes(records: list[dict[str, Any]], since: datetime | None, until: dateti
     return result
 
 
+def selected(records: list[dict[str, Any]], since: datetime | None, until: datetime | None, services: list[str] | None = None, vantages: list[str] | None = None) -> list[dict[str, Any]]:
+    """The records of the period, services and vantages asked for, in the archive's order."""
+    kept = []
+    for item in records:
+        when = _when(item)
+        if when is None or (since is not None and when < since) or (until is not None and when > until):
+            continue
+        if (services and _text(item.get("service")) not in services) or (vantages and _text(item.get("vantage")) not in vantages):
+            continue
+        kept.append(item)
+    return kept
+
+
 def _service_state(targets: dict[str, dict[str, Any]]) -> str:
     verdicts = {t["verdict"] for t in targets.values()}
     return str(verdicts.pop()) if len(verdicts) == 1 else "mixed"
@@ -206,6 +219,11 @@ def print_changes(args: argparse.Namespace, config: Config | None) -> int:
         return 1
     for note in reading.notes():
         print(f"msgreach: evidence archive: {note}", file=sys.stderr)
+    if getattr(args, "format", "table") == "ooni":
+        from probe.evidence import ooni
+
+        ooni.write(selected(reading.records, since, until, getattr(args, "services", None), getattr(args, "vantages", None)), sys.stdout, reading.records)
+        return 0
     groups = changes(reading.records, since, until, getattr(args, "services", None), getattr(args, "vantages", None))
     if getattr(args, "format", "table") == "json":
         document = {
