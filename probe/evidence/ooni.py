@@ -62,8 +62,10 @@ def write(records: Iterable[dict[str, JSON]], out: TextIO, archive: Iterable[dic
 def measurements(records: Iterable[dict[str, JSON]], archive: Iterable[dict[str, JSON]] = ()) -> Iterator[Measurement]:
     """One OONI measurement per measured target of `records`: a record with checks, not under
     `vantage_offline`. Each target is read against its rounds in `records` and `archive`."""
-    targets = [t for t in map(stored, records) if t is not None and t.checks and t.verdict != Verdict.VANTAGE_OFFLINE]
-    profiles = Profile.of_archive([*targets, *(t for t in map(stored, archive) if t is not None)])
+    read = {id(record): stored(record) for record in archive}  # each record read once, even when in both
+    chosen = [read[id(record)] if id(record) in read else stored(record) for record in records]
+    targets = [t for t in chosen if t is not None and t.checks and t.verdict != Verdict.VANTAGE_OFFLINE]
+    profiles = Profile.of_archive([*targets, *(t for t in read.values() if t is not None)])
     for target in targets:
         yield measurement(target, profiles[target.service, target.target])
 

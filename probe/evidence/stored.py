@@ -252,13 +252,15 @@ def _text(value: JSON) -> str | None:
 
 
 def _number(value: JSON) -> float | None:
+    if type(value) is float:  # the common case, first
+        return value if math.isfinite(value) else None  # json.loads takes NaN and Infinity; JSON has none
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     try:
         number = float(value)
     except OverflowError:  # an integer of 400 digits
         return None
-    return number if math.isfinite(number) else None  # json.loads takes NaN and Infinity; JSON has none
+    return number if math.isfinite(number) else None
 
 
 def _integer(value: JSON) -> int | None:
