@@ -23,7 +23,6 @@ from probe.evidence import MAX_LINE_BYTES, SCHEMA, Archive, encode, read, record
 from probe.evidence.schema import Schemas
 from probe.model import CheckResult, ServiceResult, TargetResult, TCPConnect, TCPEvidence, VantageResult, Verdict
 
-REPO = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc).timestamp()
 
 
@@ -73,7 +72,7 @@ def test_reading_races_rotation_and_always_sees_a_contiguous_run(tmp_path: Path)
             if numbers:
                 with_records += 1
                 assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), f"reading {readings}: not one contiguous run: {numbers}"
-            assert reading.skipped == 0, f"reading {readings}: a line read half-written"
+            assert reading.skipped <= 1, f"reading {readings}: more than the line being written unreadable"
             if done:
                 break
     finally:
