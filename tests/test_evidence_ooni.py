@@ -253,3 +253,17 @@ def _export(path: Path) -> list[str]:
     export = subprocess.run([*msgreach_command(), "evidence", "--path", str(path), "--format", "ooni"], capture_output=True, text=True, timeout=120)
     assert export.returncode == 0, export.stderr
     return export.stdout.splitlines()
+
+
+def test_a_reader_that_stops_early_is_no_error(tmp_path: Path) -> None:
+    """`msgreach evidence --format ooni | head -1`: the export stops quietly, exit 0."""
+    path = tmp_path / "ev.jsonl"
+    archive = Archive(Evidence(path=path))
+    for index in range(20):  # far more than a pipe holds
+        archive.append(_round(index, Verdict.OK))
+    export = subprocess.Popen([*msgreach_command(), "evidence", "--path", str(path), "--format", "ooni"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert export.stdout is not None and export.stderr is not None
+    assert json.loads(export.stdout.readline())["test_name"] == "web_connectivity"  # a control, first
+    export.stdout.close()
+    assert export.wait(120) == 0
+    assert export.stderr.read() == b""

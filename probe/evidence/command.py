@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from datetime import datetime, timedelta, timezone
@@ -220,10 +221,7 @@ def print_changes(args: argparse.Namespace, config: Config | None) -> int:
     for note in reading.notes():
         print(f"msgreach: evidence archive: {note}", file=sys.stderr)
     if getattr(args, "format", "table") == "ooni":
-        from probe.evidence import ooni
-
-        ooni.write(selected(reading.records, since, until, getattr(args, "services", None), getattr(args, "vantages", None)), sys.stdout, reading.records)
-        return 0
+        return _write_ooni(selected(reading.records, since, until, getattr(args, "services", None), getattr(args, "vantages", None)), reading)
     groups = changes(reading.records, since, until, getattr(args, "services", None), getattr(args, "vantages", None))
     if getattr(args, "format", "table") == "json":
         document = {
@@ -241,4 +239,15 @@ def print_changes(args: argparse.Namespace, config: Config | None) -> int:
         print(json.dumps(document, indent=2, ensure_ascii=False))
     else:
         print(render_table(groups, since, until, reading, path))
+    return 0
+
+
+def _write_ooni(records: list[dict[str, Any]], reading: Reading) -> int:
+    from probe.evidence import ooni
+
+    try:
+        ooni.write(records, sys.stdout, reading.records)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `| head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
     return 0
