@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     evidence.add_argument("--until", help="RFC 3339 time")
     evidence.add_argument("--service", action="append", dest="services", metavar="NAME")
     evidence.add_argument("--vantage", action="append", dest="vantages", metavar="NAME")
-    evidence.add_argument("--format", choices=["table", "json"], default="table")
+    evidence.add_argument("--format", choices=["table", "json", "ooni"], default="table", help="ooni: every measured target as an OONI measurement, one JSON per line")
     return parser
 
 

@@ -46,6 +46,35 @@ def read_bytes(path: Path, max_bytes: int) -> bytes:
         os.close(fd)
 
 
+def not_a_regular_file(path: Path) -> str | None:
+    """Why a file msgreach writes to may not be written there: a symbolic link (it would send
+    the writes wherever it points), a FIFO, a device, a socket or a directory. None when the path
+    is a regular file, nothing yet, or cannot be looked at (the write will say why)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    return f"{path} is {file_kind(mode)}: msgreach writes only to a regular file (or creates one)"
+
+
+def file_kind(mode: int) -> str:
+    """What kind of file an `st_mode` describes, for a message."""
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+_KINDS = (
+    (stat.S_ISREG, "a regular file"),
+    (stat.S_ISLNK, "a symbolic link"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a directory"),
+)
+
+
 def read_text(path: Path, max_bytes: int) -> str:
     try:
         return read_bytes(path, max_bytes).decode("utf-8")

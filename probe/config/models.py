@@ -38,7 +38,7 @@ from probe.addresses import (
     is_ip_literal,
     split_host_port,
 )
-from probe.config.files import check_ca_bundle, check_cert_chain, read_secret
+from probe.config.files import check_ca_bundle, check_cert_chain, not_a_regular_file, read_secret
 from probe.params import (
     CHECK_PARAMS,
     CircumventionParams,
@@ -520,6 +520,15 @@ class Evidence(_Model):
     path: Path | None = None  # JSON lines archive; None = off
     max_bytes: int = _count(1024, 2**40, 64 * 1024 * 1024)
     keep_files: int = _count(1, 1000, 4)
+
+    @field_validator("path")
+    @classmethod
+    def _regular_file(cls, value: Path | None) -> Path | None:
+        # A link would send the archive wherever it points; a FIFO or a device is no archive.
+        why = not_a_regular_file(value) if value is not None else None
+        if why:
+            raise ValueError(why)
+        return value
 
 
 class HelperRef(_Model):

@@ -27,10 +27,10 @@ from typing import Any
 from probe import __version__
 from probe.addresses import split_host_port
 from probe.config import Vantage
+from probe.evidence.schema import SCHEMA
 from probe.model import BLOCKS, CheckResult, DNSQuery, HTTPExchange, TargetResult, TCPConnect, TLSHandshake, VantageResult, Verdict, to_json
 from probe.redact import ip_version, normal, scrub
 
-SCHEMA = "msgreach-evidence/1"
 CONTROLS = "controls"
 
 _OBSERVATIONS = (DNSQuery, TCPConnect, TLSHandshake, HTTPExchange)
