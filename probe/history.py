@@ -30,10 +30,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
-from probe.model import SERVICE_VERDICTS, VantageVerdict, Verdict
+from probe.model import SERVICE_VERDICTS, VantageResult, VantageVerdict, Verdict
 
 DAY = 86400.0
 HISTORY_FILE = "msgreach-history.sqlite3"
@@ -131,16 +131,6 @@ class Summary:
         return data
 
 
-class _Round(Protocol):
-    """What `record` reads of a round (probe.model.VantageResult)."""
-
-    vantage: str
-    verdict: Any
-    services: Any
-    started_at: float
-    duration_seconds: float
-
-
 class History:
     def __init__(
         self,
@@ -193,7 +183,7 @@ class History:
 
     # --- writing -----------------------------------------------------------------------------
 
-    def record(self, result: _Round) -> None:
+    def record(self, result: VantageResult) -> None:
         """One round of one vantage (a VantageResult), in one transaction. A store at its size
         bound drops its oldest quarter and takes the round."""
         start = float(result.started_at)

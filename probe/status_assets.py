@@ -96,9 +96,14 @@ SCRIPT = r"""
     root.querySelectorAll('time[data-t]').forEach(function(el){
       var t = Number(el.getAttribute('data-t')); el.textContent = shown(t); el.title = utc(t);
     });
-    root.querySelectorAll('.bar[data-s]').forEach(function(el){
-      var s = Number(el.getAttribute('data-s')), e = Number(el.getAttribute('data-e'));
-      el.title = shown(s) + ' \u2013 ' + shown(e) + ' (' + utc(s) + ' \u2013 ' + utc(e) + '): ' + el.getAttribute('data-l');
+    root.querySelectorAll('.bars[data-s]').forEach(function(strip){
+      var start = Number(strip.getAttribute('data-s')), width = Number(strip.getAttribute('data-w'));
+      Array.prototype.forEach.call(strip.children, function(bar, i){
+        var s = start + i * width, e = s + width, state = (bar.className.match(/v-(\w+)/) || [])[1] || 'none';
+        var share = bar.getAttribute('data-p');
+        var label = state === 'none' ? T.names.none : (share === null ? '' : T.reachable + ' ' + share + '%, ') + (T.names[state] || state);
+        bar.title = shown(s) + ' \u2013 ' + shown(e) + ' (' + utc(s) + ' \u2013 ' + utc(e) + '): ' + label;
+      });
     });
   }
   function stamp(){

@@ -164,16 +164,19 @@ class _Page:
         return self.said(Reason("share", {"share": _percent(share), "period": period}))
 
     def bars(self, summary: Summary | None, small: bool = False) -> str:
+        """A strip: each bar's class says its worst state, `data-p` the share reachable. The
+        strip carries its start and the bars' width: the script makes each bar's title (its
+        period in the reader's zone and in UTC, the share, the state) from them, since 24 to 45
+        bars per strip and per server would otherwise be most of the page."""
+        bars = summary.bars.get(self.view, []) if summary is not None else []
         cells = []
-        for bar in summary.bars.get(self.view, []) if summary is not None else []:
+        for bar in bars:
             key = bar.worst if bar.worst in COLOURS else "none"
-            label = self.names["none"] if bar.worst is None else f"{self.phrases['reachable']} {_percent(bar.ok_share)}, {self.names.get(key, key)}"
-            title = f"{Moment(bar.start).utc()} – {Moment(bar.end).utc()}: {label}"
-            cells.append(
-                f"<span class='bar v-{key}' data-s='{bar.start:.0f}' data-e='{bar.end:.0f}' data-l='{escape(label)}' title='{escape(title)}'></span>"
-            )
+            share = "" if bar.worst is None or bar.ok_share is None else f" data-p='{bar.ok_share * 100:.0f}'"
+            cells.append(f"<i class='bar v-{key}'{share}></i>")
         klass = f"bars b{self.view}" + (" small" if small else "")
-        return f"<div class='{klass}' role='img' aria-label='{self.text('strip_' + self.view)}'>{''.join(cells)}</div>"
+        timing = f" data-s='{bars[0].start:.0f}' data-w='{bars[0].end - bars[0].start:.0f}'" if bars else ""
+        return f"<div class='{klass}'{timing} role='img' aria-label='{self.text('strip_' + self.view)}'>{''.join(cells)}</div>"
 
     def changes(self, summary: Summary | None) -> str:
         items = [] if summary is None else summary.changes
@@ -194,7 +197,7 @@ def render(
     now = time.time() if now is None else now
     titles = {s.name: s.title or s.name for s in state.config.services}
     page = _Page(lang, view if view in VIEW_NAMES else DEFAULT_VIEW, titles)
-    texts = {"lang": lang, "updated": page.phrases["updated"]}
+    texts = {"lang": lang, "updated": page.phrases["updated"], "reachable": page.phrases["reachable"], "names": page.names}
     parts = [
         f"<!doctype html><html lang='{lang}'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
