@@ -76,9 +76,11 @@ def _kind(check: CheckResult) -> str:
         return "connect"
     if check.check == "tls" and failure in _INTERCEPTED:
         return "intercepted"
-    if check.check == "http" and failure != failures.TIMEOUT:
+    if check.check in ("tls", "http") and failure in failures.INTERFERENCE:
+        return "connect"  # cut, reset or silent: nothing answered in the site's place
+    if check.check == "http":
         return "portal"  # an answer that is not the site's: a sign-in page, a filter's page
-    if check.check in ("tls", "http"):
+    if check.check == "tls":
         return "connect"
     return "other"
 

@@ -9,7 +9,7 @@ findings; it decides nothing.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from probe.model import CheckResult, TargetResult, Verdict
@@ -35,7 +35,6 @@ class Explanation:
     why: tuple[Reason, ...]
     steps: tuple[Step, ...] = ()
     note: str = ""  # the judge's reason (English until it carries a template key)
-    extra: tuple[Reason, ...] = field(default=())
 
 
 def explain(target: TargetResult) -> Explanation:
@@ -69,7 +68,7 @@ def _decided(target: TargetResult, check: CheckResult) -> Reason:
     if target.verdict == Verdict.DOWN and fault not in ("server", "monitor"):
         # Downgraded by a control that fails the same way (a control vantage, the helper abroad).
         return Reason("diff.control_sees_it", {}, target.reason)
-    keys = ([f"diff.{finding.differential}.{fault}"] if finding.differential else []) + [f"fault.{fault}"]
+    keys = ([f"diff.{finding.differential}.{fault}"] if finding.differential else []) + [f"{fault}.{target.verdict}", f"fault.{fault}"]
     key = next((k for k in keys if k in REASONS["en"]), "")
     return Reason(key, {}, english)
 
