@@ -20,7 +20,8 @@ from datetime import datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from probe import __version__, config as config_module
+from probe import __version__
+from probe import config as config_module
 from probe.config import Config, ConfigError
 from probe.config.state_dir import ENV_VARIABLE
 from probe.history import History, store_path

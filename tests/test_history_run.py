@@ -167,3 +167,19 @@ def test_a_restart_with_no_state_dir_keeps_since_bars_and_changes(env, tmp_path)
         assert "DNS block" in page  # in the changes of the page, after the restart
     finally:
         second.kill()
+
+
+def test_a_planted_link_is_refused_said_first_and_the_monitor_measures_on(env, tmp_path):
+    env.resolve("hr-ok.good.test")
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / HISTORY_FILE).symlink_to(tmp_path / "elsewhere")
+    config = env.write(tmp_path, {**env.config([{"name": "alpha", "targets": [env.target("web", "hr-ok.good.test")]}], schedule={"interval_seconds": 2}), "state_dir": "state"})
+    run = _Run(config, _free_port())
+    try:
+        first = run.proc.stderr.readline()
+        assert " ERROR " in first and "cannot keep the verdict history" in first and "symbolic link" in first, first
+        assert run.metrics_with_since()  # measuring, with the history in memory
+        assert not (tmp_path / "elsewhere").exists()
+    finally:
+        run.kill()
