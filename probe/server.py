@@ -15,6 +15,7 @@ import ssl
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
@@ -134,9 +135,10 @@ class Server:
             return self._metrics(
                 gzip=accepts_gzip(headers.get("accept-encoding", "")), openmetrics=accepts_openmetrics(headers.get("accept", ""))
             )
+        if path == "/status.json":
+            return self._status_json(query)
         route: dict[str, Callable[[], tuple[str, dict[str, str], Body]]] = {
             "/healthz": self._healthz,
-            "/status.json": self._status_json,
         }
         handler = route.get(path)
         if handler is None:
@@ -165,7 +167,13 @@ class Server:
         healthy, reason = self.health()
         return ("200 OK" if healthy else "503 Service Unavailable"), {"Content-Type": "text/plain"}, (reason + "\n").encode()
 
-    def _status_json(self) -> tuple[str, dict[str, str], bytes]:
+    def _status_json(self, query: str = "") -> tuple[str, dict[str, str], bytes]:
+        headers = {"Content-Type": "application/json", "Cache-Control": "no-store"}
+        if "target" in parse_qs(query):  # one target's evidence: the status page's JSON links
+            found = status_page.target_document(self.state, query)
+            if found is None:
+                return "404 Not Found", {"Content-Type": "text/plain"}, b"no such target\n"
+            return "200 OK", headers, json.dumps(found, ensure_ascii=False).encode()
         results = list(self.state.latest.values())
         started = min((r.started_at for r in results), default=time.time())
         ended = max((r.started_at + r.duration_seconds for r in results), default=started)
@@ -173,13 +181,12 @@ class Server:
         document: dict[str, Any] = report.as_document(results, started, ended - started)
         if self.history is not None:
             document["history"] = status_page.history_document(self.state, self.history)
-        headers = {"Content-Type": "application/json", "Cache-Control": "no-store"}
         return "200 OK", headers, json.dumps(document, ensure_ascii=False).encode()
 
     def _status_page(self, query: str, accept_language: str) -> tuple[str, dict[str, str], bytes]:
         healthy, reason = self.health()
         lang = choose_language(query, accept_language)
-        page = status_page.render(self.state, healthy, reason, history=self.history, lang=lang)
+        page = status_page.render(self.state, healthy, reason, history=self.history, lang=lang, view=status_page.choose_view(query))
         headers = {
             "Content-Type": "text/html; charset=utf-8",
             "Content-Language": lang,

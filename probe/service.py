@@ -21,9 +21,11 @@ from datetime import datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from probe import __version__
 from probe import config as config_module
 from probe.access import Access
 from probe.config import Config, ConfigError
+from probe.config.state_dir import ENV_VARIABLE
 from probe.history import History, store_path
 from probe.metrics import Exposition, State
 from probe.model import BLOCKS, VantageResult, Verdict
@@ -38,8 +40,8 @@ class Monitor:
         self.state = State(config)
         self.config_path = config_path
         self.scheduler = AsyncIOScheduler()
+        self.history, self.state_announcement = _history(config)
         self.archive = _archive(config)
-        self.history = _history(config)
         self.exposition: Exposition | None = None  # the listener's /metrics, rendered after each round
         self._reload_task: asyncio.Task[None] | None = None
         self.also_on_reload: list[Callable[[], Awaitable[None]]] = []  # e.g. the listener's web config
@@ -235,19 +237,21 @@ def summary(result: VantageResult) -> str:
         parts.append(f"{len(failing)} of {len(targets)} target(s) not ok" + (f" ({detail})" if failing else ""))
     parts.append(f"{result.duration_seconds:.1f} s")
     return "; ".join(parts)
-def _history(config: Config) -> History:
-    """The verdict history (a path needs a restart to change; a reload keeps the store)."""
+def _history(config: Config) -> tuple[History, str]:
+    """The verdict history (a path needs a restart to change; a reload keeps the store), and the
+    sentence that announces where it is kept."""
     schedule = config.schedule
     gap = 2 * schedule.interval_seconds + schedule.jitter_seconds + schedule.deadline
     path = store_path(config.state_dir, config.evidence.path)
-    if path is not None:
-        try:
-            history = History(path, max_gap_seconds=gap)
-            log.info("verdict history in %s", path)
-            return history
-        except (OSError, sqlite3.Error) as exc:  # measuring matters more than remembering
-            log.error("verdict history: cannot use %s (%s); keeping it in memory until a restart", path, exc)
-    return History(None, max_gap_seconds=gap)
+    evidence = f"evidence archive {config.evidence.path}" if config.evidence.path is not None else "evidence archive off"
+    if path is None:
+        return History(None, max_gap_seconds=gap), (
+            f"no state directory (no home directory: set {ENV_VARIABLE} or `state_dir`): verdict history in memory only, lost at exit; {evidence}"
+        )
+    try:
+        return History(path, max_gap_seconds=gap), f"state in {path.parent} (verdict history {path.name}, kept 90 days; {evidence})"
+    except (OSError, sqlite3.Error) as exc:  # measuring matters more than remembering
+        return History(None, max_gap_seconds=gap), f"cannot keep the verdict history in {path} ({exc}): in memory until a restart; {evidence}"
 
 
 def _archive(config: Config):
@@ -264,6 +268,10 @@ async def serve(
     """`access`: the listener's protection from a web config (`web_config_path`, read again on
     SIGHUP; default: the config's `listen`)."""
     monitor = Monitor(config, config_path)
+    # The first line a volunteer sees: where what outlives a restart is kept (or why it is not).
+    unkept = monitor.history.path is None and store_path(config.state_dir, config.evidence.path) is not None
+    level = logging.ERROR if unkept else logging.INFO
+    log.log(level, "msgreach %s: %s", __version__, monitor.state_announcement)
     server = Server(monitor.state, config.listen, history=monitor.history, access=access)
     if web_config_path is not None:
         monitor.also_on_reload.append(lambda: server.reload_web_config(web_config_path))

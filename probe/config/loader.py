@@ -17,8 +17,9 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 from probe.config.errors import ConfigError, Problem
 from probe.config.files import MAX_YAML_BYTES, read_text
 from probe.config.local import listen_problem, source_problem
-from probe.config.models import Config, Fingerprints, RawConfig, Service, ServiceRef, Target
+from probe.config.models import Config, Evidence, Fingerprints, RawConfig, Service, ServiceRef, Target
 from probe.config.safe_yaml import compose, parse, parse_data
+from probe.config.state_dir import EVIDENCE_FILE, default_state_dir
 
 # --- where the shipped configs live -------------------------------------------------------------
 
@@ -199,7 +200,7 @@ def _service_from_ref(ref: ServiceRef, index: int, file: str, base: Path, proble
         data = service.model_dump(mode="python")
     else:
         data = {"name": ref.name, "targets": _targets_of(ref)}
-    for field in ("name", "description", "networks", "ca_bundle"):
+    for field in ("name", "title", "description", "networks", "ca_bundle"):
         value = getattr(ref, field)
         if value is not None:
             data[field] = value.model_dump() if isinstance(value, BaseModel) else value
@@ -264,6 +265,7 @@ def _resolve(raw: RawConfig, file: str, base: Path, problems: list[Problem], lin
 
     if problems:
         return None
+    state_dir, evidence = _state(raw)
     return Config(
         vantages=raw.vantages,
         schedule=raw.schedule,
@@ -272,10 +274,10 @@ def _resolve(raw: RawConfig, file: str, base: Path, problems: list[Problem], lin
         controls=controls,
         fingerprints=fingerprints,
         decoy_sni=raw.decoy_sni,
-        evidence=raw.evidence,
+        evidence=evidence,
         source=file,
         helpers=raw.helpers,
-        state_dir=raw.state_dir,
+        state_dir=state_dir,
     )
 
 
@@ -288,6 +290,18 @@ def _check_local_addresses(raw: RawConfig, file: str, lines: Lines, problems: li
         if vantage.source_address is not None and (problem := source_problem(vantage.source_address)) is not None:
             loc = ("vantages", index, "source_address")
             problems.append(Problem(file, lines.of(loc), ".".join(map(str, loc)), problem))
+
+
+def _state(raw: RawConfig) -> tuple[Path | None, Evidence]:
+    """The state directory and the archive's path: kept by default (probe.config.state_dir);
+    `evidence.enabled: false` turns the archive off (its path is then None downstream)."""
+    state_dir = raw.state_dir or default_state_dir(raw.evidence.path)
+    evidence = raw.evidence
+    if not evidence.enabled:
+        evidence = evidence.model_copy(update={"path": None})
+    elif evidence.path is None and state_dir is not None:
+        evidence = evidence.model_copy(update={"path": state_dir / EVIDENCE_FILE})
+    return state_dir, evidence
 
 
 # Checks that measure through a helper abroad (docs/helper.md).
