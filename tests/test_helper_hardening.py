@@ -22,6 +22,7 @@ import io
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -121,7 +122,7 @@ _SERVING = re.compile(r"API and streams on port (\d+), probes on (\d+), bulk on 
 class HelperProcess:
     """`msgreach helper` as an operator runs it, its log in a file (checked for tracebacks)."""
 
-    def __init__(self, directory: Path, **limits: object):
+    def __init__(self, directory: Path, nofile: int | None = None, **limits: object):
         measure = write_measure_config(directory, {"open": 9})
         settings = directory / "helper.yaml"
         settings.write_text(yaml.safe_dump({
@@ -131,7 +132,8 @@ class HelperProcess:
         self.log = directory / "helper.log"
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "probe", "--log-level", "INFO", "helper", "--config", str(settings)],
-                                         cwd=REPO, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+                                         cwd=REPO, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                         preexec_fn=None if nofile is None else lambda: _descriptor_limit(nofile))  # noqa: PLW1509 - no threads
         self.ports: dict[str, int] = {}
         deadline = time.monotonic() + 60
         while not self.ports:
@@ -169,6 +171,10 @@ class HelperProcess:
         text = self.metrics()
         return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
                    if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
+
+
+def _descriptor_limit(limit: int) -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
 
 
 @pytest.fixture
@@ -288,16 +294,15 @@ def test_connections_over_the_per_address_cap_are_reset_at_once_and_others_are_s
     idle = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(8)]  # the cap: 8 per address
     try:
         deadline = time.monotonic() + 30
-        while helper_process.gauge("msgreach_helper_open_connections", channel="http") < 8 and time.monotonic() < deadline:
+        open_now = lambda: helper_process.gauge("msgreach_helper_open_connections", channel="http") - 1  # not the /metrics request itself
+        while open_now() < 8 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert helper_process.gauge("msgreach_helper_open_connections", channel="http") >= 8
-        extra = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(20)]
-        for sock in extra:  # reset (or closed) without a byte read from them or sent to them
-            with pytest.raises(ConnectionResetError):
+        assert open_now() == 8
+        for _ in range(20):  # reset without a byte read from them or sent to them (perhaps before connect() returns)
+            with pytest.raises(ConnectionResetError), socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
                 sock.sendall(b"GET /healthz HTTP/1.1\r\n\r\n")
                 if not sock.recv(1):
                     raise ConnectionResetError
-            sock.close()
         # another address is served meanwhile, a signed request included
         assert _raw(port, b"GET /healthz HTTP/1.1\r\n\r\n", source="127.0.0.2")[0] == 200
         status, _ = _raw(port, _signed(wire.API_STREAM, json.dumps(_STREAM).encode()), source="127.0.0.2")
@@ -306,6 +311,9 @@ def test_connections_over_the_per_address_cap_are_reset_at_once_and_others_are_s
         # the idle ones are closed after the head deadline (408), freeing their address's slots
         for sock in idle:
             assert sock.recv(4096).startswith(b"HTTP/1.1 408")
+        deadline = time.monotonic() + 30
+        while open_now() > 0 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the helper gives a slot back once the connection is closed on its side
         assert _raw(port, b"GET /healthz HTTP/1.1\r\n\r\n")[0] == 200
         assert helper_process.refused().get(("http", "timeout")) == 8
     finally:
@@ -320,6 +328,38 @@ def test_a_tls_handshake_that_never_comes_holds_a_bulk_slot_for_the_head_deadlin
     finally:
         idle.close()
     assert helper_process.refused().get(("bulk", "timeout")) == 1
+
+
+def test_connections_from_many_addresses_never_exhaust_the_descriptors(tmp_path: Path) -> None:
+    """With 128 descriptors in all, the helper takes at most 64 connections: the rest are reset
+    at once (`connections_full`), never an `accept()` failing for want of a descriptor (asyncio
+    then logs a traceback for each, thousands a minute)."""
+    helper = HelperProcess(tmp_path, nofile=128)
+    held: list[socket.socket] = []
+    try:
+        for n in range(6):  # 6 × 40 connections from 6 addresses: under the per-address cap, over the global one
+            for _ in range(40):
+                try:
+                    held.append(socket.create_connection(("127.0.0.1", helper.ports["api"]), timeout=30, source_address=(f"127.0.2.{n + 1}", 0)))
+                except OSError:
+                    pass  # reset before the connect completed here: refused, as it should be
+        for sock in held:  # the held ones go: their slots are free again (/metrics needs one)
+            sock.close()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                refused = helper.refused()
+                break
+            except (ConnectionError, AssertionError):
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert refused.get(("http", "connections_full"), 0) >= 240 - 64, refused
+        assert refused.get(("accept", "out_of_resources"), 0) == 0, refused
+    finally:
+        for sock in held:
+            sock.close()
+        log = helper.stop()
+    assert "Traceback" not in log and "out of system resource" not in log, log[-3000:]
 
 
 # --- stream sessions -----------------------------------------------------------------------------------

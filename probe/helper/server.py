@@ -21,7 +21,6 @@ import logging
 import secrets
 import ssl
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +29,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from probe.config import Config
 from probe.helper import bulk, parsing, wire
 from probe.helper.auth import SIGNATURE_HEADER, Verifier, answer_signature, session_key
-from probe.helper.connections import ConnectionGate, connection_cap, reset
+from probe.helper.connections import (
+    ConnectionGate,
+    GatedListener,
+    Handler,
+    connection_cap,
+)
 from probe.helper.limits import Buckets
 from probe.helper.measure import MAX_NAMES, Measurer
 from probe.helper.metrics import HelperMetrics
@@ -42,7 +46,7 @@ log = logging.getLogger(__name__)
 _HEAD_LIMIT = 8192
 _HEAD_SECONDS = 5.0  # a connection that has not sent its request head (or bulk line) by then is closed
 _READ_TIMEOUT = 10.0  # the whole request, body included
-_BACKLOG = 1024  # accepted connections waiting: a flood's refusals are cheap, so drain them fast
+_BACKLOG = 1024  # connections the kernel queues for accept(): refusals are cheap, so a flood drains fast
 _PROBE_HOLD = 3.0  # seconds a probe connection is read before it is judged
 _PROBE_MAX = 4096  # bytes read from one probe connection
 _MAX_PAYLOAD = 2048  # one probe payload
@@ -55,9 +59,6 @@ _BULK_SECONDS = 60.0  # one bulk transfer, at most
 class _Refused(Exception):
     def __init__(self, status: int, reason: str):
         self.status, self.reason = status, reason
-
-
-_Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, str], Awaitable[None]]
 
 
 @dataclass
@@ -84,7 +85,7 @@ class Helper:
         self._connections = ConnectionGate(limits.connections_per_client, connection_cap(limits.max_connections))
         self._expectations: dict[str, _Expectation] = {}
         self.measurer = Measurer(measure_config, settings.cache_seconds, self.metrics.measurements.inc)
-        self._servers: list[asyncio.AbstractServer] = []
+        self._listeners: list[GatedListener] = []
         self._transports: list[asyncio.BaseTransport] = []
         self.ports: dict[str, int] = {}
 
@@ -92,25 +93,22 @@ class Helper:
 
     async def start(self, listen: str | None = None) -> tuple[str, int]:
         host, port = listen_address(listen or self.settings.listen)
-        api = await self._listen("http", self._http, host, port)
-        port = api.sockets[0].getsockname()[1]
+        port = (await self._listen("http", self._http, host, port)).port
         loop = asyncio.get_running_loop()
         stream, _ = await loop.create_datagram_endpoint(lambda: _Datagrams(self._stream_datagram), local_addr=(host, port))
-        probe_tcp = await self._listen("probe", self._probe_connection, host, self.settings.probe_port)
-        probe_port = probe_tcp.sockets[0].getsockname()[1]
+        probe_port = (await self._listen("probe", self._probe_connection, host, self.settings.probe_port)).port
         probe_udp, _ = await loop.create_datagram_endpoint(lambda: _Datagrams(self._probe_datagram), local_addr=(host, probe_port))
-        bulk_plain = await self._listen("bulk", self._bulk_connection, host, self.settings.bulk_port)
-        bulk_port = bulk_plain.sockets[0].getsockname()[1]
+        bulk_port = (await self._listen("bulk", self._bulk_connection, host, self.settings.bulk_port)).port
         tls = bulk.self_signed_context()
 
         async def bulk_over_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: str) -> None:
             await self._bulk_connection(reader, writer, client, tls)
 
-        # TLS after the gate (not `ssl=` on the server): a handshake that never comes holds a slot
-        # for the head deadline only, and counts against its address like any other connection.
+        # TLS after the gate: a handshake that never comes holds a slot for the head deadline
+        # only, and counts against its address like any other connection.
         bulk_tls = await self._listen("bulk", bulk_over_tls, host, bulk_port + 1 if self.settings.bulk_port else 0)
         self._transports += [stream, probe_udp]
-        self.ports = {"api": port, "stream": port, "probe": probe_port, "bulk": bulk_port, "bulk_tls": bulk_tls.sockets[0].getsockname()[1]}
+        self.ports = {"api": port, "stream": port, "probe": probe_port, "bulk": bulk_port, "bulk_tls": bulk_tls.port}
         log.info("helper serving on %s: API and streams on port %d, probes on %d, bulk on %d (TLS %d); at most %d connections, %d per client",
                  host, port, probe_port, bulk_port, self.ports["bulk_tls"], self._connections.total, self._connections.per_client)
         return host, port
@@ -118,31 +116,16 @@ class Helper:
     async def close(self) -> None:
         for transport in self._transports:
             transport.close()
-        for server in self._servers:
-            server.close()
-            await server.wait_closed()
+        for listener in self._listeners:
+            await listener.close()
 
-    async def _listen(self, channel: str, handler: _Handler, host: str, port: int) -> asyncio.Server:
+    async def _listen(self, channel: str, handler: Handler, host: str, port: int) -> GatedListener:
         """A TCP listener whose connections pass the gate first: over a cap, reset at once and counted."""
-        gate, metrics = self._connections, self.metrics
-
-        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            client = _peer(writer)
-            refusal = gate.admit(client)
-            if refusal is not None:
-                metrics.refuse(channel, refusal)
-                reset(writer)
-                return
-            metrics.connections.labels(channel).inc()
-            try:
-                await handler(reader, writer, client)
-            finally:
-                gate.release(client)
-                metrics.connections.labels(channel).dec()
-
-        server = await asyncio.start_server(accept, host, port, limit=_HEAD_LIMIT, backlog=_BACKLOG)
-        self._servers.append(server)
-        return server
+        gauge = self.metrics.connections.labels(channel)
+        listener = await GatedListener.bind(host, port, _BACKLOG, self._connections, handler, limit=_HEAD_LIMIT,
+                                            refused=lambda reason: self.metrics.refuse(channel, reason), opened=gauge.inc)
+        self._listeners.append(listener)
+        return listener
 
     def _client_label(self, client: str) -> str:
         return client if self.settings.log_clients else "a client"
@@ -420,9 +403,6 @@ _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found"
             429: "Too Many Requests", 500: "Internal Server Error"}
 
 
-def _peer(writer: asyncio.StreamWriter) -> str:
-    peer = writer.get_extra_info("peername")
-    return str(peer[0]) if isinstance(peer, tuple) and peer else "?"
 
 
 def _equal(a: bytes, b: bytes) -> bool:
@@ -443,31 +423,8 @@ async def serve(settings: HelperSettings, secret: bytes, measure_config: Config,
 
     raise_descriptor_limit()  # before the helper sizes its connection cap from it
     helper = Helper(settings, secret, measure_config)
-    asyncio.get_running_loop().set_exception_handler(_AcceptErrors(helper.metrics))
     await helper.start(listen)
     try:
         await asyncio.Event().wait()
     finally:
         await helper.close()
-
-
-class _AcceptErrors:
-    """asyncio reports each `accept()` that fails for want of descriptors or memory, with a
-    traceback, and retries a second later: under a flood that was thousands of tracebacks. Here
-    each is counted and one line is logged a minute; anything else goes to asyncio's handler."""
-
-    _MESSAGE = "socket.accept() out of system resource"
-
-    def __init__(self, metrics: HelperMetrics):
-        self._metrics = metrics
-        self._logged = -60.0
-
-    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        if context.get("message") != self._MESSAGE:
-            loop.default_exception_handler(context)
-            return
-        self._metrics.refuse("accept", "out_of_resources")
-        now = time.monotonic()
-        if now - self._logged >= 60:
-            self._logged = now
-            log.warning("helper: cannot accept connections (%s); retrying", context.get("exception"))
