@@ -403,8 +403,6 @@ _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found"
             429: "Too Many Requests", 500: "Internal Server Error"}
 
 
-
-
 def _equal(a: bytes, b: bytes) -> bool:
     return hmac.compare_digest(a, b)
 
