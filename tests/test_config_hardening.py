@@ -25,7 +25,7 @@ from servers.testca import TestCA
 from probe import cli
 from probe import config as config_module
 from probe.config import safe_yaml
-from probe.config.files import MAX_YAML_BYTES
+from probe.config.files import MAX_YAML_BYTES, MIN_HELPER_SECRET_BYTES
 from probe.params import CHECK_PARAMS, HTTPParams, ThroughputParams
 
 BASE = """\
@@ -388,14 +388,19 @@ def test_control_class(tmp_path):
 
 
 def test_helpers(tmp_path):
-    secret = _write(tmp_path, "a shared secret\n", "helper.secret")
+    secret = _write(tmp_path, "a shared secret, long enough\n", "helper.secret")
     empty = _write(tmp_path, "", "empty.secret")
+    short = _write(tmp_path, "x" * (MIN_HELPER_SECRET_BYTES - 1) + "\n", "short.secret")  # the helper refuses it: so does check-config
+    fifo = tmp_path / "fifo.secret"
+    os.mkfifo(fifo)
     config = config_module.load(_write(tmp_path, _with("helpers: [{name: nl, url: 'https://helper.test:8443', secret_file: helper.secret}]")))
     [helper] = config.helpers
     assert (helper.name, helper.url, helper.secret_file, helper.control) == ("nl", "https://helper.test:8443", secret, True)
     assert config_module.load(_write(tmp_path, BASE)).helpers == []
     for helper_text, key, words in (
         (f"{{name: nl, url: 'https://helper.test', secret_file: {empty}}}", "helpers.0.secret_file", "is empty"),
+        (f"{{name: nl, url: 'https://helper.test', secret_file: {short}}}", "helpers.0.secret_file", f"shorter than {MIN_HELPER_SECRET_BYTES} bytes"),
+        (f"{{name: nl, url: 'https://helper.test', secret_file: {fifo}}}", "helpers.0.secret_file", "not a regular file"),
         ("{name: nl, url: 'https://helper.test', secret_file: nowhere}", "helpers.0.secret_file", "cannot read"),
         (f"{{name: nl, url: 'ftp://helper.test', secret_file: {secret}}}", "helpers.0.url", "http:// or https://"),
         (f"{{name: nl, url: 'https://user:pw@helper.test', secret_file: {secret}}}", "helpers.0.url", "no credentials"),

@@ -15,6 +15,7 @@ from pathlib import Path
 MAX_YAML_BYTES = 1024 * 1024  # a config or catalog; the shipped ones are a few KB
 MAX_PEM_BYTES = 4 * 1024 * 1024  # a CA bundle (the system's is ~200 KB), a certificate, a key
 MAX_SECRET_BYTES = 64 * 1024
+MIN_HELPER_SECRET_BYTES = 16  # the helper's shared secret: the helper and check-config refuse shorter
 
 
 def read_bytes(path: Path, max_bytes: int) -> bytes:
@@ -116,6 +117,20 @@ def read_secret(path: Path) -> str:
         raise ValueError(f"secret file: {exc}") from None
     if not secret:
         raise ValueError(f"the secret file {path} is empty")
+    return secret
+
+
+def read_helper_secret(path: Path) -> bytes:
+    """A helper's shared secret (monitor and helper read it the same way): the file's bytes
+    without surrounding whitespace, at least MIN_HELPER_SECRET_BYTES of them."""
+    try:
+        secret = read_bytes(path, MAX_SECRET_BYTES).strip()
+    except ValueError as exc:
+        raise ValueError(f"secret file: {exc}") from None
+    if not secret:
+        raise ValueError(f"the secret file {path} is empty")
+    if len(secret) < MIN_HELPER_SECRET_BYTES:
+        raise ValueError(f"the secret in {path} is shorter than {MIN_HELPER_SECRET_BYTES} bytes (the helper refuses it)")
     return secret
 
 

@@ -38,7 +38,7 @@ from probe.addresses import (
     is_ip_literal,
     split_host_port,
 )
-from probe.config.files import check_ca_bundle, check_cert_chain, not_a_regular_file, read_secret
+from probe.config.files import check_ca_bundle, check_cert_chain, not_a_regular_file, read_helper_secret, read_secret
 from probe.params import (
     CHECK_PARAMS,
     CircumventionParams,
@@ -552,7 +552,7 @@ class HelperRef(_Model):
     @field_validator("secret_file")
     @classmethod
     def _secret_readable(cls, value: Path) -> Path:
-        read_secret(value)
+        read_helper_secret(value)  # as the helper reads it: a secret it would refuse is refused here
         return value
 
 
