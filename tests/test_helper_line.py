@@ -391,3 +391,38 @@ def test_neutral_bytes_never_share_a_byte_with_the_signature_at_its_offset() -> 
             signature = build("www.example.org")
             neutral = wire.neutral_like(signature)
             assert len(neutral) == len(signature) and all(a != b for a, b in zip(neutral, signature)) and neutral.isascii()
+
+
+# --- msgreach_helper_up ------------------------------------------------------------------------------------
+
+
+async def test_helper_up_says_whether_the_latest_rounds_exchanges_all_completed(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    from prometheus_client import generate_latest
+
+    from probe.metrics import State, registry_for
+
+    server, port = await open_port()
+    helper = await start_helper(tmp_path, {"open": port})
+    config = _round_config(tmp_path, f"http://127.0.0.1:{helper.ports['api']}", {"open": port}, helper_targets=False)
+    state = State(config)
+    registry = registry_for(state)
+    labels = {"vantage": "vantage", "helper": "abroad"}
+    try:
+        assert registry.get_sample_value("msgreach_helper_up", labels) is None  # no round yet, no series
+        state.record(await run_round(config, config.vantages[0]))
+        assert registry.get_sample_value("msgreach_helper_up", labels) == 1
+        assert 0 < registry.get_sample_value("msgreach_helper_exchange_max_bytes", {**labels, "direction": "received"}) < wire.FREEZE_BUDGET
+        await helper.close()
+        state.record(await run_round(config, config.vantages[0]))
+        assert registry.get_sample_value("msgreach_helper_up", labels) == 0
+        assert state.latest["vantage"].services[0].targets[0].verdict == "ok"  # the line, not the target
+    finally:
+        await helper.close()
+        server.close()
+    promtool = shutil.which("promtool")
+    if promtool is not None:
+        check = subprocess.run([promtool, "check", "metrics"], input=generate_latest(registry), capture_output=True, check=False, timeout=60)
+        assert check.returncode == 0, check.stdout + check.stderr
