@@ -20,8 +20,15 @@ from typing import Any
 from probe import __version__
 from probe.history import History, Summary
 from probe.metrics import State
-from probe.model import BLOCKS, SERVICE_VERDICTS, VANTAGE_VERDICTS, Verdict
-from probe.status_texts import MEANINGS, NAMES, PHRASES
+from probe.model import BLOCKS, SERVICE_VERDICTS, VANTAGE_VERDICTS, HelperLine, Verdict
+from probe.status_texts import (
+    HELPER_LINE,
+    MEANINGS,
+    NAMES,
+    PHRASES,
+    helper_line_words,
+    kilobytes,
+)
 
 REFRESH_SECONDS = 30
 _CURRENT = " aria-current='true'"
@@ -199,12 +206,27 @@ def _vantage(page: _Page, history: History | None, name: str, result: Any, now: 
         f"<p class='explain' data-f='meaning'>{escape(page.meanings.get(verdict, ''))}</p>",
         f"<p class='meta' data-f='since'>{escape(page.since(verdict, summary.since if summary else None))}</p>",
         f"<p class='meta'>{escape(say['last_round'].format(time=_when(result.started_at), seconds=f'{result.duration_seconds:.1f}'))}</p>",
+        *_helper_lines(page.lang, result.helpers),
     ]
     for service in result.services:
         parts.append(_service(page, history, name, service, now))
     parts.append(f"<details><summary>{escape(say['controls'])}</summary>{_targets_table(page, None, name, 'controls', result.controls, now)}</details>")
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _helper_lines(lang: str, lines: list[HelperLine]) -> list[str]:
+    """One line per helper abroad the round used (issue #18): working, or how its line failed."""
+    words = HELPER_LINE[lang]
+    out = []
+    for line in lines:
+        if line.last_failure is None:
+            state = words["up"].format(exchanges=line.exchanges, kb=kilobytes(line.largest_sent_bytes + line.largest_received_bytes))
+        else:
+            state = helper_line_words(lang, line.last_failure)
+        klass = "meta" if line.up else "meta problem"
+        out.append(f"<p class='{klass}' data-f='helper'>{escape(words['title'].format(helper=line.helper))}: {escape(state)}</p>")
+    return out
 
 
 def _service(page: _Page, history: History | None, vantage: str, service: Any, now: float) -> str:

@@ -185,7 +185,7 @@ def choose_language(query: str, accept_language: str) -> str:
 HELPER_LINE: dict[str, dict[str, str]] = {
     "en": {
         "title": "Helper abroad {helper}",
-        "up": "the line works ({exchanges} exchanges in the last round, the largest {kb} KB)",
+        "up": "the line works ({exchanges} exchanges in the last round, none over {kb} KB)",
         "helper_line_frozen": "the line to the helper abroad froze after {kb} KB",
         "helper_line_dripping": "the helper's answer dripped: {kb} KB in {seconds} s",
         "connection_reset": "the line to the helper abroad was reset after {kb} KB",
@@ -201,7 +201,7 @@ HELPER_LINE: dict[str, dict[str, str]] = {
     },
     "ru": {
         "title": "Помощник за рубежом {helper}",
-        "up": "связь работает ({exchanges} обменов в последнем раунде, самый большой {kb} КБ)",
+        "up": "связь работает ({exchanges} обменов в последнем раунде, каждый не больше {kb} КБ)",
         "helper_line_frozen": "связь с помощником за рубежом замерла после {kb} КБ",
         "helper_line_dripping": "ответ помощника шёл по капле: {kb} КБ за {seconds} с",
         "connection_reset": "связь с помощником за рубежом сброшена после {kb} КБ",

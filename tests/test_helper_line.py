@@ -426,3 +426,39 @@ async def test_helper_up_says_whether_the_latest_rounds_exchanges_all_completed(
     if promtool is not None:
         check = subprocess.run([promtool, "check", "metrics"], input=generate_latest(registry), capture_output=True, check=False, timeout=60)
         assert check.returncode == 0, check.stdout + check.stderr
+
+
+# --- /status.json and the status page --------------------------------------------------------------------
+
+
+async def test_the_status_page_and_status_json_say_how_the_line_to_the_helper_is(tmp_path: Path, quick: None) -> None:
+    from probe import report, status_page
+    from probe.metrics import State
+
+    async def frozen(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 9000\r\n\r\n" + b"x" * 2000)
+        await writer.drain()
+        await asyncio.sleep(60)
+
+    server, port = await open_port()
+    helper = await start_helper(tmp_path, {"open": port})
+    stand_in, stand_in_port = await _stand_in(frozen)
+    try:
+        state = State(_round_config(tmp_path, f"http://127.0.0.1:{helper.ports['api']}", {"open": port}, helper_targets=False))
+        state.record(await run_round(state.config, state.config.vantages[0]))
+        assert "Helper abroad abroad: the line works (1 exchanges in the last round, none over" in status_page.render(state, True, "ok", lang="en")
+        state.config = _round_config(tmp_path, f"http://127.0.0.1:{stand_in_port}", {"open": port}, helper_targets=False)
+        result = await run_round(state.config, state.config.vantages[0])
+        state.record(result)
+        document = report.as_document([result], result.started_at, result.duration_seconds)
+        (line_json,) = json.loads(json.dumps(document))["vantages"][0]["helpers"]
+        assert line_json["up"] is False and line_json["last_failure"]["failure"] == "helper_line_frozen"
+        assert line_json["reason"].startswith("the line to the helper abroad froze after 2.")
+        english, russian = (status_page.render(state, True, "ok", lang=lang) for lang in ("en", "ru"))
+        assert "Helper abroad abroad: the line to the helper abroad froze after 2." in english
+        assert "Помощник за рубежом abroad: связь с помощником за рубежом замерла после 2." in russian
+    finally:
+        stand_in.close()
+        await helper.close()
+        server.close()
