@@ -5,6 +5,8 @@ The line crosses the censor the vantage measures, and a hostile party on it can 
 or flood it. So every exchange has:
 - a total deadline (the caller's, inside the round's); once the answer has begun, a stall bound
   (no byte for `STALL_SECONDS`: the line froze) and a rate floor (a drip never holds a round);
+  before it, the request's acknowledgement is watched (a request stuck unacknowledged for
+  `STALL_SECONDS` froze on the way up: the helper may measure for a while, the line may not stall);
 - a size cap, enforced while reading: a declared length or the bytes read passing it end the
   exchange at once, before anything but the HTTP head is parsed;
 - the answer's signature (over the request's nonce and the body) checked before the body is used;
@@ -17,11 +19,14 @@ HTTP/1.1 is parsed by h11 (httpx's own parser), so a TLS reverse proxy in front 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hmac
 import ipaddress
 import json
 import re
 import socket
+import struct
+import termios
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +47,7 @@ from probe.net import Route, open_tcp, ssl_context
 STALL_SECONDS = 5.0  # once the answer began, no byte for this long: the line froze
 RATE_FLOOR = 1024  # bytes per second an answer must average once it began...
 RATE_GRACE_SECONDS = 5.0  # ...after this long (room for a lossy line's retransmissions)
+UPLOAD_POLL_SECONDS = 0.5  # before the answer, how often the request's acknowledgement is looked at
 HEAD_LIMIT = 8192  # the answer's HTTP head
 _READ = 16 * 1024
 _HTTP = b"HTTP/"  # how every answer begins
@@ -123,7 +129,7 @@ async def exchange(helper: str, endpoint: Endpoint, address: str, route: Route, 
             writer.write(request)
             await writer.drain()
         record.sent_bytes = len(request)
-        status, headers, answer = await _Answer(reader, record, started, until, cap).read(connection)
+        status, headers, answer = await _Answer(reader, writer, record, started, until, cap).read(connection)
         if status != 200:
             detail = answer.strip()
             record.detail = detail.decode() if _DETAIL.fullmatch(detail) else None
@@ -154,10 +160,11 @@ async def exchange(helper: str, endpoint: Endpoint, address: str, route: Route, 
 class _Answer:
     """Reads one HTTP answer with its bounds: total deadline, stall, rate floor, size cap."""
 
-    def __init__(self, reader: asyncio.StreamReader, record: HelperExchange, started: float, until: float, cap: int):
-        self.reader, self.record, self.started, self.until, self.cap = reader, record, started, until, cap
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, record: HelperExchange, started: float, until: float, cap: int):
+        self.reader, self.writer, self.record, self.started, self.until, self.cap = reader, writer, record, started, until, cap
         self.began: float | None = None  # when the first byte came
-        self.last: float = started  # when the latest byte came
+        self.last: float = started  # when the latest byte came (or, before the answer, the request's latest acknowledgement)
+        self.unacked: int | None = None  # of the request, at the latest look
         self.start = b""  # the answer's first bytes: garbage is told at once, not after a wait for more
 
     async def read(self, connection: h11.Connection) -> tuple[int, dict[str, str], bytes]:
@@ -186,15 +193,23 @@ class _Answer:
             # h11.InformationalResponse (1xx): the answer is still to come
 
     async def _chunk(self) -> bytes:
-        bound = self.until if self.began is None else min(self.until, self.last + STALL_SECONDS)
-        try:
-            async with asyncio.timeout_at(_loop_time(bound)):
-                chunk = await self.reader.read(min(_READ, self.cap + 1 - self.record.received_bytes))
-        except TimeoutError:
-            if self.began is None:
-                raise _Failed(failures.TIMEOUT) from None  # no answer at all by the deadline
-            stalled = time.monotonic() - self.last >= STALL_SECONDS - 0.05
-            raise _Failed(failures.HELPER_LINE_FROZEN if stalled else failures.HELPER_LINE_DRIPPING) from None
+        while True:
+            if self.began is None:  # the helper may measure for a while: only the request's own progress is watched
+                bound = min(self.until, time.monotonic() + UPLOAD_POLL_SECONDS)
+            else:
+                bound = min(self.until, self.last + STALL_SECONDS)
+            try:
+                async with asyncio.timeout_at(_loop_time(bound)):
+                    chunk = await self.reader.read(min(_READ, self.cap + 1 - self.record.received_bytes))
+                break
+            except TimeoutError:
+                if time.monotonic() >= self.until - 0.01 and self.began is None:
+                    raise _Failed(failures.TIMEOUT) from None  # no answer at all by the deadline
+                if self.began is None:
+                    self._watch_upload()
+                    continue
+                stalled = time.monotonic() - self.last >= STALL_SECONDS - 0.05
+                raise _Failed(failures.HELPER_LINE_FROZEN if stalled else failures.HELPER_LINE_DRIPPING) from None
         now = time.monotonic()
         if chunk:
             if self.began is None:
@@ -213,6 +228,28 @@ class _Answer:
             if late > 0 and self.record.received_bytes < RATE_FLOOR * late:
                 raise _Failed(failures.HELPER_LINE_DRIPPING)
         return chunk
+
+
+    def _watch_upload(self) -> None:
+        """Before the answer: a request the helper has not acknowledged for STALL_SECONDS froze on
+        the way up (a freeze counts both directions): said at once, not at the deadline."""
+        unacked = _unacknowledged(self.writer)
+        now = time.monotonic()
+        if not unacked or unacked != self.unacked:
+            self.unacked, self.last = unacked, now  # all of it acknowledged (the helper is measuring), or progress
+            return
+        if now - self.last >= STALL_SECONDS:
+            self.record.sent_bytes -= unacked  # what got through
+            raise _Failed(failures.HELPER_LINE_FROZEN)
+
+
+def _unacknowledged(writer: asyncio.StreamWriter) -> int | None:
+    """Bytes written that the peer has not acknowledged yet (Linux's SIOCOUTQ), or None when unknown."""
+    sock = writer.get_extra_info("socket")
+    try:
+        return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0])
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 def _loop_time(monotonic: float) -> float:
