@@ -462,3 +462,69 @@ async def test_the_status_page_and_status_json_say_how_the_line_to_the_helper_is
         stand_in.close()
         await helper.close()
         server.close()
+
+
+# --- calls: a helper that answers late is not a cut -----------------------------------------------------------
+
+
+async def test_echoes_a_busy_helper_sends_late_are_waited_for(tmp_path: Path) -> None:
+    """The helper echoes every packet sent after 1 s of a 2 s stream 1 s late (its loop fell behind,
+    busy with a control measurement): a quarter of the echoes come after the 0.5 s grace, still
+    coming when it ends."""
+    import threading
+
+    from probe.helper.auth import session_key
+
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.settimeout(0.2)
+    stop = threading.Event()
+    timers: list[threading.Timer] = []
+
+    def echo() -> None:
+        while not stop.is_set():
+            try:
+                data, peer = udp.recvfrom(2048)
+            except TimeoutError:
+                continue
+            parts = wire.split(data)
+            assert parts is not None
+            reply = wire.seal(session_key(SECRET, parts.session), parts.session, parts.seq, wire.echo_body(parts.body), wire.DOWN)
+            if parts.seq < 50:
+                udp.sendto(reply, peer)
+            else:
+                timers.append(threading.Timer(1.0, udp.sendto, (reply, peer)))
+                timers[-1].start()
+
+    async def api(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        headers, _ = await _request(reader)
+        body = json.dumps({"session": os.urandom(8).hex(), "port": udp.getsockname()[1]}).encode()
+        writer.write(_answer(headers, body))
+
+    server, port = await _stand_in(api)
+    control, control_port = await open_port()
+    thread = threading.Thread(target=echo, daemon=True)
+    thread.start()
+    try:
+        data = {
+            "vantages": [{"name": "vantage", "resolvers": ["127.0.0.1:1"]}],
+            "schedule": {"retries": 0, "timeouts": {"default": 10}},
+            "controls": controls(control_port), "services": [{"name": "calls", "targets": [{"name": "call", "host": "helper", "checks": ["udp_stream"],
+                                          "params": {"udp_stream": {"duration_seconds": 2, "packets_per_second": 50, "grace_seconds": 0.5}}}]}],
+            "helpers": [{"name": "abroad", "url": f"http://127.0.0.1:{port}", "secret_file": str(write_secret(tmp_path))}],
+        }
+        (tmp_path / "c.yaml").write_text(yaml.safe_dump(data))
+        config = config_module.load(tmp_path / "c.yaml")
+        result = await run_round(config, config.vantages[0])
+        target = result.services[0].targets[0]
+        evidence = target.as_json()["checks"][0]
+        assert evidence["call"]["echoed"] == 100 and evidence["control"]["echoed"] == 100, evidence
+        assert target.verdict == "ok", target.as_json()
+    finally:
+        stop.set()
+        thread.join(5)
+        for timer in timers:
+            timer.join(5)
+        udp.close()
+        server.close()
+        control.close()

@@ -42,6 +42,8 @@ NAME = "udp_stream"
 BLOCK_VERDICT = Verdict.UDP_BLOCKED  # what a timeout of this check means
 STREAM_CUT = "udp_stream_cut"
 STREAM_LOSS = "udp_stream_loss"
+LATE_FACTOR = 4  # echoes still coming after the grace period are waited for, up to this many graces
+LATE_QUIET_SECONDS = 0.3  # ...as long as one came within this long
 
 
 @dataclass
@@ -157,6 +159,7 @@ async def _stream(kind: str, ctx: Context, address: str, opened: _Session, secre
         return record
     loop = asyncio.get_running_loop()
     ssrc = int.from_bytes(os.urandom(4), "big")
+    last_echo = [0.0]
 
     def accept(data: bytes, now: float) -> None:
         datagram = wire.split(data)
@@ -164,7 +167,7 @@ async def _stream(kind: str, ctx: Context, address: str, opened: _Session, secre
             return
         if data != wire.seal(key, session, datagram.seq, datagram.body, wire.DOWN):
             return  # not the helper's (an injected or mangled datagram)
-        echoed_at[datagram.seq] = now
+        echoed_at[datagram.seq] = last_echo[0] = now
 
     async def receive() -> None:
         while True:
@@ -191,7 +194,7 @@ async def _stream(kind: str, ctx: Context, address: str, opened: _Session, secre
                 sock.send(wire.seal(key, session, seq, body))
             except (BlockingIOError, ConnectionRefusedError, OSError):
                 pass  # counted as lost
-        await asyncio.sleep(params.grace_seconds)
+        await _late_echoes(params.grace_seconds, lambda: last_echo[0])
     finally:
         receiver.cancel()
         try:
@@ -202,6 +205,20 @@ async def _stream(kind: str, ctx: Context, address: str, opened: _Session, secre
         sock.close()
     _summarise(record, sent_at, [None if t is None else t - start for t in echoed_at], params.packets_per_second)
     return record
+
+
+async def _late_echoes(grace: float, last_echo: Callable[[], float]) -> None:
+    """Wait `grace` after the last packet, and longer while echoes still come in (a helper that
+    paused, busy with a control measurement, answers late, not never: its queued echoes are not a
+    cut), at most LATE_FACTOR × grace. A cut stream's echoes stopped long before: no wait added."""
+    now = time.monotonic()
+    end, limit = now + grace, now + grace * LATE_FACTOR
+    while True:
+        await asyncio.sleep(max(end - time.monotonic(), 0))
+        now = time.monotonic()
+        if now >= limit or now - last_echo() > LATE_QUIET_SECONDS:
+            return
+        end = min(limit, now + LATE_QUIET_SECONDS)
 
 
 def _drain(sock: socket.socket, accept: Callable[[bytes, float], None]) -> None:
