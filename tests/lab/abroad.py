@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +34,7 @@ from .plan import (
 )
 
 NS_ABROAD = f"{PREFIX}abroad"
+HOSTILE_DRIP_PORT, HOSTILE_FLOOD_PORT = 9930, 9931  # tests/lab/hostile_helper.py, beside the helper
 IF_CENSOR_ABROAD = f"{PREFIX}cen-abr"
 IF_ABROAD = f"{PREFIX}abr0"
 CENSOR_ABROAD = "198.18.4.1"
@@ -92,6 +94,26 @@ class Abroad:
         sh(["ip", "netns", "delete", NS_ABROAD], check=False)
         in_ns(NS_CENSOR, ["ip", "link", "delete", IF_CENSOR_ABROAD], check=False)
 
+    @contextmanager
+    def hostile(self) -> Iterator[dict[str, str]]:
+        """A hostile stand-in for the helper at the helper's address (issue #18): URLs that drip
+        or flood their answers (tests/lab/hostile_helper.py), for the duration of the block."""
+        script = Path(__file__).with_name("hostile_helper.py")
+        pid = self.lab.spawn("hostile-helper", NS_ABROAD, [sys.executable, str(script), "--listen", HELPER,
+                                                          "--drip-port", str(HOSTILE_DRIP_PORT), "--flood-port", str(HOSTILE_FLOOD_PORT)],
+                             log="hostile-helper.log")
+        try:
+            deadline = time.monotonic() + 20
+            while f":{HOSTILE_FLOOD_PORT} " not in in_ns(NS_ABROAD, ["ss", "-ltnH"], check=False).stdout:
+                if time.monotonic() > deadline:
+                    raise LabError(f"the hostile helper did not come up: {(self.lab.dir / 'hostile-helper.log').read_text()[-2000:]}")
+                time.sleep(0.2)
+            yield {"drip": f"http://{HELPER}:{HOSTILE_DRIP_PORT}", "flood": f"http://{HELPER}:{HOSTILE_FLOOD_PORT}"}
+        finally:
+            _kill([pid])
+            self.lab.state["pids"].pop("hostile-helper", None)
+            self.lab._save()
+
     def measure_config(self) -> dict[str, Any]:
         """What the helper measures: the lab's catalogs, resolved without the ISP resolver."""
         data = self.lab.config_data(retries=0, deadline=40)
@@ -102,16 +124,16 @@ class Abroad:
         return data
 
     def monitor_config(self, path: Path, *, services: list[str] | None = None, extra: list[dict[str, Any]] = (),
-                       stream: dict[str, Any] | None = None, **kwargs: Any) -> Path:
+                       stream: dict[str, Any] | None = None, url: str | None = None, **kwargs: Any) -> Path:
         """The lab's vantage config with this helper under `helpers:` (and the call-stream targets
-        of the chosen catalogs given `stream` parameters)."""
+        of the chosen catalogs given `stream` parameters); `url`: another helper URL (a stand-in)."""
         data = self.lab.config_data(**kwargs)
         chosen = [s for s in data["services"] if services is None or s["catalog"] in services]
         for entry in chosen:
             if stream is not None and entry["catalog"] in ("whatsapp", "telegram"):
                 entry.setdefault("patch", {})["call-stream"] = {"params": {"udp_stream": stream}}
         data["services"] = [*chosen, *extra]
-        data["helpers"] = [{"name": "abroad", "url": self.url, "secret_file": str(self.secret_file)}]
+        data["helpers"] = [{"name": "abroad", "url": url or self.url, "secret_file": str(self.secret_file)}]
         path.write_text(yaml.safe_dump(data, sort_keys=False))
         return path
 
@@ -131,6 +153,13 @@ NFT_RULES: dict[str, str] = {
     "mtproxy_faketls": f"ip daddr {HELPER} tcp dport {PROBE_PORT} @ih,0,40 0x1603010200 reject with tcp reset",
     # TLS from the helper's (foreign) address freezes after 16 KB whatever the name
     "freeze-address": f"ip saddr {HELPER} tcp sport {BULK_TLS_PORT} ct reply bytes > 16384 drop",
+    # The line to the helper itself (issue #18). Every TCP connection with the helper freezes once
+    # it carried `after` bytes, both directions counted (Russia's freeze of foreign hosting, 2025).
+    "line-freeze": f"ip daddr {HELPER} meta l4proto tcp ct bytes > {{after}} drop\nip saddr {HELPER} meta l4proto tcp ct bytes > {{after}} drop",
+    # The request to the helper's API is answered with a reset (its data segment: PSH).
+    "line-reset": f"ip daddr {HELPER} tcp dport {API_PORT} tcp flags & psh == psh reject with tcp reset",
+    # Everything to and from the helper loses `percent` % of its packets, each way.
+    "line-loss": f"ip daddr {HELPER} numgen random mod 100 < {{percent}} drop\nip saddr {HELPER} numgen random mod 100 < {{percent}} drop",
 }
 REALITY_SNI = "www.microsoft.com"
 
@@ -140,6 +169,9 @@ def _sni(name: str) -> list[str]:
 
 
 _IPTABLES = {
+    # The `allowlist` regime (field_scenarios.py) lets the helper's TCP through, as if its address
+    # were listed: its UDP is still dropped like all UDP but DNS (issue #18: calls measured anyway).
+    "allowlisted": lambda mark: [["-d", HELPER, "-p", "tcp", "-j", "CONNMARK", "--set-mark", mark]],
     "vless_reality": lambda: [["-d", HELPER, "-p", "tcp", "--dport", str(PROBE_PORT), *_sni(REALITY_SNI), "-j", "REJECT", "--reject-with", "tcp-reset"]],
     # connections whose ClientHello carries the name freeze after 16 KB from the server, at any address
     "freeze-name": lambda name: [
