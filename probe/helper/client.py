@@ -212,6 +212,10 @@ class HelperRound:
     def lines(self) -> list[HelperLine]:
         return summarise(self._state.exchanges)
 
+    def exchanges(self) -> list[HelperExchange]:
+        """Every exchange of the round so far, in the order they ended."""
+        return list(self._state.exchanges)
+
 
 def summarise(exchanges: Sequence[HelperExchange]) -> list[HelperLine]:
     """Per helper, in the order first met: up when every exchange completed; the last failure."""

@@ -23,11 +23,13 @@ from typing import Any
 
 import yaml
 
+from .field_scenarios import RESOLVERS
 from .lab import Lab, LabError, _kill, in_ns, sh
 from .plan import (
     AUTHORITY,
     CONTROL_RESOLVER,
     CONTROL_RESOLVER_NAME,
+    IF_CENSOR_CLIENT,
     NS_CENSOR,
     NS_CLIENT,
     PREFIX,
@@ -140,7 +142,8 @@ class Abroad:
 
 # --- censor rules on the way to the helper ------------------------------------------------------------
 
-_FORWARD = "chain f {{ type filter hook forward priority 0; policy accept;\n{rules}\n}}"
+_FORWARD = "chain f {{ type filter hook forward priority {priority}; policy accept;\n{rules}\n}}"
+_PRIORITY = {"allowlist-silent": 5}  # after iptables' marks (0), before the allowlist scenario's reset (10)
 _RTP = f"ip daddr {HELPER} udp dport {API_PORT} @th,64,2 2"  # the call stream's RTP packets (version bits 10)
 
 NFT_RULES: dict[str, str] = {
@@ -158,6 +161,10 @@ NFT_RULES: dict[str, str] = {
     "line-freeze": f"ip daddr {HELPER} meta l4proto tcp ct bytes > {{after}} drop\nip saddr {HELPER} meta l4proto tcp ct bytes > {{after}} drop",
     # The request to the helper's API is answered with a reset (its data segment: PSH).
     "line-reset": f"ip daddr {HELPER} tcp dport {API_PORT} tcp flags & psh == psh reject with tcp reset",
+    # With the `allowlist` scenario: the data of unlisted connections is dropped, not reset (a
+    # silent allowlist: every international control then waits out its timeouts, and a round's
+    # controls take half of it; this chain runs before the scenario's reset).
+    "allowlist-silent": f"iifname {IF_CENSOR_CLIENT} ip daddr != {RESOLVERS} tcp flags & psh == psh ct mark != {{mark}} drop",
     # Everything to and from the helper loses `percent` % of its packets, each way.
     "line-loss": f"ip daddr {HELPER} numgen random mod 100 < {{percent}} drop\nip saddr {HELPER} numgen random mod 100 < {{percent}} drop",
 }
@@ -198,7 +205,7 @@ def censor(rule: str, **fields: Any) -> Iterator[None]:
             in_ns(NS_CENSOR, ["iptables", "-w", "-X", chain], check=False)
         return
     table = "mrl_helper_" + rule.replace("-", "_")
-    body = _FORWARD.format(rules=NFT_RULES[rule].format(**fields))
+    body = _FORWARD.format(rules=NFT_RULES[rule].format(**fields), priority=_PRIORITY.get(rule, 0))
     in_ns(NS_CENSOR, ["nft", "-f", "-"], input=f"table ip {table} {{\n{body}\n}}\n")
     try:
         yield
