@@ -52,6 +52,7 @@ async def run_round(
     deadline = started + config.schedule.deadline
 
     chosen = [s for s in config.services if services is None or s.name in services]
+    _import_checks([*config.controls, *(t for s in chosen for t in s.targets)])
     results: list[ServiceResult] = []
     # Helpers abroad (issues #11, #18, probe/helper/client.py): the helper checks find them, and
     # the round's deadline that bounds every exchange with them, through `helpers`.
@@ -101,6 +102,14 @@ async def run_round(
         reason=reason,
         helpers=lines,
     )
+
+
+def _import_checks(targets: Iterable[Target]) -> None:
+    """The round's check modules, imported before anything is measured (REGISTRY imports on first
+    use): an import holds the loop (dnspython's is 0.15 s, more on a busy machine), and a call
+    stream that started with the controls would send its first second late, in a burst."""
+    for name in {check for target in targets for check in target.checks}:
+        REGISTRY[name]
 
 
 async def _gather_services(
