@@ -528,3 +528,12 @@ async def test_echoes_a_busy_helper_sends_late_are_waited_for(tmp_path: Path) ->
         udp.close()
         server.close()
         control.close()
+
+
+def test_a_call_checks_json_keeps_its_own_duration_beside_the_streams_length() -> None:
+    from probe.checks.udp_stream import StreamRecord, UDPStreamEvidence
+    from probe.model import CheckResult
+
+    evidence = UDPStreamEvidence("abroad", 50, 172, 20.0, StreamRecord("call"), StreamRecord("control"))
+    data = CheckResult("udp_stream", True, None, 21.4, None, evidence).as_json()
+    assert (data["duration_seconds"], data["stream_seconds"]) == (21.4, 20.0)

@@ -72,7 +72,7 @@ class UDPStreamEvidence:
     helper: str
     packets_per_second: int
     packet_size: int
-    duration_seconds: float
+    stream_seconds: float  # the stream's length (not `duration_seconds`: that is the check's own, in its JSON)
     call: StreamRecord
     control: StreamRecord
 
