@@ -16,7 +16,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helper_world import SECRET, closed_port, controls, open_port, service, start_helper, write_secret
+from helper_world import (
+    SECRET,
+    closed_port,
+    controls,
+    open_port,
+    service,
+    start_helper,
+    write_secret,
+)
 
 from probe import config as config_module
 from probe.config import HelperRef
@@ -424,7 +432,8 @@ async def test_helper_up_says_whether_the_latest_rounds_exchanges_all_completed(
         server.close()
     promtool = shutil.which("promtool")
     if promtool is not None:
-        check = subprocess.run([promtool, "check", "metrics"], input=generate_latest(registry), capture_output=True, check=False, timeout=60)
+        check = await asyncio.to_thread(subprocess.run, [promtool, "check", "metrics"], input=generate_latest(registry), capture_output=True,
+                                        check=False, timeout=60)
         assert check.returncode == 0, check.stdout + check.stderr
 
 
