@@ -58,9 +58,10 @@ GRAFANA_VERSION = "11.6.0"  # what the pinned SDK's schema is for, and what depl
 #   dns_failures  a DNS check failed (a DNS block or a dead resolver)
 #   since      msgreach exports msgreach_target_verdict_since_timestamp_seconds (its verdict history)
 #   vantage_verdict  msgreach exports msgreach_vantage_verdict
+#   helper     a vantage has a helper abroad (msgreach_helper_up)
 NEEDS = frozenset({
     "rounds", "rules", "online", "failures", "dns_failures", "blocks", "alerts", "dns", "tls", "cert", "throughput",
-    "since", "vantage_verdict",
+    "since", "vantage_verdict", "helper",
 })
 
 # Service/target verdicts as numbers for state timelines, coloured as the status page colours
@@ -722,6 +723,19 @@ def vantage() -> dict:
     b.panel(
         ts(t, "Age of the latest round (MsgreachVantageSilent fires above 5 minutes); keeps growing while the vantage is not scraped.", "s", w=24)
         .with_target(b.target(t, "A", f"vantage:msgreach_last_round_age:seconds{{{V}}}", "{{vantage}}", needs=("rules",)))
+    )
+
+    b.row("Helper abroad")
+    t = "Line to the helper"
+    b.panel(
+        statetimeline.Panel().title(t)
+        .description("msgreach_helper_up: 1 when every exchange with the helper abroad completed within its deadline and size in the round; "
+                     "0 when the line froze, dripped, was reset or answered garbage (calls, circumvention and freeze keys then read error). "
+                     "MsgreachHelperLineDown (info, never paged) after 15 minutes; the vantage's status page says how the line fails.")
+        .span(24).height(5)
+        .with_target(b.target(t, "A", f"max by (vantage, helper) (msgreach_helper_up{{{V}}})", "{{vantage}} → {{helper}}", needs=("rounds", "helper")))
+        .mappings([dm.ValueMap(options={"0": dm.ValueMappingResult(text="line fails", color="red", index=0), "1": dm.ValueMappingResult(text="up", color="green", index=1)})])
+        .show_value(common.VisibilityMode.NEVER).merge_values(True)
     )
 
     b.row("Controls and resolvers")

@@ -24,6 +24,7 @@ from probe.model import (
     BLOCKS,
     CheckResult,
     Fault,
+    HelperExchange,
     ServiceResult,
     TargetResult,
     VantageResult,
@@ -31,6 +32,7 @@ from probe.model import (
     Verdict,
     severity,
 )
+from probe.status_texts import helper_line_words
 
 # Techniques the contract lets stand without a differential of their own.
 STANDS_ALONE = frozenset({Verdict.IP_BLOCKED, Verdict.TLS_BLOCKED, Verdict.TLS_MITM})
@@ -45,6 +47,9 @@ def target_verdict(checks: Sequence[CheckResult]) -> tuple[Verdict, str]:
         finding = result.finding
         if (result.failure or "").split(":", 1)[0] in MONITOR_FAILURES:
             return Verdict.ERROR, f"{where}; the monitor could not measure"
+        line = helper_line_failure(result)
+        if line is not None:
+            return Verdict.ERROR, f"{where}; {helper_line_words('en', line)}: the monitor could not measure through the helper"
         if finding is None:
             return Verdict.ERROR, f"{where}; the check stated no finding (a bug of msgreach)"
         reason = f"{where}; {finding.reason}" if finding.reason else where
@@ -60,6 +65,14 @@ def target_verdict(checks: Sequence[CheckResult]) -> tuple[Verdict, str]:
     if not checks:
         return Verdict.ERROR, "no check could run"
     return Verdict.OK, ""
+
+
+def helper_line_failure(result: CheckResult) -> HelperExchange | None:
+    """The exchange with a helper abroad that kept a helper check from measuring, if that is why
+    it failed. The line to the helper crosses the censor, but it is the monitor's instrument, not
+    the path under test: a frozen, dripping, reset or garbage-answering line is never a block."""
+    evidence = result.evidence
+    return evidence if isinstance(evidence, HelperExchange) and evidence.failure is not None else None
 
 
 def service_verdict(targets: Sequence[TargetResult]) -> Verdict:

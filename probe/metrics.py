@@ -232,9 +232,10 @@ class EvidenceHealth:
 
 def collectors(state: State, history: History | None = None) -> list[Collector]:
     """Every msgreach family, in one place: what `msgreach run` serves and what `registry_for` gives."""
-    from probe.helper.monitor_metrics import UDPStreamCollector  # issue #11: msgreach_udp_stream_loss_ratio
+    # issues #11, #18: msgreach_udp_stream_loss_ratio, msgreach_helper_up, msgreach_helper_exchange_max_bytes
+    from probe.helper.monitor_metrics import HelperLineCollector, UDPStreamCollector
 
-    found: list[Collector] = [_Collector(state), _DownloadCollector(state), UDPStreamCollector(state)]
+    found: list[Collector] = [_Collector(state), _DownloadCollector(state), UDPStreamCollector(state), HelperLineCollector(state)]
     if history is not None:  # recorded in the same step as the state: one version covers both
         found.append(_VerdictSinceCollector(state, history))
     return found

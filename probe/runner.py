@@ -22,7 +22,7 @@ from probe.checks import REGISTRY
 from probe.checks.base import Context, RoundFacts
 from probe.checks.step import run_check
 from probe.config import Config, Service, Target, Vantage
-from probe.helper.client import with_helpers
+from probe.helper.client import HelperRound, helper_only
 from probe.model import (
     DNSEvidence,
     ServiceResult,
@@ -54,28 +54,45 @@ async def run_round(
     limit = asyncio.Semaphore(concurrency_for(config.schedule.concurrency))
     deadline = started + config.schedule.deadline
 
-    controls = await _gather_targets(config, vantage, route, None, config.controls, RoundFacts(), limit, deadline, progress)
-    verdict, reason = judge.vantage_verdict([(t.control_class, r) for t, r in zip(config.controls, controls)])
-    facts = RoundFacts(
-        controls={c.target: c for c in controls},
-        healthy_resolvers=_healthy_resolvers(vantage, controls),
-        ipv6=_reached_ipv6(controls),
-    )
     chosen = [s for s in config.services if services is None or s.name in services]
-
+    _import_checks([*config.controls, *(t for s in chosen for t in s.targets)])
     results: list[ServiceResult] = []
-    if verdict == VantageVerdict.VANTAGE_OFFLINE:
-        results = [judge.unmeasured_service(s.name, [(t.name, t.host) for t in s.targets]) for s in chosen]
-    else:  # under `allowlist` too: services are measured and their evidence kept
-        # Helpers abroad (issue #11, probe/helper/client.py): the helper checks use them during the
-        # round, and control helpers measure the same targets; a block they see too becomes `down`.
-        per_service = await with_helpers(config, vantage, chosen, lambda: asyncio.gather(
-            *(_gather_targets(config, vantage, route, s, s.targets, facts, limit, deadline, progress) for s in chosen)
-        ))
-        for service, targets in zip(chosen, per_service):
-            if control_vantage is not None:
-                targets = [judge.confirm_down_by_control(t, judge.find_target(control_vantage, service.name, t.target)) for t in targets]
-            results.append(ServiceResult(service.name, judge.service_verdict(targets), targets))
+    # Helpers abroad (issues #11, #18, probe/helper/client.py): the helper checks find them, and
+    # the round's deadline that bounds every exchange with them, through `helpers`.
+    with HelperRound(config, route, deadline) as helpers:
+        # Helper-only targets (call streams, freeze keys, circumvention) need nothing the controls
+        # establish: they start with the controls, so a 20 s call stream and its retry fit the
+        # round however long slow controls take (an allowlist regime, a lossy line).
+        early = asyncio.ensure_future(_gather_services(config, vantage, route, chosen, True, RoundFacts(), limit, deadline, progress))
+        try:
+            controls = await _gather_targets(config, vantage, route, None, config.controls, RoundFacts(), limit, deadline, progress)
+        except BaseException:
+            await _cancelled(early)
+            raise
+        verdict, reason = judge.vantage_verdict([(t.control_class, r) for t, r in zip(config.controls, controls)])
+        facts = RoundFacts(
+            controls={c.target: c for c in controls},
+            healthy_resolvers=_healthy_resolvers(vantage, controls),
+            ipv6=_reached_ipv6(controls),
+        )
+        if verdict == VantageVerdict.VANTAGE_OFFLINE:
+            await _cancelled(early)
+            results = [judge.unmeasured_service(s.name, [(t.name, t.host) for t in s.targets]) for s in chosen]
+        else:  # under `allowlist` too: services are measured and their evidence kept
+            helpers.ask(chosen)  # control helpers measure the same targets meanwhile
+            try:
+                rest = await _gather_services(config, vantage, route, chosen, False, facts, limit, deadline, progress)
+            except BaseException:
+                await _cancelled(early)
+                raise
+            first = await early
+            per_service = [_in_order(s, a + b) for s, a, b in zip(chosen, first, rest)]
+            per_service = await helpers.confirm(chosen, per_service)  # a block the helper sees too is `down`
+            for service, targets in zip(chosen, per_service):
+                if control_vantage is not None:
+                    targets = [judge.confirm_down_by_control(t, judge.find_target(control_vantage, service.name, t.target)) for t in targets]
+                results.append(ServiceResult(service.name, judge.service_verdict(targets), targets))
+        lines = helpers.lines()
 
     return VantageResult(
         vantage=vantage.name,
@@ -86,7 +103,48 @@ async def run_round(
         duration_seconds=time.monotonic() - started,
         healthy_resolvers=sorted(facts.healthy_resolvers or ()),
         reason=reason,
+        helpers=lines,
     )
+
+
+def _import_checks(targets: Iterable[Target]) -> None:
+    """The round's check modules, imported before anything is measured (REGISTRY imports on first
+    use): an import holds the loop (dnspython's is 0.15 s, more on a busy machine), and a call
+    stream that started with the controls would send its first second late, in a burst."""
+    for name in {check for target in targets for check in target.checks}:
+        REGISTRY[name]
+
+
+async def _gather_services(
+    config: Config,
+    vantage: Vantage,
+    route: Route,
+    chosen: list[Service],
+    helper_targets: bool,
+    facts: RoundFacts,
+    limit: asyncio.Semaphore,
+    deadline: float,
+    progress: OnTarget | None = None,
+) -> list[list[TargetResult]]:
+    """Each service's helper-only targets (`helper_targets`), or the rest of them, measured."""
+    return list(await asyncio.gather(*(
+        _gather_targets(config, vantage, route, s, [t for t in s.targets if helper_only(t) == helper_targets], facts, limit, deadline, progress)
+        for s in chosen
+    )))
+
+
+def _in_order(service: Service, results: list[TargetResult]) -> list[TargetResult]:
+    """A service's results in its targets' order (helper-only ones were measured apart)."""
+    by_name = {r.target: r for r in results}
+    return [by_name[t.name] for t in service.targets]
+
+
+async def _cancelled(task: asyncio.Future[Any]) -> None:
+    """Cancel `task` and wait until it ended (nothing of it is used; our own cancellation still ends us)."""
+    task.cancel()
+    await asyncio.wait([task])
+    if not task.cancelled():
+        task.exception()  # retrieved: a failure of what was thrown away is not logged as unhandled
 
 
 # A target holds at most a few sockets at once (a connect per address and port, a decoy, a

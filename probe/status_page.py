@@ -32,6 +32,7 @@ from probe.model import (
     BLOCKS,
     SERVICE_VERDICTS,
     VANTAGE_VERDICTS,
+    HelperLine,
     ServiceResult,
     TargetResult,
     VantageResult,
@@ -43,6 +44,7 @@ from probe.status_causes import Cause, cause_of, classes_of
 from probe.status_steps import Step, explain
 from probe.status_texts import (
     CHECKS,
+    HELPER_LINE,
     MEANINGS,
     NAMES,
     PHRASES,
@@ -51,7 +53,9 @@ from probe.status_texts import (
     Reason,
     Said,
     failure_words,
+    helper_line_words,
     join_names,
+    kilobytes,
     say,
 )
 
@@ -338,6 +342,7 @@ def _vantage(page: _Page, history: History | None, result: VantageResult, classe
         f"<section class='vantage' data-k='{escape(_key(name))}'>",
         f"<h2>{escape(page.phrases['vantage'])} {escape(name)} {page.badge(verdict)}</h2>",
         f"<p class='explain'>{escape(page.meanings.get(verdict, ''))}</p>",
+        *_helper_lines(page.lang, result.helpers),
     ]
     cause = cause_of(result, classes)
     if cause is not None:
@@ -360,6 +365,20 @@ def _cause(page: _Page, cause: Cause) -> str:
         f"<p><strong>{page.text('what_to_check')}:</strong> {page.said(cause.advice)}</p>"
         f"{f'<ul>{sites}</ul>' if sites else ''}</div>"
     )
+
+
+def _helper_lines(lang: str, lines: list[HelperLine]) -> list[str]:
+    """One line per helper abroad the round used (issue #18): working, or how its line failed."""
+    words = HELPER_LINE[lang]
+    out = []
+    for line in lines:
+        if line.last_failure is None:
+            state = words["up"].format(exchanges=line.exchanges, kb=kilobytes(line.largest_sent_bytes + line.largest_received_bytes))
+        else:
+            state = helper_line_words(lang, line.last_failure)
+        klass = "meta" if line.up else "meta problem"
+        out.append(f"<p class='{klass}' data-f='helper'>{escape(words['title'].format(helper=line.helper))}: {escape(state)}</p>")
+    return out
 
 
 def _service(page: _Page, history: History | None, vantage: str, service: ServiceResult, now: float) -> str:

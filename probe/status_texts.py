@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeAlias
 
+from probe.model import HelperExchange
+
 LANGUAGES = ("en", "ru")
 
 # Short names shown on the badges (the verdict's code is shown beside them).
@@ -663,3 +665,59 @@ def choose_language(query: str, accept_language: str) -> str:
         if primary in LANGUAGES and q > 0:
             ranked.append((-q, index, primary))
     return min(ranked)[2] if ranked else "en"
+
+
+# --- the line to a helper abroad (issue #18) ----------------------------------------------------------
+# What the vantage says of its line to each helper: one sentence per failure string of the last
+# exchange that failed (probe.failures), with its numbers. The judge's reasons use the English.
+
+HELPER_LINE: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "Helper abroad {helper}",
+        "up": "the line works ({exchanges} exchanges in the last round, none over {kb} KB)",
+        "helper_line_frozen": "the line to the helper abroad froze after {kb} KB",
+        "helper_line_dripping": "the helper's answer dripped: {kb} KB in {seconds} s",
+        "connection_reset": "the line to the helper abroad was reset after {kb} KB",
+        "eof_error": "the line to the helper abroad closed after {kb} KB",
+        "generic_timeout_error": "no answer from the helper abroad within {seconds} s",
+        "connection_refused": "the helper abroad refused the connection",
+        "helper_answer_too_large": "the helper's answer passed its size cap ({kb} KB) and was refused",
+        "helper_answer_unsigned": "the answer did not carry the helper's signature (forged on the way, or another secret)",
+        "helper_answer_malformed": "the answer was not the helper's protocol",
+        "helper_refused": "the helper refused the request (HTTP {status} {detail})",
+        "helper_no_time": "the round's deadline left no time to ask the helper",
+        "other": "the line to the helper abroad failed ({failure})",
+    },
+    "ru": {
+        "title": "Помощник за рубежом {helper}",
+        "up": "связь работает ({exchanges} обменов в последнем раунде, каждый не больше {kb} КБ)",
+        "helper_line_frozen": "связь с помощником за рубежом замерла после {kb} КБ",
+        "helper_line_dripping": "ответ помощника шёл по капле: {kb} КБ за {seconds} с",
+        "connection_reset": "связь с помощником за рубежом сброшена после {kb} КБ",
+        "eof_error": "связь с помощником за рубежом закрылась после {kb} КБ",
+        "generic_timeout_error": "помощник за рубежом не ответил за {seconds} с",
+        "connection_refused": "помощник за рубежом не принял соединение",
+        "helper_answer_too_large": "ответ помощника превысил допустимый размер ({kb} КБ) и отброшен",
+        "helper_answer_unsigned": "ответ не подписан помощником (подделан по дороге или другой секрет)",
+        "helper_answer_malformed": "ответ не по протоколу помощника",
+        "helper_refused": "помощник отклонил запрос (HTTP {status} {detail})",
+        "helper_no_time": "до конца раунда не осталось времени, чтобы спросить помощника",
+        "other": "связь с помощником за рубежом не работает ({failure})",
+    },
+}
+
+
+def kilobytes(count: int) -> str:
+    """Bytes as KB for people: one decimal under 10 KB (a freeze "after 0.4 KB" is not "after 0")."""
+    return f"{count / 1024:.1f}" if count < 10 * 1024 else f"{count / 1024:.0f}"
+
+
+def helper_line_words(lang: str, exchange: HelperExchange) -> str:
+    """How an exchange with the helper failed, in `lang`: its failure string (probe.failures) with
+    its numbers (the bytes both ways together, as a freeze counts them)."""
+    words = HELPER_LINE[lang]
+    failure = exchange.failure or ""
+    template = words.get(failure.split(":", 1)[0], words["other"])
+    text = template.format(kb=kilobytes(exchange.sent_bytes + exchange.received_bytes), seconds=f"{exchange.duration_seconds:.0f}",
+                           status=exchange.status or "", detail=exchange.detail or "", failure=failure)
+    return text.replace(" )", ")")

@@ -47,6 +47,7 @@ def test_amtool_check_config():
         ({"alertname": "MsgreachVantageOffline", "severity": "warning", "category": "vantage", "country": "RU"}, "vantage-keepers"),
         ({"alertname": "MsgreachVantageSilent", "severity": "warning", "category": "vantage"}, "vantage-keepers"),
         ({"alertname": "MsgreachServiceFailingAtControl", "severity": "info", "category": "outage"}, "digest"),
+        ({"alertname": "MsgreachHelperLineDown", "severity": "info", "category": "helper", "vantage": "ru-1", "helper": "abroad"}, "digest"),
         ({"alertname": "MsgreachAllowlistRegime", "severity": "critical", "category": "regime", "country": "RU", "asn": "12389"}, "oncall-ru"),
         ({"alertname": "MsgreachRegionalShutdown", "severity": "critical", "category": "regime", "country": "KZ", "asn": "9198"}, "oncall-central-asia"),
     ],

@@ -27,7 +27,7 @@ CONTRACT_METRICS = {
     "msgreach_tls_cert_not_after_timestamp_seconds", "msgreach_download_throughput_bytes_per_second",
     "msgreach_round_duration_seconds", "msgreach_last_round_timestamp_seconds", "msgreach_rounds_total",
     "msgreach_vantage_info", "msgreach_build_info", "msgreach_vantage_verdict",
-    "msgreach_target_verdict_since_timestamp_seconds",
+    "msgreach_target_verdict_since_timestamp_seconds", "msgreach_helper_up",
 }
 
 

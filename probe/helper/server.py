@@ -213,10 +213,15 @@ class Helper:
             if not (isinstance(item, dict) and isinstance(item.get("service"), str) and isinstance(item.get("target"), str)):
                 raise _Refused(400, "bad_request")
             names.append((item["service"], item["target"]))
+        try:
+            shape = wire.MeasureShape.of(request)  # compact answers and pages under a byte budget (issue #18)
+        except ValueError:
+            raise _Refused(400, "bad_request") from None
         unknown = sum(not self.measurer.knows(*n) for n in names)
         if unknown:
             self.metrics.refuse("measure", "unknown_target")
-        return {"targets": await self.measurer.answer(names)}
+        answers = await self.measurer.answer(names, max_age=wire.CONTINUATION_SECONDS if shape.continuation else None)
+        return wire.measure_answer(answers, shape)
 
     async def _open_stream(self, client: str, request: dict[str, Any]) -> dict[str, Any]:
         limits = self.settings.limits

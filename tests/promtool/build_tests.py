@@ -93,6 +93,7 @@ class Vantage:
     # block, e.g. {30: 1, 31: 3}: round 30 is scraped once, its confirmation round 31 three times
     # until the next scheduled round. The services it did not measure again repeat their verdict.
     scrapes: dict[int, int] | None = None
+    helpers: dict[str, str] | None = None  # per helper abroad, its line round by round: "up*10 down*20"
 
     def counts(self, n: int) -> list[int]:
         return [(self.scrapes or {}).get(r, SCRAPES_PER_ROUND) for r in range(n)]
@@ -161,6 +162,11 @@ class Vantage:
                 values = [1 if v == verdict else 0 for v in t]
                 out.append({"series": f'msgreach_service_verdict{{{base},service="{s}",verdict="{verdict}"}}', "values": compact(per_sample(values, verdict=True))})
             out.append({"series": f'msgreach_service_reachable_ratio{{{base},service="{s}"}}', "values": compact(per_sample([RATIO.get(v, 0.0) for v in t], verdict=True))})
+        for helper, line in (self.helpers or {}).items():
+            states = expand(line, ("up", "down"))
+            if len(states) != n:
+                raise ValueError(f"{self.name}: helper {helper} has {len(states)} rounds, services {n}")
+            out.append({"series": f'msgreach_helper_up{{{base},helper="{helper}"}}', "values": compact(per_sample([1 if v == "up" else 0 for v in states], verdict=True))})
         return out
 
 
@@ -264,6 +270,20 @@ class Expect:
             },
         }
 
+    def helper_down(self, v: Vantage, helper: str) -> dict:
+        return {
+            "exp_labels": {"severity": "info", "category": "helper", "vantage": v.name, "helper": helper},
+            "exp_annotations": {
+                "summary": f"{v.name} cannot use its helper {helper}: the line to it fails",
+                "description": (
+                    f"msgreach_helper_up of {v.name} for helper {helper} has been 0 for {self.p.helper_down_for}: "
+                    "calls, circumvention and freeze keys are not measured there, and its blocks are not compared with the helper's."
+                ),
+                "runbook": self.rb["MsgreachHelperLineDown"],
+                "dashboard": f"/d/msgreach-vantage?var-vantage={v.name}",
+            },
+        }
+
     def allowlist(self, country: str, asn: str, count: int) -> dict:
         return {
             "exp_labels": {"severity": "critical", "category": "regime", "country": country, "asn": asn},
@@ -295,6 +315,7 @@ class Expect:
 ALERTS = (
     "MsgreachSuddenBlock", "MsgreachWideBlock", "MsgreachTechniqueChange", "MsgreachVantageOffline",
     "MsgreachVantageSilent", "MsgreachAllowlistRegime", "MsgreachRegionalShutdown", "MsgreachServiceFailingAtControl",
+    "MsgreachHelperLineDown",
 )
 
 
@@ -594,6 +615,20 @@ def default_tests() -> list[dict]:
             expect(at(34)),
             expect(at(36), MsgreachVantageSilent=[e.silent(stuck, "7m 0s"), e.silent(dead, "6m 0s")]),
             expect(at(70), MsgreachVantageSilent=[e.silent(stuck, "41m 0s"), e.silent(dead, "40m 0s")]),
+        ],
+    ))
+
+    frozen = Vantage(**RU1, services={"whatsapp": "ok*60"}, helpers={"abroad": "up*10 down*40 up*10"})
+    flaky = Vantage(**RU3, services={"whatsapp": "ok*60"}, helpers={"abroad": "up*10 down*5 up*45"})
+    tests.append(test(
+        "the line to a helper abroad failing for 15 minutes is shown (info, never a page), a few failed "
+        "rounds are not; no block alert either way",
+        [frozen, flaky],
+        [
+            *quiet(at(10), at(24, 3)),
+            expect(at(25, 1), MsgreachHelperLineDown=[e.helper_down(frozen, "abroad")]),
+            expect(at(49, 3), MsgreachHelperLineDown=[e.helper_down(frozen, "abroad")]),
+            expect(at(50, 1)),
         ],
     ))
     return tests
