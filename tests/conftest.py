@@ -39,10 +39,9 @@ from servers.loop import ServerLoop  # noqa: E402
 from servers.socks5 import Socks5Proxy  # noqa: E402
 from servers.testca import Leaf, TestCA  # noqa: E402
 
-from msgreach_helpers import msgreach_command, require_root  # noqa: E402,F401 - re-exported
+from msgreach_helpers import BLOCKED_SNI, msgreach_command, require_root  # noqa: E402,F401 - re-exported
 
 LOOPBACK = "127.0.0.1"
-BLOCKED_SNI = "blocked.good.test"  # the SNI the front resets
 CONTROL_HOST = "control.good.test"
 
 

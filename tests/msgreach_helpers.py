@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+BLOCKED_SNI = "blocked.good.test"  # the SNI the hostile TLS front (tests/servers/hostile.py's sni_front) resets
+
 
 def msgreach_command() -> list[str]:
     """The installed console script next to this interpreter, else `python -m probe`."""

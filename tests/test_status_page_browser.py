@@ -30,7 +30,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import BLOCKED_SNI
+from msgreach_helpers import BLOCKED_SNI
 from opstools import in_ci
 
 from probe.history import History
