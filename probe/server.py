@@ -157,6 +157,8 @@ class Server:
         document: dict[str, Any] = report.as_document(results, started, ended - started)
         if self.history is not None:
             document["history"] = status_page.history_document(self.state, self.history)
+        if self.state.upload is not None:
+            document["upload"] = self.state.upload.as_json()  # reports to the centre (probe/upload.py)
         headers = {"Content-Type": "application/json", "Cache-Control": "no-store"}
         return "200 OK", headers, json.dumps(document, ensure_ascii=False).encode()
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
-from probe import __version__
+from probe import __version__, upload
 from probe.history import History, Summary
 from probe.metrics import State
 from probe.model import BLOCKS, SERVICE_VERDICTS, VANTAGE_VERDICTS, Verdict
@@ -171,6 +171,7 @@ def render(state: State, healthy: bool, health_reason: str, *, history: History 
     ]
     if not healthy:  # only a problem is worth a line; "ok" above an offline point misled volunteers
         parts.append(f"<p class='problem'>{escape(say['monitor_problem'].format(reason=health_reason))}</p>")
+    parts.append(upload.notice(state.upload, lang))  # reports to the centre held? (empty while they flow)
     parts.append("</header><main id='main'>")
     if not state.latest:
         parts.append(f"<p>{escape(say['no_round'])}</p>")

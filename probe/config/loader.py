@@ -272,6 +272,7 @@ def _resolve(raw: RawConfig, file: str, base: Path, problems: list[Problem], lin
         source=file,
         helpers=raw.helpers,
         state_dir=raw.state_dir,
+        upload=raw.upload,
     )
 
 
