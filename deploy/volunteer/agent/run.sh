@@ -16,7 +16,8 @@
 #                           round, only if the agent scrapes in between)
 #   AGENT_CONFIG_DIR        where the rendered config goes (default /tmp/agent, a tmpfs)
 #   AGENT_WAL               the write-ahead log directory (default /prometheus, a volume)
-#   AGENT_LISTEN            the agent's own web address (default 127.0.0.1:9090)
+#   AGENT_LISTEN            the agent's own web address (default 127.0.0.1:9090; the compose file
+#                           opens it to the compose network, unpublished, for msgreach's `upload`)
 #   AGENT_RETENTION         samples the centre has not taken yet are kept this long (default 72h):
 #                           the bound on the WAL's disk use during a long outage of the centre
 #   REMOTE_WRITE_SHARDS     parallel connections to the centre (default 4, fixed: see below)
@@ -52,6 +53,9 @@ for value in "${REMOTE_WRITE_MAX_SAMPLES_PER_SEND:-200}" "${REMOTE_WRITE_TIMEOUT
   case "$value" in ''|*[!0-9a-z]*) fail "a remote-write setting holds something other than digits and a unit: $value" ;; esac
 done
 
+listen=${AGENT_LISTEN:-127.0.0.1:9090}
+self_target="127.0.0.1:${listen##*:}"   # the agent scrapes itself on loopback, whatever it listens on
+
 dir=${AGENT_CONFIG_DIR:-/tmp/agent}
 umask 077
 mkdir -p "$dir"
@@ -84,7 +88,7 @@ scrape_configs:
       - targets: ["${MSGREACH_TARGET:-msgreach:9910}"]
   - job_name: msgreach-agent   # the agent itself: the centre sees a growing backlog
     static_configs:
-      - targets: ["${AGENT_LISTEN:-127.0.0.1:9090}"]
+      - targets: ["$self_target"]
     metric_relabel_configs:
       - source_labels: [__name__]
         regex: "prometheus_(remote_storage_.*|agent_.*|wal_.*|tsdb_wal_.*|build_info)"
@@ -115,5 +119,5 @@ exec prometheus --enable-feature=agent \
   --storage.agent.path="${AGENT_WAL:-/prometheus}" \
   --storage.agent.wal-compression \
   --storage.agent.retention.max-time="${AGENT_RETENTION:-72h}" \
-  --web.listen-address="${AGENT_LISTEN:-127.0.0.1:9090}" \
+  --web.listen-address="$listen" \
   "$@"
