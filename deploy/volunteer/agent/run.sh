@@ -21,7 +21,7 @@
 #   AGENT_RETENTION         samples the centre has not taken yet are kept this long (default 72h):
 #                           the bound on the WAL's disk use during a long outage of the centre
 #   REMOTE_WRITE_SHARDS     parallel connections to the centre (default 4, fixed: see below)
-#   REMOTE_WRITE_MAX_SAMPLES_PER_SEND  samples per request (default 200: about 4 KB on the wire)
+#   REMOTE_WRITE_MAX_SAMPLES_PER_SEND  samples per request (default 150: about 3 KB on the wire, 20 B a sample)
 #   REMOTE_WRITE_TIMEOUT    one request's deadline (default 10s)
 #   REMOTE_WRITE_MIN_BACKOFF, REMOTE_WRITE_MAX_BACKOFF  retry delays (default 1s, 30s)
 #   RENDER_ONLY=1           write the config and exit (tests, promtool)
@@ -49,7 +49,7 @@ done
 
 shards=${REMOTE_WRITE_SHARDS:-4}
 case "$shards" in ''|*[!0-9]*) fail "REMOTE_WRITE_SHARDS must be a number" ;; esac
-for value in "${REMOTE_WRITE_MAX_SAMPLES_PER_SEND:-200}" "${REMOTE_WRITE_TIMEOUT:-10s}" "${REMOTE_WRITE_MIN_BACKOFF:-1s}" "${REMOTE_WRITE_MAX_BACKOFF:-30s}"; do
+for value in "${REMOTE_WRITE_MAX_SAMPLES_PER_SEND:-150}" "${REMOTE_WRITE_TIMEOUT:-10s}" "${REMOTE_WRITE_MIN_BACKOFF:-1s}" "${REMOTE_WRITE_MAX_BACKOFF:-30s}"; do
   case "$value" in ''|*[!0-9a-z]*) fail "a remote-write setting holds something other than digits and a unit: $value" ;; esac
 done
 
@@ -103,8 +103,8 @@ remote_write:
     queue_config:
       min_shards: $shards
       max_shards: $shards
-      max_samples_per_send: ${REMOTE_WRITE_MAX_SAMPLES_PER_SEND:-200}
-      capacity: 2000
+      max_samples_per_send: ${REMOTE_WRITE_MAX_SAMPLES_PER_SEND:-150}
+      capacity: 1500
       batch_send_deadline: 5s
       min_backoff: ${REMOTE_WRITE_MIN_BACKOFF:-1s}
       max_backoff: ${REMOTE_WRITE_MAX_BACKOFF:-30s}
