@@ -144,6 +144,17 @@ table inet {TABLE} {{
         assert rules, "freeze after how many bytes or packets?"
         self._nft("\n".join([f"flush chain inet {TABLE} freeze", *rules]) + "\n")
 
+    def delay(self, procs: Processes, directory: Path, one_way_ms: float, jitter_ms: float = 0.0) -> None:
+        """Every packet through the router waits `one_way_ms` (± jitter): a line abroad's round
+        trip without netem (this kernel has none), by NFQUEUE and tests/lab/nfqdelay.py."""
+        ready = directory / "nfqdelay.ready"
+        script = REPO / "tests" / "lab" / "nfqdelay.py"
+        proc = procs.start("nfqdelay", [os.environ.get("PYTHON", "python3"), str(script), "--queue", "17", "--delay-ms", f"{one_way_ms:g}",
+                                        "--jitter-ms", f"{jitter_ms:g}", "--ready-file", str(ready)], netns=self.ns)
+        wait_for(lambda: ready.exists() or not proc.alive(), 10, what="nfqdelay")
+        assert proc.alive(), proc.text()
+        _run("ip", "netns", "exec", self.ns, "iptables", "-A", "FORWARD", "-j", "NFQUEUE", "--queue-num", "17", "--queue-bypass")
+
     def reopen(self) -> None:
         self._nft(f"flush chain inet {TABLE} freeze\n")
 
