@@ -21,6 +21,7 @@ Shown on the status page (one notice), in /status.json (`upload`) and as
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -34,6 +35,8 @@ from prometheus_client.registry import Collector
 
 from probe import failures
 from probe.config import Config, Upload
+
+log = logging.getLogger(__name__)
 
 # Attempts that take this long on average did not get an answer (the agent's remote_timeout is
 # 10 s as shipped, 30 s by Prometheus's default); a healthy request to the centre takes well
@@ -170,17 +173,30 @@ class UploadWatch:
     def __init__(self, settings: Upload):
         self.settings = settings
         self._readings: deque[AgentReading] = deque(maxlen=64)
+        self._state: State | None = None
 
     async def check(self) -> UploadStatus:
         now = time.time()
         try:
             reading = parse(await fetch(self.settings), now)
         except Exception as exc:  # noqa: BLE001 - every way the read fails is one failure string
-            return UploadStatus("unknown", checked_at=now, failure=failures.classify(exc))
+            return self._logged(UploadStatus("unknown", checked_at=now, failure=failures.classify(exc)))
         older = [r for r in self._readings if r.started_at == reading.started_at]
         baseline = next((r for r in reversed(older) if r.at <= now - _WINDOW_SECONDS), older[0] if older else None)
         self._readings.append(reading)
-        return judge(reading, baseline, self.settings.held_after_seconds)
+        return self._logged(judge(reading, baseline, self.settings.held_after_seconds))
+
+    def _logged(self, status: UploadStatus) -> UploadStatus:
+        """A line in the log when the state changes (a volunteer reads `docker compose logs`)."""
+        if status.state != self._state:
+            if status.state == "held":
+                log.warning("reports to the centre are held (%.0f s behind): %s", status.lag_seconds, TEXTS["en"][status.why or "line_stalls"])
+            elif status.state == "unknown":
+                log.warning("cannot read the local agent at %s: %s", self.settings.agent_url, status.failure)
+            elif self._state is not None:
+                log.info("reports to the centre flow again")
+            self._state = status.state
+        return status
 
 
 # --- what the volunteer sees -----------------------------------------------------------------------

@@ -180,7 +180,7 @@ async def test_no_agent_listening_is_connection_refused() -> None:
 # --- a real agent whose centre refuses every send --------------------------------------------------------
 
 
-def test_a_real_agent_refused_by_its_centre_reads_held_and_refused(tmp_path: Path) -> None:
+def test_a_real_agent_refused_by_its_centre_reads_held_and_refused(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     prometheus = shutil.which("prometheus")
     if prometheus is None:
         if CI:
@@ -206,6 +206,8 @@ def test_a_real_agent_refused_by_its_centre_reads_held_and_refused(tmp_path: Pat
             time.sleep(1)
             status = asyncio.run(watch.check())
         assert (status.state, status.why) == ("held", "centre_refuses"), status
+        assert "reports to the centre are held" in caplog.text  # once, when it began (a volunteer reads the log)
+        assert caplog.text.count("reports to the centre are held") == 1
         assert status.failed_samples == 0  # connection refused is retried, never dropped
         assert status.retried_samples > 0
         reading = parse(asyncio.run(fetch(settings)), time.time())

@@ -104,6 +104,7 @@ def test_reports_cross_a_freezing_line_and_a_frozen_one_without_loss(tmp_path: P
         assert "Reports to the centre are held for" in english and "the line to the centre stalls" in english
         assert "Отчёты в центр задерживаются" in russian and "линия до центра зависает" in russian
         assert fleet.agent_metrics().get("prometheus_remote_storage_samples_failed_total", 0) == 0
+        assert fleet.msgreach is not None and "reports to the centre are held" in fleet.msgreach.text()
 
         # 3. The line reopens: everything arrives, nothing was lost.
         censor.reopen()
