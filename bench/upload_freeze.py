@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,8 +39,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "deploy"))
 
-from mrfkit import Processes  # noqa: E402
-from upload_line import BUDGET_BYTES, Arrivals, Censor, Fleet, namespaces, ns_exec, percentile  # noqa: E402
+from mrfkit import Processes
+from upload_line import (
+    BUDGET_BYTES,
+    Arrivals,
+    Censor,
+    Fleet,
+    namespaces,
+    percentile,
+)
 
 POLL, SNAPSHOT = 3.0, 20.0
 
@@ -98,11 +106,13 @@ def main() -> int:
     parser.add_argument("--targets", type=int, default=40)
     parser.add_argument("--rtt-ms", type=float, default=80.0)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "upload-freeze.json")
+    parser.add_argument("--keep", action="store_true", help="keep the logs, configs and WAL (printed directory)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("needs root (network namespaces)", file=sys.stderr)
         return 2
     directory = Path(tempfile.mkdtemp(prefix="msgreach-upload-"))
+    print(f"working in {directory}", flush=True)
     procs = Processes(directory)
     result: dict = {"date": date.today().isoformat(), "minutes": args.minutes, "targets": args.targets, "rtt_ms": args.rtt_ms}
     load_before = os.getloadavg()
@@ -178,7 +188,9 @@ def main() -> int:
             print(json.dumps(result["frozen"]), flush=True)
     finally:
         procs.stop_all()
-    prometheus = subprocess.run(["prometheus", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+        if not args.keep:
+            shutil.rmtree(directory, ignore_errors=True)
+    prometheus = subprocess.run(["prometheus", "--version"], capture_output=True, text=True, check=False).stdout.splitlines()[0]
     result["machine"] = {"cpus": os.cpu_count(), "kernel": platform.release(), "prometheus": prometheus, "load_before": load_before, "load_after": os.getloadavg()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
@@ -202,8 +214,8 @@ def markdown(r: dict) -> str:
         f"| caught up after reopening (s) | — | {f['caught_up_after_reopening_s']} |",
         f"| agent WAL at reopening (bytes) | — | {f['wal_bytes_at_reopening']} |",
         "",
-        f"{r['series_per_scrape']} series per scrape, {r['bytes_per_sample']} bytes per sample on the wire (snappy), RTT {r['rtt_ms']:g} ms; "
-        f"{r['samples_at_centre']} samples of `up` at the centre, holes: {r['holes'] or 'none'}.",
+        (f"{r['series_per_scrape']} series per scrape, {r['bytes_per_sample']} bytes per sample on the wire (snappy), RTT {r['rtt_ms']:g} ms; "
+         f"{r['samples_at_centre']} samples of `up` at the centre, holes: {r['holes'] or 'none'}."),
     ])
 
 

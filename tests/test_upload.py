@@ -17,7 +17,15 @@ from pydantic import ValidationError
 
 from probe import failures
 from probe.config import Upload
-from probe.upload import AgentReading, UploadStatus, UploadWatch, fetch, judge, notice, parse
+from probe.upload import (
+    AgentReading,
+    UploadStatus,
+    UploadWatch,
+    fetch,
+    judge,
+    notice,
+    parse,
+)
 
 CI = __import__("os").environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from mrfkit import require, require_root_netns, wait_for
 from upload_line import BUDGET_BYTES, Arrivals, Censor, Fleet, namespaces, percentile
 
