@@ -36,6 +36,7 @@ from probe.model import (
     VantageResult,
     Verdict,
 )
+from probe.upload import UploadCollector, UploadStatus
 
 CONTROLS = "controls"
 
@@ -51,6 +52,7 @@ class State:
     finished_at: dict[str, float] = field(default_factory=dict)  # vantage -> unix time
     evidence: "EvidenceHealth" = field(default_factory=lambda: EvidenceHealth())
     version: int = 0  # bumped by every change /metrics shows (a round, a reload)
+    upload: UploadStatus | None = None  # reports to the centre (probe/upload.py): rendered per scrape
 
     def record(self, result: VantageResult, measured: VantageResult | None = None) -> None:
         """A round's result. A confirmation round measured only some services (``measured``);
@@ -246,6 +248,7 @@ def registry_for(state: State, history: History | None = None) -> CollectorRegis
     registry = CollectorRegistry(auto_describe=False)
     for collector in collectors(state, history):
         registry.register(collector)
+    registry.register(UploadCollector(state))
     ProcessCollector(registry=registry)  # memory and CPU of the probe itself: volunteers ask
     return registry
 
@@ -319,13 +322,15 @@ class Exposition:
     scrape: at 1,000 targets a render is ~20,000 series, and Prometheus scrapes several times a
     round. Kept gzip-compressed, as Prometheus asks for it: 2.2 MB of text is about 0.2 MB held,
     and as much on a volunteer's uplink when the monitor is scraped from afar; a client that does
-    not ask for gzip gets the text. The process' own CPU and memory are rendered per scrape."""
+    not ask for gzip gets the text. The process' own CPU and memory, and the upload to the centre
+    (read more often than rounds run), are rendered per scrape."""
 
     def __init__(self, state: State, history: History | None = None):
         self._state = state
         self._collectors = collectors(state, history)
         self._process = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self._process)  # memory and CPU of the probe itself: volunteers ask
+        self._process.register(UploadCollector(state))
         # Per format (False: Prometheus text, True: OpenMetrics), the state's version it was made
         # from, the gzip stream of msgreach's families (flushed, not finished) and its compressor,
         # copied by each gzip scrape to end the stream. After a round, `refresh` makes the format

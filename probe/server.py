@@ -181,6 +181,8 @@ class Server:
         document: dict[str, Any] = report.as_document(results, started, ended - started)
         if self.history is not None:
             document["history"] = status_page.history_document(self.state, self.history)
+        if self.state.upload is not None:
+            document["upload"] = self.state.upload.as_json()  # reports to the centre (probe/upload.py)
         return "200 OK", headers, json.dumps(document, ensure_ascii=False).encode()
 
     def _status_page(self, query: str, accept_language: str) -> tuple[str, dict[str, str], bytes]:

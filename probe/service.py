@@ -31,6 +31,7 @@ from probe.metrics import Exposition, State
 from probe.model import BLOCKS, VantageResult, Verdict
 from probe.runner import return_freed_memory, run_round
 from probe.server import Server
+from probe.upload import UploadWatch
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,22 @@ class Monitor:
                 coalesce=True,
                 misfire_grace_time=int(schedule.interval_seconds),
             )
+        self._schedule_upload()
+
+    def _schedule_upload(self) -> None:
+        """Reports to the centre (probe/upload.py): the local agent read every few seconds,
+        apart from the rounds (a slow round never delays it, a slow agent never delays a round)."""
+        settings = self.config.upload
+        self.state.upload = None
+        if settings is None:
+            return
+        watch = UploadWatch(settings)
+
+        async def check() -> None:
+            self.state.upload = await watch.check()
+
+        self.scheduler.add_job(check, "interval", id="upload", seconds=settings.interval_seconds, next_run_time=datetime.now(),
+                               max_instances=1, coalesce=True, misfire_grace_time=int(settings.interval_seconds))
 
     async def round(self, vantage_name: str) -> None:
         """A scheduled round: the controls and every service."""

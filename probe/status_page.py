@@ -86,7 +86,26 @@ class Notice:
 
 
 NoticeSource = Callable[[State], Iterable[Notice]]
-NOTICE_SOURCES: list[NoticeSource] = []  # e.g. the helper line's health, reports held for the central
+
+
+def _upload_notices(state: State) -> list[Notice]:
+    """Reports to the centre held, dropped by the agent, or not known (probe/upload.py); nothing
+    while they flow."""
+    status = state.upload
+    if status is None:
+        return []
+    found = []
+    if status.state == "held":
+        why = Reason(f"upload.{status.why or 'line_stalls'}")
+        found.append(Notice("info", Reason("notice.upload_held", {"minutes": max(1, int(status.lag_seconds // 60)), "why": why})))
+    elif status.state == "unknown":
+        found.append(Notice("info", Reason("notice.upload_unknown", {"detail": status.failure or ""})))
+    if status.failed_samples:
+        found.append(Notice("problem", Reason("notice.upload_lost", {"count": status.failed_samples})))
+    return found
+
+
+NOTICE_SOURCES: list[NoticeSource] = [_upload_notices]  # other lines above everything: reports to the centre
 
 
 def notices(state: State, healthy: bool, health_reason: str) -> list[Notice]:

@@ -219,6 +219,11 @@ REASONS: dict[str, dict[str, str]] = {
     "en": {
         # notices above everything
         "notice.monitor_problem": "The monitor has a problem: {reason}",
+        "notice.upload_held": "Reports to the centre are held for {minutes} min: {why}. They wait on this machine and go out when the line lets them; keep the agent running (restarted, it sends only new samples).",
+        "upload.line_stalls": "the line to the centre stalls (sends get no answer; a censor that freezes connections to hosting abroad does this)",
+        "upload.centre_refuses": "the centre, or something on the way, refuses or cuts the sends",
+        "notice.upload_lost": "{count} samples could not be delivered and were dropped by the agent (see its log).",
+        "notice.upload_unknown": "Whether reports reach the centre is unknown: the local agent could not be read ({detail}).",
         # the banner
         "banner.no_round": "No measurement has finished yet: the first round takes up to a minute.",
         "banner.offline": "This point is offline since {time}: nothing else can be judged. {cause}",
@@ -313,6 +318,11 @@ REASONS: dict[str, dict[str, str]] = {
     },
     "ru": {
         "notice.monitor_problem": "Проблема с монитором: {reason}",
+        "notice.upload_held": "Отчёты в центр задерживаются уже {minutes} мин: {why}. Они ждут на этой машине и уйдут, когда линия пропустит; не перезапускайте агент (после перезапуска он отправляет только новые данные).",
+        "upload.line_stalls": "линия до центра зависает (отправки остаются без ответа; так действует цензор, замораживающий соединения с зарубежными хостингами)",
+        "upload.centre_refuses": "центр или что-то на пути отклоняет или обрывает отправки",
+        "notice.upload_lost": "{count} отсчётов не удалось доставить, агент их отбросил (см. его журнал).",
+        "notice.upload_unknown": "Доходят ли отчёты до центра, неизвестно: не удалось прочитать локальный агент ({detail}).",
         "banner.no_round": "Ни одно измерение ещё не завершено: первое занимает до минуты.",
         "banner.offline": "Точка не в сети с {time}: о сервисах судить нельзя. {cause}",
         "banner.offline_now": "Точка не в сети: о сервисах судить нельзя. {cause}",

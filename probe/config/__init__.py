@@ -34,6 +34,7 @@ from probe.config.models import (
     Target,
     Timeouts,
     TLSListener,
+    Upload,
     Vantage,
 )
 
@@ -56,6 +57,7 @@ __all__ = [
     "TLSListener",
     "Target",
     "Timeouts",
+    "Upload",
     "Vantage",
     "configs_dir",
     "is_ip_literal",

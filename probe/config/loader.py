@@ -278,6 +278,7 @@ def _resolve(raw: RawConfig, file: str, base: Path, problems: list[Problem], lin
         source=file,
         helpers=raw.helpers,
         state_dir=state_dir,
+        upload=raw.upload,
     )
 
 

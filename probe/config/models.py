@@ -556,6 +556,31 @@ class HelperRef(_Model):
         return value
 
 
+class Upload(_Model):
+    """The Prometheus agent on this machine that uploads the vantage's metrics to the centre:
+    msgreach reads the agent's own /metrics to say when reports are held (probe/upload.py)."""
+
+    agent_url: str  # e.g. http://127.0.0.1:9090/metrics; never a host across the internet
+    interval_seconds: float = _seconds(15.0, 1, 3600, inclusive=True)
+    timeout_seconds: float = _seconds(2.0, 0, 60)
+    max_bytes: int = _count(1024, 64 * 1024 * 1024, 2 * 1024 * 1024)  # the agent's /metrics is ~100-200 KB
+    held_after_seconds: float = _seconds(120.0, 0, 86_400)
+
+    @field_validator("agent_url")
+    @classmethod
+    def _local_url(cls, value: str) -> str:
+        _http_url(value, schemes=("http",))
+        host = urlsplit(value).hostname or ""
+        if is_ip_literal(host):
+            address = ipaddress.ip_address(host)
+            if not (address.is_loopback or address.is_private) or address.is_unspecified:
+                raise ValueError(f"{value!r}: the agent runs on this machine; use a loopback or private address, not {host}")
+        elif host != "localhost" and "." in host:
+            # A name with dots would be resolved, possibly to an address across the censor's line.
+            raise ValueError(f"{value!r}: the agent runs on this machine; use 127.0.0.1, localhost or a container name without dots")
+        return value
+
+
 def _http_url(value: str, schemes: tuple[str, ...] = ("https",)) -> None:
     try:
         parts = urlsplit(value)
@@ -588,6 +613,7 @@ class RawConfig(_Model):
     decoy_sni: HostName = "example.org"
     evidence: Evidence = Field(default_factory=Evidence)
     helpers: list[HelperRef] = Field(default_factory=list)
+    upload: Upload | None = None  # the local Prometheus agent's upload to the centre (off when unset)
     # Verdict history for the status page and the verdict-since metric (probe/history.py), and
     # the evidence archive unless `evidence.path` says otherwise. None: the default state
     # directory (probe.config.state_dir).
@@ -636,3 +662,4 @@ class Config:
     source: str  # file the config came from, or "<default>"
     helpers: list[HelperRef] = field(default_factory=list)
     state_dir: Path | None = None
+    upload: Upload | None = None

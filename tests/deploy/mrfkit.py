@@ -215,6 +215,33 @@ def make_pki(directory: Path, names: list[str], addresses: list[str] = ()) -> di
     return paths
 
 
+# --- the centre's gateway ---------------------------------------------------------------------
+
+
+def gateway_config(directory: Path, listen: str, central: str, tls: dict[str, Path], users: Path) -> Path:
+    """The shipped deploy/central/gateway/nginx.conf with the container's paths and names swapped
+    for a test's: `listen` (HOST:PORT), the central Prometheus at `central` (HOST:PORT), Grafana
+    nowhere (its side is not part of these tests)."""
+    text = (REPO / "deploy" / "central" / "gateway" / "nginx.conf").read_text()
+    tmp = directory / "nginx-tmp"
+    tmp.mkdir(exist_ok=True)
+    replacements = {
+        "server prometheus:9090;": f"server {central};",
+        "server grafana:3000;": f"server 127.0.0.1:{free_port()};",
+        "listen 8443 ssl;": f"listen {listen} ssl;",
+        "/etc/nginx/tls/fullchain.pem": str(tls["cert"]),
+        "/etc/nginx/tls/privkey.pem": str(tls["key"]),
+        "/etc/nginx/secrets/volunteers.htpasswd": str(users),
+        "/tmp/nginx": f"{tmp}/nginx",
+    }
+    for old, new in replacements.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    config = directory / "nginx.conf"
+    config.write_text(text)
+    return config
+
+
 # --- HTTP --------------------------------------------------------------------------------------
 
 

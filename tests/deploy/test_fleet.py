@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mrfkit import HERE, REPO, free_port, http_get, make_pki, msgreach_argv, msgreach_env, require, wait_for
+from mrfkit import HERE, REPO, free_port, gateway_config, http_get, make_pki, msgreach_argv, msgreach_env, require, wait_for
 
 pytestmark = [pytest.mark.fleet, pytest.mark.slow]
 
@@ -70,28 +70,6 @@ services:
     return config
 
 
-def _gateway_config(directory: Path, port: int, central: int, tls: dict[str, Path], users: Path) -> Path:
-    """The shipped nginx.conf with the container paths and names swapped for loopback ones."""
-    text = (REPO / "deploy" / "central" / "gateway" / "nginx.conf").read_text()
-    tmp = directory / "nginx-tmp"
-    tmp.mkdir()
-    replacements = {
-        "server prometheus:9090;": f"server 127.0.0.1:{central};",
-        "server grafana:3000;": f"server 127.0.0.1:{free_port()};",
-        "listen 8443 ssl;": f"listen 127.0.0.1:{port} ssl;",
-        "/etc/nginx/tls/fullchain.pem": str(tls["cert"]),
-        "/etc/nginx/tls/privkey.pem": str(tls["key"]),
-        "/etc/nginx/secrets/volunteers.htpasswd": str(users),
-        "/tmp/nginx": f"{tmp}/nginx",
-    }
-    for old, new in replacements.items():
-        assert old in text, old
-        text = text.replace(old, new)
-    config = directory / "nginx.conf"
-    config.write_text(text)
-    return config
-
-
 def test_two_vantages_through_agents_lose_nothing_while_the_centre_is_down(tmp_path: Path, procs) -> None:
     prometheus, nginx = shutil.which("prometheus"), shutil.which("nginx")
     require(prometheus is not None, "needs Debian's prometheus package")
@@ -131,8 +109,8 @@ def test_two_vantages_through_agents_lose_nothing_while_the_centre_is_down(tmp_p
         assert add.returncode == 0, add.stderr
         env_files[name] = dict(line.split("=", 1) for line in Path(add.stdout.strip()).read_text().splitlines() if line and not line.startswith("#"))
     assert len(users.read_text().splitlines()) == 2 and all(line.split(":", 1)[1].startswith("$6$") for line in users.read_text().splitlines())
-    gateway_config = _gateway_config(tmp_path, gateway_port, central_port, tls, users)
-    gateway = procs.start("gateway", [nginx, "-p", str(tmp_path), "-c", str(gateway_config), "-e", "stderr", "-g", "daemon off; user root;"])
+    gateway_conf = gateway_config(tmp_path, f"127.0.0.1:{gateway_port}", f"127.0.0.1:{central_port}", tls, users)
+    gateway = procs.start("gateway", [nginx, "-p", str(tmp_path), "-c", str(gateway_conf), "-e", "stderr", "-g", "daemon off; user root;"])
     write_url = env_files["v1"]["REMOTE_WRITE_URL"]
     assert write_url == f"https://127.0.0.1:{gateway_port}/api/v1/write"
 
