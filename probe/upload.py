@@ -34,6 +34,7 @@ from prometheus_client.registry import Collector
 
 from probe import failures
 from probe.config import Config, Upload
+from probe.status_texts import Reason, say
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +190,8 @@ class UploadWatch:
         """A line in the log when the state changes (a volunteer reads `docker compose logs`)."""
         if status.state != self._state:
             if status.state == "held":
-                log.warning("reports to the centre are held (%.0f s behind): %s", status.lag_seconds, TEXTS["en"][status.why or "line_stalls"])
+                why = say(Reason(f"upload.{status.why or 'line_stalls'}"), "en").text()  # the page's words (probe/status_texts.py)
+                log.warning("reports to the centre are held (%.0f s behind): %s", status.lag_seconds, why)
             elif status.state == "unknown":
                 log.warning("cannot read the local agent at %s: %s", self.settings.agent_url, status.failure)
             elif self._state is not None:
