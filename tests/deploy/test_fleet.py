@@ -183,7 +183,9 @@ def test_two_vantages_through_agents_lose_nothing_while_the_centre_is_down(tmp_p
             during = [t for t in stamps if stopped_at <= t <= restarted_at]
             expected = (restarted_at - stopped_at) / SCRAPE
             report[f"{name} {metric}"] = {"samples_in_outage": len(during), "expected": round(expected), "largest_gap_s": round(max(gaps), 2)}
-            assert max(gaps) <= 1.5 * SCRAPE, f"{name} {metric}: a {max(gaps):.1f} s hole in the samples"
+            # A dropped batch leaves a hole of many scrapes (8 s when the agent resharded); a scrape
+            # the loaded machine started late leaves a gap of 1-2 scrapes followed by a short one.
+            assert max(gaps) < 2.5 * SCRAPE, f"{name} {metric}: a {max(gaps):.1f} s hole in the samples"
             assert len(during) >= expected - 2, f"{name} {metric}: {len(during)} samples in the outage, {expected:.0f} scraped"
         agent_metrics = http_get(f"http://127.0.0.1:{agent_port}/metrics")[1]
         retried = _metric(agent_metrics, "prometheus_remote_storage_samples_retried_total")

@@ -280,7 +280,8 @@ class Expect:
                     "calls, circumvention and freeze keys are not measured there, and its blocks are not compared with the helper's."
                 ),
                 "runbook": self.rb["MsgreachHelperLineDown"],
-                "dashboard": f"/d/msgreach-vantage?var-vantage={v.name}",
+                "runbook_url": f"{EXTERNAL_URL}/docs/operators.md#msgreachhelperlinedown",
+                "dashboard": f"{EXTERNAL_URL}/d/msgreach-vantage?var-vantage={v.name}",
             },
         }
 
