@@ -13,8 +13,9 @@ from pathlib import Path
 
 PROBE = Path(__file__).resolve().parent.parent / "probe"
 
-# What the config must not pull in: the network stack, the scheduler, the metrics, the checks.
-HEAVY = ("httpx", "httpcore", "dns", "cryptography", "apscheduler", "prometheus_client", "probe.net", "probe.checks", "probe.resolvers", "aioquic")
+# What the config must not pull in: the network stack, the scheduler, the metrics, the checks;
+# nor pydantic, which the config no longer uses (probe.validation: 13 MiB less, issue #22).
+HEAVY = ("httpx", "httpcore", "dns", "cryptography", "apscheduler", "prometheus_client", "probe.net", "probe.checks", "probe.resolvers", "aioquic", "pydantic")
 
 
 def test_importing_the_config_loads_no_network_stack():
@@ -22,9 +23,24 @@ def test_importing_the_config_loads_no_network_stack():
     run = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60, cwd=PROBE.parent)
     assert run.returncode == 0, run.stderr
     loaded = json.loads(run.stdout)
-    assert "probe.config" in loaded and "pydantic" in loaded  # the probe itself is real
+    assert "probe.config.models" in loaded and "probe.validation" in loaded  # the probe itself is real
     heavy = sorted(m for m in loaded if any(m == h or m.startswith(h + ".") for h in HEAVY))
     assert heavy == [], heavy
+
+
+def test_a_monitor_process_never_loads_pydantic():
+    """What `run` and `once` import, and the config, the web config and the helper's settings
+    they load: pydantic (13 MiB of the process at issue #22) is not among them."""
+    code = (
+        "import sys, json, probe.cli, probe.runner, probe.service, probe.server, probe.report, probe.metrics; "
+        "import probe.config.webconfig, probe.helper.settings; from probe import config; config.load(None); "
+        "print(json.dumps(sorted(sys.modules)))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60, cwd=PROBE.parent)
+    assert run.returncode == 0, run.stderr
+    loaded = json.loads(run.stdout)
+    assert "probe.service" in loaded and "probe.config.models" in loaded
+    assert sorted(m for m in loaded if m == "pydantic" or m.startswith(("pydantic.", "pydantic_core"))) == []
 
 
 def _module_name(path: Path) -> str:
