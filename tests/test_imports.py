@@ -28,19 +28,26 @@ def test_importing_the_config_loads_no_network_stack():
     assert heavy == [], heavy
 
 
-def test_a_monitor_process_never_loads_pydantic():
+def test_a_monitor_process_never_loads_pydantic_nor_trio():
     """What `run` and `once` import, and the config, the web config and the helper's settings
-    they load: pydantic (13 MiB of the process at issue #22) is not among them."""
+    they load: neither pydantic (13 MiB of the process at issue #22) nor trio, which httpcore
+    would import whenever it is installed (probe/_httpcore.py; 4.6 MiB) is among them. A
+    process that wants trio still gets it afterwards."""
     code = (
-        "import sys, json, probe.cli, probe.runner, probe.service, probe.server, probe.report, probe.metrics; "
+        "import sys, json, importlib.util, probe.cli, probe.runner, probe.service, probe.server, probe.report, probe.metrics; "
         "import probe.config.webconfig, probe.helper.settings; from probe import config; config.load(None); "
-        "print(json.dumps(sorted(sys.modules)))"
+        "loaded = sorted(sys.modules); installed = importlib.util.find_spec('trio') is not None; "
+        "after = installed and __import__('trio').__name__ == 'trio'; "
+        "print(json.dumps({'loaded': loaded, 'trio_installed': installed, 'trio_after': after}))"
     )
     run = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60, cwd=PROBE.parent)
     assert run.returncode == 0, run.stderr
-    loaded = json.loads(run.stdout)
-    assert "probe.service" in loaded and "probe.config.models" in loaded
+    found = json.loads(run.stdout)
+    loaded = found["loaded"]
+    assert "probe.service" in loaded and "probe.config.models" in loaded and "httpcore" in loaded
     assert sorted(m for m in loaded if m == "pydantic" or m.startswith(("pydantic.", "pydantic_core"))) == []
+    assert sorted(m for m in loaded if m == "trio" or m.startswith("trio.")) == []
+    assert found["trio_after"] == found["trio_installed"]
 
 
 def _module_name(path: Path) -> str:

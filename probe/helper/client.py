@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from probe import failures
+from probe._httpcore import httpx
 from probe.config import Config, HelperRef, Service, Vantage, split_host_port
 from probe.helper import wire
 from probe.helper.auth import (
