@@ -50,6 +50,17 @@ def test_a_monitor_process_never_loads_pydantic_nor_trio():
     assert found["trio_after"] == found["trio_installed"]
 
 
+def test_the_status_page_and_the_web_config_load_when_used():
+    """A `run` process loads the status page's modules (and their texts) when a person first
+    asks for it, and the web config's models with --web.config.file only (issue #22: memory)."""
+    code = "import sys, json, probe.cli, probe.runner, probe.service; print(json.dumps(sorted(sys.modules)))"
+    run = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60, cwd=PROBE.parent)
+    assert run.returncode == 0, run.stderr
+    loaded = json.loads(run.stdout)
+    assert "probe.server" in loaded
+    assert [m for m in ("probe.status_page", "probe.status_texts", "probe.status_steps", "probe.config.webconfig") if m in loaded] == []
+
+
 def _module_name(path: Path) -> str:
     parts = path.relative_to(PROBE.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
