@@ -148,7 +148,9 @@ class _Schema:
 @dataclass_transform(kw_only_default=True, frozen_default=True)
 class BaseModel:
     """A frozen dataclass (keyword arguments, compared by value) that `model_validate` builds
-    from YAML data. Its checks are compiled from the type hints at the first validation."""
+    from YAML data. Its checks are compiled from the type hints at the first validation.
+    Built with keywords (`TLSParams(tries=1)`), a record is checked the same way, as pydantic's
+    were: a ValidationError (a ValueError) names what is wrong."""
 
     __validators__: typing.ClassVar[tuple[_FieldValidator | _ModelValidator, ...]] = ()
     __schema__: typing.ClassVar[_Schema | None] = None
@@ -165,6 +167,8 @@ class BaseModel:
         cls.__validators__ = tuple(found)
         cls.__schema__ = None
         dataclasses.dataclass(frozen=True, kw_only=True)(cls)
+        cls.__unchecked_init__ = cls.__init__  # type: ignore[attr-defined]  # the dataclass's own: fields as given
+        cls.__init__ = _checked_init  # type: ignore[method-assign]
 
     @classmethod
     def model_validate(cls: type[M], data: Any) -> M:
@@ -177,11 +181,12 @@ class BaseModel:
     @classmethod
     def model_construct(cls: type[M], **values: Any) -> M:
         """Built as given, nothing checked (tests build what a config could not hold)."""
-        return cls(**values)
+        return _unchecked(cls, values)
 
     def model_copy(self: M, *, update: dict[str, Any] | None = None) -> M:
         """A copy with some fields replaced, not checked again (as pydantic's)."""
-        copy = dataclasses.replace(self, **(update or {}))  # type: ignore[type-var]  # a dataclass: __init_subclass__ made it one
+        values = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}  # type: ignore[arg-type]
+        copy = _unchecked(type(self), {**values, **(update or {})})
         object.__setattr__(copy, "_fields_set", self.model_fields_set | set(update or ()))
         return copy
 
@@ -234,8 +239,24 @@ def _schema(cls: type[BaseModel]) -> _Schema:
     return schema
 
 
-def _check_model(cls: type[BaseModel], data: Any, loc: Loc, errors: Errors) -> Any:
-    if isinstance(data, cls):
+def _checked_init(self: BaseModel, **data: Any) -> None:
+    """A model's `__init__`: the keywords checked as `model_validate` checks data."""
+    errors: Errors = []
+    _check_model(type(self), data, (), errors, into=self)
+    if errors:
+        raise ValidationError(type(self).__name__, errors)
+
+
+def _unchecked(cls: type[M], values: dict[str, Any]) -> M:
+    record = cls.__new__(cls)
+    cls.__unchecked_init__(record, **values)  # type: ignore[attr-defined]
+    return record
+
+
+def _check_model(cls: type[BaseModel], data: Any, loc: Loc, errors: Errors, *, into: BaseModel | None = None) -> Any:
+    """The record `data` describes (INVALID, with `errors` added, when it cannot be one);
+    `into`: a record being built by its `__init__`, filled instead of a new one."""
+    if isinstance(data, cls) and into is None:
         return data
     if not isinstance(data, dict):
         errors.append((loc, f"Input should be a valid dictionary or instance of {cls.__name__}"))
@@ -260,7 +281,9 @@ def _check_model(cls: type[BaseModel], data: Any, loc: Loc, errors: Errors) -> A
             errors.append(((*loc, key), "Extra inputs are not permitted"))
     if len(errors) > start:
         return INVALID
-    record = cls(**values)
+    record = _unchecked(cls, values) if into is None else into
+    if into is not None:
+        cls.__unchecked_init__(into, **values)  # type: ignore[attr-defined]
     object.__setattr__(record, "_fields_set", frozenset(values))
     for validate in schema.model:
         try:

@@ -150,3 +150,18 @@ def test_defaults_are_not_validated():
 
     assert Lenient.model_validate({}).name == "lower"
     assert Lenient.model_construct(name="x").name == "x"
+
+
+def test_built_with_keywords_a_record_is_checked_as_pydantics_were():
+    inner = Inner(name="X", ports=[80])
+    assert inner.ports == [80] and inner.model_fields_set == {"name", "ports"}
+    assert Outer(inners=[inner], seconds=3).seconds == 3.0 and type(Outer(inners=[inner], seconds=3).seconds) is float
+    with pytest.raises(ValueError, match="'x' is not upper case"):
+        Inner(name="x")
+    with pytest.raises(ValidationError) as caught:
+        Outer(flag=True, kind="c")
+    assert [e["msg"] for e in caught.value.errors()] == ["flag and kind c exclude each other"]
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        Inner(name="X", colour="blue")
+    assert Inner.model_construct(name="x").name == "x"  # model_construct and model_copy check nothing
+    assert inner.model_copy(update={"name": "y"}).name == "y"
