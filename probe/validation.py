@@ -168,7 +168,7 @@ class BaseModel:
         cls.__schema__ = None
         dataclasses.dataclass(frozen=True, kw_only=True)(cls)
         cls.__unchecked_init__ = cls.__init__  # type: ignore[attr-defined]  # the dataclass's own: fields as given
-        cls.__init__ = _checked_init  # type: ignore[method-assign]
+        cls.__init__ = _checked_init  # type: ignore[method-assign,assignment]
 
     @classmethod
     def model_validate(cls: type[M], data: Any) -> M:
