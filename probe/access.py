@@ -21,10 +21,12 @@ import hashlib
 import hmac
 import ssl
 from collections import OrderedDict
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from probe.config import Listen
-from probe.config.webconfig import WebConfig
+
+if TYPE_CHECKING:
+    from probe.config.webconfig import WebConfig  # loaded with --web.config.file only (probe/cli.py)
 
 _REMEMBERED = 16  # passwords that passed, per process: Prometheus, a healthcheck, a person or two
 

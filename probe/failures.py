@@ -15,9 +15,7 @@ import socket
 import ssl
 from typing import Final
 
-import httpcore
-import httpx
-
+from probe._httpcore import httpcore, httpx
 from probe.redact import scrub
 
 log = logging.getLogger(__name__)

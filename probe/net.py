@@ -15,9 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import httpcore
-import httpx
-
+from probe._httpcore import httpcore, httpx
 from probe.addresses import split_host_port
 from probe.config import Vantage
 from probe.failures import PROTOCOL_ERROR, Failure

@@ -1,7 +1,7 @@
 """Each check's settings (a target's `params: {check: {...}}`), as typed models.
 
 They live here, apart from the checks, so the config can validate and store them typed without
-importing the checks (and the network stack they need): pydantic only. `CHECK_PARAMS` names
+importing the checks (and the network stack they need): `probe.validation` only. `CHECK_PARAMS` names
 every check; `probe.checks.REGISTRY` must list the same names (a test holds them together).
 
 Every duration is finite and capped, every count bounded, and booleans are not numbers.
@@ -11,34 +11,24 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    Strict,
-    StrictBool,
-    field_validator,
-    model_validator,
-)
+from probe.validation import BaseModel, Field, field_validator, model_validator
 
 # Caps: far above any sensible setting, low enough that a typo never makes a round endless.
 MAX_STEP_SECONDS = 600.0
 MAX_BODY_BYTES = 64 * 1024 * 1024
 THROUGHPUT_MIN_SIZE = 256 * 1024
 
-Seconds = Annotated[float, Strict(), Field(gt=0, le=MAX_STEP_SECONDS, allow_inf_nan=False)]
-Port = Annotated[int, Strict(), Field(gt=0, lt=65536)]
-Flag = StrictBool
+Seconds = Annotated[float, Field(gt=0, le=MAX_STEP_SECONDS)]
+Port = Annotated[int, Field(gt=0, lt=65536)]
+Flag = bool
 
 
 def _count(low: int, high: int, default: int) -> int:
-    return Field(default, ge=low, le=high, strict=True)
+    return Field(default, ge=low, le=high)
 
 
 class Params(BaseModel):
-    """Base for each check's settings."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    """Base for each check's settings: frozen, unknown keys refused, strict types, finite numbers."""
 
 
 class DNSParams(Params):
@@ -88,7 +78,7 @@ class WhatsAppChatParams(Params):
     # these or by the check's timeout, whichever is shorter.
     step_timeout: Seconds = 5.0
     reply_timeout: Seconds = 5.0
-    hold_seconds: float = Field(3.0, ge=0, le=30, strict=True)
+    hold_seconds: float = Field(3.0, ge=0, le=30)
     concurrency: int = _count(1, 64, 16)  # hosts measured at once
 
     @field_validator("prologue")
@@ -112,7 +102,7 @@ class QUICParams(Params):
 
 class STUNParams(Params):
     attempts: int = _count(1, 7, 3)  # requests sent before giving up (RFC 5389: Rc = 7)
-    initial_rto: float = Field(0.5, gt=0, le=5, strict=True)  # seconds; doubles after each request
+    initial_rto: float = Field(0.5, gt=0, le=5)  # seconds; doubles after each request
     fingerprint: Flag = True  # add the FINGERPRINT attribute, as WebRTC clients do
     software: str | None = Field(None, max_length=128)  # a SOFTWARE attribute (none by default: less to fingerprint)
     control: str | None = None  # the control target to compare with; default: any with `stun`
@@ -124,12 +114,12 @@ class ThroughputParams(Params):
     size: int = _count(THROUGHPUT_MIN_SIZE, 64 * 1024 * 1024, THROUGHPUT_MIN_SIZE)  # bytes to download
     range: Flag = True  # ask for just the first `size` bytes (Range: bytes=0-size-1)
     headers: dict[str, str] = Field(default_factory=dict, max_length=64)
-    floor_bytes_per_second: float = Field(40_000, gt=0, le=10e9, strict=True)  # slower than this is throttled
+    floor_bytes_per_second: float = Field(40_000, gt=0, le=10e9)  # slower than this is throttled
     stall_seconds: Seconds = 4.0  # no byte for this long: stalled
     max_seconds: Seconds = 8.0  # the transfer's cap; the rate so far is then judged
     connect_timeout: Seconds = 5.0  # connect + TLS, or the check's timeout if shorter
     max_redirects: int = _count(0, 10, 3)  # followed, to another host too (resolved like the apps do)
-    control_ratio: float = Field(3.0, ge=1, le=1000, strict=True)  # a fast control is this many times faster, at least
+    control_ratio: float = Field(3.0, ge=1, le=1000)  # a fast control is this many times faster, at least
     decoy: Flag = True  # on a throttled transfer, the same download with the decoy SNI
     control: str | None = None  # the control target to compare with; default: any with `throughput`
 
@@ -162,7 +152,7 @@ CHECK_PARAMS: dict[str, type[Params]] = {
 
 class UDPStreamParams(Params):
     helper: str | None = None  # a helper's name; default: the first configured
-    duration_seconds: float = Field(20.0, ge=0.5, le=120, strict=True)  # raise timeouts.extra.udp_stream with it
+    duration_seconds: float = Field(20.0, ge=0.5, le=120)  # raise timeouts.extra.udp_stream with it
     packets_per_second: int = _count(1, 200, 50)  # 20 ms voice frames
     packet_size: int = _count(76, 1200, 172)  # bytes per datagram (rounded down to 4)
     loss_floor: float = Field(0.2, gt=0, le=1)  # a call with this share lost is unusable

@@ -20,13 +20,12 @@ from urllib.parse import parse_qs
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
 
-from probe import report, status_page
+from probe import report
 from probe.access import Access
 from probe.addresses import split_host_port
 from probe.config import Listen
 from probe.history import History
 from probe.metrics import Exposition, State
-from probe.status_texts import choose_language
 
 log = logging.getLogger(__name__)
 _MAX_REQUEST_BYTES = 8192
@@ -168,6 +167,8 @@ class Server:
         return ("200 OK" if healthy else "503 Service Unavailable"), {"Content-Type": "text/plain"}, (reason + "\n").encode()
 
     def _status_json(self, query: str = "") -> tuple[str, dict[str, str], bytes]:
+        from probe import status_page  # with its texts, loaded when a person first looks (issue #22: memory)
+
         headers = {"Content-Type": "application/json", "Cache-Control": "no-store"}
         if "target" in parse_qs(query):  # one target's evidence: the status page's JSON links
             found = status_page.target_document(self.state, query)
@@ -186,6 +187,9 @@ class Server:
         return "200 OK", headers, json.dumps(document, ensure_ascii=False).encode()
 
     def _status_page(self, query: str, accept_language: str) -> tuple[str, dict[str, str], bytes]:
+        from probe import status_page
+        from probe.status_texts import choose_language
+
         healthy, reason = self.health()
         lang = choose_language(query, accept_language)
         page = status_page.render(self.state, healthy, reason, history=self.history, lang=lang, view=status_page.choose_view(query))

@@ -13,8 +13,9 @@ from pathlib import Path
 
 PROBE = Path(__file__).resolve().parent.parent / "probe"
 
-# What the config must not pull in: the network stack, the scheduler, the metrics, the checks.
-HEAVY = ("httpx", "httpcore", "dns", "cryptography", "apscheduler", "prometheus_client", "probe.net", "probe.checks", "probe.resolvers", "aioquic")
+# What the config must not pull in: the network stack, the scheduler, the metrics, the checks;
+# nor pydantic, which the config no longer uses (probe.validation: 13 MiB less, issue #22).
+HEAVY = ("httpx", "httpcore", "dns", "cryptography", "apscheduler", "prometheus_client", "probe.net", "probe.checks", "probe.resolvers", "aioquic", "pydantic")
 
 
 def test_importing_the_config_loads_no_network_stack():
@@ -22,9 +23,42 @@ def test_importing_the_config_loads_no_network_stack():
     run = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60, cwd=PROBE.parent)
     assert run.returncode == 0, run.stderr
     loaded = json.loads(run.stdout)
-    assert "probe.config" in loaded and "pydantic" in loaded  # the probe itself is real
+    assert "probe.config.models" in loaded and "probe.validation" in loaded  # the probe itself is real
     heavy = sorted(m for m in loaded if any(m == h or m.startswith(h + ".") for h in HEAVY))
     assert heavy == [], heavy
+
+
+def test_a_monitor_process_never_loads_pydantic_nor_trio():
+    """What `run` and `once` import, and the config, the web config and the helper's settings
+    they load: neither pydantic (13 MiB of the process at issue #22) nor trio, which httpcore
+    would import whenever it is installed (probe/_httpcore.py; 4.6 MiB) is among them. A
+    process that wants trio still gets it afterwards."""
+    code = (
+        "import sys, json, importlib.util, probe.cli, probe.runner, probe.service, probe.server, probe.report, probe.metrics; "
+        "import probe.config.webconfig, probe.helper.settings; from probe import config; config.load(None); "
+        "loaded = sorted(sys.modules); installed = importlib.util.find_spec('trio') is not None; "
+        "after = installed and __import__('trio').__name__ == 'trio'; "
+        "print(json.dumps({'loaded': loaded, 'trio_installed': installed, 'trio_after': after}))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60, cwd=PROBE.parent)
+    assert run.returncode == 0, run.stderr
+    found = json.loads(run.stdout)
+    loaded = found["loaded"]
+    assert "probe.service" in loaded and "probe.config.models" in loaded and "httpcore" in loaded
+    assert sorted(m for m in loaded if m == "pydantic" or m.startswith(("pydantic.", "pydantic_core"))) == []
+    assert sorted(m for m in loaded if m == "trio" or m.startswith("trio.")) == []
+    assert found["trio_after"] == found["trio_installed"]
+
+
+def test_the_status_page_and_the_web_config_load_when_used():
+    """A `run` process loads the status page's modules (and their texts) when a person first
+    asks for it, and the web config's models with --web.config.file only (issue #22: memory)."""
+    code = "import sys, json, probe.cli, probe.runner, probe.service; print(json.dumps(sorted(sys.modules)))"
+    run = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60, cwd=PROBE.parent)
+    assert run.returncode == 0, run.stderr
+    loaded = json.loads(run.stdout)
+    assert "probe.server" in loaded
+    assert [m for m in ("probe.status_page", "probe.status_texts", "probe.status_steps", "probe.config.webconfig") if m in loaded] == []
 
 
 def _module_name(path: Path) -> str:

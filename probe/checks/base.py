@@ -1,6 +1,6 @@
 """What every check shares: the context it runs in and the result it returns.
 
-A check is a module with `NAME`, a pydantic `Params` model, and one coroutine
+A check is a module with `NAME`, a `Params` model (probe.params), and one coroutine
 
     async def run(ctx: Context, params: Params) -> CheckResult
 

@@ -16,10 +16,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from urllib.parse import urljoin, urlsplit
 
-import httpcore
-import httpx
-
 from probe import __version__, failures
+from probe._httpcore import httpcore, httpx
 from probe.checks import tls
 from probe.checks.base import CheckResult, Context, Fault, Finding, Skip, Stopwatch, Verdict, first_byte, observed
 from probe.model import BlockPage, HTTPExchange, HTTPProbe, Redirect

@@ -4,12 +4,13 @@ The data path starts here: a `Config` holds the vantage points, the schedule and
 (each loaded from a catalog in `configs/services/` and optionally patched), plus the controls,
 the block-page fingerprints and the measurement helpers. Nothing downstream reads YAML.
 
-- `probe.config.models`: what each key may hold (pydantic), including the files it names;
+- `probe.config.models`: what each key may hold (typed records checked by `probe.validation`),
+  including the files it names;
 - `probe.config.loader`: files, catalogs, patches and relative paths into one `Config`;
 - `probe.config.safe_yaml`, `probe.config.files`: the bounded way every file is read;
 - `probe.config.errors`: `Problem` and `ConfigError`.
 
-Importing this package loads pydantic and PyYAML, never the network stack.
+Importing this package loads PyYAML and the standard library, never the network stack.
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
 from yaml.nodes import MappingNode, Node, SequenceNode
 
 from probe.config.errors import ConfigError, Problem
@@ -20,6 +19,7 @@ from probe.config.local import listen_problem, source_problem
 from probe.config.models import Config, Evidence, Fingerprints, RawConfig, Service, ServiceRef, Target
 from probe.config.safe_yaml import compose, parse, parse_data
 from probe.config.state_dir import EVIDENCE_FILE, default_state_dir
+from probe.validation import BaseModel, ValidationError
 
 # --- where the shipped configs live -------------------------------------------------------------
 
@@ -91,7 +91,7 @@ NO_LINES = Lines()
 
 
 def line_of(node: Node | None, loc: tuple[Any, ...]) -> int | None:
-    """Walk the YAML node tree along a pydantic error location; the deepest line found wins."""
+    """Walk the YAML node tree along a validation error's location; the deepest line found wins."""
     line = node.start_mark.line + 1 if node is not None else None
     for part in loc:
         if isinstance(node, MappingNode):

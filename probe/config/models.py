@@ -15,21 +15,8 @@ import socket
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypedDict
 from urllib.parse import urlsplit
-
-from pydantic import (
-    AfterValidator,
-    BeforeValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    Strict,
-    StrictBool,
-    field_validator,
-    model_validator,
-)
-from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from probe.addresses import (
     endpoint,
@@ -54,6 +41,7 @@ from probe.params import (
     UDPStreamParams,
     WhatsAppChatParams,
 )
+from probe.validation import AfterValidator, BaseModel, BeforeValidator, Field, field_validator, model_validator
 
 # --- caps -----------------------------------------------------------------------------------------
 
@@ -101,8 +89,8 @@ Host = Annotated[str, AfterValidator(_host)]
 HostName = Annotated[str, AfterValidator(_host_name)]
 IPAddress = Annotated[str, AfterValidator(_ip)]
 CABundle = Annotated[Path | None, AfterValidator(_pem_bundle)]
-Port = Annotated[int, Strict(), Field(gt=0, lt=65536)]
-CheckSeconds = Annotated[float, Strict(), Field(gt=0, le=MAX_CHECK_SECONDS, allow_inf_nan=False)]
+Port = Annotated[int, Field(gt=0, lt=65536)]
+CheckSeconds = Annotated[float, Field(gt=0, le=MAX_CHECK_SECONDS)]
 def _network_text(value: Any) -> Any:
     """A network is written as text (`10.0.0.0/8`): `true` or `5` would be read as 0.0.0.1/32."""
     if not isinstance(value, str | ipaddress.IPv4Network | ipaddress.IPv6Network):
@@ -114,16 +102,16 @@ Network = Annotated[ipaddress.IPv4Network | ipaddress.IPv6Network, BeforeValidat
 
 
 def _count(low: int, high: int, default: int) -> Any:
-    return Field(default, ge=low, le=high, strict=True)
+    return Field(default, ge=low, le=high)
 
 
 def _seconds(default: float | None, low: float, high: float, *, inclusive: bool = False) -> Any:
-    bound = {"ge": low} if inclusive else {"gt": low}
-    return Field(default, le=high, strict=True, allow_inf_nan=False, **bound)
+    bound: dict[str, Any] = {"ge": low} if inclusive else {"gt": low}
+    return Field(default, le=high, **bound)
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    """Every model: frozen, unknown keys refused, strict types, finite numbers (probe.validation)."""
 
 
 # --- vantages ---------------------------------------------------------------------------------------
@@ -134,7 +122,7 @@ class Resolver(_Model):
     or `https://…` (DoH). A control resolver is the yardstick the others are compared with."""
 
     address: str
-    control: StrictBool = False
+    control: bool = False
     server_name: HostName | None = None  # DoT: name to validate the certificate against
     bootstrap: IPAddress | None = None  # DoH: address to reach the URL's host without DNS
 
@@ -174,7 +162,7 @@ class Vantage(_Model):
     ca_bundle_mode: Literal["extend", "replace"] = "extend"
     # A control vantage (e.g. a proxy abroad) tells a global outage from a local block: a target
     # failing there the same way is `down`, not blocked.
-    control: StrictBool = False
+    control: bool = False
     # Answers in these networks are not judged bogons (labs, split-horizon corporate DNS).
     bogon_exempt: list[Network] = Field(default_factory=list)
 
@@ -384,8 +372,6 @@ CheckName = str
 class CheckParamsByName(TypedDict, total=False):
     """A target's `params`: per check, that check's own model (typed after load)."""
 
-    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
-
     dns: DNSParams
     tcp: TCPParams
     tls: TLSParams
@@ -493,7 +479,7 @@ class ServiceRef(_Model):
     targets: list[Target] | None = None
     # target name (or "*") -> fields to replace, e.g. {"dc1": {"addresses": ["198.18.2.10"]}}
     patch: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    enabled: StrictBool = True
+    enabled: bool = True
 
     @model_validator(mode="after")
     def _catalog_or_inline(self) -> ServiceRef:
@@ -508,7 +494,7 @@ class Fingerprints(_Model):
     dns_addresses: list[IPAddress] = Field(default_factory=list)
     redirect_hosts: list[str] = Field(default_factory=list)
     body_markers: list[Annotated[str, Field(min_length=1, max_length=2048)]] = Field(default_factory=list)
-    http_status: list[Annotated[int, Strict(), Field(ge=100, le=599)]] = Field(default_factory=lambda: [451])
+    http_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(default_factory=lambda: [451])
 
     def merged(self, other: Fingerprints) -> Fingerprints:
         return Fingerprints(
@@ -520,7 +506,7 @@ class Fingerprints(_Model):
 
 
 class Evidence(_Model):
-    enabled: StrictBool = True
+    enabled: bool = True
     path: Path | None = None  # JSON lines archive; None: `evidence.jsonl` in the state directory
     max_bytes: int = _count(1024, 2**40, 64 * 1024 * 1024)
     keep_files: int = _count(1, 1000, 4)
@@ -541,7 +527,7 @@ class HelperRef(_Model):
     name: Name
     url: str
     secret_file: Path
-    control: StrictBool = True
+    control: bool = True
 
     @field_validator("url")
     @classmethod

@@ -17,19 +17,10 @@ import ssl
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictBool,
-    field_validator,
-    model_validator,
-)
-
 from probe.config.errors import ConfigError, Problem
 from probe.config.files import check_ca_bundle, check_cert_chain
 from probe.config.loader import load_model
+from probe.validation import AfterValidator, BaseModel, Field, field_validator, model_validator
 
 TLSVersion = Literal["TLS10", "TLS11", "TLS12", "TLS13"]
 TLS_VERSIONS: dict[str, ssl.TLSVersion] = {
@@ -79,7 +70,7 @@ UserName = Annotated[str, AfterValidator(_user_name)]
 
 
 class _WebModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Frozen, unknown keys refused, strict types (probe.validation)."""
 
 
 def _unsupported(value: object, why: str) -> None:
@@ -100,7 +91,7 @@ class WebTLS(_WebModel):
     client_ca: str | None = None
     client_allowed_sans: list[str] | None = None
     cipher_suites: list[str] | None = None
-    prefer_server_cipher_suites: StrictBool | None = None
+    prefer_server_cipher_suites: bool | None = None
     curve_preferences: list[str] | None = None
 
     @field_validator("cert", "key", "client_ca")
@@ -157,7 +148,7 @@ class WebTLS(_WebModel):
 
 
 class WebHTTP(_WebModel):
-    http2: StrictBool = True  # accepted for the toolkit's sake: msgreach speaks HTTP/1.1 only
+    http2: bool = True  # accepted for the toolkit's sake: msgreach speaks HTTP/1.1 only
     headers: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("headers")

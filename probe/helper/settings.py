@@ -12,21 +12,12 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictBool,
-    ValidationError,
-    model_validator,
-)
-
 from probe.addresses import is_host
 from probe.config import ConfigError, Problem, resolve_paths
 from probe.config.files import MAX_YAML_BYTES, read_text
 from probe.config.loader import Lines
 from probe.config.safe_yaml import parse_data
+from probe.validation import AfterValidator, BaseModel, Field, ValidationError, model_validator
 
 SECRET_ENV = "MSGREACH_HELPER_SECRET_FILE"
 _STREAM_BOOKKEEPING_BYTES = 256 * 1024 * 1024  # one byte per expected packet of every open session
@@ -50,15 +41,15 @@ def _listen(value: str) -> str:
 
 
 def _count(default: int, low: int, high: int) -> Any:
-    return Field(default, ge=low, le=high, strict=True)
+    return Field(default, ge=low, le=high)
 
 
 def _seconds(default: float, low: float, high: float) -> Any:
-    return Field(default, gt=low, le=high, strict=True, allow_inf_nan=False)
+    return Field(default, gt=low, le=high)
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    """Frozen, unknown keys refused, strict types, finite numbers (probe.validation)."""
 
 
 class Limits(_Model):
@@ -94,8 +85,8 @@ class HelperSettings(_Model):
     probe_port: int = _count(9921, 0, 65535)  # circumvention catchers, TCP and UDP (0: any)
     bulk_port: int = _count(9922, 0, 65534)  # bulk transfers: plain TCP here, TLS on the next port (0: any two)
     measure: Path | None = None  # the msgreach config whose catalogs it measures; None: the embedded default
-    cache_seconds: float = Field(30.0, ge=0, le=3600, strict=True, allow_inf_nan=False)  # a target measured this recently is answered from memory
-    log_clients: StrictBool = False  # client addresses appear in no log line unless this is set
+    cache_seconds: float = Field(30.0, ge=0, le=3600)  # a target measured this recently is answered from memory
+    log_clients: bool = False  # client addresses appear in no log line unless this is set
     limits: Limits = Field(default_factory=Limits)
 
 
