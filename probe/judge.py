@@ -32,7 +32,6 @@ from probe.model import (
     Verdict,
     severity,
 )
-from probe.status_texts import helper_line_words
 
 # Techniques the contract lets stand without a differential of their own.
 STANDS_ALONE = frozenset({Verdict.IP_BLOCKED, Verdict.TLS_BLOCKED, Verdict.TLS_MITM})
@@ -49,6 +48,9 @@ def target_verdict(checks: Sequence[CheckResult]) -> tuple[Verdict, str]:
             return Verdict.ERROR, f"{where}; the monitor could not measure"
         line = helper_line_failure(result)
         if line is not None:
+            # The page's words, loaded only when a line failed (a round never loads the page's modules).
+            from probe.status_texts import helper_line_words
+
             return Verdict.ERROR, f"{where}; {helper_line_words('en', line)}: the monitor could not measure through the helper"
         if finding is None:
             return Verdict.ERROR, f"{where}; the check stated no finding (a bug of msgreach)"

@@ -34,7 +34,6 @@ from prometheus_client.registry import Collector
 
 from probe import failures
 from probe.config import Config, Upload
-from probe.status_texts import Reason, say
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +189,9 @@ class UploadWatch:
         """A line in the log when the state changes (a volunteer reads `docker compose logs`)."""
         if status.state != self._state:
             if status.state == "held":
+                # The page's words, loaded only when reports are held (`run` loads them for the page).
+                from probe.status_texts import Reason, say
+
                 why = say(Reason(f"upload.{status.why or 'line_stalls'}"), "en").text()  # the page's words (probe/status_texts.py)
                 log.warning("reports to the centre are held (%.0f s behind): %s", status.lag_seconds, why)
             elif status.state == "unknown":

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
 from probe import failures
 from probe.config import Upload
@@ -25,6 +24,7 @@ from probe.upload import (
     judge,
     parse,
 )
+from probe.validation import ValidationError
 
 CI = __import__("os").environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -35,7 +35,6 @@ from probe.model import (
     Verdict,
 )
 from probe.net import Route
-from probe.status_texts import helper_line_words
 
 HELPER_CHECK = "helper"  # the check name under which a helper's result of a target is kept
 SMALL_ANSWER = 16 * 1024  # cap on a stream, probe or bulk answer (a few hundred bytes when well-formed)
@@ -234,6 +233,9 @@ def summarise(exchanges: Sequence[HelperExchange]) -> list[HelperLine]:
 
 def words(record: HelperExchange, lang: str = "en") -> str:
     """How the exchange failed, for people."""
+    # The page's words, loaded only when a line failed (a round never loads the page's modules).
+    from probe.status_texts import helper_line_words
+
     return helper_line_words(lang, record)
 
 
