@@ -42,6 +42,7 @@ from .scenarios import (
     _chain,
     _filter,
     add_table,
+    chain_text,
     delete_table,
     sni_match,
 )
@@ -96,7 +97,7 @@ class AllowlistScenario(IptablesScenario):
             rules.append(f"{client} ip daddr != {RESOLVERS} {data} ct mark != {self.mark} reject with tcp reset")
         if self.key in ("address", "both"):
             rules.append(f"{client} ip daddr != {listed_range} {data} reject with tcp reset")
-        body = _chain("allowlist { type filter hook forward priority 10; policy accept;", tuple(rules)).format()
+        body = chain_text("allowlist { type filter hook forward priority 10; policy accept;", rules)
         add_table(self.table, body, self.families)
 
     def lift(self, lab: Lab, targets: list[LabTarget], entry: dict[str, Any]) -> None:

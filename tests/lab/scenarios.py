@@ -50,6 +50,7 @@ class Scenario:
     default_targets: tuple[str, ...] = ("whatsapp",)
     kind: str = ""
     families: tuple[str, ...] = ("ip", "ip6")  # nftables families (ip: IPv4, ip6: IPv6) the rules act in
+    evidence: str = ""  # what the monitor's evidence should say beyond the verdict (docs/lab.md)
 
     def apply(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -88,6 +89,7 @@ _V4_ONLY = (
     (re.compile(r"\bip (daddr|saddr)\b"), r"ip6 \1"),
     (re.compile(r"\bip length (<|>|<=|>=) (\d+)"), lambda m: f"ip6 length {m[1]} {int(m[2]) - 20}"),  # ip6's excludes its header
     (re.compile(r"\bicmp type host-unreachable\b"), "icmpv6 type addr-unreachable"),  # both EHOSTUNREACH
+    (re.compile(r"\bipv4_addr\b"), "ipv6_addr"),  # a set of addresses
 )
 
 
@@ -128,6 +130,29 @@ def add_table(name: str, body: str, families: tuple[str, ...] = ("ip", "ip6")) -
     for family in families:
         text = ip6_rule(body) if family == "ip6" else body
         in_ns(NS_CENSOR, ["nft", "-f", "-"], input=f"table {family} {name} {{\n{text}\n}}\n")
+
+
+def add_chain(chain: str, rules: list[list[str]], families: tuple[str, ...] = ("ip", "ip6"), table: str = "filter") -> None:
+    """An iptables(-nft) chain of the censor, jumped to first from FORWARD of `table`, in each
+    family (ip6tables with `ip6_args`)."""
+    from .lab import in_ns
+
+    for family in families:
+        tool = _IPTABLES[family]
+        in_ns(NS_CENSOR, [tool, "-w", "-t", table, "-N", chain])
+        for rule in rules:
+            in_ns(NS_CENSOR, [tool, "-w", "-t", table, "-A", chain, *(ip6_args(rule) if family == "ip6" else rule)])
+        in_ns(NS_CENSOR, [tool, "-w", "-t", table, "-I", "FORWARD", "-j", chain])
+
+
+def delete_chain(chain: str, table: str = "filter") -> None:
+    from .lab import in_ns
+
+    for tool in _IPTABLES.values():
+        while in_ns(NS_CENSOR, [tool, "-w", "-t", table, "-D", "FORWARD", "-j", chain], check=False).returncode == 0:
+            pass
+        in_ns(NS_CENSOR, [tool, "-w", "-t", table, "-F", chain], check=False)
+        in_ns(NS_CENSOR, [tool, "-w", "-t", table, "-X", chain], check=False)
 
 
 def delete_table(name: str) -> None:
@@ -218,6 +243,11 @@ def _chain(header: str, rules: tuple[str, ...]) -> str:
     return "chain " + header.replace("{", "{{") + "\n" + "\n".join(rules) + "\n}}"
 
 
+def chain_text(header: str, rules: tuple[str, ...] | list[str]) -> str:
+    """A chain's text as nftables reads it (`_chain` is for templates, formatted once more)."""
+    return "chain " + header + "\n" + "\n".join(rules) + "\n}"
+
+
 def _filter(*rules: str) -> str:
     return _chain("filter_fwd { type filter hook forward priority 0; policy accept;", rules)
 
@@ -250,24 +280,10 @@ class IptablesScenario(Scenario):
         raise NotImplementedError
 
     def apply(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
-        from .lab import in_ns
-
-        rules = self.rules(targets)
-        for family in self.families:
-            tool = _IPTABLES[family]
-            in_ns(NS_CENSOR, [tool, "-w", "-N", self.chain])
-            for rule in rules:
-                in_ns(NS_CENSOR, [tool, "-w", "-A", self.chain, *(ip6_args(rule) if family == "ip6" else rule)])
-            in_ns(NS_CENSOR, [tool, "-w", "-I", "FORWARD", "-j", self.chain])
+        add_chain(self.chain, self.rules(targets), self.families)
 
     def lift(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
-        from .lab import in_ns
-
-        for tool in _IPTABLES.values():
-            while in_ns(NS_CENSOR, [tool, "-w", "-D", "FORWARD", "-j", self.chain], check=False).returncode == 0:
-                pass
-            in_ns(NS_CENSOR, [tool, "-w", "-F", self.chain], check=False)
-            in_ns(NS_CENSOR, [tool, "-w", "-X", self.chain], check=False)
+        delete_chain(self.chain)
 
 
 def sni_match(name: str) -> list[str]:
