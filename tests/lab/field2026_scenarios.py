@@ -51,9 +51,6 @@ IPv4 and IPv6 apart:
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -87,6 +84,7 @@ from .scenarios import (
     delete_chain,
     delete_table,
     sni_match,
+    start_censor_daemon,
 )
 
 if TYPE_CHECKING:
@@ -152,10 +150,6 @@ class HelloDpiScenario(Scenario):
     marks: tuple[str, str] = ("0x5d1", "0x5d2")  # reset, drop
     kind: str = "nfqueue (tests/lab/hellodpi.py)"
 
-    @property
-    def chain(self) -> str:
-        return "MRL_" + self.name.upper().replace("-", "_")
-
     def spec(self, lab: Lab, targets: list[LabTarget], entry: dict[str, Any]) -> dict[str, Any]:
         options = entry.get("options", {})
         families = [f for f in str(options.get("families", ",".join(self.families_default))).split(",") if f]
@@ -177,19 +171,7 @@ class HelloDpiScenario(Scenario):
         spec = self.spec(lab, targets, entry)
         path = lab.dir / f"hellodpi-{self.name}.json"
         path.write_text(json.dumps(spec, indent=1))
-        ready = Path(spec["ready"])
-        ready.unlink(missing_ok=True)
-        script = Path(__file__).with_name("hellodpi.py")
-        with open(lab.dir / f"hellodpi-{self.name}.log", "ab") as log:
-            proc = subprocess.Popen(["ip", "netns", "exec", NS_CENSOR, sys.executable, str(script), str(path)],
-                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        entry["pids"].append(proc.pid)
-        lab._save()
-        deadline = time.monotonic() + 10
-        while not ready.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"hellodpi did not start: {(lab.dir / f'hellodpi-{self.name}.log').read_text()[-1000:]}")
-            time.sleep(0.05)
+        start_censor_daemon(lab, entry, f"hellodpi-{self.name}", [str(Path(__file__).with_name("hellodpi.py")), str(path)], Path(spec["ready"]))
         reset, drop = self.marks
         for family in self.families:
             addresses = _addresses_of(family, targets, lab.plan)
@@ -251,14 +233,6 @@ class FreezeScenario(Scenario):
     default_targets: tuple[str, ...] = ("whatsapp/download",)
     kind: str = "nftables ct packets"
 
-    @property
-    def table(self) -> str:
-        return "mrl_" + self.name.replace("-", "_")
-
-    @property
-    def chain(self) -> str:
-        return "MRL_" + self.name.upper().replace("-", "_")
-
     def prefixes(self, lab: Lab, targets: list[LabTarget]) -> list[str]:
         """The /24 of each target address (its hosting prefix), and the domestic range if asked."""
         found = [".".join(a.split(".")[:3]) + ".0/24" for a in _addresses(targets, lab.plan)]
@@ -303,10 +277,6 @@ class LingerScenario(Scenario):
     seconds: int = 120
     default_targets: tuple[str, ...] = ("controls",)
     kind: str = "nftables set with timeout"
-
-    @property
-    def table(self) -> str:
-        return "mrl_" + self.name.replace("-", "_")
 
     def apply(self, lab: Lab, targets: list[LabTarget], entry: dict[str, Any]) -> None:
         seconds = int(entry.get("options", {}).get("seconds", self.seconds))

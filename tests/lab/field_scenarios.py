@@ -71,10 +71,6 @@ class AllowlistScenario(IptablesScenario):
     default_targets: tuple[str, ...] = ("controls",)
     key: str = "name"
 
-    @property
-    def table(self) -> str:
-        return "mrl_" + self.name.replace("-", "_")
-
     def rules(self, targets: list[LabTarget]) -> list[list[str]]:
         rules: list[list[str]] = []
         if self.key == "address":

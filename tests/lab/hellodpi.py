@@ -37,13 +37,12 @@ from __future__ import annotations
 import ipaddress
 import json
 import select
-import signal
 import struct
 import sys
 import time
 from dataclasses import dataclass, field
 
-from nfqdelay import Queue  # type: ignore[import-not-found]  # the sibling script (run from this directory)
+from nfqdelay import Queue, stop_on_signals  # type: ignore[import-not-found]  # the sibling script (run from this directory)
 
 GREASE = frozenset(0x0A0A + 0x1010 * i for i in range(16))
 MLKEM = 0x11EC
@@ -311,18 +310,11 @@ class Box:
 def main() -> int:
     with open(sys.argv[1]) as spec_file:
         spec = json.load(spec_file)
-    stop = False
-
-    def _stop(*_: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop = stop_on_signals()
     box = Box(spec)
     queue = Queue(int(spec["queue"]), copy_bytes=0xFFFF)
     open(spec["ready"], "w").close()
-    while not stop:
+    while not stop.is_set():
         try:
             ready, _, _ = select.select([queue.sock], [], [], 0.5)
         except InterruptedError:

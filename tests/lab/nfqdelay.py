@@ -21,6 +21,7 @@ import signal
 import socket
 import struct
 import sys
+import threading
 import time
 
 NETLINK_NETFILTER = 12
@@ -136,6 +137,14 @@ def _attrs(data: bytes):
         offset += (length + 3) & ~3
 
 
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT: the loop ends, what is held is let go."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queue", type=int, default=7)
@@ -144,14 +153,7 @@ def main() -> int:
     parser.add_argument("--ready-file", help="created once the queue is bound")
     args = parser.parse_args()
 
-    stop = False
-
-    def _stop(*_: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop = stop_on_signals()
     queue = Queue(args.queue)
     if args.ready_file:
         open(args.ready_file, "w").close()
@@ -159,7 +161,7 @@ def main() -> int:
     low = max(args.delay_ms - args.jitter_ms, 0.0) / 1000
     high = (args.delay_ms + args.jitter_ms) / 1000
     handled = 0
-    while not stop:
+    while not stop.is_set():
         now = time.monotonic()
         while pending and pending[0][0] <= now:
             _, packet_id = heapq.heappop(pending)

@@ -51,10 +51,6 @@ class SniPoliceScenario(IptablesScenario):
     mark: str = "0x5b1"
     rate_bytes: int = 18750
 
-    @property
-    def table(self) -> str:
-        return "mrl_" + self.name.replace("-", "_")
-
     def rules(self, targets: list[LabTarget]) -> list[list[str]]:
         from .scenarios import sni_match
 

@@ -52,6 +52,16 @@ class Scenario:
     families: tuple[str, ...] = ("ip", "ip6")  # nftables families (ip: IPv4, ip6: IPv6) the rules act in
     evidence: str = ""  # what the monitor's evidence should say beyond the verdict (docs/lab.md)
 
+    @property
+    def table(self) -> str:
+        """Its nftables table's name (one per family)."""
+        return "mrl_" + self.name.replace("-", "_")
+
+    @property
+    def chain(self) -> str:
+        """Its iptables chain's name (in each table it uses, both families)."""
+        return "MRL_" + self.name.upper().replace("-", "_")
+
     def apply(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
         raise NotImplementedError
 
@@ -155,6 +165,22 @@ def delete_chain(chain: str, table: str = "filter") -> None:
         in_ns(NS_CENSOR, [tool, "-w", "-t", table, "-X", chain], check=False)
 
 
+def start_censor_daemon(lab: "Lab", entry: dict[str, Any], name: str, argv: list[str], ready: Path) -> None:
+    """A program of the scenario's own in the censor namespace (recorded with the scenario, so
+    switching it off ends it); returns once it has made its `ready` file. Its log: name.log."""
+    ready.unlink(missing_ok=True)
+    with open(lab.dir / f"{name}.log", "ab") as log:
+        proc = subprocess.Popen(["ip", "netns", "exec", NS_CENSOR, sys.executable, *argv],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    entry["pids"].append(proc.pid)
+    lab._save()
+    deadline = time.monotonic() + 10
+    while not ready.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not start: {(lab.dir / f'{name}.log').read_text()[-1000:]}")
+        time.sleep(0.05)
+
+
 def delete_table(name: str) -> None:
     from .lab import in_ns
 
@@ -211,10 +237,6 @@ class NftScenario(Scenario):
     template: str = ""
     kind: str = "nftables"
     per_address: bool = False  # one copy of each rule per address (a policer's bucket each)
-
-    @property
-    def table(self) -> str:
-        return "mrl_" + self.name.replace("-", "_")
 
     def body(self, lab: "Lab", targets: list[LabTarget], family: str = "ip") -> str:
         """The table's body for IPv4 (`ip`) or, translated by `ip6_rule`, IPv6 (`ip6`)."""
@@ -276,10 +298,6 @@ class IptablesScenario(Scenario):
 
     kind: str = "iptables"
 
-    @property
-    def chain(self) -> str:
-        return "MRL_" + self.name.upper().replace("-", "_")
-
     def rules(self, targets: list[LabTarget]) -> list[list[str]]:
         raise NotImplementedError
 
@@ -339,22 +357,9 @@ class LossyScenario(IptablesScenario):
     def apply(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
 
         ready = lab.dir / f"nfqdelay-{self.queue}.ready"
-        ready.unlink(missing_ok=True)
         script = Path(__file__).with_name("nfqdelay.py")
-        log = open(lab.dir / "nfqdelay.log", "ab")
-        proc = subprocess.Popen(
-            ["ip", "netns", "exec", NS_CENSOR, sys.executable, str(script), "--queue", str(self.queue),
-             "--delay-ms", str(self.delay_ms), "--jitter-ms", str(self.jitter_ms), "--ready-file", str(ready)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        log.close()
-        entry["pids"].append(proc.pid)
-        lab._save()
-        deadline = time.monotonic() + 10
-        while not ready.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"nfqdelay did not start: {(lab.dir / 'nfqdelay.log').read_text()[-1000:]}")
-            time.sleep(0.05)
+        start_censor_daemon(lab, entry, "nfqdelay", [str(script), "--queue", str(self.queue), "--delay-ms", str(self.delay_ms),
+                                                     "--jitter-ms", str(self.jitter_ms), "--ready-file", str(ready)], ready)
         # the line loses packets of both families alike
         add_table("mrl_lossy", _filter(*(f"{d}ifname {IF_CENSOR_CLIENT} numgen random mod 100 < {self.loss_percent} drop" for d in "io")).format())
         super().apply(lab, targets, entry)

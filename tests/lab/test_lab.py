@@ -53,6 +53,23 @@ def https(lab: Lab, host: str, path: str = "/", *extra: str) -> tuple[int, dict]
     return curl("--cacert", str(lab.ca_path), "--resolve", f"{host}:443:{address}", "--connect-timeout", "3", "--max-time", "6", *extra, f"https://{host}{path}")
 
 
+def both_resolvers(lab: Lab, names: list[str], rdtype: str) -> dict[str, list[list[str]]]:
+    """{name: [ISP resolver's addresses, control resolver's addresses]} for one record type."""
+    code = f"""
+import json, ssl, dns.message, dns.query
+ctx = ssl.create_default_context(cafile={str(lab.ca_path)!r})
+out = {{}}
+for name in {names!r}:
+    isp = dns.query.udp(dns.message.make_query(name, {rdtype!r}), {ISP_RESOLVER!r}, timeout=3)
+    dot = dns.query.tls(dns.message.make_query(name, {rdtype!r}), {CONTROL_RESOLVER!r}, timeout=3, ssl_context=ctx, server_hostname={CONTROL_RESOLVER_NAME!r})
+    out[name] = [[r.address for a in m.answer for r in a] for m in (isp, dot)]
+print(json.dumps(out))
+"""
+    proc = client_py(code)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
 def test_isolation(lab: Lab) -> None:
     """Only lo and mrl- interfaces, only lab addresses, and no route out of 198.18.0.0/15."""
     for ns in NAMESPACES:
@@ -102,19 +119,7 @@ def test_both_families_answer(lab: Lab) -> None:
     """Every name has an AAAA record beside its A record at both resolvers (the twin of its
     address), and its server answers on both."""
     names = sorted(lab.plan.hosts)
-    code = f"""
-import json, ssl, dns.message, dns.query
-ctx = ssl.create_default_context(cafile={str(lab.ca_path)!r})
-out = {{}}
-for name in {names!r}:
-    isp = dns.query.udp(dns.message.make_query(name, "AAAA"), {ISP_RESOLVER!r}, timeout=3)
-    dot = dns.query.tls(dns.message.make_query(name, "AAAA"), {CONTROL_RESOLVER!r}, timeout=3, ssl_context=ctx, server_hostname={CONTROL_RESOLVER_NAME!r})
-    out[name] = [[r.address for a in m.answer for r in a] for m in (isp, dot)]
-print(json.dumps(out))
-"""
-    proc = client_py(code)
-    assert proc.returncode == 0, proc.stderr
-    answers = json.loads(proc.stdout)
+    answers = both_resolvers(lab, names, "AAAA")
     for name in names:
         twin = v6(lab.plan.hosts[name])
         assert answers[name] == [[twin], [twin]], (name, answers[name])
@@ -148,20 +153,7 @@ def test_domestic_range_and_front(lab: Lab) -> None:
 
 def test_resolvers_answer_every_catalog_name(lab: Lab) -> None:
     names = sorted(lab.plan.hosts)
-    code = f"""
-import json, ssl, dns.message, dns.query, dns.rcode
-names = {names!r}
-ctx = ssl.create_default_context(cafile={str(lab.ca_path)!r})
-out = {{}}
-for name in names:
-    isp = dns.query.udp(dns.message.make_query(name, "A"), {ISP_RESOLVER!r}, timeout=3)
-    dot = dns.query.tls(dns.message.make_query(name, "A"), {CONTROL_RESOLVER!r}, timeout=3, ssl_context=ctx, server_hostname={CONTROL_RESOLVER_NAME!r})
-    out[name] = [[r.address for a in m.answer for r in a] for m in (isp, dot)]
-print(json.dumps(out))
-"""
-    proc = client_py(code)
-    assert proc.returncode == 0, proc.stderr
-    answers = json.loads(proc.stdout)
+    answers = both_resolvers(lab, names, "A")
     for name in names:
         assert answers[name] == [[lab.plan.hosts[name]], [lab.plan.hosts[name]]], (name, answers[name])
 
