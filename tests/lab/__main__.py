@@ -6,7 +6,9 @@
     status                             namespaces, daemons, active scenarios
     config                             path and text of the msgreach lab config
     scenario list                      every scenario: technique, source, expected verdict
-    scenario NAME on [TARGET ...]      switch a scenario on (targets: whatsapp, whatsapp/web, web.whatsapp.com)
+    scenario NAME on [TARGET ...] [--option KEY=VALUE ...]
+                                       switch a scenario on (targets: whatsapp, whatsapp/web, web.whatsapp.com;
+                                       options: a scenario's own settings, e.g. vpn-linger --option seconds=20)
     scenario NAME off | scenario all off
     once [msgreach once args]          run `msgreach once --config LABCFG` in the client namespace
     exec -- CMD ...                    run a command in the client namespace
@@ -24,7 +26,7 @@ import sys
 
 from .lab import Lab, LabError, acquire_lock, cleanup_stale, leftovers
 from .plan import NS_CLIENT
-from .scenarios import SCENARIO_LIST
+from .scenarios import SCENARIO_LIST, load_catalogue
 from .teardown import install as install_teardown
 
 
@@ -40,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     scenario.add_argument("name", help="a scenario name, `list`, or `all` (with off)")
     scenario.add_argument("state", nargs="?", choices=["on", "off"])
     scenario.add_argument("targets", nargs="*")
+    scenario.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="a scenario's own setting")
     once = sub.add_parser("once")
     once.add_argument("rest", nargs=argparse.REMAINDER)
     table = sub.add_parser("table")
@@ -86,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             print(lab.config_path.read_text(), end="")
             return 0
         if args.command == "scenario":
+            load_catalogue()  # every module's scenarios, not only the base ones
             if args.name == "list":
                 for s in SCENARIO_LIST:
                     print(f"{s.name:22} -> {s.expected:16} {s.technique}  [{s.source}]")
@@ -97,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             if args.state is None:
                 parser.error("scenario NAME on|off [TARGET ...]")
-            lab.scenario(args.name, args.state == "on", args.targets or None)
+            options = dict(item.partition("=")[::2] for item in args.option)
+            lab.scenario(args.name, args.state == "on", args.targets or None, options=options or None)
             print(f"{args.name} {args.state}; active: {json.dumps(lab.active_scenarios)}")
             return 0
         if args.command == "table":
@@ -119,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def scenario_table(observed_path: str | None) -> str:
     """Markdown: scenario, technique, source, expected verdict, observed per service."""
-    from . import field_scenarios, protocol_scenarios  # noqa: F401 - registers the protocol and field scenarios too
+    load_catalogue()  # the protocol and field scenarios too
 
     observed: dict[str, dict[str, str]] = {}
     if observed_path:
@@ -137,6 +142,7 @@ def scenario_table(observed_path: str | None) -> str:
         seen = observed.get(s.name, {})
         cell = "<br>".join(f"{k}: {v}" for k, v in sorted(seen.items())) or "—"
         failure = f" (`{s.failure}`)" if s.failure else ""
+        failure += f"; {s.evidence}" if s.evidence else ""
         lines.append(f"| `{s.name}` | {s.technique} | {s.source} | `{s.expected}`{failure} | {cell} |")
     return "\n".join(lines)
 

@@ -34,6 +34,7 @@ from .plan import (
     NS_CLIENT,
     PREFIX,
 )
+from .scenarios import add_table, delete_table
 
 NS_ABROAD = f"{PREFIX}abroad"
 HOSTILE_DRIP_PORT, HOSTILE_FLOOD_PORT = 9940, 9941  # tests/lab/hostile_helper.py, beside the helper
@@ -168,6 +169,9 @@ NFT_RULES: dict[str, str] = {
     # Everything to and from the helper loses `percent` % of its packets, each way.
     "line-loss": f"ip daddr {HELPER} numgen random mod 100 < {{percent}} drop\nip saddr {HELPER} numgen random mod 100 < {{percent}} drop",
 }
+# The helper has IPv4 only; a rule on the client's own traffic acts on both families, as the
+# scenario it goes with does (tests/lab/scenarios.py, ip6_rule).
+_FAMILIES = {"allowlist-silent": ("ip", "ip6")}
 REALITY_SNI = "www.microsoft.com"
 
 
@@ -206,8 +210,8 @@ def censor(rule: str, **fields: Any) -> Iterator[None]:
         return
     table = "mrl_helper_" + rule.replace("-", "_")
     body = _FORWARD.format(rules=NFT_RULES[rule].format(**fields), priority=_PRIORITY.get(rule, 0))
-    in_ns(NS_CENSOR, ["nft", "-f", "-"], input=f"table ip {table} {{\n{body}\n}}\n")
+    add_table(table, body, _FAMILIES.get(rule, ("ip",)))
     try:
         yield
     finally:
-        in_ns(NS_CENSOR, ["nft", "delete", "table", "ip", table], check=False)
+        delete_table(table)

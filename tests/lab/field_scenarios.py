@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from .plan import CATALOGS, IF_CENSOR_CLIENT, NS_CENSOR, LabTarget
+from .plan import CATALOGS, DOMESTIC_NET, IF_CENSOR_CLIENT, LabTarget
 from .scenarios import (
     SCENARIO_LIST,
     SCENARIOS,
@@ -41,6 +41,9 @@ from .scenarios import (
     Scenario,
     _chain,
     _filter,
+    add_table,
+    chain_text,
+    delete_table,
     sni_match,
 )
 
@@ -59,39 +62,42 @@ def allowlisted_names() -> list[str]:
 
 @dataclass
 class AllowlistScenario(IptablesScenario):
+    """`key`: what lists a connection. `name`: a listed SNI or Host (iptables marks the
+    connection); `address`: a destination in the domestic hosting range (DOMESTIC_NET), UDP
+    there included; `both`: a listed name to a domestic address. Unlisted TCP data is reset,
+    UDP but DNS dropped (to domestic addresses too, unless the key is the address)."""
+
     mark: str = "0x5c1"
     default_targets: tuple[str, ...] = ("controls",)
-
-    @property
-    def table(self) -> str:
-        return "mrl_" + self.name.replace("-", "_")
+    key: str = "name"
 
     def rules(self, targets: list[LabTarget]) -> list[list[str]]:
         rules: list[list[str]] = []
+        if self.key == "address":
+            return rules
         for name in allowlisted_names():
             rules.append(["-i", IF_CENSOR_CLIENT, "-p", "tcp", *sni_match(name), "-j", "CONNMARK", "--set-mark", self.mark])
             rules.append(["-i", IF_CENSOR_CLIENT, "-p", "tcp", "-m", "string", "--algo", "bm", "--string", f"Host: {name}\r", "-j", "CONNMARK", "--set-mark", self.mark])
         return rules
 
     def apply(self, lab: Lab, targets: list[LabTarget], entry: dict[str, Any]) -> None:
-        from .lab import in_ns
-
         super().apply(lab, targets, entry)  # the marks first: the chain below reads them
-        body = _chain(
-            "allowlist { type filter hook forward priority 10; policy accept;",
-            (
-                f"iifname {IF_CENSOR_CLIENT} ip daddr != {RESOLVERS} meta l4proto udp udp dport != 53 drop",
-                # Data on a connection that carried no listed SNI or Host: reset (PSH marks the
-                # last segment of each write, so every first message meets this).
-                f"iifname {IF_CENSOR_CLIENT} ip daddr != {RESOLVERS} tcp flags & psh == psh ct mark != {self.mark} reject with tcp reset",
-            ),
-        ).format()
-        in_ns(NS_CENSOR, ["nft", "-f", "-"], input=f"table ip {self.table} {{\n{body}\n}}\n")
+        listed_range = f"{{ {RESOLVERS}, {DOMESTIC_NET} }}"
+        udp_exempt = RESOLVERS if self.key == "name" else listed_range
+        client = f"iifname {IF_CENSOR_CLIENT}"
+        # Data on a connection that is not listed: reset (PSH marks the last segment of each
+        # write, so every first message meets this).
+        data = "tcp flags & psh == psh"
+        rules = [f"{client} ip daddr != {udp_exempt} meta l4proto udp udp dport != 53 drop"]
+        if self.key in ("name", "both"):
+            rules.append(f"{client} ip daddr != {RESOLVERS} {data} ct mark != {self.mark} reject with tcp reset")
+        if self.key in ("address", "both"):
+            rules.append(f"{client} ip daddr != {listed_range} {data} reject with tcp reset")
+        body = chain_text("allowlist { type filter hook forward priority 10; policy accept;", rules)
+        add_table(self.table, body, self.families)
 
     def lift(self, lab: Lab, targets: list[LabTarget], entry: dict[str, Any]) -> None:
-        from .lab import in_ns
-
-        in_ns(NS_CENSOR, ["nft", "delete", "table", "ip", self.table], check=False)
+        delete_table(self.table)
         super().lift(lab, targets, entry)
 
 

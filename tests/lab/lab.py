@@ -35,6 +35,7 @@ from .plan import (
     CLIENT,
     CONTROL_RESOLVER,
     CONTROL_RESOLVER_NAME,
+    DOMESTIC_FRONT,
     IF_CENSOR_CLIENT,
     IF_CENSOR_RESOLVER,
     IF_CENSOR_SERVERS,
@@ -42,6 +43,8 @@ from .plan import (
     IF_RESOLVER,
     IF_SERVERS,
     ISP_RESOLVER,
+    LAB_NET,
+    LAB_NET6,
     MITM,
     NAMESPACES,
     NS_CENSOR,
@@ -54,11 +57,14 @@ from .plan import (
     SERVERS,
     Plan,
     load_plan,
+    v6,
+    v6_network,
 )
 
 DEFAULT_STATE_DIR = Path(os.environ.get("MRL_LAB_DIR", f"/tmp/{PREFIX}lab"))
 TOOLS = ("ip", "nft", "iptables", "conntrack", "tc", "openssl", "nginx", "dnsmasq", "unbound", "unbound-control", "ss", "turnserver", "curl")
 LARGE_BYTES = 1024 * 1024
+UPLOAD_PATH = "/upload"  # every lab web host takes a POST or PUT body there (tests of freezes on uploads)
 
 
 class LabError(RuntimeError):
@@ -234,6 +240,22 @@ def acquire_lock(state_dir: Path, wait: float) -> int:
             time.sleep(1)
 
 
+def _add_addresses(ns: str, prefixes: list[str]) -> None:
+    """Many addresses on a namespace's loopback in one `ip -batch` (one process, not one each)."""
+    lines = "".join(f"address add {p} dev lo{' nodad' if ':' in p else ''}\n" for p in prefixes)
+    in_ns(ns, ["ip", "-batch", "-"], input=lines)
+
+
+def set_wire_segments(on: bool, interfaces: list[tuple[str, str]]) -> None:
+    """Segment like a wire (on) or like a veth (off) on the given (namespace, interface) ends.
+
+    A veth hands TCP's large GSO buffers to the censor whole: a 64 KB upload crosses it as about
+    five packets. A censor counting packets (`ct packets`) needs what a real line carries, one
+    packet per MSS: `gso_max_segs 1` makes the sender segment before the veth."""
+    for ns, interface in interfaces:
+        in_ns(ns, ["ip", "link", "set", "dev", interface, "gso_max_segs", "1" if on else "65535"], check=False)
+
+
 def missing_tools() -> list[str]:
     return [tool for tool in TOOLS if shutil.which(tool) is None]
 
@@ -301,7 +323,11 @@ class Lab:
         for ns in NAMESPACES:
             sh(["ip", "netns", "add", ns])
             in_ns(ns, ["ip", "link", "set", "lo", "up"])
-            in_ns(ns, ["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"])
+            # IPv6 (ULA twins of every address, tests/lab/plan.py): no duplicate-address wait, no
+            # router advertisements taken (there are none: every route is static).
+            in_ns(ns, ["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0", "net.ipv6.conf.default.disable_ipv6=0",
+                       "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
+                       "net.ipv6.conf.all.accept_ra=0", "net.ipv6.conf.default.accept_ra=0"])
         links = [
             (IF_CENSOR_CLIENT, CENSOR_CLIENT, NS_CLIENT, IF_CLIENT, CLIENT),
             (IF_CENSOR_SERVERS, CENSOR_SERVERS, NS_SERVERS, IF_SERVERS, SERVERS),
@@ -313,21 +339,23 @@ class Lab:
             in_ns(NS_CENSOR, ["ip", "link", "set", censor_if, "up"])
             in_ns(ns, ["ip", "addr", "add", f"{peer_ip}/24", "dev", peer_if])
             in_ns(ns, ["ip", "link", "set", peer_if, "up"])
+            in_ns(NS_CENSOR, ["ip", "addr", "add", f"{v6(censor_ip)}/64", "dev", censor_if, "nodad"])
+            in_ns(ns, ["ip", "addr", "add", f"{v6(peer_ip)}/64", "dev", peer_if, "nodad"])
             # The censor is every namespace's only way anywhere; it has no default route itself.
             in_ns(ns, ["ip", "route", "add", "default", "via", censor_ip])
-        for address in self.plan.server_addresses:
-            in_ns(NS_SERVERS, ["ip", "addr", "add", f"{address}/32", "dev", "lo"])
-        for address in (ISP_RESOLVER, CONTROL_RESOLVER):
-            in_ns(NS_RESOLVER, ["ip", "addr", "add", f"{address}/32", "dev", "lo"])
-        for address in (BLOCKPAGE, MITM):
-            in_ns(NS_CENSOR, ["ip", "addr", "add", f"{address}/32", "dev", "lo"])
+            in_ns(ns, ["ip", "-6", "route", "add", "default", "via", v6(censor_ip)])
+        _add_addresses(NS_SERVERS, [f"{a}/32" for a in self.plan.server_addresses] + [f"{a}/128" for a in self.plan.addresses6])
+        _add_addresses(NS_RESOLVER, [f"{a}/32" for a in (ISP_RESOLVER, CONTROL_RESOLVER)])
+        _add_addresses(NS_CENSOR, [f"{a}/32" for a in (BLOCKPAGE, MITM)] + [f"{v6(a)}/128" for a in (BLOCKPAGE, MITM)])
         in_ns(NS_CENSOR, ["ip", "route", "add", "198.19.0.0/16", "via", SERVERS])
         in_ns(NS_CENSOR, ["ip", "route", "add", "198.18.53.0/24", "via", RESOLVER])
+        in_ns(NS_CENSOR, ["ip", "-6", "route", "add", v6_network("198.19.0.0/16"), "via", v6(SERVERS)])
         in_ns(
             NS_CENSOR,
             ["sysctl", "-qw", "net.ipv4.ip_forward=1", "net.netfilter.nf_conntrack_acct=1",
              "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
-             "net.ipv4.icmp_ratelimit=0", "net.ipv4.icmp_msgs_per_sec=100000"],
+             "net.ipv4.icmp_ratelimit=0", "net.ipv4.icmp_msgs_per_sec=100000",
+             "net.ipv6.conf.all.forwarding=1", "net.ipv6.icmp.ratelimit=0"],
         )
 
     def spawn(self, key: str, ns: str, argv: list[str], *, log: str | None = None) -> int:
@@ -346,6 +374,7 @@ class Lab:
         d = self.dir / "dnsmasq"
         d.mkdir(exist_ok=True)
         hosts = "".join(f"{address} {name}\n" for name, address in sorted(self.plan.records().items()))
+        hosts += "".join(f"{address} {name}\n" for name, address in sorted(self.plan.records6().items()))  # AAAA
         (d / "hosts").write_text(hosts)
         (d / "dnsmasq.conf").write_text(
             "\n".join(
@@ -421,14 +450,22 @@ class Lab:
         d = self.dir / "nginx-servers"
         (d / "www").mkdir(parents=True, exist_ok=True)
         (d / "www" / "large").write_bytes(os.urandom(LARGE_BYTES))
-        servers = []
-        # One server block per host, listening on the host's own address only: a handshake with
-        # any other SNI (the decoy) gets that host's certificate, as on a real front.
+        sink = d / "upload-sink.sock"
+        servers = [_upload_sink(sink)]
+        # One server block per host, listening on the host's own addresses only (IPv4 and its
+        # IPv6 twin): a handshake with any other SNI (the decoy) gets that host's certificate, as
+        # on a real front.
         for host, ports in sorted(self.plan.web().items()):
-            address = self.plan.hosts[host]
+            addresses = [self.plan.hosts[host], f"[{v6(self.plan.hosts[host])}]"]
             key, pem = certs[host]
-            listens = [f"{address}:{p} ssl" if p == 443 else f"{address}:{p}" for p in sorted(set(ports) | {80, 443})]
-            servers.append(_server(listens, host, pem, key, d / "www", f"msgreach lab: {host}", self.plan.paths))
+            listens = [f"{a}:{p} ssl" if p == 443 else f"{a}:{p}" for a in addresses for p in sorted(set(ports) | {80, 443})]
+            servers.append(_server(listens, host, pem, key, d / "www", f"msgreach lab: {host}", self.plan.paths, sink))
+        # The domestic front: every catalog name, each with its own certificate, at one domestic
+        # address (a foreign name served from domestic hosting, for allowlists keyed on addresses).
+        for host in sorted(self.plan.web()):
+            key, pem = certs[host]
+            listens = [f"{a}:443 ssl" for a in (DOMESTIC_FRONT, f"[{v6(DOMESTIC_FRONT)}]")]
+            servers.append(_server(listens, host, pem, key, d / "www", f"msgreach lab: {host} (domestic front)", self.plan.paths, sink))
         (d / "nginx.conf").write_text(_nginx_conf(d, servers))
         self._start_nginx("nginx-servers", NS_SERVERS, d)
         self._standins(certs)
@@ -440,11 +477,12 @@ class Lab:
         spec = []
         for role, address, port in self.plan.endpoints:
             if role in ("chat", "mtproto", "h3"):
-                item: dict[str, Any] = {"role": role, "address": address, "port": port}
-                if role == "h3":
-                    key, pem = certs[by_address[address]]
-                    item.update(cert=str(pem), key=str(key))
-                spec.append(item)
+                for served in filter(None, (address, self.plan.twin6(address))):
+                    item: dict[str, Any] = {"role": role, "address": served, "port": port}
+                    if role == "h3":
+                        key, pem = certs[by_address[address]]
+                        item.update(cert=str(pem), key=str(key))
+                    spec.append(item)
         if not spec:
             return
         path = self.dir / "standins.json"
@@ -464,6 +502,8 @@ class Lab:
                     "--log-file", "stdout", "--pidfile", str(d / "turnserver.pid"), "-p", str(port)]
             for address in addresses:
                 argv += ["-L", address]
+                if (twin := self.plan.twin6(address)) is not None:
+                    argv += ["-L", twin]
             self.spawn(f"coturn-{port}", NS_SERVERS, argv)
 
     def _censor_servers(self, certs: dict[str, tuple[Path, Path]]) -> None:
@@ -479,18 +519,19 @@ class Lab:
         bp_key, bp_pem = certs["blockpage"]
         mitm_key, mitm_pem = certs["mitm"]
         wrong_key, wrong_pem = certs["wrongname"]
+        bp6, mitm6 = f"[{v6(BLOCKPAGE)}]", f"[{v6(MITM)}]"  # the same servers on the IPv6 twins
         servers = [
             # A transparent proxy's answer for a blocked plain-HTTP site: redirect to the ISP page.
-            f"server {{ listen {BLOCKPAGE}:80 default_server; location / {{ return 302 http://warning.rt.ru/?id=msgreach-lab; }} }}",
+            f"server {{ listen {BLOCKPAGE}:80 default_server; listen {bp6}:80 default_server; location / {{ return 302 http://warning.rt.ru/?id=msgreach-lab; }} }}",
             # The block-page hosts themselves (followed redirects, DNS block-page answers).
-            f"server {{ listen {BLOCKPAGE}:80; server_name {redirect_names}; location / {{ return 200 '{page}'; }} }}",
-            f"server {{ listen {BLOCKPAGE}:8451; location / {{ return 451 'Unavailable For Legal Reasons (msgreach lab)'; }} }}",
-            f"server {{ listen {BLOCKPAGE}:8200; location / {{ return 200 '{page}'; }} }}",
-            f"server {{ listen {BLOCKPAGE}:443 ssl; ssl_certificate {bp_pem}; ssl_certificate_key {bp_key}; "
+            f"server {{ listen {BLOCKPAGE}:80; listen {bp6}:80; server_name {redirect_names}; location / {{ return 200 '{page}'; }} }}",
+            f"server {{ listen {BLOCKPAGE}:8451; listen {bp6}:8451; location / {{ return 451 'Unavailable For Legal Reasons (msgreach lab)'; }} }}",
+            f"server {{ listen {BLOCKPAGE}:8200; listen {bp6}:8200; location / {{ return 200 '{page}'; }} }}",
+            f"server {{ listen {BLOCKPAGE}:443 ssl; listen {bp6}:443 ssl; ssl_certificate {bp_pem}; ssl_certificate_key {bp_key}; "
             f"location / {{ return 302 http://warning.rt.ru/?id=msgreach-lab; }} }}",
-            f"server {{ listen {MITM}:443 ssl; ssl_certificate {mitm_pem}; ssl_certificate_key {mitm_key}; "
+            f"server {{ listen {MITM}:443 ssl; listen {mitm6}:443 ssl; ssl_certificate {mitm_pem}; ssl_certificate_key {mitm_key}; "
             f"location / {{ return 200 'intercepted by the lab censor'; }} }}",
-            f"server {{ listen {MITM}:8443 ssl; ssl_certificate {wrong_pem}; ssl_certificate_key {wrong_key}; "
+            f"server {{ listen {MITM}:8443 ssl; listen {mitm6}:8443 ssl; ssl_certificate {wrong_pem}; ssl_certificate_key {wrong_key}; "
             f"location / {{ return 200 'intercepted by the lab censor'; }} }}",
         ]
         (d / "nginx.conf").write_text(_nginx_conf(d, servers))
@@ -501,15 +542,18 @@ class Lab:
         self.spawn(key, ns, ["nginx", "-p", str(d), "-e", str(d / "error.log"), "-c", str(d / "nginx.conf"), "-g", "daemon off;"])
 
     def _wait_ready(self, timeout: float = 20.0) -> None:
-        servers = {f"{AUTHORITY}:53"}
+        servers = {f"{AUTHORITY}:53", f"{DOMESTIC_FRONT}:443", f"[{v6(DOMESTIC_FRONT)}]:443"}
         for role, address, port in self.plan.endpoints:
             servers.add(f"{address}:{port}")
+            if (twin := self.plan.twin6(address)) is not None:
+                servers.add(f"[{twin}]:{port}")
         for host in self.plan.web():
-            servers |= {f"{self.plan.hosts[host]}:443", f"{self.plan.hosts[host]}:80"}
+            address = self.plan.hosts[host]
+            servers |= {f"{address}:443", f"{address}:80", f"[{v6(address)}]:443", f"[{v6(address)}]:80"}
         expected = {
             NS_SERVERS: servers,
             NS_RESOLVER: {f"{ISP_RESOLVER}:53", f"{CONTROL_RESOLVER}:853"},
-            NS_CENSOR: {f"{BLOCKPAGE}:80", f"{MITM}:443"},
+            NS_CENSOR: {f"{BLOCKPAGE}:80", f"{MITM}:443", f"[{v6(BLOCKPAGE)}]:80", f"[{v6(MITM)}]:443"},
         }
         deadline = time.monotonic() + timeout
         missing: dict[str, set[str]] = {}
@@ -544,9 +588,12 @@ class Lab:
 
     # --- scenarios --------------------------------------------------------------------------------
 
-    def scenario(self, name: str, on: bool = True, targets: list[str] | None = None) -> None:
-        from .scenarios import SCENARIOS
+    def scenario(self, name: str, on: bool = True, targets: list[str] | None = None, options: dict[str, str] | None = None) -> None:
+        """Switch a scenario on (for `targets`, else its default ones) or off. `options`: the
+        scenario's own settings (e.g. `seconds` of a lingering block), kept with it while on."""
+        from .scenarios import SCENARIOS, load_catalogue
 
+        load_catalogue()
         if name not in SCENARIOS:
             raise LabError(f"no scenario {name!r}; known: {', '.join(SCENARIOS)}")
         if not self.is_up:
@@ -558,7 +605,7 @@ class Lab:
                 self.scenario(name, on=False)
             chosen = targets or list(scenario.default_targets)
             selected = self.plan.select(chosen)
-            active[name] = {"targets": chosen, "pids": []}
+            active[name] = {"targets": chosen, "pids": [], "options": dict(options or {})}
             self._save()
             try:
                 scenario.apply(self, selected, active[name])
@@ -643,14 +690,14 @@ class Lab:
                         {"address": f"tls://{CONTROL_RESOLVER}", "server_name": CONTROL_RESOLVER_NAME, "control": True},
                     ],
                     "ca_bundle": str(self.ca_path),
-                    "bogon_exempt": ["198.18.0.0/15"],
+                    "bogon_exempt": [str(LAB_NET), str(LAB_NET6)],
                 }
             ],
             "schedule": schedule,
             "listen": {"address": listen},
             "services": services,
             "controls": None,
-            "extra_fingerprints": {"dns_addresses": [BLOCKPAGE]},
+            "extra_fingerprints": {"dns_addresses": [BLOCKPAGE, v6(BLOCKPAGE)]},
         }
 
     def write_config(self, path: Path | str, **kwargs: Any) -> Path:
@@ -675,7 +722,8 @@ class Lab:
         return [str(script)] if script.exists() else [sys.executable, "-m", "probe"]
 
 
-def _server(listens: list[str], name: str | None, pem: Path, key: Path, root: Path, body: str, paths: list[str] = ()) -> str:
+def _server(listens: list[str], name: str | None, pem: Path, key: Path, root: Path, body: str, paths: list[str] = (),
+            sink: Path | None = None) -> str:
     lines = [f"listen {item};" for item in listens]
     if name:
         lines.append(f"server_name {name};")
@@ -683,11 +731,20 @@ def _server(listens: list[str], name: str | None, pem: Path, key: Path, root: Pa
         f"ssl_certificate {pem};",
         f"ssl_certificate_key {key};",
         f"location = /large {{ alias {root / 'large'}; }}",
+        # Uploads (POST or PUT, up to 4 MB): the body is read whole before the answer (buffered
+        # for the sink, which answers with its length), so an answer means the upload arrived.
+        *([f"location = {UPLOAD_PATH} {{ client_max_body_size 4m; client_body_buffer_size 4m; proxy_request_buffering on; "
+           f"proxy_pass http://unix:{sink}:/sink; }}"] if sink else []),
         # the objects the throughput checks download, on every host (the decoy SNI too)
         *[f"location = {path} {{ default_type application/octet-stream; alias {root / 'large'}; }}" for path in paths if path != "/"],
         f"location / {{ return 200 '{body}'; }}",
     ]
     return "server {\n    " + "\n    ".join(lines) + "\n}"
+
+
+def _upload_sink(sink: Path) -> str:
+    """Where `UPLOAD_PATH` bodies end, on a unix socket: the front already holds the whole body."""
+    return f"server {{ listen unix:{sink}; location = /sink {{ return 200 '$content_length bytes received\\n'; }} }}"
 
 
 def _nginx_conf(d: Path, servers: list[str]) -> str:

@@ -21,6 +21,7 @@ import signal
 import socket
 import struct
 import sys
+import threading
 import time
 
 NETLINK_NETFILTER = 12
@@ -30,10 +31,12 @@ NLM_F_REQUEST, NLM_F_ACK = 1, 4
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NFQA_CFG_CMD, NFQA_CFG_PARAMS, NFQA_CFG_QUEUE_MAXLEN, NFQA_CFG_MASK, NFQA_CFG_FLAGS = 1, 2, 3, 4, 5
 NFQNL_CFG_CMD_BIND, NFQNL_CFG_CMD_UNBIND = 1, 2
-NFQNL_COPY_META = 1
+NFQNL_COPY_META, NFQNL_COPY_PACKET = 1, 2
 NFQA_CFG_F_FAIL_OPEN = 1
 NFQA_PACKET_HDR = 1
 NFQA_VERDICT_HDR = 2
+NFQA_MARK = 3
+NFQA_PAYLOAD = 10
 NF_ACCEPT = 1
 
 
@@ -43,7 +46,9 @@ def _attr(kind: int, data: bytes) -> bytes:
 
 
 class Queue:
-    def __init__(self, number: int):
+    """One NFQUEUE. `copy_bytes`: how much of each packet to read (0: none, its id only)."""
+
+    def __init__(self, number: int, copy_bytes: int = 0):
         self.number = number
         self.seq = 0
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
@@ -54,7 +59,7 @@ class Queue:
         self.sock.bind((0, 0))
         self._config(_attr(NFQA_CFG_CMD, struct.pack("!BBH", NFQNL_CFG_CMD_BIND, 0, socket.AF_INET)))
         self._config(
-            _attr(NFQA_CFG_PARAMS, struct.pack("!IB", 0, NFQNL_COPY_META))
+            _attr(NFQA_CFG_PARAMS, struct.pack("!IB", copy_bytes, NFQNL_COPY_PACKET if copy_bytes else NFQNL_COPY_META))
             + _attr(NFQA_CFG_QUEUE_MAXLEN, struct.pack("!I", 8192))
             + _attr(NFQA_CFG_MASK, struct.pack("!I", NFQA_CFG_F_FAIL_OPEN))
             + _attr(NFQA_CFG_FLAGS, struct.pack("!I", NFQA_CFG_F_FAIL_OPEN))
@@ -76,26 +81,40 @@ class Queue:
                         raise OSError(-code, f"nfqueue config: {os.strerror(-code)}")
                     return
 
-    def verdict(self, packet_id: int) -> None:
-        self.sock.send(self._message(NFQNL_MSG_VERDICT, 0, _attr(NFQA_VERDICT_HDR, struct.pack("!II", NF_ACCEPT, packet_id))))
+    def verdict(self, packet_id: int, mark: int | None = None) -> None:
+        """Accept the packet, with `mark` as its new firewall mark when given (what later rules
+        act on: the verdict itself can only accept or drop)."""
+        attrs = _attr(NFQA_VERDICT_HDR, struct.pack("!II", NF_ACCEPT, packet_id))
+        if mark is not None:
+            attrs += _attr(NFQA_MARK, struct.pack("!I", mark))
+        self.sock.send(self._message(NFQNL_MSG_VERDICT, 0, attrs))
 
     def packets(self) -> list[int]:
         """Ids of the packets waiting in the socket now (non-blocking)."""
-        ids = []
+        return [packet_id for packet_id, _ in self.received()]
+
+    def received(self) -> list[tuple[int, bytes]]:
+        """(id, the packet from its IP header on: up to `copy_bytes`) of the packets waiting now."""
+        found = []
         while True:
             try:
                 data = self.sock.recv(262144, socket.MSG_DONTWAIT)
             except BlockingIOError:
-                return ids
+                return found
             except OSError as exc:  # ENOBUFS: the kernel dropped messages; fail-open covers them
                 if exc.errno == 105:
                     continue
                 raise
             for kind, body in _messages(data):
                 if kind == (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET:
+                    packet_id, payload = None, b""
                     for attr_kind, value in _attrs(body[4:]):
                         if attr_kind == NFQA_PACKET_HDR:
-                            ids.append(struct.unpack("!I", value[:4])[0])
+                            packet_id = struct.unpack("!I", value[:4])[0]
+                        elif attr_kind == NFQA_PAYLOAD:
+                            payload = value
+                    if packet_id is not None:
+                        found.append((packet_id, payload))
 
 
 def _messages(data: bytes):
@@ -118,6 +137,14 @@ def _attrs(data: bytes):
         offset += (length + 3) & ~3
 
 
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT: the loop ends, what is held is let go."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queue", type=int, default=7)
@@ -126,14 +153,7 @@ def main() -> int:
     parser.add_argument("--ready-file", help="created once the queue is bound")
     args = parser.parse_args()
 
-    stop = False
-
-    def _stop(*_: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop = stop_on_signals()
     queue = Queue(args.queue)
     if args.ready_file:
         open(args.ready_file, "w").close()
@@ -141,7 +161,7 @@ def main() -> int:
     low = max(args.delay_ms - args.jitter_ms, 0.0) / 1000
     high = (args.delay_ms + args.jitter_ms) / 1000
     handled = 0
-    while not stop:
+    while not stop.is_set():
         now = time.monotonic()
         while pending and pending[0][0] <= now:
             _, packet_id = heapq.heappop(pending)

@@ -14,6 +14,14 @@ Everything lives in 198.18.0.0/15 (RFC 2544 benchmarking space, a bogon nobody r
     198.19.N.10-99  one address per host name of catalog N (whatsapp 1, telegram 2, signal 3,
                     controls 9, any other catalog from 10 up)
     198.19.N.100-   stand-ins for addresses a catalog pins (Telegram's data centres)
+    198.19.200.0/24 the "domestic hosting" range: the hosts of the domestic control sites and
+                    yardsticks (.10 on), and at .2 a domestic front that serves every catalog
+                    name with its own certificate (a foreign name at a domestic address)
+
+IPv6 twins, ULA (fd00::/8), no route out either: every lab IPv4 address 198.A.B.C that a name or
+a lab server has is also fd00:198:A:B::C (the decimal digits kept, read as hex), every /24 a
+/64 (`v6`, `v6_network`). The names get AAAA records beside their A records; the resolvers, the
+"internet" DNS and the pinned stand-ins (catalogs pin IPv4 addresses) stay IPv4-only.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ CATALOGS = REPO / "configs" / "services"
 FINGERPRINTS = REPO / "configs" / "fingerprints"
 
 LAB_NET = ipaddress.ip_network("198.18.0.0/15")
+LAB_NET6 = ipaddress.ip_network("fd00:198:18::/47")  # the twins of LAB_NET (see v6)
 
 CLIENT_NET = "198.18.0.0/24"
 CENSOR_CLIENT = "198.18.0.1"
@@ -48,6 +57,9 @@ BLOCKPAGE = "198.18.66.1"
 MITM = "198.18.66.2"
 FORGED = "198.18.99.99"
 BOGON_FORGED = "10.10.34.34"  # the forged answer Iran's resolvers gave (a bogon by design)
+DOMESTIC_BLOCK = 200
+DOMESTIC_NET = f"198.19.{DOMESTIC_BLOCK}.0/24"  # "domestic hosting": where the domestic controls live
+DOMESTIC_FRONT = f"198.19.{DOMESTIC_BLOCK}.2"  # serves every catalog name at a domestic address
 
 # Catalog -> third octet of its 198.19.N.0/24. Unknown catalogs get 10, 11, … in name order.
 KNOWN_BLOCKS = {"whatsapp": 1, "telegram": 2, "signal": 3, "controls": 9}
@@ -67,6 +79,30 @@ IF_CENSOR_RESOLVER = f"{PREFIX}cen-res"
 IF_CLIENT = f"{PREFIX}cli0"
 IF_SERVERS = f"{PREFIX}srv0"
 IF_RESOLVER = f"{PREFIX}res0"
+
+
+def v6(address: str) -> str:
+    """The IPv6 twin of a lab IPv4 address: 198.19.1.10 -> fd00:198:19:1::10."""
+    ip = ipaddress.IPv4Address(address)
+    assert ip in LAB_NET, address
+    a, b, c, d = str(ip).split(".")
+    return str(ipaddress.IPv6Address(f"fd00:{a}:{b}:{c}::{d}"))
+
+
+def v6_network(network: str) -> str:
+    """The IPv6 twin of a lab IPv4 network: /15 -> /47, /16 -> /48, /24 -> /64, /32 -> /128."""
+    net = ipaddress.IPv4Network(network)
+    assert net.subnet_of(LAB_NET), network
+    a, b, c, _ = str(net.network_address).split(".")
+    twins = {15: f"fd00:{a}:{b}::/47", 16: f"fd00:{a}:{b}::/48", 24: f"fd00:{a}:{b}:{c}::/64"}
+    if net.prefixlen == 32:
+        return f"{v6(str(net.network_address))}/128"
+    return str(ipaddress.IPv6Network(twins[net.prefixlen]))
+
+
+def is_domestic(raw_target: dict) -> bool:
+    """A domestic control site or yardstick (tests/lab/field_scenarios.allowlisted_names)."""
+    return raw_target.get("control_class") == "domestic" or str(raw_target.get("name", "")).endswith("-domestic")
 
 
 @dataclass
@@ -118,12 +154,29 @@ class Plan:
         return out
 
     @property
+    def addresses6(self) -> list[str]:
+        """Where the servers namespace also answers over IPv6: the twins of the named hosts."""
+        return list(dict.fromkeys([*(v6(a) for a in self.hosts.values()), v6(DOMESTIC_FRONT)]))
+
+    def twin6(self, address: str) -> str | None:
+        """The IPv6 twin of a lab address when the lab serves it over IPv6 too (named hosts,
+        the domestic front, the censor's block-page and MITM servers), else None."""
+        if address in self.hosts.values() or address in (DOMESTIC_FRONT, BLOCKPAGE, MITM):
+            return v6(address)
+        return None
+
+    def records6(self) -> dict[str, str]:
+        """AAAA records: every name whose address has an IPv6 twin."""
+        return {name: twin for name, address in self.records().items() if (twin := self.twin6(address))}
+
+    @property
     def server_addresses(self) -> list[str]:
         seen: dict[str, None] = dict.fromkeys(self.hosts.values())
         for target in self.targets:
             for address in target.lab_addresses:
                 seen[address] = None
         seen[AUTHORITY] = None
+        seen[DOMESTIC_FRONT] = None
         return list(seen)
 
     def records(self) -> dict[str, str]:
@@ -172,6 +225,7 @@ def load_plan() -> Plan:
     targets: list[LabTarget] = []
     hosts: dict[str, str] = {}
     ports: set[int] = set()
+    next_domestic = 10
     for name in names:
         block = blocks[name]
         next_host, next_pin = 10, 100
@@ -201,7 +255,10 @@ def load_plan() -> Plan:
                     target.pinned[real] = pins[real]
                 target.lab_addresses = [pins[a] for a in pinned]
             if not target.is_ip:
-                if host not in hosts:
+                if host not in hosts and is_domestic(raw):
+                    hosts[host] = f"198.19.{DOMESTIC_BLOCK}.{next_domestic}"
+                    next_domestic += 1
+                elif host not in hosts:
                     hosts[host] = f"198.19.{block}.{next_host}"
                     next_host += 1
                 if not pinned:
@@ -236,4 +293,6 @@ def load_plan() -> Plan:
     plan = Plan(targets, hosts, extra, sorted(ports), redirect_hosts, list(endpoints), list(paths))
     for address in [*plan.server_addresses, *hosts.values()]:
         assert ipaddress.ip_address(address) in LAB_NET, address  # never a real address
+    for address in plan.addresses6:
+        assert ipaddress.ip_address(address) in LAB_NET6, address
     return plan

@@ -24,8 +24,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .plan import NS_CENSOR, LabTarget
-from .scenarios import SCENARIO_LIST, SCENARIOS, IptablesScenario, NftScenario, Scenario, _filter, _names
+from .plan import LabTarget
+from .scenarios import (
+    SCENARIO_LIST,
+    SCENARIOS,
+    IptablesScenario,
+    NftScenario,
+    Scenario,
+    _filter,
+    _names,
+    add_table,
+    delete_table,
+)
 
 if TYPE_CHECKING:
     from .lab import Lab
@@ -41,27 +51,19 @@ class SniPoliceScenario(IptablesScenario):
     mark: str = "0x5b1"
     rate_bytes: int = 18750
 
-    @property
-    def table(self) -> str:
-        return "mrl_" + self.name.replace("-", "_")
-
     def rules(self, targets: list[LabTarget]) -> list[list[str]]:
         from .scenarios import sni_match
 
         return [["-p", "tcp", *sni_match(name), "-j", "CONNMARK", "--set-mark", self.mark] for name in _names(targets)]
 
     def apply(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
-        from .lab import in_ns
-
         body = _filter(f"ct mark {self.mark} ct direction reply limit rate over {self.rate_bytes} bytes/second burst {self.rate_bytes} bytes drop").format()
-        in_ns(NS_CENSOR, ["nft", "-f", "-"], input=f"table ip {self.table} {{\n{body}\n}}\n")
+        add_table(self.table, body, self.families)
         super().apply(lab, targets, entry)
 
     def lift(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
-        from .lab import in_ns
-
         super().lift(lab, targets, entry)
-        in_ns(NS_CENSOR, ["nft", "delete", "table", "ip", self.table], check=False)
+        delete_table(self.table)
 
 
 PROTOCOL_SCENARIOS: list[Scenario] = [

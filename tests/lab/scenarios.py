@@ -5,19 +5,36 @@
   the global outage changes the control resolver's answers too.
 - Packet techniques are nftables tables (`ip mrl_<name>`) or iptables-nft chains (`MRL_<NAME>`,
   for `-m string` SNI matching and NFQUEUE) in the censor namespace; switching off deletes them.
+  Each is written once, for IPv4, and applied to both families: the same table in the `ip6`
+  family and the same chain in ip6tables, with every lab address, network and IPv4-only
+  expression turned into its IPv6 twin (`ip6_rule`). A scenario's `families` narrows that
+  (`("ip",)`: IPv4 only, `("ip6",)`: IPv6 only).
 - Targets are catalog selectors: `whatsapp`, `whatsapp/web`, or a host name (see Plan.select).
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .plan import BLOCKPAGE, BOGON_FORGED, FORGED, IF_CENSOR_CLIENT, MITM, NS_CENSOR, LabTarget
+from .plan import (
+    BLOCKPAGE,
+    BOGON_FORGED,
+    FORGED,
+    IF_CENSOR_CLIENT,
+    LAB_NET,
+    MITM,
+    NS_CENSOR,
+    LabTarget,
+    v6,
+    v6_network,
+)
 
 if TYPE_CHECKING:
     from .lab import Lab
@@ -32,6 +49,18 @@ class Scenario:
     failure: str = ""  # the failure string expected in the evidence
     default_targets: tuple[str, ...] = ("whatsapp",)
     kind: str = ""
+    families: tuple[str, ...] = ("ip", "ip6")  # nftables families (ip: IPv4, ip6: IPv6) the rules act in
+    evidence: str = ""  # what the monitor's evidence should say beyond the verdict (docs/lab.md)
+
+    @property
+    def table(self) -> str:
+        """Its nftables table's name (one per family)."""
+        return "mrl_" + self.name.replace("-", "_")
+
+    @property
+    def chain(self) -> str:
+        """Its iptables chain's name (in each table it uses, both families)."""
+        return "MRL_" + self.name.upper().replace("-", "_")
 
     def apply(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -50,6 +79,122 @@ def _addresses(targets: list[LabTarget], plan=None) -> list[str]:
 
     hosts = (plan or load_plan()).hosts
     return list(dict.fromkeys([*(a for t in targets for a in t.lab_addresses), *(hosts[h] for t in targets for h in t.extra_hosts)]))
+
+
+def _addresses_of(family: str, targets: list[LabTarget], plan) -> list[str]:
+    """The targets' addresses in one family: IPv4, or the IPv6 twins of those that have one."""
+    addresses = _addresses(targets, plan)
+    if family == "ip":
+        return addresses
+    return [twin for a in addresses if (twin := plan.twin6(a)) is not None]
+
+
+NOWHERE = "198.18.255.255"  # an address nothing has: a rule for no target still parses
+
+
+# --- IPv6: the same rule for the other family ----------------------------------------------------
+
+_V4 = re.compile(r"(?<![\w.:\[])(\d{1,3}(?:\.\d{1,3}){3})(/\d{1,2})?(:\d+)?(?![\w.])")
+_V4_ONLY = (
+    (re.compile(r"\bip (daddr|saddr)\b"), r"ip6 \1"),
+    (re.compile(r"\bip length (<|>|<=|>=) (\d+)"), lambda m: f"ip6 length {m[1]} {int(m[2]) - 20}"),  # ip6's excludes its header
+    (re.compile(r"\bicmp type host-unreachable\b"), "icmpv6 type addr-unreachable"),  # both EHOSTUNREACH
+    (re.compile(r"\bipv4_addr\b"), "ipv6_addr"),  # a set of addresses
+)
+
+
+def ip6_rule(rule: str) -> str:
+    """An IPv4 rule (nftables text, or iptables arguments joined) for IPv6: every lab address or
+    network its twin (`dnat to A:P` as `[A6]:P`), `ip saddr/daddr` as `ip6 …`, `ip length` as
+    the IPv6 payload length, ICMP host-unreachable as ICMPv6 address-unreachable (the client
+    reads both as EHOSTUNREACH). An address outside the lab has no twin: an error."""
+
+    def twin(match: re.Match[str]) -> str:
+        address, prefix, port = match[1], match[2], match[3]
+        if ipaddress.ip_address(address) not in LAB_NET:
+            raise ValueError(f"{address} in {rule!r} has no IPv6 twin (not a lab address)")
+        if prefix and prefix != "/32":
+            return v6_network(address + prefix)
+        if port:
+            return f"[{v6(address)}]{port}"
+        return v6(address)
+
+    out = _V4.sub(twin, rule)
+    for pattern, replacement in _V4_ONLY:
+        out = pattern.sub(replacement, out)
+    return out
+
+
+def ip6_args(argv: list[str]) -> list[str]:
+    """iptables arguments for ip6tables: lab addresses and networks their twins."""
+    return [ip6_rule(arg) if _V4.fullmatch(arg) else arg for arg in argv]
+
+
+_IPTABLES = {"ip": "iptables", "ip6": "ip6tables"}
+
+
+def add_table(name: str, body: str, families: tuple[str, ...] = ("ip", "ip6")) -> None:
+    """An nftables table of the censor, written for IPv4, in each family (`ip6_rule` for IPv6)."""
+    from .lab import in_ns
+
+    for family in families:
+        text = ip6_rule(body) if family == "ip6" else body
+        in_ns(NS_CENSOR, ["nft", "-f", "-"], input=f"table {family} {name} {{\n{text}\n}}\n")
+
+
+def add_chain(chain: str, rules: list[list[str]], families: tuple[str, ...] = ("ip", "ip6"), table: str = "filter") -> None:
+    """An iptables(-nft) chain of the censor, jumped to first from FORWARD of `table`, in each
+    family (ip6tables with `ip6_args`)."""
+    from .lab import in_ns
+
+    for family in families:
+        tool = _IPTABLES[family]
+        in_ns(NS_CENSOR, [tool, "-w", "-t", table, "-N", chain])
+        for rule in rules:
+            in_ns(NS_CENSOR, [tool, "-w", "-t", table, "-A", chain, *(ip6_args(rule) if family == "ip6" else rule)])
+        in_ns(NS_CENSOR, [tool, "-w", "-t", table, "-I", "FORWARD", "-j", chain])
+
+
+def delete_chain(chain: str, table: str = "filter") -> None:
+    from .lab import in_ns
+
+    for tool in _IPTABLES.values():
+        while in_ns(NS_CENSOR, [tool, "-w", "-t", table, "-D", "FORWARD", "-j", chain], check=False).returncode == 0:
+            pass
+        in_ns(NS_CENSOR, [tool, "-w", "-t", table, "-F", chain], check=False)
+        in_ns(NS_CENSOR, [tool, "-w", "-t", table, "-X", chain], check=False)
+
+
+def start_censor_daemon(lab: "Lab", entry: dict[str, Any], name: str, argv: list[str], ready: Path) -> None:
+    """A program of the scenario's own in the censor namespace (recorded with the scenario, so
+    switching it off ends it); returns once it has made its `ready` file. Its log: name.log."""
+    ready.unlink(missing_ok=True)
+    with open(lab.dir / f"{name}.log", "ab") as log:
+        proc = subprocess.Popen(["ip", "netns", "exec", NS_CENSOR, sys.executable, *argv],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    entry["pids"].append(proc.pid)
+    lab._save()
+    deadline = time.monotonic() + 10
+    while not ready.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not start: {(lab.dir / f'{name}.log').read_text()[-1000:]}")
+        time.sleep(0.05)
+
+
+def delete_table(name: str) -> None:
+    from .lab import in_ns
+
+    for family in ("ip", "ip6"):
+        in_ns(NS_CENSOR, ["nft", "delete", "table", family, name], check=False)
+
+
+def load_catalogue() -> None:
+    """Register every scenario module's scenarios (each registers itself on import)."""
+    import importlib
+
+    # in the order the catalogue (and docs/lab.md's table) lists them
+    for module in ("protocol_scenarios", "field_scenarios", "field2026_scenarios"):
+        importlib.import_module(f"{__package__}.{module}")
 
 
 # --- DNS at the resolver -------------------------------------------------------------------------
@@ -93,35 +238,40 @@ class NftScenario(Scenario):
     kind: str = "nftables"
     per_address: bool = False  # one copy of each rule per address (a policer's bucket each)
 
-    @property
-    def table(self) -> str:
-        return "mrl_" + self.name.replace("-", "_")
-
-    def body(self, lab: "Lab", targets: list[LabTarget]) -> str:
-        addresses = _addresses(targets, lab.plan) or ["198.18.255.255"]
+    def body(self, lab: "Lab", targets: list[LabTarget], family: str = "ip") -> str:
+        """The table's body for IPv4 (`ip`) or, translated by `ip6_rule`, IPv6 (`ip6`)."""
+        # IPv6: the twins of the targets' addresses (a pinned stand-in has none: no rule there)
+        addresses = _addresses_of(family, targets, lab.plan) or [NOWHERE if family == "ip" else v6(NOWHERE)]
         fields = {"client_if": IF_CENSOR_CLIENT, "blockpage": BLOCKPAGE, "mitm": MITM}
         if not self.per_address:
-            return self.template.format(addrs=f"{{ {', '.join(addresses)} }}", **fields)
-        # chain header once, then the rule lines for every address
-        header, _, rest = self.template.partition("\n")
-        rules, _, footer = rest.rpartition("\n")
-        lines = [rules.format(addrs=a, **fields) for a in addresses]
-        return header.format(**fields) + "\n" + "\n".join(lines) + "\n" + footer.format(**fields)
+            text = self.template.format(addrs=f"{{ {', '.join(addresses)} }}", **fields)
+        else:
+            # chain header once, then the rule lines for every address
+            header, _, rest = self.template.partition("\n")
+            rules, _, footer = rest.rpartition("\n")
+            lines = [rules.format(addrs=a, **fields) for a in addresses]
+            text = header.format(**fields) + "\n" + "\n".join(lines) + "\n" + footer.format(**fields)
+        return ip6_rule(text) if family == "ip6" else text
 
     def apply(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
         from .lab import in_ns
 
-        in_ns(NS_CENSOR, ["nft", "-f", "-"], input=f"table ip {self.table} {{\n{self.body(lab, targets)}\n}}\n")
+        for family in self.families:
+            in_ns(NS_CENSOR, ["nft", "-f", "-"], input=f"table {family} {self.table} {{\n{self.body(lab, targets, family)}\n}}\n")
 
     def lift(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
-        from .lab import in_ns
 
-        in_ns(NS_CENSOR, ["nft", "delete", "table", "ip", self.table], check=False)
+        delete_table(self.table)
 
 
 def _chain(header: str, rules: tuple[str, ...]) -> str:
     # Braces of the chain itself are doubled: the table body goes through str.format once more.
     return "chain " + header.replace("{", "{{") + "\n" + "\n".join(rules) + "\n}}"
+
+
+def chain_text(header: str, rules: tuple[str, ...] | list[str]) -> str:
+    """A chain's text as nftables reads it (`_chain` is for templates, formatted once more)."""
+    return "chain " + header + "\n" + "\n".join(rules) + "\n}"
 
 
 def _filter(*rules: str) -> str:
@@ -148,28 +298,14 @@ class IptablesScenario(Scenario):
 
     kind: str = "iptables"
 
-    @property
-    def chain(self) -> str:
-        return "MRL_" + self.name.upper().replace("-", "_")
-
     def rules(self, targets: list[LabTarget]) -> list[list[str]]:
         raise NotImplementedError
 
     def apply(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
-        from .lab import in_ns
-
-        in_ns(NS_CENSOR, ["iptables", "-w", "-N", self.chain])
-        for rule in self.rules(targets):
-            in_ns(NS_CENSOR, ["iptables", "-w", "-A", self.chain, *rule])
-        in_ns(NS_CENSOR, ["iptables", "-w", "-I", "FORWARD", "-j", self.chain])
+        add_chain(self.chain, self.rules(targets), self.families)
 
     def lift(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
-        from .lab import in_ns
-
-        while in_ns(NS_CENSOR, ["iptables", "-w", "-D", "FORWARD", "-j", self.chain], check=False).returncode == 0:
-            pass
-        in_ns(NS_CENSOR, ["iptables", "-w", "-F", self.chain], check=False)
-        in_ns(NS_CENSOR, ["iptables", "-w", "-X", self.chain], check=False)
+        delete_chain(self.chain)
 
 
 def sni_match(name: str) -> list[str]:
@@ -219,36 +355,20 @@ class LossyScenario(IptablesScenario):
         return [["-i", IF_CENSOR_CLIENT, *queue], ["-o", IF_CENSOR_CLIENT, *queue]]
 
     def apply(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
-        from .lab import in_ns
 
         ready = lab.dir / f"nfqdelay-{self.queue}.ready"
-        ready.unlink(missing_ok=True)
         script = Path(__file__).with_name("nfqdelay.py")
-        log = open(lab.dir / "nfqdelay.log", "ab")
-        proc = subprocess.Popen(
-            ["ip", "netns", "exec", NS_CENSOR, sys.executable, str(script), "--queue", str(self.queue),
-             "--delay-ms", str(self.delay_ms), "--jitter-ms", str(self.jitter_ms), "--ready-file", str(ready)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        log.close()
-        entry["pids"].append(proc.pid)
-        lab._save()
-        deadline = time.monotonic() + 10
-        while not ready.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"nfqdelay did not start: {(lab.dir / 'nfqdelay.log').read_text()[-1000:]}")
-            time.sleep(0.05)
-        in_ns(
-            NS_CENSOR, ["nft", "-f", "-"],
-            input=f"table ip mrl_lossy {{\n{_filter(*(f'{d}ifname {IF_CENSOR_CLIENT} numgen random mod 100 < {self.loss_percent} drop' for d in 'io')).format()}\n}}\n",
-        )
+        start_censor_daemon(lab, entry, "nfqdelay", [str(script), "--queue", str(self.queue), "--delay-ms", str(self.delay_ms),
+                                                     "--jitter-ms", str(self.jitter_ms), "--ready-file", str(ready)], ready)
+        # the line loses packets of both families alike
+        add_table("mrl_lossy", _filter(*(f"{d}ifname {IF_CENSOR_CLIENT} numgen random mod 100 < {self.loss_percent} drop" for d in "io")).format())
         super().apply(lab, targets, entry)
 
     def lift(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
-        from .lab import _kill, in_ns
+        from .lab import _kill
 
         super().lift(lab, targets, entry)
-        in_ns(NS_CENSOR, ["nft", "delete", "table", "ip", "mrl_lossy"], check=False)
+        delete_table("mrl_lossy")
         _kill(entry.get("pids", []))
         entry["pids"] = []
 

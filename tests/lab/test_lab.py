@@ -11,18 +11,23 @@ import sys
 
 import pytest
 
-from .lab import Lab, in_ns
+from . import field_scenarios
+from .lab import UPLOAD_PATH, Lab, in_ns
 from .plan import (
     BLOCKPAGE,
     CONTROL_RESOLVER,
     CONTROL_RESOLVER_NAME,
+    DOMESTIC_FRONT,
+    DOMESTIC_NET,
     FORGED,
     ISP_RESOLVER,
     LAB_NET,
+    LAB_NET6,
     NAMESPACES,
     NS_CENSOR,
     NS_CLIENT,
     PREFIX,
+    v6,
 )
 
 pytestmark = pytest.mark.lab
@@ -48,6 +53,23 @@ def https(lab: Lab, host: str, path: str = "/", *extra: str) -> tuple[int, dict]
     return curl("--cacert", str(lab.ca_path), "--resolve", f"{host}:443:{address}", "--connect-timeout", "3", "--max-time", "6", *extra, f"https://{host}{path}")
 
 
+def both_resolvers(lab: Lab, names: list[str], rdtype: str) -> dict[str, list[list[str]]]:
+    """{name: [ISP resolver's addresses, control resolver's addresses]} for one record type."""
+    code = f"""
+import json, ssl, dns.message, dns.query
+ctx = ssl.create_default_context(cafile={str(lab.ca_path)!r})
+out = {{}}
+for name in {names!r}:
+    isp = dns.query.udp(dns.message.make_query(name, {rdtype!r}), {ISP_RESOLVER!r}, timeout=3)
+    dot = dns.query.tls(dns.message.make_query(name, {rdtype!r}), {CONTROL_RESOLVER!r}, timeout=3, ssl_context=ctx, server_hostname={CONTROL_RESOLVER_NAME!r})
+    out[name] = [[r.address for a in m.answer for r in a] for m in (isp, dot)]
+print(json.dumps(out))
+"""
+    proc = client_py(code)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
 def test_isolation(lab: Lab) -> None:
     """Only lo and mrl- interfaces, only lab addresses, and no route out of 198.18.0.0/15."""
     for ns in NAMESPACES:
@@ -70,22 +92,68 @@ def test_isolation(lab: Lab) -> None:
     assert probe.returncode != 0 and "unreachable" in probe.stderr.lower(), probe
 
 
+def test_isolation_ipv6(lab: Lab) -> None:
+    """IPv6 too: only lab twins (fd00:198:18::/47), link-local and loopback addresses, no route
+    out of the lab's ULA range, and the censor has no IPv6 default route."""
+    for ns in NAMESPACES:
+        addresses = json.loads(in_ns(ns, ["ip", "-j", "-6", "addr", "show"]).stdout)
+        found = [ipaddress.ip_address(info["local"]) for link in addresses for info in link.get("addr_info", [])]
+        assert any(ip in LAB_NET6 for ip in found), (ns, found)  # IPv6 is on
+        for ip in found:
+            assert ip in LAB_NET6 or ip.is_link_local or ip.is_loopback, (ns, str(ip))
+        for route in json.loads(in_ns(ns, ["ip", "-j", "-6", "route", "show"]).stdout):
+            if route["dst"] != "default":
+                net = ipaddress.ip_network(route["dst"])
+                assert net.subnet_of(LAB_NET6) or net.subnet_of(ipaddress.ip_network("fe80::/10")), (ns, route)
+            else:
+                assert ns != NS_CENSOR, route
+                assert ipaddress.ip_address(route["gateway"]) in LAB_NET6, (ns, route)
+    probe = in_ns(NS_CENSOR, ["ip", "-6", "route", "get", "2001:db8::1"], check=False)
+    assert probe.returncode != 0 and "unreachable" in probe.stderr.lower(), probe
+    # and from the client: a global IPv6 address is unreachable at the censor (ICMPv6 or no route)
+    out = in_ns(NS_CLIENT, ["curl", "-sS", "-6", "--connect-timeout", "3", "http://[2001:db8::1]/"], check=False)
+    assert out.returncode in (7, 28), out
+
+
+def test_both_families_answer(lab: Lab) -> None:
+    """Every name has an AAAA record beside its A record at both resolvers (the twin of its
+    address), and its server answers on both."""
+    names = sorted(lab.plan.hosts)
+    answers = both_resolvers(lab, names, "AAAA")
+    for name in names:
+        twin = v6(lab.plan.hosts[name])
+        assert answers[name] == [[twin], [twin]], (name, answers[name])
+    for host in sorted(lab.plan.web()):
+        for address in (lab.plan.hosts[host], f"[{v6(lab.plan.hosts[host])}]"):
+            code, info = curl("--cacert", str(lab.ca_path), "--resolve", f"{host}:443:{address}", "--max-time", "6", f"https://{host}/")
+            assert code == 0 and info["http_code"] == 200, (host, address, info)
+
+
+def test_uploads_are_taken_whole(lab: Lab) -> None:
+    """Every web host takes a 64 KB body at UPLOAD_PATH (POST or PUT) and answers only once it
+    has all of it: the server side of an upload measurement."""
+    body = lab.dir / "upload-64k.bin"
+    body.write_bytes(bytes(range(256)) * 256)
+    for method, address in (("POST", lab.plan.hosts["mmg.whatsapp.net"]), ("PUT", f"[{v6(lab.plan.hosts['mmg.whatsapp.net'])}]")):
+        proc = in_ns(NS_CLIENT, ["curl", "-sS", "-X", method, "--data-binary", f"@{body}", "--cacert", str(lab.ca_path), "--max-time", "6",
+                                 "--resolve", f"mmg.whatsapp.net:443:{address}", f"https://mmg.whatsapp.net{UPLOAD_PATH}"], check=False)
+        assert proc.returncode == 0 and proc.stdout.strip() == "65536 bytes received", (method, proc.stdout, proc.stderr)
+
+
+def test_domestic_range_and_front(lab: Lab) -> None:
+    """The domestic sites live in the domestic hosting range; the domestic front there serves a
+    foreign name with its own (valid) certificate."""
+    for name in field_scenarios.allowlisted_names():
+        assert ipaddress.ip_address(lab.plan.hosts[name]) in ipaddress.ip_network(DOMESTIC_NET), name
+    assert not ipaddress.ip_address(lab.plan.hosts["www.microsoft.com"]) in ipaddress.ip_network(DOMESTIC_NET)
+    for address in (DOMESTIC_FRONT, f"[{v6(DOMESTIC_FRONT)}]"):
+        code, info = curl("--cacert", str(lab.ca_path), "--resolve", f"web.whatsapp.com:443:{address}", "--max-time", "6", "https://web.whatsapp.com/")
+        assert code == 0 and info["http_code"] == 200, (address, info)
+
+
 def test_resolvers_answer_every_catalog_name(lab: Lab) -> None:
     names = sorted(lab.plan.hosts)
-    code = f"""
-import json, ssl, dns.message, dns.query, dns.rcode
-names = {names!r}
-ctx = ssl.create_default_context(cafile={str(lab.ca_path)!r})
-out = {{}}
-for name in names:
-    isp = dns.query.udp(dns.message.make_query(name, "A"), {ISP_RESOLVER!r}, timeout=3)
-    dot = dns.query.tls(dns.message.make_query(name, "A"), {CONTROL_RESOLVER!r}, timeout=3, ssl_context=ctx, server_hostname={CONTROL_RESOLVER_NAME!r})
-    out[name] = [[r.address for a in m.answer for r in a] for m in (isp, dot)]
-print(json.dumps(out))
-"""
-    proc = client_py(code)
-    assert proc.returncode == 0, proc.stderr
-    answers = json.loads(proc.stdout)
+    answers = both_resolvers(lab, names, "A")
     for name in names:
         assert answers[name] == [[lab.plan.hosts[name]], [lab.plan.hosts[name]]], (name, answers[name])
 
@@ -163,9 +231,11 @@ print(json.dumps(out))
 """
 
 
-def wire(lab: Lab, host: str) -> dict[str, str]:
-    """What a plain TCP connect and a validated TLS handshake to `host` run into."""
-    proc = in_ns(NS_CLIENT, [sys.executable, "-c", PROBE, lab.plan.hosts[host], host, str(lab.ca_path)], check=False, timeout=30)
+def wire(lab: Lab, host: str, family: int = 4) -> dict[str, str]:
+    """What a plain TCP connect and a validated TLS handshake to `host` (its IPv4 address, or
+    with family 6 its IPv6 twin) run into."""
+    address = lab.plan.hosts[host] if family == 4 else v6(lab.plan.hosts[host])
+    proc = in_ns(NS_CLIENT, [sys.executable, "-c", PROBE, address, host, str(lab.ca_path)], check=False, timeout=30)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -193,6 +263,29 @@ def test_packet_scenarios_on_the_wire(clean_lab: Lab, scenario: str, expected: d
     assert wire(lab, "static.whatsapp.net") == {"tcp": "ok", "tls": "ok"}
     lab.scenario(scenario, False)
     assert wire(lab, "web.whatsapp.com") == {"tcp": "ok", "tls": "ok"}, "still blocked after off"
+
+
+@pytest.mark.parametrize(
+    "scenario, expected",
+    [
+        ("syn-drop", {"tcp": "timeout"}),
+        ("icmp-unreachable", {"tcp": "unreachable"}),
+        ("sni-rst", {"tcp": "ok", "tls": "reset"}),
+        ("tls-mitm", {"tcp": "ok", "tls": "verify: self-signed certificate in certificate chain"}),
+        ("allowlist", {"tcp": "ok", "tls": "reset"}),
+        ("portal-tcp", {"tcp": "ok", "tls": "verify: self-signed certificate in certificate chain"}),
+    ],
+)
+def test_scenarios_act_on_ipv6_as_on_ipv4(clean_lab: Lab, scenario: str, expected: dict[str, str]) -> None:
+    """Each scenario is written for IPv4 and applied to IPv6 too (scenarios.ip6_rule): with AAAA
+    records in the lab, a monitor that tries IPv6 meets the same censor on both families."""
+    lab = clean_lab
+    selector = None if scenario in ("allowlist", "portal-tcp") else ["whatsapp/web"]
+    lab.scenario(scenario, True, selector)
+    found = {family: wire(lab, "web.whatsapp.com", family) for family in (4, 6)}
+    lab.scenario(scenario, False)
+    assert found == {4: expected, 6: expected}, found
+    assert wire(lab, "web.whatsapp.com", 6) == {"tcp": "ok", "tls": "ok"}, "still blocked after off"
 
 
 def test_sni_scenarios_let_a_decoy_through(clean_lab: Lab) -> None:

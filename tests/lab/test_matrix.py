@@ -140,7 +140,9 @@ def assert_evidence(scenario: str, lab: Lab, target: LabTarget, got: dict) -> No
         hosts = [h for h in check["hosts"] if h["verdict"] == spec.expected]
         assert hosts and all(h["stage"] == stage and h["failure"] == spec.failure for h in hosts), context
         return
-    real = target.lab_addresses
+    # Where the lab serves it: the IPv4 addresses and their IPv6 twins (AAAA records; the vantage
+    # reaches its controls over IPv6, so the engine resolves, connects and handshakes on both).
+    real = [*target.lab_addresses, *(twin for a in target.lab_addresses if (twin := lab.plan.twin6(a)) is not None)]
     if scenario == "dns-forged" and check["check"] == "tcp":
         # A service with no expected networks (Signal, on shared clouds): the answer alone proves
         # nothing, so the proof is at the connect stage: every forged address fails and the
