@@ -22,14 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from probe.model import SERVICE_VERDICTS, VantageVerdict, Verdict
+from probe.model import Verdict, is_measured, worst
 
 DAY = 86400.0
 HISTORY_FILE = "msgreach-history.sqlite3"
 _SCHEMA_VERSION = "1"
 _PRUNE_EVERY = 60  # rounds between two prunings
-_ORDER: dict[str, float] = {str(v): i for i, v in enumerate(SERVICE_VERDICTS)}  # worst first
-_ORDER[str(VantageVerdict.ALLOWLIST)] = _ORDER[str(Verdict.VANTAGE_OFFLINE)] + 0.5  # vantage rows: offline, allowlist, ok
 
 
 def store_path(state_dir: Path | None, evidence_path: Path | None) -> Path | None:
@@ -235,15 +233,12 @@ def _overlap(span: Span, start: float, end: float) -> float:
     return max(0.0, min(span.end, end) - max(span.start, start))
 
 
-_NOT_MEASURED = (str(Verdict.VANTAGE_OFFLINE), str(Verdict.ERROR))  # no claim about the service
-
-
 def _ok_share(spans: list[Span], start: float, end: float) -> float | None:
     """Share of the measured time (not offline, not the monitor's own error) that was ok."""
-    covered = sum(_overlap(s, start, end) for s in spans if s.verdict not in _NOT_MEASURED)
+    covered = sum(_overlap(s, start, end) for s in spans if is_measured(s.verdict))
     if covered <= 0:
         return None
-    return sum(_overlap(s, start, end) for s in spans if s.verdict in ("ok",)) / covered
+    return sum(_overlap(s, start, end) for s in spans if s.verdict == Verdict.OK) / covered
 
 
 def _bars(spans: list[Span], start: float, end: float, count: int) -> list[Bar]:
@@ -253,7 +248,7 @@ def _bars(spans: list[Span], start: float, end: float, count: int) -> list[Bar]:
         bar = Bar(start + i * width, start + (i + 1) * width)
         inside = [s for s in spans if s.end >= bar.start and s.start < bar.end]
         if inside:
-            bar.worst = min((s.verdict for s in inside), key=lambda v: _ORDER.get(v, 0))
+            bar.worst = worst(s.verdict for s in inside)
             bar.ok_share = _ok_share(inside, bar.start, bar.end)
         bars.append(bar)
     return bars

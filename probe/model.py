@@ -10,6 +10,7 @@ results into its `Verdict`, applying the differential rule of the contract.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, is_dataclass
 from enum import StrEnum
 from typing import Any
@@ -50,13 +51,49 @@ class VantageVerdict(StrEnum):
 # Ordered views of the vocabulary, for the engine, the metrics, the pages and the generators.
 SERVICE_VERDICTS: tuple[Verdict, ...] = tuple(Verdict)
 TARGET_VERDICTS: tuple[Verdict, ...] = tuple(v for v in Verdict if v is not Verdict.PARTIAL)
-BLOCKS: frozenset[Verdict] = frozenset(SERVICE_VERDICTS[: SERVICE_VERDICTS.index(Verdict.PARTIAL)])
+TECHNIQUES: frozenset[Verdict] = frozenset(SERVICE_VERDICTS[: SERVICE_VERDICTS.index(Verdict.PARTIAL)])
+BLOCKS = TECHNIQUES  # the name the rule and dashboard generators know
 VANTAGE_VERDICTS: tuple[VantageVerdict, ...] = tuple(VantageVerdict)
+
+# Every verdict, target, service and vantage, worst first: a vantage's `allowlist` is worse than
+# `ok` and better than being offline (the history's bars, `worst` below).
+WORST_FIRST: tuple[str, ...] = (
+    *(str(v) for v in SERVICE_VERDICTS if v is not Verdict.OK),
+    str(VantageVerdict.ALLOWLIST),
+    str(Verdict.OK),
+)
+_RANK = {verdict: index for index, verdict in enumerate(WORST_FIRST)}
 
 
 def severity(verdict: str) -> int:
-    """Position in the worst-first order (lower is worse)."""
-    return SERVICE_VERDICTS.index(Verdict(verdict))
+    """Position in the worst-first order, lower is worse; a word outside the vocabulary (an old
+    history row, a damaged archive line) ranks worst, so that it shows rather than hides."""
+    return _RANK.get(str(verdict), -1)
+
+
+def worst(verdicts: Iterable[str]) -> str:
+    """The worst of `verdicts` (any mix of target, service and vantage verdicts)."""
+    return min(verdicts, key=severity)
+
+
+def is_technique(verdict: str) -> bool:
+    """A target verdict that names how something was blocked (`dns_blocked` … `throttled`)."""
+    return verdict in _TECHNIQUE_WORDS
+
+
+def is_block(verdict: str) -> bool:
+    """A block, as the page, the evidence and the alert rules count them: a technique, or a
+    service's `partial` (some targets blocked). `down`, `error`, `vantage_offline`, `ok` are not."""
+    return verdict in _TECHNIQUE_WORDS or verdict == Verdict.PARTIAL
+
+
+def is_measured(verdict: str) -> bool:
+    """Whether the verdict claims anything about the service: not the monitor's own `error`, not
+    an offline vantage's `vantage_offline` (the history leaves both out of its shares)."""
+    return verdict not in (Verdict.ERROR, Verdict.VANTAGE_OFFLINE)
+
+
+_TECHNIQUE_WORDS = frozenset(str(v) for v in TECHNIQUES)
 
 
 class Fault(StrEnum):

@@ -24,7 +24,7 @@ from probe import config as config_module
 from probe.config import Config, ConfigError
 from probe.history import History, store_path
 from probe.metrics import Exposition, State
-from probe.model import BLOCKS, VantageResult, Verdict
+from probe.model import VantageResult, Verdict, is_block
 from probe.runner import return_freed_memory, run_round
 from probe.server import Server
 
@@ -195,11 +195,6 @@ class Monitor:
         self.archive = _archive(new)
         self.schedule()
         log.info("config reloaded from %s", self.config_path or "<default>")
-
-
-def is_block(verdict: Verdict) -> bool:
-    """A block verdict, as the alert rules count them: a technique, or `partial`."""
-    return verdict in BLOCKS or verdict == Verdict.PARTIAL
 
 
 def new_blocks(previous: VantageResult | None, result: VantageResult) -> list[str]:

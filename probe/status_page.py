@@ -20,7 +20,7 @@ from typing import Any
 from probe import __version__
 from probe.history import History, Summary
 from probe.metrics import State
-from probe.model import BLOCKS, SERVICE_VERDICTS, VANTAGE_VERDICTS, Verdict
+from probe.model import BLOCKS, SERVICE_VERDICTS, VANTAGE_VERDICTS, Verdict, is_block
 from probe.status_texts import MEANINGS, NAMES, PHRASES
 
 REFRESH_SECONDS = 30
@@ -112,7 +112,7 @@ class _Page:
             return ""
         if verdict == "ok":
             phrase = "ok_since"
-        elif verdict in COLOURS and COLOURS[verdict][0] == _BLOCK_COLOUR or verdict == "partial":
+        elif is_block(verdict):
             phrase = "blocked_since"
         else:
             phrase = "state_since"

@@ -27,7 +27,7 @@ from typing import Any
 from probe import __version__
 from probe.addresses import split_host_port
 from probe.config import Vantage
-from probe.model import BLOCKS, CheckResult, DNSQuery, HTTPExchange, TargetResult, TCPConnect, TLSHandshake, VantageResult, Verdict, to_json
+from probe.model import CheckResult, DNSQuery, HTTPExchange, TargetResult, TCPConnect, TLSHandshake, VantageResult, Verdict, is_technique, to_json
 from probe.redact import ip_version, normal, scrub
 
 SCHEMA = "msgreach-evidence/1"
@@ -130,7 +130,7 @@ class _TestKeys:
         keys: dict[str, Any] = {**self.lists, "checks": self.checks}
         keys.update(self.remainders)
         keys["accessible"] = verdict == Verdict.OK
-        keys["blocking"] = False if verdict == Verdict.OK else (verdict if verdict in BLOCKS else None)
+        keys["blocking"] = False if verdict == Verdict.OK else (verdict if is_technique(verdict) else None)
         return keys
 
 
