@@ -3,9 +3,11 @@ decided. Standard library only, so that every other module (config, checks, judg
 status page, the rule and dashboard generators) can import it without pulling in the network
 stack, and nothing imports in a circle.
 
-The data path: checks *observe* (typed records below, in OONI's archival shapes, produced where
-the operation happens) and state a `Finding` when they fail; `probe.judge` alone turns a target's
-results into its `Verdict`, applying the differential rule of the contract.
+The data path: checks *observe* (typed records below, in OONI's archival shapes, one per
+operation, produced where the operation happens, each with its classified failure, the name of
+the operation that failed, `t0`/`t` from the start of the measurement and a `transaction_id`);
+`probe.judge` alone reads them: one analyser per check states a `Finding`, and the target,
+service and vantage verdicts follow, by the differential rule of the contract.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, is_dataclass
 from enum import StrEnum
 from typing import Any
+
+from probe.reasons import JSONReason, Reason, render
 
 
 class Verdict(StrEnum):
@@ -107,21 +111,34 @@ class Fault(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """What a failed check argues for: the technique its stage would mean, whose fault the
-    differential says it is, and which differential that was. The judge decides."""
+    """What a failed check's observations argue for, as `probe.judge` reads them: the technique
+    the check's stage would mean, whose fault the differential says it is, and which
+    differential that was. Made in probe/judge/ only."""
 
     technique: Verdict
     fault: Fault
     differential: str = ""  # e.g. "decoy_sni", "decoy_host", "control_resolver", "control_stun"
-    reason: str = ""
+    reason: Reason | None = None
 
-    def as_json(self) -> dict[str, Any]:
-        data = {"technique": str(self.technique), "fault": str(self.fault)}
+    def as_json(self) -> dict[str, object]:
+        data: dict[str, object] = {"technique": str(self.technique), "fault": str(self.fault)}
         if self.differential:
             data["differential"] = self.differential
         if self.reason:
-            data["reason"] = self.reason
+            data["reason"] = render(self.reason)
+            if isinstance(self.reason, Reason):
+                data.update(_reason_json(self.reason))
         return data
+
+
+def _reason_json(reason: Reason) -> dict[str, object]:
+    """The key and parameters beside the rendered text, for readers in other languages."""
+    data = reason.as_json()
+    return {"reason_key": data["key"], **({"reason_params": data["params"]} if "params" in data else {})}
+
+
+def reasons_json(reasons: tuple[Reason, ...]) -> list[JSONReason]:
+    return [reason.as_json() for reason in reasons]
 
 
 # --- observations: OONI archival shapes (model/archival.go), one record per operation -------------
@@ -155,6 +172,21 @@ def _opt() -> Any:
     return field(default=None, metadata={"omit_none": True})
 
 
+def _people() -> Any:
+    """An optional field kept for people (the evidence, the archive's OONI lists) that no
+    analyser reads: the archive's observations leave it out."""
+    return field(default=None, metadata={"omit_none": True, "for_people": True})
+
+
+# Every operation record ends with these (OONI's archival fields, keyword-only): which
+# operation failed (`resolve`, `connect`, `tls_handshake`, `write`, `read`, `http_round_trip`,
+# `quic_handshake`), when it began and ended in seconds from the start of the target's
+# measurement (`t0`, `t`), and the id of the connection it belongs to (`transaction_id`: one per
+# fresh connection, from 1, per measurement).
+def _operation() -> Any:
+    return field(default=None, kw_only=True, metadata={"omit_none": True})
+
+
 @dataclass(slots=True)
 class DNSQuery:
     """One resolver asked for one name's A and AAAA (OONI DNSQueryEntry, both types in one)."""
@@ -164,8 +196,20 @@ class DNSQuery:
     addresses: list[str] = field(default_factory=list)
     failure: str | None = None
     duration_seconds: float = 0.0
-    judgement: str = ""  # set by the dns check: ok|withheld|tampered|global|inconclusive|unhealthy|control
+    # The judge's reading of this answer (probe.judge.dns): ok|withheld|tampered|global|
+    # inconclusive|unhealthy|control, and the failure or the fact behind it.
+    judgement: str = ""
     reason: str | None = None
+    # The answer against the reference lists of the config, met when the answer came: addresses
+    # in a bogon range (the vantage's exemptions applied), known block-page addresses, and
+    # whether every address lies outside the service's known networks (None: none are known).
+    bogons: list[str] | None = _opt()
+    blockpage_addresses: list[str] | None = _opt()
+    outside_networks: bool | None = _opt()
+    failed_operation: str | None = _operation()
+    t0: float | None = _operation()
+    t: float | None = _operation()
+    transaction_id: int | None = _operation()
 
 
 @dataclass(slots=True)
@@ -176,6 +220,10 @@ class TCPConnect:
     port: int
     failure: str | None = None
     duration_seconds: float = 0.0
+    failed_operation: str | None = _operation()
+    t0: float | None = _operation()
+    t: float | None = _operation()
+    transaction_id: int | None = _operation()
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,9 +249,16 @@ class TLSHandshake:
     failure: str | None = None
     tls_version: str | None = _opt()
     alpn: str | None = _opt()
-    certificate: Certificate | None = _opt()
+    certificate: Certificate | None = _people()
     response_started: bool | None = _opt()  # a request was sent and a first byte came back
     duration_seconds: float = 0.0
+    # Bytes the server sent on the connection before the handshake failed: its answer began
+    # (a censor's reset or drop comes before any).
+    received_bytes: int | None = _opt()
+    failed_operation: str | None = _operation()
+    t0: float | None = _operation()
+    t: float | None = _operation()
+    transaction_id: int | None = _operation()
 
 
 @dataclass(slots=True)
@@ -227,11 +282,19 @@ class HTTPExchange:
     address: str
     redirects: list[Redirect] = field(default_factory=list)
     status_code: int | None = _opt()
-    body_sample: str | None = _opt()  # the first 2 KiB, scrubbed of the vantage's address
+    body_sample: str | None = _people()  # the first 2 KiB, scrubbed of the vantage's address
     body_length: int | None = _opt()
+    # A block-page fingerprint met: the status, a redirect's host, or a marker in the body (looked
+    # for while the body streams: the body itself is not kept).
     blockpage: BlockPage | None = _opt()
     decoy: TLSHandshake | HTTPProbe | None = _opt()  # the same request, decoy SNI (https) or Host (http)
     same_name: TLSHandshake | HTTPProbe | None = _opt()  # the same request, real name, fresh connection
+    failure: str | None = _operation()  # the request's own failure (a block page is not one)
+    duration_seconds: float = field(default=0.0, kw_only=True)
+    failed_operation: str | None = _operation()
+    t0: float | None = _operation()
+    t: float | None = _operation()
+    transaction_id: int | None = _operation()
 
 
 @dataclass(slots=True)
@@ -244,6 +307,10 @@ class HTTPProbe:
     host: str
     failure: str | None = None
     duration_seconds: float = 0.0
+    failed_operation: str | None = _operation()
+    t0: float | None = _operation()
+    t: float | None = _operation()
+    transaction_id: int | None = _operation()
 
 
 # --- each check's evidence ---------------------------------------------------------------------
@@ -266,11 +333,11 @@ class TCPEvidence:
 @dataclass(slots=True)
 class TLSEvidence:
     handshakes: list[TLSHandshake] = field(default_factory=list)
-    certificate: Certificate | None = _opt()
+    certificate: Certificate | None = _people()
     decoy: TLSHandshake | None = _opt()
     # `fingerprint: browser|both`: the browser-like handshake and Python's hello, fingerprinted
     browser: FingerprintedHandshake | None = _opt()
-    python_hello: ClientHelloFingerprint | None = _opt()
+    python_hello: ClientHelloFingerprint | None = _people()
     fingerprint_keyed: str | None = _opt()  # "python" or "browser": the hello the path cut while the other passed
 
 
@@ -278,16 +345,32 @@ class TLSEvidence:
 
 
 @dataclass(slots=True)
+class Unfinished:
+    """The evidence of a check that returned none: it ran past every bound (`overran`), or it
+    raised (`crashed`, a bug of msgreach), with the failure that ended it."""
+
+    how: str  # "overran" | "crashed"
+    failure: str
+
+    def as_json(self) -> dict[str, object]:
+        return {"unfinished": self.how}
+
+
+@dataclass(slots=True)
 class CheckResult:
-    """One check on one target: ok or not, the failure string, the check's typed evidence (a
-    dataclass, or a dict for checks that keep free-form records) and, when it failed, its Finding."""
+    """One check on one target: what it observed (`evidence`: the check's typed record) and the
+    judge's reading of it (`ok`, the failure string, and when it failed its Finding), made by
+    `probe.judge.analyse` as soon as the check returned.
+
+    `evidence` is one of the records above; the helper checks (udp_stream, circumvention,
+    helper_transfer), not converted yet, keep records of their own modules."""
 
     check: str
     ok: bool
     failure: str | None = None
     duration_seconds: float = 0.0
     finding: Finding | None = None
-    evidence: Any = field(default_factory=dict)
+    evidence: object = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -296,7 +379,10 @@ class CheckResult:
             "failure": self.failure,
             "duration_seconds": round(self.duration_seconds, 4),
         }
-        data.update(to_json(self.evidence))
+        evidence = to_json(self.evidence)
+        if isinstance(evidence, dict):
+            # The check's keys stand: a record's own `failure` (the HTTP request's) is its business.
+            data.update(evidence if not data.keys() & evidence.keys() else {k: v for k, v in evidence.items() if k not in data})
         if self.finding is not None:
             data["finding"] = self.finding.as_json()
         return data
@@ -309,9 +395,10 @@ class TargetResult:
     host: str
     verdict: Verdict
     checks: list[CheckResult] = field(default_factory=list)
-    reason: str = ""
+    reason: str = ""  # `reasons` rendered in English (probe.reasons)
     attempts: int = 1
     incomplete: bool = False
+    reasons: tuple[Reason, ...] = ()
 
     def check(self, name: str) -> CheckResult | None:
         return next((c for c in self.checks if c.check == name), None)
@@ -325,6 +412,8 @@ class TargetResult:
             "attempts": self.attempts,
             "checks": [c.as_json() for c in self.checks],
         }
+        if self.reasons:
+            data["reasons"] = reasons_json(self.reasons)
         if self.incomplete:
             data["incomplete"] = True
         return data
@@ -355,7 +444,8 @@ class VantageResult:
     started_at: float  # unix time
     duration_seconds: float
     healthy_resolvers: list[str] = field(default_factory=list)
-    reason: str = ""
+    reason: str = ""  # `reasons` rendered in English
+    reasons: tuple[Reason, ...] = ()
 
     @property
     def online(self) -> bool:
@@ -381,6 +471,7 @@ class VantageResult:
         }
         if self.reason:
             data["reason"] = self.reason
+            data["reasons"] = reasons_json(self.reasons)
         return data
 
 
@@ -403,8 +494,16 @@ class MTProtoProbe:
     status_code: int | None = _opt()  # http: the DC's status line
     server_message_id_odd: bool | None = _opt()  # resPQ facts
     pq_bytes: int | None = _opt()
-    key_fingerprints: list[str] | None = _opt()
+    key_fingerprints: list[str] | None = _people()
     duration_seconds: float = 0.0
+    # After a failure on a connected socket (TCP_INFO): bytes the server sent (its answer began)
+    # and our segments it never acknowledged (the path drops them).
+    received_bytes: int | None = _opt()
+    unacked_segments: int | None = _opt()
+    failed_operation: str | None = _operation()
+    t0: float | None = _operation()
+    t: float | None = _operation()
+    transaction_id: int | None = _operation()
 
 
 @dataclass(slots=True)
@@ -426,18 +525,27 @@ class ChatExchange:
     unacked_segments: int | None = _opt()  # our bytes never acknowledged: the path drops them
     detail: str | None = _opt()
     duration_seconds: float = 0.0
+    failed_operation: str | None = _operation()
+    t0: float | None = _operation()
+    t: float | None = _operation()
+    transaction_id: int | None = _operation()
 
 
 @dataclass(slots=True)
 class ChatHost:
-    """One chat host: its DNS and TCP steps (the runner's own checks), then the exchanges.
-    `verdict` is what this host's failure argues (`ok`, a technique, `down`, `error`), for people
-    reading the evidence; the check's Finding and the judge decide."""
+    """One chat host: its DNS and TCP steps (the `dns` and `tcp` checks, run by the check on
+    this host), then the exchanges on the ports that connected.
+
+    The last four fields are the judge's reading of this host (probe.judge.whatsapp_chat), for
+    people reading the evidence: what its failure argues as a verdict of its own (`ok`, a
+    technique, `down`, `error`), the failure, the stage it failed at, and the Finding."""
 
     host: str
     addresses: list[str] = field(default_factory=list)
     addresses_from: str = ""
-    connects: list[Any] | None = _opt()
+    dns: DNSEvidence | None = _opt()  # when the check resolved the host itself
+    connects: list[TCPConnect] | None = _opt()
+    control_connects: list[TCPConnect] | None = _opt()
     dns_failure: str | None = _opt()
     exchanges: list[ChatExchange] = field(default_factory=list)
     verdict: str = "ok"
@@ -449,8 +557,8 @@ class ChatHost:
 @dataclass(slots=True)
 class ChatEvidence:
     hosts: list[ChatHost] = field(default_factory=list)
-    working_hosts: int = 0
-    blocked_hosts: list[str] = field(default_factory=list)
+    working_hosts: int = 0  # hosts whose every step passed (the judge's count)
+    blocked_hosts: list[str] = field(default_factory=list)  # hosts whose failure names a technique (the judge's)
 
 
 @dataclass(slots=True)
@@ -466,6 +574,10 @@ class QUICAttempt:
     status_code: int | None = _opt()
     body_bytes: int | None = _opt()
     duration_seconds: float = 0.0
+    failed_operation: str | None = _operation()
+    t0: float | None = _operation()
+    t: float | None = _operation()
+    transaction_id: int | None = _operation()
 
 
 @dataclass(slots=True)
@@ -507,6 +619,10 @@ class STUNBinding:
     rtt_seconds: float | None = _opt()
     stray_datagrams: int | None = _opt()
     duration_seconds: float = 0.0
+    failed_operation: str | None = _operation()
+    t0: float | None = _operation()
+    t: float | None = _operation()
+    transaction_id: int | None = _operation()
 
 
 @dataclass(slots=True)
@@ -546,6 +662,10 @@ class Download:
     measured: bool = False
     reason: str | None = _opt()
     bytes_per_second: float | None = _opt()
+    failed_operation: str | None = _operation()
+    t0: float | None = _operation()
+    t: float | None = _operation()
+    transaction_id: int | None = _operation()
 
     @property
     def stall_offset(self) -> int | None:
@@ -564,6 +684,7 @@ class ThroughputEvidence:
     slow: bool | None = None
     controls: dict[str, float | None] | None = None
     control_fast: bool | None = None
+    fast_controls: list[str] | None = None  # the controls whose transfer was fast (probe.judge.throughput)
     decoy: Download | None = None
     sni_keyed: bool | None = None  # the decoy was fast: the throttling is keyed on the name
 
@@ -573,7 +694,7 @@ class ThroughputEvidence:
             data.update({k: v for k, v in to_json(self.download).items() if k not in ("failure", "duration_seconds")})
             data["transfer_failure"] = self.download.failure
             data["transfer_seconds"] = round(self.download.duration_seconds, 4)
-        for name in ("slow", "controls", "control_fast"):
+        for name in ("slow", "controls", "control_fast", "fast_controls"):
             if getattr(self, name) is not None:
                 data[name] = to_json(getattr(self, name))
         if self.decoy is not None:
@@ -597,4 +718,4 @@ class FingerprintedHandshake:
     """One TLS handshake with a known ClientHello fingerprint (probe.fingerprint)."""
 
     handshake: TLSHandshake
-    fingerprint: ClientHelloFingerprint | None = None  # None: nothing was sent (no TCP connection)
+    fingerprint: ClientHelloFingerprint | None = field(default=None, metadata={"for_people": True})  # None: nothing was sent (no TCP connection)

@@ -4,7 +4,8 @@ The control sites decide the vantage's verdict (`ok`, `allowlist`, `vantage_offl
 `probe.judge.vantage_verdict`), which resolvers are healthy, and whether IPv6 works. A target
 whose verdict is not `ok` is measured again (`schedule.retries` times) before the verdict stands,
 so one lost packet never flips it. The round has its own deadline: a target still running then
-is reported as incomplete. Checks observe; `probe.judge` decides every verdict.
+is reported as incomplete (the judge reads what it had). Checks observe; `probe.judge` decides
+every verdict.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from typing import Any
 
 from probe import judge
 from probe.checks import REGISTRY
-from probe.checks.base import Context, RoundFacts
-from probe.checks.step import run_check
+from probe.checks.context import Context, ControlPhase
+from probe.checks.measure import measure
 from probe.config import Config, Service, Target, Vantage
 from probe.helper.client import with_helpers
 from probe.model import (
@@ -51,9 +52,10 @@ async def run_round(
     limit = asyncio.Semaphore(concurrency_for(config.schedule.concurrency))
     deadline = started + config.schedule.deadline
 
-    controls = await _gather_targets(config, vantage, route, None, config.controls, RoundFacts(), limit, deadline)
-    verdict, reason = judge.vantage_verdict([(t.control_class, r) for t, r in zip(config.controls, controls)])
-    facts = RoundFacts(
+    controls = await _gather_targets(config, vantage, route, None, config.controls, ControlPhase(), limit, deadline)
+    vantage_judgement = judge.judge_vantage([(t.control_class, r) for t, r in zip(config.controls, controls, strict=True)])
+    verdict = vantage_judgement.verdict
+    phase = ControlPhase(
         controls={c.target: c for c in controls},
         healthy_resolvers=_healthy_resolvers(vantage, controls),
         ipv6=_reached_ipv6(controls),
@@ -64,12 +66,12 @@ async def run_round(
     if verdict == VantageVerdict.VANTAGE_OFFLINE:
         results = [judge.unmeasured_service(s.name, [(t.name, t.host) for t in s.targets]) for s in chosen]
     else:  # under `allowlist` too: services are measured and their evidence kept
-        # Helpers abroad (issue #11, probe/helper/client.py): the helper checks use them during the
-        # round, and control helpers measure the same targets; a block they see too becomes `down`.
+        # Helpers abroad (probe/helper/client.py): the helper checks use them during the round,
+        # and control helpers measure the same targets; a block they see too becomes `down`.
         per_service = await with_helpers(config, vantage, chosen, lambda: asyncio.gather(
-            *(_gather_targets(config, vantage, route, s, s.targets, facts, limit, deadline) for s in chosen)
+            *(_gather_targets(config, vantage, route, s, s.targets, phase, limit, deadline) for s in chosen)
         ))
-        for service, targets in zip(chosen, per_service):
+        for service, targets in zip(chosen, per_service, strict=True):
             if control_vantage is not None:
                 targets = [judge.confirm_down_by_control(t, judge.find_target(control_vantage, service.name, t.target)) for t in targets]
             results.append(ServiceResult(service.name, judge.service_verdict(targets), targets))
@@ -81,8 +83,9 @@ async def run_round(
         controls=controls,
         started_at=started_at,
         duration_seconds=time.monotonic() - started,
-        healthy_resolvers=sorted(facts.healthy_resolvers or ()),
-        reason=reason,
+        healthy_resolvers=sorted(phase.healthy_resolvers or ()),
+        reason=vantage_judgement.reason,
+        reasons=vantage_judgement.reasons,
     )
 
 
@@ -154,7 +157,7 @@ async def _gather_targets(
     route: Route,
     service: Service | None,
     targets: list[Target],
-    facts: RoundFacts,
+    phase: ControlPhase,
     limit: asyncio.Semaphore,
     deadline: float,
 ) -> list[TargetResult]:
@@ -166,7 +169,7 @@ async def _gather_targets(
     async def worker() -> None:
         for index, target in queue:
             async with limit:
-                results[index] = await _measure_target(config, vantage, route, service, target, facts, deadline)
+                results[index] = await _measure_target(config, vantage, route, service, target, phase, deadline)
 
     await asyncio.gather(*(worker() for _ in range(min(len(targets), concurrency_for(config.schedule.concurrency)))))
     measured = [r for r in results if r is not None]
@@ -174,7 +177,7 @@ async def _gather_targets(
     return measured
 
 
-def new_context(config: Config, vantage: Vantage, route: Route, service: Service | None, target: Target, facts: RoundFacts) -> Context:
+def new_context(config: Config, vantage: Vantage, route: Route, service: Service | None, target: Target, phase: ControlPhase) -> Context:
     """A fresh context for one attempt at one target."""
     ctx = Context(
         vantage=vantage,
@@ -185,7 +188,7 @@ def new_context(config: Config, vantage: Vantage, route: Route, service: Service
         decoy_sni=config.decoy_sni,
         max_addresses=config.schedule.max_addresses,
         timeout=0.0,
-        facts=facts,
+        control_phase=phase,
     )
     if target.addresses or target.is_ip:  # pinned: the connect stages skip DNS
         ctx.addresses, ctx.addresses_from = list(target.addresses) or [target.host], "pinned"
@@ -193,12 +196,12 @@ def new_context(config: Config, vantage: Vantage, route: Route, service: Service
 
 
 async def _measure_target(
-    config: Config, vantage: Vantage, route: Route, service: Service | None, target: Target, facts: RoundFacts, deadline: float
+    config: Config, vantage: Vantage, route: Route, service: Service | None, target: Target, phase: ControlPhase, deadline: float
 ) -> TargetResult:
     name = service.name if service else CONTROLS
-    result = TargetResult(name, target.name, target.host, Verdict.OK)
+    result: TargetResult | None = None
     for attempt in range(1, config.schedule.retries + 2):
-        ctx = new_context(config, vantage, route, service, target, facts)
+        ctx = new_context(config, vantage, route, service, target, phase)
         remaining = deadline - time.monotonic()
         cut = False
         try:
@@ -208,19 +211,13 @@ async def _measure_target(
             cut = True
         finally:
             ctx.close_streams()
-        if cut and attempt > 1:
-            # The confirming retry was cut off: the complete attempt before it stands.
-            result.reason = f"{result.reason}; the confirming retry was cut off by the round deadline"
-            return result
-        verdict, reason = judge.target_verdict(ctx.results)
-        if cut and verdict == Verdict.OK:
-            # A check never finished: not ok, and no evidence of a block either.
-            verdict, reason = Verdict.DOWN, "a check was still running"
-        result = TargetResult(name, target.name, target.host, verdict, ctx.results, reason, attempt, cut)
-        if verdict == Verdict.OK or cut:
+        if cut and result is not None:
+            return judge.retry_cut(result)  # the complete attempt before it stands
+        judgement = judge.judge_attempt(ctx.results, cut=cut)
+        result = TargetResult(name, target.name, target.host, judgement.verdict, ctx.results, judgement.reason, attempt, cut, judgement.reasons)
+        if judgement.verdict == Verdict.OK or cut:
             break
-    if result.incomplete:
-        result.reason = (result.reason + "; " if result.reason else "") + "round deadline reached"
+    assert result is not None  # retries >= 0: one attempt at least
     return result
 
 
@@ -228,7 +225,7 @@ async def run_checks(ctx: Context, config: Config, checks: Iterable[str]) -> Non
     """Run `checks` in order on one context, each bounded; results land in `ctx.results`."""
     for check in checks:
         ctx.timeout = config.schedule.timeouts.for_check(check)
-        await run_check(ctx, REGISTRY[check])
+        await measure(ctx, REGISTRY[check])
 
 
 def _healthy_resolvers(vantage: Vantage, controls: list[TargetResult]) -> frozenset[str]:

@@ -124,12 +124,12 @@ class Env:
         target: dict[str, Any] | None = None,
         service: dict[str, Any] | None | bool = None,
         fingerprints: Any = None,
-        facts: Any = None,
+        phase: Any = None,
         timeout: float = 1.0,
         decoy_sni: str = "example.org",
     ):
         """A check Context for one target, as the runner builds it (service=False: a control)."""
-        from probe.checks.base import Context, RoundFacts
+        from probe.checks.context import Context, ControlPhase
         from probe.config import Service, Target, Vantage
         from probe.net import Route
 
@@ -147,7 +147,7 @@ class Env:
             decoy_sni=decoy_sni,
             max_addresses=4,
             timeout=timeout,
-            facts=facts or RoundFacts(),
+            control_phase=phase or ControlPhase(),
         )
         if target_model.addresses:
             ctx.addresses, ctx.addresses_from = list(target_model.addresses), "pinned"

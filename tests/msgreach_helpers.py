@@ -38,3 +38,13 @@ def verdict_of(result) -> str:
     from probe import judge
 
     return str(judge.target_verdict([result])[0])
+
+
+async def measured(ctx, module, params=None):
+    """One check on `ctx` as the runner runs it (probe.checks.measure): the check observes, the
+    judge reads; the CheckResult is also appended to `ctx.results`."""
+    from probe.checks.measure import measure
+
+    result = await measure(ctx, module, params)
+    assert result is not None, f"{module.NAME} did not apply (Skip)"
+    return result

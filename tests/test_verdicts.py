@@ -19,7 +19,7 @@ from probe.judge import (
     vantage_verdict,
     worst,
 )
-from probe.model import CheckResult, Fault, Finding, TargetResult, Verdict
+from probe.model import CheckResult, Fault, Finding, TargetResult, TCPConnect, TCPEvidence, Verdict
 from probe.runner import run_all
 
 LOOPBACK = "127.0.0.1"
@@ -82,7 +82,7 @@ def test_a_monitor_failure_is_error_whatever_the_finding_says(failure):
 @pytest.mark.parametrize(
     ("targets", "expected"),
     [
-        ([], "ok"),
+        ([], "error"),  # the contract: `error` when nothing could be measured
         (["ok", "ok"], "ok"),
         (["ok", "ip_blocked"], "partial"),
         (["ok", "down", "sni_blocked"], "partial"),
@@ -372,7 +372,7 @@ async def test_a_lost_packet_does_not_flip_the_verdict(env, tmp_path, monkeypatc
         if ctx.target.name == "flaky":
             calls["n"] += 1
             if calls["n"] == 1:
-                return CheckResult("tcp", False, failures.TIMEOUT, 1.0, Finding(Verdict.IP_BLOCKED, Fault.UNSEPARATED))
+                return TCPEvidence([TCPConnect("127.0.0.1", env.ports["web"], failures.TIMEOUT, 1.0)])
         return await real(ctx, params)
 
     monkeypatch.setattr(tcp_module, "run", flaky)
