@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     evidence.add_argument("--service", action="append", dest="services", metavar="NAME")
     evidence.add_argument("--vantage", action="append", dest="vantages", metavar="NAME")
     evidence.add_argument("--format", choices=["table", "json"], default="table")
+    evidence.add_argument("--rejudge", action="store_true", help="judge every stored verdict again from its observations; print each difference (exit 1 if any)")
     return parser
 
 

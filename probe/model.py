@@ -172,6 +172,12 @@ def _opt() -> Any:
     return field(default=None, metadata={"omit_none": True})
 
 
+def _judged(default: object = None, *, omit_none: bool = False) -> Any:
+    """A field the judge writes (its reading, kept beside the observations for people): the
+    archive's observations leave it out, and reading them again writes it anew."""
+    return field(default=default, metadata={"judged": True, "omit_none": omit_none})
+
+
 def _people() -> Any:
     """An optional field kept for people (the evidence, the archive's OONI lists) that no
     analyser reads: the archive's observations leave it out."""
@@ -198,8 +204,8 @@ class DNSQuery:
     duration_seconds: float = 0.0
     # The judge's reading of this answer (probe.judge.dns): ok|withheld|tampered|global|
     # inconclusive|unhealthy|control, and the failure or the fact behind it.
-    judgement: str = ""
-    reason: str | None = None
+    judgement: str = _judged("")
+    reason: str | None = _judged()
     # The answer against the reference lists of the config, met when the answer came: addresses
     # in a bogon range (the vantage's exemptions applied), known block-page addresses, and
     # whether every address lies outside the service's known networks (None: none are known).
@@ -321,7 +327,7 @@ class DNSEvidence:
     resolvers: list[DNSQuery] = field(default_factory=list)
     addresses: list[str] = field(default_factory=list)
     addresses_from: str = ""  # "pinned", "dns" or "control_resolver"
-    control_agrees: bool | None = _opt()  # when no resolver gave an address: did the control fail the same way
+    control_agrees: bool | None = _judged(omit_none=True)  # when no resolver gave an address: did the control fail the same way
 
 
 @dataclass(slots=True)
@@ -338,7 +344,7 @@ class TLSEvidence:
     # `fingerprint: browser|both`: the browser-like handshake and Python's hello, fingerprinted
     browser: FingerprintedHandshake | None = _opt()
     python_hello: ClientHelloFingerprint | None = _people()
-    fingerprint_keyed: str | None = _opt()  # "python" or "browser": the hello the path cut while the other passed
+    fingerprint_keyed: str | None = _judged(omit_none=True)  # "python" or "browser": the hello the path cut while the other passed
 
 
 # --- results -----------------------------------------------------------------------------------
@@ -371,6 +377,7 @@ class CheckResult:
     duration_seconds: float = 0.0
     finding: Finding | None = None
     evidence: object = field(default_factory=dict)
+    t0: float | None = None  # when the check began, seconds from the start of the measurement
 
     def as_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -389,6 +396,17 @@ class CheckResult:
 
 
 @dataclass(slots=True)
+class Comparison:
+    """What a control (a control vantage, a helper abroad) saw of the same target in the same
+    round, as the judge compared it: its verdict and its first failing check."""
+
+    source: str  # "the control vantage", "helper NAME"
+    verdict: str
+    check: str | None = None
+    failure: str | None = None
+
+
+@dataclass(slots=True)
 class TargetResult:
     service: str  # "controls" for a control target
     target: str
@@ -399,6 +417,8 @@ class TargetResult:
     attempts: int = 1
     incomplete: bool = False
     reasons: tuple[Reason, ...] = ()
+    control_class: str = ""  # a control target's: international, domestic or yardstick
+    compared: list[Comparison] = field(default_factory=list)  # the controls' views the judge weighed
 
     def check(self, name: str) -> CheckResult | None:
         return next((c for c in self.checks if c.check == name), None)
@@ -414,6 +434,10 @@ class TargetResult:
         }
         if self.reasons:
             data["reasons"] = reasons_json(self.reasons)
+        if self.control_class:
+            data["control_class"] = self.control_class
+        if self.compared:
+            data["compared"] = [to_json(c) for c in self.compared]
         if self.incomplete:
             data["incomplete"] = True
         return data
@@ -429,10 +453,20 @@ class ServiceResult:
     def reachable_ratio(self) -> float:
         return sum(t.verdict == Verdict.OK for t in self.targets) / len(self.targets) if self.targets else 0.0
 
+    @property
+    def targets_down(self) -> int:
+        """Targets that are `down`: shown and counted, not a block (an `ok` service may have some)."""
+        return sum(t.verdict == Verdict.DOWN for t in self.targets)
+
     def as_json(self, *, lazy: bool = False) -> dict[str, Any]:
         """`lazy`: the targets stay records, for an encoder that turns each into JSON when it
         reaches it (`probe.report.write_json`)."""
-        return {"service": self.service, "verdict": str(self.verdict), "targets": self.targets if lazy else [t.as_json() for t in self.targets]}
+        return {
+            "service": self.service,
+            "verdict": str(self.verdict),
+            "targets_down": self.targets_down,
+            "targets": self.targets if lazy else [t.as_json() for t in self.targets],
+        }
 
 
 @dataclass(slots=True)
@@ -548,17 +582,17 @@ class ChatHost:
     control_connects: list[TCPConnect] | None = _opt()
     dns_failure: str | None = _opt()
     exchanges: list[ChatExchange] = field(default_factory=list)
-    verdict: str = "ok"
-    failure: str | None = None
-    stage: str | None = _opt()
-    finding: Finding | None = _opt()
+    verdict: str = _judged("ok")
+    failure: str | None = _judged()
+    stage: str | None = _judged(omit_none=True)
+    finding: Finding | None = _judged(omit_none=True)
 
 
 @dataclass(slots=True)
 class ChatEvidence:
     hosts: list[ChatHost] = field(default_factory=list)
-    working_hosts: int = 0  # hosts whose every step passed (the judge's count)
-    blocked_hosts: list[str] = field(default_factory=list)  # hosts whose failure names a technique (the judge's)
+    working_hosts: int = _judged(0)  # hosts whose every step passed (the judge's count)
+    blocked_hosts: list[str] = field(default_factory=list, metadata={"judged": True})  # hosts whose failure names a technique
 
 
 @dataclass(slots=True)
@@ -589,7 +623,7 @@ class QUICEvidence:
     attempt: QUICAttempt | None = None
     tls_ok: bool | None = None
     decoy: QUICAttempt | None = None
-    keyed_on: str | None = None
+    keyed_on: str | None = _judged()
     error: str | None = None  # the check could not run (a missing dependency)
 
     def as_json(self) -> dict[str, Any]:
@@ -629,7 +663,7 @@ class STUNBinding:
 class STUNEvidence:
     bindings: list[STUNBinding] = field(default_factory=list)
     controls: dict[str, bool] | None = _opt()  # control STUN targets this round: answered or not
-    control_answered: bool | None = _opt()
+    control_answered: bool | None = _judged(omit_none=True)
 
 
 @dataclass(slots=True)

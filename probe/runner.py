@@ -53,7 +53,7 @@ async def run_round(
     deadline = started + config.schedule.deadline
 
     controls = await _gather_targets(config, vantage, route, None, config.controls, ControlPhase(), limit, deadline)
-    vantage_judgement = judge.judge_vantage([(t.control_class, r) for t, r in zip(config.controls, controls, strict=True)])
+    vantage_judgement = judge.judge_vantage([(r.control_class, r) for r in controls])
     verdict = vantage_judgement.verdict
     phase = ControlPhase(
         controls={c.target: c for c in controls},
@@ -215,6 +215,8 @@ async def _measure_target(
             return judge.retry_cut(result)  # the complete attempt before it stands
         judgement = judge.judge_attempt(ctx.results, cut=cut)
         result = TargetResult(name, target.name, target.host, judgement.verdict, ctx.results, judgement.reason, attempt, cut, judgement.reasons)
+        if service is None:
+            result.control_class = target.control_class
         if judgement.verdict == Verdict.OK or cut:
             break
     assert result is not None  # retries >= 0: one attempt at least

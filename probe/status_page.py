@@ -215,6 +215,7 @@ def _service(page: _Page, history: History | None, vantage: str, service: Any, n
         f"<article class='service' id='{escape(vantage)}-{escape(service.service)}' data-k='{escape(_key(vantage, service.service))}'>",
         f"<h3>{escape(service.service)} {page.badge(verdict)}</h3>",
         f"<p class='explain' data-f='meaning'>{escape(page.meanings.get(verdict, ''))}</p>",
+        _targets_down(page, service),
         f"<p data-f='since'>{escape(page.since(verdict, summary.since if summary else None))}</p>",
         f"<p data-f='share'>{escape(page.share(summary))}</p>",
         f"<div class='strip-label'>{escape(say['last_24h'])}</div>{page.bars(summary, 'bars_24h')}",
@@ -223,6 +224,14 @@ def _service(page: _Page, history: History | None, vantage: str, service: Any, n
         f"<details><summary>{escape(say['changes'])}</summary>{page.changes(summary)}</details>",
         "</article>",
     ])
+
+
+def _targets_down(page: _Page, service: Any) -> str:
+    """How many of the service's targets are down (an `ok` service may have some: an outage of
+    part of a service is not a block); hidden when none is."""
+    down, total = service.targets_down, len(service.targets)
+    text = page.say["targets_down"].format(down=down, total=total) if down else ""
+    return f"<p data-f='down'{'' if down else ' hidden'}>{escape(text)}</p>"
 
 
 def _targets_table(page: _Page, history: History | None, vantage: str, service: str, targets: list, now: float) -> str:
@@ -353,6 +362,8 @@ _SCRIPT = r"""
         var se = document.querySelector('[data-k="' + CSS.escape(sk) + '"]');
         if (!se) { missing = true; return; }
         var sh = hs[s.service]; apply(se, sh, s.verdict);
+        var down = se.querySelector(':scope > [data-f=down]');
+        if (down) { down.hidden = !s.targets_down; down.textContent = s.targets_down ? fmt('targets_down', {down: s.targets_down, total: (s.targets || []).length}) : ''; }
         (s.targets || []).forEach(function(t){
           var tk = JSON.stringify([v.vantage, s.service, t.target]);
           var te = document.querySelector('[data-k="' + CSS.escape(tk) + '"]');

@@ -121,6 +121,7 @@ PHRASES: dict[str, dict[str, str]] = {
         "col_since": "since",
         "col_why": "why",
         "reachable": "reachable",
+        "targets_down": "{down} of {total} targets down (for everyone: not a block)",
         "language": "Language",
     },
     "ru": {
@@ -150,6 +151,7 @@ PHRASES: dict[str, dict[str, str]] = {
         "col_since": "с",
         "col_why": "почему",
         "reachable": "доступен",
+        "targets_down": "не работают {down} из {total} целей (у всех: это не блокировка)",
         "language": "Язык",
     },
 }

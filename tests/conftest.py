@@ -24,6 +24,8 @@ sys.path.insert(0, str(Path(__file__).parent))  # `servers` package, whatever th
 from servers.dnsserver import Behaviour, DNSServer  # noqa: E402
 from servers.hostile import (  # noqa: E402
     Fleet,
+    answer_then_drip,
+    answer_then_reset,
     close_after_hello,
     http_handler,
     not_tls,
@@ -200,6 +202,8 @@ def _start(loop: ServerLoop, tmp: Path) -> Env:
         _, ports["reset"] = await fleet.serve(reset_after_hello, LOOPBACK)
         _, ports["hello_close"] = await fleet.serve(close_after_hello, LOOPBACK)
         _, ports["silent"] = await fleet.serve(silent, LOOPBACK)
+        _, ports["answer_then_reset"] = await fleet.serve(answer_then_reset, LOOPBACK)
+        _, ports["answer_then_drip"] = await fleet.serve(answer_then_drip, LOOPBACK)
         _, ports["not_tls"] = await fleet.serve(not_tls, LOOPBACK)
         _, ports["garbage_after_hello"] = await fleet.serve(garbage_after_hello, LOOPBACK)
         _, ports["oversized_hello"] = await fleet.serve(oversized_hello, LOOPBACK)

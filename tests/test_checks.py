@@ -163,6 +163,10 @@ async def test_decoy_sni_is_configurable(env):
         ("not_tls", failures.SSL_FAILED_HANDSHAKE, "down"),
         ("garbage_after_hello", failures.SSL_FAILED_HANDSHAKE, "down"),
         ("oversized_hello", failures.SSL_FAILED_HANDSHAKE, "down"),
+        # its answer began (200 bytes of its handshake), then it reset or dripped, for any name:
+        # a server breaking mid-answer, not a cut handshake (a censor cuts before any answer)
+        ("answer_then_reset", failures.CONNECTION_RESET, "down"),
+        ("answer_then_drip", failures.TIMEOUT, "down"),
     ],
 )
 async def test_tls_failing_for_the_decoy_too(env, server, failure, verdict):
@@ -173,6 +177,19 @@ async def test_tls_failing_for_the_decoy_too(env, server, failure, verdict):
     assert result.failure == failure
     assert result.as_json()["decoy"]["failure"] == failure
     assert time.monotonic() - started < 2.0  # handshake + decoy, each bounded
+
+
+@pytest.mark.parametrize("server", ["answer_then_reset", "answer_then_drip"])
+async def test_tls_keeps_how_much_of_the_answer_came(env, server):
+    from servers.hostile import ANSWER_BYTES
+
+    result = await measured(_tls_ctx(env, server, timeout=1.0), tls, tls.Params())
+    (handshake,) = result.evidence.handshakes
+    assert handshake.received_bytes >= ANSWER_BYTES and handshake.failed_operation == "tls_handshake"
+    assert result.finding.reason.key == "server_answer_began" and result.finding.fault == "server"
+    # A censor's cut comes before any answer: nothing received, and the technique stands.
+    cut = await measured(_tls_ctx(env, "reset", timeout=1.0), tls, tls.Params())
+    assert cut.evidence.handshakes[0].received_bytes == 0 and verdict_of(cut) == "tls_blocked"
 
 
 async def test_tls_tries_the_next_endpoint(env):

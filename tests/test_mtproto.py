@@ -11,7 +11,7 @@ import pytest
 from servers import mtproto as responder
 from servers.fingerprint_censor import first_bytes_front
 
-from msgreach_helpers import measured
+from msgreach_helpers import measured, verdict_of
 
 from probe import failures
 from probe.checks import REGISTRY, mtproto
@@ -245,3 +245,23 @@ async def test_round_verdicts(env, dc, tmp_path, port, verdict):
     target = result.services[0].targets[0]
     assert target.verdict == verdict, target.reason
     assert result.services[0].verdict == verdict
+
+
+# --- one rule for the service's own protocols (probe.judge.rules) ------------------------------------
+
+
+async def test_mtproto_and_the_chat_read_one_silent_server_alike(env):
+    """A server that accepts, takes our first bytes (its kernel acknowledges them) and never
+    answers: the same server, the same verdict, whichever protocol met it."""
+    from probe.checks import whatsapp_chat
+
+    port = env.ports["silent"]
+    ctx = context(env, [port], timeout=0.6)
+    await measured(ctx, REGISTRY["tcp"])
+    dc = await measured(ctx, mtproto, mtproto.Params(http_post=False, transports=["abridged"]))
+    ctx = env.context(LOOPBACK, target={"addresses": [LOOPBACK], "ports": [port], "checks": ["tcp", "whatsapp_chat"]}, timeout=0.6)
+    await measured(ctx, REGISTRY["tcp"])
+    chat = await measured(ctx, whatsapp_chat, whatsapp_chat.Params(hold_seconds=0.3, reply_timeout=0.6))
+    assert verdict_of(dc) == verdict_of(chat) == "down"
+    assert dc.finding.reason.key == chat.finding.reason.key == "server_silent"
+    assert dc.evidence.probes[0].unacked_segments == 0 == chat.evidence.hosts[0].exchanges[0].unacked_segments

@@ -27,7 +27,7 @@ async def measure(ctx: Context, module: ModuleType, params: Params | None = None
     `params`: the target's own settings for the check when not given."""
     name: str = module.NAME
     params = params if params is not None else ctx.params_for(name, module.Params)
-    started = time.monotonic()
+    started, t0 = time.monotonic(), ctx.clock.elapsed()
     evidence: object
     try:
         # The check bounds its own operations; this outer bound is the guarantee.
@@ -41,5 +41,6 @@ async def measure(ctx: Context, module: ModuleType, params: Params | None = None
         log.exception("check %s failed on %s", name, ctx.target.name)
         evidence = Unfinished("crashed", failures.classify(exc))
     result = judge.analyse(name, evidence, ctx.round_facts(), time.monotonic() - started)
+    result.t0 = t0
     ctx.results.append(result)
     return result

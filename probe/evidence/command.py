@@ -17,6 +17,8 @@ from typing import Any
 
 from probe.config import Config
 from probe.evidence.archive import Reading, archive_files, read
+from probe.judge import service_verdict_of
+from probe.model import Verdict, worst
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -134,8 +136,13 @@ def changes(records: list[dict[str, Any]], since: datetime | None, until: dateti
 
 
 def _service_state(targets: dict[str, dict[str, Any]]) -> str:
-    verdicts = {t["verdict"] for t in targets.values()}
-    return str(verdicts.pop()) if len(verdicts) == 1 else "mixed"
+    """A service's verdict from its targets' latest, by the judge's rule (a line without the
+    stored service verdict); a word outside the vocabulary (a damaged line) shows as it is."""
+    words = [str(t["verdict"]) for t in targets.values()]
+    try:
+        return str(service_verdict_of([Verdict(w) for w in words]))
+    except ValueError:
+        return worst(words)
 
 
 def _place(item: dict[str, Any]) -> str:
@@ -202,6 +209,11 @@ def print_changes(args: argparse.Namespace, config: Config | None) -> int:
     except OSError as exc:
         print(f"msgreach: cannot read the evidence archive {path}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    if getattr(args, "rejudge", False):
+        from probe.evidence.rejudge import print_rejudging, rejudge
+
+        within = [r for r in reading.records if (when := _when(r)) is not None and (since is None or when >= since) and (until is None or when <= until)]
+        return print_rejudging(rejudge(within))
     groups = changes(reading.records, since, until, getattr(args, "services", None), getattr(args, "vantages", None))
     if getattr(args, "format", "table") == "json":
         document = {

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from probe.failures import MONITOR as MONITOR_FAILURES
 from probe.model import (
     CheckResult,
+    Comparison,
     Fault,
     ServiceResult,
     TargetResult,
@@ -118,10 +119,13 @@ def retry_cut(result: TargetResult) -> TargetResult:
 def confirm_down_by_control(result: TargetResult, control: TargetResult | None, source: str = "the control vantage") -> TargetResult:
     """A block that a control (a control vantage, a helper abroad) sees at the same check is an
     outage: `down`, with the control's failure in the reason."""
-    if control is None or not is_technique(result.verdict) or control.verdict in (Verdict.OK, Verdict.VANTAGE_OFFLINE, Verdict.ERROR):
+    if control is None:
+        return result
+    theirs = _first_failed(control)
+    result.compared.append(Comparison(source, str(control.verdict), theirs.check if theirs else None, theirs.failure if theirs else None))
+    if not is_technique(result.verdict) or control.verdict in (Verdict.OK, Verdict.VANTAGE_OFFLINE, Verdict.ERROR):
         return result
     mine = _first_failed(result)
-    theirs = _first_failed(control)
     if mine is not None and theirs is not None and mine.check == theirs.check:
         clause = Reason("control_fails_too", {"source": source, "check": theirs.check, "failure": str(theirs.failure)})
         _explain(result, Verdict.DOWN, (*_reasons_of(result), clause))
