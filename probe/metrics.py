@@ -109,8 +109,8 @@ def _targets(result: VantageResult) -> Iterator[tuple[str, TargetResult]]:
 
 class _Family(Metric):
     """A metric family whose samples are made while `generate_latest` writes them, never held as
-    a list: at 1,000 targets the target-verdict state set alone is 15,000 samples, about 7 MB as
-    prometheus_client `Sample`s, which a list would hold all at once (#14)."""
+    a list: a large vantage's target-verdict state set alone is tens of thousands of samples,
+    which a list of prometheus_client `Sample`s would hold all at once."""
 
     def __init__(self, name: str, documentation: str, typ: str, labels: Sequence[str], rows: Callable[[], Iterable[tuple[Sequence[str], float]]]):
         super().__init__(name, documentation, typ)
@@ -231,7 +231,7 @@ class EvidenceHealth:
 
 def collectors(state: State, history: History | None = None) -> list[Collector]:
     """Every msgreach family, in one place: what `msgreach run` serves and what `registry_for` gives."""
-    from probe.helper.monitor_metrics import UDPStreamCollector  # issue #11: msgreach_udp_stream_loss_ratio
+    from probe.helper.monitor_metrics import UDPStreamCollector  # msgreach_udp_stream_loss_ratio
 
     found: list[Collector] = [_Collector(state), _DownloadCollector(state), UDPStreamCollector(state)]
     if history is not None:  # recorded in the same step as the state: one version covers both
@@ -248,7 +248,7 @@ def registry_for(state: State, history: History | None = None) -> CollectorRegis
     return registry
 
 
-class _One:
+class _SingleFamily:
     """One family, in the shape `generate_latest` reads (anything with `collect()`)."""
 
     def __init__(self, family: Metric):
@@ -260,7 +260,7 @@ class _One:
 
 def render(families: Iterable[Collector]) -> bytes:
     """The text exposition of `families`, written one family at a time: the lines of only one
-    family exist at once, not those of all 21,000 series of a 1,000-target vantage."""
+    family exist at once, not those of every series of a large vantage."""
     return b"".join(_rendered(families))
 
 
@@ -270,7 +270,7 @@ def _rendered(families: Iterable[Collector]) -> Iterator[bytes]:
             yield from _in_batches(family)
 
 
-_BATCH = 1000  # samples written at a time: the target-verdict family alone is 15,000 at 1,000 targets
+_BATCH = 1000  # samples written at a time: one family (the target verdicts) can hold many thousands
 
 
 def _in_batches(family: Metric) -> Iterator[bytes]:
@@ -282,7 +282,7 @@ def _in_batches(family: Metric) -> Iterator[bytes]:
         batch = list(islice(samples, _BATCH))
         part = Metric(family.name, family.documentation, family.type)
         part.samples = batch
-        text = generate_latest(_One(part))  # type: ignore[arg-type]
+        text = generate_latest(_SingleFamily(part))
         yield text if first else text.split(b"\n", 2)[2]
         first = False
         if len(batch) < _BATCH:
@@ -291,9 +291,9 @@ def _in_batches(family: Metric) -> Iterator[bytes]:
 
 class Exposition:
     """/metrics rendered once per change of the state (after a round, a reload), not once per
-    scrape: at 1,000 targets a render is ~20,000 series, and Prometheus scrapes several times a
-    round. Kept gzip-compressed, as Prometheus asks for it: 2.2 MB of text is about 0.2 MB held,
-    and as much on a volunteer's uplink when the monitor is scraped from afar; a client that does
+    scrape: a large vantage renders tens of thousands of series, and Prometheus scrapes several
+    times a round. Kept gzip-compressed, as Prometheus asks for it: a fraction of the text is held,
+    and goes over a volunteer's uplink when the monitor is scraped from afar; a client that does
     not ask for gzip gets the text. The process' own CPU and memory are rendered per scrape."""
 
     def __init__(self, state: State, history: History | None = None):

@@ -488,8 +488,8 @@ class VantageResult:
 
     def __repr__(self) -> str:
         # Short on purpose: asyncio.run() formats the main task's repr, result included, when it
-        # puts SIGINT's handler back; the full dataclass repr of a 1,000-target round cost `once`
-        # a quarter of a second of CPU for a string nobody reads.
+        # puts SIGINT's handler back; the full dataclass repr of a large round is costly to make,
+        # for a string nobody reads.
         targets = sum(len(s.targets) for s in self.services)
         return f"VantageResult({self.vantage!r}, {self.verdict}, {len(self.services)} services, {targets} targets, {len(self.controls)} controls)"
 
@@ -700,10 +700,6 @@ class Download:
     t0: float | None = _operation()
     t: float | None = _operation()
     transaction_id: int | None = _operation()
-
-    @property
-    def stall_offset(self) -> int | None:
-        return self.stalled_at_bytes
 
 
 @dataclass(slots=True)

@@ -116,7 +116,7 @@ def shrink_tls_read_buffers() -> None:
     "buffer size passed to read()"); a TLS record is at most 16 KiB, and a round holds
     `concurrency` connections at once. 64 KiB keeps reads large for the throughput check and
     cuts what a round allocates and zero-fills per connection by three quarters (and the heap's
-    holes with it). Measured in docs/benchmarks.md."""
+    holes with it)."""
     import asyncio.sslproto
 
     asyncio.sslproto.SSLProtocol.max_size = 64 * 1024
@@ -128,8 +128,8 @@ _libc_malloc_trim: Any = None
 def return_freed_memory() -> None:
     """Hand the heap's free pages back to the system after a round (glibc's `malloc_trim(0)`).
     A round's TLS buffers and records leave holes in the heap that glibc keeps: without this,
-    `run` grew by about 10 MiB over its first five rounds at 1,000 targets (docs/benchmarks.md).
-    A no-op where the C library has no malloc_trim (musl, macOS)."""
+    `run` grows over its first rounds. A no-op where the C library has no malloc_trim (musl,
+    macOS)."""
     global _libc_malloc_trim
     if _libc_malloc_trim is None:
         import ctypes
@@ -161,8 +161,8 @@ async def _gather_targets(
     limit: asyncio.Semaphore,
     deadline: float,
 ) -> list[TargetResult]:
-    # A few workers take the targets in turn, rather than a task per target waiting on `limit`:
-    # 3,000 targets made 3,000 tasks (and anyio's per-task state under httpx) at once.
+    # A few workers take the targets in turn, rather than a task per target waiting on `limit`,
+    # which would hold a task (and anyio's per-task state under httpx) for every target at once.
     results: list[TargetResult | None] = [None] * len(targets)
     queue = iter(enumerate(targets))
 
@@ -189,6 +189,7 @@ def new_context(config: Config, vantage: Vantage, route: Route, service: Service
         max_addresses=config.schedule.max_addresses,
         timeout=0.0,
         control_phase=phase,
+        helpers=tuple(config.helpers),
     )
     if target.addresses or target.is_ip:  # pinned: the connect stages skip DNS
         ctx.addresses, ctx.addresses_from = list(target.addresses) or [target.host], "pinned"

@@ -112,7 +112,7 @@ class Monitor:
                 result = await run_round(config, vantage, services=services, control_vantage=reference)
                 self._publish(config, result, confirmation=confirming is not None)
                 del result
-                return_freed_memory()  # RSS flat from round to round (#14)
+                return_freed_memory()  # RSS flat from round to round
         except asyncio.CancelledError:
             if self._stopping:  # SIGTERM mid-round: the round is abandoned, not a failure
                 log.debug("round of %s interrupted by shutdown", vantage_name)
@@ -131,7 +131,7 @@ class Monitor:
         previous = self.state.latest.get(vantage_name)
         shown = merge_confirmation(previous, result) if confirmation else result
         blocked = [] if confirmation else new_blocks(previous, result)
-        del previous  # the previous round's results go before /metrics is rendered anew (#14: peak memory)
+        del previous  # the previous round's results go before /metrics is rendered anew (peak memory)
         self._finished[vantage_name] += 1
         self.state.record(shown, measured=result)
         if self.config is not config:  # reloaded during the round: what the reload removed stays out

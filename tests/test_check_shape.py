@@ -1,4 +1,4 @@
-"""Every check has one shape, and only the judge judges (issue #19).
+"""Every check has one shape, and only the judge judges.
 
 Over `probe.checks.REGISTRY`: each check is a module with `NAME`, its `Params` (the config's
 model for it) and `async def run(ctx, params)` returning one evidence record of probe.model,
@@ -24,7 +24,7 @@ from probe.params import CHECK_PARAMS
 PROBE = Path(__file__).resolve().parent.parent / "probe"
 
 # The helper checks still return a CheckResult with a Finding of their own, read through
-# probe/judge/legacy.py; they are being rewritten (issue #18). Remove them from here when they
+# probe/judge/legacy.py until they are rewritten. Remove them from here when they
 # record observations: this test then holds them to the shape too.
 NOT_CONVERTED = {"udp_stream", "circumvention", "helper_transfer"}
 NOT_CONVERTED_FILES = {"checks/udp_stream.py", "checks/circumvention.py", "checks/helper_transfer.py", "helper/client.py"}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,16 +15,14 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from msgreach_helpers import free_port
+
 from probe.history import HISTORY_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
 
 
 def _since(text: str) -> dict[tuple[str, str], float]:
@@ -80,7 +77,7 @@ def config(env, tmp_path):
 
 
 def test_since_survives_kill_9_and_a_restart(config):
-    port = _free_port()
+    port = free_port()
     first = _Run(config, port)
     try:
         since = first.metrics_with_since()
@@ -92,7 +89,7 @@ def test_since_survives_kill_9_and_a_restart(config):
         first.kill()
     assert (config.parent / "state" / HISTORY_FILE).is_file()
 
-    second = _Run(config, _free_port())
+    second = _Run(config, free_port())
     try:
         again = second.metrics_with_since()
         assert again == since  # the verdicts did not change: they began when the first run saw them

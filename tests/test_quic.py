@@ -7,12 +7,11 @@ import sys
 
 import pytest
 from servers import h3
-from servers.stun import free_udp_port
 
-from msgreach_helpers import measured
+from msgreach_helpers import free_udp_port, measured
 
 from probe import failures
-from probe.checks import REGISTRY, quic
+from probe.checks import quic
 from probe.checks.context import Skip
 from probe.model import CheckResult, Fault, Finding, Verdict
 from probe.runner import run_round

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import shutil
-import socket
 import tempfile
 import threading
 import time
@@ -25,6 +24,8 @@ from pathlib import Path
 
 import pytest
 from opstools import in_ci
+
+from msgreach_helpers import free_port
 
 from probe.history import History
 from probe.metrics import State
@@ -47,10 +48,6 @@ def _require_browser() -> tuple[str, str]:
     pytest.skip(message)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +82,7 @@ class _Served:
     def __init__(self, server: Server):
         self.server = server
         self.loop = asyncio.new_event_loop()
-        self.port = _free_port()
+        self.port = free_port()
         ready = threading.Event()
 
         def run() -> None:

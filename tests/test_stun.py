@@ -9,7 +9,7 @@ import struct
 import pytest
 from servers import stun as servers
 
-from msgreach_helpers import measured
+from msgreach_helpers import free_udp_port, measured
 
 from probe.net import udp_socket
 from probe import failures
@@ -59,7 +59,7 @@ def udp(env) -> dict[str, int]:
         return ports
 
     ports = env.loop.call(start())
-    ports["closed"] = servers.free_udp_port()  # nothing listens: the kernel answers ICMP unreachable
+    ports["closed"] = free_udp_port()  # nothing listens: the kernel answers ICMP unreachable
     return ports
 
 

@@ -132,7 +132,6 @@ async def test_stall_after_16_kb_is_reported_with_its_byte_count(env, objs):
     assert ev["bytes"] == 16384
     assert 16384 < ev["stalled_at_bytes"] < 16384 + 1024  # the body plus the response headers
     assert ev["bytes_per_second"] < FLOOR
-    assert result.evidence.download.stall_offset == ev["stalled_at_bytes"]
     # The freeze is named in the reason, beside the differential that makes it a throttle.
     assert "the 16–20 KB freeze" in str(result.finding.reason) and result.finding.differential == "control_download"
 

@@ -1,5 +1,6 @@
 """The old name of probe.checks.context, still imported by the helper checks (udp_stream,
-circumvention, helper_transfer) while they are rewritten (issue #18); remove it with them."""
+circumvention, helper_transfer) while they are rewritten to record observations; remove it
+with them."""
 
 from probe.checks.context import Context, Skip
 

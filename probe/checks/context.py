@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from probe.config import Fingerprints, Service, Target, Vantage
+from probe.config import Fingerprints, HelperRef, Service, Target, Vantage
 from probe.judge import RoundFacts
 from probe.model import CheckResult, TargetResult
 from probe.net import Route, Stream
@@ -55,7 +55,7 @@ class MeasurementClock:
         self._ids = itertools.count(1)
 
     def elapsed(self) -> float:
-        return round(time.monotonic() - self.started, 6)
+        return time.monotonic() - self.started
 
     def transaction(self) -> int:
         return next(self._ids)
@@ -75,6 +75,7 @@ class Context:
     timeout: float  # of the check being run; set by the runner
     control_phase: ControlPhase = field(default_factory=ControlPhase)
     clock: MeasurementClock = field(default_factory=MeasurementClock)
+    helpers: tuple[HelperRef, ...] = ()  # the config's helpers abroad, for the checks that measure through one
     addresses: list[str] = field(default_factory=list)
     addresses_from: str = ""  # "pinned", "dns" or "control_resolver"
     connected: list[tuple[str, int]] = field(default_factory=list)

@@ -46,7 +46,6 @@ _RESERVED_STARTS = (b"HEAD", b"POST", b"GET ", b"OPTI", b"\x16\x03\x01\x02", PAD
 MAX_PACKET = 1024  # a resPQ is under 100 bytes; anything this long is not one
 MAX_HTTP_LINE = 1024
 
-Framing = Literal["abridged", "intermediate", "obfuscated2"]
 Probe = Literal["abridged", "intermediate", "obfuscated2", "http"]
 
 

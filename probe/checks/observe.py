@@ -20,8 +20,8 @@ import asyncio
 import socket
 import struct
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from types import TracebackType
 from typing import Protocol
 
 from probe import failures
@@ -64,34 +64,51 @@ class Operation:
         self._at_failure.append(read)
 
 
-@asynccontextmanager
-async def recorded(ctx: Context, record: OperationRecord, timeout: float | None, first: str, *, transaction: int | None = None) -> AsyncIterator[Operation]:
+class recorded:  # lower case: used as `async with recorded(...)`, like a function
     """Run the body as `record`'s operation: bounded by `timeout` (None: by the caller), timed,
     any exception turned into `record.failure` and `record.failed_operation` (never raised;
     `detail` too where the record keeps one), and the writers registered closed at the end.
-    `transaction`: the id of the connection it continues (default: a new one)."""
-    record.t0 = ctx.clock.elapsed()
-    record.transaction_id = transaction if transaction is not None else ctx.clock.transaction()
-    operation = Operation(first)
-    started = time.monotonic()
-    try:
-        if timeout is None:
-            yield operation
-        else:
-            async with asyncio.timeout(timeout):
-                yield operation
-    except Exception as exc:  # noqa: BLE001 - every failure becomes evidence
-        found = failures.as_evidence(exc)
-        record.failure, record.failed_operation = found["failure"], operation.name
-        if "detail" in found and hasattr(record, "detail"):
-            setattr(record, "detail", found["detail"])  # noqa: B010 - not every record keeps one
-        for read in operation._at_failure:
-            read()
-    finally:
-        for writer in operation.writers:
-            close_quietly(writer)
-        record.duration_seconds = round(time.monotonic() - started, 4)
-        record.t = ctx.clock.elapsed()
+    `transaction`: the id of the connection it continues (default: a new one).
+
+    A class, not a generator: every operation of every check goes through it."""
+
+    __slots__ = ("_clock", "_operation", "_record", "_started", "_timeout")
+
+    def __init__(self, ctx: Context, record: OperationRecord, timeout: float | None, first: str, *, transaction: int | None = None) -> None:
+        self._clock, self._record = ctx.clock, record
+        self._operation = Operation(first)
+        self._timeout = asyncio.timeout(timeout) if timeout is not None else None
+        record.transaction_id = transaction if transaction is not None else ctx.clock.transaction()
+        self._started = 0.0
+
+    async def __aenter__(self) -> Operation:
+        self._record.t0 = self._clock.elapsed()
+        self._started = time.monotonic()
+        if self._timeout is not None:
+            await self._timeout.__aenter__()
+        return self._operation
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None) -> bool:
+        if self._timeout is not None:
+            try:
+                await self._timeout.__aexit__(kind, exc, traceback)  # a cancellation of ours becomes TimeoutError
+            except TimeoutError as timeout:
+                exc = timeout
+        record, operation = self._record, self._operation
+        try:
+            if isinstance(exc, Exception):  # every failure becomes evidence; a cancellation from outside goes on
+                found = failures.as_evidence(exc)
+                record.failure, record.failed_operation = found["failure"], operation.name
+                if "detail" in found and hasattr(record, "detail"):
+                    setattr(record, "detail", found["detail"])  # noqa: B010 - not every record keeps one
+                for read in operation._at_failure:
+                    read()
+        finally:
+            for writer in operation.writers:
+                close_quietly(writer)
+            record.duration_seconds = round(time.monotonic() - self._started, 4)
+            record.t = self._clock.elapsed()
+        return isinstance(exc, Exception)
 
 
 async def first_byte(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes, operation: Operation) -> None:

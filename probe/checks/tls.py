@@ -84,7 +84,7 @@ def certificate_facts(der: bytes, decoded: dict[str, Any] | None = None) -> Cert
     (`SSLObject.getpeercert()`, OpenSSL's own parse): those facts are read from there. Anything
     else (an unvalidated handshake: a decoy, a MITM certificate; a name the table below does not
     know) is parsed with cryptography, imported then: a round where every certificate validates
-    never loads it (about 9 MiB of a process)."""
+    never loads it (and its memory)."""
     facts = _from_decoded(der, decoded) if decoded else None
     return facts or _from_der(der)
 

@@ -93,7 +93,8 @@ def record(result: VantageResult, service: str, service_verdict: str | None, tar
     deny = set()
     if vantage is not None and vantage.source_address:
         deny.add(split_host_port(vantage.source_address, 0)[0])
-    return scrub(data, allowed=_measured_addresses(data), deny=deny)
+    scrubbed: dict[str, Any] = scrub(data, allowed=_measured_addresses(data), deny=deny)
+    return scrubbed
 
 
 def _asn(value: str) -> str:

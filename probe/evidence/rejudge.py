@@ -22,8 +22,8 @@ from typing import Any, TextIO
 from probe import judge
 from probe.evidence.observations import Unreadable, load
 from probe.judge.analysis import RoundFacts, analyse
-from probe.model import CheckResult, Fault, Finding, TargetResult, VantageVerdict, Verdict
-from probe.reasons import text
+from probe.judge.legacy import as_stored
+from probe.model import CheckResult, TargetResult, VantageVerdict, Verdict
 
 CONTROLS = "controls"
 Line = dict[str, Any]
@@ -139,7 +139,10 @@ def target(line: Line) -> TargetResult:
             except (Unreadable, KeyError) as exc:
                 raise NotRejudgeable(f"{name}: {exc}") from None
         else:  # a record the judge does not read (a helper check's, the helper's view): as stored
-            checks.append(_as_stored(name, summaries[position] if position < len(summaries) else {}))
+            try:
+                checks.append(as_stored(name, summaries[position] if position < len(summaries) else {}))
+            except ValueError:
+                raise NotRejudgeable(f"{name}: an unreadable finding") from None
     attempt = judge.judge_attempt(checks, cut=bool(line.get("incomplete")))
     result = TargetResult(service, str(line.get("target")), str(line.get("input")), attempt.verdict, checks, attempt.reason, reasons=attempt.reasons)
     for comparison in line.get("compared") or ():
@@ -162,19 +165,6 @@ def _summaries(line: Line) -> list[dict[str, Any]]:
     keys = line.get("test_keys")
     checks = keys.get("checks") if isinstance(keys, dict) else None
     return [c if isinstance(c, dict) else {} for c in checks] if isinstance(checks, list) else []
-
-
-def _as_stored(name: str, summary: dict[str, Any]) -> CheckResult:
-    """A check whose record the judge does not read: its outcome and Finding as they were."""
-    finding = None
-    stored = summary.get("finding")
-    if isinstance(stored, dict):
-        try:
-            finding = Finding(Verdict(stored["technique"]), Fault(stored["fault"]), str(stored.get("differential", "")), text(str(stored.get("reason", ""))))
-        except (KeyError, ValueError):
-            raise NotRejudgeable(f"{name}: an unreadable finding") from None
-    failure = summary.get("failure")
-    return CheckResult(name, bool(summary.get("ok")), failure if isinstance(failure, str) else None, 0.0, finding)
 
 
 def _control_view(comparison: dict[str, Any]) -> TargetResult:

@@ -1,4 +1,4 @@
-"""Quirky servers in the lab (issue #19, item 7): one rule, whichever check meets them.
+"""Quirky servers in the lab: one rule, whichever check meets them.
 
 - A TLS server that begins its answer (200 bytes of its handshake) and then resets or drips,
   for any name: `down` (the README's `down` row: a server that drips or closes after its answer
