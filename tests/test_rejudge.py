@@ -34,10 +34,37 @@ CERTIFICATE = Certificate("CN=x", "CN=y", "2026-01-01", "2030-01-01", 1.9e9, "ab
 @pytest.mark.parametrize(
     "evidence",
     [
-        TLSEvidence([TLSHandshake("192.0.2.1", 443, "x.test", "connection_reset", received_bytes=0, failed_operation="tls_handshake", t0=0.1, t=0.2, transaction_id=2)], decoy=TLSHandshake("192.0.2.1", 443, "example.org")),
-        HTTPExchange("http://x.test/", "192.0.2.1", status_code=451, blockpage=BlockPage("status", "451"), decoy=HTTPProbe("192.0.2.1", 80, "example.org"), same_name=HTTPProbe("192.0.2.1", 80, "x.test", "connection_reset")),
-        HTTPExchange("https://x.test/", "192.0.2.1", failure="connection_reset", decoy=TLSHandshake("192.0.2.1", 443, "example.org", response_started=True), same_name=TLSHandshake("192.0.2.1", 443, "x.test", "connection_reset")),
-        ChatEvidence([ChatHost("e1.test", ["192.0.2.1"], "dns", dns=DNSEvidence([DNSQuery("system", False, ["192.0.2.1"])], ["192.0.2.1"], "dns"), connects=[TCPConnect("192.0.2.1", 443)], exchanges=[ChatExchange("192.0.2.1", 443, "generic_timeout_error", "first_bytes", unacked_segments=0)])]),
+        TLSEvidence(
+            [TLSHandshake("192.0.2.1", 443, "x.test", "connection_reset", received_bytes=0, failed_operation="tls_handshake", t0=0.1, t=0.2, transaction_id=2)],
+            decoy=TLSHandshake("192.0.2.1", 443, "example.org"),
+        ),
+        HTTPExchange(
+            "http://x.test/",
+            "192.0.2.1",
+            status_code=451,
+            blockpage=BlockPage("status", "451"),
+            decoy=HTTPProbe("192.0.2.1", 80, "example.org"),
+            same_name=HTTPProbe("192.0.2.1", 80, "x.test", "connection_reset"),
+        ),
+        HTTPExchange(
+            "https://x.test/",
+            "192.0.2.1",
+            failure="connection_reset",
+            decoy=TLSHandshake("192.0.2.1", 443, "example.org", response_started=True),
+            same_name=TLSHandshake("192.0.2.1", 443, "x.test", "connection_reset"),
+        ),
+        ChatEvidence(
+            [
+                ChatHost(
+                    "e1.test",
+                    ["192.0.2.1"],
+                    "dns",
+                    dns=DNSEvidence([DNSQuery("system", False, ["192.0.2.1"])], ["192.0.2.1"], "dns"),
+                    connects=[TCPConnect("192.0.2.1", 443)],
+                    exchanges=[ChatExchange("192.0.2.1", 443, "generic_timeout_error", "first_bytes", unacked_segments=0)],
+                )
+            ]
+        ),
         Unfinished("overran", "generic_timeout_error"),
     ],
     ids=["tls", "http", "https-differential", "chat", "unfinished"],
@@ -53,7 +80,10 @@ def test_what_no_analyser_reads_is_not_kept_twice():
     assert "judgement" not in json.dumps(stored)  # the judge writes it again
 
 
-@pytest.mark.parametrize("data", [{}, {"record": "Nothing"}, {"record": "TCPConnect", "fields": {"address": "a"}}, {"record": "TCPConnect", "fields": {"address": "a", "port": "443"}}])
+@pytest.mark.parametrize(
+    "data",
+    [{}, {"record": "Nothing"}, {"record": "TCPConnect", "fields": {"address": "a"}}, {"record": "TCPConnect", "fields": {"address": "a", "port": "443"}}],
+)
 def test_stored_observations_that_make_no_record_are_refused(data):
     with pytest.raises(Unreadable):
         load(data)
@@ -83,7 +113,9 @@ def test_a_helper_checks_stored_outcome_is_taken_as_it_was():
     class StreamRecord:  # stands in for udp_stream's own record
         loss_ratio: float
 
-    check = CheckResult("udp_stream", False, "udp_stream_cut", 1.0, Finding(Verdict.UDP_BLOCKED, Fault.PATH, "control_stream", text("cut after 3.0 s")), StreamRecord(1.0))
+    check = CheckResult(
+        "udp_stream", False, "udp_stream_cut", 1.0, Finding(Verdict.UDP_BLOCKED, Fault.PATH, "control_stream", text("cut after 3.0 s")), StreamRecord(1.0)
+    )
     judged = judge_target([check])
     target = TargetResult("calls", "stream", "helper.test", judged.verdict, [check], judged.reason, reasons=judged.reasons)
     result = VantageResult("v", VantageVerdict.OK, [ServiceResult("calls", Verdict.UDP_BLOCKED, [target])], [], 1.7e9, 1.0, healthy_resolvers=["system"])
