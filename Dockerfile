@@ -2,7 +2,7 @@
 # msgreach container image: the monitor, as a non-root user, fit for a read-only root file system
 # and no capabilities at all. See docs/deploy.md ("Container image").
 #
-#   docker build -t msgreach .                                  # python:3.11-slim-bookworm base
+#   docker build -t msgreach .                                  # python:3.11-slim-bookworm, pinned by digest
 #   docker build --build-arg BASE_IMAGE=localhost/debian-python:bookworm -t msgreach .
 #   docker run -d --name msgreach --read-only --cap-drop=ALL --security-opt no-new-privileges \
 #     -v ./config.yaml:/etc/msgreach/config.yaml:ro -v msgreach-state:/var/lib/msgreach msgreach
@@ -12,9 +12,11 @@
 # container so a Prometheus agent on the same container network can scrape it: never publish
 # the port to the world (no `-p 9910:9910` on a public address).
 
-# Any image with Python >= 3.11 and its venv module, used by both stages (the virtualenv
-# copied from the first stage points at the base's interpreter).
-ARG BASE_IMAGE=docker.io/library/python:3.11-slim-bookworm
+# Any image with Python 3.11 and its venv module, used by both stages (the virtualenv copied from
+# the first stage points at the base's interpreter). Pinned by digest: two builds start from the
+# same bytes. The digest was read from public material, not pulled here; refresh it (and check a
+# new one) as docs/deploy.md says ("Reproducible builds").
+ARG BASE_IMAGE=docker.io/library/python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91
 
 FROM ${BASE_IMAGE} AS build
 # Package index settings, for builds behind a mirror or a TLS-inspecting proxy.
@@ -25,16 +27,25 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=igno
     PYTHONDONTWRITEBYTECODE=1 PIP_INDEX_URL=${PIP_INDEX_URL} PIP_EXTRA_INDEX_URL=${PIP_EXTRA_INDEX_URL} PIP_CERT=${PIP_CERT}
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY deploy/requirements.lock deploy/build-requirements.lock deploy/
 COPY configs/ configs/
 COPY probe/ probe/
 COPY deploy/container/ deploy/container/
-# `pip install .` brings every dependency the shipped catalogs use: aioquic (the `quic` check on
-# web.whatsapp.com) and curl-cffi (browser-like ClientHellos), so the container measures QUIC.
-# The import check below fails the build if either is missing.
+# Every dependency from the hash lock (deploy/requirements.lock, made from pyproject.toml by
+# deploy/lock.sh): exact versions, each file checked against its hash, nothing resolved here.
+# msgreach's own wheel is built from this checkout with the locked hatchling, without build
+# isolation (which would fetch an unpinned one). The lock brings every dependency the shipped
+# catalogs use, aioquic (the `quic` check) and curl-cffi (browser-like ClientHellos): the import
+# check fails the build if either is missing; `pip check` if the lock lacks anything.
 # Byte-compiled here: the read-only root file system cannot take .pyc files later.
 RUN python3 -m venv /opt/msgreach \
- && /opt/msgreach/bin/pip install --no-compile . \
- && /opt/msgreach/bin/python -c 'import aioquic, curl_cffi' \
+ && python3 -m venv /tmp/build \
+ && /tmp/build/bin/pip install --require-hashes --no-deps -r deploy/build-requirements.lock \
+ && /tmp/build/bin/pip wheel --no-deps --no-build-isolation -w /tmp/dist . \
+ && /opt/msgreach/bin/pip install --no-compile --require-hashes --no-deps -r deploy/requirements.lock \
+ && /opt/msgreach/bin/pip install --no-compile --no-deps /tmp/dist/msgreach-*.whl \
+ && /opt/msgreach/bin/pip check \
+ && /opt/msgreach/bin/python -c 'import aioquic, curl_cffi, bcrypt' \
  && /opt/msgreach/bin/pip uninstall -y -q pip setuptools \
  && install -m 0644 deploy/container/healthcheck.py /opt/msgreach/healthcheck.py \
  && /opt/msgreach/bin/python -m compileall -q -j 0 /opt/msgreach \

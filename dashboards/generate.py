@@ -41,8 +41,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # probe.model (standard library only) when run from elsewhere
 
 from probe.model import BLOCKS, SERVICE_VERDICTS, VANTAGE_VERDICTS, Verdict
+from probe.status_page import COLOURS  # the status page's verdict colours: one meaning, one colour
 
 DS = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
+GRAFANA_VERSION = "11.6.0"  # what the pinned SDK's schema is for, and what deploy/central runs
 
 # What a query needs to return data (see tests/test_dashboard_queries.py):
 #   rounds     msgreach completed a round (verdicts, online, rounds, info, control checks)
@@ -56,49 +58,55 @@ DS = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
 #   dns_failures  a DNS check failed (a DNS block or a dead resolver)
 #   since      msgreach exports msgreach_target_verdict_since_timestamp_seconds (its verdict history)
 #   vantage_verdict  msgreach exports msgreach_vantage_verdict
+#   helper     a vantage has a helper abroad (msgreach_helper_up)
 NEEDS = frozenset({
     "rounds", "rules", "online", "failures", "dns_failures", "blocks", "alerts", "dns", "tls", "cert", "throughput",
-    "since", "vantage_verdict",
+    "since", "vantage_verdict", "helper",
 })
 
-# Service/target verdicts as numbers for state timelines, with their colours: greens are fine,
-# yellows/oranges degrade, reds block, purples are DNS, greys and blues mean "no verdict about
-# censorship". The vocabulary is probe.model's: a verdict the model adds gets a code and a colour
-# (red for a block) without touching this table; the codes already used stay stable.
-_CODES_AND_COLOURS: dict[str, tuple[int, str]] = {
-    "ok": (0, "green"),
-    "partial": (1, "yellow"),
-    "throttled": (2, "orange"),
-    "quic_blocked": (3, "orange"),
-    "udp_blocked": (4, "orange"),
-    "protocol_blocked": (5, "red"),
-    "http_blocked": (6, "red"),
-    "tls_mitm": (7, "dark-red"),
-    "tls_blocked": (8, "red"),
-    "sni_blocked": (9, "red"),
-    "ip_blocked": (10, "dark-red"),
-    "dns_tampered": (11, "purple"),
-    "dns_blocked": (12, "dark-purple"),
-    "error": (19, "light-blue"),
-    "down": (20, "text"),
-    "vantage_offline": (21, "blue"),
+# Service/target verdicts as numbers for state timelines, coloured as the status page colours
+# them (probe.status_page.COLOURS: green ok, red every block, orange partial, brown down, indigo
+# the monitor's own error, dark slate offline, purple allowlist), so a verdict looks the same on
+# the volunteer's page and on the operators' dashboards. The vocabulary is probe.model's: a
+# verdict the model adds gets a code (and the page's colour) without touching this table; the
+# codes already used stay stable.
+_CODES: dict[str, int] = {
+    "ok": 0, "partial": 1, "throttled": 2, "quic_blocked": 3, "udp_blocked": 4, "protocol_blocked": 5, "http_blocked": 6,
+    "tls_mitm": 7, "tls_blocked": 8, "sni_blocked": 9, "ip_blocked": 10, "dns_tampered": 11, "dns_blocked": 12,
+    "error": 19, "down": 20, "vantage_offline": 21,
 }
+
+
+def colour(verdict: str) -> str:
+    """The status page's background colour of a verdict (its "no verdict" grey if it has none)."""
+    return COLOURS.get(verdict, COLOURS["none"])[0]
 
 
 def _verdict_table() -> list[tuple[str, int, str]]:
     table_ = []
     for index, verdict in enumerate(SERVICE_VERDICTS):
-        code, colour = _CODES_AND_COLOURS.get(str(verdict), (100 + index, "red" if verdict in BLOCKS else "text"))
-        table_.append((str(verdict), code, colour))
+        table_.append((str(verdict), _CODES.get(str(verdict), 100 + index), colour(str(verdict))))
     return sorted(table_, key=lambda row: row[1])
 
 
 VERDICTS: list[tuple[str, int, str]] = _verdict_table()
-# The vantage's own verdict (ok, allowlist, vantage_offline).
-VANTAGE_VERDICT_COLOURS = {"ok": "green", "allowlist": "purple", "vantage_offline": "blue"}
-VANTAGE_CODES: list[tuple[str, int, str]] = [
-    (str(v), i, VANTAGE_VERDICT_COLOURS.get(str(v), "orange")) for i, v in enumerate(VANTAGE_VERDICTS)
-]
+# The vantage's own verdict (ok, allowlist, vantage_offline), in the page's colours too.
+VANTAGE_CODES: list[tuple[str, int, str]] = [(str(v), i, colour(str(v))) for i, v in enumerate(VANTAGE_VERDICTS)]
+# A check's success (msgreach_check_success) and a vantage's online state: passed like `ok`,
+# failed like a block; offline like the page's `vantage_offline`.
+CHECK_STATES: list[dm.ValueMap] = [dm.ValueMap(options={
+    "0": dm.ValueMappingResult(text="failed", color=colour("ip_blocked"), index=0),
+    "1": dm.ValueMappingResult(text="passed", color=colour("ok"), index=1),
+})]
+ONLINE_STATES: list[dm.ValueMap] = [dm.ValueMap(options={
+    "0": dm.ValueMappingResult(text="offline", color=colour("vantage_offline"), index=0),
+    "1": dm.ValueMappingResult(text="online", color=colour("ok"), index=1),
+})]
+# Import by file (Grafana's "Import dashboard"): Grafana asks for a Prometheus data source and puts
+# its uid where ${DS_PROMETHEUS} stands, the `datasource` variable's default; provisioned from
+# files (deploy/central, dashboards/provisioning), nothing is substituted and the variable falls
+# back to the default data source (provisioned with isDefault: true).
+DS_INPUT = "DS_PROMETHEUS"
 BLOCK_REGEX = "|".join(str(v) for v in SERVICE_VERDICTS if v in BLOCKS or v is Verdict.PARTIAL)
 
 
@@ -240,6 +248,16 @@ class Board:
             "type": "dashboard",
         }
         data["annotations"] = {"list": [builtin, *self.annotations]}
+        data["__inputs"] = [{
+            "name": DS_INPUT, "label": "Prometheus", "description": "The Prometheus that holds msgreach's samples and rules",
+            "type": "datasource", "pluginId": "prometheus", "pluginName": "Prometheus",
+        }]
+        panel_types = sorted({p["type"] for p in data.get("panels", []) if p.get("type") != "row"})
+        data["__requires"] = [
+            {"type": "grafana", "id": "grafana", "name": "Grafana", "version": GRAFANA_VERSION},
+            {"type": "datasource", "id": "prometheus", "name": "Prometheus", "version": "1.0.0"},
+            *({"type": "panel", "id": kind, "name": kind, "version": ""} for kind in panel_types),
+        ]
         return data
 
 
@@ -250,7 +268,7 @@ def variables(b: Board, *, service_multi: bool = True, vantage_multi: bool = Tru
     b.builder = (
         b.builder.with_variable(
             db.DatasourceVariable("datasource").label("Data source").type("prometheus").current(
-                dm.VariableOption(selected=True, text="Prometheus", value="prometheus")
+                dm.VariableOption(selected=True, text=f"${{{DS_INPUT}}}", value=f"${{{DS_INPUT}}}")
             )
         )
         .with_variable(
@@ -333,6 +351,16 @@ def legend_bottom() -> cb.VizLegendOptions:
 
 def ts(title: str, description: str, unit: str = "short", w: int = 12, h: int = 8) -> timeseries.Panel:
     return timeseries.Panel().title(title).description(description).unit(unit).span(w).height(h).legend(legend_bottom())
+
+
+def check_states(title: str, description: str, h: int) -> statetimeline.Panel:
+    """A full-width state timeline of checks passed (green) and failed (red), one row a series."""
+    return (
+        statetimeline.Panel().title(title).description(description).span(24).height(h)
+        .mappings(CHECK_STATES)
+        .show_value(common.VisibilityMode.NEVER).merge_values(True).row_height(0.8)
+        .color_scheme(db.FieldColor().mode(dm.FieldColorModeId.THRESHOLDS))
+    )
 
 
 def thresholds(*steps: tuple[float | None, str]) -> db.ThresholdsConfig:
@@ -463,7 +491,7 @@ def overview() -> dict:
     t = "Service verdict per vantage"
     b.panel(
         statetimeline.Panel().title(t)
-        .description("The service verdict of each round (colours: green ok, yellow/orange degraded, red blocked, purple DNS, grey down, blue vantage offline or not measured). Click a row for its service dashboard.")
+        .description("The service verdict of each round, in the status page's colours: green ok, red blocked (the technique on hover), orange partial, brown down, indigo the monitor's own error, dark slate vantage offline. Click a row for its service dashboard.")
         .span(24).height(12)
         .with_target(b.target(t, "A", verdict_code("msgreach_service_verdict", VS, "vantage, service"), "{{vantage}} / {{service}}"))
         .data_links([to_service("${__field.labels.vantage}", "${__field.labels.service}"), to_vantage("${__field.labels.vantage}")])
@@ -557,19 +585,18 @@ def service() -> dict:
         .override_by_name("since", [prop("unit", "dateTimeAsIso")])
         .override_by_name("vantage", [prop("links", [to_vantage("${__data.fields.vantage}").build()])])
     )
+    t = "Check success by target and check"
+    b.panel(
+        check_states(t, "Each check of each target, round after round (msgreach_check_success): green passed, red failed; the failure string is in 'Failure reasons' below.", 12)
+        .with_target(b.target(t, "A", f"max by (vantage, target, check) (msgreach_check_success{{{VS}}})", "{{vantage}} {{target}} {{check}}", needs=("rounds", "online")))
+    )
+
     t = "Reachable share of targets"
     b.panel(
-        ts(t, "msgreach_service_reachable_ratio: share of the service's targets that are ok.", "percentunit")
+        ts(t, "msgreach_service_reachable_ratio: share of the service's targets that are ok.", "percentunit", w=24)
         .with_target(b.target(t, "A", f"max by (vantage, service) (msgreach_service_reachable_ratio{{{VS}}})", "{{vantage}} {{service}}"))
         .min(0).max(1)
     )
-    t = "Check success by target and check"
-    b.panel(
-        ts(t, "1 when the check passed in the latest round (msgreach_check_success), per vantage, target and check.")
-        .with_target(b.target(t, "A", f"max by (vantage, target, check) (msgreach_check_success{{{VS}}})", "{{vantage}} {{target}} {{check}}", needs=("rounds", "online")))
-        .min(0).max(1)
-    )
-
     b.row("Failures")
     t = "Failure reasons"
     b.panel(
@@ -646,7 +673,7 @@ def vantage() -> dict:
     b.panel(
         stat.Panel().title(t).description("msgreach_vantage_online: 1 when the vantage's control sites are reachable.").span(8).height(5)
         .with_target(b.target(t, "A", f"max by (vantage) (msgreach_vantage_online{{{V}}})", "{{vantage}}", instant=True))
-        .mappings([dm.ValueMap(options={"0": dm.ValueMappingResult(text="offline", color="red", index=0), "1": dm.ValueMappingResult(text="online", color="green", index=1)})])
+        .mappings(ONLINE_STATES)
         .color_mode(common.BigValueColorMode.BACKGROUND)
     )
     t = "Last round"
@@ -665,8 +692,9 @@ def vantage() -> dict:
     b.panel(
         statetimeline.Panel().title(t).description("Online (controls reachable) or offline, per scrape.").span(24).height(6)
         .with_target(b.target(t, "A", f"max by (vantage) (msgreach_vantage_online{{{V}}})", "{{vantage}}"))
-        .mappings([dm.ValueMap(options={"0": dm.ValueMappingResult(text="offline", color="red", index=0), "1": dm.ValueMappingResult(text="online", color="green", index=1)})])
+        .mappings(ONLINE_STATES)
         .show_value(common.VisibilityMode.NEVER).merge_values(True)
+        .color_scheme(db.FieldColor().mode(dm.FieldColorModeId.THRESHOLDS))
     )
 
     t = "Vantage verdict"
@@ -697,16 +725,28 @@ def vantage() -> dict:
         .with_target(b.target(t, "A", f"vantage:msgreach_last_round_age:seconds{{{V}}}", "{{vantage}}", needs=("rules",)))
     )
 
+    b.row("Helper abroad")
+    t = "Line to the helper"
+    b.panel(
+        statetimeline.Panel().title(t)
+        .description("msgreach_helper_up: 1 when every exchange with the helper abroad completed within its deadline and size in the round; "
+                     "0 when the line froze, dripped, was reset or answered garbage (calls, circumvention and freeze keys then read error). "
+                     "MsgreachHelperLineDown (info, never paged) after 15 minutes; the vantage's status page says how the line fails.")
+        .span(24).height(5)
+        .with_target(b.target(t, "A", f"max by (vantage, helper) (msgreach_helper_up{{{V}}})", "{{vantage}} → {{helper}}", needs=("rounds", "helper")))
+        .mappings([dm.ValueMap(options={"0": dm.ValueMappingResult(text="line fails", color="red", index=0), "1": dm.ValueMappingResult(text="up", color="green", index=1)})])
+        .show_value(common.VisibilityMode.NEVER).merge_values(True)
+    )
+
     b.row("Controls and resolvers")
     t = "Control checks"
     b.panel(
-        ts(t, 'msgreach_check_success{service="controls"}: the sites that must work for any verdict to mean something.')
+        check_states(t, 'msgreach_check_success{service="controls"}: the sites that must work for any verdict to mean something; green passed, red failed.', 10)
         .with_target(b.target(t, "A", f'max by (vantage, target, check) (msgreach_check_success{{{V},service="controls"}})', "{{vantage}} {{target}} {{check}}"))
-        .min(0).max(1)
     )
     t = "Resolver lookup time"
     b.panel(
-        ts(t, "msgreach_dns_lookup_duration_seconds averaged over targets, per resolver: a resolver at its timeout is down or blocked.", "s")
+        ts(t, "msgreach_dns_lookup_duration_seconds averaged over targets, per resolver: a resolver at its timeout is down or blocked.", "s", w=24)
         .with_target(b.target(t, "A", f"avg by (vantage, resolver) (msgreach_dns_lookup_duration_seconds{{{V}}})", "{{vantage}} {{resolver}}", needs=("rounds", "online", "dns")))
     )
     t = "DNS failures by reason"

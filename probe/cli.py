@@ -8,17 +8,22 @@ import gc
 import logging
 import sys
 import time
+from typing import TYPE_CHECKING, NoReturn
 
-from probe import __version__, config as config_module
+from probe import __version__
+from probe import config as config_module
 from probe.addresses import endpoint
 from probe.config import Config, ConfigError
+
+if TYPE_CHECKING:
+    from probe.config.webconfig import WebConfig
 
 EXIT_OK = 0
 EXIT_USAGE = 2
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one paragraph, exit 2, no traceback
+    def error(self, message: str) -> NoReturn:  # one paragraph, exit 2, no traceback
         self.print_usage(sys.stderr)
         print(f"msgreach: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
@@ -36,14 +41,19 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="the long-running monitor: scheduled rounds, /metrics, /healthz, status page")
     run.add_argument("--config", help="config file (default: the embedded default)")
     run.add_argument("--listen", type=_listen_address, help="HOST:PORT to serve on (default from config: 127.0.0.1:9910)")
+    run.add_argument(
+        "--web.config.file", dest="web_config", metavar="FILE",
+        help="exporter-toolkit web config: tls_server_config, basic_auth_users (bcrypt), http_server_config (replaces listen.tls/basic_auth)",
+    )
 
     once = commands.add_parser("once", help="one round of every check, then exit")
     once.add_argument("--config", help="config file (default: the embedded default)")
     once.add_argument("--service", action="append", dest="services", metavar="NAME", help="only this service (repeatable)")
     once.add_argument("--format", choices=["table", "json"], default=None, help="table (default on a terminal) or json")
 
-    check = commands.add_parser("check-config", help="validate a config file")
+    check = commands.add_parser("check-config", help="validate a config file (and a web config)")
     check.add_argument("file")
+    check.add_argument("--web.config.file", dest="web_config", metavar="FILE", help="also validate this exporter-toolkit web config, as run would")
 
     helper = commands.add_parser("helper", help="the counterpart abroad: control measurements, call streams, circumvention probes")
     helper.add_argument("--config", help="the helper's settings file (see docs/helper.md)")
@@ -56,17 +66,22 @@ def _parser() -> argparse.ArgumentParser:
     evidence.add_argument("--until", help="RFC 3339 time")
     evidence.add_argument("--service", action="append", dest="services", metavar="NAME")
     evidence.add_argument("--vantage", action="append", dest="vantages", metavar="NAME")
-    evidence.add_argument("--format", choices=["table", "json"], default="table")
+    evidence.add_argument("--format", choices=["table", "json", "ooni"], default="table", help="ooni: every measured target as an OONI measurement, one JSON per line")
     evidence.add_argument("--rejudge", action="store_true", help="judge every stored verdict again from its observations; print each difference (exit 1 if any)")
     return parser
 
 
 def _listen_address(value: str) -> str:
     """`--listen` is checked like `listen.address` in a config, before anything starts."""
+    from probe.config.local import listen_problem
+
     try:
         endpoint(value, default_port=9910)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    problem = listen_problem(value)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
     return value
 
 
@@ -95,15 +110,19 @@ def main(argv: list[str] | None = None) -> int:
 
         prepare_process()
     if args.command == "check-config":
-        return _check_config(args.file)
+        return _check_config(args.file, args.web_config)
     if args.command == "once":
         return _once(args)
     if args.command == "run":
+        from probe.access import Access
         from probe.service import serve
 
         config = _load(args.config)
+        access = None
+        if args.web_config is not None:
+            access = Access.of_web_config(_load_web_config(args.web_config, config))
         try:
-            return asyncio.run(serve(config, listen=args.listen, config_path=args.config))
+            return asyncio.run(serve(config, listen=args.listen, config_path=args.config, access=access, web_config_path=args.web_config))
         except KeyboardInterrupt:
             return EXIT_OK
         except OSError as exc:  # e.g. the listen address is taken
@@ -132,13 +151,44 @@ def _setup_logging(level: str | None) -> None:
     logging.getLogger("probe").setLevel(level or "INFO")
 
 
-def _check_config(path: str) -> int:
+def _load_web_config(path: str, config: Config) -> WebConfig:
+    """The web config for `run`, or exit 2 naming file, line and key."""
+    web, problems = _web_config(path, config)
+    if web is None or problems:
+        lines = "\n".join(f"  {p}" for p in problems)
+        print(f"msgreach: the web config is not valid ({len(problems)} problem(s)):\n{lines}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+    return web
+
+
+def _web_config(path: str, config: Config) -> tuple[WebConfig | None, list[str]]:
+    """The validated web config and its problems; refused beside the config's own `listen.tls` /
+    `listen.basic_auth` (two answers to one question: which would protect the listener?)."""
+    from probe.config.webconfig import load_web_config
+
+    try:
+        web = load_web_config(path)
+    except ConfigError as exc:
+        return None, [str(p) for p in exc.problems]
+    keys = [key for key, value in (("listen.tls", config.listen.tls), ("listen.basic_auth", config.listen.basic_auth)) if value is not None]
+    if keys:
+        return web, [f"{config.source}: {' and '.join(keys)}: --web.config.file {path} replaces them: keep the listener's protection in one place, the web config"]
+    return web, []
+
+
+def _check_config(path: str, web_config: str | None = None) -> int:
     try:
         config = config_module.load(path)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EXIT_USAGE
+    if web_config is not None:
+        _, web_problems = _web_config(web_config, config)
+        for line in web_problems:
+            print(line, file=sys.stderr)
+        if web_problems:
+            return EXIT_USAGE
     targets = sum(len(s.targets) for s in config.services)
     print(f"{path}: ok ({len(config.vantages)} vantage(s), {len(config.services)} service(s), {targets} target(s), {len(config.controls)} control(s))")
     return EXIT_OK
@@ -154,8 +204,13 @@ def _once(args: argparse.Namespace) -> int:
     if unknown:
         print(f"msgreach: unknown service(s) {', '.join(unknown)}; configured: {', '.join(sorted(known))}", file=sys.stderr)
         return EXIT_USAGE
+    progress = report.Progress(sys.stderr, _targets_in_round(config, args.services)) if sys.stderr.isatty() else None
     started_at, started = time.time(), time.monotonic()
-    results = asyncio.run(run_all(config, args.services))
+    try:
+        results = asyncio.run(run_all(config, args.services, progress))
+    finally:
+        if progress is not None:
+            progress.close()
     duration = time.monotonic() - started
     if config.evidence.path is not None:
         from probe.evidence import Archive
@@ -168,4 +223,10 @@ def _once(args: argparse.Namespace) -> int:
         report.write_json(results, started_at, duration, sys.stdout)
     else:
         print(report.as_table(results))
-    return EXIT_OK
+    return report.exit_status(results)
+
+
+def _targets_in_round(config: Config, services: list[str] | None) -> int:
+    """Targets a `once` round measures when every vantage is online: its controls and services."""
+    chosen = sum(len(s.targets) for s in config.services if services is None or s.name in services)
+    return len(config.vantages) * (len(config.controls) + chosen)

@@ -54,6 +54,19 @@ NO_HELPER: Final = "no_helper_configured"  # a helper check in a round without `
 LOCAL_RESOURCE: Final = "local_resource_exhausted"  # no file descriptors, buffers or memory here: the monitor's fault
 UNKNOWN: Final = "unknown_failure"
 
+# The line to a helper abroad (probe/helper/line.py) crosses the censor the vantage measures: what
+# kept one exchange with the helper from completing, besides the socket's own failures above
+# (connection_reset, eof_error, generic_timeout_error, ...). A helper check that met one could
+# not measure: `error` (probe.judge), never a block.
+HELPER_LINE_FROZEN: Final = "helper_line_frozen"  # the answer began, then nothing came for a while: a freeze after N KB
+HELPER_LINE_DRIPPING: Final = "helper_line_dripping"  # the answer kept coming, too slowly to end in time
+HELPER_ANSWER_TOO_LARGE: Final = "helper_answer_too_large"  # past the exchange's size cap: refused, not read further
+HELPER_ANSWER_UNSIGNED: Final = "helper_answer_unsigned"  # not signed with the shared secret: forged on the way, or another secret
+HELPER_ANSWER_MALFORMED: Final = "helper_answer_malformed"  # not HTTP, or not the helper's JSON
+HELPER_REFUSED: Final = "helper_refused"  # an HTTP error instead of an answer (rate limited, a bad clock, ...)
+HELPER_NO_TIME: Final = "helper_no_time"  # the round's deadline left no time for the exchange
+HELPER_CANNOT_SAY: Final = "helper_error"  # the helper answered, but not for this target (unknown to it, its own controls failed)
+
 _ERRNO: Final[dict[int, str]] = {
     errno.ECONNREFUSED: CONNECTION_REFUSED,
     errno.ECONNRESET: CONNECTION_RESET,

@@ -16,6 +16,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
@@ -45,10 +46,10 @@ class State:
 
     config: Config
     latest: dict[str, VantageResult] = field(default_factory=dict)
-    failures: Counter = field(default_factory=Counter)  # (vantage, service, target, check, failure)
-    rounds: Counter = field(default_factory=Counter)  # vantage
+    failures: Counter[tuple[str, str, str, str, str]] = field(default_factory=Counter)  # (vantage, service, target, check, failure)
+    rounds: Counter[str] = field(default_factory=Counter)  # vantage
     finished_at: dict[str, float] = field(default_factory=dict)  # vantage -> unix time
-    evidence: "EvidenceHealth" = field(default_factory=lambda: EvidenceHealth())
+    evidence: EvidenceHealth = field(default_factory=lambda: EvidenceHealth())
     version: int = 0  # bumped by every change /metrics shows (a round, a reload)
 
     def record(self, result: VantageResult, measured: VantageResult | None = None) -> None:
@@ -127,7 +128,7 @@ class _Samples:
 
     def __iter__(self) -> Iterator[Sample]:
         for values, value in self.rows():
-            yield Sample(self.name, dict(zip(self.labels, values)), value)
+            yield Sample(self.name, dict(zip(self.labels, values, strict=False)), value)
 
 
 class _Collector(Collector):
@@ -205,7 +206,7 @@ class _Collector(Collector):
 class EvidenceHealth:
     """Per vantage: rounds the archive could not write, and when it last wrote one."""
 
-    write_failures: Counter = field(default_factory=Counter)  # vantage
+    write_failures: Counter[str] = field(default_factory=Counter)  # vantage
     last_success: dict[str, float] = field(default_factory=dict)  # vantage -> unix time
 
     def record(self, vantage: str, written: bool, at: float) -> None:
@@ -231,9 +232,10 @@ class EvidenceHealth:
 
 def collectors(state: State, history: History | None = None) -> list[Collector]:
     """Every msgreach family, in one place: what `msgreach run` serves and what `registry_for` gives."""
-    from probe.helper.monitor_metrics import UDPStreamCollector  # msgreach_udp_stream_loss_ratio
+    # msgreach_udp_stream_loss_ratio, msgreach_helper_up, msgreach_helper_exchange_max_bytes
+    from probe.helper.monitor_metrics import HelperLineCollector, UDPStreamCollector
 
-    found: list[Collector] = [_Collector(state), _DownloadCollector(state), UDPStreamCollector(state)]
+    found: list[Collector] = [_Collector(state), _DownloadCollector(state), UDPStreamCollector(state), HelperLineCollector(state)]
     if history is not None:  # recorded in the same step as the state: one version covers both
         found.append(_VerdictSinceCollector(state, history))
     return found
@@ -258,16 +260,17 @@ class _SingleFamily:
         return [self._family]
 
 
-def render(families: Iterable[Collector]) -> bytes:
+def render(families: Iterable[Collector], *, openmetrics: bool = False) -> bytes:
     """The text exposition of `families`, written one family at a time: the lines of only one
-    family exist at once, not those of every series of a large vantage."""
-    return b"".join(_rendered(families))
+    family exist at once, not those of every series of a large vantage. OpenMetrics
+    ends with its `# EOF` line."""
+    return b"".join(_rendered(families, openmetrics=openmetrics)) + (_EOF if openmetrics else b"")
 
 
-def _rendered(families: Iterable[Collector]) -> Iterator[bytes]:
+def _rendered(families: Iterable[Collector], *, openmetrics: bool = False) -> Iterator[bytes]:
     for collector in families:
         for family in collector.collect():
-            yield from _in_batches(family)
+            yield from (_in_openmetrics_batches(family) if openmetrics else _in_batches(family))
 
 
 _BATCH = 1000  # samples written at a time: one family (the target verdicts) can hold many thousands
@@ -289,6 +292,28 @@ def _in_batches(family: Metric) -> Iterator[bytes]:
             return
 
 
+_EOF = b"# EOF\n"
+
+
+def _in_openmetrics_batches(family: Metric) -> Iterator[bytes]:
+    """`_in_batches` in OpenMetrics: the family's metadata lines (`# HELP`, `# TYPE`, `# UNIT`)
+    once, each batch's samples, no `# EOF` (the whole exposition ends with one)."""
+    samples = iter(family.samples)
+    first = True
+    while True:
+        batch = list(islice(samples, _BATCH))
+        part = Metric(family.name, family.documentation, family.type, family.unit)
+        part.samples = batch
+        text = generate_openmetrics(_SingleFamily(part)).removesuffix(_EOF)  # type: ignore[no-untyped-call]  # prometheus_client leaves it untyped
+        if not first:
+            lines = text.split(b"\n")
+            text = b"\n".join(line for line in lines if not line.startswith(b"# "))
+        yield text
+        first = False
+        if len(batch) < _BATCH:
+            return
+
+
 class Exposition:
     """/metrics rendered once per change of the state (after a round, a reload), not once per
     scrape: a large vantage renders tens of thousands of series, and Prometheus scrapes several
@@ -301,29 +326,39 @@ class Exposition:
         self._collectors = collectors(state, history)
         self._process = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self._process)  # memory and CPU of the probe itself: volunteers ask
-        self._version = -1
-        self._compressed = b""  # the gzip stream of msgreach's families, flushed, not finished
-        self._compressor: Any = None  # its compressor, copied by each gzip scrape to end the stream (set by refresh)
+        # Per format (False: Prometheus text, True: OpenMetrics), the state's version it was made
+        # from, the gzip stream of msgreach's families (flushed, not finished) and its compressor,
+        # copied by each gzip scrape to end the stream. After a round, `refresh` makes the format
+        # the last scrape asked for (Prometheus asks for OpenMetrics); the other, when asked.
+        self._cached: dict[bool, tuple[int, bytes, Any]] = {}
+        self._asked_openmetrics = False
 
-    def refresh(self) -> None:
-        """Render the state if it changed since the last render."""
-        if self._state.version != self._version:
-            self._version = self._state.version
-            self._compressed = b""  # the old bytes go before the new ones are made (no await in here)
+    def refresh(self, *, openmetrics: bool | None = None) -> None:
+        """Render the state if it changed since the last render in this format (by default the
+        format of the last scrape). A stale render of either format is let go first."""
+        if openmetrics is None:
+            openmetrics = self._asked_openmetrics
+        for fmt, (version, _, _) in list(self._cached.items()):
+            if version != self._state.version:
+                del self._cached[fmt]  # the old bytes go before the new ones are made (no await in here)
+        if openmetrics not in self._cached:
             compressor = zlib.compressobj(6, zlib.DEFLATED, _GZIP)
-            chunks = [compressor.compress(text) for text in _rendered(self._collectors)]
+            chunks = [compressor.compress(text) for text in _rendered(self._collectors, openmetrics=openmetrics)]
             chunks.append(compressor.flush(zlib.Z_SYNC_FLUSH))  # all of it in the bytes; the stream stays open
-            self._compressed, self._compressor = b"".join(chunks), compressor
+            self._cached[openmetrics] = (self._state.version, b"".join(chunks), compressor)
 
-    def render(self, *, gzip: bool = False) -> tuple[bytes, bytes]:
+    def render(self, *, gzip: bool = False, openmetrics: bool = False) -> tuple[bytes, bytes]:
         """The response body in two pieces, written one after the other: msgreach's families, then
-        the process' own lines. `gzip`: one gzip stream (the second piece ends it)."""
-        self.refresh()
-        process = generate_latest(self._process)
+        the process' own lines (and OpenMetrics' `# EOF`). `gzip`: one gzip stream (the second
+        piece ends it)."""
+        self._asked_openmetrics = openmetrics
+        self.refresh(openmetrics=openmetrics)
+        _, compressed, compressor = self._cached[openmetrics]
+        process = render([self._process], openmetrics=True) if openmetrics else generate_latest(self._process)
         if gzip:
-            ending = self._compressor.copy()  # the cached stream continued, never touched itself
-            return self._compressed, ending.compress(process) + ending.flush()
-        return zlib.decompressobj(_GZIP).decompress(self._compressed), process
+            ending = compressor.copy()  # the cached stream continued, never touched itself
+            return compressed, ending.compress(process) + ending.flush()
+        return zlib.decompressobj(_GZIP).decompress(compressed), process
 
 
 _GZIP = 16 + zlib.MAX_WBITS  # zlib's wbits for a gzip header and trailer
@@ -360,7 +395,7 @@ class _DownloadCollector(Collector):
         yield from (rate, stall)
 
 
-def _download(check) -> Download | None:
+def _download(check: CheckResult) -> Download | None:
     evidence = check.evidence
     return evidence.download if isinstance(evidence, ThroughputEvidence) else None
 # --- verdict history (probe/history.py): when each target's current verdict began --------------

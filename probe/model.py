@@ -480,6 +480,7 @@ class VantageResult:
     healthy_resolvers: list[str] = field(default_factory=list)
     reason: str = ""  # `reasons` rendered in English
     reasons: tuple[Reason, ...] = ()
+    helpers: list[HelperLine] = field(default_factory=list)  # the line to each helper abroad this round
 
     @property
     def online(self) -> bool:
@@ -506,6 +507,8 @@ class VantageResult:
         if self.reason:
             data["reason"] = self.reason
             data["reasons"] = reasons_json(self.reasons)
+        if self.helpers:
+            data["helpers"] = to_json(self.helpers)
         return data
 
 
@@ -749,3 +752,39 @@ class FingerprintedHandshake:
 
     handshake: TLSHandshake
     fingerprint: ClientHelloFingerprint | None = field(default=None, metadata={"for_people": True})  # None: nothing was sent (no TCP connection)
+
+
+# --- the line to a helper abroad (probe/helper/line.py): it crosses the censor the vantage measures -
+
+
+@dataclass(slots=True)
+class HelperExchange:
+    """One signed request to a helper abroad and its answer, on a connection of its own, bounded
+    by a total deadline and a size cap on the answer. Bytes are those of HTTP (request and answer,
+    heads included), as far as they went: what a freeze "after N KB" counts."""
+
+    helper: str
+    path: str  # the API path: /v1/measure, /v1/stream, ...
+    sent_bytes: int = 0
+    received_bytes: int = 0
+    duration_seconds: float = 0.0
+    first_byte_seconds: float | None = _opt()  # when the answer began
+    status: int | None = _opt()  # the answer's HTTP status, when its head came
+    failure: str | None = None  # probe.failures: OONI's for the socket, helper_* for the rest
+    detail: str | None = _opt()  # a refusal's reason as the helper gave it (e.g. rate_limited)
+
+
+@dataclass(slots=True)
+class HelperLine:
+    """The line to one helper in one round, from every exchange on it: `up` when each of them
+    completed within its deadline and size (msgreach_helper_up); the last failed one, kept whole,
+    says how the line failed (/status.json, the status page)."""
+
+    helper: str
+    up: bool
+    exchanges: int = 0
+    failed: int = 0
+    largest_sent_bytes: int = 0  # of one exchange: what the freeze budget is about
+    largest_received_bytes: int = 0
+    last_failure: HelperExchange | None = _opt()
+    reason: str = ""  # the last failure in words (English; the page says it in its own language)

@@ -173,7 +173,7 @@ class CircumventionParams(Params):
     protocol: Literal["wireguard", "openvpn", "shadowsocks", "vless_reality", "mtproxy_faketls"]
     helper: str | None = None
     sni: str = "www.microsoft.com"  # the borrowed name (VLESS/Reality, MTProxy fake-TLS)
-    sends: int = _count(1, 10, 3)  # UDP: datagrams sent (each the same), 200 ms apart
+    sends: int = _count(1, 10, 5)  # UDP: copies sent (each the same), 200 ms apart: a lossy line loses one, not all
     hold_seconds: float = Field(1.5, gt=0, le=10)  # TCP: how long the connection is watched for a reset
 
 

@@ -76,6 +76,7 @@ ENGLISH: dict[str, str] = {
     # --- a target, from its first failing check (probe.judge.verdicts) ---
     "check_failed": "{check}: {failure}",
     "monitor_could_not_measure": "the monitor could not measure",
+    "helper_line_failed": "{line}: the monitor could not measure through the helper",
     "no_finding": "the check stated no finding (a bug of msgreach)",
     "differential": "(differential: {differential})",
     "no_differential": "no differential separates a block from the server's own failure",

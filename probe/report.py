@@ -1,13 +1,62 @@
-"""`once` output: the contract's JSON document, or a table for people."""
+"""`once` output: the contract's JSON document, or a table for people; its exit status; the
+progress line it shows on a terminal."""
 
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
 from probe import __version__
-from probe.model import ServiceResult, TargetResult, VantageResult
+from probe.model import BLOCKS, ServiceResult, TargetResult, VantageResult, VantageVerdict, Verdict
+
+CONTROLS = "controls"  # the service name of control targets (probe.runner.CONTROLS)
+
+# `once`'s exit status (../shared/CONTRACT.md); 2, bad input, is the command line's own.
+EXIT_NO_BLOCK = 0
+EXIT_BLOCKED = 3
+EXIT_OFFLINE = 4
+
+
+def exit_status(results: list[VantageResult]) -> int:
+    """3 when some vantage found a service blocked (a technique or `partial`), else 4 when some
+    vantage was offline (what it could not judge may hide a block), else 0. `down` and `error`
+    are not blocks: a script is told of censorship, not of outages or the monitor's own faults."""
+    if any(s.verdict in BLOCKS or s.verdict == Verdict.PARTIAL for r in results for s in r.services):
+        return EXIT_BLOCKED
+    if any(r.verdict == VantageVerdict.VANTAGE_OFFLINE for r in results):
+        return EXIT_OFFLINE
+    return EXIT_NO_BLOCK
+
+
+class Progress:
+    """One line on a terminal, rewritten in place as targets are measured (`once` writes it to
+    stderr only when stderr is a terminal, so pipes and logs never see it), erased at the end."""
+
+    _EVERY = 0.1  # seconds between redraws: a 1,000-target round would otherwise write 1,000 lines
+
+    def __init__(self, out: TextIO, total: int):
+        self._out = out
+        self._total = total
+        self._done = 0
+        self._blocked = 0
+        self._started = time.monotonic()
+        self._drawn = 0.0
+
+    def __call__(self, target: TargetResult) -> None:
+        self._done += 1
+        self._blocked += target.service != CONTROLS and target.verdict in BLOCKS
+        now = time.monotonic()
+        if now - self._drawn >= self._EVERY or self._done == self._total:
+            self._drawn = now
+            blocked = f", {self._blocked} blocked" if self._blocked else ""
+            self._out.write(f"\r\x1b[Kmsgreach: measured {self._done}/{self._total} targets{blocked}, {now - self._started:.0f} s")
+            self._out.flush()
+
+    def close(self) -> None:
+        self._out.write("\r\x1b[K")
+        self._out.flush()
 
 
 def as_document(results: list[VantageResult], started_at: float, duration: float, *, lazy: bool = False) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import ipaddress
 import logging
 import resource
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from probe import judge
@@ -23,7 +23,7 @@ from probe.checks import REGISTRY
 from probe.checks.context import Context, ControlPhase
 from probe.checks.measure import measure
 from probe.config import Config, Service, Target, Vantage
-from probe.helper.client import with_helpers
+from probe.helper.client import HelperRound, helper_only
 from probe.model import (
     DNSEvidence,
     ServiceResult,
@@ -37,6 +37,7 @@ from probe.net import Route
 
 log = logging.getLogger(__name__)
 CONTROLS = "controls"
+OnTarget = Callable[[TargetResult], None]
 
 
 async def run_round(
@@ -45,40 +46,58 @@ async def run_round(
     *,
     services: list[str] | None = None,
     control_vantage: VantageResult | None = None,
+    progress: OnTarget | None = None,
 ) -> VantageResult:
-    """Measure everything from one vantage. Never raises on network trouble; ends by the deadline."""
+    """Measure everything from one vantage. Never raises on network trouble; ends by the deadline.
+    `progress` is told of each target as its verdict stands (`once` shows a progress line)."""
     started_at, started = time.time(), time.monotonic()
     route = Route.of(vantage)
     limit = asyncio.Semaphore(concurrency_for(config.schedule.concurrency))
     deadline = started + config.schedule.deadline
 
-    controls = await _gather_targets(config, vantage, route, None, config.controls, ControlPhase(), limit, deadline)
-    vantage_judgement = judge.judge_vantage([(r.control_class, r) for r in controls])
-    verdict = vantage_judgement.verdict
-    phase = ControlPhase(
-        controls={c.target: c for c in controls},
-        healthy_resolvers=_healthy_resolvers(vantage, controls),
-        ipv6=_reached_ipv6(controls),
-    )
     chosen = [s for s in config.services if services is None or s.name in services]
-
+    _import_checks([*config.controls, *(t for s in chosen for t in s.targets)])
     results: list[ServiceResult] = []
-    if verdict == VantageVerdict.VANTAGE_OFFLINE:
-        results = [judge.unmeasured_service(s.name, [(t.name, t.host) for t in s.targets]) for s in chosen]
-    else:  # under `allowlist` too: services are measured and their evidence kept
-        # Helpers abroad (probe/helper/client.py): the helper checks use them during the round,
-        # and control helpers measure the same targets; a block they see too becomes `down`.
-        per_service = await with_helpers(config, vantage, chosen, lambda: asyncio.gather(
-            *(_gather_targets(config, vantage, route, s, s.targets, phase, limit, deadline) for s in chosen)
-        ))
-        for service, targets in zip(chosen, per_service, strict=True):
-            if control_vantage is not None:
-                targets = [judge.confirm_down_by_control(t, judge.find_target(control_vantage, service.name, t.target)) for t in targets]
-            results.append(ServiceResult(service.name, judge.service_verdict(targets), targets))
+    # Helpers abroad (probe/helper/client.py): the helper checks find them, and the round's
+    # deadline that bounds every exchange with them, through `helpers`.
+    with HelperRound(config, route, deadline) as helpers:
+        # Helper-only targets (call streams, freeze keys, circumvention) need nothing the controls
+        # establish: they start with the controls, so a 20 s call stream and its retry fit the
+        # round however long slow controls take (an allowlist regime, a lossy line).
+        early = asyncio.ensure_future(_gather_services(config, vantage, route, chosen, True, ControlPhase(), limit, deadline, progress))
+        try:
+            controls = await _gather_targets(config, vantage, route, None, config.controls, ControlPhase(), limit, deadline, progress)
+        except BaseException:
+            await _cancelled(early)
+            raise
+        vantage_judgement = judge.judge_vantage([(r.control_class, r) for r in controls])
+        phase = ControlPhase(
+            controls={c.target: c for c in controls},
+            healthy_resolvers=_healthy_resolvers(vantage, controls),
+            ipv6=_reached_ipv6(controls),
+        )
+        if vantage_judgement.verdict == VantageVerdict.VANTAGE_OFFLINE:
+            await _cancelled(early)
+            results = [judge.unmeasured_service(s.name, [(t.name, t.host) for t in s.targets]) for s in chosen]
+        else:  # under `allowlist` too: services are measured and their evidence kept
+            helpers.ask(chosen)  # control helpers measure the same targets meanwhile
+            try:
+                rest = await _gather_services(config, vantage, route, chosen, False, phase, limit, deadline, progress)
+            except BaseException:
+                await _cancelled(early)
+                raise
+            first = await early
+            per_service = [_in_order(s, a + b) for s, a, b in zip(chosen, first, rest, strict=True)]
+            per_service = await helpers.confirm(chosen, per_service)  # a block the helper sees too is `down`
+            for service, targets in zip(chosen, per_service, strict=True):
+                if control_vantage is not None:
+                    targets = [judge.confirm_down_by_control(t, judge.find_target(control_vantage, service.name, t.target)) for t in targets]
+                results.append(ServiceResult(service.name, judge.service_verdict(targets), targets))
+        lines = helpers.lines()
 
     return VantageResult(
         vantage=vantage.name,
-        verdict=verdict,
+        verdict=vantage_judgement.verdict,
         services=results,
         controls=controls,
         started_at=started_at,
@@ -86,7 +105,50 @@ async def run_round(
         healthy_resolvers=sorted(phase.healthy_resolvers or ()),
         reason=vantage_judgement.reason,
         reasons=vantage_judgement.reasons,
+        helpers=lines,
     )
+
+
+def _import_checks(targets: Iterable[Target]) -> None:
+    """The round's check modules and their analysers, imported before anything is measured
+    (REGISTRY and ANALYSERS import on first use): an import holds the loop (dnspython's is 0.15 s,
+    more on a busy machine), and a call stream that started with the controls would send its
+    first second late, in a burst."""
+    for name in {check for target in targets for check in target.checks}:
+        REGISTRY[name]
+        judge.ANALYSERS[name]
+
+
+async def _gather_services(
+    config: Config,
+    vantage: Vantage,
+    route: Route,
+    chosen: list[Service],
+    helper_targets: bool,
+    phase: ControlPhase,
+    limit: asyncio.Semaphore,
+    deadline: float,
+    progress: OnTarget | None = None,
+) -> list[list[TargetResult]]:
+    """Each service's helper-only targets (`helper_targets`), or the rest of them, measured."""
+    return list(await asyncio.gather(*(
+        _gather_targets(config, vantage, route, s, [t for t in s.targets if helper_only(t) == helper_targets], phase, limit, deadline, progress)
+        for s in chosen
+    )))
+
+
+def _in_order(service: Service, results: list[TargetResult]) -> list[TargetResult]:
+    """A service's results in its targets' order (helper-only ones were measured apart)."""
+    by_name = {r.target: r for r in results}
+    return [by_name[t.name] for t in service.targets]
+
+
+async def _cancelled(task: asyncio.Future[Any]) -> None:
+    """Cancel `task` and wait until it ended (nothing of it is used; our own cancellation still ends us)."""
+    task.cancel()
+    await asyncio.wait([task])
+    if not task.cancelled():
+        task.exception()  # retrieved: a failure of what was thrown away is not logged as unhandled
 
 
 # A target holds at most a few sockets at once (a connect per address and port, a decoy, a
@@ -160,6 +222,7 @@ async def _gather_targets(
     phase: ControlPhase,
     limit: asyncio.Semaphore,
     deadline: float,
+    progress: OnTarget | None = None,
 ) -> list[TargetResult]:
     # A few workers take the targets in turn, rather than a task per target waiting on `limit`,
     # which would hold a task (and anyio's per-task state under httpx) for every target at once.
@@ -169,7 +232,9 @@ async def _gather_targets(
     async def worker() -> None:
         for index, target in queue:
             async with limit:
-                results[index] = await _measure_target(config, vantage, route, service, target, phase, deadline)
+                results[index] = result = await _measure_target(config, vantage, route, service, target, phase, deadline)
+            if progress is not None:
+                progress(result)
 
     await asyncio.gather(*(worker() for _ in range(min(len(targets), concurrency_for(config.schedule.concurrency)))))
     measured = [r for r in results if r is not None]
@@ -249,12 +314,14 @@ def _reached_ipv6(controls: list[TargetResult]) -> bool:
     )
 
 
-async def run_all(config: Config, services: list[str] | None = None) -> list[VantageResult]:
+async def run_all(config: Config, services: list[str] | None = None, progress: OnTarget | None = None) -> list[VantageResult]:
     """`once`: control vantages first (their results tell outages from blocks), then the rest."""
     controls = [v for v in config.vantages if v.control]
     others = [v for v in config.vantages if not v.control]
-    control_results = list(await asyncio.gather(*(run_round(config, v, services=services) for v in controls)))
+    control_results = list(await asyncio.gather(*(run_round(config, v, services=services, progress=progress) for v in controls)))
     reference = judge.control_reference(control_results, controls)
-    other_results = await asyncio.gather(*(run_round(config, v, services=services, control_vantage=reference) for v in others))
+    other_results = await asyncio.gather(
+        *(run_round(config, v, services=services, control_vantage=reference, progress=progress) for v in others)
+    )
     by_name = {r.vantage: r for r in [*control_results, *other_results]}
     return [by_name[v.name] for v in config.vantages]

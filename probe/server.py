@@ -1,24 +1,27 @@
 """The HTTP listener: /metrics, /healthz, /status.json and the status page at /.
 
 A small asyncio HTTP/1.1 server (GET and HEAD only) in the monitor's own event loop: no extra
-thread, bounded requests, optional TLS and basic auth, localhost by default.
+thread, bounded requests, optional TLS and basic auth (`probe.access`: the config's `listen`
+keys or exporter-toolkit's web config), localhost by default. /metrics is served in the
+Prometheus text format, or in OpenMetrics to a scraper that asks for it (Prometheus does).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hmac
 import json
 import logging
 import ssl
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs
 
 from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
 
 from probe import report, status_page
+from probe.access import Access
 from probe.addresses import split_host_port
 from probe.config import Listen
 from probe.history import History
@@ -44,29 +47,47 @@ def accepts_gzip(accept_encoding: str) -> bool:
     return False
 
 
+def accepts_openmetrics(accept: str) -> bool:
+    """Whether an Accept header asks for OpenMetrics (not with q=0)."""
+    for media in accept.lower().split(","):
+        kind, *parameters = (part.strip() for part in media.split(";"))
+        if kind == "application/openmetrics-text":
+            return not any(p.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000") for p in parameters)
+    return False
+
+
 class Server:
-    def __init__(self, state: State, listen: Listen, started_at: float | None = None, history: History | None = None):
+    def __init__(
+        self, state: State, listen: Listen, started_at: float | None = None, history: History | None = None, access: Access | None = None
+    ):
         self.state = state
         self.listen = listen
         self.started_at = started_at or time.time()
         self.history = history
         self.exposition = Exposition(state, history)
         self._server: asyncio.Server | None = None
-        self._password = listen.basic_auth.password() if listen.basic_auth else None
-        if self._password is not None and not self._password.strip():
-            # The config refuses this at load; this is the last line before an open listener.
-            raise ValueError("basic auth is configured but its secret is empty: refusing to serve")
+        self.access = access if access is not None else Access.of_listen(listen)
 
     async def start(self, address: str | None = None) -> tuple[str, int]:
         host, port = split_host_port(address or self.listen.address, 9910)
-        context = None
-        if self.listen.tls is not None:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(str(self.listen.tls.cert_file), str(self.listen.tls.key_file))
-        self._server = await asyncio.start_server(self._handle, host or "127.0.0.1", port, ssl=context, limit=_MAX_REQUEST_BYTES)
+        self._server = await asyncio.start_server(self._handle, host or "127.0.0.1", port, ssl=self.access.tls, limit=_MAX_REQUEST_BYTES)
         bound = self._server.sockets[0].getsockname()
         log.info("serving on %s:%s", bound[0], bound[1])
         return bound[0], bound[1]
+
+    async def reload_web_config(self, path: str) -> None:
+        """SIGHUP with `--web.config.file`: the file read again, in a worker thread; a bad one is
+        refused whole and the running settings kept (as for the config)."""
+        from probe.config import ConfigError
+        from probe.config.webconfig import load_web_config
+
+        try:
+            web = await asyncio.to_thread(load_web_config, path)
+            self.access.update(web)
+        except (ConfigError, ValueError) as exc:
+            log.error("web config reload refused, keeping the running one:\n%s", exc)
+            return
+        log.info("web config reloaded from %s", path)
 
     async def close(self) -> None:
         if self._server is not None:
@@ -77,13 +98,14 @@ class Server:
         try:
             async with asyncio.timeout(_READ_TIMEOUT):
                 head = await reader.readuntil(b"\r\n\r\n")
-            status, headers, body = self._respond(head)
+            status, headers, body = await self._answer(head)
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ConnectionError, ssl.SSLError):
             writer.close()
             return
         try:
             pieces = (body,) if isinstance(body, bytes) else body
             length = sum(len(piece) for piece in pieces)
+            headers.update(self.access.headers)  # the web config's headers, on every answer
             lines = [f"HTTP/1.1 {status}", f"Content-Length: {length}", "Connection: close", *(f"{k}: {v}" for k, v in headers.items())]
             writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
             if not head.startswith(b"HEAD "):
@@ -95,44 +117,40 @@ class Server:
         finally:
             writer.close()
 
-    def _respond(self, head: bytes) -> tuple[str, dict[str, str], Body]:
+    async def _answer(self, head: bytes) -> tuple[str, dict[str, str], Body]:
         request_line, *header_lines = head.decode("latin-1").split("\r\n")
         parts = request_line.split(" ")
         if len(parts) != 3 or parts[0] not in ("GET", "HEAD"):
             return "405 Method Not Allowed", {"Allow": "GET, HEAD"}, b""
         headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in header_lines if line)}
-        if self._password is not None and not self._authorized(headers.get("authorization", "")):
-            return "401 Unauthorized", {"WWW-Authenticate": 'Basic realm="msgreach"'}, b"authentication required\n"
-        path, _, query = parts[1].partition("?")
+        if self.access.protected and not await self.access.admits(headers.get("authorization", "")):
+            return "401 Unauthorized", {"WWW-Authenticate": 'Basic realm="msgreach"', "Content-Type": "text/plain"}, b"authentication required\n"
+        return self._respond(parts[1], headers)
+
+    def _respond(self, target: str, headers: dict[str, str]) -> tuple[str, dict[str, str], Body]:
+        path, _, query = target.partition("?")
         if path == "/":
             return self._status_page(query, headers.get("accept-language", ""))
         if path == "/metrics":
-            return self._metrics(gzip=accepts_gzip(headers.get("accept-encoding", "")))
+            return self._metrics(
+                gzip=accepts_gzip(headers.get("accept-encoding", "")), openmetrics=accepts_openmetrics(headers.get("accept", ""))
+            )
+        if path == "/status.json":
+            return self._status_json(query)
         route: dict[str, Callable[[], tuple[str, dict[str, str], Body]]] = {
             "/healthz": self._healthz,
-            "/status.json": self._status_json,
         }
         handler = route.get(path)
         if handler is None:
             return "404 Not Found", {"Content-Type": "text/plain"}, b"not found\n"
         return handler()
 
-    def _authorized(self, header: str) -> bool:
-        scheme, _, encoded = header.partition(" ")
-        if scheme.lower() != "basic":
-            return False
-        try:
-            user, _, password = base64.b64decode(encoded).decode().partition(":")
-        except ValueError:
-            return False
-        expected_user = self.listen.basic_auth.username if self.listen.basic_auth else ""
-        return hmac.compare_digest(user, expected_user) & hmac.compare_digest(password, self._password or "")
-
-    def _metrics(self, *, gzip: bool) -> tuple[str, dict[str, str], Body]:
-        headers = {"Content-Type": CONTENT_TYPE_LATEST, "Vary": "Accept-Encoding"}
+    def _metrics(self, *, gzip: bool, openmetrics: bool) -> tuple[str, dict[str, str], Body]:
+        content_type = OPENMETRICS_CONTENT_TYPE if openmetrics else CONTENT_TYPE_LATEST
+        headers = {"Content-Type": content_type, "Vary": "Accept, Accept-Encoding"}
         if gzip:
             headers["Content-Encoding"] = "gzip"
-        return "200 OK", headers, self.exposition.render(gzip=gzip)
+        return "200 OK", headers, self.exposition.render(gzip=gzip, openmetrics=openmetrics)
 
     def health(self) -> tuple[bool, str]:
         """Healthy while every vantage finishes rounds on time (the first one gets a grace)."""
@@ -149,7 +167,13 @@ class Server:
         healthy, reason = self.health()
         return ("200 OK" if healthy else "503 Service Unavailable"), {"Content-Type": "text/plain"}, (reason + "\n").encode()
 
-    def _status_json(self) -> tuple[str, dict[str, str], bytes]:
+    def _status_json(self, query: str = "") -> tuple[str, dict[str, str], bytes]:
+        headers = {"Content-Type": "application/json", "Cache-Control": "no-store"}
+        if "target" in parse_qs(query):  # one target's evidence: the status page's JSON links
+            found = status_page.target_document(self.state, query)
+            if found is None:
+                return "404 Not Found", {"Content-Type": "text/plain"}, b"no such target\n"
+            return "200 OK", headers, json.dumps(found, ensure_ascii=False).encode()
         results = list(self.state.latest.values())
         started = min((r.started_at for r in results), default=time.time())
         ended = max((r.started_at + r.duration_seconds for r in results), default=started)
@@ -157,13 +181,12 @@ class Server:
         document: dict[str, Any] = report.as_document(results, started, ended - started)
         if self.history is not None:
             document["history"] = status_page.history_document(self.state, self.history)
-        headers = {"Content-Type": "application/json", "Cache-Control": "no-store"}
         return "200 OK", headers, json.dumps(document, ensure_ascii=False).encode()
 
     def _status_page(self, query: str, accept_language: str) -> tuple[str, dict[str, str], bytes]:
         healthy, reason = self.health()
         lang = choose_language(query, accept_language)
-        page = status_page.render(self.state, healthy, reason, history=self.history, lang=lang)
+        page = status_page.render(self.state, healthy, reason, history=self.history, lang=lang, view=status_page.choose_view(query))
         headers = {
             "Content-Type": "text/html; charset=utf-8",
             "Content-Language": lang,

@@ -15,13 +15,17 @@ import signal
 import sqlite3
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from probe import __version__
 from probe import config as config_module
+from probe.access import Access
 from probe.config import Config, ConfigError
+from probe.config.state_dir import ENV_VARIABLE
 from probe.history import History, store_path
 from probe.metrics import Exposition, State
 from probe.model import VantageResult, Verdict, is_block
@@ -36,10 +40,11 @@ class Monitor:
         self.state = State(config)
         self.config_path = config_path
         self.scheduler = AsyncIOScheduler()
+        self.history, self.state_announcement = _history(config)
         self.archive = _archive(config)
-        self.history = _history(config)
         self.exposition: Exposition | None = None  # the listener's /metrics, rendered after each round
         self._reload_task: asyncio.Task[None] | None = None
+        self.also_on_reload: list[Callable[[], Awaitable[None]]] = []  # e.g. the listener's web config
         self._reload_again = False
         self._rounds: set[asyncio.Task] = set()
         self._stopping = False
@@ -176,6 +181,8 @@ class Monitor:
         while self._reload_again:
             self._reload_again = False
             await self.reload()
+            for reload in self.also_on_reload:
+                await reload()
 
     async def reload(self) -> None:
         try:
@@ -225,19 +232,21 @@ def summary(result: VantageResult) -> str:
         parts.append(f"{len(failing)} of {len(targets)} target(s) not ok" + (f" ({detail})" if failing else ""))
     parts.append(f"{result.duration_seconds:.1f} s")
     return "; ".join(parts)
-def _history(config: Config) -> History:
-    """The verdict history (a path needs a restart to change; a reload keeps the store)."""
+def _history(config: Config) -> tuple[History, str]:
+    """The verdict history (a path needs a restart to change; a reload keeps the store), and the
+    sentence that announces where it is kept."""
     schedule = config.schedule
     gap = 2 * schedule.interval_seconds + schedule.jitter_seconds + schedule.deadline
     path = store_path(config.state_dir, config.evidence.path)
-    if path is not None:
-        try:
-            history = History(path, max_gap_seconds=gap)
-            log.info("verdict history in %s", path)
-            return history
-        except (OSError, sqlite3.Error) as exc:  # measuring matters more than remembering
-            log.error("verdict history: cannot use %s (%s); keeping it in memory until a restart", path, exc)
-    return History(None, max_gap_seconds=gap)
+    evidence = f"evidence archive {config.evidence.path}" if config.evidence.path is not None else "evidence archive off"
+    if path is None:
+        return History(None, max_gap_seconds=gap), (
+            f"no state directory (no home directory: set {ENV_VARIABLE} or `state_dir`): verdict history in memory only, lost at exit; {evidence}"
+        )
+    try:
+        return History(path, max_gap_seconds=gap), f"state in {path.parent} (verdict history {path.name}, kept 90 days; {evidence})"
+    except (OSError, sqlite3.Error) as exc:  # measuring matters more than remembering
+        return History(None, max_gap_seconds=gap), f"cannot keep the verdict history in {path} ({exc}): in memory until a restart; {evidence}"
 
 
 def _archive(config: Config):
@@ -248,9 +257,19 @@ def _archive(config: Config):
     return Archive(config.evidence, config.vantages)  # names, country, ASN, source address (scrubbed)
 
 
-async def serve(config: Config, *, listen: str | None = None, config_path: str | None = None) -> int:
+async def serve(
+    config: Config, *, listen: str | None = None, config_path: str | None = None, access: Access | None = None, web_config_path: str | None = None
+) -> int:
+    """`access`: the listener's protection from a web config (`web_config_path`, read again on
+    SIGHUP; default: the config's `listen`)."""
     monitor = Monitor(config, config_path)
-    server = Server(monitor.state, config.listen, history=monitor.history)
+    # The first line a volunteer sees: where what outlives a restart is kept (or why it is not).
+    unkept = monitor.history.path is None and store_path(config.state_dir, config.evidence.path) is not None
+    level = logging.ERROR if unkept else logging.INFO
+    log.log(level, "msgreach %s: %s", __version__, monitor.state_announcement)
+    server = Server(monitor.state, config.listen, history=monitor.history, access=access)
+    if web_config_path is not None:
+        monitor.also_on_reload.append(lambda: server.reload_web_config(web_config_path))
     await server.start(listen)
     monitor.exposition = server.exposition
     stop = asyncio.Event()

@@ -1,7 +1,27 @@
-"""The status page's words, in English and Russian: what each verdict means to a volunteer, one
-sentence each, and the page's own phrases. Plain data, so that a translator edits one file."""
+"""The status page's words, in English and Russian, and the mechanism that says a reason in
+either language.
+
+Plain data first, so that a translator edits one file: what each verdict is called and means,
+the page's own phrases, the reason templates (a key and its parameters -> a sentence), the
+failure strings in words, the checks' names. `say()` renders a `Reason` in a language; a key
+without a template there falls back to the English text the reason carries, marked as English
+(the page gives it `lang="en"`), never to nothing.
+
+A template's parameters are rendered by their names' endings: `…failure` in words (FAILURES),
+`…verdict` by its badge name (NAMES), `…check` by the check's name (CHECKS), a `Moment` as a
+time the page shows in the reader's zone, a nested `Reason` rendered in the same language, a
+list joined; anything else as text.
+"""
 
 from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TypeAlias
+
+from probe.model import HelperExchange
 
 LANGUAGES = ("en", "ru")
 
@@ -93,6 +113,7 @@ MEANINGS: dict[str, dict[str, str]] = {
     },
 }
 
+# The page's own labels and sentences (placeholders in braces are filled by `say`).
 PHRASES: dict[str, dict[str, str]] = {
     "en": {
         "title": "Can messengers be reached from here?",
@@ -101,28 +122,47 @@ PHRASES: dict[str, dict[str, str]] = {
         "blocked_since": "Blocked since {time}",
         "ok_since": "Works since {time}",
         "state_since": "In this state since {time}",
-        "share": "Reachable {day} of the last 24 hours, {week} of the last 7 days",
+        "share": "Reachable {share} of the {period}",
         "no_history": "No history yet",
-        "not_measured": "Not measured in the last 7 days (the point was offline or the monitor failed)",
-        "last_24h": "Last 24 hours (one bar per hour)",
-        "last_7d": "Last 7 days (one bar per 6 hours)",
-        "targets": "Servers checked",
+        "not_measured": "Not measured in the {period} (the point was offline or the monitor failed)",
+        "period_24h": "last 24 hours",
+        "period_7d": "last 7 days",
+        "period_30d": "last 30 days",
+        "period_90d": "last 90 days",
+        "strip_24h": "Last 24 hours (one bar per hour)",
+        "strip_7d": "Last 7 days (one bar per 6 hours)",
+        "strip_30d": "Last 30 days (one bar per day)",
+        "strip_90d": "Last 90 days (one bar per 2 days)",
+        "view": "History over",
+        "view_24h": "24 hours",
+        "view_7d": "7 days",
+        "view_30d": "30 days",
+        "view_90d": "90 days",
+        "targets": "Servers checked, step by step",
         "changes": "Changes",
-        "evidence": "details",
+        "steps": "steps",
+        "json": "JSON",
         "legend": "What the colours mean",
         "controls": "Control sites (they test this point's own connection)",
         "no_round": "No measurement has finished yet.",
-        "monitor_problem": "The monitor has a problem: {reason}",
         "updated": "Updated {time}",
-        "reload": "The list of services changed: reload the page.",
+        "times": "Times are in your time zone; point at one to see it in UTC.",
         "machine": "For programs:",
         "col_target": "server",
         "col_state": "state",
-        "col_since": "since",
         "col_why": "why",
+        "col_step": "step",
+        "col_result": "result",
+        "col_seen": "what was seen",
+        "decided": "decided this",
+        "passed": "passed",
         "reachable": "reachable",
         "targets_down": "{down} of {total} targets down (for everyone: not a block)",
         "language": "Language",
+        "what_to_check": "What to check",
+        "engine_says": "The monitor's own note",
+        "untranslated": "not translated yet",
+        "now": "Now",
     },
     "ru": {
         "title": "Доступны ли мессенджеры отсюда?",
@@ -131,30 +171,497 @@ PHRASES: dict[str, dict[str, str]] = {
         "blocked_since": "Заблокирован с {time}",
         "ok_since": "Работает с {time}",
         "state_since": "В этом состоянии с {time}",
-        "share": "Доступен {day} времени за последние 24 часа, {week} за 7 дней",
+        "share": "Доступен {share} времени за {period}",
         "no_history": "Истории пока нет",
-        "not_measured": "За последние 7 дней не измерялось (точка была не в сети или монитор не работал)",
-        "last_24h": "Последние 24 часа (столбик — час)",
-        "last_7d": "Последние 7 дней (столбик — 6 часов)",
-        "targets": "Проверенные серверы",
+        "not_measured": "Не измерялось за {period} (точка была не в сети или монитор не работал)",
+        "period_24h": "последние 24 часа",
+        "period_7d": "последние 7 дней",
+        "period_30d": "последние 30 дней",
+        "period_90d": "последние 90 дней",
+        "strip_24h": "Последние 24 часа (столбик — час)",
+        "strip_7d": "Последние 7 дней (столбик — 6 часов)",
+        "strip_30d": "Последние 30 дней (столбик — день)",
+        "strip_90d": "Последние 90 дней (столбик — 2 дня)",
+        "view": "История за",
+        "view_24h": "24 часа",
+        "view_7d": "7 дней",
+        "view_30d": "30 дней",
+        "view_90d": "90 дней",
+        "targets": "Проверенные серверы, шаг за шагом",
         "changes": "Изменения",
-        "evidence": "подробности",
+        "steps": "шаги",
+        "json": "JSON",
         "legend": "Что означают цвета",
         "controls": "Контрольные сайты (проверяют подключение самой точки)",
         "no_round": "Ни одно измерение ещё не завершено.",
-        "monitor_problem": "Проблема с монитором: {reason}",
         "updated": "Обновлено {time}",
-        "reload": "Список сервисов изменился: обновите страницу.",
+        "times": "Время указано в вашем часовом поясе; наведите на него, чтобы увидеть UTC.",
         "machine": "Для программ:",
         "col_target": "сервер",
         "col_state": "состояние",
-        "col_since": "с",
         "col_why": "почему",
+        "col_step": "шаг",
+        "col_result": "результат",
+        "col_seen": "что увидели",
+        "decided": "это и решило",
+        "passed": "пройден",
         "reachable": "доступен",
         "targets_down": "не работают {down} из {total} целей (у всех: это не блокировка)",
         "language": "Язык",
+        "what_to_check": "Что проверить",
+        "engine_says": "Заметка монитора",
+        "untranslated": "ещё не переведено",
+        "now": "Сейчас",
     },
 }
+
+# Reason templates: what the page explains (the banner, the causes of an offline point, the
+# steps and the differentials), by key. The judge's own reasons join this table by their keys.
+REASONS: dict[str, dict[str, str]] = {
+    "en": {
+        # notices above everything
+        "notice.monitor_problem": "The monitor has a problem: {reason}",
+        # the banner
+        "banner.no_round": "No measurement has finished yet: the first round takes up to a minute.",
+        "banner.offline": "This point is offline since {time}: nothing else can be judged. {cause}",
+        "banner.offline_now": "This point is offline: nothing else can be judged. {cause}",
+        "banner.allowlist": "Only approved sites work since {time}: domestic sites open, foreign ones do not (a regional shutdown).",
+        "banner.blocked": "Blocked now:",
+        "banner.blocked_item": "{service} — {verdict} since {time}",
+        "banner.partial_item": "{service} — partly ({verdict}) since {time}",
+        "banner.blocked_item_now": "{service} — {verdict}",
+        "banner.partial_item_now": "{service} — partly ({verdict})",
+        "banner.works": "Nothing is blocked now: {services} can be reached.",
+        "banner.none_measured": "No service could be measured in the last round.",
+        "banner.down": "Down for everyone, not a block: {services}.",
+        "banner.error": "Not measured (the monitor's own problem): {services}.",
+        "list.and": "{first} and {last}",
+        # why the point is offline, or under an allowlist: the cause, then what to check
+        "cause.no_network": "Its connection does not work at all: even sites abroad fail at the {check} step ({failure}).",
+        "cause.dns": "Names do not resolve: the DNS servers fail for every test site ({failure}).",
+        "cause.connect": "Names resolve, but no connection to the test sites gets through ({failure}).",
+        "cause.intercepted": "Secure connections are answered by someone else: the test sites' certificates are not theirs ({failure}).",
+        "cause.portal": "Web requests get another answer than the test sites': a sign-in page or a filter answers instead.",
+        "cause.other": "The test sites fail: {sites}.",
+        "cause.unknown": "No test site passed, and none says why (the round may have been cut short).",
+        "cause.allowlist": "Domestic test sites open while every foreign one fails (first: {check} — {failure}).",
+        "cause.site": "{site}: {check} — {failure}",
+        "advice.no_network": "Is the computer connected (Wi-Fi, cable, mobile data)? Does any website open in a browser? If nothing opens, restart the router.",
+        "advice.dns": "Check the DNS settings of this computer and of the router; open a website in a browser to see whether names work at all.",
+        "advice.connect": "Does this network only let traffic out through a proxy (office, school)? Is a firewall or a VPN client stopping it? Open a foreign website in a browser.",
+        "advice.intercepted": "An antivirus with HTTPS scanning, a company proxy or a captive portal (hotel, café, train Wi-Fi) sits in between: switch the scanning off, check the proxy settings, or open a browser and sign in.",
+        "advice.portal": "Open any website in a browser: if a sign-in page appears (hotel, café, train Wi-Fi), sign in; the monitor goes on by itself.",
+        "advice.allowlist": "Nothing to fix on your side: only approved services work in this region now. The monitor goes on measuring and records how long it lasts.",
+        # the steps of a target
+        "step.connected": "{endpoint}: connected in {ms} ms",
+        "step.failed_at": "{endpoint}: {failure}",
+        "dns.answer": "{resolver}: {addresses}",
+        "dns.answer_control": "{resolver} (control): {addresses}",
+        "dns.failed": "{resolver}: {failure}",
+        "dns.failed_control": "{resolver} (control): {failure}",
+        "dns.pinned": "No lookup: the addresses are fixed in the catalog ({addresses}).",
+        "dns.judged.withheld": "{line} — hides the name",
+        "dns.judged.tampered": "{line} — a false address",
+        "dns.judged.unhealthy": "{line} — this resolver fails other names too (ignored)",
+        "dns.judged.global": "{line} — the control resolver agrees",
+        "tls.handshake": "{endpoint}, name {sni}: {result}",
+        "tls.completed": "handshake completed",
+        "tls.certificate": "certificate for {names}, issued by {issuer}",
+        "tls.decoy": "decoy name {sni} to the same address: {result}",
+        "http.answer": "{url}: HTTP {status}",
+        "http.no_answer": "{url}: {failure}",
+        "http.redirect": "redirected ({status}) to {location}",
+        "http.blockpage": "block page ({kind}: {match})",
+        "http.decoy": "the same request with the decoy name {name}: {result}",
+        "http.same_name": "the same request with the real name on a fresh connection: {result}",
+        "http.answered": "answered",
+        "step.works": "works",
+        "step.fails": "fails",
+        "step.failure": "{failure}",
+        "mtproto.framing": "{framing}: {result}",
+        "chat.host_ok": "{host}: works",
+        "diff.control_sees_it": "A control vantage or the helper abroad fails the same way: the service is down, not blocked.",
+        # the differential that decided, by differential and fault
+        "diff.control_resolver.path": "An independent (control) resolver answers the name: your provider's resolver hides or forges it.",
+        "diff.control_resolver.server": "The control resolver fails the name too: it does not resolve anywhere, so it is not a block.",
+        "diff.decoy_sni.path": "The same address with a decoy name completes the handshake: the block is keyed on the service's name (SNI).",
+        "diff.decoy_sni.server": "A decoy name to the same address fails the same way: the server's own fault, not a block.",
+        "diff.tls+decoy_sni.path": "A decoy name fails too: the secure connection itself is cut on the way.",
+        "diff.tls.path": "Ordinary HTTPS to the same host works: only QUIC is cut.",
+        "diff.decoy_host.path": "The same request with a decoy name is answered: the block is keyed on the service's name.",
+        "diff.decoy_host.server": "The same request with the real name on a fresh connection is answered: not a block.",
+        "diff.blockpage_fingerprint.path": "The answer matches a known block page.",
+        "diff.trust_store.server": "The certificate is the server's own but invalid (e.g. expired): not an interception.",
+        "diff.control_stun.path": "A control STUN server answers: only the service's UDP is stopped.",
+        "diff.control_stun.server": "The control STUN servers are silent too: UDP does not work here at all.",
+        "diff.control_download.path": "A control download is fast: only this service is slowed.",
+        "diff.transport.path": "The connection opens, then the app's own traffic is cut.",
+        "diff.transport.server": "The server itself answered wrongly or not at all: not a block.",
+        "diff.neutral_bytes.path": "Neutral bytes of the same size get through: the protocol's signature is what is stopped.",
+        "diff.control_stream.path": "A control stream gets through: this stream is what is cut.",
+        "diff.helper_plain.path": "The helper abroad receives a plain transfer: the path freezes this one.",
+        "diff.helper_decoy_sni.path": "A transfer with a decoy name to the helper passes: the freeze is keyed on the name.",
+        "fault.server": "The server itself fails (it answers garbage, closes or fails the decoy too): not a block.",
+        "fault.monitor": "The monitor could not measure this (its own problem): no claim about the network.",
+        "fault.unseparated": "Nothing could be compared with: the failure stands as this step saw it.",
+        "unseparated.ip_blocked": "Every address and port fails; from here alone that cannot be told from a dead server: other measuring points and the helper abroad compare.",
+        "unseparated.tls_blocked": "A decoy name is cut too: the secure connection itself is cut on the way, or the server is down (other measuring points and the helper abroad compare).",
+        "unseparated.tls_mitm": "The certificate does not validate for the service's name, and nothing shows it is the server's own: someone may be intercepting.",
+        "fault.path": "The comparison points at the path between you and the service.",
+        "why.ok": "Every check passed.",
+        "why.offline": "Not measured: this point is offline.",
+        "why.failed": "{check} failed: {failure}.",
+        "why.failed_plain": "{check} failed.",
+    },
+    "ru": {
+        "notice.monitor_problem": "Проблема с монитором: {reason}",
+        "banner.no_round": "Ни одно измерение ещё не завершено: первое занимает до минуты.",
+        "banner.offline": "Точка не в сети с {time}: о сервисах судить нельзя. {cause}",
+        "banner.offline_now": "Точка не в сети: о сервисах судить нельзя. {cause}",
+        "banner.allowlist": "С {time} работают только разрешённые сайты: отечественные открываются, зарубежные — нет (региональное отключение).",
+        "banner.blocked": "Сейчас заблокированы:",
+        "banner.blocked_item": "{service} — {verdict} с {time}",
+        "banner.partial_item": "{service} — частично ({verdict}) с {time}",
+        "banner.blocked_item_now": "{service} — {verdict}",
+        "banner.partial_item_now": "{service} — частично ({verdict})",
+        "banner.works": "Сейчас ничего не заблокировано: {services} доступны.",
+        "banner.none_measured": "В последнем измерении ни один сервис не удалось проверить.",
+        "banner.down": "Не работает у всех, это не блокировка: {services}.",
+        "banner.error": "Не измерено (проблема самого монитора): {services}.",
+        "list.and": "{first} и {last}",
+        "cause.no_network": "Подключение не работает совсем: даже зарубежные сайты не проходят шаг «{check}» ({failure}).",
+        "cause.dns": "Имена не разрешаются: DNS-серверы не отвечают ни для одного контрольного сайта ({failure}).",
+        "cause.connect": "Имена разрешаются, но соединения с контрольными сайтами не проходят ({failure}).",
+        "cause.intercepted": "На защищённые соединения отвечает кто-то другой: сертификаты контрольных сайтов поддельные ({failure}).",
+        "cause.portal": "На веб-запросы приходит чужой ответ: вместо контрольных сайтов отвечает страница входа или фильтр.",
+        "cause.other": "Контрольные сайты не открываются: {sites}.",
+        "cause.unknown": "Ни один контрольный сайт не открылся, и ни один не сказал почему (возможно, измерение прервалось).",
+        "cause.allowlist": "Отечественные контрольные сайты открываются, а все зарубежные — нет (первый сбой: {check} — {failure}).",
+        "cause.site": "{site}: {check} — {failure}",
+        "advice.no_network": "Подключён ли компьютер (Wi-Fi, кабель, мобильные данные)? Открывается ли хоть один сайт в браузере? Если ничего не открывается, перезагрузите роутер.",
+        "advice.dns": "Проверьте настройки DNS на этом компьютере и на роутере; откройте сайт в браузере, чтобы понять, работают ли имена вообще.",
+        "advice.connect": "Не выпускает ли эта сеть трафик только через прокси (работа, учёба)? Не мешает ли межсетевой экран или VPN-клиент? Откройте зарубежный сайт в браузере.",
+        "advice.intercepted": "Между вами и сайтами стоит антивирус с проверкой HTTPS, прокси организации или страница входа (гостиница, кафе, Wi-Fi в поезде): отключите проверку, проверьте настройки прокси или откройте браузер и войдите в сеть.",
+        "advice.portal": "Откройте любой сайт в браузере: если появится страница входа (гостиница, кафе, Wi-Fi в поезде), войдите; монитор продолжит сам.",
+        "advice.allowlist": "С вашей стороны чинить нечего: в регионе сейчас работают только разрешённые сервисы. Монитор продолжает измерять и записывает, сколько это длится.",
+        "step.connected": "{endpoint}: соединение за {ms} мс",
+        "step.failed_at": "{endpoint}: {failure}",
+        "dns.answer": "{resolver}: {addresses}",
+        "dns.answer_control": "{resolver} (контрольный): {addresses}",
+        "dns.failed": "{resolver}: {failure}",
+        "dns.failed_control": "{resolver} (контрольный): {failure}",
+        "dns.pinned": "Без DNS: адреса заданы в каталоге ({addresses}).",
+        "dns.judged.withheld": "{line} — скрывает имя",
+        "dns.judged.tampered": "{line} — ложный адрес",
+        "dns.judged.unhealthy": "{line} — этот DNS-сервер не отвечает и на другие имена (не учитывается)",
+        "dns.judged.global": "{line} — контрольный DNS-сервер согласен",
+        "tls.handshake": "{endpoint}, имя {sni}: {result}",
+        "tls.completed": "рукопожатие прошло",
+        "tls.certificate": "сертификат для {names}, выдан {issuer}",
+        "tls.decoy": "подставное имя {sni} на тот же адрес: {result}",
+        "http.answer": "{url}: HTTP {status}",
+        "http.no_answer": "{url}: {failure}",
+        "http.redirect": "перенаправление ({status}) на {location}",
+        "http.blockpage": "страница блокировки ({kind}: {match})",
+        "http.decoy": "тот же запрос с подставным именем {name}: {result}",
+        "http.same_name": "тот же запрос с настоящим именем по новому соединению: {result}",
+        "http.answered": "ответ получен",
+        "step.works": "работает",
+        "step.fails": "не работает",
+        "step.failure": "{failure}",
+        "mtproto.framing": "{framing}: {result}",
+        "chat.host_ok": "{host}: работает",
+        "diff.control_sees_it": "Контрольная точка или помощник за рубежом видят тот же сбой: сервис не работает у всех, это не блокировка.",
+        "diff.control_resolver.path": "Независимый (контрольный) DNS-сервер отдаёт адрес: DNS-сервер провайдера его скрывает или подменяет.",
+        "diff.control_resolver.server": "Контрольный DNS-сервер тоже не знает имени: оно не разрешается нигде, это не блокировка.",
+        "diff.decoy_sni.path": "Тот же адрес с подставным именем проходит рукопожатие: блокировка настроена на имя сервиса (SNI).",
+        "diff.decoy_sni.server": "Подставное имя на тот же адрес не проходит точно так же: это сбой самого сервера, а не блокировка.",
+        "diff.tls+decoy_sni.path": "Подставное имя тоже не проходит: защищённое соединение обрывается по дороге.",
+        "diff.tls.path": "Обычный HTTPS к тому же серверу работает: обрывается только QUIC.",
+        "diff.decoy_host.path": "Тот же запрос с подставным именем получает ответ: блокировка настроена на имя сервиса.",
+        "diff.decoy_host.server": "Тот же запрос с настоящим именем по новому соединению получает ответ: это не блокировка.",
+        "diff.blockpage_fingerprint.path": "Ответ совпадает с известной страницей блокировки.",
+        "diff.trust_store.server": "Сертификат принадлежит самому серверу, но недействителен (например, истёк): это не перехват.",
+        "diff.control_stun.path": "Контрольный STUN-сервер отвечает: останавливается только UDP-трафик сервиса.",
+        "diff.control_stun.server": "Контрольные STUN-серверы тоже молчат: UDP здесь не работает вообще.",
+        "diff.control_download.path": "Контрольная загрузка идёт быстро: замедлен только этот сервис.",
+        "diff.transport.path": "Соединение открывается, затем собственный трафик приложения обрывается.",
+        "diff.transport.server": "Сервер сам ответил неправильно или не ответил: это не блокировка.",
+        "diff.neutral_bytes.path": "Нейтральные байты того же размера проходят: останавливается именно сигнатура протокола.",
+        "diff.control_stream.path": "Контрольный поток проходит: обрывается именно этот поток.",
+        "diff.helper_plain.path": "Помощник за рубежом получает обычную передачу: по дороге замораживается именно эта.",
+        "diff.helper_decoy_sni.path": "Передача помощнику с подставным именем проходит: заморозка настроена на имя.",
+        "fault.server": "Сбой самого сервера (он отвечает мусором, закрывает соединение или так же не проходит с подставным именем): это не блокировка.",
+        "fault.monitor": "Монитор не смог это измерить (его собственная проблема): о сети это ничего не говорит.",
+        "fault.unseparated": "Сравнить было не с чем: сбой засчитан так, как его увидел этот шаг.",
+        "unseparated.ip_blocked": "Не отвечает ни один адрес и порт; отсюда одного не отличить от неработающего сервера: сравнивают другие точки и помощник за рубежом.",
+        "unseparated.tls_blocked": "Подставное имя тоже обрывается: защищённое соединение режется по дороге, или сервер не работает (сравнивают другие точки и помощник за рубежом).",
+        "unseparated.tls_mitm": "Сертификат не подходит к имени сервиса, и ничто не говорит, что он принадлежит самому серверу: возможно, соединение перехватывают.",
+        "fault.path": "Сравнение указывает на путь между вами и сервисом.",
+        "why.ok": "Все проверки прошли.",
+        "why.offline": "Не измерялось: точка не в сети.",
+        "why.failed": "Шаг «{check}» не прошёл: {failure}.",
+        "why.failed_plain": "Шаг «{check}» не прошёл.",
+    },
+}
+
+# Failure strings (probe/failures.py) in words.
+FAILURES: dict[str, dict[str, str]] = {
+    "en": {
+        "connection_refused": "connection refused",
+        "connection_reset": "connection reset",
+        "connection_aborted": "connection aborted",
+        "generic_timeout_error": "no answer in time",
+        "eof_error": "connection closed",
+        "host_unreachable": "host unreachable",
+        "network_unreachable": "network unreachable",
+        "dns_nxdomain_error": "the name does not exist (NXDOMAIN)",
+        "dns_no_answer": "no address in the answer",
+        "dns_refused_error": "the DNS server refused",
+        "dns_servfail_error": "the DNS server failed (SERVFAIL)",
+        "dns_bogon_error": "a private or reserved address",
+        "dns_temporary_failure": "a temporary DNS failure",
+        "dns_blockpage_address": "the address of a block page",
+        "dns_inconsistent": "an address outside the service's networks",
+        "dns_bad_response": "an answer that is not DNS",
+        "ssl_invalid_hostname": "a certificate for another name",
+        "ssl_unknown_authority": "a certificate from an unknown issuer",
+        "ssl_invalid_certificate": "an invalid certificate",
+        "ssl_failed_handshake": "the secure handshake failed",
+        "http_blockpage": "a block page",
+        "http_body_limit": "the answer was cut at the size limit",
+        "protocol_error": "an answer in another protocol",
+        "stalled": "the transfer stalled",
+        "throttled": "slower than the floor",
+        "check_unavailable": "this check cannot run here",
+        "no_helper_configured": "no helper configured",
+        "helper_line_frozen": "the line to the helper abroad froze",
+        "helper_line_dripping": "the helper's answer dripped",
+        "helper_answer_too_large": "the helper's answer was too large",
+        "helper_answer_unsigned": "the helper's answer was not signed",
+        "helper_answer_malformed": "the helper's answer was malformed",
+        "helper_refused": "the helper refused the request",
+        "helper_no_time": "no time left in the round to ask the helper",
+        "helper_error": "the helper could not say",
+        "local_resource_exhausted": "the monitor ran out of a local resource",
+        "unknown_failure": "an unknown failure",
+    },
+    "ru": {
+        "connection_refused": "соединение отклонено",
+        "connection_reset": "соединение сброшено",
+        "connection_aborted": "соединение прервано",
+        "generic_timeout_error": "нет ответа вовремя",
+        "eof_error": "соединение закрыто",
+        "host_unreachable": "узел недоступен",
+        "network_unreachable": "сеть недоступна",
+        "dns_nxdomain_error": "имя не существует (NXDOMAIN)",
+        "dns_no_answer": "в ответе нет адреса",
+        "dns_refused_error": "DNS-сервер отказал",
+        "dns_servfail_error": "сбой DNS-сервера (SERVFAIL)",
+        "dns_bogon_error": "частный или зарезервированный адрес",
+        "dns_temporary_failure": "временный сбой DNS",
+        "dns_blockpage_address": "адрес страницы блокировки",
+        "dns_inconsistent": "адрес вне сетей сервиса",
+        "dns_bad_response": "ответ не по протоколу DNS",
+        "ssl_invalid_hostname": "сертификат на другое имя",
+        "ssl_unknown_authority": "сертификат неизвестного издателя",
+        "ssl_invalid_certificate": "недействительный сертификат",
+        "ssl_failed_handshake": "защищённое рукопожатие не прошло",
+        "http_blockpage": "страница блокировки",
+        "http_body_limit": "ответ обрезан по лимиту размера",
+        "protocol_error": "ответ на другом протоколе",
+        "stalled": "передача остановилась",
+        "throttled": "медленнее порога",
+        "check_unavailable": "эту проверку здесь нельзя выполнить",
+        "no_helper_configured": "помощник не настроен",
+        "helper_line_frozen": "связь с помощником за рубежом замерла",
+        "helper_line_dripping": "ответ помощника шёл по капле",
+        "helper_answer_too_large": "ответ помощника слишком велик",
+        "helper_answer_unsigned": "ответ помощника не подписан",
+        "helper_answer_malformed": "ответ помощника не по протоколу",
+        "helper_refused": "помощник отклонил запрос",
+        "helper_no_time": "в раунде не осталось времени спросить помощника",
+        "helper_error": "помощник не смог ответить",
+        "local_resource_exhausted": "у монитора кончился локальный ресурс",
+        "unknown_failure": "неизвестный сбой",
+    },
+}
+
+# The checks as steps (the order of a target's checks is the pipeline's: DNS, TCP, TLS, HTTP, then
+# the protocol checks).
+CHECKS: dict[str, dict[str, str]] = {
+    "en": {
+        "dns": "DNS",
+        "tcp": "TCP",
+        "tls": "TLS",
+        "http": "HTTP",
+        "quic": "QUIC (HTTP/3)",
+        "mtproto": "MTProto (Telegram's protocol)",
+        "whatsapp_chat": "WhatsApp chat protocol",
+        "stun": "STUN (calls over UDP)",
+        "throughput": "download speed",
+        "udp_stream": "call-like UDP stream",
+        "circumvention": "VPN/proxy signature",
+        "helper_transfer": "transfer to the helper",
+        "helper": "the helper abroad",
+    },
+    "ru": {
+        "dns": "DNS",
+        "tcp": "TCP",
+        "tls": "TLS",
+        "http": "HTTP",
+        "quic": "QUIC (HTTP/3)",
+        "mtproto": "MTProto (протокол Telegram)",
+        "whatsapp_chat": "протокол чата WhatsApp",
+        "stun": "STUN (звонки по UDP)",
+        "throughput": "скорость загрузки",
+        "udp_stream": "UDP-поток как при звонке",
+        "circumvention": "сигнатура VPN/прокси",
+        "helper_transfer": "передача помощнику",
+        "helper": "помощник за рубежом",
+    },
+}
+
+
+# --- saying a reason in a language ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Moment:
+    """A point in time inside a sentence: the page shows it in the reader's own time zone."""
+
+    at: float
+
+    def utc(self) -> str:
+        return datetime.fromtimestamp(self.at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+Param: TypeAlias = "str | int | float | Moment | Reason | Sequence[Param]"
+
+
+@dataclass(frozen=True)
+class Reason:
+    """What to say, as a template key and its parameters. `english` is the text shown when no
+    template exists for the key in the reader's language (the judge's reasons carry their own
+    English rendering)."""
+
+    key: str
+    params: Mapping[str, Param] = field(default_factory=dict)
+    english: str = ""
+
+
+@dataclass(frozen=True)
+class Said:
+    """A rendered reason: text pieces and moments, the language they are in, and whether that is
+    the language asked for (False: the English fallback)."""
+
+    parts: tuple[str | Moment, ...]
+    lang: str
+    translated: bool = True
+
+    def text(self) -> str:
+        return "".join(p.utc() if isinstance(p, Moment) else p for p in self.parts)
+
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def as_reason(value: object) -> Reason:
+    """A reason as the engine gives it: a structured one (anything with `key` and `params`, whose
+    str() is its English) or a plain English sentence (said as such, in every language)."""
+    if isinstance(value, Reason):
+        return value
+    key, params = getattr(value, "key", None), getattr(value, "params", None)
+    if isinstance(key, str) and isinstance(params, Mapping):
+        return Reason(key, params, str(value))
+    return Reason("", {}, str(value) if value is not None else "")
+
+
+def say(reason: Reason | str, lang: str) -> Said:
+    """The reason in `lang`; without a template there, in English (its own text or the English
+    template), marked untranslated."""
+    reason = as_reason(reason)
+    template = REASONS.get(lang, {}).get(reason.key) or PHRASES.get(lang, {}).get(reason.key)
+    if template is not None:
+        parts = _fill(template, reason.params, lang)
+        if parts is not None:
+            return Said(parts, lang, True)
+    if reason.english:
+        return Said((reason.english,), "en", lang == "en")
+    english = REASONS["en"].get(reason.key) or PHRASES["en"].get(reason.key)
+    if english is not None:
+        parts = _fill(english, reason.params, "en")
+        if parts is not None:
+            return Said(parts, "en", lang == "en")
+    return Said((reason.key,), "en", False)
+
+
+def words(reason: Reason | str, lang: str) -> str:
+    """The reason as plain text (times in UTC)."""
+    return say(reason, lang).text()
+
+
+def _fill(template: str, params: Mapping[str, Param], lang: str) -> tuple[str | Moment, ...] | None:
+    parts: list[str | Moment] = []
+    position = 0
+    for match in _PLACEHOLDER.finditer(template):
+        parts.append(template[position : match.start()])
+        name = match.group(1)
+        if name not in params:
+            return None  # a template that needs what the reason does not carry: fall back
+        parts.extend(_param(name, params[name], lang))
+        position = match.end()
+    parts.append(template[position:])
+    return tuple(_merge(parts))
+
+
+def _param(name: str, value: Param, lang: str) -> list[str | Moment]:
+    if isinstance(value, Moment):
+        return [value]
+    if isinstance(value, Reason):
+        return list(say(value, lang).parts)
+    if isinstance(value, list | tuple):
+        out: list[str | Moment] = []
+        for index, item in enumerate(value):
+            if index:
+                out.append(", ")
+            out.extend(_param(name, item, lang))
+        return out
+    text = str(value)
+    if name.endswith("failure"):
+        return [failure_words(text, lang)]
+    if name.endswith("verdict"):
+        return [NAMES[lang].get(text, text)]
+    if name.endswith("check"):
+        return [CHECKS[lang].get(text, text)]
+    return [text]
+
+
+def failure_words(failure: str, lang: str) -> str:
+    """A failure string in words (`unknown_failure: …` keeps its detail)."""
+    code, _, detail = failure.partition(": ")
+    said = FAILURES[lang].get(code)
+    if said is None:
+        return failure
+    return f"{said}: {detail}" if detail else said
+
+
+def _merge(parts: list[str | Moment]) -> list[str | Moment]:
+    merged: list[str | Moment] = []
+    for part in parts:
+        if isinstance(part, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += part
+        elif part != "":
+            merged.append(part)
+    return merged
+
+
+def join_names(names: Sequence[str], lang: str) -> Reason | str:
+    """`A, B and C` (`A, B и C`)."""
+    if len(names) <= 1:
+        return "".join(names)
+    return Reason("list.and", {"first": ", ".join(names[:-1]), "last": names[-1]})
+
 
 
 def choose_language(query: str, accept_language: str) -> str:
@@ -176,3 +683,59 @@ def choose_language(query: str, accept_language: str) -> str:
         if primary in LANGUAGES and q > 0:
             ranked.append((-q, index, primary))
     return min(ranked)[2] if ranked else "en"
+
+
+# --- the line to a helper abroad (issue #18) ----------------------------------------------------------
+# What the vantage says of its line to each helper: one sentence per failure string of the last
+# exchange that failed (probe.failures), with its numbers. The judge's reasons use the English.
+
+HELPER_LINE: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "Helper abroad {helper}",
+        "up": "the line works ({exchanges} exchanges in the last round, none over {kb} KB)",
+        "helper_line_frozen": "the line to the helper abroad froze after {kb} KB",
+        "helper_line_dripping": "the helper's answer dripped: {kb} KB in {seconds} s",
+        "connection_reset": "the line to the helper abroad was reset after {kb} KB",
+        "eof_error": "the line to the helper abroad closed after {kb} KB",
+        "generic_timeout_error": "no answer from the helper abroad within {seconds} s",
+        "connection_refused": "the helper abroad refused the connection",
+        "helper_answer_too_large": "the helper's answer passed its size cap ({kb} KB) and was refused",
+        "helper_answer_unsigned": "the answer did not carry the helper's signature (forged on the way, or another secret)",
+        "helper_answer_malformed": "the answer was not the helper's protocol",
+        "helper_refused": "the helper refused the request (HTTP {status} {detail})",
+        "helper_no_time": "the round's deadline left no time to ask the helper",
+        "other": "the line to the helper abroad failed ({failure})",
+    },
+    "ru": {
+        "title": "Помощник за рубежом {helper}",
+        "up": "связь работает ({exchanges} обменов в последнем раунде, каждый не больше {kb} КБ)",
+        "helper_line_frozen": "связь с помощником за рубежом замерла после {kb} КБ",
+        "helper_line_dripping": "ответ помощника шёл по капле: {kb} КБ за {seconds} с",
+        "connection_reset": "связь с помощником за рубежом сброшена после {kb} КБ",
+        "eof_error": "связь с помощником за рубежом закрылась после {kb} КБ",
+        "generic_timeout_error": "помощник за рубежом не ответил за {seconds} с",
+        "connection_refused": "помощник за рубежом не принял соединение",
+        "helper_answer_too_large": "ответ помощника превысил допустимый размер ({kb} КБ) и отброшен",
+        "helper_answer_unsigned": "ответ не подписан помощником (подделан по дороге или другой секрет)",
+        "helper_answer_malformed": "ответ не по протоколу помощника",
+        "helper_refused": "помощник отклонил запрос (HTTP {status} {detail})",
+        "helper_no_time": "до конца раунда не осталось времени, чтобы спросить помощника",
+        "other": "связь с помощником за рубежом не работает ({failure})",
+    },
+}
+
+
+def kilobytes(count: int) -> str:
+    """Bytes as KB for people: one decimal under 10 KB (a freeze "after 0.4 KB" is not "after 0")."""
+    return f"{count / 1024:.1f}" if count < 10 * 1024 else f"{count / 1024:.0f}"
+
+
+def helper_line_words(lang: str, exchange: HelperExchange) -> str:
+    """How an exchange with the helper failed, in `lang`: its failure string (probe.failures) with
+    its numbers (the bytes both ways together, as a freeze counts them)."""
+    words = HELPER_LINE[lang]
+    failure = exchange.failure or ""
+    template = words.get(failure.split(":", 1)[0], words["other"])
+    text = template.format(kb=kilobytes(exchange.sent_bytes + exchange.received_bytes), seconds=f"{exchange.duration_seconds:.0f}",
+                           status=exchange.status or "", detail=exchange.detail or "", failure=failure)
+    return text.replace(" )", ")")

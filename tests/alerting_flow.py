@@ -32,6 +32,7 @@ VANTAGE = "lab-client"
 SERVICE = "telegram"
 TECHNIQUE = "ip_blocked"
 BLOCK_ALERTS = {"MsgreachSuddenBlock", "MsgreachWideBlock", "MsgreachTechniqueChange"}
+EXTERNAL_URL = "https://centre.example.org"  # Prometheus's --web.external-url, as the centre sets it
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class Flow:
                 "scrape_configs": [{"job_name": "msgreach", "static_configs": [{"targets": [self.msgreach.target]}]}],
             },
             [p.rules],
+            extra_flags=(f"--web.external-url={EXTERNAL_URL}",),  # the alerts' links are absolute on it
         )
 
     def close(self) -> None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,15 +23,16 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))  # `servers` package, whatever the import mode
 
+from msgreach_helpers import BLOCKED_SNI, msgreach_command, require_root  # noqa: E402,F401 - re-exported
 from servers.dnsserver import Behaviour, DNSServer  # noqa: E402
 from servers.hostile import (  # noqa: E402
     Fleet,
     answer_then_drip,
     answer_then_reset,
     close_after_hello,
+    garbage_after_hello,
     http_handler,
     not_tls,
-    garbage_after_hello,
     oversized_hello,
     reset_after_hello,
     silent,
@@ -39,15 +42,31 @@ from servers.loop import ServerLoop  # noqa: E402
 from servers.socks5 import Socks5Proxy  # noqa: E402
 from servers.testca import Leaf, TestCA  # noqa: E402
 
-from msgreach_helpers import msgreach_command, require_root  # noqa: E402,F401 - re-exported
-
 LOOPBACK = "127.0.0.1"
-BLOCKED_SNI = "blocked.good.test"  # the SNI the front resets
 CONTROL_HOST = "control.good.test"
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "netns: needs root to create a network namespace (mrt-*)")
+    # msgreach keeps history and evidence in a state directory by default (~/.local/state/msgreach):
+    # never the tester's own, and never one shared with another session (session-wide servers
+    # inherit this one; each test gets its own below).
+    _SESSION_STATE.append(tempfile.mkdtemp(prefix="msgreach-test-state-"))
+    os.environ["MSGREACH_STATE_DIR"] = _SESSION_STATE[0]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for directory in _SESSION_STATE:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+_SESSION_STATE: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _own_state_dir(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Each test's `run`/`once` (in process or not) keeps its default state apart from the others'."""
+    monkeypatch.setenv("MSGREACH_STATE_DIR", str(tmp_path_factory.mktemp("state")))
 
 
 @dataclass

@@ -70,7 +70,7 @@ def write_secret(directory: Path, secret: bytes = SECRET) -> Path:
 
 async def start_helper(directory: Path, targets: dict[str, int], **limits: Any) -> Helper:
     measure = config_module.load(write_measure_config(directory, targets))
-    settings = HelperSettings(secret_file=write_secret(directory), listen="127.0.0.1:0", probe_port=0, cache_seconds=0,
+    settings = HelperSettings(secret_file=write_secret(directory), listen="127.0.0.1:0", probe_port=0, bulk_port=0, cache_seconds=0,
                               limits=Limits(**limits))
     helper = Helper(settings, SECRET, measure)
     await helper.start()

@@ -38,6 +38,7 @@ METRIC_FAMILIES = (
     "msgreach_build_info",
     "msgreach_vantage_verdict",
     "msgreach_target_verdict_since_timestamp_seconds",
+    "msgreach_helper_up",
 )
 
 # The contract as this checkout knows it (docs/contract/CONTRACT.md, a copy kept in the repository so

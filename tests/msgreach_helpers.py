@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+BLOCKED_SNI = "blocked.good.test"  # the SNI the fixture's front resets (conftest's `sni_front`)
+
 
 def msgreach_command() -> list[str]:
     """The installed console script next to this interpreter, else `python -m probe`."""

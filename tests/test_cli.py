@@ -1,10 +1,14 @@
-"""The command line as a user meets it: exit codes (0 for a completed round whatever it found, 2
-for bad arguments or config with one paragraph on stderr and no traceback), --version, the
-table and JSON formats of `once`. Every round here runs against loopback servers only."""
+"""The command line as a user meets it: exit codes (`once`: 0 measured and nothing blocked, 3 a
+block found, 4 the vantage offline; 2 for bad arguments or config, with one paragraph on stderr
+and no traceback), --version, the table and JSON formats of `once` and its progress line on a
+terminal. Every round here runs against loopback servers only."""
 
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
 import socket
 import subprocess
 import sys
@@ -98,9 +102,9 @@ def test_once_with_an_unknown_service(msgreach, loopback_config):
     assert "icq" in completed.stderr and "alpha" in completed.stderr
 
 
-def test_once_json_exit_0_whatever_it_found(msgreach, loopback_config):
+def test_once_json_exits_3_when_a_block_is_found(msgreach, loopback_config):
     completed = msgreach("once", "--config", str(loopback_config), "--format", "json", timeout=60)
-    assert completed.returncode == 0, completed.stderr
+    assert completed.returncode == 3, completed.stderr
     document = json.loads(completed.stdout)
     assert_contract_document(document)
     services = {s["service"]: s["verdict"] for s in document["vantages"][0]["services"]}
@@ -110,14 +114,15 @@ def test_once_json_exit_0_whatever_it_found(msgreach, loopback_config):
 
 def test_once_json_is_the_default_when_not_on_a_terminal(msgreach, loopback_config):
     completed = msgreach("once", "--config", str(loopback_config), "--service", "alpha", timeout=60)
-    assert completed.returncode == 0, completed.stderr
+    assert completed.returncode == 0, completed.stderr  # measured, nothing blocked
     document = json.loads(completed.stdout)
     assert [s["service"] for s in document["vantages"][0]["services"]] == ["alpha"]
+    assert "measured" not in completed.stderr  # no progress line where stderr is not a terminal
 
 
 def test_once_table(msgreach, loopback_config):
     completed = msgreach("once", "--config", str(loopback_config), "--format", "table", timeout=60)
-    assert completed.returncode == 0, completed.stderr
+    assert completed.returncode == 3, completed.stderr
     lines = completed.stdout.splitlines()
     assert lines[0].startswith("vantage test-vantage: ok")
     assert any(line.split()[:3] == ["control", "ctl", "control.good.test"] for line in lines)
@@ -127,14 +132,57 @@ def test_once_table(msgreach, loopback_config):
     assert "dns_blocked" in beta_target and "dns: dns_nxdomain_error" in beta_target
 
 
-def test_once_on_an_offline_vantage_exits_0(msgreach, env, tmp_path):
+def test_once_on_an_offline_vantage_exits_4(msgreach, env, tmp_path):
     config = env.config(
         [{"name": "svc", "targets": [env.target("web", "cli-ok.good.test")]}],
         controls=[env.target("ctl", "control.good.test", "refused")],
     )
     completed = msgreach("once", "--config", str(env.write(tmp_path, config)), "--format", "json", timeout=60)
-    assert completed.returncode == 0, completed.stderr
+    assert completed.returncode == 4, completed.stderr
     assert json.loads(completed.stdout)["vantages"][0]["verdict"] == "vantage_offline"
+
+
+def _once_with_stderr_on_a_terminal(config: Path) -> tuple[int, str, bytes]:
+    """`once --format json` with stdout a pipe and stderr a pseudo-terminal, as in a shell
+    that pipes the JSON on: (exit status, stdout, what the terminal showed)."""
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "probe", "once", "--config", str(config), "--format", "json"],
+            stdout=subprocess.PIPE, stderr=terminal, stdin=subprocess.DEVNULL,
+        )
+    finally:
+        os.close(terminal)
+    shown = b""
+    try:
+        while True:  # drain the terminal until the child closes it (a full pty would block it)
+            ready, _, _ = select.select([controller], [], [], 60)
+            if not ready:
+                raise AssertionError(f"no output and no exit: {shown[-500:]!r}")
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # EIO: the child closed its end
+                break
+            if not chunk:
+                break
+            shown += chunk
+        stdout, _ = proc.communicate(timeout=60)
+    finally:
+        os.close(controller)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, stdout.decode(), shown
+
+
+def test_once_shows_progress_on_a_terminal_and_keeps_stdout_clean(loopback_config):
+    status, stdout, shown = _once_with_stderr_on_a_terminal(loopback_config)
+    assert status == 3, shown[-2000:]
+    json.loads(stdout)  # the document alone: the progress line went to the terminal only
+    # controls (1) and targets (2) of the one vantage; the line is rewritten in place, then erased
+    assert b"\rmsgreach: measured" in shown.replace(b"\x1b[K", b"") and b"/3 targets" in shown, shown
+    assert b"measured 3/3 targets, 1 blocked" in shown, shown
+    assert shown.endswith(b"\r\x1b[K") or shown.rstrip(b"\r\n").endswith(b"\x1b[K"), shown[-200:]
 
 
 def test_run_with_an_impossible_listen_address(msgreach, loopback_config):

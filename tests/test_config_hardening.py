@@ -25,7 +25,7 @@ from servers.testca import TestCA
 from probe import cli
 from probe import config as config_module
 from probe.config import safe_yaml
-from probe.config.files import MAX_YAML_BYTES
+from probe.config.files import MAX_YAML_BYTES, MIN_HELPER_SECRET_BYTES
 from probe.params import CHECK_PARAMS, HTTPParams, ThroughputParams
 
 BASE = """\
@@ -113,6 +113,17 @@ def test_an_alias_bomb_in_a_real_process_with_a_memory_cap(tmp_path):
     run = subprocess.run([*msgreach_command(), "check-config", str(path)], check=False, capture_output=True, text=True, timeout=120, preexec_fn=cap)
     assert run.returncode == 2, run.stderr[-2000:]
     assert "more than" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_long_plain_config_names_the_budget_it_passed(tmp_path):
+    """10,000 targets without an alias are no bomb: the refusal says which budget was passed
+    and how to stay within it, and does not speak of aliases (an alias bomb's does)."""
+    rows = "".join(f"      - {{name: t{i}, host: h{i}.test, ports: [443], checks: [tcp]}}\n" for i in range(10_000))
+    text = BASE.split("services:")[0] + "services:\n  - name: big\n    targets:\n" + rows
+    row = _refused(_write(tmp_path, text), "services.0.targets", f"more than {safe_yaml.MAX_VALUES} values in one file")
+    assert "alias" not in row and "catalog files" in row, row
+    code, _, err = _check(_write(tmp_path, ALIAS_BOMB, "bomb.yaml"))
+    assert code == 2 and "copied by aliases" in err, err
 
 
 def test_a_catalog_takes_the_same_bounded_path(tmp_path):
@@ -249,6 +260,12 @@ def test_durations_and_counts_are_capped_and_typed(tmp_path, extra, key, words):
         ("listen: {address: '127.0.0.1:99999'}", "listen.address", "bad port"),
         ("listen: {address: 'no such host:80'}", "listen.address", "neither"),
         ("listen: {address: ':80'}", "listen.address", "neither"),
+        # What `run` could not bind (issue #21): no DNS is asked, nothing is sent.
+        ("listen: {address: notanaddress}", "listen.address", "listen on an IP address"),
+        ("listen: {address: '300.1.1.1:80'}", "listen.address", "not an IP address"),
+        ("listen: {address: '192.0.2.55:9910'}", "listen.address", "not an address of this machine"),
+        ("vantages: [{name: home, source_address: '192.0.2.77'}]", "vantages.0.source_address", "not an address of this machine"),
+        ("vantages: [{name: home, source_address: '2001:db8::77'}]", "vantages.0.source_address", "not an address of this machine"),
         ("decoy_sni: ''", "decoy_sni", "host name"),
         ("controls: []", "controls", "at least one control"),
     ],
@@ -257,7 +274,7 @@ def test_names_and_addresses(tmp_path, extra, key, words):
     _refused(_write(tmp_path, _with(extra)), key, words)
 
 
-@pytest.mark.parametrize("listen", ["a b:80", "127.0.0.1:99999", ":80", "127.0.0.1:http"])
+@pytest.mark.parametrize("listen", ["a b:80", "127.0.0.1:99999", ":80", "127.0.0.1:http", "notanaddress", "300.1.1.1:80", "192.0.2.55:9910"])
 def test_the_listen_option_is_checked_like_the_config(tmp_path, listen):
     path = _write(tmp_path, BASE)
     err = io.StringIO()
@@ -371,14 +388,19 @@ def test_control_class(tmp_path):
 
 
 def test_helpers(tmp_path):
-    secret = _write(tmp_path, "a shared secret\n", "helper.secret")
+    secret = _write(tmp_path, "a shared secret, long enough\n", "helper.secret")
     empty = _write(tmp_path, "", "empty.secret")
+    short = _write(tmp_path, "x" * (MIN_HELPER_SECRET_BYTES - 1) + "\n", "short.secret")  # the helper refuses it: so does check-config
+    fifo = tmp_path / "fifo.secret"
+    os.mkfifo(fifo)
     config = config_module.load(_write(tmp_path, _with("helpers: [{name: nl, url: 'https://helper.test:8443', secret_file: helper.secret}]")))
     [helper] = config.helpers
     assert (helper.name, helper.url, helper.secret_file, helper.control) == ("nl", "https://helper.test:8443", secret, True)
     assert config_module.load(_write(tmp_path, BASE)).helpers == []
     for helper_text, key, words in (
         (f"{{name: nl, url: 'https://helper.test', secret_file: {empty}}}", "helpers.0.secret_file", "is empty"),
+        (f"{{name: nl, url: 'https://helper.test', secret_file: {short}}}", "helpers.0.secret_file", f"shorter than {MIN_HELPER_SECRET_BYTES} bytes"),
+        (f"{{name: nl, url: 'https://helper.test', secret_file: {fifo}}}", "helpers.0.secret_file", "not a regular file"),
         ("{name: nl, url: 'https://helper.test', secret_file: nowhere}", "helpers.0.secret_file", "cannot read"),
         (f"{{name: nl, url: 'ftp://helper.test', secret_file: {secret}}}", "helpers.0.url", "http:// or https://"),
         (f"{{name: nl, url: 'https://user:pw@helper.test', secret_file: {secret}}}", "helpers.0.url", "no credentials"),

@@ -27,7 +27,7 @@ CONTRACT_METRICS = {
     "msgreach_tls_cert_not_after_timestamp_seconds", "msgreach_download_throughput_bytes_per_second",
     "msgreach_round_duration_seconds", "msgreach_last_round_timestamp_seconds", "msgreach_rounds_total",
     "msgreach_vantage_info", "msgreach_build_info", "msgreach_vantage_verdict",
-    "msgreach_target_verdict_since_timestamp_seconds",
+    "msgreach_target_verdict_since_timestamp_seconds", "msgreach_helper_up",
 }
 
 
@@ -137,10 +137,22 @@ def test_provisioning_files():
     ds = yaml.safe_load((DASHBOARDS / "provisioning" / "datasources" / "msgreach-prometheus.yaml").read_text())
     (source,) = ds["datasources"]
     assert source["type"] == "prometheus" and source["uid"] == "prometheus"
-    # the dashboards' datasource variable defaults to that uid
+    # The datasource variable defaults to the import input (Grafana's "Import dashboard" puts the
+    # chosen data source there); provisioned, it falls back to the default data source: this one.
+    assert source["isDefault"] is True
     for uid in UIDS:
-        (var,) = [v for v in committed(uid)["templating"]["list"] if v["name"] == "datasource"]
-        assert var["current"]["value"] == source["uid"]
+        dashboard = committed(uid)
+        (var,) = [v for v in dashboard["templating"]["list"] if v["name"] == "datasource"]
+        assert var["type"] == "datasource" and var["query"] == "prometheus"
+        assert var["current"]["value"] == "${DS_PROMETHEUS}"
+        (wanted,) = dashboard["__inputs"]
+        assert wanted == {"name": "DS_PROMETHEUS", "label": "Prometheus", "description": wanted["description"],
+                          "type": "datasource", "pluginId": "prometheus", "pluginName": "Prometheus"}
+        required = {(r["type"], r["id"]) for r in dashboard["__requires"]}
+        assert {("grafana", "grafana"), ("datasource", "prometheus")} <= required
+        assert {p["type"] for p in dashboard["panels"] if p["type"] != "row"} == {i for t, i in required if t == "panel"}
+        # Every panel and annotation reads the variable, never a fixed data source.
+        assert "${DS_PROMETHEUS}" not in json.dumps([dashboard["panels"], dashboard["annotations"]])
     prov = yaml.safe_load((DASHBOARDS / "provisioning" / "dashboards" / "msgreach.yaml").read_text())
     (provider,) = prov["providers"]
     assert provider["type"] == "file" and provider["options"]["path"]
@@ -181,6 +193,57 @@ def test_verdict_colours_cover_the_models_vocabulary(generator):
     assert [name for name, _, _ in generator.VANTAGE_CODES] == [str(v) for v in VANTAGE_VERDICTS]
 
 
+def _mappings(panel: dict) -> dict[str, dict]:
+    found: dict[str, dict] = {}
+    if "fieldConfig" not in panel:  # a row
+        return found
+    for mapping in panel["fieldConfig"]["defaults"].get("mappings", []):
+        found.update(mapping.get("options", {}))
+    for override in panel["fieldConfig"].get("overrides", []):
+        for prop in override["properties"]:
+            if prop["id"] == "mappings":
+                for mapping in prop["value"]:
+                    found.update(mapping.get("options", {}))
+    return found
+
+
+def test_verdicts_wear_the_status_pages_colours():
+    """One verdict, one colour: the page a volunteer opens and the operators' dashboards agree
+    (probe/status_page.py's COLOURS), in every state timeline and table that maps verdicts."""
+    from probe.status_page import COLOURS
+
+    checked = 0
+    for uid in UIDS:
+        for panel in committed(uid)["panels"]:
+            for code, result in _mappings(panel).items():
+                name = result.get("text")
+                if name in COLOURS:
+                    assert result["color"] == COLOURS[name][0], (uid, panel["title"], name, result["color"])
+                    checked += 1
+                elif name in ("passed", "online"):
+                    assert result["color"] == COLOURS["ok"][0], (uid, panel["title"], name)
+                elif name == "failed":
+                    assert result["color"] == COLOURS["ip_blocked"][0], (uid, panel["title"])
+                elif name == "offline":
+                    assert result["color"] == COLOURS["vantage_offline"][0], (uid, panel["title"])
+    assert checked > 40
+
+
+def test_verdicts_and_checks_are_state_timelines():
+    """Verdicts and check results are states, not 0/1 lines: state timelines wherever they are
+    drawn over time."""
+    kinds = {(uid, p["title"]): p["type"] for uid in UIDS for p in committed(uid)["panels"]}
+    for panel in (("msgreach-overview", "Service verdict per vantage"), ("msgreach-service", "Target verdict"),
+                  ("msgreach-service", "Check success by target and check"), ("msgreach-vantage", "Control checks"),
+                  ("msgreach-vantage", "Vantage verdict"), ("msgreach-vantage", "Online over time")):
+        assert kinds[panel] == "state-timeline", panel
+    for uid in UIDS:
+        for p in committed(uid)["panels"]:
+            if p["type"] == "timeseries":
+                exprs = " ".join(t["expr"] for t in p.get("targets", []))
+                assert "msgreach_check_success" not in exprs or "avg by" in exprs, (uid, p["title"])  # a share may be a line
+
+
 def test_grafana_version_matches_the_dashboards_schema():
     """deploy/central runs the Grafana whose schema the dashboards are generated for (the SDK's
     pinned build): a newer schemaVersion than the server knows is refused or mis-migrated."""
@@ -189,4 +252,8 @@ def test_grafana_version_matches_the_dashboards_schema():
     image = compose["services"]["grafana"]["image"]
     tag = re.search(r"grafana-oss:(\d+\.\d+)\.\d+", image).group(1)
     assert tag == pin, f"deploy/central runs Grafana {tag}, the dashboards are generated for {pin}"
+    full = re.search(r"grafana-oss:(\d+\.\d+\.\d+)", image).group(1)
+    for uid in UIDS:
+        (grafana,) = [r for r in committed(uid)["__requires"] if r["id"] == "grafana"]
+        assert grafana["version"] == full
     assert {committed(uid)["schemaVersion"] for uid in UIDS} == {41}  # Grafana 11.6's schema

@@ -32,8 +32,9 @@ _times = st.one_of(
 )
 _FIELDS = ["service", "vantage", "verdict", "reason", "service_verdict", "probe_cc", "probe_asn", "probe_network_name", "input"]
 # Records shaped like the archive's, with any type in any field: what damage or another tool could write.
+_schemas = st.sampled_from(["msgreach-evidence/1"] * 4 + ["msgreach-evidence/2", "msgreach-evidence/0", "msgreach-evidence/", "x"]) | _json
 _records = st.fixed_dictionaries(
-    {"time": _times, "target": st.text(max_size=10)},
+    {"time": _times, "target": st.text(max_size=10), "schema": _schemas},
     optional={name: _json | st.sampled_from(["ok", "ip_blocked", "ZZ", "AS0", "telegram"]) for name in _FIELDS},
 )
 _lines = st.one_of(
@@ -51,7 +52,7 @@ def _args(path: Path, **kwargs: object) -> argparse.Namespace:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(live=st.lists(_lines, max_size=12), rotated=st.lists(_lines, max_size=6), since=st.sampled_from([None, "1h", "2026-03-01", "99999999999d"]), output=st.sampled_from(["table", "json"]))
+@given(live=st.lists(_lines, max_size=12), rotated=st.lists(_lines, max_size=6), since=st.sampled_from([None, "1h", "2026-03-01", "99999999999d"]), output=st.sampled_from(["table", "json", "ooni"]))
 def test_no_archive_content_crashes_the_reader_or_the_command(live: list[bytes], rotated: list[bytes], since: str | None, output: str) -> None:
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "ev.jsonl"
@@ -60,7 +61,7 @@ def test_no_archive_content_crashes_the_reader_or_the_command(live: list[bytes],
         reading = read(path)
         assert reading.files == archive_files(path)
         lines = [line for file in reading.files for line in file.read_bytes().split(b"\n") if line.strip()]
-        assert len(reading.records) + reading.skipped == len(lines)  # every line is a record or counted
+        assert len(reading.records) + reading.skipped + sum(reading.refused.values()) == len(lines)  # every line is a record or counted
         groups = changes(reading.records, None, None)
         json.dumps(groups)  # the --format json document is serialisable
         render_table(groups, None, None, reading, path)
@@ -85,7 +86,7 @@ ABSURD = ["99999999999d", "9" * 400 + "w", "99999999999999999999s", "0001-01-01T
 @pytest.mark.parametrize("option", ["--since", "--until"])
 def test_absurd_times_end_in_one_line_and_exit_2(tmp_path: Path, option: str, value: str) -> None:
     path = tmp_path / "ev.jsonl"
-    path.write_text('{"time": "2026-03-01T12:00:00Z", "target": "a", "service": "s", "vantage": "v", "verdict": "ok"}\n')
+    path.write_text('{"schema": "msgreach-evidence/1", "time": "2026-03-01T12:00:00Z", "target": "a", "service": "s", "vantage": "v", "verdict": "ok"}\n')
     run = subprocess.run(
         [sys.executable, "-m", "probe", "evidence", "--path", str(path), f"{option}={value}"],
         cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60,

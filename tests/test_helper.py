@@ -195,7 +195,7 @@ async def test_bad_datagrams_are_dropped_and_counted_and_the_helper_keeps_servin
 
 async def test_stream_datagrams_are_echoed_once_never_larger(tmp_path: Path) -> None:
     from probe.config import HelperRef
-    from probe.helper.client import HelperClient
+    from probe.helper.client import HelperClient, HelperError
     from probe.net import Route
 
     server, port = await open_port()
@@ -222,8 +222,9 @@ async def test_stream_datagrams_are_echoed_once_never_larger(tmp_path: Path) -> 
 
         await asyncio.to_thread(exchange)
         assert _refused(helper, "stream", "replayed") == 2
-        with pytest.raises(Exception, match="out_of_bounds"):
+        with pytest.raises(HelperError) as refused:
             await client.post(wire.API_STREAM, {"packets": 10**9, "size": 172})
+        assert (refused.value.exchange.failure, refused.value.exchange.status, refused.value.exchange.detail) == ("helper_refused", 400, "out_of_bounds")
     finally:
         await helper.close()
         server.close()
@@ -244,7 +245,7 @@ async def test_a_target_failing_at_the_helper_too_is_down_and_one_failing_only_h
         assert targets["dead"].verdict == "down" and "abroad" in targets["dead"].reason, targets["dead"]
         assert targets["here-only"].verdict == "ip_blocked", targets["here-only"]
         kept = targets["here-only"].as_json()["checks"][-1]
-        assert kept["check"] == "helper" and kept["helper"] == "abroad" and kept["verdict"] == "ok" and kept["checks"][0]["check"] == "tcp"
+        assert kept["check"] == "helper" and kept["helper"] == "abroad" and kept["verdict"] == "ok" and "failed_check" not in kept
         dead_helper = targets["dead"].as_json()["checks"][-1]
         assert dead_helper["verdict"] == "ip_blocked" and dead_helper["failure"] == "connection_refused"
     finally:
@@ -262,7 +263,9 @@ async def test_without_a_reachable_helper_the_round_keeps_its_own_verdicts(tmp_p
         targets = {t.target: t for t in result.services[0].targets}
         assert targets["dead"].verdict == "ip_blocked"
         kept = targets["dead"].checks[-1].as_json()
-        assert kept["check"] == "helper" and kept["failure"] == "helper_error" and "ConnectError" in kept["error"]
+        assert kept["check"] == "helper" and kept["failure"] == "connection_refused" and kept["error"] == "the helper abroad refused the connection"
+        assert kept["line"]["path"] == "/v1/measure" and kept["line"]["sent_bytes"] == 0
+        assert [(line.helper, line.up, line.last_failure.failure) for line in result.helpers] == [("abroad", False, "connection_refused")]
     finally:
         server.close()
 

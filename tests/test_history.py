@@ -135,3 +135,69 @@ def test_the_store_survives_kill_9_of_its_writer(tmp_path):
     assert summary.verdict in ("ok", "ip_blocked") and summary.since is not None
     history.record(round_result(T0 + 100_000, Verdict.OK, vantage="ru-2"))  # and it takes new rounds
     assert history.count() > rows
+
+
+def test_views_reach_90_days_and_the_store_keeps_them():
+    history = History(max_gap_seconds=300)
+    now = T0 + 100 * DAY
+    history.record(round_result(now - 95 * DAY, Verdict.IP_BLOCKED))  # beyond every view
+    history.record(round_result(now - 80 * DAY, Verdict.DNS_BLOCKED))  # in the 90-day view only
+    history.record(round_result(now - 20 * DAY, Verdict.SNI_BLOCKED))  # 30 and 90 days
+    history.record(round_result(now - 60, Verdict.OK))
+    summary = history.summary("ru-1", "telegram", "web", now=now)
+    assert {name: len(bars) for name, bars in summary.bars.items()} == {"24h": 24, "7d": 28, "30d": 30, "90d": 45}
+    worst_90 = [bar.worst for bar in summary.bars["90d"]]
+    assert worst_90[5] == "dns_blocked" and worst_90[35] == "sni_blocked" and worst_90[-1] == "ok"
+    assert [bar.worst for bar in summary.bars["30d"]][10] == "sni_blocked"
+    assert "dns_blocked" not in [bar.worst for bar in summary.bars["30d"]]
+    assert [v for _, v in summary.changes] == ["ok", "sni_blocked", "dns_blocked"]  # 90 days of changes
+    assert summary.shares["24h"] == 1.0 and summary.shares["90d"] is not None
+    document = summary.as_json()
+    assert {"share_30d", "share_90d", "bars_30d", "bars_90d"} <= set(document)
+    history.prune(now=now)
+    assert history.count() == 3 * 4  # 4 keys (vantage, service, 2 targets) x 4 rounds apart; the 95-day-old round went
+    assert history.summary("ru-1", "telegram", "web", now=now).bars["90d"][5].worst == "dns_blocked"
+
+
+def test_the_store_refuses_links_fifos_and_oversized_files(tmp_path):
+    from probe.history import UnsafeStateFile
+
+    elsewhere = tmp_path / "elsewhere.sqlite3"
+    link = tmp_path / "link" / HISTORY_FILE
+    link.parent.mkdir()
+    link.symlink_to(elsewhere)
+    with pytest.raises(UnsafeStateFile, match="symbolic link"):
+        History(link)
+    assert not elsewhere.exists()
+
+    fifo = tmp_path / "fifo" / HISTORY_FILE
+    fifo.parent.mkdir()
+    os.mkfifo(fifo.with_name(HISTORY_FILE + "-wal"))  # a FIFO would hang SQLite's open
+    with pytest.raises(UnsafeStateFile, match="not a regular file"):
+        History(fifo)
+
+    big = tmp_path / "big" / HISTORY_FILE
+    big.parent.mkdir()
+    with open(big, "wb") as handle:
+        handle.truncate(2 * 1024 * 1024)
+    with pytest.raises(UnsafeStateFile, match="over the history's bound"):
+        History(big, max_bytes=1024 * 1024)
+
+
+def test_a_store_at_its_size_bound_drops_its_oldest_and_goes_on(tmp_path):
+    path = tmp_path / HISTORY_FILE
+    history = History(path, max_bytes=256 * 1024, max_spans=10**9, max_gap_seconds=300)
+    for i in range(3000):  # every round flips web: a new span per round, far more than 256 KiB holds
+        history.record(round_result(T0 + 60 * i, Verdict.OK if i % 2 else Verdict.IP_BLOCKED))
+    assert os.path.getsize(path) <= 256 * 1024
+    summary = history.summary("ru-1", "telegram", "web", now=T0 + 60 * 3000)
+    assert summary.verdict == "ok" and summary.since == T0 + 60 * 2999  # the newest rounds are all there
+    assert history.since("ru-1", "telegram", "dc1") > T0  # the oldest went to make room
+    history.close()
+
+
+def test_the_store_is_private_to_its_owner(tmp_path):
+    path = tmp_path / "state" / HISTORY_FILE
+    History(path).close()
+    assert oct(path.stat().st_mode & 0o777) == oct(0o640)
+    assert oct(path.parent.stat().st_mode & 0o777) == oct(0o700)

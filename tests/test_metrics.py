@@ -15,6 +15,7 @@ import pytest
 from msgreach_helpers import require_tool, free_port
 from msgreach_contract import CONTRACT_FILE, SHARED_CONTRACT_FILE, METRIC_FAMILIES, SERVICE_VERDICTS, TARGET_VERDICTS, families_in_contract
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
 import probe
@@ -216,7 +217,7 @@ async def test_listener_metrics(listener):
     response = await client.get("/metrics")  # httpx asks for gzip, as Prometheus does
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
-    assert response.headers["content-encoding"] == "gzip" and response.headers["vary"] == "Accept-Encoding"
+    assert response.headers["content-encoding"] == "gzip" and response.headers["vary"] == "Accept, Accept-Encoding"
     assert int(response.headers["content-length"]) == response.num_bytes_downloaded
     assert "msgreach_rounds_total" in response.text
     assert SOURCE not in response.text
@@ -295,13 +296,13 @@ def test_metrics_are_rendered_once_per_change_not_per_scrape(measured):
     state, _ = measured
     exposition = Exposition(state)
     exposition.refresh()
-    rendered = exposition._compressed
+    rendered = exposition._cached[False][1]
     ours, process = exposition.render()
-    assert exposition._compressed is rendered  # the second scrape rendered nothing new
+    assert exposition._cached[False][1] is rendered  # the second scrape rendered nothing new
     assert b"process_cpu_seconds_total" in process and b"process_" not in ours
     state.record(next(iter(state.latest.values())))
     exposition.refresh()
-    assert exposition._compressed is not rendered
+    assert exposition._cached[False][1] is not rendered
     assert b"msgreach_rounds_total" in exposition.render()[0]
 
 
@@ -321,7 +322,50 @@ def test_gzip_and_plain_scrapes_carry_the_same_text(measured):
         ours, process = plain.split(b"# HELP process_", 1)
         assert ours == render(exposition._collectors)
         assert unzipped.split(b"# HELP process_", 1)[0] == ours
-    assert len(exposition._compressed) * 5 < len(ours)
+    assert len(exposition._cached[False][1]) * 5 < len(ours)
+
+
+def test_openmetrics_when_asked_rendered_once_per_change(measured):
+    """A scraper that asks for OpenMetrics (Prometheus does) gets the same samples in OpenMetrics,
+    `# EOF` last, gzip or not, from a render kept until the state changes; after a round the
+    format of the last scrape is the one rendered (the text is not made for nobody)."""
+    import gzip
+
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
+
+    from probe.metrics import Exposition
+
+    state, _ = measured
+    exposition = Exposition(state, History())
+    text = b"".join(exposition.render()).decode()
+    served = b"".join(exposition.render(openmetrics=True))
+    assert gzip.decompress(b"".join(exposition.render(gzip=True, openmetrics=True))) == served
+    assert served.endswith(b"# EOF\n") and served.count(b"# EOF") == 1
+    parsed = list(openmetrics_families(served.decode()))  # the strict OpenMetrics parser
+
+    def samples(families) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
+        return {(s.name, tuple(sorted(s.labels.items())), s.value) for f in families for s in f.samples
+                if not s.name.startswith("process_") and not s.name.endswith("_created")}
+
+    assert samples(parsed) == samples(text_string_to_metric_families(text)) and len(samples(parsed)) > 50
+    kept = exposition._cached[True][1]
+    exposition.render(openmetrics=True)
+    assert exposition._cached[True][1] is kept  # a second scrape rendered nothing new
+    state.record(next(iter(state.latest.values())))
+    exposition.refresh()  # after a round: the format last asked for, OpenMetrics here
+    assert exposition._cached[True][1] is not kept and False not in exposition._cached
+
+
+@pytest.mark.parametrize("accept, wanted", [
+    # Prometheus 2.x's default scrape protocols, then text-only scrapers.
+    ("application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2", True),
+    ("application/openmetrics-text; version=0.0.1", True), ("text/plain;version=0.0.4", False), ("", False), ("*/*", False),
+    ("application/openmetrics-text;q=0", False),
+])
+def test_accept(accept, wanted):
+    from probe.server import accepts_openmetrics
+
+    assert accepts_openmetrics(accept) is wanted
 
 
 @pytest.mark.parametrize("batch", [1, 2, 1000])
@@ -341,6 +385,7 @@ def test_families_written_in_batches_are_the_families_written_whole(measured, mo
     monkeypatch.setattr(metrics, "_BATCH", batch)
     assert metrics.render(found) == generate_latest(whole)
     assert generate_latest(whole).count(b"\n") > 100
+    assert metrics.render(found, openmetrics=True) == generate_openmetrics(whole)
 
 
 @pytest.mark.parametrize("header, wanted", [

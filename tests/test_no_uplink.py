@@ -124,7 +124,7 @@ def test_once_on_the_default_config_without_uplink(netns, msgreach):
     started = time.monotonic()
     completed = msgreach("once", "--format", "json", prefix=netns.exec(), timeout=90)
     elapsed = time.monotonic() - started
-    assert completed.returncode == 0, completed.stderr
+    assert completed.returncode == 4, completed.stderr  # the vantage is offline: nothing judged
     assert elapsed < 60, f"took {elapsed:.1f} s"
     assert "Traceback" not in completed.stderr
     document = json.loads(completed.stdout)

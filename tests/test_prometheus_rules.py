@@ -42,6 +42,22 @@ def test_promtool_check_rules(profile):
     assert "SUCCESS" in out.stdout
 
 
+@pytest.mark.parametrize("profile", sorted(RULE_FILES))
+def test_every_alert_links_its_runbook_section_and_an_absolute_dashboard(profile):
+    """Links a Telegram message, an e-mail or a pager can open: absolute on Prometheus's external
+    URL; the runbook link names a section of docs/operators.md that exists."""
+    operators = (ROOT / "docs" / "operators.md").read_text()
+    sections = {line.removeprefix("### ").strip().lower() for line in operators.splitlines() if line.startswith("### ")}
+    alerts = [r for g in yaml.safe_load(RULE_FILES[profile].read_text())["groups"] for r in g["rules"] if "alert" in r]
+    assert len({a["alert"] for a in alerts}) >= 8
+    for rule in alerts:
+        annotations = rule["annotations"]
+        page, _, anchor = annotations["runbook_url"].partition("#")
+        assert page == "{{ $externalURL }}/docs/operators.md" and anchor == rule["alert"].lower(), annotations["runbook_url"]
+        assert anchor in sections, f"docs/operators.md has no section '### {rule['alert']}'"
+        assert annotations["dashboard"].startswith("{{ $externalURL }}/d/msgreach-"), annotations["dashboard"]
+
+
 def test_promtool_check_config():
     promtool = require_tool("promtool")
     out = run([promtool, "check", "config", str(PROM / "prometheus.yml")])

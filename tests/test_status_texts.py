@@ -1,13 +1,32 @@
-"""The status page's words: every verdict of probe.model explained in both languages, and the
-language chosen from `?lang=` or Accept-Language."""
+"""The status page's words: every verdict of probe.model explained in both languages, every
+reason template in both with the same parameters, every failure string and check named, the
+fallback to English when a template is missing, and the language chosen from `?lang=` or
+Accept-Language."""
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
 from probe.model import SERVICE_VERDICTS, VANTAGE_VERDICTS
 from probe.status_page import COLOURS
-from probe.status_texts import LANGUAGES, MEANINGS, NAMES, PHRASES, choose_language
+from probe.status_texts import (
+    CHECKS,
+    FAILURES,
+    LANGUAGES,
+    MEANINGS,
+    NAMES,
+    PHRASES,
+    REASONS,
+    Moment,
+    Reason,
+    choose_language,
+    say,
+    words,
+)
 
 EVERY_STATE = {str(v) for v in SERVICE_VERDICTS} | {str(v) for v in VANTAGE_VERDICTS} | {"none"}
 
@@ -45,3 +64,84 @@ def test_both_languages_have_the_same_phrases():
 )
 def test_choose_language(query, header, expected):
     assert choose_language(query, header) == expected
+
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def test_every_reason_template_exists_in_both_languages_with_the_same_parameters():
+    assert set(REASONS["en"]) == set(REASONS["ru"])
+    for key, text in REASONS["en"].items():
+        assert set(_PLACEHOLDER.findall(text)) == set(_PLACEHOLDER.findall(REASONS["ru"][key])), key
+        if re.search("[A-Za-z]{3}", _PLACEHOLDER.sub("", text).replace("HTTP", "")):  # words, not only parameters
+            assert text != REASONS["ru"][key], f"{key}: not translated"
+
+
+def test_every_failure_string_and_check_has_words():
+    from probe import failures
+    from probe.checks import REGISTRY
+
+    constants = {v for k, v in vars(failures).items() if k.isupper() and isinstance(v, str) and not k.startswith("_")}
+    for lang in LANGUAGES:
+        assert constants <= set(FAILURES[lang]), constants - set(FAILURES[lang])
+        assert set(REGISTRY) | {"helper"} <= set(CHECKS[lang]), set(REGISTRY) - set(CHECKS[lang])
+
+
+def test_every_key_the_page_says_has_a_template():
+    """Keys written in the page's modules (literal, or a family built from a known set)."""
+    from probe.history import VIEW_NAMES
+
+    root = Path(__file__).resolve().parent.parent / "probe"
+    used = set()
+    for module in ("status_page.py", "status_steps.py", "status_causes.py"):
+        used |= set(re.findall(r"Reason\(\s*\"([a-z_.]+)\"", (root / module).read_text()))
+    used |= {f"cause.{k}" for k in ("no_network", "dns", "connect", "intercepted", "portal", "other", "unknown", "allowlist")}
+    used |= {f"advice.{k}" for k in ("no_network", "dns", "connect", "intercepted", "portal", "allowlist")}
+    used |= {f"period_{v}" for v in VIEW_NAMES} | {f"strip_{v}" for v in VIEW_NAMES} | {f"view_{v}" for v in VIEW_NAMES}
+    used |= {f"dns.{kind}{role}" for kind in ("answer", "failed") for role in ("", "_control")}
+    used |= {f"banner.{k}_now" for k in ("blocked_item", "partial_item")} | {"banner.offline_now"}
+    assert used - {""}
+    for lang in LANGUAGES:
+        missing = {key for key in used if key not in REASONS[lang] and key not in PHRASES[lang]}
+        assert not missing, (lang, missing)
+
+
+def test_say_renders_parameters_by_their_kind():
+    reason = Reason("banner.blocked_item", {"service": "Telegram", "verdict": "ip_blocked", "time": Moment(1_800_000_000)})
+    ru = say(reason, "ru")
+    assert ru.translated and ru.lang == "ru"
+    assert ru.parts[0] == "Telegram — Блокировка по IP с " and ru.parts[1] == Moment(1_800_000_000)
+    assert words(reason, "en") == "Telegram — IP block since 2027-01-15 08:00 UTC"
+    nested = Reason("why.failed", {"check": "mtproto", "failure": "connection_reset"})
+    assert words(nested, "ru") == "Шаг «MTProto (протокол Telegram)» не прошёл: соединение сброшено."
+    assert words(Reason("step.failure", {"failure": "unknown_failure: ValueError: x"}), "ru") == "неизвестный сбой: ValueError: x"
+    assert words(Reason("cause.other", {"sites": [Reason("cause.site", {"site": "a", "check": "tls", "failure": "eof_error"}), "b"]}), "en") == (
+        "The test sites fail: a: TLS — connection closed, b."
+    )
+
+
+def test_without_a_template_the_english_reason_shows_marked_as_english():
+    plain = say("the decoy SNI example.org to the same address passes", "ru")
+    assert (plain.lang, plain.translated, plain.text()) == ("en", False, "the decoy SNI example.org to the same address passes")
+    assert say("same", "en").translated  # English asked, English given
+    missing = say(Reason("judge.some_future_key", {"decoy": "example.org"}, "the decoy passes"), "ru")
+    assert missing.lang == "en" and missing.text() == "the decoy passes"
+    short = say(Reason("banner.blocked_item", {"service": "X"}, "fallback"), "ru")  # a parameter missing
+    assert short.text() == "fallback" and not short.translated
+
+
+def test_a_structured_reason_from_the_engine_is_translated_by_its_key():
+    """The judge's reasons will carry a key and parameters and render their own English: the
+    page takes the key (here one of the page's templates) and says it in the reader's language."""
+
+    class EngineReason:
+        key = "diff.decoy_sni.path"
+        params: ClassVar[dict[str, str]] = {}
+
+        def __str__(self) -> str:
+            return "the decoy SNI passes"
+
+    said = say(EngineReason(), "ru")  # type: ignore[arg-type]
+    assert said.translated and said.text().startswith("Тот же адрес с подставным именем")
+    EngineReason.key = "not.a.template"
+    assert say(EngineReason(), "ru").text() == "the decoy SNI passes"  # type: ignore[arg-type]

@@ -61,6 +61,7 @@ class Profile:
     restart_bridge: str  # a vantage without verdicts (restarting) keeps its block state this long
     allowlist_memory: str  # block pages stay muted this long after a vantage's last allowlist round
     shutdown_min_vantages: int  # vantages of one ASN offline together: a regional shutdown
+    helper_down_for: str  # msgreach_helper_up == 0 this long: the helper line is shown (never paged)
     notes: str
 
 
@@ -83,6 +84,7 @@ PROFILES = {
         restart_bridge="3m",
         allowlist_memory="5m",
         shutdown_min_vantages=2,
+        helper_down_for="15m",
         notes=(
             "For msgreach's default schedule (rounds every 60 s, a confirmation round 20 s after a new block)\n"
             "and a 15 s scrape interval."
@@ -106,6 +108,7 @@ PROFILES = {
         restart_bridge="10s",
         allowlist_memory="10s",
         shutdown_min_vantages=2,
+        helper_down_for="15s",
         notes=(
             "FAST PROFILE, for the lab and end-to-end tests only: rounds every 1-5 s, scrape and\n"
             "evaluation every 1 s. It pages on blocks that lasted seconds: never load it in production."
@@ -200,8 +203,20 @@ def alert(name: str, expr: str, doc: str, *, for_: str | None, labels: dict, ann
     if for_:
         body["for"] = for_
     body["labels"] = labels
-    body["annotations"] = annotations
+    body["annotations"] = {**annotations, "runbook_url": runbook_url(name)}
     return Rule(doc, body)
+
+
+# Links in notifications (Telegram, e-mail, a pager) must be absolute: they are built on the
+# external URL the operator gives Prometheus (`--web.external-url`, `$externalURL` in templates),
+# where the centre's gateway serves Grafana at `/` and the repository's docs at `/docs/`
+# (deploy/central). Elsewhere, serve or redirect those two paths at that URL (docs/operators.md).
+EXTERNAL_URL = "{{ $externalURL }}"
+
+
+def runbook_url(alertname: str) -> str:
+    """The alert's section of docs/operators.md ("### <alertname>", whose anchor is its name in lower case)."""
+    return f"{EXTERNAL_URL}/docs/operators.md#{alertname.lower()}"
 
 
 def recording_rules(p: Profile) -> list[Rule]:
@@ -443,7 +458,7 @@ WIDE_RUNBOOK = (
 
 
 def dashboard_link(name: str, params: str) -> str:
-    return f"/d/msgreach-{name}?{params}"
+    return f"{EXTERNAL_URL}/d/msgreach-{name}?{params}"
 
 
 def alerting_rules(p: Profile) -> list[Rule]:
@@ -667,6 +682,28 @@ def alerting_rules(p: Profile) -> list[Rule]:
                 "description": f"{{{{ $labels.service }}}} failed at a control vantage during at least {p.control_share:.0%} of the last {w}; it is probably down for everyone.",
                 "runbook": "Check the service's status page. Block alerts resume by themselves once the control vantage sees it again.",
                 "dashboard": dashboard_link("service", "var-service={{ $labels.service }}"),
+            },
+        ),
+        alert(
+            "MsgreachHelperLineDown",
+            "max by (vantage, helper) (msgreach_helper_up) == 0",
+            "The line from a vantage to its helper abroad fails (frozen, dripping, reset, garbage): the\n"
+            "helper-dependent targets read `error` and the control measurements are missing; no verdict\n"
+            "changes for it. Shown, never paged (severity info: the digest receiver).",
+            for_=p.helper_down_for,
+            labels={"severity": "info", "category": "helper"},
+            annotations={
+                "summary": "{{ $labels.vantage }} cannot use its helper {{ $labels.helper }}: the line to it fails",
+                "description": (
+                    f"msgreach_helper_up of {{{{ $labels.vantage }}}} for helper {{{{ $labels.helper }}}} has been 0 for {p.helper_down_for}: "
+                    "calls, circumvention and freeze keys are not measured there, and its blocks are not compared with the helper's."
+                ),
+                "runbook": (
+                    "1. The vantage's status page (or /status.json, `helpers`) says how the line fails: frozen after N KB, reset, dripping.\n"
+                    "2. A line frozen at a few KB: the helper's address is in a range the censor freezes; move the helper, or put it behind TLS.\n"
+                    "3. Refused (HTTP 401/429): the secret or the clock of the vantage, or the helper's per-client limits."
+                ),
+                "dashboard": dashboard_link("vantage", "var-vantage={{ $labels.vantage }}"),
             },
         ),
     ]

@@ -21,7 +21,13 @@ from dataclasses import dataclass, field
 from probe import failures
 from probe.checks.base import Context
 from probe.helper import wire
-from probe.helper.client import HelperClient, HelperError, choose, no_helper
+from probe.helper.client import (
+    HelperClient,
+    HelperError,
+    choose,
+    could_not_measure,
+    no_helper,
+)
 from probe.helper.signatures import PROTOCOLS
 from probe.model import CheckResult, Fault, Finding, Verdict
 from probe.net import open_tcp, udp_socket
@@ -30,7 +36,8 @@ from probe.params import CircumventionParams as Params
 NAME = "circumvention"
 BLOCK_VERDICT = Verdict.PROTOCOL_BLOCKED  # what a timeout of this check means
 SIGNATURE_LOST = "signature_lost"
-HELPER_UNREACHABLE = "helper_unreachable"
+SEND_INTERVAL = 0.2  # between copies of a UDP probe: a burst of loss takes one copy, not all
+SETTLE_SECONDS = 0.5  # after the last bytes, before the helper is asked what arrived (a slow line's delay)
 
 
 @dataclass
@@ -39,6 +46,7 @@ class ProbeRecord:
     size: int
     arrived_bytes: int = 0
     failure: str | None = None  # what the sending side saw (connect error, reset)
+    copies: int = 1  # datagrams sent (UDP: several; whichever arrives counts)
 
     @property
     def intact(self) -> bool:
@@ -60,26 +68,39 @@ async def run(ctx: Context, params: Params) -> object:
         return no_helper(NAME, started)
     transport, build = PROTOCOLS[params.protocol]
     signature = build(params.sni)
-    neutral = wire.printable(len(signature))
+    neutral = wire.neutral_like(signature)
     evidence = CircumventionEvidence(ref.name, params.protocol, transport)
+    client = HelperClient(ref, ctx.route, timeout=ctx.timeout)
     try:
-        client = HelperClient(ref, ctx.route, timeout=ctx.timeout)
-        address = await client.address()
         expected = await client.post(wire.API_EXPECT, {"transport": transport, "payloads": [_b64(signature), _b64(neutral)]})
-        ident, port = str(expected["id"]), int(expected["port"])
+        ident, port = _expectation(client, expected)
+        address = await client.address()
         records = [ProbeRecord("signature", len(signature)), ProbeRecord("neutral", len(neutral))]
         send = _send_udp if transport == "udp" else _send_tcp
         await asyncio.gather(*(send(ctx, address, port, payload, record, params) for payload, record in zip((signature, neutral), records)))
-        await asyncio.sleep(0.3)  # the helper's reading of the last bytes
+        await asyncio.sleep(SETTLE_SECONDS)
         report = await client.post(wire.API_REPORT, {"id": ident})
-        for record, arrived in zip(records, report.get("arrived", [])):
-            record.arrived_bytes = int(arrived)
-    except (HelperError, OSError, ValueError, KeyError, TypeError) as exc:
-        finding = Finding(Verdict.DOWN, Fault.UNSEPARATED, "", f"the helper could not be asked: {exc}")
-        return CheckResult(NAME, False, HELPER_UNREACHABLE, time.monotonic() - started, finding, evidence)
+        for record, arrived in zip(records, _arrived(client, report), strict=True):
+            record.arrived_bytes = arrived
+    except HelperError as failed:
+        return could_not_measure(NAME, started, failed)
     evidence.probes = records
     failure, finding = judge(params.protocol, *records)
     return CheckResult(NAME, failure is None, failure, time.monotonic() - started, finding, evidence)
+
+
+def _expectation(client: HelperClient, answer: dict[str, object]) -> tuple[str, int]:
+    try:
+        return str(answer["id"]), int(str(answer["port"]))
+    except (KeyError, ValueError):
+        raise client.malformed(wire.API_EXPECT) from None
+
+
+def _arrived(client: HelperClient, answer: dict[str, object]) -> list[int]:
+    arrived = answer.get("arrived")
+    if not (isinstance(arrived, list) and len(arrived) == 2 and all(type(n) is int and n >= 0 for n in arrived)):
+        raise client.malformed(wire.API_REPORT)
+    return arrived
 
 
 def judge(protocol: str, signature: ProbeRecord, neutral: ProbeRecord) -> tuple[str | None, Finding | None]:
@@ -95,18 +116,22 @@ def judge(protocol: str, signature: ProbeRecord, neutral: ProbeRecord) -> tuple[
 
 
 async def _send_udp(ctx: Context, address: str, port: int, payload: bytes, record: ProbeRecord, params: Params) -> None:
+    """`params.sends` copies, SEND_INTERVAL apart: on a lossy line one of them arrives (the helper
+    reports the longest intact one), so a lost datagram is not a dead signature."""
     try:
         sock = udp_socket(ctx.route, address, port)
     except OSError as exc:
         record.failure = failures.classify(exc)
         return
+    record.copies = params.sends
     try:
-        for _ in range(params.sends):
+        for copy in range(params.sends):
+            if copy:
+                await asyncio.sleep(SEND_INTERVAL)
             try:
                 sock.send(payload)
             except OSError:
                 pass  # ICMP from an earlier send: keep trying, the helper's count decides
-            await asyncio.sleep(0.2)
     finally:
         sock.close()
 

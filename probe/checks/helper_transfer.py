@@ -24,7 +24,13 @@ from probe import failures
 from probe.checks.base import Context
 from probe.config import is_ip_literal
 from probe.helper import bulk, wire
-from probe.helper.client import HelperClient, HelperError, choose, no_helper
+from probe.helper.client import (
+    HelperClient,
+    HelperError,
+    choose,
+    could_not_measure,
+    no_helper,
+)
 from probe.model import CheckResult, Fault, Finding, Verdict
 from probe.net import open_tcp
 from probe.params import HelperTransferParams as Params
@@ -32,7 +38,6 @@ from probe.params import HelperTransferParams as Params
 NAME = "helper_transfer"
 BLOCK_VERDICT = Verdict.THROTTLED  # what a timeout of this check means
 STALLED = failures.STALLED
-HELPER_UNREACHABLE = "helper_unreachable"
 
 
 @dataclass
@@ -64,20 +69,25 @@ async def run(ctx: Context, params: Params) -> object:
     name = params.sni or (ctx.target.host if not is_ip_literal(ctx.target.host) else None) or ctx.decoy_sni
     decoy = params.decoy_sni or ctx.decoy_sni
     evidence = TransferEvidence(ref.name, params.bytes)
+    client = HelperClient(ref, ctx.route, timeout=ctx.timeout)
     try:
-        client = HelperClient(ref, ctx.route, timeout=ctx.timeout)
+        plain_port, tls_port = _ports(client, await client.post(wire.API_BULK, {}))
         address = await client.address()
-        ports = await client.post(wire.API_BULK, {})
-        plain_port, tls_port = int(ports["port"]), int(ports["tls_port"])
-    except (HelperError, OSError, ValueError, KeyError, TypeError) as exc:
-        finding = Finding(Verdict.DOWN, Fault.UNSEPARATED, "", f"the helper could not be asked: {exc}")
-        return CheckResult(NAME, False, HELPER_UNREACHABLE, time.monotonic() - started, finding, evidence)
+    except HelperError as failed:
+        return could_not_measure(NAME, started, failed)
     records = [TransferRecord("plain", None), TransferRecord("tls_decoy", decoy), TransferRecord("tls_name", name)]
     for record in records:  # one after the other: they share the line
         await _transfer(ctx, client, address, tls_port if record.sni else plain_port, record, params)
     evidence.transfers = records
     failure, finding, evidence.keyed_on = judge(*records, size=params.bytes)
     return CheckResult(NAME, failure is None, failure, time.monotonic() - started, finding, evidence)
+
+
+def _ports(client: HelperClient, answer: dict[str, object]) -> tuple[int, int]:
+    try:
+        return int(str(answer["port"])), int(str(answer["tls_port"]))
+    except (KeyError, ValueError):
+        raise client.malformed(wire.API_BULK) from None
 
 
 def judge(plain: TransferRecord, decoy: TransferRecord, named: TransferRecord, *, size: int) -> tuple[str | None, Finding | None, str | None]:

@@ -23,10 +23,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from probe import failures
 from probe.checks.base import Context
 from probe.helper import wire
 from probe.helper.auth import session_key
-from probe.helper.client import HelperClient, HelperError, choose, no_helper
+from probe.helper.client import (
+    HelperClient,
+    HelperError,
+    choose,
+    could_not_measure,
+    no_helper,
+)
 from probe.model import CheckResult, Fault, Finding, Verdict
 from probe.net import udp_socket
 from probe.params import UDPStreamParams as Params
@@ -35,7 +42,8 @@ NAME = "udp_stream"
 BLOCK_VERDICT = Verdict.UDP_BLOCKED  # what a timeout of this check means
 STREAM_CUT = "udp_stream_cut"
 STREAM_LOSS = "udp_stream_loss"
-HELPER_UNREACHABLE = "helper_unreachable"
+LATE_FACTOR = 4  # echoes still coming after the grace period are waited for, up to this many graces
+LATE_QUIET_SECONDS = 0.3  # ...as long as one came within this long
 
 
 @dataclass
@@ -64,9 +72,15 @@ class UDPStreamEvidence:
     helper: str
     packets_per_second: int
     packet_size: int
-    duration_seconds: float
+    stream_seconds: float  # the stream's length (not `duration_seconds`: that is the check's own, in its JSON)
     call: StreamRecord
     control: StreamRecord
+
+
+@dataclass(frozen=True)
+class _Session:
+    session: bytes
+    port: int
 
 
 async def run(ctx: Context, params: Params) -> object:
@@ -76,21 +90,32 @@ async def run(ctx: Context, params: Params) -> object:
         return no_helper(NAME, started)
     size = params.packet_size - params.packet_size % 4
     count = max(2, round(params.duration_seconds * params.packets_per_second))
+    client = HelperClient(ref, ctx.route, timeout=ctx.timeout)
     try:
-        client = HelperClient(ref, ctx.route, timeout=ctx.timeout)
+        # both sessions at once, each on its own connection: one round trip of the round's time
+        opened = await asyncio.gather(*(client.post(wire.API_STREAM, {"packets": count, "size": size}) for _ in range(2)), return_exceptions=True)
+        call_session, control_session = (_session(client, answer) for answer in opened)
         address = await client.address()
-        call_session, control_session = [await client.post(wire.API_STREAM, {"packets": count, "size": size}) for _ in range(2)]
-    except (HelperError, OSError, ValueError) as exc:
-        finding = Finding(Verdict.DOWN, Fault.UNSEPARATED, "", f"the helper could not open a stream: {exc}")
-        return CheckResult(NAME, False, HELPER_UNREACHABLE, time.monotonic() - started, finding, {"helper": ref.name})
-    secret = client.secret
+    except HelperError as failed:
+        return could_not_measure(NAME, started, failed)
     call, control = await asyncio.gather(
-        _stream("call", ctx, address, call_session, secret, count, size, params),
-        _stream("control", ctx, address, control_session, secret, count, size, params),
+        _stream("call", ctx, address, call_session, client.secret, count, size, params),
+        _stream("control", ctx, address, control_session, client.secret, count, size, params),
     )
     evidence = UDPStreamEvidence(ref.name, params.packets_per_second, size, params.duration_seconds, call, control)
     failure, finding = judge(call, control, params.loss_floor)
     return CheckResult(NAME, failure is None, failure, time.monotonic() - started, finding, evidence)
+
+
+def _session(client: HelperClient, answer: dict[str, object] | BaseException) -> _Session:
+    if isinstance(answer, HelperError):
+        raise answer
+    if isinstance(answer, BaseException):
+        raise answer  # not the line's: the runner's bound and bug handling take it
+    try:
+        return _Session(bytes.fromhex(str(answer["session"])), int(str(answer["port"])))
+    except (KeyError, ValueError, TypeError):
+        raise client.malformed(wire.API_STREAM) from None
 
 
 def judge(call: StreamRecord, control: StreamRecord, loss_floor: float) -> tuple[str | None, Finding | None]:
@@ -120,14 +145,9 @@ def _cut_suffix(record: StreamRecord) -> str:
     return f", {_cut_text(record).removeprefix('was ')}" if record.cut_after_seconds is not None else ""
 
 
-async def _stream(kind: str, ctx: Context, address: str, opened: dict, secret: bytes, count: int, size: int, params: Params) -> StreamRecord:
+async def _stream(kind: str, ctx: Context, address: str, opened: _Session, secret: bytes, count: int, size: int, params: Params) -> StreamRecord:
     record = StreamRecord(kind)
-    try:
-        session = bytes.fromhex(str(opened["session"]))
-        port = int(opened["port"])
-    except (KeyError, ValueError, TypeError):
-        record.failure = "bad_helper_answer"
-        return record
+    session, port = opened.session, opened.port
     key = session_key(secret, session)
     interval = 1.0 / params.packets_per_second
     sent_at: list[float] = [0.0] * count
@@ -135,10 +155,11 @@ async def _stream(kind: str, ctx: Context, address: str, opened: dict, secret: b
     try:
         sock = udp_socket(ctx.route, address, port)
     except OSError as exc:
-        record.failure = type(exc).__name__
+        record.failure = failures.classify(exc)
         return record
     loop = asyncio.get_running_loop()
     ssrc = int.from_bytes(os.urandom(4), "big")
+    last_echo = [0.0]
 
     def accept(data: bytes, now: float) -> None:
         datagram = wire.split(data)
@@ -146,7 +167,7 @@ async def _stream(kind: str, ctx: Context, address: str, opened: dict, secret: b
             return
         if data != wire.seal(key, session, datagram.seq, datagram.body, wire.DOWN):
             return  # not the helper's (an injected or mangled datagram)
-        echoed_at[datagram.seq] = now
+        echoed_at[datagram.seq] = last_echo[0] = now
 
     async def receive() -> None:
         while True:
@@ -173,7 +194,7 @@ async def _stream(kind: str, ctx: Context, address: str, opened: dict, secret: b
                 sock.send(wire.seal(key, session, seq, body))
             except (BlockingIOError, ConnectionRefusedError, OSError):
                 pass  # counted as lost
-        await asyncio.sleep(params.grace_seconds)
+        await _late_echoes(params.grace_seconds, lambda: last_echo[0])
     finally:
         receiver.cancel()
         try:
@@ -184,6 +205,20 @@ async def _stream(kind: str, ctx: Context, address: str, opened: dict, secret: b
         sock.close()
     _summarise(record, sent_at, [None if t is None else t - start for t in echoed_at], params.packets_per_second)
     return record
+
+
+async def _late_echoes(grace: float, last_echo: Callable[[], float]) -> None:
+    """Wait `grace` after the last packet, and longer while echoes still come in (a helper that
+    paused, busy with a control measurement, answers late, not never: its queued echoes are not a
+    cut), at most LATE_FACTOR × grace. A cut stream's echoes stopped long before: no wait added."""
+    now = time.monotonic()
+    end, limit = now + grace, now + grace * LATE_FACTOR
+    while True:
+        await asyncio.sleep(max(end - time.monotonic(), 0))
+        now = time.monotonic()
+        if now >= limit or now - last_echo() > LATE_QUIET_SECONDS:
+            return
+        end = min(limit, now + LATE_QUIET_SECONDS)
 
 
 def _drain(sock: socket.socket, accept: Callable[[bytes, float], None]) -> None:

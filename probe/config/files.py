@@ -15,6 +15,7 @@ from pathlib import Path
 MAX_YAML_BYTES = 1024 * 1024  # a config or catalog; the shipped ones are a few KB
 MAX_PEM_BYTES = 4 * 1024 * 1024  # a CA bundle (the system's is ~200 KB), a certificate, a key
 MAX_SECRET_BYTES = 64 * 1024
+MIN_HELPER_SECRET_BYTES = 16  # the helper's shared secret: the helper and check-config refuse shorter
 
 
 def read_bytes(path: Path, max_bytes: int) -> bytes:
@@ -44,6 +45,35 @@ def read_bytes(path: Path, max_bytes: int) -> bytes:
         raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
     finally:
         os.close(fd)
+
+
+def not_a_regular_file(path: Path) -> str | None:
+    """Why a file msgreach writes to may not be written there: a symbolic link (it would send
+    the writes wherever it points), a FIFO, a device, a socket or a directory. None when the path
+    is a regular file, nothing yet, or cannot be looked at (the write will say why)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    return f"{path} is {file_kind(mode)}: msgreach writes only to a regular file (or creates one)"
+
+
+def file_kind(mode: int) -> str:
+    """What kind of file an `st_mode` describes, for a message."""
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+_KINDS = (
+    (stat.S_ISREG, "a regular file"),
+    (stat.S_ISLNK, "a symbolic link"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a directory"),
+)
 
 
 def read_text(path: Path, max_bytes: int) -> str:
@@ -87,6 +117,20 @@ def read_secret(path: Path) -> str:
         raise ValueError(f"secret file: {exc}") from None
     if not secret:
         raise ValueError(f"the secret file {path} is empty")
+    return secret
+
+
+def read_helper_secret(path: Path) -> bytes:
+    """A helper's shared secret (monitor and helper read it the same way): the file's bytes
+    without surrounding whitespace, at least MIN_HELPER_SECRET_BYTES of them."""
+    try:
+        secret = read_bytes(path, MAX_SECRET_BYTES).strip()
+    except ValueError as exc:
+        raise ValueError(f"secret file: {exc}") from None
+    if not secret:
+        raise ValueError(f"the secret file {path} is empty")
+    if len(secret) < MIN_HELPER_SECRET_BYTES:
+        raise ValueError(f"the secret in {path} is shorter than {MIN_HELPER_SECRET_BYTES} bytes (the helper refuses it)")
     return secret
 
 

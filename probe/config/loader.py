@@ -1,7 +1,8 @@
 """Loading: the main file, the catalogs it names (services, controls, fingerprints), patches and
 relative paths, into one validated `Config`, or a `ConfigError` naming every problem with file,
 line and key. Every YAML file, the main one and each catalog, takes the same bounded path
-(`probe.config.files`, `probe.config.safe_yaml`), and nothing touches the network.
+(`probe.config.files`, `probe.config.safe_yaml`), and nothing touches the network: the addresses
+the config binds are checked against this machine's own (`probe.config.local`), DNS is not asked.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 
 from probe.config.errors import ConfigError, Problem
 from probe.config.files import MAX_YAML_BYTES, read_text
-from probe.config.models import Config, Fingerprints, RawConfig, Service, ServiceRef, Target
+from probe.config.local import listen_problem, source_problem
+from probe.config.models import Config, Evidence, Fingerprints, RawConfig, Service, ServiceRef, Target
 from probe.config.safe_yaml import compose, parse, parse_data
+from probe.config.state_dir import EVIDENCE_FILE, default_state_dir
 
 # --- where the shipped configs live -------------------------------------------------------------
 
@@ -25,7 +28,7 @@ _PACKAGED = _PACKAGE / "_configs"  # inside a wheel (see pyproject force-include
 _SOURCE = _PACKAGE.parent / "configs"  # in a source checkout
 
 # Keys whose values are file paths, relative to the file that names them.
-_PATH_KEYS = ("ca_bundle", "cert_file", "key_file", "password_file", "secret_file", "credentials_file", "path", "state_dir")
+_PATH_KEYS = ("ca_bundle", "cert_file", "key_file", "client_ca_file", "password_file", "secret_file", "credentials_file", "path", "state_dir")
 
 
 def configs_dir() -> Path:
@@ -133,7 +136,8 @@ def _validation_problems(exc: ValidationError, file: str, lines: Lines, prefix: 
     return problems
 
 
-def _load_model(model: type[BaseModel], path: Path, problems: list[Problem]) -> Any:
+def load_model(model: type[BaseModel], path: Path, problems: list[Problem]) -> Any:
+    """One file validated by `model` (None, with its problems added, if invalid)."""
     return _load_model_and_lines(model, path, problems)[0]
 
 
@@ -190,13 +194,13 @@ def _service_from_ref(ref: ServiceRef, index: int, file: str, base: Path, proble
             line = lines.of(("services", index, "catalog"))
             problems.append(Problem(file, line, f"{key}.catalog", f"no catalog {ref.catalog!r} ({path})"))
             return None
-        service = _load_model(Service, path, problems)
+        service = load_model(Service, path, problems)
         if service is None:
             return None
         data = service.model_dump(mode="python")
     else:
         data = {"name": ref.name, "targets": _targets_of(ref)}
-    for field in ("name", "description", "networks", "ca_bundle"):
+    for field in ("name", "title", "description", "networks", "ca_bundle"):
         value = getattr(ref, field)
         if value is not None:
             data[field] = value.model_dump() if isinstance(value, BaseModel) else value
@@ -243,7 +247,7 @@ def _resolve(raw: RawConfig, file: str, base: Path, problems: list[Problem], lin
 
     controls = raw.controls
     if controls is None:
-        catalog = _load_model(Service, configs_dir() / "services" / "controls.yaml", problems)
+        catalog = load_model(Service, configs_dir() / "services" / "controls.yaml", problems)
         controls = catalog.targets if catalog else []
 
     fingerprints = Fingerprints()
@@ -253,13 +257,15 @@ def _resolve(raw: RawConfig, file: str, base: Path, problems: list[Problem], lin
             line = lines.of(("fingerprints", index))
             problems.append(Problem(file, line, f"fingerprints.{index}", f"no fingerprints catalog {ref!r} ({path})"))
             continue
-        loaded = _load_model(Fingerprints, path, problems)
+        loaded = load_model(Fingerprints, path, problems)
         if loaded is not None:
             fingerprints = fingerprints.merged(loaded)
     fingerprints = fingerprints.merged(raw.extra_fingerprints)
+    _check_local_addresses(raw, file, lines, problems)
 
     if problems:
         return None
+    state_dir, evidence = _state(raw)
     return Config(
         vantages=raw.vantages,
         schedule=raw.schedule,
@@ -268,11 +274,34 @@ def _resolve(raw: RawConfig, file: str, base: Path, problems: list[Problem], lin
         controls=controls,
         fingerprints=fingerprints,
         decoy_sni=raw.decoy_sni,
-        evidence=raw.evidence,
+        evidence=evidence,
         source=file,
         helpers=raw.helpers,
-        state_dir=raw.state_dir,
+        state_dir=state_dir,
     )
+
+
+def _check_local_addresses(raw: RawConfig, file: str, lines: Lines, problems: list[Problem]) -> None:
+    """What `run` would fail to bind: the listener's address, each vantage's source address."""
+    problem = listen_problem(raw.listen.address)
+    if problem is not None:
+        problems.append(Problem(file, lines.of(("listen", "address")), "listen.address", problem))
+    for index, vantage in enumerate(raw.vantages):
+        if vantage.source_address is not None and (problem := source_problem(vantage.source_address)) is not None:
+            loc = ("vantages", index, "source_address")
+            problems.append(Problem(file, lines.of(loc), ".".join(map(str, loc)), problem))
+
+
+def _state(raw: RawConfig) -> tuple[Path | None, Evidence]:
+    """The state directory and the archive's path: kept by default (probe.config.state_dir);
+    `evidence.enabled: false` turns the archive off (its path is then None downstream)."""
+    state_dir = raw.state_dir or default_state_dir(raw.evidence.path)
+    evidence = raw.evidence
+    if not evidence.enabled:
+        evidence = evidence.model_copy(update={"path": None})
+    elif evidence.path is None and state_dir is not None:
+        evidence = evidence.model_copy(update={"path": state_dir / EVIDENCE_FILE})
+    return state_dir, evidence
 
 
 # Checks that measure through a helper abroad (docs/helper.md).

@@ -38,7 +38,7 @@ from probe.addresses import (
     is_ip_literal,
     split_host_port,
 )
-from probe.config.files import check_ca_bundle, check_cert_chain, read_secret
+from probe.config.files import check_ca_bundle, check_cert_chain, not_a_regular_file, read_helper_secret, read_secret
 from probe.params import (
     CHECK_PARAMS,
     CircumventionParams,
@@ -96,6 +96,7 @@ def _pem_bundle(value: Path | None) -> Path | None:
 
 
 Name = Annotated[str, AfterValidator(_name)]
+Title = Annotated[str, AfterValidator(lambda value: _name(value) if value else value)]
 Host = Annotated[str, AfterValidator(_host)]
 HostName = Annotated[str, AfterValidator(_host_name)]
 IPAddress = Annotated[str, AfterValidator(_ip)]
@@ -468,6 +469,7 @@ def _unique_targets(targets: list[Target]) -> list[Target]:
 
 class Service(_Model):
     name: Name
+    title: Title = ""  # the name as the service spells it (`WhatsApp`), for people; default: `name`
     description: str = ""
     networks: Networks = Field(default_factory=Networks)
     ca_bundle: CABundle = None
@@ -484,6 +486,7 @@ class ServiceRef(_Model):
 
     catalog: str | None = Field(None, min_length=1)
     name: Name | None = None
+    title: Title | None = None
     description: str | None = None
     networks: Networks | None = None
     ca_bundle: CABundle = None
@@ -517,9 +520,19 @@ class Fingerprints(_Model):
 
 
 class Evidence(_Model):
-    path: Path | None = None  # JSON lines archive; None = off
+    enabled: StrictBool = True
+    path: Path | None = None  # JSON lines archive; None: `evidence.jsonl` in the state directory
     max_bytes: int = _count(1024, 2**40, 64 * 1024 * 1024)
     keep_files: int = _count(1, 1000, 4)
+
+    @field_validator("path")
+    @classmethod
+    def _regular_file(cls, value: Path | None) -> Path | None:
+        # A link would send the archive wherever it points; a FIFO or a device is no archive.
+        why = not_a_regular_file(value) if value is not None else None
+        if why:
+            raise ValueError(why)
+        return value
 
 
 class HelperRef(_Model):
@@ -539,7 +552,7 @@ class HelperRef(_Model):
     @field_validator("secret_file")
     @classmethod
     def _secret_readable(cls, value: Path) -> Path:
-        read_secret(value)
+        read_helper_secret(value)  # as the helper reads it: a secret it would refuse is refused here
         return value
 
 
@@ -575,8 +588,9 @@ class RawConfig(_Model):
     decoy_sni: HostName = "example.org"
     evidence: Evidence = Field(default_factory=Evidence)
     helpers: list[HelperRef] = Field(default_factory=list)
-    # Verdict history for the status page and the verdict-since metric (probe/history.py).
-    # None: beside the evidence archive when there is one, else in memory only.
+    # Verdict history for the status page and the verdict-since metric (probe/history.py), and
+    # the evidence archive unless `evidence.path` says otherwise. None: the default state
+    # directory (probe.config.state_dir).
     state_dir: Path | None = None
 
     @field_validator("vantages")

@@ -105,6 +105,7 @@ class _Builder:
         self.file = file
         self.loader = loader
         self.built = 0
+        self.copied = 0  # of `built`, the values aliases copied
         self.scalars = SafeConstructor()  # PyYAML's own rules for ints, floats, bools, dates…
         self.anchors: dict[str, _Anchored] = {}
 
@@ -134,7 +135,13 @@ class _Builder:
     def _count(self, event: Event, path: tuple[Any, ...], values: int = 1) -> None:
         self.built += values
         if self.built > MAX_VALUES:
-            raise self._fail(event, path, f"more than {MAX_VALUES} values (aliases expanded): refused")
+            # Say which budget, and whether aliases spent it: a long plain list of targets is no bomb.
+            how = f", {self.copied} of them copied by aliases" if self.copied else ""
+            raise self._fail(
+                event, path,
+                f"more than {MAX_VALUES} values in one file{how}: the budget of values one YAML file may hold; "
+                "put long target lists in catalog files (`services: [{catalog: FILE}]`), each with a budget of its own",
+            )
 
     def _value(self, event: Event, path: tuple[Any, ...]) -> Any:
         if isinstance(event, AliasEvent):
@@ -160,6 +167,7 @@ class _Builder:
             raise yaml.composer.ComposerError(None, None, f"found undefined alias {event.anchor!r}", event.start_mark)
         if anchored.open:
             raise self._fail(event, path, "an alias that contains itself")
+        self.copied += anchored.size
         self._count(event, path, anchored.size)  # before copying: a bomb is refused before it grows
         return copy.deepcopy(anchored.value)
 

@@ -1,4 +1,4 @@
-"""The archive's files: appending lines durably, rotating by size, reading them back.
+"""The archive's files: appending lines durably, rotating by size (reading them back: `reader`).
 
 Durability
 - Each line is written with one `os.write` on an `O_APPEND` descriptor, so the kernel places it
@@ -15,8 +15,17 @@ Durability
 Disk use
 - When the next line would make the file exceed `max_bytes`, the file is rotated: `F` -> `F.1`
   -> `F.2` ... and the oldest beyond `keep_files` files in all (the live one included) is
-  deleted. No file ever exceeds `max_bytes`; a line that alone would (a huge body sample) is
-  shrunk first. Disk use is at most `keep_files * max_bytes`.
+  deleted. No file ever exceeds `max_bytes`; a line that alone would (a huge body sample), or
+  that would exceed the reader's `MAX_LINE_BYTES`, is shrunk first. Disk use is at most
+  `keep_files * max_bytes`.
+
+The path
+- The archive is written only to a regular file: a symbolic link at `evidence.path` (it would
+  send the lines wherever it points), a FIFO, a device or a directory is refused, at load
+  (`probe.config`, so check-config, run and once name the file and the key) and again at every
+  open (`O_NOFOLLOW`, then `fstat`), which is when a swap after the load would show.
+
+Reading the files back is `probe.evidence.reader`.
 """
 
 from __future__ import annotations
@@ -26,20 +35,24 @@ import json
 import logging
 import os
 import re
+import stat
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from probe.config import Evidence, Vantage
+from probe.config.files import not_a_regular_file
+from probe.evidence.reader import MAX_LINE_BYTES
 from probe.evidence.records import records
 from probe.model import VantageResult
 
 log = logging.getLogger(__name__)
 
+# Never follow a link; never block opening a FIFO or a device (refused once open); no tty.
+_WRITE_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
 _MAX_REASON = 300  # characters of the reason kept in a line shrunk to fit max_bytes
 _STUB_KEYS = ("schema", "time", "vantage", "service", "target", "input", "verdict", "reason", "service_verdict", "vantage_verdict", "truncated")
 
@@ -59,6 +72,7 @@ class Archive:
             raise ValueError("the evidence archive needs a path")
         self.path = Path(evidence.path)
         self.max_bytes = evidence.max_bytes
+        self.max_line_bytes = min(evidence.max_bytes, MAX_LINE_BYTES)
         self.keep_files = evidence.keep_files
         self.vantages = {v.name: v for v in vantages}
         self.last_success: float | None = None  # unix time of the latest append that was written
@@ -123,8 +137,16 @@ class Archive:
         return len(lines)
 
     def _open(self) -> int:
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
         try:
+            fd = os.open(self.path, _WRITE_FLAGS, 0o640)
+        except OSError as exc:
+            why = not_a_regular_file(self.path)  # O_NOFOLLOW's ELOOP says less than this
+            if why is None:
+                raise
+            raise OSError(exc.errno, why) from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(0, not_a_regular_file(self.path) or f"{self.path} is not a regular file")
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 # A writer died mid-line: end the fragment so the next line starts clean.
@@ -158,8 +180,9 @@ class Archive:
                 entry.unlink(missing_ok=True)
 
     def _fit(self, line: bytes) -> bytes:
-        """A line never exceeds max_bytes: drop bulky evidence first, then all but the verdict."""
-        if len(line) <= self.max_bytes:
+        """A line never exceeds max_bytes (nor the reader's cap): drop bulky evidence first, then
+        all but the verdict."""
+        if len(line) <= self.max_line_bytes:
             return line
         record = json.loads(line)
         record["truncated"] = True
@@ -167,7 +190,7 @@ class Archive:
             if isinstance(request.get("response"), dict):
                 request["response"]["body"] = None
         line = encode(record)
-        if len(line) <= self.max_bytes:
+        if len(line) <= self.max_line_bytes:
             return line
         stub = {key: record[key] for key in _STUB_KEYS if key in record}
         stub["reason"] = str(stub.get("reason", ""))[:_MAX_REASON]
@@ -192,58 +215,3 @@ def _fsync_directory(directory: Path) -> None:
 
 def encode(record: dict[str, Any]) -> bytes:
     return (json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8")
-
-
-# --- reading -------------------------------------------------------------------------------------
-
-
-@dataclass
-class Reading:
-    records: list[dict[str, Any]] = field(default_factory=list)
-    files: list[Path] = field(default_factory=list)
-    skipped: int = 0  # lines that did not parse: a torn last line after a crash, or damage
-
-
-def archive_files(path: Path) -> list[Path]:
-    """The archive's files, oldest first: F.N … F.1, F."""
-    pattern = re.compile(re.escape(path.name) + r"\.(\d+)$")
-    rotated = []
-    if path.parent.is_dir():
-        for entry in path.parent.iterdir():
-            match = pattern.match(entry.name)
-            if match:
-                rotated.append((int(match.group(1)), entry))
-    files = [entry for _, entry in sorted(rotated, reverse=True)]
-    if path.exists():
-        files.append(path)
-    return files
-
-
-def read(path: str | Path) -> Reading:
-    """Every parseable record of the archive, oldest file first; unparseable lines are counted.
-
-    A record is a JSON object with a string `time` and `target`: anything else in a file (damage,
-    a torn line, a foreign file under the archive's name) is skipped, never an error."""
-    reading = Reading()
-    for file in archive_files(Path(path)):
-        reading.files.append(file)
-        with open(file, "rb") as handle:
-            for raw in handle:
-                if not raw.strip():
-                    continue
-                item = _parse(raw)
-                if item is None:
-                    reading.skipped += 1
-                else:
-                    reading.records.append(item)
-    return reading
-
-
-def _parse(raw: bytes) -> dict[str, Any] | None:
-    try:
-        item = json.loads(raw)
-    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: `[[[[…` thousands deep
-        return None
-    if isinstance(item, dict) and isinstance(item.get("time"), str) and isinstance(item.get("target"), str):
-        return item
-    return None

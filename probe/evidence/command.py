@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from datetime import datetime, timedelta, timezone
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from probe.config import Config
-from probe.evidence.archive import Reading, archive_files, read
+from probe.evidence.reader import Reading, archive_files, read
 from probe.judge import service_verdict_of
 from probe.model import Verdict, worst
 
@@ -135,6 +136,19 @@ def changes(records: list[dict[str, Any]], since: datetime | None, until: dateti
     return result
 
 
+def selected(records: list[dict[str, Any]], since: datetime | None, until: datetime | None, services: list[str] | None = None, vantages: list[str] | None = None) -> list[dict[str, Any]]:
+    """The records of the period, services and vantages asked for, in the archive's order."""
+    kept = []
+    for item in records:
+        when = _when(item)
+        if when is None or (since is not None and when < since) or (until is not None and when > until):
+            continue
+        if (services and _text(item.get("service")) not in services) or (vantages and _text(item.get("vantage")) not in vantages):
+            continue
+        kept.append(item)
+    return kept
+
+
 def _service_state(targets: dict[str, dict[str, Any]]) -> str:
     """A service's verdict from its targets' latest, by the judge's rule (a line without the
     stored service verdict); a word outside the vocabulary (a damaged line) shows as it is."""
@@ -147,7 +161,7 @@ def _service_state(targets: dict[str, dict[str, Any]]) -> str:
 
 def _place(item: dict[str, Any]) -> str:
     parts = [_text(p) for p in (item.get("probe_cc"), item.get("probe_asn"), item.get("probe_network_name")) if p and p not in ("ZZ", "AS0")]
-    return ", ".join(parts)
+    return ", ".join(p for p in parts if p)
 
 
 def render_table(groups: list[dict[str, Any]], since: datetime | None, until: datetime | None, reading: Reading, path: Path) -> str:
@@ -155,6 +169,8 @@ def render_table(groups: list[dict[str, Any]], since: datetime | None, until: da
         f"Verdict changes from {_stamp(since) if since else 'the beginning'} to {_stamp(until) if until else 'now'}",
         f"archive {path} ({len(reading.files)} file(s), {len(reading.records)} record(s)"
         + (f", {reading.skipped} unreadable line(s) skipped" if reading.skipped else "")
+        + (f", {sum(reading.refused.values())} record(s) of another schema refused" if reading.refused else "")
+        + (f", {reading.oversized} overlong line(s) skipped" if reading.oversized else "")
         + ")",
         "",
     ]
@@ -209,11 +225,14 @@ def print_changes(args: argparse.Namespace, config: Config | None) -> int:
     except OSError as exc:
         print(f"msgreach: cannot read the evidence archive {path}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    for note in reading.notes():
+        print(f"msgreach: evidence archive: {note}", file=sys.stderr)
     if getattr(args, "rejudge", False):
         from probe.evidence.rejudge import print_rejudging, rejudge
 
-        within = [r for r in reading.records if (when := _when(r)) is not None and (since is None or when >= since) and (until is None or when <= until)]
-        return print_rejudging(rejudge(within))
+        return print_rejudging(rejudge(selected(reading.records, since, until, getattr(args, "services", None), getattr(args, "vantages", None))))
+    if getattr(args, "format", "table") == "ooni":
+        return _write_ooni(selected(reading.records, since, until, getattr(args, "services", None), getattr(args, "vantages", None)), reading)
     groups = changes(reading.records, since, until, getattr(args, "services", None), getattr(args, "vantages", None))
     if getattr(args, "format", "table") == "json":
         document = {
@@ -221,6 +240,9 @@ def print_changes(args: argparse.Namespace, config: Config | None) -> int:
             "files": [str(f) for f in reading.files],
             "records": len(reading.records),
             "skipped_lines": reading.skipped,
+            "oversized_lines": reading.oversized,
+            "refused_records": reading.refused,
+            "refused_files": reading.refused_files,
             "since": _stamp(since) if since else None,
             "until": _stamp(until) if until else None,
             "groups": groups,
@@ -228,4 +250,15 @@ def print_changes(args: argparse.Namespace, config: Config | None) -> int:
         print(json.dumps(document, indent=2, ensure_ascii=False))
     else:
         print(render_table(groups, since, until, reading, path))
+    return 0
+
+
+def _write_ooni(records: list[dict[str, Any]], reading: Reading) -> int:
+    from probe.evidence import ooni
+
+    try:
+        ooni.write(records, sys.stdout, reading.records)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `| head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
     return 0

@@ -35,10 +35,10 @@ from probe import __version__
 from probe.addresses import split_host_port
 from probe.config import Vantage
 from probe.evidence.observations import dump
+from probe.evidence.schema import SCHEMA
 from probe.model import CheckResult, DNSQuery, HTTPExchange, TargetResult, TCPConnect, TLSHandshake, VantageResult, Verdict, is_technique, to_json
 from probe.redact import ip_version, normal, scrub
 
-SCHEMA = "msgreach-evidence/1"
 CONTROLS = "controls"
 
 _OBSERVATIONS = (DNSQuery, TCPConnect, TLSHandshake, HTTPExchange)
@@ -129,6 +129,9 @@ class _TestKeys:
             if isinstance(speed, int | float) and not isinstance(speed, bool):
                 self.throughput = speed
         summary: dict[str, Any] = {"check": check.check, "ok": check.ok, "failure": check.failure, "t0": round(t0, 4), "t": round(self.clock, 4)}
+        operation = None if check.ok else _failed_operation(check)
+        if operation is not None:
+            summary["failed_operation"] = operation
         if check.finding is not None:
             summary["finding"] = check.finding.as_json()
         self.checks.append(summary)
@@ -170,6 +173,28 @@ def _observations(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tupl
     elif isinstance(value, dict):
         for item in value.values():
             yield from _observations(item, path)
+
+
+def _failed_operation(check: CheckResult) -> str | None:
+    """The operation that failed the check (OONI's `failed_operation`), as the operation records
+    in its evidence say: the one whose failure is the check's, else the first that failed."""
+    failed = [found for found in _operations(check.evidence) if found[0] is not None]
+    return next((operation for operation, failure in failed if failure == check.failure), failed[0][0] if failed else None)
+
+
+def _operations(value: Any) -> Iterator[tuple[str | None, str | None]]:
+    """(failed_operation, failure) of every operation record inside `value`, in field order."""
+    if is_dataclass(value) and not isinstance(value, type):
+        if hasattr(value, "failed_operation"):
+            yield value.failed_operation, getattr(value, "failure", None)
+        for f in fields(value):
+            yield from _operations(getattr(value, f.name))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _operations(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _operations(item)
 
 
 _DROPPED: Any = object()  # marks what an OONI list already holds

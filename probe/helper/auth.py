@@ -20,8 +20,10 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 
+from probe.config.files import MIN_HELPER_SECRET_BYTES, read_helper_secret
+
 WINDOW_SECONDS = 30.0
-MIN_SECRET_BYTES = 16
+MIN_SECRET_BYTES = MIN_HELPER_SECRET_BYTES
 MAC_BYTES = 32
 NONCE_HEX = 32  # 16 random bytes
 
@@ -35,15 +37,13 @@ class SecretError(ValueError):
 
 
 def load_secret(path: Path | str | None) -> bytes:
+    """The shared secret, read the bounded way (a FIFO or a device is refused, not read)."""
     if path is None:
         raise SecretError("no secret file given (secret_file)")
     try:
-        secret = Path(path).read_bytes().strip()
-    except OSError as exc:
-        raise SecretError(f"cannot read the secret file {path}: {exc.strerror or exc}") from None
-    if len(secret) < MIN_SECRET_BYTES:
-        raise SecretError(f"the secret in {path} is shorter than {MIN_SECRET_BYTES} bytes")
-    return secret
+        return read_helper_secret(Path(path))
+    except ValueError as exc:
+        raise SecretError(str(exc)) from None
 
 
 def _mac(key: bytes, *parts: bytes) -> bytes:
@@ -109,6 +109,10 @@ class NonceCache:
             self._seen.popitem(last=False)
 
 
+def _hex(value: str, chars: int) -> bool:
+    return len(value) == chars and all(c in "0123456789abcdef" for c in value)
+
+
 class Verifier:
     """The helper's check of one request: the reason it is refused, or None when it is good."""
 
@@ -122,7 +126,9 @@ class Verifier:
         timestamp, nonce, signature = (headers.get(h, "") for h in (TIME_HEADER, NONCE_HEADER, SIGNATURE_HEADER))
         if not (timestamp and nonce and signature):
             return "unauthenticated"
-        if not timestamp.isdigit() or len(nonce) != NONCE_HEX or not all(c in "0123456789abcdef" for c in nonce):
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12) or not _hex(nonce, NONCE_HEX):
+            return "malformed"
+        if not _hex(signature.lower(), 2 * MAC_BYTES):  # compare_digest refuses non-ASCII text
             return "malformed"
         expected = request_signature(self._secret, method, path, timestamp, nonce, body)
         if not hmac.compare_digest(expected, signature.lower()):

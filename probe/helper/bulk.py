@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from probe.helper import parsing
 from probe.helper.auth import (
     NONCE_HEADER,
     SIGNATURE_HEADER,
@@ -36,14 +37,16 @@ def signed_line(secret: bytes, size: int, timestamp: str, nonce: str) -> bytes:
 
 
 def parse_line(line: bytes) -> tuple[dict[str, str], int] | None:
-    """(headers for the Verifier, size) or None when the line is not one."""
+    """(headers for the Verifier, size) or None when the line is not one (strictly: `bytes` a JSON
+    integer in range, the others ASCII text; `1e400`, `true` or a nested value is not a size)."""
     try:
-        data = json.loads(line)
-        size = int(data["bytes"])
-        headers = {TIME_HEADER: str(data["time"]), NONCE_HEADER: str(data["nonce"]), SIGNATURE_HEADER: str(data["signature"])}
-    except (ValueError, KeyError, TypeError):
+        data = parsing.json_object(line)
+        size = parsing.integer(data.get("bytes"), 1, MAX_BYTES)
+        headers = {name: parsing.ascii_text(data.get(key), 128) for name, key in
+                   ((TIME_HEADER, "time"), (NONCE_HEADER, "nonce"), (SIGNATURE_HEADER, "signature"))}
+    except parsing.Malformed:
         return None
-    return (headers, size) if 0 < size <= MAX_BYTES else None
+    return headers, size
 
 
 def self_signed_context() -> ssl.SSLContext:

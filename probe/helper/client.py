@@ -1,59 +1,88 @@
-"""The monitor's side of a helper: signed API calls, and the per-round hook that asks control
-helpers to measure the round's targets and turns a block they see too into `down`.
+"""The monitor's side of a helper: signed API calls on the line to it, and the round's hook that asks
+control helpers to measure the round's targets and turns a block they see too into `down`.
 
-The checks that measure through a helper (`udp_stream`, `circumvention`) find the round's
-helpers with `round_helpers()`: the hook sets them for the duration of the round's measurement.
+Every call is one exchange on a fresh connection (probe/helper/line.py), bounded by the caller's
+timeout and by the round's deadline, its answer capped while it is read. The round's exchanges
+are kept per helper and summed up as the vantage's `HelperLine`s (msgreach_helper_up,
+/status.json). The checks that measure through a helper (`udp_stream`, `circumvention`,
+`helper_transfer`) find the round's helpers, and its deadline, with `round_helpers()` and
+`round_deadline()`: a `HelperRound` sets them for the duration of the round.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
-import hmac
 import json
-import logging
-import socket
-import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import urlsplit
-
-import httpx
+from typing import Any, Self
 
 from probe import failures
-from probe.config import Config, HelperRef, Service, Vantage, split_host_port
+from probe.config import Config, HelperRef, Service, Target
+from probe.config.loader import HELPER_CHECKS
 from probe.helper import wire
-from probe.helper.auth import (
-    NONCE_HEADER,
-    SIGNATURE_HEADER,
-    answer_signature,
-    load_secret,
-    sign_request,
+from probe.helper.auth import load_secret
+from probe.helper.line import Endpoint, LineFailure, exchange, resolve
+from probe.model import (
+    CheckResult,
+    Fault,
+    Finding,
+    HelperExchange,
+    HelperLine,
+    TargetResult,
+    Verdict,
 )
-from probe.model import CheckResult, Fault, Finding, TargetResult, Verdict
 from probe.net import Route
+from probe.status_texts import helper_line_words
 
-log = logging.getLogger(__name__)
-_HELPERS: contextvars.ContextVar[tuple[HelperRef, ...]] = contextvars.ContextVar("msgreach_helpers", default=())
 HELPER_CHECK = "helper"  # the check name under which a helper's result of a target is kept
-HELPER_ERROR = "helper_error"  # the helper could not say anything about the target
+SMALL_ANSWER = 16 * 1024  # cap on a stream, probe or bulk answer (a few hundred bytes when well-formed)
+MEASURE_ANSWER = 1024 * 1024  # cap on one page of control measurements (an older helper's unpaged answer fits)
+MEASURE_SECONDS = 120.0  # a control measurement outside a round (in a round: the round's deadline)
+
+
+@dataclass
+class _Round:
+    helpers: tuple[HelperRef, ...]
+    deadline: float | None  # time.monotonic() when the round must end
+    exchanges: list[HelperExchange] = field(default_factory=list)  # in the order they ended
+
+
+_ROUND: contextvars.ContextVar[_Round | None] = contextvars.ContextVar("msgreach_helper_round", default=None)
 
 
 class HelperError(Exception):
-    """The helper could not be asked, refused, or answered something unsigned or malformed."""
+    """The helper could not be asked, refused, or answered something unsigned or malformed;
+    `exchange` is the record of the exchange that failed."""
+
+    def __init__(self, exchange: HelperExchange):
+        super().__init__(exchange.failure)
+        self.exchange = exchange
 
 
 def round_helpers() -> tuple[HelperRef, ...]:
-    return _HELPERS.get()
+    state = _ROUND.get()
+    return state.helpers if state is not None else ()
+
+
+def round_deadline() -> float | None:
+    """When the round must end (time.monotonic()), or None outside a round."""
+    state = _ROUND.get()
+    return state.deadline if state is not None else None
 
 
 def no_helper(check: str, started: float) -> CheckResult:
     """A helper check's result in a round without a helper: the monitor's own configuration."""
     finding = Finding(Verdict.ERROR, Fault.MONITOR, "", "no helper is configured for this round (`helpers:`)")
     return CheckResult(check, False, failures.NO_HELPER, time.monotonic() - started, finding, {})
+
+
+def could_not_measure(check: str, started: float, failed: HelperError) -> CheckResult:
+    """A helper check whose exchange with the helper failed: the line is the evidence, and it
+    states no finding (probe.judge reads the line: the monitor could not measure)."""
+    return CheckResult(check, False, failed.exchange.failure, time.monotonic() - started, None, failed.exchange)
 
 
 def choose(name: str | None) -> HelperRef | None:
@@ -63,149 +92,230 @@ def choose(name: str | None) -> HelperRef | None:
     return next((h for h in helpers if h.name == name), None)
 
 
+def helper_only(target: Target) -> bool:
+    """A target measured through a helper alone (call streams, freeze keys, circumvention): no
+    control measurement of it is asked, it needs nothing the round's controls establish."""
+    return bool(target.checks) and set(target.checks) <= HELPER_CHECKS
+
+
 class HelperClient:
     def __init__(self, ref: HelperRef, route: Route, timeout: float = 10.0):
         self.ref = ref
         self.route = route
         self.timeout = timeout
         self.secret = load_secret(ref.secret_file)
-        parts = urlsplit(ref.url)
-        self.host = parts.hostname or ""
-        self._base_path = parts.path.rstrip("/")
+        self.endpoint = Endpoint.of(ref.url)
+        self._address: str | None = None
+
+    def _until(self, seconds: float | None) -> float:
+        until = time.monotonic() + (self.timeout if seconds is None else seconds)
+        deadline = round_deadline()
+        return until if deadline is None else min(until, deadline)
 
     async def address(self) -> str:
-        """The helper's address (its URL's host, resolved when it is a name) for UDP and probes."""
-        infos = await asyncio.get_running_loop().getaddrinfo(self.host, None, type=socket.SOCK_STREAM)
-        if not infos:
-            raise HelperError(f"{self.host} did not resolve")
-        return str(infos[0][4][0])
+        """The helper's address (its URL's host, resolved when it is a name) for the API, UDP and probes."""
+        if self._address is None:
+            try:
+                self._address = await resolve(self.endpoint.host, self._until(None))
+            except Exception as exc:  # noqa: BLE001 - a name that does not resolve is the line's failure
+                record = HelperExchange(self.ref.name, "resolve", failure=failures.classify(exc))
+                _log(record)
+                raise HelperError(record) from None
+        return self._address
 
-    async def post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        body = json.dumps(payload).encode()
-        full = self._base_path + path
-        headers = {"Content-Type": "application/json", **sign_request(self.secret, "POST", full, body)}
-        local = split_host_port(self.route.source_address, 0)[0] if self.route.source_address else None
-        transport = httpx.AsyncHTTPTransport(local_address=local, retries=0, verify=_tls_context())
+    async def post(self, path: str, payload: dict[str, Any], *, cap: int = SMALL_ANSWER, seconds: float | None = None) -> dict[str, Any]:
+        """One signed exchange, bounded by `seconds` (default: the client's timeout) and the round's
+        deadline, its answer at most `cap` bytes; raises HelperError when it did not complete."""
+        address = await self.address()
         try:
-            async with httpx.AsyncClient(transport=transport, timeout=self.timeout, trust_env=False) as client:
-                response = await client.post(self.ref.url + path, content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            raise HelperError(f"helper {self.ref.name}: {type(exc).__name__}: {exc}") from exc
-        if response.status_code != 200:
-            raise HelperError(f"helper {self.ref.name} refused: HTTP {response.status_code} {response.text.strip()[:100]}")
-        expected = answer_signature(self.secret, headers[NONCE_HEADER], 200, response.content)
-        if not hmac.compare_digest(expected, response.headers.get(SIGNATURE_HEADER, "")):
-            raise HelperError(f"helper {self.ref.name}: the answer is not signed with our secret")
-        try:
-            answer = json.loads(response.content)
-        except ValueError as exc:
-            raise HelperError(f"helper {self.ref.name}: the answer is not JSON") from exc
-        if not isinstance(answer, dict):
-            raise HelperError(f"helper {self.ref.name}: unexpected answer")
+            answer, record = await exchange(self.ref.name, self.endpoint, address, self.route, self.secret, path, payload,
+                                            until=self._until(seconds), cap=cap)
+        except LineFailure as failed:
+            _log(failed.exchange)
+            raise HelperError(failed.exchange) from None
+        _log(record)
         return answer
 
+    def malformed(self, path: str) -> HelperError:
+        """An answer that was signed but lacks what the protocol says it holds (an older or newer helper)."""
+        return HelperError(HelperExchange(self.ref.name, path, failure=failures.HELPER_ANSWER_MALFORMED))
 
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """One verifying context for every call (building one loads the trust store: ~20 ms of CPU)."""
-    return ssl.create_default_context()
+    async def measure(self, names: Sequence[tuple[str, str]], *, detail: str = wire.DETAIL_COMPACT,
+                      seconds: float = MEASURE_SECONDS) -> dict[tuple[str, str], dict[str, Any]]:
+        """The helper's control measurement of `names`, by target name, in exchanges that each
+        stay under the freeze budget (wire.FREEZE_BUDGET): requests of a few kilobytes, and
+        answers paged to what is left (the helper answers from the same measurement)."""
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for chunk in wire.request_pages(names):
+            remaining, continuation = chunk, False
+            while remaining:
+                request = {"targets": [{"service": s, "target": t} for s, t in remaining], "detail": detail, "continuation": continuation}
+                request["max_answer_bytes"] = wire.answer_budget(len(json.dumps(request)), tls=self.endpoint.scheme == "https")
+                answer = await self.post(wire.API_MEASURE, request, cap=MEASURE_ANSWER, seconds=seconds)
+                items, following = answer.get("targets"), answer.get("next")
+                if not isinstance(items, list) or not (following is None or (isinstance(following, int) and 0 < following < len(remaining))):
+                    raise self.malformed(wire.API_MEASURE)
+                for item in items:
+                    if isinstance(item, dict) and isinstance(item.get("service"), str) and isinstance(item.get("target"), str):
+                        found[(item["service"], item["target"])] = item
+                remaining, continuation = (remaining[following:] if following is not None else []), True
+        return found
 
 
-# --- the round hook ---------------------------------------------------------------------------------
+def _log(record: HelperExchange) -> None:
+    state = _ROUND.get()
+    if state is not None:
+        state.exchanges.append(record)
+
+
+# --- the round: helpers for the checks, control measurements, the line summed up ------------------------
+
+
+class HelperRound:
+    """The helpers of one round (issues #11, #18). Entered, it gives the helper checks their
+    helpers and the round's deadline; `ask` starts the control helpers' measurement of the targets
+    that are not helper-only, `confirm` applies it; `lines` sums up every exchange per helper."""
+
+    def __init__(self, config: Config, route: Route, deadline: float):
+        self.helpers = tuple(config.helpers or ())
+        self._route = route
+        self._state = _Round(self.helpers, deadline)
+        self._token: contextvars.Token[_Round | None] | None = None
+        self._asks: list[asyncio.Task[tuple[str, dict[tuple[str, str], dict[str, Any]] | HelperExchange]]] = []
+
+    def __enter__(self) -> Self:
+        self._token = _ROUND.set(self._state)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for ask in self._asks:
+            ask.cancel()  # a round that ended early (offline, cancelled) waits for nothing
+        if self._token is not None:
+            _ROUND.reset(self._token)
+
+    def ask(self, services: Sequence[Service]) -> None:
+        names = [(s.name, t.name) for s in services for t in s.targets if not helper_only(t)]
+        if names:
+            self._asks = [asyncio.create_task(_ask(ref, self._route, names)) for ref in self.helpers if ref.control]
+
+    async def confirm(self, services: Sequence[Service], per_service: list[list[TargetResult]]) -> list[list[TargetResult]]:
+        """Each target's results with the control helpers' view of it (a `helper` check each), a
+        block they see too turned into `down`. The asks end by the round's deadline themselves."""
+        if not self._asks:
+            return per_service
+        answers = list(await asyncio.gather(*self._asks))
+        return [
+            [result if helper_only(target) else _confirm(service.name, result, answers) for target, result in zip(service.targets, results)]
+            for service, results in zip(services, per_service)
+        ]
+
+    def lines(self) -> list[HelperLine]:
+        return summarise(self._state.exchanges)
+
+    def exchanges(self) -> list[HelperExchange]:
+        """Every exchange of the round so far, in the order they ended."""
+        return list(self._state.exchanges)
+
+
+def summarise(exchanges: Sequence[HelperExchange]) -> list[HelperLine]:
+    """Per helper, in the order first met: up when every exchange completed; the last failure."""
+    lines: dict[str, HelperLine] = {}
+    for record in exchanges:
+        line = lines.setdefault(record.helper, HelperLine(record.helper, True))
+        line.exchanges += 1
+        line.largest_sent_bytes = max(line.largest_sent_bytes, record.sent_bytes)
+        line.largest_received_bytes = max(line.largest_received_bytes, record.received_bytes)
+        if record.failure is not None:
+            line.up = False
+            line.failed += 1
+            line.last_failure, line.reason = record, words(record)
+    return list(lines.values())
+
+
+def words(record: HelperExchange, lang: str = "en") -> str:
+    """How the exchange failed, for people."""
+    return helper_line_words(lang, record)
+
+
+_OMIT_NONE = {"omit_none": True}  # probe.model.to_json leaves these out when None
 
 
 @dataclass
 class HelperEvidence:
-    """What a control helper saw of the same target in the same round (kept beside the vantage's)."""
+    """What a control helper saw of the same target in the same round (kept beside the vantage's):
+    its verdict, reason and first failing check (what the judge compares), or why it could not say."""
 
     helper: str
     verdict: str | None = None
     reason: str = ""
-    checks: list[dict[str, Any]] = field(default_factory=list)
+    failed_check: str | None = field(default=None, metadata=_OMIT_NONE)
     age_seconds: float | None = None
-    error: str | None = None
+    error: str | None = field(default=None, metadata=_OMIT_NONE)
+    line: HelperExchange | None = field(default=None, metadata=_OMIT_NONE)  # the exchange that failed, when the line kept the helper from answering
 
 
-async def with_helpers(
-    config: Config, vantage: Vantage, services: list[Service], measure: Callable[[], Awaitable[list[list[Any]]]]
-) -> list[list[Any]]:
-    """Run the round's service measurements (`measure`, one list of TargetResults per service)
-    with the configured helpers: checks can use them, and each control helper measures the same
-    targets meanwhile. A target blocked here that fails the same check there becomes `down`."""
-    helpers = tuple(getattr(config, "helpers", ()) or ())
-    if not helpers:
-        return await measure()
-    token = _HELPERS.set(helpers)
+async def _ask(ref: HelperRef, route: Route, names: list[tuple[str, str]]) -> tuple[str, dict[tuple[str, str], dict[str, Any]] | HelperExchange]:
     try:
-        route = Route.of(vantage)
-        names = [(s.name, t.name) for s in services for t in s.targets]
-        timeout = max(min(config.schedule.deadline, 120.0), 1.0)
-        asks = [asyncio.create_task(_ask(h, route, names, timeout)) for h in helpers if h.control]
-        per_service = await measure()
-    finally:
-        _HELPERS.reset(token)
-    answers = await asyncio.gather(*asks)
-    return [[_confirm(s.name, t, answers) for t in targets] for s, targets in zip(services, per_service)]
+        return ref.name, await HelperClient(ref, route).measure(names)
+    except HelperError as failed:
+        return ref.name, failed.exchange
+    except Exception as exc:  # noqa: BLE001 - a helper's trouble never ends the round (e.g. its secret file went away)
+        return ref.name, HelperExchange(ref.name, wire.API_MEASURE, failure=failures.classify(exc))
 
 
-async def _ask(ref: HelperRef, route: Route, names: list[tuple[str, str]], timeout: float) -> tuple[str, dict[tuple[str, str], dict[str, Any]] | str]:
-    try:
-        client = HelperClient(ref, route, timeout)
-        answer = await client.post(wire.API_MEASURE, {"targets": [{"service": s, "target": t} for s, t in names]})
-        found = {}
-        for item in answer.get("targets", []):
-            if isinstance(item, dict) and isinstance(item.get("service"), str) and isinstance(item.get("target"), str):
-                found[(item["service"], item["target"])] = item
-        return ref.name, found
-    except Exception as exc:  # noqa: BLE001 - a helper's trouble never ends the round
-        return ref.name, f"{type(exc).__name__}: {exc}"
-
-
-def _confirm(service: str, result: Any, answers: list[tuple[str, Any]]) -> Any:
+def _confirm(service: str, result: TargetResult, answers: list[tuple[str, dict[tuple[str, str], dict[str, Any]] | HelperExchange]]) -> TargetResult:
     from probe.judge import (
         confirm_down_by_control,  # late: the judge imports the checks' types
     )
+
     for helper, found in answers:
-        if isinstance(found, str):
-            evidence = HelperEvidence(helper, error=found)
+        failure: str | None
+        if isinstance(found, HelperExchange):
+            evidence = HelperEvidence(helper, error=words(found), line=found)
+            failure = found.failure
         else:
             item = found.get((service, result.target))
             if item is None or "error" in item:
-                evidence = HelperEvidence(helper, error=(item or {}).get("error", "no answer for this target"))
+                evidence, failure = HelperEvidence(helper, error=str((item or {}).get("error", "no answer for this target"))), failures.HELPER_CANNOT_SAY
             elif item.get("helper_vantage") not in (None, "ok", "allowlist"):
-                evidence = HelperEvidence(helper, item.get("verdict"), item.get("reason", ""), item.get("checks", []), item.get("age_seconds"),
-                                          error=f"the helper's own controls failed ({item.get('helper_vantage')}): not compared")
+                theirs = _their_result(service, item)
+                error = f"the helper's own controls failed ({item.get('helper_vantage')}): not compared"
+                evidence, failure = HelperEvidence(helper, str(theirs.verdict), theirs.reason, _failed_check(theirs), _age(item), error), failures.HELPER_CANNOT_SAY
             else:
-                theirs = _target_from_json(service, item)
+                theirs = _their_result(service, item)
                 result = confirm_down_by_control(result, theirs, source=f"helper {helper}")
-                evidence = HelperEvidence(helper, str(theirs.verdict), theirs.reason, item.get("checks", []), item.get("age_seconds"))
-        failed = next((c for c in evidence.checks if isinstance(c, dict) and not c.get("ok")), None)
-        if evidence.verdict == "ok":
-            failure = None
-        elif evidence.error is not None:
-            failure = HELPER_ERROR  # the text is in `error`
-        else:
-            failure = (failed or {}).get("failure") or str(evidence.verdict)
-        result.checks.append(CheckResult(HELPER_CHECK, evidence.verdict == "ok", failure, 0.0, None, evidence))
+                failed = next((c for c in theirs.checks if not c.ok), None)
+                evidence = HelperEvidence(helper, str(theirs.verdict), theirs.reason, _failed_check(theirs), _age(item))
+                failure = None if theirs.verdict == Verdict.OK else (failed.failure if failed and failed.failure else str(theirs.verdict))
+        result.checks.append(CheckResult(HELPER_CHECK, evidence.verdict == "ok" and evidence.error is None, failure, 0.0, None, evidence))
     return result
 
 
-def _target_from_json(service: str, item: dict[str, Any]) -> TargetResult:
-    checks = []
-    for data in item.get("checks", []):
-        if not isinstance(data, dict):
-            continue
-        rest = {k: v for k, v in data.items() if k not in ("check", "ok", "failure", "duration_seconds", "finding")}
-        finding = None
-        if isinstance(data.get("finding"), dict):
-            raw = data["finding"]
-            try:
-                finding = Finding(Verdict(raw["technique"]), Fault(raw["fault"]), raw.get("differential", ""), raw.get("reason", ""))
-            except (KeyError, ValueError):
-                finding = None
-        checks.append(CheckResult(str(data.get("check")), bool(data.get("ok")), data.get("failure"), float(data.get("duration_seconds") or 0), finding, rest))
+def _failed_check(target: TargetResult) -> str | None:
+    return next((c.check for c in target.checks if not c.ok), None)
+
+
+def _age(item: dict[str, Any]) -> float | None:
+    age = item.get("age_seconds")
+    return float(age) if isinstance(age, int | float) and not isinstance(age, bool) else None
+
+
+def _their_result(service: str, item: dict[str, Any]) -> TargetResult:
+    """The helper's result of a target, from its compact item (verdict, first failing check and its
+    failure: what `confirm_down_by_control` compares) or, from an older helper, its full checks."""
+    checks: list[CheckResult] = []
+    if isinstance(item.get("checks"), list):
+        for data in item["checks"]:
+            if isinstance(data, dict):
+                checks.append(CheckResult(str(data.get("check")), bool(data.get("ok")), _text(data.get("failure"))))
+    elif isinstance(item.get("check"), str):
+        checks.append(CheckResult(item["check"], False, _text(item.get("failure"))))
     try:
-        verdict = Verdict(item.get("verdict"))
+        verdict = Verdict(str(item.get("verdict")))
     except ValueError:
         verdict = Verdict.ERROR
-    return TargetResult(service, str(item.get("target")), str(item.get("host", "")), verdict, checks, str(item.get("reason", "")))
+    return TargetResult(service, str(item.get("target")), str(item.get("host", "")), verdict, checks, str(item.get("reason", ""))[: wire.REASON_CHARS])
+
+
+def _text(value: object) -> str | None:
+    return value[:120] if isinstance(value, str) else None

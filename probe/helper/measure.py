@@ -31,12 +31,15 @@ class Measurer:
     def knows(self, service: str, target: str) -> bool:
         return (service, target) in self._catalog
 
-    async def answer(self, names: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    async def answer(self, names: list[tuple[str, str]], max_age: float | None = None) -> list[dict[str, Any]]:
+        """`max_age`: a result this old still answers (a monitor's next page of one measurement);
+        by default `cache_seconds`."""
+        age = self.cache_seconds if max_age is None else max(max_age, self.cache_seconds)
         wanted = [n for n in dict.fromkeys(names) if n in self._catalog]
-        missing = [n for n in wanted if not self._fresh(n)]
+        missing = [n for n in wanted if not self._fresh(n, age)]
         if missing:
             async with self._lock:  # one measurement at a time; those who waited read its results
-                missing = [n for n in missing if not self._fresh(n)]
+                missing = [n for n in missing if not self._fresh(n, age)]
                 if missing:
                     await self._measure(missing)
         answers = []
@@ -48,9 +51,9 @@ class Measurer:
                 answers.append({"service": service, "age_seconds": round(time.monotonic() - measured_at, 3), **result})
         return answers
 
-    def _fresh(self, name: tuple[str, str]) -> bool:
+    def _fresh(self, name: tuple[str, str], age: float) -> bool:
         cached = self._cache.get(name)
-        return cached is not None and time.monotonic() - cached[0] <= self.cache_seconds
+        return cached is not None and time.monotonic() - cached[0] <= age
 
     async def _measure(self, names: list[tuple[str, str]]) -> None:
         from probe.runner import run_round  # late: the runner pulls in every check

@@ -21,6 +21,7 @@ class HelperMetrics:
         self.bulk_bytes = Counter("msgreach_helper_bulk_bytes", "Bytes sent in authenticated bulk transfers", registry=r)
         self.measurements = Counter("msgreach_helper_measurements", "Catalog targets measured (not answered from the cache)", registry=r)
         self.sessions = Gauge("msgreach_helper_open_sessions", "Open stream sessions and probe expectations", registry=r)
+        self.connections = Gauge("msgreach_helper_open_connections", "Open TCP connections, by channel (http, probe, bulk)", ["channel"], registry=r)
         self.clients = Gauge("msgreach_helper_tracked_clients", "Clients whose rate bounds are being tracked", registry=r)
         ProcessCollector(registry=r)
 

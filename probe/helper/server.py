@@ -4,18 +4,22 @@ probes, and /metrics, in one asyncio loop.
 Safety (docs/helper.md): every API request is signed and checked against the replay window;
 every stream datagram is authenticated under its session's key and accepted once; an echo is
 exactly as long as the datagram it answers; the probe catchers never send anything back; each
-client (source address, held in memory only) is bounded in requests and bytes; bad input is
-dropped and counted, never a crash; no client address is logged unless `log_clients` is set.
+client (source address, held in memory only) is bounded in connections, requests and bytes, and
+all clients together in connections and sessions; a connection must send its request head
+within seconds; bad input is parsed strictly (`parsing`), dropped and counted, never a crash or
+a traceback; no client address is logged unless `log_clients` is set.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import hmac
 import json
 import logging
 import secrets
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,16 +27,26 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from probe.config import Config
-from probe.helper import bulk, wire
+from probe.helper import bulk, parsing, wire
 from probe.helper.auth import SIGNATURE_HEADER, Verifier, answer_signature, session_key
+from probe.helper.connections import (
+    ConnectionGate,
+    GatedListener,
+    Handler,
+    connection_cap,
+)
 from probe.helper.limits import Buckets
 from probe.helper.measure import MAX_NAMES, Measurer
 from probe.helper.metrics import HelperMetrics
-from probe.helper.settings import HelperSettings
+from probe.helper.parsing import Malformed
+from probe.helper.sessions import Sessions, StreamSession
+from probe.helper.settings import HelperSettings, listen_address
 
 log = logging.getLogger(__name__)
 _HEAD_LIMIT = 8192
-_READ_TIMEOUT = 10.0
+_HEAD_SECONDS = 5.0  # a connection that has not sent its request head (or bulk line) by then is closed
+_READ_TIMEOUT = 10.0  # the whole request, body included
+_BACKLOG = 1024  # connections the kernel queues for accept(): refusals are cheap, so a flood drains fast
 _PROBE_HOLD = 3.0  # seconds a probe connection is read before it is judged
 _PROBE_MAX = 4096  # bytes read from one probe connection
 _MAX_PAYLOAD = 2048  # one probe payload
@@ -45,15 +59,6 @@ _BULK_SECONDS = 60.0  # one bulk transfer, at most
 class _Refused(Exception):
     def __init__(self, status: int, reason: str):
         self.status, self.reason = status, reason
-
-
-@dataclass
-class _Session:
-    client: str
-    key: bytes
-    packets: int
-    expires: float
-    seen: bytearray = field(default_factory=bytearray)  # one byte per sequence number: echoed once
 
 
 @dataclass
@@ -76,47 +81,57 @@ class Helper:
         self._udp_bytes = Buckets(limits.udp_bytes_per_minute, limits.max_clients)
         self._probe_bytes = Buckets(limits.probe_bytes_per_minute, limits.max_clients)
         self._bulk_bytes = Buckets(limits.bulk_bytes_per_minute, limits.max_clients)
-        self._sessions: dict[bytes, _Session] = {}
+        self._sessions = Sessions(limits)
+        self._connections = ConnectionGate(limits.connections_per_client, connection_cap(limits.max_connections))
         self._expectations: dict[str, _Expectation] = {}
         self.measurer = Measurer(measure_config, settings.cache_seconds, self.metrics.measurements.inc)
-        self._servers: list[asyncio.AbstractServer] = []
+        self._listeners: list[GatedListener] = []
         self._transports: list[asyncio.BaseTransport] = []
         self.ports: dict[str, int] = {}
 
     # --- lifecycle -------------------------------------------------------------------------------
 
     async def start(self, listen: str | None = None) -> tuple[str, int]:
-        host, port = _host_port(listen or self.settings.listen)
-        api = await asyncio.start_server(self._http, host, port, limit=_HEAD_LIMIT)
-        self._servers.append(api)
-        port = api.sockets[0].getsockname()[1]
+        host, port = listen_address(listen or self.settings.listen)
+        port = (await self._listen("http", self._http, host, port)).port
         loop = asyncio.get_running_loop()
         stream, _ = await loop.create_datagram_endpoint(lambda: _Datagrams(self._stream_datagram), local_addr=(host, port))
-        probe_tcp = await asyncio.start_server(self._probe_connection, host, self.settings.probe_port)
-        probe_port = probe_tcp.sockets[0].getsockname()[1]
+        probe_port = (await self._listen("probe", self._probe_connection, host, self.settings.probe_port)).port
         probe_udp, _ = await loop.create_datagram_endpoint(lambda: _Datagrams(self._probe_datagram), local_addr=(host, probe_port))
-        bulk_plain = await asyncio.start_server(self._bulk_connection, host, self.settings.bulk_port)
-        bulk_port = bulk_plain.sockets[0].getsockname()[1]
-        bulk_tls = await asyncio.start_server(self._bulk_connection, host, bulk_port + 1 if self.settings.bulk_port else 0, ssl=bulk.self_signed_context())
-        self._servers += [probe_tcp, bulk_plain, bulk_tls]
+        bulk_port = (await self._listen("bulk", self._bulk_connection, host, self.settings.bulk_port)).port
+        tls = bulk.self_signed_context()
+
+        async def bulk_over_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: str) -> None:
+            await self._bulk_connection(reader, writer, client, tls)
+
+        # TLS after the gate: a handshake that never comes holds a slot for the head deadline
+        # only, and counts against its address like any other connection.
+        bulk_tls = await self._listen("bulk", bulk_over_tls, host, bulk_port + 1 if self.settings.bulk_port else 0)
         self._transports += [stream, probe_udp]
-        self.ports = {"api": port, "stream": port, "probe": probe_port, "bulk": bulk_port, "bulk_tls": bulk_tls.sockets[0].getsockname()[1]}
-        log.info("helper serving on %s port %d (API and streams), probes on %d", host, port, probe_port)
+        self.ports = {"api": port, "stream": port, "probe": probe_port, "bulk": bulk_port, "bulk_tls": bulk_tls.port}
+        log.info("helper serving on %s: API and streams on port %d, probes on %d, bulk on %d (TLS %d); at most %d connections, %d per client",
+                 host, port, probe_port, bulk_port, self.ports["bulk_tls"], self._connections.total, self._connections.per_client)
         return host, port
 
     async def close(self) -> None:
         for transport in self._transports:
             transport.close()
-        for server in self._servers:
-            server.close()
-            await server.wait_closed()
+        for listener in self._listeners:
+            await listener.close()
+
+    async def _listen(self, channel: str, handler: Handler, host: str, port: int) -> GatedListener:
+        """A TCP listener whose connections pass the gate first: over a cap, reset at once and counted."""
+        gauge = self.metrics.connections.labels(channel)
+        listener = await GatedListener.bind(host, port, _BACKLOG, self._connections, handler, limit=_HEAD_LIMIT,
+                                            refused=lambda reason: self.metrics.refuse(channel, reason), opened=gauge.inc)
+        self._listeners.append(listener)
+        return listener
 
     def _client_label(self, client: str) -> str:
         return client if self.settings.log_clients else "a client"
 
     def _housekeeping(self, now: float) -> None:
-        for key in [k for k, s in self._sessions.items() if s.expires < now]:
-            del self._sessions[key]
+        self._sessions.close_ended(now)
         for key in [k for k, e in self._expectations.items() if e.expires < now]:
             del self._expectations[key]
         self.metrics.sessions.set(len(self._sessions) + len(self._expectations))
@@ -124,22 +139,29 @@ class Helper:
 
     # --- HTTP --------------------------------------------------------------------------------------
 
-    async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        client = (writer.get_extra_info("peername") or ("?",))[0]
-        status, headers, body = 400, {}, b""
+    async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: str) -> None:
+        status, headers, body = 400, dict[str, str](), b""
         try:
             async with asyncio.timeout(_READ_TIMEOUT):
-                head = await reader.readuntil(b"\r\n\r\n")
-                method, path, request_headers = _parse_head(head)
-                length = int(request_headers.get("content-length", "0") or 0)
-                if not 0 <= length <= self.settings.limits.max_body_bytes:
-                    raise _Refused(413, "too_large")
+                try:
+                    async with asyncio.timeout(_HEAD_SECONDS):
+                        head = await reader.readuntil(b"\r\n\r\n")
+                except TimeoutError:
+                    raise _Refused(408, "timeout") from None
+                method, path, request_headers = parsing.request_head(head)
+                length = parsing.content_length(request_headers, self.settings.limits.max_body_bytes)
                 request_body = await reader.readexactly(length) if length else b""
             status, headers, body = await self._route(client, method, path, request_headers, request_body)
         except _Refused as refused:
             self.metrics.refuse("http", refused.reason)
             status, body = refused.status, (refused.reason + "\n").encode()
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ConnectionError, ValueError, UnicodeDecodeError):
+        except Malformed as malformed:
+            self.metrics.refuse("http", malformed.reason)
+            status, body = malformed.status, (malformed.reason + "\n").encode()
+        except TimeoutError:
+            self.metrics.refuse("http", "timeout")
+            status, body = 408, b"timeout\n"
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             self.metrics.refuse("http", "malformed")
             status, body = 400, b"malformed\n"
         except Exception:  # a bug must not end the helper
@@ -174,12 +196,7 @@ class Helper:
         refusal = self._verifier.refuse(method, path, headers, body)
         if refusal is not None:
             raise _Refused(401, refusal)
-        try:
-            request = json.loads(body or b"{}")
-        except ValueError:
-            raise _Refused(400, "bad_json") from None
-        if not isinstance(request, dict):
-            raise _Refused(400, "bad_json")
+        request = parsing.json_object(body)
         self._housekeeping(time.monotonic())
         answer = await handlers[path](client, request)
         self.metrics.requests.labels(path.rsplit("/", 1)[-1]).inc()
@@ -196,32 +213,37 @@ class Helper:
             if not (isinstance(item, dict) and isinstance(item.get("service"), str) and isinstance(item.get("target"), str)):
                 raise _Refused(400, "bad_request")
             names.append((item["service"], item["target"]))
+        try:
+            shape = wire.MeasureShape.of(request)  # compact answers and pages under a byte budget (issue #18)
+        except ValueError:
+            raise _Refused(400, "bad_request") from None
         unknown = sum(not self.measurer.knows(*n) for n in names)
         if unknown:
             self.metrics.refuse("measure", "unknown_target")
-        return {"targets": await self.measurer.answer(names)}
+        answers = await self.measurer.answer(names, max_age=wire.CONTINUATION_SECONDS if shape.continuation else None)
+        return wire.measure_answer(answers, shape)
 
     async def _open_stream(self, client: str, request: dict[str, Any]) -> dict[str, Any]:
         limits = self.settings.limits
-        packets, size = request.get("packets"), request.get("size")
-        if not (isinstance(packets, int) and isinstance(size, int)):
-            raise _Refused(400, "bad_request")
-        if not (1 <= packets <= limits.max_stream_seconds * limits.max_stream_pps and wire.MIN_PACKET <= size <= wire.MAX_PACKET):
-            raise _Refused(400, "out_of_bounds")
-        if sum(s.client == client for s in self._sessions.values()) >= limits.sessions_per_client:
-            raise _Refused(429, "too_many_sessions")
+        packets = parsing.integer(request.get("packets"), 1, int(limits.max_stream_seconds * limits.max_stream_pps))
+        parsing.integer(request.get("size"), wire.MIN_PACKET, wire.MAX_PACKET)
+        now = time.monotonic()
+        refusal = self._sessions.refusal(client, now)
+        if refusal is not None:
+            raise _Refused(429, refusal)
         session = secrets.token_bytes(wire.SESSION_BYTES)
-        expires = time.monotonic() + limits.max_stream_seconds + 10
-        self._sessions[session] = _Session(client, session_key(self._secret, session), packets, expires, bytearray(packets))
+        self._sessions.add(session, StreamSession(client, session_key(self._secret, session), packets, now, bytearray(packets)))
         return {"session": session.hex(), "port": self.ports["stream"], "expires_in": limits.max_stream_seconds}
 
     async def _expect(self, client: str, request: dict[str, Any]) -> dict[str, Any]:
         transport, encoded = request.get("transport"), request.get("payloads")
-        if transport not in ("tcp", "udp") or not isinstance(encoded, list) or not 1 <= len(encoded) <= _MAX_PAYLOADS:
+        if not isinstance(transport, str) or transport not in ("tcp", "udp") or not isinstance(encoded, list) or not 1 <= len(encoded) <= _MAX_PAYLOADS:
+            raise _Refused(400, "bad_request")
+        if not all(isinstance(p, str) and p.isascii() for p in encoded):
             raise _Refused(400, "bad_request")
         try:
             payloads = [base64.b64decode(p, validate=True) for p in encoded]
-        except (ValueError, TypeError):
+        except (ValueError, binascii.Error):
             raise _Refused(400, "bad_request") from None
         if any(not 8 <= len(p) <= _MAX_PAYLOAD for p in payloads):
             raise _Refused(400, "out_of_bounds")
@@ -237,7 +259,9 @@ class Helper:
         return {"port": self.ports["bulk"], "tls_port": self.ports["bulk_tls"], "max_bytes": bulk.MAX_BYTES}
 
     async def _report(self, client: str, request: dict[str, Any]) -> dict[str, Any]:
-        ident = str(request.get("id", ""))
+        ident = request.get("id")
+        if not isinstance(ident, str) or not parsing.is_hex(ident, 16):
+            raise _Refused(400, "bad_request")
         expectation = self._expectations.get(ident)
         if expectation is None or expectation.client != client:
             raise _Refused(404, "unknown_expectation")
@@ -251,17 +275,17 @@ class Helper:
         if datagram is None:
             self.metrics.refuse("stream", "malformed")
             return
-        session = self._sessions.get(datagram.session)
-        if session is None or session.expires < time.monotonic():
-            self.metrics.refuse("stream", "unauthenticated")
+        now = time.monotonic()
+        session, why = self._sessions.get(datagram.session, now)
+        if session is None:
+            self.metrics.refuse("stream", why)
             return
         if not _equal(wire.seal(session.key, datagram.session, datagram.seq, datagram.body), data):
             self.metrics.refuse("stream", "bad_signature")
             return
-        if datagram.seq >= session.packets or session.seen[datagram.seq]:
+        if not session.accept(datagram.seq, now):
             self.metrics.refuse("stream", "replayed")
             return
-        session.seen[datagram.seq] = 1
         if not self._udp_bytes.allow(address[0], len(data)):
             self.metrics.refuse("stream", "rate_limited")
             return
@@ -298,8 +322,7 @@ class Helper:
         expectation.arrived[index] = max(expectation.arrived[index], _common_prefix(data, expectation.payloads[index]))
         self.metrics.probe_arrivals.labels("udp").inc()
 
-    async def _probe_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        client = (writer.get_extra_info("peername") or ("?",))[0]
+    async def _probe_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: str) -> None:
         data = b""
         try:
             async with asyncio.timeout(_PROBE_HOLD):
@@ -326,15 +349,23 @@ class Helper:
         expectation.arrived[index] = max(expectation.arrived[index], _common_prefix(data, expectation.payloads[index]))
         self.metrics.probe_arrivals.labels("tcp").inc()
 
-
     # --- bulk transfers (plain TCP and TLS) ------------------------------------------------------
 
-    async def _bulk_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        client = (writer.get_extra_info("peername") or ("?",))[0]
+    async def _bulk_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: str,
+                               tls: ssl.SSLContext | None = None) -> None:
         try:
-            async with asyncio.timeout(_READ_TIMEOUT):
-                line = await reader.readline()
-            parsed = bulk.parse_line(line[:1024])
+            try:
+                async with asyncio.timeout(_HEAD_SECONDS):
+                    if tls is not None:
+                        await writer.start_tls(tls)
+                    line = await reader.readuntil(b"\n")
+            except TimeoutError:
+                self.metrics.refuse("bulk", "timeout")
+                return
+            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ssl.SSLError):
+                self.metrics.refuse("bulk", "malformed")
+                return
+            parsed = bulk.parse_line(line)
             if parsed is None:
                 self.metrics.refuse("bulk", "malformed")
                 return
@@ -373,22 +404,8 @@ class _Datagrams(asyncio.DatagramProtocol):
         pass  # ICMP errors from a client that went away
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 413: "Payload Too Large", 429: "Too Many Requests", 500: "Internal Server Error"}
-
-
-def _parse_head(head: bytes) -> tuple[str, str, dict[str, str]]:
-    request_line, *lines = head.decode("latin-1").split("\r\n")
-    method, path, _version = request_line.split(" ")
-    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines if line)}
-    return method, path.split("?", 1)[0], headers
-
-
-def _host_port(value: str) -> tuple[str, int]:
-    """'HOST:PORT' or '[v6]:PORT'; port 0 takes any free port (tests, benchmarks)."""
-    host, _, port = value.rpartition(":")
-    if not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ValueError(f"bad listen address {value!r}: HOST:PORT")
-    return host.strip("[]") or "0.0.0.0", int(port)
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 408: "Request Timeout", 413: "Payload Too Large",
+            429: "Too Many Requests", 500: "Internal Server Error"}
 
 
 def _equal(a: bytes, b: bytes) -> bool:
@@ -405,6 +422,9 @@ def _common_prefix(a: bytes, b: bytes) -> int:
 
 async def serve(settings: HelperSettings, secret: bytes, measure_config: Config, listen: str | None = None) -> None:
     """`msgreach helper`: run until interrupted."""
+    from probe.runner import raise_descriptor_limit
+
+    raise_descriptor_limit()  # before the helper sizes its connection cap from it
     helper = Helper(settings, secret, measure_config)
     await helper.start(listen)
     try:

@@ -22,6 +22,7 @@ from probe.model import (
     CheckResult,
     Comparison,
     Fault,
+    HelperExchange,
     ServiceResult,
     TargetResult,
     VantageResult,
@@ -31,6 +32,7 @@ from probe.model import (
     severity,
 )
 from probe.reasons import Reason, render_clauses, text
+from probe.status_texts import helper_line_words
 
 if TYPE_CHECKING:
     from probe.config import Vantage
@@ -75,6 +77,9 @@ def judge_target(checks: Sequence[CheckResult]) -> Judgement:
         finding = result.finding
         if (result.failure or "").split(":", 1)[0] in MONITOR_FAILURES:
             return Judgement(Verdict.ERROR, (where, Reason("monitor_could_not_measure")))
+        line = helper_line_failure(result)
+        if line is not None:
+            return Judgement(Verdict.ERROR, (where, Reason("helper_line_failed", {"line": text(helper_line_words("en", line))})))
         if finding is None:
             return Judgement(Verdict.ERROR, (where, Reason("no_finding")))
         said = (where,) if not finding.reason else (where, finding.reason if isinstance(finding.reason, Reason) else text(finding.reason))
@@ -90,6 +95,14 @@ def judge_target(checks: Sequence[CheckResult]) -> Judgement:
     if not judged:
         return Judgement(Verdict.ERROR, (Reason("no_check_ran"),))
     return Judgement(Verdict.OK)
+
+
+def helper_line_failure(result: CheckResult) -> HelperExchange | None:
+    """The exchange with a helper abroad that kept a helper check from measuring, if that is why
+    it failed. The line to the helper crosses the censor, but it is the monitor's instrument, not
+    the path under test: a frozen, dripping, reset or garbage-answering line is never a block."""
+    evidence = result.evidence
+    return evidence if isinstance(evidence, HelperExchange) and evidence.failure is not None else None
 
 
 def judge_attempt(checks: Sequence[CheckResult], *, cut: bool) -> Judgement:

@@ -20,11 +20,16 @@ def _compose(name: str) -> dict:
     return yaml.safe_load((DEPLOY / name / "compose.yaml").read_text())
 
 
-def test_volunteer_compose_publishes_nothing_and_is_hardened() -> None:
+def test_volunteer_compose_publishes_only_the_page_on_loopback_and_is_hardened() -> None:
     compose = _compose("volunteer")
     assert set(compose["services"]) == {"msgreach", "agent"}
+    # The volunteer's status page, on the host's loopback only; the agent publishes nothing.
+    assert compose["services"]["msgreach"]["ports"] == ["127.0.0.1:9910:9910"]
+    assert "ports" not in compose["services"]["agent"]
+    readme = (DEPLOY / "volunteer" / "README.md").read_text()
+    assert "http://127.0.0.1:9910/" in readme
     for name, service in compose["services"].items():
-        assert "ports" not in service and "network_mode" not in service, f"{name} must not publish anything"
+        assert "network_mode" not in service and "expose" not in service, name
         assert service["read_only"] is True and service["cap_drop"] == ["ALL"], name
         assert "no-new-privileges:true" in service["security_opt"], name
         assert service["user"].split(":")[0] not in ("0", "root"), name
@@ -51,6 +56,47 @@ def test_central_compose_publishes_only_the_gateway() -> None:
     assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD__FILE"].startswith("/run/secrets/")
     for service in compose["services"].values():
         assert service["read_only"] is True and service["cap_drop"] == ["ALL"]
+    # The alerts' links are absolute on Prometheus's external URL: the gateway's Grafana and /docs/.
+    assert "--web.external-url=https://${CENTRE_HOSTNAME:?set CENTRE_HOSTNAME in .env}/" in prometheus["command"]
+    assert "../../docs:/usr/share/msgreach/docs:ro" in compose["services"]["gateway"]["volumes"]
+
+
+def test_the_gateway_serves_the_runbooks_and_nothing_else_new(tmp_path: Path, procs) -> None:
+    """The shipped nginx.conf (paths swapped for loopback ones) serves docs/operators.md, where
+    every alert's runbook_url points, as UTF-8 text, to GET only; the write path stays behind auth."""
+    from mrfkit import free_port, http_get, make_pki, wait_for
+
+    nginx = shutil.which("nginx")
+    if nginx is None:
+        pytest.skip("needs nginx (Debian's nginx-light)")
+    pki = make_pki(tmp_path, ["localhost"], ["127.0.0.1"])
+    users = tmp_path / "volunteers.htpasswd"
+    users.write_text("")
+    (tmp_path / "nginx-tmp").mkdir()
+    port = free_port()
+    text = (DEPLOY / "central" / "gateway" / "nginx.conf").read_text()
+    for old, new in {
+        "server prometheus:9090;": f"server 127.0.0.1:{free_port()};", "server grafana:3000;": f"server 127.0.0.1:{free_port()};",
+        "listen 8443 ssl;": f"listen 127.0.0.1:{port} ssl;", "/etc/nginx/tls/fullchain.pem": str(pki["cert"]),
+        "/etc/nginx/tls/privkey.pem": str(pki["key"]), "/etc/nginx/secrets/volunteers.htpasswd": str(users),
+        "/tmp/nginx": f"{tmp_path / 'nginx-tmp'}/nginx", "/usr/share/msgreach/docs/": f"{REPO / 'docs'}/",
+    }.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    (tmp_path / "nginx.conf").write_text(text)
+    gateway = procs.start("gateway", [nginx, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-e", "stderr", "-g", "daemon off; user root;"])
+    base = f"https://127.0.0.1:{port}"
+
+    def up() -> bool:
+        assert gateway.alive(), gateway.text()
+        return http_get(f"{base}/docs/operators.md", cafile=pki["ca"])[0] == 200
+
+    wait_for(up, 20, what="the gateway")
+    status, body = http_get(f"{base}/docs/operators.md#msgreachsuddenblock", cafile=pki["ca"])
+    assert status == 200 and "### MsgreachSuddenBlock" in body and body == (REPO / "docs" / "operators.md").read_text()
+    escaped = http_get(f"{base}/docs/../pyproject.toml", cafile=pki["ca"])  # nginx resolves it to /pyproject.toml: Grafana's, not a file
+    assert escaped[0] != 200 and "[project]" not in escaped[1], escaped
+    assert http_get(f"{base}/api/v1/write", cafile=pki["ca"])[0] in (401, 403)  # still the volunteers' path only
 
 
 @pytest.mark.parametrize("config", ["deploy/volunteer/msgreach.yaml", "deploy/container/config.yaml"])

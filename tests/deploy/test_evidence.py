@@ -353,7 +353,7 @@ def test_once_appends_to_the_archive_and_cli_reports(tmp_path: Path, procs) -> N
     """))
     for _ in range(2):
         run = subprocess.run(msgreach_argv("once", "--config", str(config), "--format", "json"), env=msgreach_env(), capture_output=True, text=True, timeout=60)
-        assert run.returncode == 0, run.stderr
+        assert run.returncode == 3, run.stderr  # `refused` is ip_blocked: a block found
     records = read(tmp_path / "state" / "evidence.jsonl").records
     assert [(r["service"], r["target"]) for r in records if r["service"] == "controls"] == [("controls", "ctl")] * 2  # controls first
     lines = [r for r in records if r["service"] != "controls"]

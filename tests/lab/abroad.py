@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,17 +23,20 @@ from typing import Any
 
 import yaml
 
+from .field_scenarios import RESOLVERS
 from .lab import Lab, LabError, _kill, in_ns, sh
 from .plan import (
     AUTHORITY,
     CONTROL_RESOLVER,
     CONTROL_RESOLVER_NAME,
+    IF_CENSOR_CLIENT,
     NS_CENSOR,
     NS_CLIENT,
     PREFIX,
 )
 
 NS_ABROAD = f"{PREFIX}abroad"
+HOSTILE_DRIP_PORT, HOSTILE_FLOOD_PORT = 9940, 9941  # tests/lab/hostile_helper.py, beside the helper
 IF_CENSOR_ABROAD = f"{PREFIX}cen-abr"
 IF_ABROAD = f"{PREFIX}abr0"
 CENSOR_ABROAD = "198.18.4.1"
@@ -92,6 +96,26 @@ class Abroad:
         sh(["ip", "netns", "delete", NS_ABROAD], check=False)
         in_ns(NS_CENSOR, ["ip", "link", "delete", IF_CENSOR_ABROAD], check=False)
 
+    @contextmanager
+    def hostile(self) -> Iterator[dict[str, str]]:
+        """A hostile stand-in for the helper at the helper's address (issue #18): URLs that drip
+        or flood their answers (tests/lab/hostile_helper.py), for the duration of the block."""
+        script = Path(__file__).with_name("hostile_helper.py")
+        pid = self.lab.spawn("hostile-helper", NS_ABROAD, [sys.executable, str(script), "--listen", HELPER,
+                                                          "--drip-port", str(HOSTILE_DRIP_PORT), "--flood-port", str(HOSTILE_FLOOD_PORT)],
+                             log="hostile-helper.log")
+        try:
+            deadline = time.monotonic() + 20
+            while f":{HOSTILE_FLOOD_PORT} " not in in_ns(NS_ABROAD, ["ss", "-ltnH"], check=False).stdout:
+                if time.monotonic() > deadline:
+                    raise LabError(f"the hostile helper did not come up: {(self.lab.dir / 'hostile-helper.log').read_text()[-2000:]}")
+                time.sleep(0.2)
+            yield {"drip": f"http://{HELPER}:{HOSTILE_DRIP_PORT}", "flood": f"http://{HELPER}:{HOSTILE_FLOOD_PORT}"}
+        finally:
+            _kill([pid])
+            self.lab.state["pids"].pop("hostile-helper", None)
+            self.lab._save()
+
     def measure_config(self) -> dict[str, Any]:
         """What the helper measures: the lab's catalogs, resolved without the ISP resolver."""
         data = self.lab.config_data(retries=0, deadline=40)
@@ -102,23 +126,24 @@ class Abroad:
         return data
 
     def monitor_config(self, path: Path, *, services: list[str] | None = None, extra: list[dict[str, Any]] = (),
-                       stream: dict[str, Any] | None = None, **kwargs: Any) -> Path:
+                       stream: dict[str, Any] | None = None, url: str | None = None, **kwargs: Any) -> Path:
         """The lab's vantage config with this helper under `helpers:` (and the call-stream targets
-        of the chosen catalogs given `stream` parameters)."""
+        of the chosen catalogs given `stream` parameters); `url`: another helper URL (a stand-in)."""
         data = self.lab.config_data(**kwargs)
         chosen = [s for s in data["services"] if services is None or s["catalog"] in services]
         for entry in chosen:
             if stream is not None and entry["catalog"] in ("whatsapp", "telegram"):
                 entry.setdefault("patch", {})["call-stream"] = {"params": {"udp_stream": stream}}
         data["services"] = [*chosen, *extra]
-        data["helpers"] = [{"name": "abroad", "url": self.url, "secret_file": str(self.secret_file)}]
+        data["helpers"] = [{"name": "abroad", "url": url or self.url, "secret_file": str(self.secret_file)}]
         path.write_text(yaml.safe_dump(data, sort_keys=False))
         return path
 
 
 # --- censor rules on the way to the helper ------------------------------------------------------------
 
-_FORWARD = "chain f {{ type filter hook forward priority 0; policy accept;\n{rules}\n}}"
+_FORWARD = "chain f {{ type filter hook forward priority {priority}; policy accept;\n{rules}\n}}"
+_PRIORITY = {"allowlist-silent": 5}  # after iptables' marks (0), before the allowlist scenario's reset (10)
 _RTP = f"ip daddr {HELPER} udp dport {API_PORT} @th,64,2 2"  # the call stream's RTP packets (version bits 10)
 
 NFT_RULES: dict[str, str] = {
@@ -131,6 +156,17 @@ NFT_RULES: dict[str, str] = {
     "mtproxy_faketls": f"ip daddr {HELPER} tcp dport {PROBE_PORT} @ih,0,40 0x1603010200 reject with tcp reset",
     # TLS from the helper's (foreign) address freezes after 16 KB whatever the name
     "freeze-address": f"ip saddr {HELPER} tcp sport {BULK_TLS_PORT} ct reply bytes > 16384 drop",
+    # The line to the helper itself (issue #18). Every TCP connection with the helper freezes once
+    # it carried `after` bytes, both directions counted (Russia's freeze of foreign hosting, 2025).
+    "line-freeze": f"ip daddr {HELPER} meta l4proto tcp ct bytes > {{after}} drop\nip saddr {HELPER} meta l4proto tcp ct bytes > {{after}} drop",
+    # The request to the helper's API is answered with a reset (its data segment: PSH).
+    "line-reset": f"ip daddr {HELPER} tcp dport {API_PORT} tcp flags & psh == psh reject with tcp reset",
+    # With the `allowlist` scenario: the data of unlisted connections is dropped, not reset (a
+    # silent allowlist: every international control then waits out its timeouts, and a round's
+    # controls take half of it; this chain runs before the scenario's reset).
+    "allowlist-silent": f"iifname {IF_CENSOR_CLIENT} ip daddr != {RESOLVERS} tcp flags & psh == psh ct mark != {{mark}} drop",
+    # Everything to and from the helper loses `percent` % of its packets, each way.
+    "line-loss": f"ip daddr {HELPER} numgen random mod 100 < {{percent}} drop\nip saddr {HELPER} numgen random mod 100 < {{percent}} drop",
 }
 REALITY_SNI = "www.microsoft.com"
 
@@ -140,6 +176,9 @@ def _sni(name: str) -> list[str]:
 
 
 _IPTABLES = {
+    # The `allowlist` regime (field_scenarios.py) lets the helper's TCP through, as if its address
+    # were listed: its UDP is still dropped like all UDP but DNS (issue #18: calls measured anyway).
+    "allowlisted": lambda mark: [["-d", HELPER, "-p", "tcp", "-j", "CONNMARK", "--set-mark", mark]],
     "vless_reality": lambda: [["-d", HELPER, "-p", "tcp", "--dport", str(PROBE_PORT), *_sni(REALITY_SNI), "-j", "REJECT", "--reject-with", "tcp-reset"]],
     # connections whose ClientHello carries the name freeze after 16 KB from the server, at any address
     "freeze-name": lambda name: [
@@ -166,7 +205,7 @@ def censor(rule: str, **fields: Any) -> Iterator[None]:
             in_ns(NS_CENSOR, ["iptables", "-w", "-X", chain], check=False)
         return
     table = "mrl_helper_" + rule.replace("-", "_")
-    body = _FORWARD.format(rules=NFT_RULES[rule].format(**fields))
+    body = _FORWARD.format(rules=NFT_RULES[rule].format(**fields), priority=_PRIORITY.get(rule, 0))
     in_ns(NS_CENSOR, ["nft", "-f", "-"], input=f"table ip {table} {{\n{body}\n}}\n")
     try:
         yield

@@ -75,12 +75,21 @@ def once(lab: Lab, *, services: list[str] | None = None, config: Path | None = N
     for service in services or []:
         argv += ["--service", service]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, f"msgreach once exited {proc.returncode}:\n{proc.stderr[-3000:]}"
+    assert proc.returncode in (0, 3, 4), f"msgreach once exited {proc.returncode}:\n{proc.stderr[-3000:]}"
     try:
         document = json.loads(proc.stdout)
     except ValueError as exc:
         raise AssertionError(f"msgreach once did not print JSON ({exc}):\n{proc.stdout[:2000]}\n{proc.stderr[-2000:]}") from None
+    assert proc.returncode == _exit_status(document), f"exit {proc.returncode} for {[(v['verdict'], [s['verdict'] for s in v['services']]) for v in document['vantages']]}"
     return Report(document, proc.stderr)
+
+
+def _exit_status(document: dict[str, Any]) -> int:
+    """The contract's exit status of `once` for its document: 3 a block, 4 offline, 0 otherwise."""
+    not_blocks = {"ok", "down", "error", "vantage_offline"}
+    if any(s["verdict"] not in not_blocks for v in document["vantages"] for s in v["services"]):
+        return 3
+    return 4 if any(v["verdict"] == "vantage_offline" for v in document["vantages"]) else 0
 
 
 # --- msgreach run and its /metrics ------------------------------------------------------------------

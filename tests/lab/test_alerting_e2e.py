@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 
 import panel_queries
-from alerting_flow import BLOCK_ALERTS, PROFILES, SERVICE, TECHNIQUE, VANTAGE, Flow
+from alerting_flow import BLOCK_ALERTS, EXTERNAL_URL, PROFILES, SERVICE, TECHNIQUE, VANTAGE, Flow
 from opstools import ROOT, require_tool
 
 from . import field_scenarios  # noqa: F401 - registers the lab's `allowlist` scenario
@@ -49,6 +49,9 @@ def test_block_on_off_and_uplink_cut_reach_the_receiver(flow):
     assert labels["severity"] == "critical" and labels["country"] == "RU"
     assert fired["path"].endswith("/oncall-ru"), fired["path"]  # routed by country
     assert "runbook" in fired["annotations"] and TECHNIQUE in fired["annotations"]["summary"]
+    # Links a phone can open: absolute on Prometheus's external URL (docs/operators.md, Alerts).
+    assert fired["annotations"]["runbook_url"] == f"{EXTERNAL_URL}/docs/operators.md#msgreachsuddenblock"
+    assert fired["annotations"]["dashboard"] == f"{EXTERNAL_URL}/d/msgreach-service?var-service={SERVICE}&var-vantage={VANTAGE}"
 
     # Everything but DNS failures (syn-rst fails TCP; the lab's resolvers answer).
     lab_provides = {n for q in panel_queries.queries() for n in q["needs"]} - {"dns_failures"}

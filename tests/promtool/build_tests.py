@@ -11,7 +11,8 @@ state set of ``msgreach_service_verdict`` (one series per verdict, exactly one a
 runs them (tests/test_prometheus_rules.py does, and checks the files are not stale).
 
 Expected alerts are written in full: labels and templated annotations (summary, description,
-dashboard); runbooks are static text and are taken from the rule file.
+dashboard and runbook_url, absolute on the tests' external URL); runbooks are static text and
+are taken from the rule file.
 
     python tests/promtool/build_tests.py          # rewrite
     python tests/promtool/build_tests.py --check  # exit 1 if stale
@@ -36,6 +37,7 @@ from generate_rules import PROFILES
 from probe.model import SERVICE_VERDICTS, VANTAGE_VERDICTS
 
 RULES = {name: p.path for name, p in PROFILES.items()}
+EXTERNAL_URL = "https://centre.example.org"  # Prometheus's --web.external-url in the tests: every link is absolute on it
 
 VERDICTS = tuple(str(v) for v in SERVICE_VERDICTS)  # the full state set msgreach exports
 REGIMES = tuple(str(v) for v in VANTAGE_VERDICTS)
@@ -91,6 +93,7 @@ class Vantage:
     # block, e.g. {30: 1, 31: 3}: round 30 is scraped once, its confirmation round 31 three times
     # until the next scheduled round. The services it did not measure again repeat their verdict.
     scrapes: dict[int, int] | None = None
+    helpers: dict[str, str] | None = None  # per helper abroad, its line round by round: "up*10 down*20"
 
     def counts(self, n: int) -> list[int]:
         return [(self.scrapes or {}).get(r, SCRAPES_PER_ROUND) for r in range(n)]
@@ -159,6 +162,11 @@ class Vantage:
                 values = [1 if v == verdict else 0 for v in t]
                 out.append({"series": f'msgreach_service_verdict{{{base},service="{s}",verdict="{verdict}"}}', "values": compact(per_sample(values, verdict=True))})
             out.append({"series": f'msgreach_service_reachable_ratio{{{base},service="{s}"}}', "values": compact(per_sample([RATIO.get(v, 0.0) for v in t], verdict=True))})
+        for helper, line in (self.helpers or {}).items():
+            states = expand(line, ("up", "down"))
+            if len(states) != n:
+                raise ValueError(f"{self.name}: helper {helper} has {len(states)} rounds, services {n}")
+            out.append({"series": f'msgreach_helper_up{{{base},helper="{helper}"}}', "values": compact(per_sample([1 if v == "up" else 0 for v in states], verdict=True))})
         return out
 
 
@@ -189,7 +197,8 @@ class Expect:
                 "summary": f"{service} blocked from {v.name} ({v.country} AS{v.asn}) by {technique}",
                 "description": f"{service} was reachable from vantage {v.name} ({v.network}) within the last {p.ok_lookback}; now every verdict is a block, over 2 consecutive rounds or confirmed by another vantage of {v.country}. Current technique: {technique}.",
                 "runbook": self.rb["MsgreachSuddenBlock"],
-                "dashboard": f"/d/msgreach-service?var-service={service}&var-vantage={v.name}",
+                "runbook_url": f"{EXTERNAL_URL}/docs/operators.md#msgreachsuddenblock",
+                "dashboard": f"{EXTERNAL_URL}/d/msgreach-service?var-service={service}&var-vantage={v.name}",
             },
         }
 
@@ -208,7 +217,8 @@ class Expect:
                 "summary": summary,
                 "description": description,
                 "runbook": self.rb["MsgreachWideBlock"],
-                "dashboard": f"/d/msgreach-overview?var-country={country}&var-service={service}",
+                "runbook_url": f"{EXTERNAL_URL}/docs/operators.md#msgreachwideblock",
+                "dashboard": f"{EXTERNAL_URL}/d/msgreach-overview?var-country={country}&var-service={service}",
             },
         }
 
@@ -219,7 +229,8 @@ class Expect:
                 "summary": f"{service} at {v.name}: {previous} -> {technique}",
                 "description": f"At vantage {v.name} ({v.country} AS{v.asn}) the block of {service} changed from {previous} to {technique} (each sustained over two rounds).",
                 "runbook": self.rb["MsgreachTechniqueChange"],
-                "dashboard": f"/d/msgreach-service?var-service={service}&var-vantage={v.name}",
+                "runbook_url": f"{EXTERNAL_URL}/docs/operators.md#msgreachtechniquechange",
+                "dashboard": f"{EXTERNAL_URL}/d/msgreach-service?var-service={service}&var-vantage={v.name}",
             },
         }
 
@@ -230,7 +241,8 @@ class Expect:
                 "summary": f"Vantage {v.name} ({v.country} AS{v.asn}) is offline",
                 "description": f"msgreach_vantage_online has been 0 for {self.p.offline_for}: the vantage cannot reach its control sites; no verdict from it means anything.",
                 "runbook": self.rb["MsgreachVantageOffline"],
-                "dashboard": f"/d/msgreach-vantage?var-vantage={v.name}",
+                "runbook_url": f"{EXTERNAL_URL}/docs/operators.md#msgreachvantageoffline",
+                "dashboard": f"{EXTERNAL_URL}/d/msgreach-vantage?var-vantage={v.name}",
             },
         }
 
@@ -241,7 +253,8 @@ class Expect:
                 "summary": f"Vantage {v.name} ({v.country}) sent no round for {age}",
                 "description": f"The newest msgreach_last_round_timestamp_seconds of {v.name} is {age} old.",
                 "runbook": self.rb["MsgreachVantageSilent"],
-                "dashboard": f"/d/msgreach-vantage?var-vantage={v.name}",
+                "runbook_url": f"{EXTERNAL_URL}/docs/operators.md#msgreachvantagesilent",
+                "dashboard": f"{EXTERNAL_URL}/d/msgreach-vantage?var-vantage={v.name}",
             },
         }
 
@@ -252,7 +265,23 @@ class Expect:
                 "summary": f"{service} fails at a control vantage: block alerts for it are suppressed",
                 "description": f"{service} failed at a control vantage during at least 50% of the last {self.p.block_window}; it is probably down for everyone.",
                 "runbook": self.rb["MsgreachServiceFailingAtControl"],
-                "dashboard": f"/d/msgreach-service?var-service={service}",
+                "runbook_url": f"{EXTERNAL_URL}/docs/operators.md#msgreachservicefailingatcontrol",
+                "dashboard": f"{EXTERNAL_URL}/d/msgreach-service?var-service={service}",
+            },
+        }
+
+    def helper_down(self, v: Vantage, helper: str) -> dict:
+        return {
+            "exp_labels": {"severity": "info", "category": "helper", "vantage": v.name, "helper": helper},
+            "exp_annotations": {
+                "summary": f"{v.name} cannot use its helper {helper}: the line to it fails",
+                "description": (
+                    f"msgreach_helper_up of {v.name} for helper {helper} has been 0 for {self.p.helper_down_for}: "
+                    "calls, circumvention and freeze keys are not measured there, and its blocks are not compared with the helper's."
+                ),
+                "runbook": self.rb["MsgreachHelperLineDown"],
+                "runbook_url": f"{EXTERNAL_URL}/docs/operators.md#msgreachhelperlinedown",
+                "dashboard": f"{EXTERNAL_URL}/d/msgreach-vantage?var-vantage={v.name}",
             },
         }
 
@@ -266,7 +295,8 @@ class Expect:
                     "international one: every foreign service fails there for the regime, not for a block of its own."
                 ),
                 "runbook": self.rb["MsgreachAllowlistRegime"],
-                "dashboard": f"/d/msgreach-overview?var-country={country}",
+                "runbook_url": f"{EXTERNAL_URL}/docs/operators.md#msgreachallowlistregime",
+                "dashboard": f"{EXTERNAL_URL}/d/msgreach-overview?var-country={country}",
             },
         }
 
@@ -277,7 +307,8 @@ class Expect:
                 "summary": f"Possible regional shutdown in {country} AS{asn}: {count} vantages offline",
                 "description": f"{count} vantages in AS{asn} ({country}) have been offline or silent for {self.p.offline_for}.",
                 "runbook": self.rb["MsgreachRegionalShutdown"],
-                "dashboard": f"/d/msgreach-overview?var-country={country}",
+                "runbook_url": f"{EXTERNAL_URL}/docs/operators.md#msgreachregionalshutdown",
+                "dashboard": f"{EXTERNAL_URL}/d/msgreach-overview?var-country={country}",
             },
         }
 
@@ -285,6 +316,7 @@ class Expect:
 ALERTS = (
     "MsgreachSuddenBlock", "MsgreachWideBlock", "MsgreachTechniqueChange", "MsgreachVantageOffline",
     "MsgreachVantageSilent", "MsgreachAllowlistRegime", "MsgreachRegionalShutdown", "MsgreachServiceFailingAtControl",
+    "MsgreachHelperLineDown",
 )
 
 
@@ -310,7 +342,7 @@ def test(name: str, vantages: list[Vantage], checks: list[list[dict]], promql: l
     for v in vantages:
         v.step = step
     series = [s for v in vantages for s in v.series()]
-    out = {"name": name, "interval": f"{step}s", "input_series": series, "alert_rule_test": [c for group in checks for c in group]}
+    out = {"name": name, "interval": f"{step}s", "external_url": EXTERNAL_URL, "input_series": series, "alert_rule_test": [c for group in checks for c in group]}
     if promql:
         out["promql_expr_test"] = promql
     return out
@@ -584,6 +616,20 @@ def default_tests() -> list[dict]:
             expect(at(34)),
             expect(at(36), MsgreachVantageSilent=[e.silent(stuck, "7m 0s"), e.silent(dead, "6m 0s")]),
             expect(at(70), MsgreachVantageSilent=[e.silent(stuck, "41m 0s"), e.silent(dead, "40m 0s")]),
+        ],
+    ))
+
+    frozen = Vantage(**RU1, services={"whatsapp": "ok*60"}, helpers={"abroad": "up*10 down*40 up*10"})
+    flaky = Vantage(**RU3, services={"whatsapp": "ok*60"}, helpers={"abroad": "up*10 down*5 up*45"})
+    tests.append(test(
+        "the line to a helper abroad failing for 15 minutes is shown (info, never a page), a few failed "
+        "rounds are not; no block alert either way",
+        [frozen, flaky],
+        [
+            *quiet(at(10), at(24, 3)),
+            expect(at(25, 1), MsgreachHelperLineDown=[e.helper_down(frozen, "abroad")]),
+            expect(at(49, 3), MsgreachHelperLineDown=[e.helper_down(frozen, "abroad")]),
+            expect(at(50, 1)),
         ],
     ))
     return tests
