@@ -368,8 +368,9 @@ class CheckResult:
     judge's reading of it (`ok`, the failure string, and when it failed its Finding), made by
     `probe.judge.analyse` as soon as the check returned.
 
-    `evidence` is one of the records above; the helper checks (udp_stream, circumvention,
-    helper_transfer), not converted yet, keep records of their own modules."""
+    `evidence` is the check's record of this module (the helper checks': theirs, or the failed
+    `HelperExchange`, or `NoHelper`), `Unfinished` when it returned none, or a control helper's
+    `HelperView` under the `helper` check."""
 
     check: str
     ok: bool
@@ -404,6 +405,7 @@ class Comparison:
     verdict: str
     check: str | None = None
     failure: str | None = None
+    helper: str | None = field(default=None, metadata={"omit_none": True})  # a helper abroad's name
 
 
 @dataclass(slots=True)
@@ -788,3 +790,131 @@ class HelperLine:
     largest_received_bytes: int = 0
     last_failure: HelperExchange | None = _opt()
     reason: str = ""  # the last failure in words (English; the page says it in its own language)
+
+
+# --- the helper checks: measured through a helper abroad (probe/helper/), and its view of a target -
+
+
+@dataclass(slots=True)
+class NoHelper:
+    """A helper check in a round without the helper it asks for (the config's `helpers:`):
+    nothing was measured."""
+
+    helper: str | None = None  # the name the check asked for; None: any helper
+
+
+@dataclass(slots=True)
+class SecondBucket:
+    """One second of a stream (by sending time): packets sent in it, and how many came back."""
+
+    second: int
+    sent: int
+    echoed: int
+
+
+@dataclass(slots=True)
+class EchoedStream:
+    """One UDP stream to the helper, each datagram echoed back once (udp_stream): `call` (a
+    STUN-shaped opening, then RTP) or `control` (neutral bytes of the same sizes and rate).
+    `cut_after_seconds`: when a loss run began that lasted to the end, a second or longer."""
+
+    kind: str
+    sent: int = 0
+    echoed: int = 0
+    loss_ratio: float = 1.0
+    opening_answered: bool = False
+    cut_after_seconds: float | None = None
+    jitter_ms: float | None = None
+    rtt_ms: float | None = None
+    failure: str | None = None  # the stream could not be sent at all (no socket)
+    buckets: list[SecondBucket] = field(default_factory=list)
+    duration_seconds: float = 0.0  # sending and the wait for the last echoes
+    failed_operation: str | None = _operation()
+    t0: float | None = _operation()
+    t: float | None = _operation()
+    transaction_id: int | None = _operation()
+
+
+@dataclass(slots=True)
+class UDPStreamEvidence:
+    """The call stream and its control, sent side by side; `loss_floor` is the loss the target's
+    settings call throttling (the judge reads it with the streams)."""
+
+    helper: str
+    packets_per_second: int
+    packet_size: int
+    stream_seconds: float  # the stream's length (not `duration_seconds`: that is the check's own, in its JSON)
+    call: EchoedStream
+    control: EchoedStream
+    loss_floor: float
+
+
+@dataclass(slots=True)
+class SignatureProbe:
+    """The first packets of a circumvention protocol's handshake (`signature`), or printable
+    neutral bytes of the same size (`neutral`), sent to the helper's probe port; the helper
+    reports how many bytes of it arrived intact. `copies`: datagrams sent (UDP), one for TCP."""
+
+    kind: str
+    size: int
+    arrived_bytes: int = 0
+    failure: str | None = None  # what the sending side met (a refused connect, a reset)
+    copies: int = 1
+    duration_seconds: float = 0.0
+    failed_operation: str | None = _operation()
+    t0: float | None = _operation()
+    t: float | None = _operation()
+    transaction_id: int | None = _operation()
+
+
+@dataclass(slots=True)
+class CircumventionEvidence:
+    helper: str
+    protocol: str
+    transport: str  # "udp" or "tcp"
+    probes: list[SignatureProbe] = field(default_factory=list)  # the signature, then the neutral bytes
+
+
+@dataclass(slots=True)
+class BulkTransfer:
+    """One bulk download from the helper on a fresh connection: `plain` TCP, or TLS with the
+    decoy SNI (`tls_decoy`) or the target's name (`tls_name`). `stalled_at_bytes`: where no byte
+    came for the stall bound (a freeze)."""
+
+    kind: str
+    sni: str | None = None  # None: plain TCP
+    received_bytes: int = 0
+    stalled_at_bytes: int | None = None
+    failure: str | None = None
+    duration_seconds: float = 0.0
+    failed_operation: str | None = _operation()
+    t0: float | None = _operation()
+    t: float | None = _operation()
+    transaction_id: int | None = _operation()
+
+
+@dataclass(slots=True)
+class HelperTransferEvidence:
+    helper: str
+    bytes: int  # the size each transfer asks for
+    keyed_on: str | None = _judged()  # "name" | "address" | "none_here": what the judge read the freeze as
+    transfers: list[BulkTransfer] = field(default_factory=list)  # plain, tls_decoy, tls_name
+
+
+@dataclass(slots=True)
+class HelperView:
+    """What a control helper abroad said of the same target in the same round, as it said it:
+    its verdict, reason and first failing check with that check's failure, how old its
+    measurement was, and what it said of its own vantage (`helper_vantage`). When it said
+    nothing of the target: why (`error`, and `line`, the exchange that failed, when the line to
+    it kept it from answering). The judge compares it (probe.judge.controls)."""
+
+    helper: str
+    verdict: str | None = None
+    reason: str = ""
+    failed_check: str | None = _opt()
+    failure: str | None = _opt()  # the failing check's
+    age_seconds: float | None = None
+    helper_vantage: str | None = _opt()
+    error: str | None = _opt()
+    line: HelperExchange | None = _opt()

@@ -16,6 +16,7 @@ import logging
 import resource
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from probe import judge
@@ -40,6 +41,19 @@ CONTROLS = "controls"
 OnTarget = Callable[[TargetResult], None]
 
 
+@dataclass(frozen=True)
+class _Round:
+    """What every target of one round is measured with."""
+
+    config: Config
+    vantage: Vantage
+    route: Route
+    limit: asyncio.Semaphore
+    deadline: float  # time.monotonic()
+    helpers: HelperRound
+    progress: OnTarget | None
+
+
 async def run_round(
     config: Config,
     vantage: Vantage,
@@ -52,21 +66,20 @@ async def run_round(
     `progress` is told of each target as its verdict stands (`once` shows a progress line)."""
     started_at, started = time.time(), time.monotonic()
     route = Route.of(vantage)
-    limit = asyncio.Semaphore(concurrency_for(config.schedule.concurrency))
     deadline = started + config.schedule.deadline
-
     chosen = [s for s in config.services if services is None or s.name in services]
     _import_checks([*config.controls, *(t for s in chosen for t in s.targets)])
     results: list[ServiceResult] = []
-    # Helpers abroad (probe/helper/client.py): the helper checks find them, and the round's
-    # deadline that bounds every exchange with them, through `helpers`.
+    # Helpers abroad (probe/helper/client.py): the helper checks reach them through their
+    # contexts, every exchange bounded by the round's deadline and summed up in `lines`.
     with HelperRound(config, route, deadline) as helpers:
+        round_ = _Round(config, vantage, route, asyncio.Semaphore(concurrency_for(config.schedule.concurrency)), deadline, helpers, progress)
         # Helper-only targets (call streams, freeze keys, circumvention) need nothing the controls
         # establish: they start with the controls, so a 20 s call stream and its retry fit the
         # round however long slow controls take (an allowlist regime, a lossy line).
-        early = asyncio.ensure_future(_gather_services(config, vantage, route, chosen, True, ControlPhase(), limit, deadline, progress))
+        early = asyncio.ensure_future(_gather_services(round_, chosen, True, ControlPhase()))
         try:
-            controls = await _gather_targets(config, vantage, route, None, config.controls, ControlPhase(), limit, deadline, progress)
+            controls = await _gather_targets(round_, None, config.controls, ControlPhase())
         except BaseException:
             await _cancelled(early)
             raise
@@ -82,14 +95,15 @@ async def run_round(
         else:  # under `allowlist` too: services are measured and their evidence kept
             helpers.ask(chosen)  # control helpers measure the same targets meanwhile
             try:
-                rest = await _gather_services(config, vantage, route, chosen, False, phase, limit, deadline, progress)
+                rest = await _gather_services(round_, chosen, False, phase)
             except BaseException:
                 await _cancelled(early)
                 raise
             first = await early
-            per_service = [_in_order(s, a + b) for s, a, b in zip(chosen, first, rest, strict=True)]
-            per_service = await helpers.confirm(chosen, per_service)  # a block the helper sees too is `down`
-            for service, targets in zip(chosen, per_service, strict=True):
+            views = await helpers.views()  # the asks end by the round's deadline themselves
+            for service, measured_early, measured in zip(chosen, first, rest, strict=True):
+                targets = _in_order(service, measured_early + measured)
+                targets = [judge.judge_with_helpers(t, views[(service.name, t.target)]) if (service.name, t.target) in views else t for t in targets]
                 if control_vantage is not None:
                     targets = [judge.confirm_down_by_control(t, judge.find_target(control_vantage, service.name, t.target)) for t in targets]
                 results.append(ServiceResult(service.name, judge.service_verdict(targets), targets))
@@ -119,21 +133,10 @@ def _import_checks(targets: Iterable[Target]) -> None:
         judge.ANALYSERS[name]
 
 
-async def _gather_services(
-    config: Config,
-    vantage: Vantage,
-    route: Route,
-    chosen: list[Service],
-    helper_targets: bool,
-    phase: ControlPhase,
-    limit: asyncio.Semaphore,
-    deadline: float,
-    progress: OnTarget | None = None,
-) -> list[list[TargetResult]]:
+async def _gather_services(round_: _Round, chosen: list[Service], helper_targets: bool, phase: ControlPhase) -> list[list[TargetResult]]:
     """Each service's helper-only targets (`helper_targets`), or the rest of them, measured."""
     return list(await asyncio.gather(*(
-        _gather_targets(config, vantage, route, s, [t for t in s.targets if helper_only(t) == helper_targets], phase, limit, deadline, progress)
-        for s in chosen
+        _gather_targets(round_, s, [t for t in s.targets if helper_only(t) == helper_targets], phase) for s in chosen
     )))
 
 
@@ -213,17 +216,7 @@ def raise_descriptor_limit() -> int:
     return soft
 
 
-async def _gather_targets(
-    config: Config,
-    vantage: Vantage,
-    route: Route,
-    service: Service | None,
-    targets: list[Target],
-    phase: ControlPhase,
-    limit: asyncio.Semaphore,
-    deadline: float,
-    progress: OnTarget | None = None,
-) -> list[TargetResult]:
+async def _gather_targets(round_: _Round, service: Service | None, targets: list[Target], phase: ControlPhase) -> list[TargetResult]:
     # A few workers take the targets in turn, rather than a task per target waiting on `limit`,
     # which would hold a task (and anyio's per-task state under httpx) for every target at once.
     results: list[TargetResult | None] = [None] * len(targets)
@@ -231,22 +224,23 @@ async def _gather_targets(
 
     async def worker() -> None:
         for index, target in queue:
-            async with limit:
-                results[index] = result = await _measure_target(config, vantage, route, service, target, phase, deadline)
-            if progress is not None:
-                progress(result)
+            async with round_.limit:
+                results[index] = result = await _measure_target(round_, service, target, phase)
+            if round_.progress is not None:
+                round_.progress(result)
 
-    await asyncio.gather(*(worker() for _ in range(min(len(targets), concurrency_for(config.schedule.concurrency)))))
+    await asyncio.gather(*(worker() for _ in range(min(len(targets), concurrency_for(round_.config.schedule.concurrency)))))
     measured = [r for r in results if r is not None]
     assert len(measured) == len(targets), "a worker ended without its targets"  # gather raised otherwise
     return measured
 
 
-def new_context(config: Config, vantage: Vantage, route: Route, service: Service | None, target: Target, phase: ControlPhase) -> Context:
+def new_context(round_: _Round, service: Service | None, target: Target, phase: ControlPhase) -> Context:
     """A fresh context for one attempt at one target."""
+    config = round_.config
     ctx = Context(
-        vantage=vantage,
-        route=route,
+        vantage=round_.vantage,
+        route=round_.route,
         service=service,
         target=target,
         fingerprints=config.fingerprints,
@@ -254,21 +248,20 @@ def new_context(config: Config, vantage: Vantage, route: Route, service: Service
         max_addresses=config.schedule.max_addresses,
         timeout=0.0,
         control_phase=phase,
-        helpers=tuple(config.helpers),
+        helper_round=round_.helpers,
     )
     if target.addresses or target.is_ip:  # pinned: the connect stages skip DNS
         ctx.addresses, ctx.addresses_from = list(target.addresses) or [target.host], "pinned"
     return ctx
 
 
-async def _measure_target(
-    config: Config, vantage: Vantage, route: Route, service: Service | None, target: Target, phase: ControlPhase, deadline: float
-) -> TargetResult:
+async def _measure_target(round_: _Round, service: Service | None, target: Target, phase: ControlPhase) -> TargetResult:
+    config = round_.config
     name = service.name if service else CONTROLS
     result: TargetResult | None = None
     for attempt in range(1, config.schedule.retries + 2):
-        ctx = new_context(config, vantage, route, service, target, phase)
-        remaining = deadline - time.monotonic()
+        ctx = new_context(round_, service, target, phase)
+        remaining = round_.deadline - time.monotonic()
         cut = False
         try:
             async with asyncio.timeout(max(remaining, 0.001)):

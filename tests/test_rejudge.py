@@ -99,27 +99,78 @@ def test_lines_without_observations_are_counted_not_compared():
     assert out.getvalue().splitlines()[-1] == "0 of 1 line(s) re-judged; 0 verdict(s) differ; 1 line(s) could not be read again"
 
 
-def test_a_helper_checks_stored_outcome_is_taken_as_it_was():
-    """The helper checks keep records of their own, which the judge does not read yet: their
-    stored outcome and Finding stand, and the target's verdict follows from them."""
-    from dataclasses import dataclass
-
+def _helper_round() -> list[dict[str, object]]:
+    """The archive lines of a round of helper targets, judged the runner's way: a call stream cut
+    after 3 s, a dead signature, a freeze keyed on the name, a line that froze, no helper; and a
+    web target a control helper sees blocked too (`down`) next to one it finds ok."""
+    from probe.checks.udp_stream import _summarise
     from probe.evidence.records import records
-    from probe.judge import judge_target
-    from probe.model import CheckResult, Fault, Finding, ServiceResult, TargetResult, VantageResult, VantageVerdict, Verdict
-    from probe.reasons import text
-
-    @dataclass
-    class StreamRecord:  # stands in for udp_stream's own record
-        loss_ratio: float
-
-    check = CheckResult(
-        "udp_stream", False, "udp_stream_cut", 1.0, Finding(Verdict.UDP_BLOCKED, Fault.PATH, "control_stream", text("cut after 3.0 s")), StreamRecord(1.0)
+    from probe.judge import RoundFacts, analyse, judge_attempt, judge_with_helpers, service_verdict
+    from probe.model import (
+        BulkTransfer,
+        CheckResult,
+        CircumventionEvidence,
+        EchoedStream,
+        HelperExchange,
+        HelperTransferEvidence,
+        HelperView,
+        NoHelper,
+        ServiceResult,
+        SignatureProbe,
+        TargetResult,
+        TCPEvidence,
+        UDPStreamEvidence,
+        VantageResult,
+        VantageVerdict,
     )
-    judged = judge_target([check])
-    target = TargetResult("calls", "stream", "helper.test", judged.verdict, [check], judged.reason, reasons=judged.reasons)
-    result = VantageResult("v", VantageVerdict.OK, [ServiceResult("calls", Verdict.UDP_BLOCKED, [target])], [], 1.7e9, 1.0, healthy_resolvers=["system"])
-    lines = [json.loads(json.dumps(line)) for line in records(result)]
-    assert lines[0]["observations"] == [{"check": "udp_stream"}] and lines[0]["verdict"] == "udp_blocked"
+
+    def stream(kind: str, echoed: int) -> EchoedStream:
+        record = EchoedStream(kind)
+        sent = [i / 10 for i in range(60)]
+        _summarise(record, sent, [s + 0.01 if i < echoed else None for i, s in enumerate(sent)], 10)
+        return record
+
+    facts = RoundFacts(healthy_resolvers=frozenset({"system"}))
+    measured = {
+        "call": ("udp_stream", UDPStreamEvidence("abroad", 10, 172, 6.0, stream("call", 30), stream("control", 60), 0.2)),
+        "vpn": ("circumvention", CircumventionEvidence("abroad", "wireguard", "udp", [SignatureProbe("signature", 148), SignatureProbe("neutral", 148, 148)])),
+        "freeze": ("helper_transfer", HelperTransferEvidence("abroad", 65536, transfers=[
+            BulkTransfer("plain", None, 65536), BulkTransfer("tls_decoy", "example.org", 65536), BulkTransfer("tls_name", "x.test", 16384, 16384, "stalled")])),
+        "frozen-line": ("udp_stream", HelperExchange("abroad", "/v1/stream", 300, 2000, 5.0, failure="helper_line_frozen")),
+        "no-helper": ("circumvention", NoHelper("elsewhere")),
+    }
+    targets = []
+    for name, (check, evidence) in measured.items():
+        result = analyse(check, evidence, facts)
+        judged = judge_attempt([result], cut=False)
+        targets.append(TargetResult("calls", name, "helper.test", judged.verdict, [result], judged.reason, reasons=judged.reasons))
+    web = []
+    for name, theirs in (("dead", HelperView("abroad", "ip_blocked", failed_check="tcp", failure="connection_refused")), ("here-only", HelperView("abroad", "ok"))):
+        tcp = analyse("tcp", TCPEvidence([TCPConnect("192.0.2.1", 443, "connection_refused")]), facts)
+        judged = judge_attempt([tcp], cut=False)
+        web.append(judge_with_helpers(TargetResult("web", name, "web.test", judged.verdict, [tcp], judged.reason, reasons=judged.reasons), [theirs]))
+    services = [ServiceResult(name, service_verdict(members), members) for name, members in (("calls", targets), ("web", web))]
+    result = VantageResult("v", VantageVerdict.OK, services, [], 1.7e9, 1.0, healthy_resolvers=["system"])
+    assert [str(t.verdict) for t in targets] == ["udp_blocked", "protocol_blocked", "throttled", "error", "error"]
+    assert [str(t.verdict) for t in web] == ["down", "ip_blocked"] and [c.check for c in web[0].checks] == ["tcp", "helper"]
+    return [json.loads(json.dumps(line)) for line in records(result)]
+
+
+def test_helper_targets_and_a_helpers_view_are_judged_again_the_same():
+    lines = _helper_round()
     outcome = rejudge(lines)
-    assert (outcome.judged, outcome.differences, outcome.unreadable) == (1, [], [])
+    assert (outcome.lines, outcome.judged, outcome.differences, outcome.unreadable) == (7, 7, [], [])
+    assert {entry["record"] for line in lines for entry in line["observations"]} >= {
+        "UDPStreamEvidence", "CircumventionEvidence", "HelperTransferEvidence", "HelperExchange", "NoHelper", "HelperView",
+    }
+
+
+def test_a_stored_helper_verdict_the_judge_would_not_give_is_a_difference():
+    lines = _helper_round()
+    by_target = {line["target"]: line for line in lines}
+    by_target["dead"]["verdict"] = "ip_blocked"  # as if the helper's view had not been weighed
+    by_target["frozen-line"]["verdict"] = "udp_blocked"  # as if a frozen line were a block
+    outcome = rejudge(lines)
+    assert sorted((d.name, d.stored, d.rejudged) for d in outcome.differences if d.level == "target") == [
+        ("calls/frozen-line", "udp_blocked", "error"), ("web/dead", "ip_blocked", "down"),
+    ]

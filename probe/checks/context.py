@@ -19,12 +19,16 @@ import itertools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from probe.config import Fingerprints, HelperRef, Service, Target, Vantage
+from probe.config import Fingerprints, Service, Target, Vantage
 from probe.judge import RoundFacts
 from probe.model import CheckResult, TargetResult
 from probe.net import Route, Stream
 from probe.params import Params
+
+if TYPE_CHECKING:  # the helper's line (h11, its signatures) is loaded by the helper checks only
+    from probe.helper.client import HelperClient, HelperRound
 
 __all__ = ["CheckResult", "Context", "ControlPhase", "MeasurementClock", "Params", "Skip"]
 
@@ -75,7 +79,7 @@ class Context:
     timeout: float  # of the check being run; set by the runner
     control_phase: ControlPhase = field(default_factory=ControlPhase)
     clock: MeasurementClock = field(default_factory=MeasurementClock)
-    helpers: tuple[HelperRef, ...] = ()  # the config's helpers abroad, for the checks that measure through one
+    helper_round: HelperRound | None = None  # the round's helpers abroad, for the checks that measure through one
     addresses: list[str] = field(default_factory=list)
     addresses_from: str = ""  # "pinned", "dns" or "control_resolver"
     connected: list[tuple[str, int]] = field(default_factory=list)
@@ -95,6 +99,11 @@ class Context:
     def round_facts(self) -> RoundFacts:
         """What the judge reads a check's observations with."""
         return RoundFacts(control_target=self.is_control, healthy_resolvers=self.control_phase.healthy_resolvers)
+
+    def helper_client(self, name: str | None) -> HelperClient | None:
+        """A client of the round's helper abroad named `name` (the first when None), bounded by this
+        check's timeout and the round's deadline; None when the round has no such helper."""
+        return self.helper_round.client(name, self.route, self.timeout) if self.helper_round is not None else None
 
     def ca_bundles(self) -> tuple[Path, ...]:
         bundles = [self.vantage.ca_bundle, self.service.ca_bundle if self.service else None, self.target.ca_bundle]

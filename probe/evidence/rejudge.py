@@ -22,8 +22,7 @@ from typing import Any, TextIO
 from probe import judge
 from probe.evidence.observations import Unreadable, load
 from probe.judge.analysis import RoundFacts, analyse
-from probe.judge.legacy import as_stored
-from probe.model import CheckResult, TargetResult, VantageVerdict, Verdict
+from probe.model import CheckResult, HelperView, TargetResult, VantageVerdict, Verdict
 
 CONTROLS = "controls"
 Line = dict[str, Any]
@@ -118,7 +117,8 @@ def _compare(outcome: Rejudging, when: str, vantage: str, level: str, name: str,
 
 
 def target(line: Line) -> TargetResult:
-    """One line's target, judged again from its observations."""
+    """One line's target, judged again from its observations: its checks' evidence, then the
+    control helpers' views of it and the control vantage's, as the round weighed them."""
     if line.get("truncated"):
         raise NotRejudgeable("the line was cut down to fit the archive's size bound")
     observations = line.get("observations")
@@ -126,28 +126,32 @@ def target(line: Line) -> TargetResult:
         raise NotRejudgeable("no observations (written before msgreach kept them)")
     service = str(line.get("service"))
     facts = _facts(line, control=service == CONTROLS)
-    summaries = _summaries(line)
-    checks = []
-    for position, entry in enumerate(observations):
+    checks: list[CheckResult] = []
+    views: list[HelperView] = []
+    for entry in observations:
         if not isinstance(entry, dict) or not isinstance(entry.get("check"), str):
             raise NotRejudgeable("an observation without its check")
         name = entry["check"]
-        if "record" in entry:
-            try:
-                evidence = load(entry)
-                checks.append(analyse(name, evidence, facts))
-            except (Unreadable, KeyError) as exc:
-                raise NotRejudgeable(f"{name}: {exc}") from None
-        else:  # a record the judge does not read (a helper check's, the helper's view): as stored
-            try:
-                checks.append(as_stored(name, summaries[position] if position < len(summaries) else {}))
-            except ValueError:
-                raise NotRejudgeable(f"{name}: an unreadable finding") from None
+        try:
+            evidence = load(entry)
+        except Unreadable as exc:
+            raise NotRejudgeable(f"{name}: {exc}") from None
+        if name == judge.HELPER_CHECK:
+            if not isinstance(evidence, HelperView):
+                raise NotRejudgeable(f"{name}: not a helper's view")
+            views.append(evidence)
+            continue
+        try:
+            checks.append(analyse(name, evidence, facts))
+        except KeyError as exc:
+            raise NotRejudgeable(f"{name}: {exc}") from None
     attempt = judge.judge_attempt(checks, cut=bool(line.get("incomplete")))
     result = TargetResult(service, str(line.get("target")), str(line.get("input")), attempt.verdict, checks, attempt.reason, reasons=attempt.reasons)
+    if views:
+        result = judge.judge_with_helpers(result, views)
     for comparison in line.get("compared") or ():
-        if isinstance(comparison, dict):
-            judge.confirm_down_by_control(result, _control_view(comparison), str(comparison.get("source", "the control vantage")))
+        if isinstance(comparison, dict) and comparison.get("helper") is None:  # the control vantage's (the helpers' are above)
+            judge.confirm_down_by_control(result, _control_view(comparison))
     return result
 
 
@@ -159,12 +163,6 @@ def _facts(line: Line, *, control: bool) -> RoundFacts:
     if not isinstance(healthy, list):
         raise NotRejudgeable("no round facts")
     return RoundFacts(control_target=False, healthy_resolvers=frozenset(str(r) for r in healthy))
-
-
-def _summaries(line: Line) -> list[dict[str, Any]]:
-    keys = line.get("test_keys")
-    checks = keys.get("checks") if isinstance(keys, dict) else None
-    return [c if isinstance(c, dict) else {} for c in checks] if isinstance(checks, list) else []
 
 
 def _control_view(comparison: dict[str, Any]) -> TargetResult:

@@ -5,8 +5,6 @@ One analyser per check (a module of this package named after the check) with
   check that ran past every bound argues, with no differential);
 - `analyse(evidence, facts) -> Analysis`: the outcome from the check's typed record and the
   round's facts.
-The helper checks (udp_stream, circumvention, helper_transfer) are read by `legacy` until they
-record observations too: their own Finding is taken as it is.
 """
 
 from __future__ import annotations
@@ -50,17 +48,13 @@ class Analysis:
 
 _PASSED = Analysis(True)
 
-# Checks whose analysers are not modules of their own yet (the helper checks, read by `legacy`).
-_LEGACY = frozenset({"udp_stream", "circumvention", "helper_transfer"})
-
-
 class _Analysers(Mapping[str, ModuleType]):
     """Check name -> its analyser module, imported on first use (as the checks are)."""
 
     def __getitem__(self, name: str) -> ModuleType:
         if name not in CHECK_PARAMS:
             raise KeyError(name)
-        return importlib.import_module(f"{__package__}.{'legacy' if name in _LEGACY else name}")
+        return importlib.import_module(f"{__package__}.{name}")
 
     def __iter__(self) -> Iterator[str]:
         return iter(CHECK_PARAMS)
@@ -74,18 +68,13 @@ ANALYSERS: Mapping[str, ModuleType] = _Analysers()
 
 def technique_of(check: str) -> Verdict:
     """What a failure of `check` would mean (its analyser's `TECHNIQUE`)."""
-    module = ANALYSERS[check]
-    technique = module.TECHNIQUES[check] if check in _LEGACY else module.TECHNIQUE
+    technique = ANALYSERS[check].TECHNIQUE
     assert isinstance(technique, Verdict)
     return technique
 
 
 def analyse(check: str, evidence: object, facts: RoundFacts, duration_seconds: float = 0.0) -> CheckResult:
     """The check's result: its evidence with the judge's reading of it."""
-    if isinstance(evidence, CheckResult):  # a helper check's own result (see `legacy`)
-        analysis = ANALYSERS[check].analyse(evidence, facts)
-        evidence.ok, evidence.failure, evidence.finding = analysis.ok, analysis.failure, analysis.finding
-        return evidence
     if isinstance(evidence, Unfinished):
         analysis = _unfinished(check, evidence)
     else:

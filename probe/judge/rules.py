@@ -16,6 +16,10 @@ from collections.abc import Sequence
 from enum import Enum
 
 from probe import failures
+from probe.judge.analysis import Analysis
+from probe.model import Fault, Finding, HelperExchange, NoHelper, Verdict
+from probe.reasons import Reason, text
+from probe.status_texts import helper_line_words
 
 
 class AfterConnect(Enum):
@@ -49,3 +53,14 @@ def most_common(found: Sequence[str | None]) -> str:
 def is_monitor_failure(failure: str | None) -> bool:
     """The monitor's own trouble (a missing dependency, no descriptors): never the network's."""
     return (failure or "").split(":", 1)[0] in failures.MONITOR
+
+
+def unmeasured_through_helper(evidence: HelperExchange | NoHelper, technique: Verdict) -> Analysis:
+    """A helper check that could not measure: the round has no such helper (the monitor's own
+    configuration), or an exchange with it did not complete. The line to the helper crosses the
+    censor, but it is the monitor's instrument, not the path under test: a frozen, dripping,
+    reset or garbage-answering line is the monitor's trouble (`error`), never a block."""
+    if isinstance(evidence, NoHelper):
+        return Analysis.failed(failures.NO_HELPER, Finding(technique, Fault.MONITOR, "", Reason("no_helper_configured")))
+    reason = Reason("helper_line_failed", {"line": text(helper_line_words("en", evidence))})
+    return Analysis.failed(evidence.failure or failures.HELPER_CANNOT_SAY, Finding(technique, Fault.MONITOR, "", reason))

@@ -14,15 +14,16 @@ order: a DNS block is what a user meets first; the rest stays evidence):
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from probe.failures import HELPER_CANNOT_SAY
 from probe.failures import MONITOR as MONITOR_FAILURES
 from probe.model import (
     CheckResult,
     Comparison,
     Fault,
-    HelperExchange,
+    HelperView,
     ServiceResult,
     TargetResult,
     VantageResult,
@@ -32,14 +33,14 @@ from probe.model import (
     severity,
 )
 from probe.reasons import Reason, render_clauses, text
-from probe.status_texts import helper_line_words
 
 if TYPE_CHECKING:
     from probe.config import Vantage
 
 # Techniques the contract lets stand without a differential of their own.
 STANDS_ALONE = frozenset({Verdict.IP_BLOCKED, Verdict.TLS_BLOCKED, Verdict.TLS_MITM})
-HELPER_CHECK = "helper"  # the pseudo-check under which a helper's view of a target is kept: never judged
+HELPER_CHECK = "helper"  # the check under which a control helper's view of a target is kept: never one of its own
+CONTROL_VANTAGE = "the control vantage"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +78,6 @@ def judge_target(checks: Sequence[CheckResult]) -> Judgement:
         finding = result.finding
         if (result.failure or "").split(":", 1)[0] in MONITOR_FAILURES:
             return Judgement(Verdict.ERROR, (where, Reason("monitor_could_not_measure")))
-        line = helper_line_failure(result)
-        if line is not None:
-            return Judgement(Verdict.ERROR, (where, Reason("helper_line_failed", {"line": text(helper_line_words("en", line))})))
         if finding is None:
             return Judgement(Verdict.ERROR, (where, Reason("no_finding")))
         said = (where,) if not finding.reason else (where, finding.reason if isinstance(finding.reason, Reason) else text(finding.reason))
@@ -95,14 +93,6 @@ def judge_target(checks: Sequence[CheckResult]) -> Judgement:
     if not judged:
         return Judgement(Verdict.ERROR, (Reason("no_check_ran"),))
     return Judgement(Verdict.OK)
-
-
-def helper_line_failure(result: CheckResult) -> HelperExchange | None:
-    """The exchange with a helper abroad that kept a helper check from measuring, if that is why
-    it failed. The line to the helper crosses the censor, but it is the monitor's instrument, not
-    the path under test: a frozen, dripping, reset or garbage-answering line is never a block."""
-    evidence = result.evidence
-    return evidence if isinstance(evidence, HelperExchange) and evidence.failure is not None else None
 
 
 def judge_attempt(checks: Sequence[CheckResult], *, cut: bool) -> Judgement:
@@ -129,13 +119,14 @@ def retry_cut(result: TargetResult) -> TargetResult:
     return result
 
 
-def confirm_down_by_control(result: TargetResult, control: TargetResult | None, source: str = "the control vantage") -> TargetResult:
-    """A block that a control (a control vantage, a helper abroad) sees at the same check is an
-    outage: `down`, with the control's failure in the reason."""
+def confirm_down_by_control(result: TargetResult, control: TargetResult | None, helper: str | None = None) -> TargetResult:
+    """A block that a control (the control vantage, or the helper abroad named `helper`) sees at
+    the same check is an outage: `down`, with the control's failure in the reason."""
     if control is None:
         return result
+    source = helper_source(helper) if helper is not None else CONTROL_VANTAGE
     theirs = _first_failed(control)
-    result.compared.append(Comparison(source, str(control.verdict), theirs.check if theirs else None, theirs.failure if theirs else None))
+    result.compared.append(Comparison(source, str(control.verdict), theirs.check if theirs else None, theirs.failure if theirs else None, helper))
     if not is_technique(result.verdict) or control.verdict in (Verdict.OK, Verdict.VANTAGE_OFFLINE, Verdict.ERROR):
         return result
     mine = _first_failed(result)
@@ -143,6 +134,57 @@ def confirm_down_by_control(result: TargetResult, control: TargetResult | None, 
         clause = Reason("control_fails_too", {"source": source, "check": theirs.check, "failure": str(theirs.failure)})
         _explain(result, Verdict.DOWN, (*_reasons_of(result), clause))
     return result
+
+
+def helper_source(helper: str) -> str:
+    """How a control helper is named where its view is weighed (`compared`, the reasons)."""
+    return f"helper {helper}"
+
+
+def judge_with_helpers(result: TargetResult, views: Sequence[HelperView]) -> TargetResult:
+    """The target judged with what the control helpers abroad said of it in the same round: each
+    view kept as the target's `helper` check (ok when the helper found the target ok), and a
+    block a helper sees at the same check is `down` (`confirm_down_by_control`). A helper that
+    could not say, or whose own controls failed, is not compared."""
+    judged = replace(result, checks=[*result.checks, *(helper_check(view) for view in views)], compared=list(result.compared))
+    for view in views:
+        theirs = _their_result(view)
+        if theirs is not None:
+            judged = confirm_down_by_control(judged, theirs, view.helper)
+    return judged
+
+
+def helper_check(view: HelperView) -> CheckResult:
+    """A control helper's view of a target, as the target's `helper` check: never judged as one
+    of its checks (`judge_target` passes it over), it says what the helper saw."""
+    if view.line is not None:
+        return CheckResult(HELPER_CHECK, False, view.line.failure, 0.0, None, view)
+    if view.error is not None or view.verdict is None:
+        return CheckResult(HELPER_CHECK, False, HELPER_CANNOT_SAY, 0.0, None, view)
+    if not _comparable(view):
+        view.error = f"the helper's own controls failed ({view.helper_vantage}): not compared"
+        return CheckResult(HELPER_CHECK, False, HELPER_CANNOT_SAY, 0.0, None, view)
+    if view.verdict == Verdict.OK:
+        return CheckResult(HELPER_CHECK, True, None, 0.0, None, view)
+    return CheckResult(HELPER_CHECK, False, view.failure or view.verdict, 0.0, None, view)
+
+
+def _comparable(view: HelperView) -> bool:
+    """The helper's own vantage worked (its controls passed, or only an allowlist stopped them)."""
+    return view.helper_vantage in (None, VantageVerdict.OK, VantageVerdict.ALLOWLIST)
+
+
+def _their_result(view: HelperView) -> TargetResult | None:
+    """The helper's result of the target, as `confirm_down_by_control` compares it (its verdict
+    and first failing check), or None when there is nothing to compare."""
+    if view.line is not None or view.error is not None or view.verdict is None or not _comparable(view):
+        return None
+    try:
+        verdict = Verdict(view.verdict)
+    except ValueError:
+        verdict = Verdict.ERROR
+    checks = [CheckResult(view.failed_check, False, view.failure)] if view.failed_check is not None else []
+    return TargetResult("", "", "", verdict, checks, view.reason)
 
 
 def _first_failed(target: TargetResult) -> CheckResult | None:
