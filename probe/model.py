@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from enum import StrEnum
 from typing import Any
 
-from probe.reasons import JSONReason, Reason, render
+from probe.reasons import ENGLISH, JSONReason, Reason, ReasonParam, render
 
 
 class Verdict(StrEnum):
@@ -774,6 +774,24 @@ class HelperExchange:
     status: int | None = _opt()  # the answer's HTTP status, when its head came
     failure: str | None = None  # probe.failures: OONI's for the socket, helper_* for the rest
     detail: str | None = _opt()  # a refusal's reason as the helper gave it (e.g. rate_limited)
+
+    def failure_reason(self) -> Reason:
+        """How the exchange failed, for people: its failure string with its numbers (the bytes
+        both ways together, as a freeze counts them)."""
+        failure = self.failure or ""
+        code = failure.split(":", 1)[0]
+        params: dict[str, ReasonParam] = {
+            "kb": kilobytes(self.sent_bytes + self.received_bytes),
+            "seconds": f"{self.duration_seconds:.0f}",
+            "http": f"{self.status or ''} {self.detail or ''}".strip(),
+            "failure": failure,
+        }
+        return Reason(f"line.{code}" if f"line.{code}" in ENGLISH else "line.other", params)
+
+
+def kilobytes(count: int) -> str:
+    """Bytes as KB for people: one decimal under 10 KB (a freeze "after 0.4 KB" is not "after 0")."""
+    return f"{count / 1024:.1f}" if count < 10 * 1024 else f"{count / 1024:.0f}"
 
 
 @dataclass(slots=True)

@@ -1,7 +1,11 @@
 """Why a verdict is what it is, as data: a key and its parameters, rendered in English from one
 table (`ENGLISH`). The judge states reasons this way only; the JSON carries the rendered text
 (`reason`, as always) beside the key and parameters, so that a page can say the same in
-another language from its own table, and a reader can tell reasons apart without parsing text.
+another language, and a reader can tell reasons apart without parsing text.
+
+`ENGLISH` is the one English text of every engine reason: the status page takes it as its own
+English templates, and keeps only the other languages' (probe/status_texts.py, where a
+translator works; its tests hold both tables to the same keys and parameters).
 
 Standard library only (probe.model imports it).
 """
@@ -12,8 +16,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Union
 
-# A parameter is a word, a number, or another reason (a clause quoted inside this one).
-ReasonParam = Union[str, int, float, "Reason"]
+# A parameter is a word, a number, another reason (a clause quoted inside this one), or a list
+# of reasons (joined with `; ` in English).
+ReasonParam = Union[str, int, float, "Reason", tuple["Reason", ...]]
 JSONReason = dict[str, object]
 
 
@@ -30,8 +35,16 @@ class Reason:
     def as_json(self) -> JSONReason:
         data: JSONReason = {"key": self.key}
         if self.params:
-            data["params"] = {name: value.as_json() if isinstance(value, Reason) else value for name, value in self.params.items()}
+            data["params"] = {name: _param_json(value) for name, value in self.params.items()}
         return data
+
+
+def _param_json(value: ReasonParam) -> object:
+    if isinstance(value, Reason):
+        return value.as_json()
+    if isinstance(value, tuple):
+        return [item.as_json() for item in value]
+    return value
 
 
 def render(reason: Reason | str) -> str:
@@ -40,13 +53,21 @@ def render(reason: Reason | str) -> str:
     if isinstance(reason, str):
         return reason
     template = ENGLISH.get(reason.key)
-    values = {name: render(value) if isinstance(value, Reason) else value for name, value in reason.params.items()}
+    values = {name: _rendered(value) for name, value in reason.params.items()}
     if template is None:  # a key this version does not know (an archive from a newer one)
         return f"{reason.key} {values}" if values else reason.key
     try:
         return template.format(**values)
     except (KeyError, IndexError, ValueError):
         return f"{reason.key} {values}"
+
+
+def _rendered(value: ReasonParam) -> str | int | float:
+    if isinstance(value, Reason):
+        return render(value)
+    if isinstance(value, tuple):
+        return "; ".join(render(item) for item in value)
+    return value
 
 
 def render_clauses(clauses: Iterable[Reason]) -> str:
@@ -85,6 +106,8 @@ ENGLISH: dict[str, str] = {
     "round_deadline": "round deadline reached",
     "retry_cut": "the confirming retry was cut off by the round deadline",
     "control_fails_too": "{source} fails {check} too ({failure})",
+    "by_control_vantage": "the control vantage",
+    "by_helper": "helper {helper}",
     "vantage_controls_failed": "the vantage's control sites failed",
     "check_overran": "the check ran past every bound",
     "check_crashed": "the check itself failed (a bug of msgreach)",
@@ -92,9 +115,11 @@ ENGLISH: dict[str, str] = {
     "no_controls": "no controls configured",
     "no_international_controls": "no international control sites configured",
     "allowlist": "domestic control sites pass while every international one fails: {failed}",
+    "site_failed": "{site} ({check}: {failure})",
+    "site_verdict": "{site} ({verdict})",
     "no_control_site_passes": "no control site passes every check",
     # --- dns ---
-    "resolver_answered": "{resolver} answered {answer}",
+    "resolver_answered": "{resolver} answered {failure}",
     "resolver_withholds": "{resolver} withholds the name the control resolver answers",
     "control_resolver_agrees": "the control resolver fails the name too",
     "no_resolver_answered": "no resolver gave an address and no control resolver answered",
@@ -154,6 +179,19 @@ ENGLISH: dict[str, str] = {
     "control_download_fast_sni_keyed": "{how}, while the control download {controls} was fast; a decoy SNI to the same address is fast: keyed on the name",
     # --- the helper checks (udp_stream, circumvention, helper_transfer) ---
     "no_helper_configured": "no helper is configured for this round (`helpers:`)",
+    # the exchange with a helper that failed (HelperExchange.failure_reason), by its failure
+    "line.helper_line_frozen": "the line to the helper abroad froze after {kb} KB",
+    "line.helper_line_dripping": "the helper's answer dripped: {kb} KB in {seconds} s",
+    "line.connection_reset": "the line to the helper abroad was reset after {kb} KB",
+    "line.eof_error": "the line to the helper abroad closed after {kb} KB",
+    "line.generic_timeout_error": "no answer from the helper abroad within {seconds} s",
+    "line.connection_refused": "the helper abroad refused the connection",
+    "line.helper_answer_too_large": "the helper's answer passed its size cap ({kb} KB) and was refused",
+    "line.helper_answer_unsigned": "the answer did not carry the helper's signature (forged on the way, or another secret)",
+    "line.helper_answer_malformed": "the answer was not the helper's protocol",
+    "line.helper_refused": "the helper refused the request (HTTP {http})",
+    "line.helper_no_time": "the round's deadline left no time to ask the helper",
+    "line.other": "the line to the helper abroad failed ({failure})",
     "stream.dropped": "dropped from its first packet",
     "stream.cut": "cut after {seconds} s",
     "stream.lost": "lost {share}",

@@ -38,6 +38,7 @@ from probe.model import (
     VantageResult,
     Verdict,
     is_block,
+    kilobytes,
     severity,
 )
 from probe.status_assets import SCRIPT, STYLE
@@ -56,7 +57,6 @@ from probe.status_texts import (
     failure_words,
     helper_line_words,
     join_names,
-    kilobytes,
     say,
 )
 
@@ -140,6 +140,17 @@ class _Page:
         if said.lang != self.lang:  # the English fallback: marked, and read as English
             return f"<span lang='{said.lang}' class='untranslated' title='{self.text('untranslated')}'>{inner}</span>"
         return inner
+
+    def clauses(self, reasons: Iterable[Reason]) -> str:
+        """The judge's clauses, joined as it joins them (`; `, a parenthesis after a space)."""
+        out = ""
+        for reason in reasons:
+            said = say(reason, self.lang)
+            html = self.html(said)
+            if out:
+                out += " " if said.text().startswith("(") else "; "
+            out += html
+        return out
 
     def title(self, service: str) -> str:
         return self.titles.get(service, service)
@@ -410,9 +421,9 @@ def _target(page: _Page, history: History | None, vantage: str, service: str, ta
     verdict = str(target.verdict)
     summary = _summary(history, vantage, service, target.target, now) if service != "controls" else None
     explanation = explain(target)
-    why = " ".join(page.said(r) for r in explanation.why)
+    why = page.clauses(explanation.why) if explanation.why == explanation.note else " ".join(page.said(r) for r in explanation.why)
     link = "/status.json?" + urlencode({"vantage": vantage, "service": service, "target": target.target})
-    note = f"<p class='note'>{page.text('engine_says')}: {page.said(explanation.note)}</p>" if explanation.note else ""
+    note = f"<p class='note'>{page.text('engine_says')}: {page.clauses(explanation.note)}</p>" if explanation.note else ""
     key = _key(vantage, service, target.target)
     return (
         f"<div class='target' data-k='{escape(key)}'>"

@@ -26,7 +26,7 @@ from probe.helper.auth import load_secret
 from probe.helper.line import Endpoint, LineFailure, exchange, resolve
 from probe.model import HelperExchange, HelperLine, HelperView
 from probe.net import Route
-from probe.status_texts import helper_line_words
+from probe.reasons import render
 
 SMALL_ANSWER = 16 * 1024  # cap on a stream, probe or bulk answer (a few hundred bytes when well-formed)
 MEASURE_ANSWER = 1024 * 1024  # cap on one page of control measurements (an older helper's unpaged answer fits)
@@ -198,9 +198,9 @@ def summarise(exchanges: Sequence[HelperExchange]) -> list[HelperLine]:
     return list(lines.values())
 
 
-def words(record: HelperExchange, lang: str = "en") -> str:
-    """How the exchange failed, for people."""
-    return helper_line_words(lang, record)
+def words(record: HelperExchange) -> str:
+    """How the exchange failed, for people (English; the page says it in its reader's language)."""
+    return render(record.failure_reason())
 
 
 # --- what a control helper said of one target -----------------------------------------------------------

@@ -69,7 +69,7 @@ def analyse(evidence: DNSEvidence, facts: RoundFacts) -> Analysis:
     if tampered is not None:
         answer = tampered.reason or failures.DNS_BOGON
         differential = "control_resolver" if answer == failures.DNS_INCONSISTENT else "answer"
-        reason = Reason("resolver_answered", {"resolver": tampered.resolver, "answer": answer})
+        reason = Reason("resolver_answered", {"resolver": tampered.resolver, "failure": answer})
         return Analysis.failed(answer, Finding(Verdict.DNS_TAMPERED, Fault.PATH, differential, reason))
     withheld = next((q for q in queries if q.judgement == "withheld"), None)
     if withheld is not None:

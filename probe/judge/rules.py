@@ -18,8 +18,7 @@ from enum import Enum
 from probe import failures
 from probe.judge.analysis import Analysis
 from probe.model import Fault, Finding, HelperExchange, NoHelper, Verdict
-from probe.reasons import Reason, text
-from probe.status_texts import helper_line_words
+from probe.reasons import Reason
 
 
 class AfterConnect(Enum):
@@ -62,5 +61,5 @@ def unmeasured_through_helper(evidence: HelperExchange | NoHelper, technique: Ve
     reset or garbage-answering line is the monitor's trouble (`error`), never a block."""
     if isinstance(evidence, NoHelper):
         return Analysis.failed(failures.NO_HELPER, Finding(technique, Fault.MONITOR, "", Reason("no_helper_configured")))
-    reason = Reason("helper_line_failed", {"line": text(helper_line_words("en", evidence))})
+    reason = Reason("helper_line_failed", {"line": evidence.failure_reason()})
     return Analysis.failed(evidence.failure or failures.HELPER_CANNOT_SAY, Finding(technique, Fault.MONITOR, "", reason))

@@ -131,7 +131,8 @@ def confirm_down_by_control(result: TargetResult, control: TargetResult | None, 
         return result
     mine = _first_failed(result)
     if mine is not None and theirs is not None and mine.check == theirs.check:
-        clause = Reason("control_fails_too", {"source": source, "check": theirs.check, "failure": str(theirs.failure)})
+        by = Reason("by_helper", {"helper": helper}) if helper is not None else Reason("by_control_vantage")
+        clause = Reason("control_fails_too", {"source": by, "check": theirs.check, "failure": str(theirs.failure)})
         _explain(result, Verdict.DOWN, (*_reasons_of(result), clause))
     return result
 
@@ -257,7 +258,7 @@ def judge_vantage(controls: Sequence[tuple[str, TargetResult]]) -> VantageJudgem
     if not international and any(t.verdict == Verdict.OK for t in domestic):
         return VantageJudgement(VantageVerdict.OK, (Reason("no_international_controls"),))
     if international and any(t.verdict == Verdict.OK for t in domestic):
-        failed = "; ".join(f"{t.target} ({_first_failure(t)})" for t in international)
+        failed = tuple(_site_failure(t) for t in international)
         return VantageJudgement(VantageVerdict.ALLOWLIST, (Reason("allowlist", {"failed": failed}),))
     return VantageJudgement(VantageVerdict.VANTAGE_OFFLINE, (Reason("no_control_site_passes"),))
 
@@ -268,9 +269,11 @@ def vantage_verdict(controls: Sequence[tuple[str, TargetResult]]) -> tuple[Vanta
     return judgement.verdict, judgement.reason
 
 
-def _first_failure(target: TargetResult) -> str:
+def _site_failure(target: TargetResult) -> Reason:
     failed = _first_failed(target)
-    return f"{failed.check}: {failed.failure}" if failed else str(target.verdict)
+    if failed is None:
+        return Reason("site_verdict", {"site": target.target, "verdict": str(target.verdict)})
+    return Reason("site_failed", {"site": target.target, "check": failed.check, "failure": str(failed.failure)})
 
 
 def control_reference(results: Iterable[VantageResult], vantages: Iterable[Vantage]) -> VantageResult | None:
