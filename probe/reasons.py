@@ -49,7 +49,7 @@ def _param_json(value: ReasonParam) -> object:
 
 def render(reason: Reason | str) -> str:
     """The English text of a reason (a plain string, from a record made before reasons were
-    structured or by a helper check not converted yet, is its own text)."""
+    structured, is its own text)."""
     if isinstance(reason, str):
         return reason
     template = ENGLISH.get(reason.key)

@@ -29,7 +29,7 @@ class Unreadable(ValueError):
 
 def dump(evidence: object) -> dict[str, JSON] | None:
     """{"record": class name, "fields": …} for a probe.model record; None for anything else (a
-    helper check's own record, not converted yet: its outcome is kept as the check's)."""
+    check's evidence is always one: `--rejudge` says a line without it cannot be read again)."""
     if not _is_record(type(evidence)):
         return None
     return {"record": type(evidence).__name__, "fields": _fields(evidence)}
