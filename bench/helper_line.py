@@ -108,6 +108,11 @@ def _round() -> HelperRound:
     return HelperRound(config_module.load(None), Route(), deadline=time.monotonic() + 600)
 
 
+def _within(client: HelperClient, state: HelperRound) -> HelperClient:
+    """The same helper, its exchanges kept by the round `state` (as a helper check's are)."""
+    return HelperClient(client.ref, client.route, client.timeout, within=state)
+
+
 async def exchange_sizes(directory: Path) -> dict[str, Any]:
     server, up = await _accepting()
     out: dict[str, Any] = {"measure": []}
@@ -120,10 +125,10 @@ async def exchange_sizes(directory: Path) -> dict[str, Any]:
                 pairs = [("whatsapp", n) for n in names]
                 await client.measure(pairs)  # measured once (cache_seconds 300): the rest is the line's cost
                 with _round() as state:
-                    await client.measure(pairs)
+                    await _within(client, state).measure(pairs)
                 compact = list(state.exchanges())
                 with _round() as state:
-                    await client.measure(pairs, detail=wire.DETAIL_FULL)
+                    await _within(client, state).measure(pairs, detail=wire.DETAIL_FULL)
                 full = list(state.exchanges())
                 unpaged = await _unpaged(client, pairs)
                 out["measure"].append({"targets": count, "compact": compact, "full_paged": full, "full_unpaged": unpaged})
@@ -133,6 +138,7 @@ async def exchange_sizes(directory: Path) -> dict[str, Any]:
         try:
             client = _client(directory, helper.ports["api"])
             with _round() as state:
+                client = _within(client, state)
                 await client.post(wire.API_STREAM, {"packets": 1000, "size": 172})
                 for protocol, (transport, build) in PROTOCOLS.items():
                     signature = build("www.microsoft.com")
@@ -157,7 +163,7 @@ async def _unpaged(client: HelperClient, pairs: list[tuple[str, str]]) -> Helper
     """What an older monitor asked: every target in one request, full evidence, no budget."""
     with _round() as state:
         for chunk in wire.request_pages(pairs):  # the request itself stays a page of names
-            await client.post(wire.API_MEASURE, {"targets": [{"service": s, "target": t} for s, t in chunk]}, cap=16 * 1024 * 1024)
+            await _within(client, state).post(wire.API_MEASURE, {"targets": [{"service": s, "target": t} for s, t in chunk]}, cap=16 * 1024 * 1024)
     exchanges = state.exchanges()
     return HelperExchange("abroad", wire.API_MEASURE, sum(x.sent_bytes for x in exchanges), sum(x.received_bytes for x in exchanges),
                           sum(x.duration_seconds for x in exchanges))

@@ -1,8 +1,8 @@
 """dnspython, imported in this one place, with its optional stacks off.
 
 dnspython switches on DNS over HTTPS and QUIC, and trio, whenever their packages are installed,
-and then imports them with `dns.query` (httpx2, h2, aioquic, trio: about 20 MiB of a process that
-never uses them). msgreach sends its DoH through its own httpx client (`probe.resolvers`), so
+and then imports them with `dns.query` (httpx2, h2, aioquic, trio: memory a process that never
+uses them pays for; docs/benchmarks.md). msgreach sends its DoH through its own httpx client (`probe.resolvers`), so
 they stay off, whatever else is installed beside it. Modules of probe/ write
 `from probe._dnspython import dns` instead of importing dnspython themselves.
 """

@@ -8,9 +8,10 @@ import gc
 import logging
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
-from probe import __version__, config as config_module
+from probe import __version__
+from probe import config as config_module
 from probe.addresses import endpoint
 from probe.config import Config, ConfigError
 
@@ -22,7 +23,7 @@ EXIT_USAGE = 2
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one paragraph, exit 2, no traceback
+    def error(self, message: str) -> NoReturn:  # one paragraph, exit 2, no traceback
         self.print_usage(sys.stderr)
         print(f"msgreach: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
@@ -66,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     evidence.add_argument("--service", action="append", dest="services", metavar="NAME")
     evidence.add_argument("--vantage", action="append", dest="vantages", metavar="NAME")
     evidence.add_argument("--format", choices=["table", "json", "ooni"], default="table", help="ooni: every measured target as an OONI measurement, one JSON per line")
+    evidence.add_argument("--rejudge", action="store_true", help="judge every stored verdict again from its observations; print each difference (exit 1 if any)")
     return parser
 
 

@@ -33,15 +33,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from probe.model import SERVICE_VERDICTS, VantageResult, VantageVerdict, Verdict
+from probe.model import VantageResult, Verdict, is_measured, severity
 
 DAY = 86400.0
 HISTORY_FILE = "msgreach-history.sqlite3"
 _SCHEMA_VERSION = "1"
 _PRUNE_EVERY = 60  # rounds between two prunings
 _PAGE_SIZE = 4096
-_ORDER: dict[str, float] = {str(v): i for i, v in enumerate(SERVICE_VERDICTS)}  # worst first
-_ORDER[str(VantageVerdict.ALLOWLIST)] = _ORDER[str(Verdict.VANTAGE_OFFLINE)] + 0.5  # vantage rows: offline, allowlist, ok
 
 
 @dataclass(frozen=True)
@@ -347,16 +345,12 @@ def _overlap(span: Span, start: float, end: float) -> float:
     return max(0.0, min(span.end, end) - max(span.start, start))
 
 
-_NOT_MEASURED = (str(Verdict.VANTAGE_OFFLINE), str(Verdict.ERROR))  # no claim about the service
-_OK = str(Verdict.OK)
-
-
 def _ok_share(spans: list[Span], start: float, end: float) -> float | None:
     """Share of the measured time (not offline, not the monitor's own error) that was ok."""
-    covered = sum(_overlap(s, start, end) for s in spans if s.verdict not in _NOT_MEASURED)
+    covered = sum(_overlap(s, start, end) for s in spans if is_measured(s.verdict))
     if covered <= 0:
         return None
-    return sum(_overlap(s, start, end) for s in spans if s.verdict == _OK) / covered
+    return sum(_overlap(s, start, end) for s in spans if s.verdict == Verdict.OK) / covered
 
 
 def _bars(spans: list[Span], start: float, end: float, count: int) -> list[Bar]:
@@ -375,12 +369,12 @@ def _bars(spans: list[Span], start: float, end: float, count: int) -> list[Bar]:
             bar = bars[i]
             if span.end < bar.start or span.start >= bar.end:
                 continue  # a span ending exactly on a bar's start belongs to it; one starting at its end does not
-            if bar.worst is None or _ORDER.get(span.verdict, 0) < _ORDER.get(bar.worst, 0):
+            if bar.worst is None or severity(span.verdict) < severity(bar.worst):
                 bar.worst = span.verdict
-            if span.verdict not in _NOT_MEASURED:
+            if is_measured(span.verdict):
                 covered = _overlap(span, bar.start, bar.end)
                 measured[i] += covered
-                ok_time[i] += covered if span.verdict == _OK else 0.0
+                ok_time[i] += covered if span.verdict == Verdict.OK else 0.0
     for i, bar in enumerate(bars):
         if bar.worst is not None and measured[i] > 0:
             bar.ok_share = ok_time[i] / measured[i]

@@ -15,8 +15,8 @@ from itertools import islice
 from typing import Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
-from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
@@ -47,10 +47,10 @@ class State:
 
     config: Config
     latest: dict[str, VantageResult] = field(default_factory=dict)
-    failures: Counter = field(default_factory=Counter)  # (vantage, service, target, check, failure)
-    rounds: Counter = field(default_factory=Counter)  # vantage
+    failures: Counter[tuple[str, str, str, str, str]] = field(default_factory=Counter)  # (vantage, service, target, check, failure)
+    rounds: Counter[str] = field(default_factory=Counter)  # vantage
     finished_at: dict[str, float] = field(default_factory=dict)  # vantage -> unix time
-    evidence: "EvidenceHealth" = field(default_factory=lambda: EvidenceHealth())
+    evidence: EvidenceHealth = field(default_factory=lambda: EvidenceHealth())
     version: int = 0  # bumped by every change /metrics shows (a round, a reload)
     upload: UploadStatus | None = None  # reports to the centre (probe/upload.py): rendered per scrape
 
@@ -112,8 +112,8 @@ def _targets(result: VantageResult) -> Iterator[tuple[str, TargetResult]]:
 
 class _Family(Metric):
     """A metric family whose samples are made while `generate_latest` writes them, never held as
-    a list: at 1,000 targets the target-verdict state set alone is 15,000 samples, about 7 MB as
-    prometheus_client `Sample`s, which a list would hold all at once (#14)."""
+    a list: a large vantage's target-verdict state set alone is tens of thousands of samples,
+    which a list of prometheus_client `Sample`s would hold all at once."""
 
     def __init__(self, name: str, documentation: str, typ: str, labels: Sequence[str], rows: Callable[[], Iterable[tuple[Sequence[str], float]]]):
         super().__init__(name, documentation, typ)
@@ -130,7 +130,7 @@ class _Samples:
 
     def __iter__(self) -> Iterator[Sample]:
         for values, value in self.rows():
-            yield Sample(self.name, dict(zip(self.labels, values)), value)
+            yield Sample(self.name, dict(zip(self.labels, values, strict=False)), value)
 
 
 class _Collector(Collector):
@@ -208,7 +208,7 @@ class _Collector(Collector):
 class EvidenceHealth:
     """Per vantage: rounds the archive could not write, and when it last wrote one."""
 
-    write_failures: Counter = field(default_factory=Counter)  # vantage
+    write_failures: Counter[str] = field(default_factory=Counter)  # vantage
     last_success: dict[str, float] = field(default_factory=dict)  # vantage -> unix time
 
     def record(self, vantage: str, written: bool, at: float) -> None:
@@ -234,7 +234,7 @@ class EvidenceHealth:
 
 def collectors(state: State, history: History | None = None) -> list[Collector]:
     """Every msgreach family, in one place: what `msgreach run` serves and what `registry_for` gives."""
-    # issues #11, #18: msgreach_udp_stream_loss_ratio, msgreach_helper_up, msgreach_helper_exchange_max_bytes
+    # msgreach_udp_stream_loss_ratio, msgreach_helper_up, msgreach_helper_exchange_max_bytes
     from probe.helper.monitor_metrics import HelperLineCollector, UDPStreamCollector
 
     found: list[Collector] = [_Collector(state), _DownloadCollector(state), UDPStreamCollector(state), HelperLineCollector(state)]
@@ -253,7 +253,7 @@ def registry_for(state: State, history: History | None = None) -> CollectorRegis
     return registry
 
 
-class _One:
+class _SingleFamily:
     """One family, in the shape `generate_latest` reads (anything with `collect()`)."""
 
     def __init__(self, family: Metric):
@@ -265,7 +265,7 @@ class _One:
 
 def render(families: Iterable[Collector], *, openmetrics: bool = False) -> bytes:
     """The text exposition of `families`, written one family at a time: the lines of only one
-    family exist at once, not those of all 21,000 series of a 1,000-target vantage. OpenMetrics
+    family exist at once, not those of every series of a large vantage. OpenMetrics
     ends with its `# EOF` line."""
     return b"".join(_rendered(families, openmetrics=openmetrics)) + (_EOF if openmetrics else b"")
 
@@ -276,7 +276,7 @@ def _rendered(families: Iterable[Collector], *, openmetrics: bool = False) -> It
             yield from (_in_openmetrics_batches(family) if openmetrics else _in_batches(family))
 
 
-_BATCH = 1000  # samples written at a time: the target-verdict family alone is 15,000 at 1,000 targets
+_BATCH = 1000  # samples written at a time: one family (the target verdicts) can hold many thousands
 
 
 def _in_batches(family: Metric) -> Iterator[bytes]:
@@ -288,7 +288,7 @@ def _in_batches(family: Metric) -> Iterator[bytes]:
         batch = list(islice(samples, _BATCH))
         part = Metric(family.name, family.documentation, family.type)
         part.samples = batch
-        text = generate_latest(_One(part))  # type: ignore[arg-type]
+        text = generate_latest(_SingleFamily(part))
         yield text if first else text.split(b"\n", 2)[2]
         first = False
         if len(batch) < _BATCH:
@@ -307,7 +307,7 @@ def _in_openmetrics_batches(family: Metric) -> Iterator[bytes]:
         batch = list(islice(samples, _BATCH))
         part = Metric(family.name, family.documentation, family.type, family.unit)
         part.samples = batch
-        text = generate_openmetrics(_One(part)).removesuffix(_EOF)  # type: ignore[arg-type]
+        text = generate_openmetrics(_SingleFamily(part)).removesuffix(_EOF)  # type: ignore[no-untyped-call]  # prometheus_client leaves it untyped
         if not first:
             lines = text.split(b"\n")
             text = b"\n".join(line for line in lines if not line.startswith(b"# "))
@@ -319,9 +319,9 @@ def _in_openmetrics_batches(family: Metric) -> Iterator[bytes]:
 
 class Exposition:
     """/metrics rendered once per change of the state (after a round, a reload), not once per
-    scrape: at 1,000 targets a render is ~20,000 series, and Prometheus scrapes several times a
-    round. Kept gzip-compressed, as Prometheus asks for it: 2.2 MB of text is about 0.2 MB held,
-    and as much on a volunteer's uplink when the monitor is scraped from afar; a client that does
+    scrape: a large vantage renders tens of thousands of series, and Prometheus scrapes several
+    times a round. Kept gzip-compressed, as Prometheus asks for it: a fraction of the text is held,
+    and goes over a volunteer's uplink when the monitor is scraped from afar; a client that does
     not ask for gzip gets the text. The process' own CPU and memory, and the upload to the centre
     (read more often than rounds run), are rendered per scrape."""
 
@@ -400,7 +400,7 @@ class _DownloadCollector(Collector):
         yield from (rate, stall)
 
 
-def _download(check) -> Download | None:
+def _download(check: CheckResult) -> Download | None:
     evidence = check.evidence
     return evidence.download if isinstance(evidence, ThroughputEvidence) else None
 # --- verdict history (probe/history.py): when each target's current verdict began --------------

@@ -3,16 +3,21 @@ decided. Standard library only, so that every other module (config, checks, judg
 status page, the rule and dashboard generators) can import it without pulling in the network
 stack, and nothing imports in a circle.
 
-The data path: checks *observe* (typed records below, in OONI's archival shapes, produced where
-the operation happens) and state a `Finding` when they fail; `probe.judge` alone turns a target's
-results into its `Verdict`, applying the differential rule of the contract.
+The data path: checks *observe* (typed records below, in OONI's archival shapes, one per
+operation, produced where the operation happens, each with its classified failure, the name of
+the operation that failed, `t0`/`t` from the start of the measurement and a `transaction_id`);
+`probe.judge` alone reads them: one analyser per check states a `Finding`, and the target,
+service and vantage verdicts follow, by the differential rule of the contract.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, is_dataclass
 from enum import StrEnum
 from typing import Any
+
+from probe.reasons import ENGLISH, JSONReason, Reason, ReasonParam, render
 
 
 class Verdict(StrEnum):
@@ -50,13 +55,49 @@ class VantageVerdict(StrEnum):
 # Ordered views of the vocabulary, for the engine, the metrics, the pages and the generators.
 SERVICE_VERDICTS: tuple[Verdict, ...] = tuple(Verdict)
 TARGET_VERDICTS: tuple[Verdict, ...] = tuple(v for v in Verdict if v is not Verdict.PARTIAL)
-BLOCKS: frozenset[Verdict] = frozenset(SERVICE_VERDICTS[: SERVICE_VERDICTS.index(Verdict.PARTIAL)])
+TECHNIQUES: frozenset[Verdict] = frozenset(SERVICE_VERDICTS[: SERVICE_VERDICTS.index(Verdict.PARTIAL)])
+BLOCKS = TECHNIQUES  # the name the rule and dashboard generators know
 VANTAGE_VERDICTS: tuple[VantageVerdict, ...] = tuple(VantageVerdict)
+
+# Every verdict, target, service and vantage, worst first: a vantage's `allowlist` is worse than
+# `ok` and better than being offline (the history's bars, `worst` below).
+WORST_FIRST: tuple[str, ...] = (
+    *(str(v) for v in SERVICE_VERDICTS if v is not Verdict.OK),
+    str(VantageVerdict.ALLOWLIST),
+    str(Verdict.OK),
+)
+_RANK = {verdict: index for index, verdict in enumerate(WORST_FIRST)}
 
 
 def severity(verdict: str) -> int:
-    """Position in the worst-first order (lower is worse)."""
-    return SERVICE_VERDICTS.index(Verdict(verdict))
+    """Position in the worst-first order, lower is worse; a word outside the vocabulary (an old
+    history row, a damaged archive line) ranks worst, so that it shows rather than hides."""
+    return _RANK.get(str(verdict), -1)
+
+
+def worst(verdicts: Iterable[str]) -> str:
+    """The worst of `verdicts` (any mix of target, service and vantage verdicts)."""
+    return min(verdicts, key=severity)
+
+
+def is_technique(verdict: str) -> bool:
+    """A target verdict that names how something was blocked (`dns_blocked` … `throttled`)."""
+    return verdict in _TECHNIQUE_WORDS
+
+
+def is_block(verdict: str) -> bool:
+    """A block, as the page, the evidence and the alert rules count them: a technique, or a
+    service's `partial` (some targets blocked). `down`, `error`, `vantage_offline`, `ok` are not."""
+    return verdict in _TECHNIQUE_WORDS or verdict == Verdict.PARTIAL
+
+
+def is_measured(verdict: str) -> bool:
+    """Whether the verdict claims anything about the service: not the monitor's own `error`, not
+    an offline vantage's `vantage_offline` (the history leaves both out of its shares)."""
+    return verdict not in (Verdict.ERROR, Verdict.VANTAGE_OFFLINE)
+
+
+_TECHNIQUE_WORDS = frozenset(str(v) for v in TECHNIQUES)
 
 
 class Fault(StrEnum):
@@ -70,21 +111,34 @@ class Fault(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """What a failed check argues for: the technique its stage would mean, whose fault the
-    differential says it is, and which differential that was. The judge decides."""
+    """What a failed check's observations argue for, as `probe.judge` reads them: the technique
+    the check's stage would mean, whose fault the differential says it is, and which
+    differential that was. Made in probe/judge/ only."""
 
     technique: Verdict
     fault: Fault
     differential: str = ""  # e.g. "decoy_sni", "decoy_host", "control_resolver", "control_stun"
-    reason: str = ""
+    reason: Reason | None = None
 
-    def as_json(self) -> dict[str, Any]:
-        data = {"technique": str(self.technique), "fault": str(self.fault)}
+    def as_json(self) -> dict[str, object]:
+        data: dict[str, object] = {"technique": str(self.technique), "fault": str(self.fault)}
         if self.differential:
             data["differential"] = self.differential
         if self.reason:
-            data["reason"] = self.reason
+            data["reason"] = render(self.reason)
+            if isinstance(self.reason, Reason):
+                data.update(_reason_json(self.reason))
         return data
+
+
+def _reason_json(reason: Reason) -> dict[str, object]:
+    """The key and parameters beside the rendered text, for readers in other languages."""
+    data = reason.as_json()
+    return {"reason_key": data["key"], **({"reason_params": data["params"]} if "params" in data else {})}
+
+
+def reasons_json(reasons: tuple[Reason, ...]) -> list[JSONReason]:
+    return [reason.as_json() for reason in reasons]
 
 
 # --- observations: OONI archival shapes (model/archival.go), one record per operation -------------
@@ -118,6 +172,27 @@ def _opt() -> Any:
     return field(default=None, metadata={"omit_none": True})
 
 
+def _judged(default: object = None, *, omit_none: bool = False) -> Any:
+    """A field the judge writes (its reading, kept beside the observations for people): the
+    archive's observations leave it out, and reading them again writes it anew."""
+    return field(default=default, metadata={"judged": True, "omit_none": omit_none})
+
+
+def _people() -> Any:
+    """An optional field kept for people (the evidence, the archive's OONI lists) that no
+    analyser reads: the archive's observations leave it out."""
+    return field(default=None, metadata={"omit_none": True, "for_people": True})
+
+
+# Every operation record ends with these (OONI's archival fields, keyword-only): which
+# operation failed (`resolve`, `connect`, `tls_handshake`, `write`, `read`, `http_round_trip`,
+# `quic_handshake`), when it began and ended in seconds from the start of the target's
+# measurement (`t0`, `t`), and the id of the connection it belongs to (`transaction_id`: one per
+# fresh connection, from 1, per measurement).
+def _operation() -> Any:
+    return field(default=None, kw_only=True, metadata={"omit_none": True})
+
+
 @dataclass(slots=True)
 class DNSQuery:
     """One resolver asked for one name's A and AAAA (OONI DNSQueryEntry, both types in one)."""
@@ -127,8 +202,20 @@ class DNSQuery:
     addresses: list[str] = field(default_factory=list)
     failure: str | None = None
     duration_seconds: float = 0.0
-    judgement: str = ""  # set by the dns check: ok|withheld|tampered|global|inconclusive|unhealthy|control
-    reason: str | None = None
+    # The judge's reading of this answer (probe.judge.dns): ok|withheld|tampered|global|
+    # inconclusive|unhealthy|control, and the failure or the fact behind it.
+    judgement: str = _judged("")
+    reason: str | None = _judged()
+    # The answer against the reference lists of the config, met when the answer came: addresses
+    # in a bogon range (the vantage's exemptions applied), known block-page addresses, and
+    # whether every address lies outside the service's known networks (None: none are known).
+    bogons: list[str] | None = _opt()
+    blockpage_addresses: list[str] | None = _opt()
+    outside_networks: bool | None = _opt()
+    failed_operation: str | None = _operation()
+    t0: float | None = _operation()
+    t: float | None = _operation()
+    transaction_id: int | None = _operation()
 
 
 @dataclass(slots=True)
@@ -139,6 +226,10 @@ class TCPConnect:
     port: int
     failure: str | None = None
     duration_seconds: float = 0.0
+    failed_operation: str | None = _operation()
+    t0: float | None = _operation()
+    t: float | None = _operation()
+    transaction_id: int | None = _operation()
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,9 +255,16 @@ class TLSHandshake:
     failure: str | None = None
     tls_version: str | None = _opt()
     alpn: str | None = _opt()
-    certificate: Certificate | None = _opt()
+    certificate: Certificate | None = _people()
     response_started: bool | None = _opt()  # a request was sent and a first byte came back
     duration_seconds: float = 0.0
+    # Bytes the server sent on the connection before the handshake failed: its answer began
+    # (a censor's reset or drop comes before any).
+    received_bytes: int | None = _opt()
+    failed_operation: str | None = _operation()
+    t0: float | None = _operation()
+    t: float | None = _operation()
+    transaction_id: int | None = _operation()
 
 
 @dataclass(slots=True)
@@ -190,11 +288,19 @@ class HTTPExchange:
     address: str
     redirects: list[Redirect] = field(default_factory=list)
     status_code: int | None = _opt()
-    body_sample: str | None = _opt()  # the first 2 KiB, scrubbed of the vantage's address
+    body_sample: str | None = _people()  # the first 2 KiB, scrubbed of the vantage's address
     body_length: int | None = _opt()
+    # A block-page fingerprint met: the status, a redirect's host, or a marker in the body (looked
+    # for while the body streams: the body itself is not kept).
     blockpage: BlockPage | None = _opt()
     decoy: TLSHandshake | HTTPProbe | None = _opt()  # the same request, decoy SNI (https) or Host (http)
     same_name: TLSHandshake | HTTPProbe | None = _opt()  # the same request, real name, fresh connection
+    failure: str | None = _operation()  # the request's own failure (a block page is not one)
+    duration_seconds: float = field(default=0.0, kw_only=True)
+    failed_operation: str | None = _operation()
+    t0: float | None = _operation()
+    t: float | None = _operation()
+    transaction_id: int | None = _operation()
 
 
 @dataclass(slots=True)
@@ -207,6 +313,10 @@ class HTTPProbe:
     host: str
     failure: str | None = None
     duration_seconds: float = 0.0
+    failed_operation: str | None = _operation()
+    t0: float | None = _operation()
+    t: float | None = _operation()
+    transaction_id: int | None = _operation()
 
 
 # --- each check's evidence ---------------------------------------------------------------------
@@ -217,7 +327,7 @@ class DNSEvidence:
     resolvers: list[DNSQuery] = field(default_factory=list)
     addresses: list[str] = field(default_factory=list)
     addresses_from: str = ""  # "pinned", "dns" or "control_resolver"
-    control_agrees: bool | None = _opt()  # when no resolver gave an address: did the control fail the same way
+    control_agrees: bool | None = _judged(omit_none=True)  # when no resolver gave an address: did the control fail the same way
 
 
 @dataclass(slots=True)
@@ -229,28 +339,46 @@ class TCPEvidence:
 @dataclass(slots=True)
 class TLSEvidence:
     handshakes: list[TLSHandshake] = field(default_factory=list)
-    certificate: Certificate | None = _opt()
+    certificate: Certificate | None = _people()
     decoy: TLSHandshake | None = _opt()
     # `fingerprint: browser|both`: the browser-like handshake and Python's hello, fingerprinted
     browser: FingerprintedHandshake | None = _opt()
-    python_hello: ClientHelloFingerprint | None = _opt()
-    fingerprint_keyed: str | None = _opt()  # "python" or "browser": the hello the path cut while the other passed
+    python_hello: ClientHelloFingerprint | None = _people()
+    fingerprint_keyed: str | None = _judged(omit_none=True)  # "python" or "browser": the hello the path cut while the other passed
 
 
 # --- results -----------------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
+class Unfinished:
+    """The evidence of a check that returned none: it ran past every bound (`overran`), or it
+    raised (`crashed`, a bug of msgreach), with the failure that ended it."""
+
+    how: str  # "overran" | "crashed"
+    failure: str
+
+    def as_json(self) -> dict[str, object]:
+        return {"unfinished": self.how}
+
+
+@dataclass(slots=True)
 class CheckResult:
-    """One check on one target: ok or not, the failure string, the check's typed evidence (a
-    dataclass, or a dict for checks that keep free-form records) and, when it failed, its Finding."""
+    """One check on one target: what it observed (`evidence`: the check's typed record) and the
+    judge's reading of it (`ok`, the failure string, and when it failed its Finding), made by
+    `probe.judge.analyse` as soon as the check returned.
+
+    `evidence` is the check's record of this module (the helper checks': theirs, or the failed
+    `HelperExchange`, or `NoHelper`), `Unfinished` when it returned none, or a control helper's
+    `HelperView` under the `helper` check."""
 
     check: str
     ok: bool
     failure: str | None = None
     duration_seconds: float = 0.0
     finding: Finding | None = None
-    evidence: Any = field(default_factory=dict)
+    evidence: object = field(default_factory=dict)
+    t0: float | None = None  # when the check began, seconds from the start of the measurement
 
     def as_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -259,10 +387,25 @@ class CheckResult:
             "failure": self.failure,
             "duration_seconds": round(self.duration_seconds, 4),
         }
-        data.update(to_json(self.evidence))
+        evidence = to_json(self.evidence)
+        if isinstance(evidence, dict):
+            # The check's keys stand: a record's own `failure` (the HTTP request's) is its business.
+            data.update(evidence if not data.keys() & evidence.keys() else {k: v for k, v in evidence.items() if k not in data})
         if self.finding is not None:
             data["finding"] = self.finding.as_json()
         return data
+
+
+@dataclass(slots=True)
+class Comparison:
+    """What a control (a control vantage, a helper abroad) saw of the same target in the same
+    round, as the judge compared it: its verdict and its first failing check."""
+
+    source: str  # "the control vantage", "helper NAME"
+    verdict: str
+    check: str | None = None
+    failure: str | None = None
+    helper: str | None = field(default=None, metadata={"omit_none": True})  # a helper abroad's name
 
 
 @dataclass(slots=True)
@@ -272,9 +415,12 @@ class TargetResult:
     host: str
     verdict: Verdict
     checks: list[CheckResult] = field(default_factory=list)
-    reason: str = ""
+    reason: str = ""  # `reasons` rendered in English (probe.reasons)
     attempts: int = 1
     incomplete: bool = False
+    reasons: tuple[Reason, ...] = ()
+    control_class: str = ""  # a control target's: international, domestic or yardstick
+    compared: list[Comparison] = field(default_factory=list)  # the controls' views the judge weighed
 
     def check(self, name: str) -> CheckResult | None:
         return next((c for c in self.checks if c.check == name), None)
@@ -288,6 +434,12 @@ class TargetResult:
             "attempts": self.attempts,
             "checks": [c.as_json() for c in self.checks],
         }
+        if self.reasons:
+            data["reasons"] = reasons_json(self.reasons)
+        if self.control_class:
+            data["control_class"] = self.control_class
+        if self.compared:
+            data["compared"] = [to_json(c) for c in self.compared]
         if self.incomplete:
             data["incomplete"] = True
         return data
@@ -303,10 +455,20 @@ class ServiceResult:
     def reachable_ratio(self) -> float:
         return sum(t.verdict == Verdict.OK for t in self.targets) / len(self.targets) if self.targets else 0.0
 
+    @property
+    def targets_down(self) -> int:
+        """Targets that are `down`: shown and counted, not a block (an `ok` service may have some)."""
+        return sum(t.verdict == Verdict.DOWN for t in self.targets)
+
     def as_json(self, *, lazy: bool = False) -> dict[str, Any]:
         """`lazy`: the targets stay records, for an encoder that turns each into JSON when it
         reaches it (`probe.report.write_json`)."""
-        return {"service": self.service, "verdict": str(self.verdict), "targets": self.targets if lazy else [t.as_json() for t in self.targets]}
+        return {
+            "service": self.service,
+            "verdict": str(self.verdict),
+            "targets_down": self.targets_down,
+            "targets": self.targets if lazy else [t.as_json() for t in self.targets],
+        }
 
 
 @dataclass(slots=True)
@@ -318,7 +480,8 @@ class VantageResult:
     started_at: float  # unix time
     duration_seconds: float
     healthy_resolvers: list[str] = field(default_factory=list)
-    reason: str = ""
+    reason: str = ""  # `reasons` rendered in English
+    reasons: tuple[Reason, ...] = ()
     helpers: list[HelperLine] = field(default_factory=list)  # the line to each helper abroad this round
 
     @property
@@ -328,8 +491,8 @@ class VantageResult:
 
     def __repr__(self) -> str:
         # Short on purpose: asyncio.run() formats the main task's repr, result included, when it
-        # puts SIGINT's handler back; the full dataclass repr of a 1,000-target round cost `once`
-        # a quarter of a second of CPU for a string nobody reads.
+        # puts SIGINT's handler back; the full dataclass repr of a large round is costly to make,
+        # for a string nobody reads.
         targets = sum(len(s.targets) for s in self.services)
         return f"VantageResult({self.vantage!r}, {self.verdict}, {len(self.services)} services, {targets} targets, {len(self.controls)} controls)"
 
@@ -345,6 +508,7 @@ class VantageResult:
         }
         if self.reason:
             data["reason"] = self.reason
+            data["reasons"] = reasons_json(self.reasons)
         if self.helpers:
             data["helpers"] = to_json(self.helpers)
         return data
@@ -369,8 +533,16 @@ class MTProtoProbe:
     status_code: int | None = _opt()  # http: the DC's status line
     server_message_id_odd: bool | None = _opt()  # resPQ facts
     pq_bytes: int | None = _opt()
-    key_fingerprints: list[str] | None = _opt()
+    key_fingerprints: list[str] | None = _people()
     duration_seconds: float = 0.0
+    # After a failure on a connected socket (TCP_INFO): bytes the server sent (its answer began)
+    # and our segments it never acknowledged (the path drops them).
+    received_bytes: int | None = _opt()
+    unacked_segments: int | None = _opt()
+    failed_operation: str | None = _operation()
+    t0: float | None = _operation()
+    t: float | None = _operation()
+    transaction_id: int | None = _operation()
 
 
 @dataclass(slots=True)
@@ -392,31 +564,40 @@ class ChatExchange:
     unacked_segments: int | None = _opt()  # our bytes never acknowledged: the path drops them
     detail: str | None = _opt()
     duration_seconds: float = 0.0
+    failed_operation: str | None = _operation()
+    t0: float | None = _operation()
+    t: float | None = _operation()
+    transaction_id: int | None = _operation()
 
 
 @dataclass(slots=True)
 class ChatHost:
-    """One chat host: its DNS and TCP steps (the runner's own checks), then the exchanges.
-    `verdict` is what this host's failure argues (`ok`, a technique, `down`, `error`), for people
-    reading the evidence; the check's Finding and the judge decide."""
+    """One chat host: its DNS and TCP steps (the `dns` and `tcp` checks, run by the check on
+    this host), then the exchanges on the ports that connected.
+
+    The last four fields are the judge's reading of this host (probe.judge.whatsapp_chat), for
+    people reading the evidence: what its failure argues as a verdict of its own (`ok`, a
+    technique, `down`, `error`), the failure, the stage it failed at, and the Finding."""
 
     host: str
     addresses: list[str] = field(default_factory=list)
     addresses_from: str = ""
-    connects: list[Any] | None = _opt()
+    dns: DNSEvidence | None = _opt()  # when the check resolved the host itself
+    connects: list[TCPConnect] | None = _opt()
+    control_connects: list[TCPConnect] | None = _opt()
     dns_failure: str | None = _opt()
     exchanges: list[ChatExchange] = field(default_factory=list)
-    verdict: str = "ok"
-    failure: str | None = None
-    stage: str | None = _opt()
-    finding: Finding | None = _opt()
+    verdict: str = _judged("ok")
+    failure: str | None = _judged()
+    stage: str | None = _judged(omit_none=True)
+    finding: Finding | None = _judged(omit_none=True)
 
 
 @dataclass(slots=True)
 class ChatEvidence:
     hosts: list[ChatHost] = field(default_factory=list)
-    working_hosts: int = 0
-    blocked_hosts: list[str] = field(default_factory=list)
+    working_hosts: int = _judged(0)  # hosts whose every step passed (the judge's count)
+    blocked_hosts: list[str] = field(default_factory=list, metadata={"judged": True})  # hosts whose failure names a technique
 
 
 @dataclass(slots=True)
@@ -432,6 +613,10 @@ class QUICAttempt:
     status_code: int | None = _opt()
     body_bytes: int | None = _opt()
     duration_seconds: float = 0.0
+    failed_operation: str | None = _operation()
+    t0: float | None = _operation()
+    t: float | None = _operation()
+    transaction_id: int | None = _operation()
 
 
 @dataclass(slots=True)
@@ -443,7 +628,7 @@ class QUICEvidence:
     attempt: QUICAttempt | None = None
     tls_ok: bool | None = None
     decoy: QUICAttempt | None = None
-    keyed_on: str | None = None
+    keyed_on: str | None = _judged()
     error: str | None = None  # the check could not run (a missing dependency)
 
     def as_json(self) -> dict[str, Any]:
@@ -473,13 +658,17 @@ class STUNBinding:
     rtt_seconds: float | None = _opt()
     stray_datagrams: int | None = _opt()
     duration_seconds: float = 0.0
+    failed_operation: str | None = _operation()
+    t0: float | None = _operation()
+    t: float | None = _operation()
+    transaction_id: int | None = _operation()
 
 
 @dataclass(slots=True)
 class STUNEvidence:
     bindings: list[STUNBinding] = field(default_factory=list)
     controls: dict[str, bool] | None = _opt()  # control STUN targets this round: answered or not
-    control_answered: bool | None = _opt()
+    control_answered: bool | None = _judged(omit_none=True)
 
 
 @dataclass(slots=True)
@@ -512,10 +701,10 @@ class Download:
     measured: bool = False
     reason: str | None = _opt()
     bytes_per_second: float | None = _opt()
-
-    @property
-    def stall_offset(self) -> int | None:
-        return self.stalled_at_bytes
+    failed_operation: str | None = _operation()
+    t0: float | None = _operation()
+    t: float | None = _operation()
+    transaction_id: int | None = _operation()
 
 
 @dataclass(slots=True)
@@ -530,6 +719,7 @@ class ThroughputEvidence:
     slow: bool | None = None
     controls: dict[str, float | None] | None = None
     control_fast: bool | None = None
+    fast_controls: list[str] | None = None  # the controls whose transfer was fast (probe.judge.throughput)
     decoy: Download | None = None
     sni_keyed: bool | None = None  # the decoy was fast: the throttling is keyed on the name
 
@@ -539,7 +729,7 @@ class ThroughputEvidence:
             data.update({k: v for k, v in to_json(self.download).items() if k not in ("failure", "duration_seconds")})
             data["transfer_failure"] = self.download.failure
             data["transfer_seconds"] = round(self.download.duration_seconds, 4)
-        for name in ("slow", "controls", "control_fast"):
+        for name in ("slow", "controls", "control_fast", "fast_controls"):
             if getattr(self, name) is not None:
                 data[name] = to_json(getattr(self, name))
         if self.decoy is not None:
@@ -563,7 +753,7 @@ class FingerprintedHandshake:
     """One TLS handshake with a known ClientHello fingerprint (probe.fingerprint)."""
 
     handshake: TLSHandshake
-    fingerprint: ClientHelloFingerprint | None = None  # None: nothing was sent (no TCP connection)
+    fingerprint: ClientHelloFingerprint | None = field(default=None, metadata={"for_people": True})  # None: nothing was sent (no TCP connection)
 
 
 # --- the line to a helper abroad (probe/helper/line.py): it crosses the censor the vantage measures -
@@ -585,6 +775,24 @@ class HelperExchange:
     failure: str | None = None  # probe.failures: OONI's for the socket, helper_* for the rest
     detail: str | None = _opt()  # a refusal's reason as the helper gave it (e.g. rate_limited)
 
+    def failure_reason(self) -> Reason:
+        """How the exchange failed, for people: its failure string with its numbers (the bytes
+        both ways together, as a freeze counts them)."""
+        failure = self.failure or ""
+        code = failure.split(":", 1)[0]
+        params: dict[str, ReasonParam] = {
+            "kb": kilobytes(self.sent_bytes + self.received_bytes),
+            "seconds": f"{self.duration_seconds:.0f}",
+            "http": f"{self.status or ''} {self.detail or ''}".strip(),
+            "failure": failure,
+        }
+        return Reason(f"line.{code}" if f"line.{code}" in ENGLISH else "line.other", params)
+
+
+def kilobytes(count: int) -> str:
+    """Bytes as KB for people: one decimal under 10 KB (a freeze "after 0.4 KB" is not "after 0")."""
+    return f"{count / 1024:.1f}" if count < 10 * 1024 else f"{count / 1024:.0f}"
+
 
 @dataclass(slots=True)
 class HelperLine:
@@ -600,3 +808,131 @@ class HelperLine:
     largest_received_bytes: int = 0
     last_failure: HelperExchange | None = _opt()
     reason: str = ""  # the last failure in words (English; the page says it in its own language)
+
+
+# --- the helper checks: measured through a helper abroad (probe/helper/), and its view of a target -
+
+
+@dataclass(slots=True)
+class NoHelper:
+    """A helper check in a round without the helper it asks for (the config's `helpers:`):
+    nothing was measured."""
+
+    helper: str | None = None  # the name the check asked for; None: any helper
+
+
+@dataclass(slots=True)
+class SecondBucket:
+    """One second of a stream (by sending time): packets sent in it, and how many came back."""
+
+    second: int
+    sent: int
+    echoed: int
+
+
+@dataclass(slots=True)
+class EchoedStream:
+    """One UDP stream to the helper, each datagram echoed back once (udp_stream): `call` (a
+    STUN-shaped opening, then RTP) or `control` (neutral bytes of the same sizes and rate).
+    `cut_after_seconds`: when a loss run began that lasted to the end, a second or longer."""
+
+    kind: str
+    sent: int = 0
+    echoed: int = 0
+    loss_ratio: float = 1.0
+    opening_answered: bool = False
+    cut_after_seconds: float | None = None
+    jitter_ms: float | None = None
+    rtt_ms: float | None = None
+    failure: str | None = None  # the stream could not be sent at all (no socket)
+    buckets: list[SecondBucket] = field(default_factory=list)
+    duration_seconds: float = 0.0  # sending and the wait for the last echoes
+    failed_operation: str | None = _operation()
+    t0: float | None = _operation()
+    t: float | None = _operation()
+    transaction_id: int | None = _operation()
+
+
+@dataclass(slots=True)
+class UDPStreamEvidence:
+    """The call stream and its control, sent side by side; `loss_floor` is the loss the target's
+    settings call throttling (the judge reads it with the streams)."""
+
+    helper: str
+    packets_per_second: int
+    packet_size: int
+    stream_seconds: float  # the stream's length (not `duration_seconds`: that is the check's own, in its JSON)
+    call: EchoedStream
+    control: EchoedStream
+    loss_floor: float
+
+
+@dataclass(slots=True)
+class SignatureProbe:
+    """The first packets of a circumvention protocol's handshake (`signature`), or printable
+    neutral bytes of the same size (`neutral`), sent to the helper's probe port; the helper
+    reports how many bytes of it arrived intact. `copies`: datagrams sent (UDP), one for TCP."""
+
+    kind: str
+    size: int
+    arrived_bytes: int = 0
+    failure: str | None = None  # what the sending side met (a refused connect, a reset)
+    copies: int = 1
+    duration_seconds: float = 0.0
+    failed_operation: str | None = _operation()
+    t0: float | None = _operation()
+    t: float | None = _operation()
+    transaction_id: int | None = _operation()
+
+
+@dataclass(slots=True)
+class CircumventionEvidence:
+    helper: str
+    protocol: str
+    transport: str  # "udp" or "tcp"
+    probes: list[SignatureProbe] = field(default_factory=list)  # the signature, then the neutral bytes
+
+
+@dataclass(slots=True)
+class BulkTransfer:
+    """One bulk download from the helper on a fresh connection: `plain` TCP, or TLS with the
+    decoy SNI (`tls_decoy`) or the target's name (`tls_name`). `stalled_at_bytes`: where no byte
+    came for the stall bound (a freeze)."""
+
+    kind: str
+    sni: str | None = None  # None: plain TCP
+    received_bytes: int = 0
+    stalled_at_bytes: int | None = None
+    failure: str | None = None
+    duration_seconds: float = 0.0
+    failed_operation: str | None = _operation()
+    t0: float | None = _operation()
+    t: float | None = _operation()
+    transaction_id: int | None = _operation()
+
+
+@dataclass(slots=True)
+class HelperTransferEvidence:
+    helper: str
+    bytes: int  # the size each transfer asks for
+    keyed_on: str | None = _judged()  # "name" | "address" | "none_here": what the judge read the freeze as
+    transfers: list[BulkTransfer] = field(default_factory=list)  # plain, tls_decoy, tls_name
+
+
+@dataclass(slots=True)
+class HelperView:
+    """What a control helper abroad said of the same target in the same round, as it said it:
+    its verdict, reason and first failing check with that check's failure, how old its
+    measurement was, and what it said of its own vantage (`helper_vantage`). When it said
+    nothing of the target: why (`error`, and `line`, the exchange that failed, when the line to
+    it kept it from answering). The judge compares it (probe.judge.controls)."""
+
+    helper: str
+    verdict: str | None = None
+    reason: str = ""
+    failed_check: str | None = _opt()
+    failure: str | None = _opt()  # the failing check's
+    age_seconds: float | None = None
+    helper_vantage: str | None = _opt()
+    error: str | None = _opt()
+    line: HelperExchange | None = _opt()

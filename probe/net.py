@@ -148,7 +148,7 @@ def _ssl_context(ca_bundles: tuple[Path, ...], replace: bool, verify: bool, alpn
 def _load_system_trust(context: ssl.SSLContext) -> None:
     """The system's CA certificates. From its hashed directory when there is one: OpenSSL then
     reads a CA when a chain needs it, where the bundle file made every context parse and hold all
-    of them (about 1.7 MiB and 90 ms of CPU a context here; docs/benchmarks.md)."""
+    of them (memory and CPU per context: docs/benchmarks.md)."""
     directory = hashed_ca_directory()
     if directory is not None:
         context.load_verify_locations(capath=directory)
@@ -213,8 +213,8 @@ def http_client(route: Route, address: str, context: ssl.SSLContext, timeout: fl
 
 def http_pool(route: Route, address: str, context: ssl.SSLContext, *, first: Stream | None = None) -> httpcore.AsyncConnectionPool:
     """httpx's connection layer (httpcore) alone, pinned as `http_client` is: for the `http` check,
-    which needs one request and its redirects, not a client's cookies, auth and event hooks (the
-    client layer was a sixth of a 1,000-target round's CPU; docs/benchmarks.md)."""
+    which needs one request and its redirects, not a client's cookies, auth and event hooks (whose
+    cost docs/benchmarks.md measures)."""
     return httpcore.AsyncConnectionPool(ssl_context=context, network_backend=_PinnedBackend(route, address, first), max_connections=2, retries=0)
 
 

@@ -147,7 +147,7 @@ CHECK_PARAMS: dict[str, type[Params]] = {
 }
 
 
-# --- helper checks (issue #11, docs/helper.md): measured through a `msgreach helper` abroad -------
+# --- helper checks (docs/helper.md): measured through a `msgreach helper` abroad -----------------
 
 
 class UDPStreamParams(Params):

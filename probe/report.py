@@ -75,9 +75,9 @@ def as_json(results: list[VantageResult], started_at: float, duration: float) ->
 def write_json(results: list[VantageResult], started_at: float, duration: float, out: TextIO) -> None:
     """The document `as_json` returns (equal once parsed), written as it is encoded: the skeleton
     indented, each target on one line. Neither the whole tree of dicts nor the whole text is ever
-    held (at 1,000 targets they were the process's peak of memory), and each target goes through
-    the json module's C encoder, which does not indent: the pure-Python indenting encoder was
-    a tenth of a `once` process's CPU at 1,000 targets (docs/benchmarks.md)."""
+    held (for a large round they would be the process's peak of memory), and each target goes through
+    the json module's C encoder, which does not indent (the pure-Python indenting encoder is
+    much slower; docs/benchmarks.md)."""
     _write(as_document(results, started_at, duration, lazy=True), out, "")
     out.write("\n")
 

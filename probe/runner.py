@@ -4,7 +4,8 @@ The control sites decide the vantage's verdict (`ok`, `allowlist`, `vantage_offl
 `probe.judge.vantage_verdict`), which resolvers are healthy, and whether IPv6 works. A target
 whose verdict is not `ok` is measured again (`schedule.retries` times) before the verdict stands,
 so one lost packet never flips it. The round has its own deadline: a target still running then
-is reported as incomplete. Checks observe; `probe.judge` decides every verdict.
+is reported as incomplete (the judge reads what it had). Checks observe; `probe.judge` decides
+every verdict.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import logging
 import resource
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from probe import judge
 from probe.checks import REGISTRY
-from probe.checks.base import Context, RoundFacts
-from probe.checks.step import run_check
+from probe.checks.context import Context, ControlPhase
+from probe.checks.measure import measure
 from probe.config import Config, Service, Target, Vantage
 from probe.helper.client import HelperRound, helper_only
 from probe.model import (
@@ -39,6 +41,19 @@ CONTROLS = "controls"
 OnTarget = Callable[[TargetResult], None]
 
 
+@dataclass(frozen=True)
+class _Round:
+    """What every target of one round is measured with."""
+
+    config: Config
+    vantage: Vantage
+    route: Route
+    limit: asyncio.Semaphore
+    deadline: float  # time.monotonic()
+    helpers: HelperRound
+    progress: OnTarget | None
+
+
 async def run_round(
     config: Config,
     vantage: Vantage,
@@ -51,44 +66,44 @@ async def run_round(
     `progress` is told of each target as its verdict stands (`once` shows a progress line)."""
     started_at, started = time.time(), time.monotonic()
     route = Route.of(vantage)
-    limit = asyncio.Semaphore(concurrency_for(config.schedule.concurrency))
     deadline = started + config.schedule.deadline
-
     chosen = [s for s in config.services if services is None or s.name in services]
     _import_checks([*config.controls, *(t for s in chosen for t in s.targets)])
     results: list[ServiceResult] = []
-    # Helpers abroad (issues #11, #18, probe/helper/client.py): the helper checks find them, and
-    # the round's deadline that bounds every exchange with them, through `helpers`.
+    # Helpers abroad (probe/helper/client.py): the helper checks reach them through their
+    # contexts, every exchange bounded by the round's deadline and summed up in `lines`.
     with HelperRound(config, route, deadline) as helpers:
+        round_ = _Round(config, vantage, route, asyncio.Semaphore(concurrency_for(config.schedule.concurrency)), deadline, helpers, progress)
         # Helper-only targets (call streams, freeze keys, circumvention) need nothing the controls
         # establish: they start with the controls, so a 20 s call stream and its retry fit the
         # round however long slow controls take (an allowlist regime, a lossy line).
-        early = asyncio.ensure_future(_gather_services(config, vantage, route, chosen, True, RoundFacts(), limit, deadline, progress))
+        early = asyncio.ensure_future(_gather_services(round_, chosen, True, ControlPhase()))
         try:
-            controls = await _gather_targets(config, vantage, route, None, config.controls, RoundFacts(), limit, deadline, progress)
+            controls = await _gather_targets(round_, None, config.controls, ControlPhase())
         except BaseException:
             await _cancelled(early)
             raise
-        verdict, reason = judge.vantage_verdict([(t.control_class, r) for t, r in zip(config.controls, controls)])
-        facts = RoundFacts(
+        vantage_judgement = judge.judge_vantage([(r.control_class, r) for r in controls])
+        phase = ControlPhase(
             controls={c.target: c for c in controls},
             healthy_resolvers=_healthy_resolvers(vantage, controls),
             ipv6=_reached_ipv6(controls),
         )
-        if verdict == VantageVerdict.VANTAGE_OFFLINE:
+        if vantage_judgement.verdict == VantageVerdict.VANTAGE_OFFLINE:
             await _cancelled(early)
             results = [judge.unmeasured_service(s.name, [(t.name, t.host) for t in s.targets]) for s in chosen]
         else:  # under `allowlist` too: services are measured and their evidence kept
             helpers.ask(chosen)  # control helpers measure the same targets meanwhile
             try:
-                rest = await _gather_services(config, vantage, route, chosen, False, facts, limit, deadline, progress)
+                rest = await _gather_services(round_, chosen, False, phase)
             except BaseException:
                 await _cancelled(early)
                 raise
             first = await early
-            per_service = [_in_order(s, a + b) for s, a, b in zip(chosen, first, rest)]
-            per_service = await helpers.confirm(chosen, per_service)  # a block the helper sees too is `down`
-            for service, targets in zip(chosen, per_service):
+            views = await helpers.views()  # the asks end by the round's deadline themselves
+            for service, measured_early, measured in zip(chosen, first, rest, strict=True):
+                targets = _in_order(service, measured_early + measured)
+                targets = [judge.judge_with_helpers(t, views[(service.name, t.target)]) if (service.name, t.target) in views else t for t in targets]
                 if control_vantage is not None:
                     targets = [judge.confirm_down_by_control(t, judge.find_target(control_vantage, service.name, t.target)) for t in targets]
                 results.append(ServiceResult(service.name, judge.service_verdict(targets), targets))
@@ -96,40 +111,32 @@ async def run_round(
 
     return VantageResult(
         vantage=vantage.name,
-        verdict=verdict,
+        verdict=vantage_judgement.verdict,
         services=results,
         controls=controls,
         started_at=started_at,
         duration_seconds=time.monotonic() - started,
-        healthy_resolvers=sorted(facts.healthy_resolvers or ()),
-        reason=reason,
+        healthy_resolvers=sorted(phase.healthy_resolvers or ()),
+        reason=vantage_judgement.reason,
+        reasons=vantage_judgement.reasons,
         helpers=lines,
     )
 
 
 def _import_checks(targets: Iterable[Target]) -> None:
-    """The round's check modules, imported before anything is measured (REGISTRY imports on first
-    use): an import holds the loop (dnspython's is 0.15 s, more on a busy machine), and a call
-    stream that started with the controls would send its first second late, in a burst."""
+    """The round's check modules and their analysers, imported before anything is measured
+    (REGISTRY and ANALYSERS import on first use): an import holds the loop (dnspython's is 0.15 s,
+    more on a busy machine), and a call stream that started with the controls would send its
+    first second late, in a burst."""
     for name in {check for target in targets for check in target.checks}:
         REGISTRY[name]
+        judge.ANALYSERS[name]
 
 
-async def _gather_services(
-    config: Config,
-    vantage: Vantage,
-    route: Route,
-    chosen: list[Service],
-    helper_targets: bool,
-    facts: RoundFacts,
-    limit: asyncio.Semaphore,
-    deadline: float,
-    progress: OnTarget | None = None,
-) -> list[list[TargetResult]]:
+async def _gather_services(round_: _Round, chosen: list[Service], helper_targets: bool, phase: ControlPhase) -> list[list[TargetResult]]:
     """Each service's helper-only targets (`helper_targets`), or the rest of them, measured."""
     return list(await asyncio.gather(*(
-        _gather_targets(config, vantage, route, s, [t for t in s.targets if helper_only(t) == helper_targets], facts, limit, deadline, progress)
-        for s in chosen
+        _gather_targets(round_, s, [t for t in s.targets if helper_only(t) == helper_targets], phase) for s in chosen
     )))
 
 
@@ -174,7 +181,7 @@ def shrink_tls_read_buffers() -> None:
     "buffer size passed to read()"); a TLS record is at most 16 KiB, and a round holds
     `concurrency` connections at once. 64 KiB keeps reads large for the throughput check and
     cuts what a round allocates and zero-fills per connection by three quarters (and the heap's
-    holes with it). Measured in docs/benchmarks.md."""
+    holes with it)."""
     import asyncio.sslproto
 
     asyncio.sslproto.SSLProtocol.max_size = 64 * 1024
@@ -186,8 +193,8 @@ _libc_malloc_trim: Any = None
 def return_freed_memory() -> None:
     """Hand the heap's free pages back to the system after a round (glibc's `malloc_trim(0)`).
     A round's TLS buffers and records leave holes in the heap that glibc keeps: without this,
-    `run` grew by about 10 MiB over its first five rounds at 1,000 targets (docs/benchmarks.md).
-    A no-op where the C library has no malloc_trim (musl, macOS)."""
+    `run` grows over its first rounds. A no-op where the C library has no malloc_trim (musl,
+    macOS)."""
     global _libc_malloc_trim
     if _libc_malloc_trim is None:
         import ctypes
@@ -209,61 +216,52 @@ def raise_descriptor_limit() -> int:
     return soft
 
 
-async def _gather_targets(
-    config: Config,
-    vantage: Vantage,
-    route: Route,
-    service: Service | None,
-    targets: list[Target],
-    facts: RoundFacts,
-    limit: asyncio.Semaphore,
-    deadline: float,
-    progress: OnTarget | None = None,
-) -> list[TargetResult]:
-    # A few workers take the targets in turn, rather than a task per target waiting on `limit`:
-    # 3,000 targets made 3,000 tasks (and anyio's per-task state under httpx) at once.
+async def _gather_targets(round_: _Round, service: Service | None, targets: list[Target], phase: ControlPhase) -> list[TargetResult]:
+    # A few workers take the targets in turn, rather than a task per target waiting on `limit`,
+    # which would hold a task (and anyio's per-task state under httpx) for every target at once.
     results: list[TargetResult | None] = [None] * len(targets)
     queue = iter(enumerate(targets))
 
     async def worker() -> None:
         for index, target in queue:
-            async with limit:
-                results[index] = result = await _measure_target(config, vantage, route, service, target, facts, deadline)
-            if progress is not None:
-                progress(result)
+            async with round_.limit:
+                results[index] = result = await _measure_target(round_, service, target, phase)
+            if round_.progress is not None:
+                round_.progress(result)
 
-    await asyncio.gather(*(worker() for _ in range(min(len(targets), concurrency_for(config.schedule.concurrency)))))
+    await asyncio.gather(*(worker() for _ in range(min(len(targets), concurrency_for(round_.config.schedule.concurrency)))))
     measured = [r for r in results if r is not None]
     assert len(measured) == len(targets), "a worker ended without its targets"  # gather raised otherwise
     return measured
 
 
-def new_context(config: Config, vantage: Vantage, route: Route, service: Service | None, target: Target, facts: RoundFacts) -> Context:
+def new_context(round_: _Round, service: Service | None, target: Target, phase: ControlPhase) -> Context:
     """A fresh context for one attempt at one target."""
+    config = round_.config
     ctx = Context(
-        vantage=vantage,
-        route=route,
+        vantage=round_.vantage,
+        route=round_.route,
         service=service,
         target=target,
         fingerprints=config.fingerprints,
         decoy_sni=config.decoy_sni,
         max_addresses=config.schedule.max_addresses,
         timeout=0.0,
-        facts=facts,
+        control_phase=phase,
+        helper_round=round_.helpers,
     )
     if target.addresses or target.is_ip:  # pinned: the connect stages skip DNS
         ctx.addresses, ctx.addresses_from = list(target.addresses) or [target.host], "pinned"
     return ctx
 
 
-async def _measure_target(
-    config: Config, vantage: Vantage, route: Route, service: Service | None, target: Target, facts: RoundFacts, deadline: float
-) -> TargetResult:
+async def _measure_target(round_: _Round, service: Service | None, target: Target, phase: ControlPhase) -> TargetResult:
+    config = round_.config
     name = service.name if service else CONTROLS
-    result = TargetResult(name, target.name, target.host, Verdict.OK)
+    result: TargetResult | None = None
     for attempt in range(1, config.schedule.retries + 2):
-        ctx = new_context(config, vantage, route, service, target, facts)
-        remaining = deadline - time.monotonic()
+        ctx = new_context(round_, service, target, phase)
+        remaining = round_.deadline - time.monotonic()
         cut = False
         try:
             async with asyncio.timeout(max(remaining, 0.001)):
@@ -272,19 +270,15 @@ async def _measure_target(
             cut = True
         finally:
             ctx.close_streams()
-        if cut and attempt > 1:
-            # The confirming retry was cut off: the complete attempt before it stands.
-            result.reason = f"{result.reason}; the confirming retry was cut off by the round deadline"
-            return result
-        verdict, reason = judge.target_verdict(ctx.results)
-        if cut and verdict == Verdict.OK:
-            # A check never finished: not ok, and no evidence of a block either.
-            verdict, reason = Verdict.DOWN, "a check was still running"
-        result = TargetResult(name, target.name, target.host, verdict, ctx.results, reason, attempt, cut)
-        if verdict == Verdict.OK or cut:
+        if cut and result is not None:
+            return judge.retry_cut(result)  # the complete attempt before it stands
+        judgement = judge.judge_attempt(ctx.results, cut=cut)
+        result = TargetResult(name, target.name, target.host, judgement.verdict, ctx.results, judgement.reason, attempt, cut, judgement.reasons)
+        if service is None:
+            result.control_class = target.control_class
+        if judgement.verdict == Verdict.OK or cut:
             break
-    if result.incomplete:
-        result.reason = (result.reason + "; " if result.reason else "") + "round deadline reached"
+    assert result is not None  # retries >= 0: one attempt at least
     return result
 
 
@@ -292,7 +286,7 @@ async def run_checks(ctx: Context, config: Config, checks: Iterable[str]) -> Non
     """Run `checks` in order on one context, each bounded; results land in `ctx.results`."""
     for check in checks:
         ctx.timeout = config.schedule.timeouts.for_check(check)
-        await run_check(ctx, REGISTRY[check])
+        await measure(ctx, REGISTRY[check])
 
 
 def _healthy_resolvers(vantage: Vantage, controls: list[TargetResult]) -> frozenset[str]:

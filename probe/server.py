@@ -108,7 +108,7 @@ class Server:
             lines = [f"HTTP/1.1 {status}", f"Content-Length: {length}", "Connection: close", *(f"{k}: {v}" for k, v in headers.items())]
             writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
             if not head.startswith(b"HEAD "):
-                for piece in pieces:  # written as they are: /metrics is MBs at 1,000 targets, not copied into one
+                for piece in pieces:  # written as they are: a large /metrics is not copied into one
                     writer.write(piece)
             await writer.drain()
         except (ConnectionError, ssl.SSLError):

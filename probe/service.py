@@ -28,7 +28,7 @@ from probe.config import Config, ConfigError
 from probe.config.state_dir import ENV_VARIABLE
 from probe.history import History, store_path
 from probe.metrics import Exposition, State
-from probe.model import BLOCKS, VantageResult, Verdict
+from probe.model import VantageResult, Verdict, is_block
 from probe.runner import return_freed_memory, run_round
 from probe.server import Server
 from probe.upload import UploadWatch
@@ -134,7 +134,7 @@ class Monitor:
                 result = await run_round(config, vantage, services=services, control_vantage=reference)
                 self._publish(config, result, confirmation=confirming is not None)
                 del result
-                return_freed_memory()  # RSS flat from round to round (#14)
+                return_freed_memory()  # RSS flat from round to round
         except asyncio.CancelledError:
             if self._stopping:  # SIGTERM mid-round: the round is abandoned, not a failure
                 log.debug("round of %s interrupted by shutdown", vantage_name)
@@ -153,7 +153,7 @@ class Monitor:
         previous = self.state.latest.get(vantage_name)
         shown = merge_confirmation(previous, result) if confirmation else result
         blocked = [] if confirmation else new_blocks(previous, result)
-        del previous  # the previous round's results go before /metrics is rendered anew (#14: peak memory)
+        del previous  # the previous round's results go before /metrics is rendered anew (peak memory)
         self._finished[vantage_name] += 1
         self.state.record(shown, measured=result)
         if self.config is not config:  # reloaded during the round: what the reload removed stays out
@@ -219,11 +219,6 @@ class Monitor:
         self.archive = _archive(new)
         self.schedule()
         log.info("config reloaded from %s", self.config_path or "<default>")
-
-
-def is_block(verdict: Verdict) -> bool:
-    """A block verdict, as the alert rules count them: a technique, or `partial`."""
-    return verdict in BLOCKS or verdict == Verdict.PARTIAL
 
 
 def new_blocks(previous: VantageResult | None, result: VantageResult) -> list[str]:

@@ -37,6 +37,8 @@ from probe.model import (
     TargetResult,
     VantageResult,
     Verdict,
+    is_block,
+    kilobytes,
     severity,
 )
 from probe.status_assets import SCRIPT, STYLE
@@ -55,7 +57,6 @@ from probe.status_texts import (
     failure_words,
     helper_line_words,
     join_names,
-    kilobytes,
     say,
 )
 
@@ -121,10 +122,6 @@ def choose_view(query: str) -> str:
     return value if value in VIEW_NAMES else DEFAULT_VIEW
 
 
-def _blocked(verdict: str) -> bool:
-    return verdict == str(Verdict.PARTIAL) or verdict in {str(v) for v in BLOCKS}
-
-
 def _colour_css() -> str:
     return "\n".join(f".v-{name}{{background:{bg};color:{fg}}}" for name, (bg, fg) in COLOURS.items())
 
@@ -163,6 +160,17 @@ class _Page:
             return f"<span lang='{said.lang}' class='untranslated' title='{self.text('untranslated')}'>{inner}</span>"
         return inner
 
+    def clauses(self, reasons: Iterable[Reason]) -> str:
+        """The judge's clauses, joined as it joins them (`; `, a parenthesis after a space)."""
+        out = ""
+        for reason in reasons:
+            said = say(reason, self.lang)
+            html = self.html(said)
+            if out:
+                out += " " if said.text().startswith("(") else "; "
+            out += html
+        return out
+
     def title(self, service: str) -> str:
         return self.titles.get(service, service)
 
@@ -174,7 +182,7 @@ class _Page:
     def since(self, verdict: str | None, since: float | None) -> str:
         if since is None or verdict is None:
             return ""
-        key = "ok_since" if verdict == "ok" else ("blocked_since" if _blocked(verdict) else "state_since")
+        key = "ok_since" if verdict == "ok" else ("blocked_since" if is_block(verdict) else "state_since")
         return self.said(Reason(key, {"time": Moment(since)}))
 
     def share(self, summary: Summary | None) -> str:
@@ -313,7 +321,7 @@ def _banner_of(page: _Page, history: History | None, result: VantageResult, clas
     html = ""
     if verdict == "allowlist":
         html += f"<p>{page.said(Reason('banner.allowlist', {'time': Moment(since if since else result.started_at)}))}</p>"
-    blocked = sorted((s for s in result.services if _blocked(str(s.verdict))), key=lambda s: severity(_how(s)))  # worst technique first
+    blocked = sorted((s for s in result.services if is_block(str(s.verdict))), key=lambda s: severity(_how(s)))  # worst technique first
     if blocked:
         items = "".join(f"<li>{page.said(_blocked_item(page, history, result.vantage, s))}</li>" for s in blocked)
         html += f"<p class='headline'>{page.said(Reason('banner.blocked'))}</p><ul>{items}</ul>"
@@ -333,7 +341,7 @@ def _how(service: ServiceResult) -> str:
     verdict = str(service.verdict)
     if verdict != str(Verdict.PARTIAL):
         return verdict
-    return min((str(t.verdict) for t in service.targets if _blocked(str(t.verdict))), key=severity, default=verdict)
+    return min((str(t.verdict) for t in service.targets if is_block(str(t.verdict))), key=severity, default=verdict)
 
 
 def _blocked_item(page: _Page, history: History | None, vantage: str, service: ServiceResult) -> Reason:
@@ -409,6 +417,7 @@ def _service(page: _Page, history: History | None, vantage: str, service: Servic
         f"<article class='service' id='{escape(vantage)}-{escape(service.service)}' data-k='{escape(key)}'>",
         f"<h3>{escape(page.title(service.service))} {page.badge(verdict)}</h3>",
         f"<p class='explain'>{escape(page.meanings.get(verdict, ''))}</p>",
+        _targets_down(page, service),
         f"<p class='since'>{page.since(verdict, summary.since if summary else None)}</p>",
         f"<p class='share'>{page.share(summary)}</p>",
         f"<div class='strip-label'>{page.text('strip_' + page.view)}</div>{page.bars(summary)}",
@@ -418,13 +427,22 @@ def _service(page: _Page, history: History | None, vantage: str, service: Servic
     ])
 
 
+def _targets_down(page: _Page, service: ServiceResult) -> str:
+    """How many of the service's targets are down (an `ok` service may have some: an outage of
+    part of a service is not a block); nothing when none is."""
+    down = service.targets_down
+    if not down:
+        return ""
+    return f"<p class='down' data-f='down'>{page.said(Reason('targets_down', {'down': down, 'total': len(service.targets)}))}</p>"
+
+
 def _target(page: _Page, history: History | None, vantage: str, service: str, target: TargetResult, now: float) -> str:
     verdict = str(target.verdict)
     summary = _summary(history, vantage, service, target.target, now) if service != "controls" else None
     explanation = explain(target)
-    why = " ".join(page.said(r) for r in explanation.why)
+    why = page.clauses(explanation.why) if explanation.why == explanation.note else " ".join(page.said(r) for r in explanation.why)
     link = "/status.json?" + urlencode({"vantage": vantage, "service": service, "target": target.target})
-    note = f"<p class='note'>{page.text('engine_says')}: {page.said(explanation.note)}</p>" if explanation.note else ""
+    note = f"<p class='note'>{page.text('engine_says')}: {page.clauses(explanation.note)}</p>" if explanation.note else ""
     key = _key(vantage, service, target.target)
     return (
         f"<div class='target' data-k='{escape(key)}'>"

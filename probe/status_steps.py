@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from probe.model import CheckResult, TargetResult, Verdict
-from probe.status_texts import REASONS, Param, Reason
+from probe.status_texts import REASONS, Param, Reason, as_reason
 
 _MAX_LINES = 6  # per step: a catalog target with many addresses stays readable
 _MAX_TEXT = 120  # characters of a text from the network (a redirect, a certificate's issuer)
@@ -34,11 +34,12 @@ class Explanation:
 
     why: tuple[Reason, ...]
     steps: tuple[Step, ...] = ()
-    note: str = ""  # the judge's reason (English until it carries a template key)
+    note: tuple[Reason, ...] = ()  # the judge's reasons, clause by clause
 
 
 def explain(target: TargetResult) -> Explanation:
     verdict = target.verdict
+    judged = _judged(target)
     deciding = next((c for c in target.checks if not c.ok), None)
     decided = _decided(target, deciding) if deciding is not None else None
     steps = tuple(
@@ -52,25 +53,33 @@ def explain(target: TargetResult) -> Explanation:
         failed = Reason("why.failed", {"check": deciding.check, "failure": deciding.failure}) if deciding.failure else Reason("why.failed_plain", {"check": deciding.check})
         why = (failed, decided)
     else:
-        why = (Reason("", {}, target.reason),)
-    return Explanation(why, steps, target.reason)
+        why = judged
+    return Explanation(why, steps, judged)
+
+
+def _judged(target: TargetResult) -> tuple[Reason, ...]:
+    """The judge's reasons for the verdict, said in the reader's language by their keys (a
+    result with its English text only, from an older record, shows that text)."""
+    if target.reasons:
+        return tuple(as_reason(r) for r in target.reasons)
+    return (as_reason(target.reason),) if target.reason else ()
 
 
 def _decided(target: TargetResult, check: CheckResult) -> Reason:
-    """The differential that decided, as a sentence; the engine's reason when there is none."""
+    """The differential that decided, as a sentence; the judge's own finding when there is none."""
     finding = check.finding
-    english = finding.reason if finding is not None and finding.reason else target.reason
+    said = as_reason(finding.reason) if finding is not None and finding.reason else Reason("", {}, target.reason)
     if target.verdict == Verdict.ERROR:
-        return Reason("fault.monitor", {}, english)
+        return Reason("fault.monitor", {}, said.english)
     if finding is None:
-        return Reason("", {}, english)
+        return said
     fault = str(finding.fault)
     if target.verdict == Verdict.DOWN and fault not in ("server", "monitor"):
         # Downgraded by a control that fails the same way (a control vantage, the helper abroad).
         return Reason("diff.control_sees_it", {}, target.reason)
     keys = ([f"diff.{finding.differential}.{fault}"] if finding.differential else []) + [f"{fault}.{target.verdict}", f"fault.{fault}"]
     key = next((k for k in keys if k in REASONS["en"]), "")
-    return Reason(key, {}, english)
+    return Reason(key, {}, said.english) if key else said
 
 
 def _seen(check: CheckResult) -> list[Reason]:

@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeAlias
 
+from probe import reasons as engine
 from probe.model import HelperExchange
+from probe.reasons import ENGLISH
 
 LANGUAGES = ("en", "ru")
 
@@ -157,6 +159,7 @@ PHRASES: dict[str, dict[str, str]] = {
         "decided": "decided this",
         "passed": "passed",
         "reachable": "reachable",
+        "targets_down": "{down} of {total} targets down (for everyone: not a block)",
         "language": "Language",
         "what_to_check": "What to check",
         "engine_says": "The monitor's own note",
@@ -205,6 +208,7 @@ PHRASES: dict[str, dict[str, str]] = {
         "decided": "это и решило",
         "passed": "пройден",
         "reachable": "доступен",
+        "targets_down": "не работают {down} из {total} целей (у всех: это не блокировка)",
         "language": "Язык",
         "what_to_check": "Что проверить",
         "engine_says": "Заметка монитора",
@@ -214,8 +218,8 @@ PHRASES: dict[str, dict[str, str]] = {
 }
 
 # Reason templates: what the page explains (the banner, the causes of an offline point, the
-# steps and the differentials), by key. The judge's own reasons join this table by their keys.
-REASONS: dict[str, dict[str, str]] = {
+# steps and the differentials), by key. The judge's own reasons join them in REASONS below.
+_PAGE_REASONS: dict[str, dict[str, str]] = {
     "en": {
         # notices above everything
         "notice.monitor_problem": "The monitor has a problem: {reason}",
@@ -252,7 +256,10 @@ REASONS: dict[str, dict[str, str]] = {
         "advice.no_network": "Is the computer connected (Wi-Fi, cable, mobile data)? Does any website open in a browser? If nothing opens, restart the router.",
         "advice.dns": "Check the DNS settings of this computer and of the router; open a website in a browser to see whether names work at all.",
         "advice.connect": "Does this network only let traffic out through a proxy (office, school)? Is a firewall or a VPN client stopping it? Open a foreign website in a browser.",
-        "advice.intercepted": "An antivirus with HTTPS scanning, a company proxy or a captive portal (hotel, café, train Wi-Fi) sits in between: switch the scanning off, check the proxy settings, or open a browser and sign in.",
+        "advice.intercepted": (
+            "An antivirus with HTTPS scanning, a company proxy or a captive portal (hotel, café, train Wi-Fi) sits in "
+            "between: switch the scanning off, check the proxy settings, or open a browser and sign in."
+        ),
         "advice.portal": "Open any website in a browser: if a sign-in page appears (hotel, café, train Wi-Fi), sign in; the monitor goes on by itself.",
         "advice.allowlist": "Nothing to fix on your side: only approved services work in this region now. The monitor goes on measuring and records how long it lasts.",
         # the steps of a target
@@ -349,7 +356,10 @@ REASONS: dict[str, dict[str, str]] = {
         "advice.no_network": "Подключён ли компьютер (Wi-Fi, кабель, мобильные данные)? Открывается ли хоть один сайт в браузере? Если ничего не открывается, перезагрузите роутер.",
         "advice.dns": "Проверьте настройки DNS на этом компьютере и на роутере; откройте сайт в браузере, чтобы понять, работают ли имена вообще.",
         "advice.connect": "Не выпускает ли эта сеть трафик только через прокси (работа, учёба)? Не мешает ли межсетевой экран или VPN-клиент? Откройте зарубежный сайт в браузере.",
-        "advice.intercepted": "Между вами и сайтами стоит антивирус с проверкой HTTPS, прокси организации или страница входа (гостиница, кафе, Wi-Fi в поезде): отключите проверку, проверьте настройки прокси или откройте браузер и войдите в сеть.",
+        "advice.intercepted": (
+            "Между вами и сайтами стоит антивирус с проверкой HTTPS, прокси организации или страница входа (гостиница, "
+            "кафе, Wi-Fi в поезде): отключите проверку, проверьте настройки прокси или откройте браузер и войдите в сеть."
+        ),
         "advice.portal": "Откройте любой сайт в браузере: если появится страница входа (гостиница, кафе, Wi-Fi в поезде), войдите; монитор продолжит сам.",
         "advice.allowlist": "С вашей стороны чинить нечего: в регионе сейчас работают только разрешённые сервисы. Монитор продолжает измерять и записывает, сколько это длится.",
         "step.connected": "{endpoint}: соединение за {ms} мс",
@@ -413,6 +423,132 @@ REASONS: dict[str, dict[str, str]] = {
     },
 }
 
+# The judge's own reasons (probe/reasons.py, whose ENGLISH is their English here too), in Russian:
+# every key of it but `text` (a helper's or an older record's own words, shown as they are).
+ENGINE_RU: dict[str, str] = {
+    # a target, from its first failing check
+    "check_failed": "{check}: {failure}",
+    "monitor_could_not_measure": "монитор не смог измерить",
+    "helper_line_failed": "{line}: монитор не смог измерить через помощника",
+    "no_finding": "проверка не дала заключения (ошибка msgreach)",
+    "differential": "(сравнение: {differential})",
+    "no_differential": "ни одно сравнение не отличает блокировку от сбоя самого сервера",
+    "no_check_ran": "ни одна проверка не выполнилась",
+    "check_still_running": "проверка ещё шла",
+    "round_deadline": "раунд закончился по времени",
+    "retry_cut": "повторная проверка прервана концом раунда",
+    "control_fails_too": "{source} тоже не проходит шаг «{check}» ({failure})",
+    "by_control_vantage": "контрольная точка",
+    "by_helper": "помощник {helper}",
+    "vantage_controls_failed": "контрольные сайты точки не открываются",
+    "check_overran": "проверка вышла за все пределы времени",
+    "check_crashed": "сама проверка упала (ошибка msgreach)",
+    # a vantage, from its control sites
+    "no_controls": "контрольные сайты не заданы",
+    "no_international_controls": "зарубежные контрольные сайты не заданы",
+    "allowlist": "отечественные контрольные сайты открываются, а все зарубежные — нет: {failed}",
+    "site_failed": "{site} ({check}: {failure})",
+    "site_verdict": "{site} ({verdict})",
+    "no_control_site_passes": "ни один контрольный сайт не проходит все проверки",
+    # dns
+    "resolver_answered": "{resolver} ответил: {failure}",
+    "resolver_withholds": "{resolver} скрывает имя, которое контрольный DNS-сервер отдаёт",
+    "control_resolver_agrees": "контрольный DNS-сервер тоже не знает имени",
+    "no_resolver_answered": "ни один DNS-сервер не дал адреса, контрольный не ответил",
+    # tcp
+    "local_resource": "у монитора кончился локальный ресурс",
+    "control_addresses_connect": "адреса от DNS-сервера провайдера не отвечают, а адреса от контрольного соединяются",
+    "every_address_fails": "не отвечает ни один ожидаемый адрес и порт",
+    # tls
+    "invalid_certificate": "сертификат недействителен (например, истёк), но принадлежит самому серверу",
+    "certificate_not_for_name": "сертификат не подходит к имени",
+    "decoy_sni_passes": "подставное имя {decoy} на тот же адрес проходит",
+    "server_fails_decoy": "сервер так же не проходит с подставным именем ({failure}): сбой самого сервера",
+    "decoy_fails_too": "подставное имя тоже не проходит ({failure})",
+    "server_answer_began": "сервер начал отвечать ({received} байт), затем рукопожатие не прошло ({failure}): сервер отвечает по капле или обрывает ответ сам, это не обрыв рукопожатия",
+    "no_browser_handshake": "здесь не удалось сделать рукопожатие как у браузера",
+    "keyed_on_client_hello": "блокировка по отпечатку ClientHello: приветствие браузера обрывается ({failure}), а приветствие Python на тот же адрес и имя проходит",
+    # http
+    "blockpage": "страница блокировки ({kind}: {match})",
+    "response_began": "сервер начал отвечать, затем ответ оборвался: это не обрыв запроса",
+    "not_http": "сервер ответил не по HTTP",
+    "same_name_answered": "тот же запрос с настоящим именем по новому соединению получает ответ",
+    "decoy_answered": "тот же запрос с подставным именем {decoy} получает ответ",
+    "decoy_request_fails": "запрос с подставным именем тоже не проходит ({failure})",
+    # the service's own protocol after TCP connected
+    "server_silent": "сервер подтвердил наши первые байты и так и не ответил",
+    "no_tcp_to_dc": "нет TCP-соединения с дата-центром",
+    "dc_not_mtproto": "{framings}: дата-центр ответил, но не по MTProto",
+    "framings_failed": "{broken} не прошли после TCP-соединения ({failure})",
+    "framings_failed_while": "{broken} не прошли после TCP-соединения ({failure}), а {passed} прошли",
+    "framings_failed_obfuscated2": "{broken} не прошли после TCP-соединения ({failure}), а {passed} прошли: цензор узнаёт obfuscated2 (то, что шлют приложения)",
+    "framings_failed_plain": "{broken} не прошли после TCP-соединения ({failure}), а {passed} прошли: цензор узнаёт первые байты обычного MTProto",
+    "no_port_connected": "ни один порт не соединился",
+    "chat_cut": "TCP-соединение открылось, затем обмен чата оборвался ({failure}, на этапе {stages})",
+    "chat_server_answered": "сервер ответил на начало обмена чата: {failure}",
+    "hosts_share": "{count} из {total} серверов: {reason}",
+    # quic
+    "aioquic_missing": "нет aioquic: QUIC не измерялся",
+    "quic_no_tls_result": "нет результата TCP+TLS для сравнения (поставьте quic после tls)",
+    "quic_tls_failed_too": "TCP+TLS к этому серверу тоже не проходит: сравнивать не с чем",
+    "quic_request_failed": "рукопожатие QUIC прошло, затем запрос не прошёл ({failure})",
+    "quic_server_ended": "сервер сам завершил рукопожатие QUIC ({failure})",
+    "quic_singled_out": "QUIC к серверу не проходит ({failure}), а TCP+TLS к нему проходят",
+    "quic_keyed_on_name": "QUIC к серверу не проходит ({failure}), а TCP+TLS к нему проходят, и подставное имя проходит рукопожатие QUIC на тот же адрес: блокировка по имени",
+    "quic_keyed_on_quic": "QUIC к серверу не проходит ({failure}), а TCP+TLS к нему проходят, и подставное имя тоже не проходит ({decoy_failure}): блокируется сам QUIC",
+    # stun
+    "not_stun": "собеседник ответил, но не по STUN",
+    "control_stun_silent": "контрольный STUN-сервер не ответил",
+    "control_stun_answered": "нет ответа STUN ({failure}), а контрольный STUN-сервер {controls} ответил",
+    "no_control_stun": "нет контрольного STUN-сервера для сравнения",
+    "control_stun_peers_silent": "контрольные STUN-серверы тоже молчат",
+    # throughput
+    "transfer_froze": "загрузка замерла после {bytes} байт: заморозка на 16–20 КБ",
+    "transfer_stalled": "загрузка остановилась после {bytes} байт",
+    "transfer_cut": "загрузка оборвалась ({failure}) после {bytes} байт",
+    "transfer_slow": "{rate} байт/с, ниже порога",
+    "control_download_fast": "{how}, а контрольная загрузка {controls} шла быстро",
+    "control_download_fast_sni_keyed": "{how}, а контрольная загрузка {controls} шла быстро; с подставным именем на тот же адрес тоже быстро: замедление по имени",
+    # the helper checks
+    "no_helper_configured": "для этого раунда не задан помощник (`helpers:`)",
+    "line.helper_line_frozen": "связь с помощником за рубежом замерла после {kb} КБ",
+    "line.helper_line_dripping": "ответ помощника шёл по капле: {kb} КБ за {seconds} с",
+    "line.connection_reset": "связь с помощником за рубежом сброшена после {kb} КБ",
+    "line.eof_error": "связь с помощником за рубежом закрылась после {kb} КБ",
+    "line.generic_timeout_error": "помощник за рубежом не ответил за {seconds} с",
+    "line.connection_refused": "помощник за рубежом не принял соединение",
+    "line.helper_answer_too_large": "ответ помощника превысил допустимый размер ({kb} КБ) и отброшен",
+    "line.helper_answer_unsigned": "ответ не подписан помощником (подделан по дороге или другой секрет)",
+    "line.helper_answer_malformed": "ответ не по протоколу помощника",
+    "line.helper_refused": "помощник отклонил запрос (HTTP {http})",
+    "line.helper_no_time": "до конца раунда не осталось времени, чтобы спросить помощника",
+    "line.other": "связь с помощником за рубежом не работает ({failure})",
+    "stream.dropped": "потерян с первого пакета",
+    "stream.cut": "оборван через {seconds} с",
+    "stream.lost": "потеряно {share}",
+    "stream.lost_and": "потеряно {share}, {how}",
+    "stream_both_fail": "поток звонка: {call}; контрольный поток той же формы тоже не прошёл ({control}): дело в пути до помощника, а не в звонке",
+    "stream_call_cut": "поток звонка {how}, а контрольный поток той же формы шёл дальше (поток звонка потерял {call_loss}, контрольный — {control_loss})",
+    "stream_call_lossy": "поток звонка потерял {call_loss} пакетов (порог {floor}), а контрольный поток — {control_loss}",
+    "no_probes_sent": "ни одна проба не отправлена",
+    "signature_seen": "дошло {arrived} из {size} байт",
+    "signature_seen_failure": "дошло {arrived} из {size} байт, отправитель получил: {failure}",
+    "signature_died": "первый пакет рукопожатия {protocol} не дошёл ({seen}), а нейтральные байты того же размера дошли",
+    "signature_and_neutral_died": "до помощника не дошли ни сигнатура {protocol} ({seen}), ни нейтральные байты ({neutral_arrived} из {neutral_size})",
+    "transfer_plain_failed": "даже обычная передача от помощника не прошла (на {kb} КБ): сравнивать не с чем",
+    "transfer_keyed_on_name": "TLS с адреса помощника с именем {sni} замер на {kb} КБ, а подставное имя {decoy} на тот же адрес прошло: заморозка по имени",
+    "transfer_keyed_on_address": "TLS с адреса помощника замер на {kb} КБ при любом имени (и подставном), а обычный TCP с него прошёл: заморозка по адресу",
+}
+
+# Every template the page says, the judge's reasons included: their English is probe/reasons.py's
+# (one English text), their Russian is ENGINE_RU.
+_ENGINE_EN = {key: text for key, text in ENGLISH.items() if key != "text"}
+assert not _ENGINE_EN.keys() & _PAGE_REASONS["en"].keys(), "a page key and a judge key are the same"
+REASONS: dict[str, dict[str, str]] = {
+    "en": {**_PAGE_REASONS["en"], **_ENGINE_EN},
+    "ru": {**_PAGE_REASONS["ru"], **ENGINE_RU},
+}
+
 # Failure strings (probe/failures.py) in words.
 FAILURES: dict[str, dict[str, str]] = {
     "en": {
@@ -441,6 +577,9 @@ FAILURES: dict[str, dict[str, str]] = {
         "protocol_error": "an answer in another protocol",
         "stalled": "the transfer stalled",
         "throttled": "slower than the floor",
+        "udp_stream_cut": "the stream was cut",
+        "udp_stream_loss": "too many packets lost",
+        "signature_lost": "the protocol's first packets did not arrive",
         "check_unavailable": "this check cannot run here",
         "no_helper_configured": "no helper configured",
         "helper_line_frozen": "the line to the helper abroad froze",
@@ -480,6 +619,9 @@ FAILURES: dict[str, dict[str, str]] = {
         "protocol_error": "ответ на другом протоколе",
         "stalled": "передача остановилась",
         "throttled": "медленнее порога",
+        "udp_stream_cut": "поток оборван",
+        "udp_stream_loss": "потеряно слишком много пакетов",
+        "signature_lost": "первые пакеты протокола не дошли",
         "check_unavailable": "эту проверку здесь нельзя выполнить",
         "no_helper_configured": "помощник не настроен",
         "helper_line_frozen": "связь с помощником за рубежом замерла",
@@ -575,17 +717,27 @@ _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
 def as_reason(value: object) -> Reason:
-    """A reason as the engine gives it: a structured one (anything with `key` and `params`, whose
-    str() is its English) or a plain English sentence (said as such, in every language)."""
+    """A reason as the engine gives it: the judge's (probe.reasons: its key and parameters, nested
+    ones too, with its English as the fallback; `text`, a helper's or an older record's own
+    words, as English only), or a plain English sentence (said as such, in every language)."""
     if isinstance(value, Reason):
         return value
-    key, params = getattr(value, "key", None), getattr(value, "params", None)
-    if isinstance(key, str) and isinstance(params, Mapping):
-        return Reason(key, params, str(value))
+    if isinstance(value, engine.Reason):
+        if value.key == "text":
+            return Reason("", {}, str(value))
+        return Reason(value.key, {name: _from_engine(param) for name, param in value.params.items()}, str(value))
     return Reason("", {}, str(value) if value is not None else "")
 
 
-def say(reason: Reason | str, lang: str) -> Said:
+def _from_engine(param: engine.ReasonParam) -> Param:
+    if isinstance(param, engine.Reason):
+        return as_reason(param)
+    if isinstance(param, tuple):
+        return [as_reason(item) for item in param]
+    return param
+
+
+def say(reason: Reason | engine.Reason | str, lang: str) -> Said:
     """The reason in `lang`; without a template there, in English (its own text or the English
     template), marked untranslated."""
     reason = as_reason(reason)
@@ -604,7 +756,7 @@ def say(reason: Reason | str, lang: str) -> Said:
     return Said((reason.key,), "en", False)
 
 
-def words(reason: Reason | str, lang: str) -> str:
+def words(reason: Reason | engine.Reason | str, lang: str) -> str:
     """The reason as plain text (times in UTC)."""
     return say(reason, lang).text()
 
@@ -693,57 +845,22 @@ def choose_language(query: str, accept_language: str) -> str:
     return min(ranked)[2] if ranked else "en"
 
 
-# --- the line to a helper abroad (issue #18) ----------------------------------------------------------
-# What the vantage says of its line to each helper: one sentence per failure string of the last
-# exchange that failed (probe.failures), with its numbers. The judge's reasons use the English.
+# --- the line to a helper abroad ----------------------------------------------------------------------
+# What the vantage says of its line to each helper: its title, and a working line in words; a
+# failed one is said by its exchange's reason (HelperExchange.failure_reason, templates `line.*`).
 
 HELPER_LINE: dict[str, dict[str, str]] = {
     "en": {
         "title": "Helper abroad {helper}",
         "up": "the line works ({exchanges} exchanges in the last round, none over {kb} KB)",
-        "helper_line_frozen": "the line to the helper abroad froze after {kb} KB",
-        "helper_line_dripping": "the helper's answer dripped: {kb} KB in {seconds} s",
-        "connection_reset": "the line to the helper abroad was reset after {kb} KB",
-        "eof_error": "the line to the helper abroad closed after {kb} KB",
-        "generic_timeout_error": "no answer from the helper abroad within {seconds} s",
-        "connection_refused": "the helper abroad refused the connection",
-        "helper_answer_too_large": "the helper's answer passed its size cap ({kb} KB) and was refused",
-        "helper_answer_unsigned": "the answer did not carry the helper's signature (forged on the way, or another secret)",
-        "helper_answer_malformed": "the answer was not the helper's protocol",
-        "helper_refused": "the helper refused the request (HTTP {status} {detail})",
-        "helper_no_time": "the round's deadline left no time to ask the helper",
-        "other": "the line to the helper abroad failed ({failure})",
     },
     "ru": {
         "title": "Помощник за рубежом {helper}",
         "up": "связь работает ({exchanges} обменов в последнем раунде, каждый не больше {kb} КБ)",
-        "helper_line_frozen": "связь с помощником за рубежом замерла после {kb} КБ",
-        "helper_line_dripping": "ответ помощника шёл по капле: {kb} КБ за {seconds} с",
-        "connection_reset": "связь с помощником за рубежом сброшена после {kb} КБ",
-        "eof_error": "связь с помощником за рубежом закрылась после {kb} КБ",
-        "generic_timeout_error": "помощник за рубежом не ответил за {seconds} с",
-        "connection_refused": "помощник за рубежом не принял соединение",
-        "helper_answer_too_large": "ответ помощника превысил допустимый размер ({kb} КБ) и отброшен",
-        "helper_answer_unsigned": "ответ не подписан помощником (подделан по дороге или другой секрет)",
-        "helper_answer_malformed": "ответ не по протоколу помощника",
-        "helper_refused": "помощник отклонил запрос (HTTP {status} {detail})",
-        "helper_no_time": "до конца раунда не осталось времени, чтобы спросить помощника",
-        "other": "связь с помощником за рубежом не работает ({failure})",
     },
 }
 
 
-def kilobytes(count: int) -> str:
-    """Bytes as KB for people: one decimal under 10 KB (a freeze "after 0.4 KB" is not "after 0")."""
-    return f"{count / 1024:.1f}" if count < 10 * 1024 else f"{count / 1024:.0f}"
-
-
 def helper_line_words(lang: str, exchange: HelperExchange) -> str:
-    """How an exchange with the helper failed, in `lang`: its failure string (probe.failures) with
-    its numbers (the bytes both ways together, as a freeze counts them)."""
-    words = HELPER_LINE[lang]
-    failure = exchange.failure or ""
-    template = words.get(failure.split(":", 1)[0], words["other"])
-    text = template.format(kb=kilobytes(exchange.sent_bytes + exchange.received_bytes), seconds=f"{exchange.duration_seconds:.0f}",
-                           status=exchange.status or "", detail=exchange.detail or "", failure=failure)
-    return text.replace(" )", ")")
+    """How an exchange with the helper failed, in `lang`."""
+    return words(exchange.failure_reason(), lang)

@@ -23,13 +23,16 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))  # `servers` package, whatever the import mode
 
+from msgreach_helpers import BLOCKED_SNI, msgreach_command, require_root  # noqa: E402,F401 - re-exported
 from servers.dnsserver import Behaviour, DNSServer  # noqa: E402
 from servers.hostile import (  # noqa: E402
     Fleet,
+    answer_then_drip,
+    answer_then_reset,
     close_after_hello,
+    garbage_after_hello,
     http_handler,
     not_tls,
-    garbage_after_hello,
     oversized_hello,
     reset_after_hello,
     silent,
@@ -38,8 +41,6 @@ from servers.hostile import (  # noqa: E402
 from servers.loop import ServerLoop  # noqa: E402
 from servers.socks5 import Socks5Proxy  # noqa: E402
 from servers.testca import Leaf, TestCA  # noqa: E402
-
-from msgreach_helpers import BLOCKED_SNI, msgreach_command, require_root  # noqa: E402,F401 - re-exported
 
 LOOPBACK = "127.0.0.1"
 CONTROL_HOST = "control.good.test"
@@ -144,12 +145,12 @@ class Env:
         target: dict[str, Any] | None = None,
         service: dict[str, Any] | None | bool = None,
         fingerprints: Any = None,
-        facts: Any = None,
+        phase: Any = None,
         timeout: float = 1.0,
         decoy_sni: str = "example.org",
     ):
         """A check Context for one target, as the runner builds it (service=False: a control)."""
-        from probe.checks.base import Context, RoundFacts
+        from probe.checks.context import Context, ControlPhase
         from probe.config import Service, Target, Vantage
         from probe.net import Route
 
@@ -167,7 +168,7 @@ class Env:
             decoy_sni=decoy_sni,
             max_addresses=4,
             timeout=timeout,
-            facts=facts or RoundFacts(),
+            control_phase=phase or ControlPhase(),
         )
         if target_model.addresses:
             ctx.addresses, ctx.addresses_from = list(target_model.addresses), "pinned"
@@ -220,6 +221,8 @@ def _start(loop: ServerLoop, tmp: Path) -> Env:
         _, ports["reset"] = await fleet.serve(reset_after_hello, LOOPBACK)
         _, ports["hello_close"] = await fleet.serve(close_after_hello, LOOPBACK)
         _, ports["silent"] = await fleet.serve(silent, LOOPBACK)
+        _, ports["answer_then_reset"] = await fleet.serve(answer_then_reset, LOOPBACK)
+        _, ports["answer_then_drip"] = await fleet.serve(answer_then_drip, LOOPBACK)
         _, ports["not_tls"] = await fleet.serve(not_tls, LOOPBACK)
         _, ports["garbage_after_hello"] = await fleet.serve(garbage_after_hello, LOOPBACK)
         _, ports["oversized_hello"] = await fleet.serve(oversized_hello, LOOPBACK)

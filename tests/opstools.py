@@ -6,7 +6,6 @@ in CI a skipped operator test would be a silently untested alert rule.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,8 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
+from msgreach_helpers import under_ci as in_ci  # noqa: E402 - the one place for the CI rule
 
 
 def require_tool(*names: str) -> str:

@@ -14,7 +14,6 @@ import json
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from msgreach_helpers import free_port
 from opstools import ROOT, require_tool
 
 MRO_PREFIX = "mro-"
@@ -45,10 +45,6 @@ except Exception as e:
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

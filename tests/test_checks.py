@@ -10,11 +10,11 @@ import tracemalloc
 
 import pytest
 
-from msgreach_helpers import verdict_of
+from msgreach_helpers import verdict_of, measured
 
 from probe import failures
 from probe.checks import http, tcp, tls
-from probe.checks.base import RoundFacts, Skip
+from probe.checks.context import ControlPhase, Skip
 
 LOOPBACK = "127.0.0.1"
 
@@ -24,7 +24,7 @@ LOOPBACK = "127.0.0.1"
 
 async def test_tcp_one_address_is_enough(env):
     ctx = env.context("two.good.test", target={"addresses": ["127.0.0.2", LOOPBACK]})
-    result = await tcp.run(ctx, tcp.Params())
+    result = await measured(ctx, tcp, tcp.Params())
     assert result.ok
     assert ctx.connected == [(LOOPBACK, env.ports["web"])]
     by_address = {c["address"]: c for c in result.as_json()["connects"]}
@@ -35,7 +35,7 @@ async def test_tcp_one_address_is_enough(env):
 
 async def test_tcp_every_address_failing_is_ip_blocked(env):
     ctx = env.context("none.good.test", "refused", target={"addresses": [LOOPBACK, "127.0.0.2"]})
-    result = await tcp.run(ctx, tcp.Params())
+    result = await measured(ctx, tcp, tcp.Params())
     assert not result.ok
     assert verdict_of(result) == "ip_blocked"
     assert result.failure == failures.CONNECTION_REFUSED
@@ -45,14 +45,14 @@ async def test_tcp_every_address_failing_is_ip_blocked(env):
 async def test_tcp_dropped_syns_time_out_on_time(env):
     ctx = env.context("drop.good.test", "blackhole", target={"addresses": [LOOPBACK]}, timeout=0.5)
     started = time.monotonic()
-    result = await tcp.run(ctx, tcp.Params())
+    result = await measured(ctx, tcp, tcp.Params())
     assert verdict_of(result) == "ip_blocked" and result.failure == failures.TIMEOUT
     assert time.monotonic() - started < 1.5
 
 
 async def test_tcp_every_port_is_tried(env):
     ctx = env.context("ports.good.test", target={"addresses": [LOOPBACK], "ports": [env.ports["refused"], env.ports["web"]]})
-    result = await tcp.run(ctx, tcp.Params())
+    result = await measured(ctx, tcp, tcp.Params())
     assert result.ok
     assert sorted(c["port"] for c in result.as_json()["connects"]) == sorted([env.ports["refused"], env.ports["web"]])
 
@@ -61,7 +61,7 @@ async def test_tcp_at_most_max_addresses_per_family(env):
     addresses = [f"127.0.0.{i}" for i in range(1, 9)]
     ctx = env.context("many.good.test", target={"addresses": addresses})
     ctx.max_addresses = 3
-    result = await tcp.run(ctx, tcp.Params())
+    result = await measured(ctx, tcp, tcp.Params())
     assert [c["address"] for c in result.as_json()["connects"]] == addresses[:3]
 
 
@@ -70,15 +70,15 @@ async def test_tcp_ipv6_only_where_a_control_reached_ipv6(env):
     over v6 (or when there is nothing else, or for the controls themselves)."""
     target = {"addresses": [LOOPBACK, "::1"]}
     ctx = env.context("dual.good.test", target=target)
-    result = await tcp.run(ctx, tcp.Params())
+    result = await measured(ctx, tcp, tcp.Params())
     assert [c["address"] for c in result.as_json()["connects"]] == [LOOPBACK]
-    ctx = env.context("dual.good.test", target=target, facts=RoundFacts(ipv6=True))
-    result = await tcp.run(ctx, tcp.Params())
+    ctx = env.context("dual.good.test", target=target, phase=ControlPhase(ipv6=True))
+    result = await measured(ctx, tcp, tcp.Params())
     assert [c["address"] for c in result.as_json()["connects"]] == [LOOPBACK, "::1"]
     ctx = env.context("dual.good.test", target=target, service=False)
-    assert len((await tcp.run(ctx, tcp.Params())).as_json()["connects"]) == 2
+    assert len((await measured(ctx, tcp, tcp.Params())).as_json()["connects"]) == 2
     ctx = env.context("six.good.test", target={"addresses": ["::1"]})
-    assert [c["address"] for c in (await tcp.run(ctx, tcp.Params())).as_json()["connects"]] == ["::1"]
+    assert [c["address"] for c in (await measured(ctx, tcp, tcp.Params())).as_json()["connects"]] == ["::1"]
 
 
 async def test_tcp_without_addresses_is_skipped(env):
@@ -97,7 +97,7 @@ def _tls_ctx(env, server: str, host: str = "site.good.test", **kwargs):
 
 async def test_tls_ok_sets_the_endpoint_and_keeps_the_certificate(env):
     ctx = _tls_ctx(env, "web")
-    result = await tls.run(ctx, tls.Params())
+    result = await measured(ctx, tls, tls.Params())
     assert result.ok
     assert ctx.tls_endpoint == (LOOPBACK, env.ports["web"])
     assert result.as_json()["certificate"]["issuer"].endswith("O=msgreach tests")
@@ -116,7 +116,7 @@ async def test_tls_ok_sets_the_endpoint_and_keeps_the_certificate(env):
 )
 async def test_tls_certificate_that_does_not_validate_keeps_its_facts(env, server, failure, verdict):
     ctx = _tls_ctx(env, server)
-    result = await tls.run(ctx, tls.Params())
+    result = await measured(ctx, tls, tls.Params())
     assert not result.ok
     assert result.failure == failure
     assert verdict_of(result) == verdict
@@ -131,7 +131,7 @@ async def test_tls_certificate_that_does_not_validate_keeps_its_facts(env, serve
 
 async def test_sni_reset_while_the_decoy_completes_is_sni_blocked(env):
     ctx = _tls_ctx(env, "sni_front", host="blocked.good.test")
-    result = await tls.run(ctx, tls.Params())
+    result = await measured(ctx, tls, tls.Params())
     assert not result.ok
     assert verdict_of(result) == "sni_blocked"
     assert result.failure == failures.CONNECTION_RESET
@@ -142,12 +142,12 @@ async def test_sni_reset_while_the_decoy_completes_is_sni_blocked(env):
 
 async def test_the_sni_front_passes_other_names(env):
     ctx = _tls_ctx(env, "sni_front", host="fine.good.test")
-    assert (await tls.run(ctx, tls.Params())).ok
+    assert (await measured(ctx, tls, tls.Params())).ok
 
 
 async def test_decoy_sni_is_configurable(env):
     ctx = _tls_ctx(env, "sni_front", host="blocked.good.test", decoy_sni="decoy.invalid")
-    result = await tls.run(ctx, tls.Params())
+    result = await measured(ctx, tls, tls.Params())
     assert result.as_json()["decoy"]["sni"] == "decoy.invalid"
     assert verdict_of(result) == "sni_blocked"
 
@@ -163,22 +163,39 @@ async def test_decoy_sni_is_configurable(env):
         ("not_tls", failures.SSL_FAILED_HANDSHAKE, "down"),
         ("garbage_after_hello", failures.SSL_FAILED_HANDSHAKE, "down"),
         ("oversized_hello", failures.SSL_FAILED_HANDSHAKE, "down"),
+        # its answer began (200 bytes of its handshake), then it reset or dripped, for any name:
+        # a server breaking mid-answer, not a cut handshake (a censor cuts before any answer)
+        ("answer_then_reset", failures.CONNECTION_RESET, "down"),
+        ("answer_then_drip", failures.TIMEOUT, "down"),
     ],
 )
 async def test_tls_failing_for_the_decoy_too(env, server, failure, verdict):
     ctx = _tls_ctx(env, server, timeout=0.5)
     started = time.monotonic()
-    result = await tls.run(ctx, tls.Params())
+    result = await measured(ctx, tls, tls.Params())
     assert verdict_of(result) == verdict
     assert result.failure == failure
     assert result.as_json()["decoy"]["failure"] == failure
     assert time.monotonic() - started < 2.0  # handshake + decoy, each bounded
 
 
+@pytest.mark.parametrize("server", ["answer_then_reset", "answer_then_drip"])
+async def test_tls_keeps_how_much_of_the_answer_came(env, server):
+    from servers.hostile import ANSWER_BYTES
+
+    result = await measured(_tls_ctx(env, server, timeout=1.0), tls, tls.Params())
+    (handshake,) = result.evidence.handshakes
+    assert handshake.received_bytes >= ANSWER_BYTES and handshake.failed_operation == "tls_handshake"
+    assert result.finding.reason.key == "server_answer_began" and result.finding.fault == "server"
+    # A censor's cut comes before any answer: nothing received, and the technique stands.
+    cut = await measured(_tls_ctx(env, "reset", timeout=1.0), tls, tls.Params())
+    assert cut.evidence.handshakes[0].received_bytes == 0 and verdict_of(cut) == "tls_blocked"
+
+
 async def test_tls_tries_the_next_endpoint(env):
     ctx = env.context("site.good.test")
     ctx.connected = [(LOOPBACK, env.ports["reset"]), (LOOPBACK, env.ports["web"])]
-    result = await tls.run(ctx, tls.Params())
+    result = await measured(ctx, tls, tls.Params())
     assert result.ok
     assert [h["failure"] for h in result.as_json()["handshakes"]] == [failures.CONNECTION_RESET, None]
     assert ctx.tls_endpoint == (LOOPBACK, env.ports["web"])
@@ -187,7 +204,7 @@ async def test_tls_tries_the_next_endpoint(env):
 async def test_tls_sni_parameter(env):
     """An address target with a name to present (params.tls.sni)."""
     ctx = _tls_ctx(env, "web", host=LOOPBACK, target={"params": {"tls": {"sni": "named.good.test"}}})
-    result = await tls.run(ctx, ctx.params_for("tls", tls.Params))
+    result = await measured(ctx, tls, ctx.params_for("tls", tls.Params))
     assert result.ok
     assert result.as_json()["handshakes"][0]["sni"] == "named.good.test"
 
@@ -200,7 +217,7 @@ async def test_tls_without_tcp_is_skipped(env):
 async def test_tls_prefers_non_80_ports(env):
     ctx = env.context("x.good.test")
     ctx.connected = [(LOOPBACK, 80), (LOOPBACK, env.ports["web"])]
-    result = await tls.run(ctx, tls.Params(tries=1))
+    result = await measured(ctx, tls, tls.Params(tries=1))
     assert result.ok and ctx.tls_endpoint == (LOOPBACK, env.ports["web"])
 
 
@@ -219,7 +236,7 @@ def _http_ctx(env, path: str, *, server: str = "web", host: str = "www.good.test
 
 
 async def _run_http(ctx):
-    return await http.run(ctx, ctx.params_for("http", http.Params))
+    return await measured(ctx, http, ctx.params_for("http", http.Params))
 
 
 async def test_http_ok(env):
@@ -371,7 +388,7 @@ async def test_sni_dropped_while_the_decoy_completes_is_sni_blocked(env):
     """TSPU's SNI-IV: the ClientHello naming the blocked host gets no answer at all."""
     ctx = _tls_ctx(env, "sni_drop", host="blocked.good.test", timeout=0.5)
     started = time.monotonic()
-    result = await tls.run(ctx, tls.Params())
+    result = await measured(ctx, tls, tls.Params())
     assert verdict_of(result) == "sni_blocked"
     assert result.failure == failures.TIMEOUT
     assert result.as_json()["decoy"]["failure"] is None
@@ -387,14 +404,14 @@ def _socks_vantage(env) -> dict:
 
 async def test_tcp_through_socks5(env):
     ctx = env.context("proxied.good.test", target={"addresses": [LOOPBACK]}, vantage=_socks_vantage(env))
-    result = await tcp.run(ctx, tcp.Params())
+    result = await measured(ctx, tcp, tcp.Params())
     assert result.ok
     assert (LOOPBACK, env.ports["web"]) in env.socks5.connects
 
 
 async def test_socks5_refusal_is_connection_refused(env):
     ctx = env.context("proxied.good.test", "refused", target={"addresses": [LOOPBACK]}, vantage=_socks_vantage(env))
-    result = await tcp.run(ctx, tcp.Params())
+    result = await measured(ctx, tcp, tcp.Params())
     assert verdict_of(result) == "ip_blocked"
     assert result.failure == failures.CONNECTION_REFUSED
     assert (LOOPBACK, env.ports["refused"]) in env.socks5.connects

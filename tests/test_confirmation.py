@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from pathlib import Path
 
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+
+from msgreach_helpers import free_port
 
 from probe import config as config_module
 from probe.config import ConfigError
@@ -23,17 +24,13 @@ from probe.service import Monitor, merge_confirmation, new_blocks
 LOOPBACK = "127.0.0.1"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
 
 
 class Listener:
     """A TCP listener on loopback that counts the connections it accepted; can come and go."""
 
     def __init__(self, port: int | None = None):
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.accepted = 0
         self.server: asyncio.Server | None = None
 

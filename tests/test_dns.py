@@ -10,12 +10,12 @@ import time
 
 import pytest
 
-from msgreach_helpers import verdict_of
+from msgreach_helpers import verdict_of, measured
 
 from probe.model import to_json
 from probe import failures
 from probe.checks import dns as dns_check
-from probe.checks.base import RoundFacts
+from probe.checks.context import ControlPhase
 from probe.config import Resolver
 from probe.net import Route
 from probe.resolvers import lookup
@@ -149,8 +149,8 @@ async def test_doh_to_a_server_with_an_untrusted_certificate(env):
 
 def _ctx(env, host, *, resolvers=None, healthy=None, service=None, vantage=None, target=None):
     resolvers = resolvers or [env.dns.address, {"address": env.control_dns.address, "control": True}]
-    facts = RoundFacts(healthy_resolvers=frozenset(healthy) if healthy is not None else None)
-    return env.context(host, vantage={"resolvers": resolvers, **(vantage or {})}, facts=facts, service=service, target=target)
+    facts = ControlPhase(healthy_resolvers=frozenset(healthy) if healthy is not None else None)
+    return env.context(host, vantage={"resolvers": resolvers, **(vantage or {})}, phase=facts, service=service, target=target)
 
 
 def _by_resolver(result) -> dict[str, dict]:
@@ -160,7 +160,7 @@ def _by_resolver(result) -> dict[str, dict]:
 async def test_healthy_resolver_agreeing_with_the_control_is_ok(env):
     env.resolve("agree.good.test")
     ctx = _ctx(env, "agree.good.test", healthy={env.dns.address, env.control_dns.address})
-    result = await dns_check.run(ctx, dns_check.Params())
+    result = await measured(ctx, dns_check, dns_check.Params())
     assert result.ok and result.finding is None and result.failure is None
     assert _by_resolver(result)[env.dns.address]["judgement"] == "ok"
     assert _by_resolver(result)[env.control_dns.address]["judgement"] == "control"
@@ -181,7 +181,7 @@ async def test_withheld_while_the_control_answers_is_dns_blocked(env, behaviour,
     name = f"withheld-{failure}.good.test"
     env.resolve(name, vantage=behaviour)
     ctx = _ctx(env, name, healthy={env.dns.address, env.control_dns.address})
-    result = await dns_check.run(ctx, dns_check.Params())
+    result = await measured(ctx, dns_check, dns_check.Params())
     assert not result.ok
     assert verdict_of(result) == "dns_blocked"
     assert result.failure == failure
@@ -194,7 +194,7 @@ async def test_unhealthy_resolver_is_ignored(env):
     """A resolver that failed the control names too says nothing about one service."""
     env.resolve("sick.good.test", vantage={"rcode": "SERVFAIL"})
     ctx = _ctx(env, "sick.good.test", healthy={env.control_dns.address})
-    result = await dns_check.run(ctx, dns_check.Params())
+    result = await measured(ctx, dns_check, dns_check.Params())
     assert result.ok, result
     assert _by_resolver(result)[env.dns.address]["judgement"] == "unhealthy"
     assert ctx.addresses_from == "control_resolver"
@@ -224,7 +224,7 @@ async def test_global_failure_agreed_by_the_control_is_down(env, rcode):
     name = f"gone-{rcode}.good.test"
     env.resolve(name, vantage={"rcode": rcode}, control={"rcode": rcode})
     ctx = _ctx(env, name, healthy={env.dns.address, env.control_dns.address})
-    result = await dns_check.run(ctx, dns_check.Params())
+    result = await measured(ctx, dns_check, dns_check.Params())
     assert not result.ok
     assert verdict_of(result) == "down"
     assert result.as_json()["control_agrees"] is True
@@ -236,7 +236,7 @@ async def test_nxdomain_with_no_control_reachable_is_down_not_blocked(env):
     resolvers = [env.dns.address, {"address": env.dead_dns.address, "control": True}]
     ctx = _ctx(env, "alone.good.test", resolvers=resolvers, healthy={env.dns.address})
     ctx.timeout = 0.5
-    result = await dns_check.run(ctx, dns_check.Params())
+    result = await measured(ctx, dns_check, dns_check.Params())
     assert verdict_of(result) == "down"
     assert result.as_json()["control_agrees"] is False
     assert _by_resolver(result)[env.dns.address]["judgement"] == "inconclusive"
@@ -245,7 +245,7 @@ async def test_nxdomain_with_no_control_reachable_is_down_not_blocked(env):
 async def test_no_control_resolver_at_all_nxdomain_is_down(env):
     env.dns.set("nocontrol.good.test", rcode="NXDOMAIN")
     ctx = _ctx(env, "nocontrol.good.test", resolvers=[env.dns.address])
-    result = await dns_check.run(ctx, dns_check.Params())
+    result = await measured(ctx, dns_check, dns_check.Params())
     assert verdict_of(result) == "down" and result.failure == failures.DNS_NXDOMAIN
 
 
@@ -255,7 +255,7 @@ async def test_bogon_answer_is_tampered(env, bogon):
     key = "aaaa" if ":" in bogon else "a"
     env.resolve(name, vantage={key: [bogon]})
     ctx = _ctx(env, name)
-    result = await dns_check.run(ctx, dns_check.Params())
+    result = await measured(ctx, dns_check, dns_check.Params())
     assert verdict_of(result) == "dns_tampered"
     assert result.failure == failures.DNS_BOGON
     assert bogon not in ctx.addresses  # the bogon is never connected to: the control's answer is
@@ -265,9 +265,9 @@ async def test_bogon_exemption(env):
     """127.0.0.0/8 is exempt in the test vantage (the lab's servers live there); without the
     exemption the same answer is a bogon."""
     env.resolve("lab.good.test")
-    exempt = await dns_check.run(_ctx(env, "lab.good.test"), dns_check.Params())
+    exempt = await measured(_ctx(env, "lab.good.test"), dns_check, dns_check.Params())
     assert exempt.ok
-    strict = await dns_check.run(_ctx(env, "lab.good.test", vantage={"bogon_exempt": []}), dns_check.Params())
+    strict = await measured(_ctx(env, "lab.good.test", vantage={"bogon_exempt": []}), dns_check, dns_check.Params())
     assert verdict_of(strict) == "dns_tampered" and strict.failure == failures.DNS_BOGON
 
 
@@ -288,7 +288,7 @@ async def test_shipped_blockpage_address_is_tampered(env):
     to: the measurement goes on with the control's answer."""
     env.resolve("rt-page.good.test", vantage={"a": ["5.3.3.17"]})
     ctx = _ctx(env, "rt-page.good.test")
-    result = await dns_check.run(ctx, dns_check.Params())
+    result = await measured(ctx, dns_check, dns_check.Params())
     assert verdict_of(result) == "dns_tampered"
     assert result.failure == failures.DNS_BLOCKPAGE
     assert ctx.addresses == [LOOPBACK] and ctx.addresses_from == "control_resolver"
@@ -299,7 +299,7 @@ async def test_tampering_wins_over_withholding(env):
     env.resolve("both-bad.good.test", vantage={"rcode": "NXDOMAIN"})
     env.spare_dns.set("both-bad.good.test", a=["10.9.9.9"])
     resolvers = [env.dns.address, env.spare_dns.address, {"address": env.control_dns.address, "control": True}]
-    result = await dns_check.run(_ctx(env, "both-bad.good.test", resolvers=resolvers), dns_check.Params())
+    result = await measured(_ctx(env, "both-bad.good.test", resolvers=resolvers), dns_check, dns_check.Params())
     assert verdict_of(result) == "dns_tampered" and result.failure == failures.DNS_BOGON
 
 
@@ -308,7 +308,7 @@ async def test_one_resolver_withholding_is_a_block_even_if_another_answers(env):
     env.spare_dns.set("half.good.test", a=[LOOPBACK])
     resolvers = [env.dns.address, env.spare_dns.address, {"address": env.control_dns.address, "control": True}]
     ctx = _ctx(env, "half.good.test", resolvers=resolvers)
-    result = await dns_check.run(ctx, dns_check.Params())
+    result = await measured(ctx, dns_check, dns_check.Params())
     assert verdict_of(result) == "dns_blocked"
     assert ctx.addresses_from == "dns"  # the resolver that answered is used to connect
 
@@ -318,45 +318,45 @@ NETWORKS = {"networks": {"prefixes": ["127.0.0.0/24"]}}
 
 async def test_outside_networks_and_disjoint_from_control_is_inconsistent(env):
     env.resolve("elsewhere.good.test", vantage={"a": ["127.0.5.5"]})
-    result = await dns_check.run(_ctx(env, "elsewhere.good.test", service=NETWORKS), dns_check.Params())
+    result = await measured(_ctx(env, "elsewhere.good.test", service=NETWORKS), dns_check, dns_check.Params())
     assert verdict_of(result) == "dns_tampered"
     assert result.failure == failures.DNS_INCONSISTENT
 
 
 async def test_inside_networks_is_ok_even_if_the_control_disagrees(env):
     env.resolve("inside.good.test", vantage={"a": ["127.0.0.9"]})
-    result = await dns_check.run(_ctx(env, "inside.good.test", service=NETWORKS), dns_check.Params())
+    result = await measured(_ctx(env, "inside.good.test", service=NETWORKS), dns_check, dns_check.Params())
     assert result.ok
 
 
 async def test_outside_networks_but_shared_with_the_control_is_ok(env):
     env.resolve("cdn.good.test", vantage={"a": ["127.0.5.5"]}, control={"a": ["127.0.5.5", "127.0.5.6"]})
-    result = await dns_check.run(_ctx(env, "cdn.good.test", service=NETWORKS), dns_check.Params())
+    result = await measured(_ctx(env, "cdn.good.test", service=NETWORKS), dns_check, dns_check.Params())
     assert result.ok
 
 
 async def test_no_networks_configured_no_inconsistency(env):
     env.resolve("nonet.good.test", vantage={"a": ["127.0.5.5"]})
-    result = await dns_check.run(_ctx(env, "nonet.good.test"), dns_check.Params())
+    result = await measured(_ctx(env, "nonet.good.test"), dns_check, dns_check.Params())
     assert result.ok
 
 
 async def test_controls_are_not_judged_by_service_networks(env):
     env.resolve("ctl-elsewhere.good.test", vantage={"a": ["127.0.5.5"]})
     ctx = _ctx(env, "ctl-elsewhere.good.test", service=False)
-    assert (await dns_check.run(ctx, dns_check.Params())).ok
+    assert (await measured(ctx, dns_check, dns_check.Params())).ok
 
 
 async def test_pinned_addresses_are_kept_whatever_dns_says(env):
     env.resolve("pinned.good.test", vantage={"a": ["127.0.0.8"]})
     ctx = _ctx(env, "pinned.good.test", target={"addresses": ["127.0.0.1"]})
-    result = await dns_check.run(ctx, dns_check.Params())
+    result = await measured(ctx, dns_check, dns_check.Params())
     assert result.ok
     assert ctx.addresses == ["127.0.0.1"] and ctx.addresses_from == "pinned"
 
 
 async def test_an_address_target_skips_dns(env):
-    from probe.checks.base import Skip
+    from probe.checks.context import Skip
 
     with pytest.raises(Skip):
         await dns_check.run(_ctx(env, "127.0.0.1"), dns_check.Params())
@@ -370,6 +370,6 @@ async def test_dns_over_every_resolver_kind_in_one_check(env):
         env.dns.doh_url,
         {"address": env.control_dns.address, "control": True},
     ]
-    result = await dns_check.run(_ctx(env, "kinds.good.test", resolvers=resolvers), dns_check.Params())
+    result = await measured(_ctx(env, "kinds.good.test", resolvers=resolvers), dns_check, dns_check.Params())
     assert result.ok
     assert [r["judgement"] for r in result.as_json()["resolvers"]] == ["ok", "ok", "ok", "control"]

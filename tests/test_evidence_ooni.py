@@ -9,6 +9,7 @@ import json
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TypeVar
 
 from msgreach_helpers import msgreach_command
 from ooni_agreement import disagreements, load_measurement
@@ -23,6 +24,7 @@ from probe.model import (
     CheckResult,
     DNSEvidence,
     DNSQuery,
+    Download,
     Fault,
     Finding,
     HTTPExchange,
@@ -34,6 +36,7 @@ from probe.model import (
     TargetResult,
     TCPConnect,
     TCPEvidence,
+    ThroughputEvidence,
     TLSEvidence,
     TLSHandshake,
     VantageResult,
@@ -45,6 +48,15 @@ ADDRESS = "198.18.7.10"
 ALL = [v for v in Verdict if v not in (Verdict.PARTIAL, Verdict.VANTAGE_OFFLINE)]
 
 
+_Operation = TypeVar("_Operation", DNSQuery, TCPConnect, TLSHandshake, HTTPExchange, Download)
+
+
+def _at(record: _Operation, transaction: int, t0: float, failed: str | None = None) -> _Operation:
+    """`record` with the operation fields a check records (probe.checks.observe.recorded)."""
+    record.transaction_id, record.t0, record.t, record.failed_operation = transaction, t0, t0 + record.duration_seconds, failed
+    return record
+
+
 def _failed(check: str, verdict: Verdict, failure: str, evidence: object) -> CheckResult:
     fault = {Verdict.DOWN: Fault.SERVER, Verdict.ERROR: Fault.MONITOR}.get(verdict, Fault.PATH)
     technique = verdict if verdict not in (Verdict.DOWN, Verdict.ERROR) else Verdict.IP_BLOCKED
@@ -54,8 +66,12 @@ def _failed(check: str, verdict: Verdict, failure: str, evidence: object) -> Che
 def _dns(verdict: Verdict) -> CheckResult:
     failing = verdict in (Verdict.DNS_BLOCKED, Verdict.DNS_TAMPERED)
     queries = [
-        DNSQuery("198.18.53.1", False, [] if verdict == Verdict.DNS_BLOCKED else [ADDRESS], "dns_nxdomain_error" if verdict == Verdict.DNS_BLOCKED else None, 0.01, "withheld" if failing else "ok"),
-        DNSQuery("tls://198.18.53.2", True, [ADDRESS, "2001:db8::10"], None, 0.02, "control"),
+        _at(
+            DNSQuery("198.18.53.1", False, [] if verdict == Verdict.DNS_BLOCKED else [ADDRESS], "dns_nxdomain_error" if verdict == Verdict.DNS_BLOCKED else None, 0.01,
+                     "withheld" if failing else "ok"),
+            1, 0.0, "resolve" if verdict == Verdict.DNS_BLOCKED else None,
+        ),
+        _at(DNSQuery("tls://198.18.53.2", True, [ADDRESS, "2001:db8::10"], None, 0.02, "control"), 2, 0.0),
     ]
     evidence = DNSEvidence(queries, [ADDRESS], "dns")
     return _failed("dns", verdict, "dns_nxdomain_error", evidence) if failing else CheckResult("dns", True, None, 0.02, None, evidence)
@@ -69,11 +85,11 @@ def _web_checks(host: str, verdict: Verdict, scheme: str = "https") -> list[Chec
     if verdict in (Verdict.IP_BLOCKED, Verdict.DOWN, Verdict.ERROR):
         failure = {Verdict.ERROR: "local_resource_exhausted"}.get(verdict, "generic_timeout_error")
         return [*checks, _failed("tcp", verdict, failure, TCPEvidence([TCPConnect(ADDRESS, 443, failure, 3.0)]))]
-    checks.append(CheckResult("tcp", True, None, 0.01, None, TCPEvidence([TCPConnect(ADDRESS, 443, None, 0.01)])))
+    checks.append(CheckResult("tcp", True, None, 0.01, None, TCPEvidence([_at(TCPConnect(ADDRESS, 443, None, 0.01), 3, 0.03)])))
     if scheme == "https":
         if verdict in (Verdict.SNI_BLOCKED, Verdict.TLS_BLOCKED, Verdict.TLS_MITM, Verdict.PROTOCOL_BLOCKED, Verdict.QUIC_BLOCKED, Verdict.UDP_BLOCKED, Verdict.THROTTLED):
-            decoy = TLSHandshake(ADDRESS, 443, "decoy.example", None, "TLSv1.3", duration_seconds=0.02)
-            tls = TLSEvidence([TLSHandshake(ADDRESS, 443, host, "connection_reset", duration_seconds=0.02)], decoy=decoy)
+            decoy = _at(TLSHandshake(ADDRESS, 443, "decoy.example", None, "TLSv1.3", duration_seconds=0.02), 7, 0.07)
+            tls = TLSEvidence([_at(TLSHandshake(ADDRESS, 443, host, "connection_reset", duration_seconds=0.02), 6, 0.05, "tls_handshake")], decoy=decoy)
             return [*checks, _failed("tls", verdict, "connection_reset", tls)]
         checks.append(CheckResult("tls", True, None, 0.03, None, TLSEvidence([TLSHandshake(ADDRESS, 443, host, None, "TLSv1.3", "h2", duration_seconds=0.03)])))
     url = f"{scheme}://{host}/"
@@ -111,8 +127,10 @@ def _stun_checks(verdict: Verdict) -> list[CheckResult]:
 
 def _download_checks(verdict: Verdict) -> list[CheckResult]:
     checks = _web_checks("mirror.example", Verdict.OK)[:3]
-    data = {"url": "https://mirror.example/big.iso", "size": 262144, "bytes_per_second": 9000.0 if verdict != Verdict.OK else 2e6}
-    if verdict == Verdict.OK:
+    ok = verdict == Verdict.OK
+    download = Download(ADDRESS, 443, None if ok else "generic_timeout_error", 200, 262144 if ok else 40000, measured=True, bytes_per_second=2e6 if ok else 9000.0)
+    data = ThroughputEvidence("https://mirror.example/big.iso", 262144, download=_at(download, 8, 0.1, None if ok else "read"))
+    if ok:
         return [*checks, CheckResult("throughput", True, None, 1.0, None, data)]
     return [*checks, _failed("throughput", verdict, "generic_timeout_error", data)]
 
@@ -202,13 +220,15 @@ def test_the_ooni_shapes_and_what_is_derived(tmp_path: Path) -> None:
         ("decoy.example", None, ["msgreach:decoy_sni"]),
     ]
     ids = [q["transaction_id"] for q in keys["queries"]] + [tcp["transaction_id"]] + [h["transaction_id"] for h in keys["tls_handshakes"]]
-    assert ids == [1, 2, 2, 3, 4, 5]  # by order of start; one lookup of A and AAAA is one transaction
+    assert ids == [1, 2, 2, 3, 6, 7]  # as recorded (not by order of start); one lookup of A and AAAA is one transaction
+    assert [(h["t0"], h["t"]) for h in keys["tls_handshakes"]] == [(0.05, 0.07), (0.07, 0.09)]  # recorded, not rebuilt from durations
     events = [(e["operation"], e["transaction_id"]) for e in keys["network_events"]]
-    assert ("connect", 3) in events and ("tls_handshake_done", 4) in events and events.index(("tls_handshake_start", 4)) < events.index(("tls_handshake_done", 4))
+    assert ("connect", 3) in events and ("tls_handshake_done", 6) in events and events.index(("tls_handshake_start", 6)) < events.index(("tls_handshake_done", 6))
     assert all(e["t"] >= f["t"] for f, e in zip(keys["network_events"], keys["network_events"][1:], strict=False))
     assert keys["x_msgreach"]["verdict"] == "sni_blocked" and [c["check"] for c in keys["x_msgreach"]["checks"]] == ["dns", "tcp", "tls"]
-    assert web["annotations"]["msgreach_derived"] == "transaction_id,network_events,query_type"
-    assert web["annotations"]["msgreach_schema"] == "msgreach-evidence/1"
+    assert keys["x_msgreach"]["checks"][2]["failed_operation"] == "tls_handshake"  # the failing record's, as the check recorded it
+    assert web["annotations"]["msgreach_derived"] == "network_events,query_type"
+    assert web["annotations"]["msgreach_schema"] == "msgreach-evidence/2"
     chat = by_target["chat"]["test_keys"]
     assert (chat["whatsapp_endpoints_status"], chat["whatsapp_endpoints_blocked"], chat["whatsapp_endpoints_dns_inconsistent"]) == ("blocked", ["e1.whatsapp.net"], [])
     assert chat["x_msgreach"]["observations"]["whatsapp_chat"]["hosts"][0]["host"] == "e1.whatsapp.net"
@@ -228,10 +248,30 @@ def test_a_blockpage_and_a_download_read_as_oonis_nettests_would(tmp_path: Path)
     assert request["address"] == f"{ADDRESS}:443"
     download = next(m for m in measurements if m["test_name"] == "urlgetter" and m["annotations"]["msgreach_verdict"] == "throttled")
     assert download["input"] == "https://mirror.example/big.iso"
-    assert (download["test_keys"]["failure"], download["test_keys"]["failed_operation"]) == ("generic_timeout_error", "http_round_trip")
-    assert "failed_operation" in download["annotations"]["msgreach_derived"]
+    assert (download["test_keys"]["failure"], download["test_keys"]["failed_operation"]) == ("generic_timeout_error", "read")  # as recorded
+    assert "failed_operation" not in download["annotations"]["msgreach_derived"]
     stun = next(m for m in measurements if m["test_name"] == "stunreachability" and m["annotations"]["msgreach_verdict"] == "throttled")
     assert (stun["input"], stun["test_keys"]["endpoint"]) == ("stun://stun.example:19302", "stun.example:19302")
+
+
+def test_a_schema_1_record_is_exported_with_what_it_lacks_derived_and_said(tmp_path: Path) -> None:
+    """A line written before operations carried their own fields: transaction ids by order of
+    start, the failed operation from the failing check's name, both named as derived."""
+    path = tmp_path / "ev.jsonl"
+    tcp = '{"ip":"198.18.7.10","port":443,"status":{"failure":null,"success":true},"t0":0.0,"t":0.01}'
+    tls = '{"address":"198.18.7.10:443","server_name":"x.example","failure":"connection_reset","t0":0.01,"t":0.03}'
+    checks = '[{"check":"tcp","ok":true,"failure":null,"t0":0.0,"t":0.01},{"check":"tls","ok":false,"failure":"connection_reset","t0":0.01,"t":0.03}]'
+    path.write_text(
+        '{"schema":"msgreach-evidence/1","time":"2026-03-01T12:00:00Z","service":"other","target":"x","input":"x.example","verdict":"tls_blocked",'
+        f'"test_keys":{{"checks":{checks},"tcp_connect":[{tcp}],"tls_handshakes":[{tls}]}}}}\n'
+    )
+    [line] = _export(path)
+    measurement = json.loads(line)
+    keys = measurement["test_keys"]
+    assert (measurement["test_name"], keys["failure"], keys["failed_operation"]) == ("urlgetter", "connection_reset", "tls_handshake")
+    assert [keys["tcp_connect"][0]["transaction_id"], keys["tls_handshakes"][0]["transaction_id"]] == [1, 2]
+    assert measurement["annotations"]["msgreach_schema"] == "msgreach-evidence/1"
+    assert measurement["annotations"]["msgreach_derived"] == "transaction_id,network_events,failed_operation"
 
 
 def test_damaged_and_foreign_records_are_left_out_not_a_traceback(tmp_path: Path) -> None:

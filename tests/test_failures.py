@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from msgreach_helpers import verdict_of
+from msgreach_helpers import verdict_of, measured
 
 from probe import failures
 from probe.checks import http, tcp, tls
-from probe.checks.base import Context
+from probe.checks.context import Context
 from probe.config import Resolver
 from probe.failures import Failure, classify
 from probe.net import Route
@@ -185,7 +185,7 @@ async def test_dns_bogon_blockpage_inconsistent(env):
     found = {}
     for host in ("bogon.good.test", "page.good.test", "odd.good.test"):
         ctx = env.context(host, service={"networks": {"prefixes": ["127.0.0.0/24"]}}, fingerprints=fingerprints)
-        result = await dns_check.run(ctx, dns_check.Params())
+        result = await measured(ctx, dns_check, dns_check.Params())
         assert verdict_of(result) == "dns_tampered"
         found[host] = result.failure
     assert found == {
@@ -202,7 +202,7 @@ async def _http(env, path: str, *, server: str = "web", timeout: float = 2.0):
     ctx = env.context("www.good.test", server, target={"params": {"http": {"path": path}}}, timeout=timeout)
     ctx.connected = [(LOOPBACK, env.ports[server])]
     ctx.tls_endpoint = (LOOPBACK, env.ports[server])
-    return await http.run(ctx, ctx.params_for("http", http.Params))
+    return await measured(ctx, http, ctx.params_for("http", http.Params))
 
 
 @pytest.mark.parametrize("path", ["/451", "/rt", "/marker"])
@@ -299,7 +299,7 @@ async def test_out_of_file_descriptors_is_the_monitors_error_not_ip_blocked(env)
     os.close(fd)
     resource.setrlimit(resource.RLIMIT_NOFILE, (top + 1, hard))  # not one more socket
     try:
-        result = await tcp_module.run(ctx, tcp_module.Params())
+        result = await measured(ctx, tcp_module, tcp_module.Params())
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
         for fd in fillers:

@@ -12,6 +12,8 @@ import sys
 import pytest
 from servers import fingerprint_censor
 
+from msgreach_helpers import measured
+
 from probe import failures, fingerprint
 from probe.net import Route, ssl_context
 
@@ -208,19 +210,19 @@ async def test_the_tls_check_follows_the_browsers_hello_and_names_a_fingerprint_
     """A censor keyed on the ClientHello: with `fingerprint: both` the verdict is what the apps
     (browsers) meet, Python's hello to the same address and name is the differential, and the
     evidence says whose hello was cut, with both fingerprints."""
-    from msgreach_helpers import verdict_of
+    from msgreach_helpers import verdict_of, measured
 
     from probe.checks import tls
 
     ctx = env.context(NAME, "web", target={"params": {"tls": {"fingerprint": "both"}}}, timeout=3.0)
     ctx.connected = [(LOOPBACK, censors[block])]
-    result = await tls.run(ctx, ctx.params_for("tls", tls.Params))
+    result = await measured(ctx, tls, ctx.params_for("tls", tls.Params))
     assert verdict_of(result) == verdict
     evidence = result.evidence
     assert evidence.fingerprint_keyed == keyed
     assert evidence.browser.fingerprint.ja4 != evidence.python_hello.ja4
     if block == "browser":
-        assert result.finding.differential == "python_hello" and "ClientHello fingerprint" in result.finding.reason
+        assert result.finding.differential == "python_hello" and "ClientHello fingerprint" in str(result.finding.reason)
     else:
         assert ctx.tls_endpoint is None  # the next stages speak Python's hello: nothing to send on
 
@@ -230,6 +232,6 @@ async def test_the_tls_check_with_both_hellos_passing(env):
 
     ctx = env.context(NAME, "web", target={"params": {"tls": {"fingerprint": "both"}}}, timeout=3.0)
     ctx.connected = [(LOOPBACK, env.ports["web"])]
-    result = await tls.run(ctx, ctx.params_for("tls", tls.Params))
+    result = await measured(ctx, tls, ctx.params_for("tls", tls.Params))
     assert result.ok and result.evidence.fingerprint_keyed is None
     assert result.as_json()["browser"]["fingerprint"]["ja4"].startswith("t13")

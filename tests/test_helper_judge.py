@@ -1,64 +1,86 @@
-"""What the helper checks conclude from their evidence (the differential rule)."""
+"""What the judge reads in the helper checks' evidence (the differential rule)."""
 
 from __future__ import annotations
 
-from probe.checks import circumvention, udp_stream
-from probe.checks.circumvention import ProbeRecord
-from probe.checks.udp_stream import StreamRecord, _summarise
-from probe.model import Fault, Verdict
+from probe import failures
+from probe.checks.udp_stream import _summarise
+from probe.judge import RoundFacts
+from probe.judge import circumvention as circumvention_judge
+from probe.judge import helper_transfer as transfer_judge
+from probe.judge import udp_stream as stream_judge
+from probe.model import BulkTransfer, CircumventionEvidence, EchoedStream, Fault, HelperTransferEvidence, SignatureProbe, UDPStreamEvidence, Verdict
+
+FACTS = RoundFacts()
 
 
-def _stream(kind: str, echoed: list[bool], pps: int = 10) -> StreamRecord:
-    record = StreamRecord(kind)
+def _stream(kind: str, echoed: list[bool], pps: int = 10) -> EchoedStream:
+    record = EchoedStream(kind)
     sent = [i / pps for i in range(len(echoed))]
-    _summarise(record, sent, [s + 0.01 if e else None for s, e in zip(sent, echoed)], pps)
+    _summarise(record, sent, [s + 0.01 if e else None for s, e in zip(sent, echoed, strict=True)], pps)
     return record
+
+
+def _streams(call: EchoedStream, control: EchoedStream, floor: float) -> tuple[str | None, object]:
+    analysis = stream_judge.analyse(UDPStreamEvidence("abroad", 10, 172, 6.0, call, control, floor), FACTS)
+    return analysis.failure, analysis.finding
 
 
 def test_a_stream_cut_after_three_seconds_is_udp_blocked_with_the_time() -> None:
     call = _stream("call", [True] * 30 + [False] * 30)
     assert call.cut_after_seconds == 3.0 and call.loss_ratio == 0.5
     assert [b.echoed for b in call.buckets] == [10, 10, 10, 0, 0, 0]
-    failure, finding = udp_stream.judge(call, _stream("control", [True] * 60), 0.2)
-    assert failure == udp_stream.STREAM_CUT and finding.technique == Verdict.UDP_BLOCKED and finding.fault == Fault.PATH
-    assert "cut after 3.0 s" in finding.reason
+    failure, finding = _streams(call, _stream("control", [True] * 60), 0.2)
+    assert failure == failures.UDP_STREAM_CUT and finding.technique == Verdict.UDP_BLOCKED and finding.fault == Fault.PATH
+    assert "cut after 3.0 s" in str(finding.reason)
 
 
 def test_heavy_partial_loss_is_throttled_and_light_loss_is_ok() -> None:
     lossy = _stream("call", [i % 3 != 0 for i in range(60)])
     assert lossy.cut_after_seconds is None and 0.3 < lossy.loss_ratio < 0.35
-    failure, finding = udp_stream.judge(lossy, _stream("control", [True] * 60), 0.2)
-    assert failure == udp_stream.STREAM_LOSS and finding.technique == Verdict.THROTTLED and "33%" in finding.reason
-    assert udp_stream.judge(_stream("call", [i % 20 != 0 for i in range(60)]), _stream("control", [True] * 60), 0.2) == (None, None)
+    failure, finding = _streams(lossy, _stream("control", [True] * 60), 0.2)
+    assert failure == failures.UDP_STREAM_LOSS and finding.technique == Verdict.THROTTLED and "33%" in str(finding.reason)
+    assert _streams(_stream("call", [i % 20 != 0 for i in range(60)]), _stream("control", [True] * 60), 0.2) == (None, None)
 
 
 def test_both_streams_failing_names_no_technique() -> None:
-    failure, finding = udp_stream.judge(_stream("call", [False] * 60), _stream("control", [False] * 60), 0.2)
-    assert failure == udp_stream.STREAM_CUT and finding.fault == Fault.UNSEPARATED
-    assert "dropped from its first packet" in finding.reason
+    failure, finding = _streams(_stream("call", [False] * 60), _stream("control", [False] * 60), 0.2)
+    assert failure == failures.UDP_STREAM_CUT and finding.fault == Fault.UNSEPARATED
+    assert "dropped from its first packet" in str(finding.reason)
+
+
+def _probes(protocol: str, signature: SignatureProbe, neutral: SignatureProbe) -> tuple[str | None, object]:
+    analysis = circumvention_judge.analyse(CircumventionEvidence("abroad", protocol, "udp", [signature, neutral]), FACTS)
+    return analysis.failure, analysis.finding
 
 
 def test_a_dead_signature_with_live_neutral_bytes_is_protocol_blocked() -> None:
-    failure, finding = circumvention.judge("wireguard", ProbeRecord("signature", 148, 0), ProbeRecord("neutral", 148, 148))
-    assert failure == circumvention.SIGNATURE_LOST and finding.technique == Verdict.PROTOCOL_BLOCKED and finding.fault == Fault.PATH
-    failure, finding = circumvention.judge("vless_reality", ProbeRecord("signature", 240, 240, "connection_reset"), ProbeRecord("neutral", 240, 240))
+    failure, finding = _probes("wireguard", SignatureProbe("signature", 148, 0), SignatureProbe("neutral", 148, 148))
+    assert failure == failures.SIGNATURE_LOST and finding.technique == Verdict.PROTOCOL_BLOCKED and finding.fault == Fault.PATH
+    failure, finding = _probes("vless_reality", SignatureProbe("signature", 240, 240, "connection_reset"), SignatureProbe("neutral", 240, 240))
     assert failure == "connection_reset" and finding.fault == Fault.PATH  # arrived, but the sender was reset
-    failure, finding = circumvention.judge("openvpn", ProbeRecord("signature", 14, 0), ProbeRecord("neutral", 14, 0))
+    failure, finding = _probes("openvpn", SignatureProbe("signature", 14, 0), SignatureProbe("neutral", 14, 0))
     assert finding.fault == Fault.UNSEPARATED
-    assert circumvention.judge("openvpn", ProbeRecord("signature", 14, 14), ProbeRecord("neutral", 14, 0)) == (None, None)
+    assert _probes("openvpn", SignatureProbe("signature", 14, 14), SignatureProbe("neutral", 14, 0)) == (None, None)
 
 
 def test_a_freeze_that_follows_the_name_or_the_address_is_told_apart() -> None:
-    from probe.checks import helper_transfer
-    from probe.checks.helper_transfer import TransferRecord
-
     size = 262144
-    done = lambda kind, sni=None: TransferRecord(kind, sni, size)
-    frozen = lambda kind, sni=None: TransferRecord(kind, sni, 16384, 16384, "stalled")
-    assert helper_transfer.judge(done("plain"), done("tls_decoy", "example.org"), done("tls_name", "x"), size=size) == (None, None, "none_here")
-    failure, finding, keyed = helper_transfer.judge(done("plain"), done("tls_decoy", "example.org"), frozen("tls_name", "x"), size=size)
-    assert (failure, keyed, finding.technique, finding.fault) == ("stalled", "name", Verdict.THROTTLED, Fault.PATH) and "16 KB" in finding.reason
-    failure, finding, keyed = helper_transfer.judge(done("plain"), frozen("tls_decoy", "example.org"), frozen("tls_name", "x"), size=size)
+
+    def done(kind: str, sni: str | None = None) -> BulkTransfer:
+        return BulkTransfer(kind, sni, size)
+
+    def frozen(kind: str, sni: str | None = None) -> BulkTransfer:
+        return BulkTransfer(kind, sni, 16384, 16384, "stalled")
+
+    def judged(*transfers: BulkTransfer) -> tuple[str | None, object, str | None]:
+        evidence = HelperTransferEvidence("abroad", size, transfers=list(transfers))
+        analysis = transfer_judge.analyse(evidence, FACTS)
+        return analysis.failure, analysis.finding, evidence.keyed_on
+
+    assert judged(done("plain"), done("tls_decoy", "example.org"), done("tls_name", "x")) == (None, None, "none_here")
+    failure, finding, keyed = judged(done("plain"), done("tls_decoy", "example.org"), frozen("tls_name", "x"))
+    assert (failure, keyed, finding.technique, finding.fault) == ("stalled", "name", Verdict.THROTTLED, Fault.PATH) and "16 KB" in str(finding.reason)
+    failure, finding, keyed = judged(done("plain"), frozen("tls_decoy", "example.org"), frozen("tls_name", "x"))
     assert keyed == "address" and finding.differential == "helper_plain"
-    failure, finding, keyed = helper_transfer.judge(frozen("plain"), frozen("tls_decoy", "example.org"), frozen("tls_name", "x"), size=size)
+    failure, finding, keyed = judged(frozen("plain"), frozen("tls_decoy", "example.org"), frozen("tls_name", "x"))
     assert keyed is None and finding.fault == Fault.UNSEPARATED

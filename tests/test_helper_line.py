@@ -65,8 +65,8 @@ async def _stand_in(handler: Handler) -> tuple[asyncio.AbstractServer, int]:
     return server, server.sockets[0].getsockname()[1]
 
 
-def _client(tmp_path: Path, port: int, scheme: str = "http", host: str = "127.0.0.1") -> HelperClient:
-    return HelperClient(HelperRef(name="abroad", url=f"{scheme}://{host}:{port}", secret_file=write_secret(tmp_path)), Route(), timeout=30)
+def _client(tmp_path: Path, port: int, scheme: str = "http", host: str = "127.0.0.1", within: HelperRound | None = None) -> HelperClient:
+    return HelperClient(HelperRef(name="abroad", url=f"{scheme}://{host}:{port}", secret_file=write_secret(tmp_path)), Route(), timeout=30, within=within)
 
 
 async def _post(tmp_path: Path, handler: Handler, *, cap: int = SMALL_ANSWER, seconds: float | None = None) -> line.HelperExchange:
@@ -96,7 +96,7 @@ async def test_a_signed_answer_completes_and_is_counted_each_way(tmp_path: Path)
     state = HelperRound(_empty_config(), Route(), deadline=10**9)
     try:
         with state:
-            answer = await _client(tmp_path, port).post(wire.API_STREAM, {"packets": 5, "size": 172})
+            answer = await _client(tmp_path, port, within=state).post(wire.API_STREAM, {"packets": 5, "size": 172})
         assert answer == {"session": "00", "port": 1}
         (summary,) = state.lines()
         assert summary.up and summary.exchanges == 1 and summary.failed == 0
@@ -220,11 +220,11 @@ async def test_the_exchange_ends_by_the_rounds_deadline(tmp_path: Path) -> None:
     server, port = await _stand_in(silent)
     try:
         with HelperRound(_empty_config(), Route(), deadline=time.monotonic() + 0.5) as state, pytest.raises(HelperError) as failed:
-            await _client(tmp_path, port).post(wire.API_STREAM, {}, seconds=60)
+            await _client(tmp_path, port, within=state).post(wire.API_STREAM, {}, seconds=60)
         assert failed.value.exchange.failure == "generic_timeout_error"
         with state, pytest.raises(HelperError) as late:
             await asyncio.sleep(0.6)
-            await _client(tmp_path, port).post(wire.API_STREAM, {}, seconds=60)
+            await _client(tmp_path, port, within=state).post(wire.API_STREAM, {}, seconds=60)
         assert late.value.exchange.failure == "helper_no_time"
     finally:
         server.close()
@@ -540,9 +540,8 @@ async def test_echoes_a_busy_helper_sends_late_are_waited_for(tmp_path: Path) ->
 
 
 def test_a_call_checks_json_keeps_its_own_duration_beside_the_streams_length() -> None:
-    from probe.checks.udp_stream import StreamRecord, UDPStreamEvidence
-    from probe.model import CheckResult
+    from probe.model import CheckResult, EchoedStream, UDPStreamEvidence
 
-    evidence = UDPStreamEvidence("abroad", 50, 172, 20.0, StreamRecord("call"), StreamRecord("control"))
+    evidence = UDPStreamEvidence("abroad", 50, 172, 20.0, EchoedStream("call"), EchoedStream("control"), 0.2)
     data = CheckResult("udp_stream", True, None, 21.4, None, evidence).as_json()
     assert (data["duration_seconds"], data["stream_seconds"]) == (21.4, 20.0)

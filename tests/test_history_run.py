@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,16 +16,14 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from msgreach_helpers import free_port
+
 from probe.history import HISTORY_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
 
 
 def _since(text: str) -> dict[tuple[str, str], float]:
@@ -81,7 +78,7 @@ def config(env, tmp_path):
 
 
 def test_since_survives_kill_9_and_a_restart(config):
-    port = _free_port()
+    port = free_port()
     first = _Run(config, port)
     try:
         since = first.metrics_with_since()
@@ -93,7 +90,7 @@ def test_since_survives_kill_9_and_a_restart(config):
         first.kill()
     assert (config.parent / "state" / HISTORY_FILE).is_file()
 
-    second = _Run(config, _free_port())
+    second = _Run(config, free_port())
     try:
         again = second.metrics_with_since()
         assert again == since  # the verdicts did not change: they began when the first run saw them
@@ -137,7 +134,7 @@ def test_a_restart_with_no_state_dir_keeps_since_bars_and_changes(env, tmp_path)
         ]
         return env.write(tmp_path, env.config(services, schedule={"interval_seconds": 2, "round_deadline_seconds": 1.8}))
 
-    first = _Run(write("hr-nx2.good.test"), _free_port(), environ)
+    first = _Run(write("hr-nx2.good.test"), free_port(), environ)
     try:
         announced = first.proc.stderr.readline()
         assert f"state in {state} " in announced and "evidence archive" in announced, announced
@@ -148,7 +145,7 @@ def test_a_restart_with_no_state_dir_keeps_since_bars_and_changes(env, tmp_path)
         first.kill()
     assert (state / HISTORY_FILE).is_file() and (state / "evidence.jsonl").is_file()
 
-    second = _Run(write("hr-ok.good.test"), _free_port(), environ)  # beta works now
+    second = _Run(write("hr-ok.good.test"), free_port(), environ)  # beta works now
     try:
         def beta_ok():
             history = httpx.get(second.url + "/status.json", trust_env=False, timeout=5).json()["history"]["test-vantage"]["services"]
@@ -175,7 +172,7 @@ def test_a_planted_link_is_refused_said_first_and_the_monitor_measures_on(env, t
     state.mkdir()
     (state / HISTORY_FILE).symlink_to(tmp_path / "elsewhere")
     config = env.write(tmp_path, {**env.config([{"name": "alpha", "targets": [env.target("web", "hr-ok.good.test")]}], schedule={"interval_seconds": 2}), "state_dir": "state"})
-    run = _Run(config, _free_port())
+    run = _Run(config, free_port())
     try:
         first = run.proc.stderr.readline()
         assert " ERROR " in first and "cannot keep the verdict history" in first and "symbolic link" in first, first

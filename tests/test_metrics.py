@@ -12,7 +12,7 @@ from collections import defaultdict
 
 import httpx
 import pytest
-from msgreach_helpers import require_tool
+from msgreach_helpers import require_tool, free_port
 from msgreach_contract import CONTRACT_FILE, SHARED_CONTRACT_FILE, METRIC_FAMILIES, SERVICE_VERDICTS, TARGET_VERDICTS, families_in_contract
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
@@ -200,19 +200,13 @@ def test_state_keeps_counters_across_a_config_change(measured):
 # --- the listener --------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
 async def listener(measured):
     state, _ = measured
     server = Server(state, state.config.listen)
-    host, port = await server.start(f"{LOOPBACK}:{_free_port()}")
+    host, port = await server.start(f"{LOOPBACK}:{free_port()}")
     async with httpx.AsyncClient(base_url=f"http://{host}:{port}", trust_env=False, timeout=5) as client:
         yield server, client
     await server.close()
@@ -244,7 +238,7 @@ async def test_healthz_fails_when_rounds_stop(measured):
     state, _ = measured
     stale = State(state.config, dict(state.latest), finished_at={name: time.time() - 10_000 for name in state.finished_at})
     server = Server(stale, state.config.listen, started_at=time.time() - 10_000)
-    host, port = await server.start(f"{LOOPBACK}:{_free_port()}")
+    host, port = await server.start(f"{LOOPBACK}:{free_port()}")
     try:
         async with httpx.AsyncClient(trust_env=False) as client:
             response = await client.get(f"http://{host}:{port}/healthz")

@@ -11,6 +11,8 @@ import pytest
 from servers import mtproto as responder
 from servers.fingerprint_censor import first_bytes_front
 
+from msgreach_helpers import measured, verdict_of
+
 from probe import failures
 from probe.checks import REGISTRY, mtproto
 from probe.model import CheckResult, Fault, Verdict
@@ -59,8 +61,8 @@ def context(env, ports: list[int], **kwargs):
 async def run_check(env, ports: list[int], params: dict | None = None, *, with_tcp: bool = True, timeout: float = 3.0) -> CheckResult:
     ctx = context(env, ports, timeout=timeout)
     if with_tcp:
-        ctx.results.append(await REGISTRY["tcp"].run(ctx, REGISTRY["tcp"].Params()))
-    return await mtproto.run(ctx, mtproto.Params(**(params or {})))
+        await measured(ctx, REGISTRY["tcp"])
+    return await measured(ctx, mtproto, mtproto.Params(**(params or {})))
 
 
 # --- the wire format, against the responder's independent reading of the spec ------------------
@@ -130,10 +132,13 @@ PLAIN = ("abridged", "intermediate")
         ("not_respq", failures.PROTOCOL_ERROR, Fault.SERVER),
         ("endless", failures.PROTOCOL_ERROR, Fault.SERVER),  # a packet longer than any resPQ: refused, not buffered
         ("huge", failures.PROTOCOL_ERROR, Fault.SERVER),
-        # TCP connected, then the exchange was cut or left unanswered: what a censor does.
+        # TCP connected, then the exchange was cut before any answer: what a censor does.
         ("close", failures.EOF, Fault.PATH),
-        ("silent", failures.TIMEOUT, Fault.PATH),
-        ("drip", failures.TIMEOUT, Fault.PATH),  # a valid answer at 5 bytes/s does not fit in the timeout
+        # The same rule as the WhatsApp chat check's (probe.judge.rules): our bytes acknowledged,
+        # then nothing, is a silent server; an answer that began and then stopped (a valid answer
+        # at 5 bytes/s does not fit in the timeout) is a server that drips. Neither is a block.
+        ("silent", failures.TIMEOUT, Fault.SERVER),
+        ("drip", failures.TIMEOUT, Fault.SERVER),
     ],
 )
 async def test_hostile_dc_findings_with_a_classified_failure(env, dc, behaviour, failure, fault):
@@ -175,7 +180,7 @@ async def test_censor_matching_mtproto_first_bytes_is_protocol_blocked(env, dc):
     assert result.finding.fault == Fault.PATH
     # The censor lets HTTP and obfuscated2 through: the DC answers, plain MTProto is what is blocked.
     assert result.evidence.works == {"abridged": False, "intermediate": False, "obfuscated2": True, "http": True}
-    assert "abridged, intermediate failed" in result.finding.reason and "plain MTProto" in result.finding.reason
+    assert "abridged, intermediate failed" in str(result.finding.reason) and "plain MTProto" in str(result.finding.reason)
     assert result.finding.differential == "framing"
 
 
@@ -183,7 +188,7 @@ async def test_censor_dropping_obfuscated2_is_named(env, dc):
     result = await run_check(env, [dc["censor_obfuscated2"]])
     assert (result.ok, result.finding.technique, result.finding.fault) == (False, Verdict.PROTOCOL_BLOCKED, Fault.PATH)
     assert result.evidence.works == {"abridged": True, "intermediate": True, "obfuscated2": False, "http": True}
-    assert result.finding.reason.startswith("obfuscated2 failed") and "matches obfuscated2" in result.finding.reason
+    assert str(result.finding.reason).startswith("obfuscated2 failed") and "matches obfuscated2" in str(result.finding.reason)
     assert result.as_json()["works"]["obfuscated2"] is False
 
 
@@ -208,21 +213,17 @@ async def test_without_a_tcp_check_an_unreachable_dc_is_ip_blocked(env, dc):
 async def test_without_a_tcp_check_the_pinned_addresses_are_used(env, dc):
     ctx = env.context("127.0.0.1", target={"ports": [dc["ok"]], "checks": ["mtproto"]})
     ctx.addresses = []  # as the runner leaves it for a target without `dns`
-    result = await mtproto.run(ctx, mtproto.Params())
+    result = await measured(ctx, mtproto, mtproto.Params())
     assert result.ok and ctx.addresses == ["127.0.0.1"]
 
 
 async def test_skipped_when_tcp_connected_nowhere(env, dc):
-    from probe.checks.base import Skip
+    from probe.checks.context import Skip
 
     ctx = context(env, [dc["refused"]])
-    ctx.results.append(await REGISTRY["tcp"].run(ctx, REGISTRY["tcp"].Params()))
+    await measured(ctx, REGISTRY["tcp"])
     with pytest.raises(Skip):
         await mtproto.run(ctx, mtproto.Params())
-
-
-def test_block_verdict_is_declared():
-    assert mtproto.BLOCK_VERDICT == "protocol_blocked"
 
 
 # --- through the runner ----------------------------------------------------------------------------
@@ -244,3 +245,23 @@ async def test_round_verdicts(env, dc, tmp_path, port, verdict):
     target = result.services[0].targets[0]
     assert target.verdict == verdict, target.reason
     assert result.services[0].verdict == verdict
+
+
+# --- one rule for the service's own protocols (probe.judge.rules) ------------------------------------
+
+
+async def test_mtproto_and_the_chat_read_one_silent_server_alike(env):
+    """A server that accepts, takes our first bytes (its kernel acknowledges them) and never
+    answers: the same server, the same verdict, whichever protocol met it."""
+    from probe.checks import whatsapp_chat
+
+    port = env.ports["silent"]
+    ctx = context(env, [port], timeout=0.6)
+    await measured(ctx, REGISTRY["tcp"])
+    dc = await measured(ctx, mtproto, mtproto.Params(http_post=False, transports=["abridged"]))
+    ctx = env.context(LOOPBACK, target={"addresses": [LOOPBACK], "ports": [port], "checks": ["tcp", "whatsapp_chat"]}, timeout=0.6)
+    await measured(ctx, REGISTRY["tcp"])
+    chat = await measured(ctx, whatsapp_chat, whatsapp_chat.Params(hold_seconds=0.3, reply_timeout=0.6))
+    assert verdict_of(dc) == verdict_of(chat) == "down"
+    assert dc.finding.reason.key == chat.finding.reason.key == "server_silent"
+    assert dc.evidence.probes[0].unacked_segments == 0 == chat.evidence.hosts[0].exchanges[0].unacked_segments

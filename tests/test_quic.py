@@ -7,11 +7,12 @@ import sys
 
 import pytest
 from servers import h3
-from servers.stun import free_udp_port
+
+from msgreach_helpers import free_udp_port, measured
 
 from probe import failures
-from probe.checks import REGISTRY, quic
-from probe.checks.base import Skip
+from probe.checks import quic
+from probe.checks.context import Skip
 from probe.model import CheckResult, Fault, Finding, Verdict
 from probe.runner import run_round
 
@@ -60,7 +61,7 @@ def context(env, *, tls: bool | None = True, **kwargs):
 
 
 async def check(env, port: int, *, tls: bool | None = True, **params) -> CheckResult:
-    return await quic.run(context(env, tls=tls), quic.Params(port=port, **params))
+    return await measured(context(env, tls=tls), quic, quic.Params(port=port, **params))
 
 
 async def test_http3_request_completes(env, udp):
@@ -90,14 +91,14 @@ async def test_tspu_quic_rule_is_quic_blocked(env, udp):
     assert data["failure"] == failures.TIMEOUT  # the evidence never overwrites it
     # The decoy SNI is dropped too: the rule is keyed on QUIC itself, not on the name.
     assert data["keyed_on"] == "quic" and data["decoy"]["sni"] == "example.org" and data["decoy"]["failure"] == failures.TIMEOUT
-    assert "keyed on QUIC itself" in result.finding.reason
+    assert "keyed on QUIC itself" in str(result.finding.reason)
 
 
 async def test_a_censor_reading_the_initials_sni_is_keyed_on_the_name(env, udp):
     result = await check(env, udp["sni_censor"], handshake_timeout=0.8)
     assert (result.failure, result.finding.technique, result.finding.fault) == (failures.TIMEOUT, Verdict.QUIC_BLOCKED, Fault.PATH)
     assert result.evidence.keyed_on == "name" and result.evidence.decoy.failure is None
-    assert result.evidence.decoy.handshake_seconds is not None and "keyed on the name" in result.finding.reason
+    assert result.evidence.decoy.handshake_seconds is not None and "keyed on the name" in str(result.finding.reason)
     assert udp["sni_filter"].dropped > 0  # the filter really decrypted an Initial and found the name
 
 
@@ -124,7 +125,7 @@ async def test_certificate_problems_are_named(env, udp, kind, failure):
 
 async def test_the_vantage_ca_bundle_is_trusted_only_when_configured(env, udp):
     ctx = context(env, vantage={"ca_bundle": None})
-    result = await quic.run(ctx, quic.Params(port=udp["ok"]))
+    result = await measured(ctx, quic, quic.Params(port=udp["ok"]))
     assert result.failure == failures.SSL_UNKNOWN_AUTHORITY
 
 
@@ -164,11 +165,6 @@ async def test_skipped_through_a_socks_proxy(env, udp):
     ctx = env.context(HOST, vantage={"socks5": "127.0.0.1:1080"}, target={"addresses": [LOOPBACK]})
     with pytest.raises(Skip):
         await quic.run(ctx, quic.Params(port=udp["ok"]))
-
-
-def test_block_verdict_is_declared():
-    assert quic.BLOCK_VERDICT == "quic_blocked"
-    assert REGISTRY["quic"] is quic
 
 
 def test_quic_close_codes():

@@ -8,30 +8,25 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from msgreach_helpers import msgreach_command
+from msgreach_helpers import msgreach_command, free_port
 from prometheus_client.parser import text_string_to_metric_families
 
 LOOPBACK = "127.0.0.1"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
 
 
 class Monitor:
     """A `msgreach run` subprocess with its stderr in a file; stopped by its pid, always."""
 
     def __init__(self, config: Path, directory: Path, *, prefix: list[str] = ()):
-        self.port = _free_port()
+        self.port = free_port()
         self.log = directory / f"msgreach-{self.port}.log"
         with open(self.log, "wb") as handle:
             self.popen = subprocess.Popen(

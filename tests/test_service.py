@@ -7,21 +7,18 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import threading
 from pathlib import Path
 
 import pytest
+
+from msgreach_helpers import free_port
 
 from probe import config as config_module
 from probe.config import BasicAuth, Listen
 from probe.service import serve
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _config(directory: Path, port: int, country: str) -> Path:
@@ -30,7 +27,7 @@ def _config(directory: Path, port: int, country: str) -> Path:
         f"vantages: [{{name: inproc, country: {country}, resolvers: [system]}}]\n"
         f"controls: [{{name: self, host: 127.0.0.1, ports: [{port}], checks: [tcp]}}]\n"
         "schedule: {interval_seconds: 60, jitter_seconds: 0, retries: 0}\n"
-        f"services: [{{name: local, targets: [{{name: closed, host: 127.0.0.1, ports: [{_free_port()}], checks: [tcp]}}]}}]\n"
+        f"services: [{{name: local, targets: [{{name: closed, host: 127.0.0.1, ports: [{free_port()}], checks: [tcp]}}]}}]\n"
     )
     return path
 
@@ -55,7 +52,7 @@ async def _until(predicate, what: str) -> None:
 
 
 async def test_the_listener_answers_while_a_reload_is_slow(tmp_path, monkeypatch):
-    port = _free_port()
+    port = free_port()
     path = _config(tmp_path, port, "XX")
     config = config_module.load(path)
     entered, release, finished = threading.Event(), threading.Event(), threading.Event()

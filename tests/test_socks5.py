@@ -11,6 +11,8 @@ import subprocess
 import pytest
 import yaml
 
+from msgreach_helpers import measured
+
 from probe import failures
 from probe.checks import tcp
 from probe.config import Resolver, Vantage
@@ -45,7 +47,7 @@ async def test_tcp_through_an_authenticating_proxy(env, proxy, secret):
     socks, port = proxy
     vantage = {"socks5": f"{LOOPBACK}:{port}", "socks5_auth": {"credentials_file": str(secret)}}
     ctx = env.context("proxied.good.test", target={"addresses": [LOOPBACK]}, vantage=vantage)
-    result = await tcp.run(ctx, tcp.Params())
+    result = await measured(ctx, tcp, tcp.Params())
     assert result.ok, result
     assert (LOOPBACK, env.ports["web"]) in socks.connects
     assert socks.logins[-1] == (USER, True)
@@ -57,7 +59,7 @@ async def test_a_refused_login_is_a_protocol_error_and_nothing_is_connected(env,
     before = len(socks.connects)
     ctx = env.context("proxied.good.test", target={"addresses": [LOOPBACK]}, vantage={"socks5": f"{LOOPBACK}:{port}"})
     ctx.route = _route(port, credentials)
-    result = await tcp.run(ctx, tcp.Params())
+    result = await measured(ctx, tcp, tcp.Params())
     assert not result.ok and result.failure == failures.PROTOCOL_ERROR
     assert len(socks.connects) == before
     if credentials is not None:
@@ -68,7 +70,7 @@ async def test_proxy_replies_keep_their_failures(env, proxy):
     socks, port = proxy
     ctx = env.context("proxied.good.test", "refused", target={"addresses": [LOOPBACK]})
     ctx.route = _route(port)
-    result = await tcp.run(ctx, tcp.Params())
+    result = await measured(ctx, tcp, tcp.Params())
     assert result.failure == failures.CONNECTION_REFUSED  # reply 5, as a direct connect's ECONNREFUSED
     assert (LOOPBACK, env.ports["refused"]) in socks.connects
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
@@ -130,18 +129,33 @@ def test_without_a_template_the_english_reason_shows_marked_as_english():
     assert short.text() == "fallback" and not short.translated
 
 
-def test_a_structured_reason_from_the_engine_is_translated_by_its_key():
-    """The judge's reasons will carry a key and parameters and render their own English: the
-    page takes the key (here one of the page's templates) and says it in the reader's language."""
+def test_a_reason_of_the_judge_is_said_in_the_readers_language_by_its_key():
+    """The judge's reasons (probe.reasons: a key, parameters, nested reasons) are said from the
+    page's templates; a key without one, or a helper's own words, show as English, marked."""
+    from probe import reasons
 
-    class EngineReason:
-        key = "diff.decoy_sni.path"
-        params: ClassVar[dict[str, str]] = {}
+    clause = reasons.Reason("control_fails_too", {"source": reasons.Reason("by_helper", {"helper": "abroad"}), "check": "tcp", "failure": "connection_refused"})
+    assert str(clause) == "helper abroad fails tcp too (connection_refused)"  # the JSON's English, as the judge renders it
+    assert words(clause, "en") == "helper abroad fails TCP too (connection refused)"
+    said = say(clause, "ru")
+    assert said.translated and said.text() == "помощник abroad тоже не проходит шаг «TCP» (соединение отклонено)"
+    failed = (reasons.Reason("site_failed", {"site": "example", "check": "tls", "failure": "connection_reset"}),)
+    assert words(reasons.Reason("allowlist", {"failed": failed}), "ru").endswith("зарубежные — нет: example (TLS: соединение сброшено)")
+    future = say(reasons.Reason("judge.some_future_key", {"decoy": "example.org"}), "ru")
+    assert (future.lang, future.translated) == ("en", False)
+    helper_said = say(reasons.text("the helper's own words"), "ru")
+    assert (helper_said.lang, helper_said.translated, helper_said.text()) == ("en", False, "the helper's own words")
 
-        def __str__(self) -> str:
-            return "the decoy SNI passes"
 
-    said = say(EngineReason(), "ru")  # type: ignore[arg-type]
-    assert said.translated and said.text().startswith("Тот же адрес с подставным именем")
-    EngineReason.key = "not.a.template"
-    assert say(EngineReason(), "ru").text() == "the decoy SNI passes"  # type: ignore[arg-type]
+def test_every_reason_the_judge_gives_has_one_english_text_and_a_russian_one():
+    from probe import reasons
+
+    root = Path(__file__).resolve().parent.parent / "probe"
+    given = set()
+    for path in [*(root / "judge").glob("*.py"), root / "model.py"]:
+        given |= set(re.findall(r"Reason\(\s*\"([a-z_.0-9]+)\"", path.read_text()))
+    given |= {key for key in reasons.ENGLISH if key.startswith("line.")}  # HelperExchange.failure_reason's family
+    assert len(given) > 60 and given <= set(reasons.ENGLISH), given - set(reasons.ENGLISH)
+    engine = set(reasons.ENGLISH) - {"text"}  # `text`: words shown as they are, in no template
+    assert engine <= set(REASONS["ru"]), engine - set(REASONS["ru"])
+    assert all(REASONS["en"][key] == reasons.ENGLISH[key] for key in engine)  # the page's English is the judge's

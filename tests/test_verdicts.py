@@ -19,7 +19,7 @@ from probe.judge import (
     vantage_verdict,
     worst,
 )
-from probe.model import CheckResult, Fault, Finding, TargetResult, Verdict
+from probe.model import CheckResult, Fault, Finding, TargetResult, TCPConnect, TCPEvidence, Verdict
 from probe.runner import run_all
 
 LOOPBACK = "127.0.0.1"
@@ -82,7 +82,7 @@ def test_a_monitor_failure_is_error_whatever_the_finding_says(failure):
 @pytest.mark.parametrize(
     ("targets", "expected"),
     [
-        ([], "ok"),
+        ([], "error"),  # the contract: `error` when nothing could be measured
         (["ok", "ok"], "ok"),
         (["ok", "ip_blocked"], "partial"),
         (["ok", "down", "sni_blocked"], "partial"),
@@ -218,19 +218,21 @@ def every_verdict(env, tmp_path_factory, msgreach):
         _service("httpblock", env.target("451", "page451.good.test", params={"http": {"path": "/451"}})),
         _service("gone", env.target("nx", "gone.good.test")),
         _service("partial", env.target("up", "ok.good.test"), env.target("down", "ok.good.test", "refused", addresses=[LOOPBACK])),
+        _service("outage", env.target("up", "ok.good.test"), env.target("gone", "gone.good.test")),
     ]
-    config = env.config(services, extra_fingerprints={"dns_addresses": ["127.0.66.6"]})
-    path = env.write(tmp_path_factory.mktemp("every"), config)
+    directory = tmp_path_factory.mktemp("every")
+    config = env.config(services, extra_fingerprints={"dns_addresses": ["127.0.66.6"]}, evidence={"path": str(directory / "evidence.jsonl")})
+    path = env.write(directory, config)
     started = time.monotonic()
     completed = msgreach("once", "--config", str(path), "--format", "json", timeout=60)
     elapsed = time.monotonic() - started
     assert completed.returncode == 3, completed.stderr  # blocks found
     assert "Traceback" not in completed.stderr
-    return json.loads(completed.stdout), elapsed
+    return json.loads(completed.stdout), elapsed, directory / "evidence.jsonl"
 
 
 def test_every_verdict_document_follows_the_contract(every_verdict):
-    document, elapsed = every_verdict
+    document, elapsed, _ = every_verdict
     assert_contract_document(document)
     assert document["vantages"][0]["vantage"] == "test-vantage"
     assert document["vantages"][0]["verdict"] == "ok"
@@ -250,6 +252,7 @@ def test_every_verdict_document_follows_the_contract(every_verdict):
         ("httpblock", "http_blocked", {"451": "http_blocked"}),
         ("gone", "down", {"nx": "down"}),
         ("partial", "partial", {"up": "ok", "down": "ip_blocked"}),
+        ("outage", "ok", {"up": "ok", "gone": "down"}),  # part of a service down is no block
     ],
 )
 def test_every_verdict(every_verdict, service, service_verdict_, targets):
@@ -288,6 +291,53 @@ def test_the_vantage_controls_are_reported(env, every_verdict):
     vantage = every_verdict[0]["vantages"][0]
     assert [c["verdict"] for c in vantage["controls"]] == ["ok"]
     assert sorted(vantage["healthy_resolvers"]) == sorted([env.dns.address, env.control_dns.address])
+
+
+def test_how_many_targets_are_down_is_said(every_verdict, tmp_path):
+    """An `ok` service may have targets that are down: /status.json (the `once` document) and the
+    page say how many."""
+    from probe import config as config_module
+    from probe import status_page
+    from probe.metrics import State
+    from probe.model import ServiceResult, VantageResult, VantageVerdict
+
+    services = {s["service"]: s for s in every_verdict[0]["vantages"][0]["services"]}
+    assert (services["outage"]["verdict"], services["outage"]["targets_down"]) == ("ok", 1)
+    assert services["gone"]["targets_down"] == 1 and services["ok"]["targets_down"] == 0
+    outage = ServiceResult("outage", Verdict.OK, [_target("ok", "up"), _target("down", "gone")])
+    assert outage.targets_down == 1
+    state = State(config_module.load(None))  # the embedded default: nothing is measured here
+    state.latest["v"] = VantageResult("v", VantageVerdict.OK, [outage], [], time.time(), 1.0)
+    page = status_page.render(state, True, "ok")
+    assert "1 of 2 targets down" in page
+
+
+# --- the archive judged again (msgreach evidence --rejudge) -------------------------------------------
+
+
+def test_every_verdict_is_judged_again_the_same(every_verdict, msgreach):
+    archive = every_verdict[2]
+    completed = msgreach("evidence", "--rejudge", "--path", str(archive), timeout=60)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    lines = archive.read_text().splitlines()
+    assert completed.stdout.strip().splitlines()[-1] == f"{len(lines)} of {len(lines)} line(s) re-judged; 0 verdict(s) differ"
+
+
+def test_a_stored_verdict_the_observations_do_not_make_is_a_difference(every_verdict, msgreach, tmp_path):
+    lines = [json.loads(line) for line in every_verdict[2].read_text().splitlines()]
+    for line in lines:
+        if (line["service"], line["target"]) == ("sni", "front"):
+            line["verdict"] = "tls_blocked"  # what the decoy passing rules out
+        if line["service"] == "gone":
+            line["service_verdict"] = "dns_blocked"  # the control resolver agrees: down
+    altered = tmp_path / "altered.jsonl"
+    altered.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    completed = msgreach("evidence", "--rejudge", "--path", str(altered), timeout=60)
+    assert completed.returncode == 1, completed.stdout + completed.stderr
+    differences = [row for row in completed.stdout.splitlines() if "re-judged " in row and row.startswith("20")]
+    assert len(differences) == 2, completed.stdout
+    assert any("target sni/front: stored tls_blocked, re-judged sni_blocked" in row for row in differences)
+    assert any("service gone: stored dns_blocked, re-judged down" in row for row in differences)
 
 
 async def test_vantage_offline_when_the_controls_fail(env, tmp_path):
@@ -372,7 +422,7 @@ async def test_a_lost_packet_does_not_flip_the_verdict(env, tmp_path, monkeypatc
         if ctx.target.name == "flaky":
             calls["n"] += 1
             if calls["n"] == 1:
-                return CheckResult("tcp", False, failures.TIMEOUT, 1.0, Finding(Verdict.IP_BLOCKED, Fault.UNSEPARATED))
+                return TCPEvidence([TCPConnect("127.0.0.1", env.ports["web"], failures.TIMEOUT, 1.0)])
         return await real(ctx, params)
 
     monkeypatch.setattr(tcp_module, "run", flaky)

@@ -7,9 +7,11 @@ from __future__ import annotations
 import pytest
 from servers import whatsapp as responder
 
+from msgreach_helpers import measured
+
 from probe import failures
 from probe.checks import REGISTRY, whatsapp_chat
-from probe.checks.base import Skip
+from probe.checks.context import Skip
 from probe.model import Fault, Verdict
 from probe.runner import run_round
 
@@ -53,8 +55,8 @@ def context(env, host: str, ports: list[int], **target):
 async def single(env, behaviour_port: int, **params):
     """The target's own host, after `tcp` ran (the reuse path)."""
     ctx = context(env, "e1.wa.test", [behaviour_port], addresses=["127.0.0.1"])
-    ctx.results.append(await REGISTRY["tcp"].run(ctx, REGISTRY["tcp"].Params()))
-    return await whatsapp_chat.run(ctx, whatsapp_chat.Params(**{**FAST, **params}))
+    await measured(ctx, REGISTRY["tcp"])
+    return await measured(ctx, whatsapp_chat, whatsapp_chat.Params(**{**FAST, **params}))
 
 
 # --- the first bytes ---------------------------------------------------------------------------------
@@ -122,14 +124,14 @@ async def test_hello_none_only_holds(env, chat):
 
 async def test_one_port_working_is_enough(env, chat):
     ctx = context(env, "e1.wa.test", [chat["ports"]["reset_on_hello"], chat["ports"]["ok"]], addresses=["127.0.0.1"])
-    ctx.results.append(await REGISTRY["tcp"].run(ctx, REGISTRY["tcp"].Params()))
-    result = await whatsapp_chat.run(ctx, whatsapp_chat.Params(**FAST))
+    await measured(ctx, REGISTRY["tcp"])
+    result = await measured(ctx, whatsapp_chat, whatsapp_chat.Params(**FAST))
     assert result.ok and len(result.evidence.hosts[0].exchanges) == 2
 
 
 async def test_skipped_when_tcp_connected_nowhere(env, chat):
     ctx = context(env, "e1.wa.test", [env.ports["refused"]], addresses=["127.0.0.1"])
-    ctx.results.append(await REGISTRY["tcp"].run(ctx, REGISTRY["tcp"].Params()))
+    await measured(ctx, REGISTRY["tcp"])
     with pytest.raises(Skip):
         await whatsapp_chat.run(ctx, whatsapp_chat.Params(**FAST))
 
@@ -140,7 +142,7 @@ async def test_skipped_when_tcp_connected_nowhere(env, chat):
 async def many(env, chat, hosts: list[str], **target):
     ports = [chat["ports"]["ok"], env.ports["refused"]]  # the second port never works: one port is enough
     ctx = context(env, hosts[0], ports, **target)
-    return await whatsapp_chat.run(ctx, whatsapp_chat.Params(hosts=hosts, **FAST))
+    return await measured(ctx, whatsapp_chat, whatsapp_chat.Params(hosts=hosts, **FAST))
 
 
 async def test_any_host_working_means_reachable(env, chat):
@@ -162,7 +164,7 @@ async def test_any_host_working_means_reachable(env, chat):
 async def test_no_host_working_takes_the_most_common_reason(env, chat):
     result = await many(env, chat, ["e2.wa.test", "e3.wa.test", "e4.wa.test"])
     assert (result.ok, result.finding.technique, result.failure) == (False, Verdict.PROTOCOL_BLOCKED, failures.CONNECTION_RESET)
-    assert result.finding.fault == Fault.PATH and result.finding.reason.startswith("2 of 3 hosts")
+    assert result.finding.fault == Fault.PATH and str(result.finding.reason).startswith("2 of 3 hosts")
 
 
 async def test_ties_go_to_the_worse_verdict(env, chat):
@@ -180,10 +182,6 @@ async def test_pinned_addresses_serve_every_host(env, chat):
     result = await many(env, chat, ["gone.wa.test", "e3.wa.test"], addresses=["127.0.0.1"])
     assert result.ok and result.evidence.working_hosts == 2
     assert {h.addresses_from for h in result.evidence.hosts} == {"pinned"}
-
-
-def test_block_verdict_is_declared():
-    assert whatsapp_chat.BLOCK_VERDICT == "protocol_blocked"
 
 
 # --- through the runner ----------------------------------------------------------------------------------
@@ -210,16 +208,16 @@ async def test_round_verdicts(env, chat, tmp_path, hosts, verdict):
 
 
 async def test_hosts_are_measured_by_the_runners_step(env, chat, monkeypatch):
-    """One copy of the step: the per-host dns and tcp go through probe.checks.step.run_check."""
-    from probe.checks import step
+    """One copy of the step: the per-host dns and tcp go through probe.checks.measure.measure."""
+    from probe.checks import measure
 
     ran: list[str] = []
-    original = step.run_check
+    original = measure.measure
 
     async def spy(ctx, module, params=None):
         ran.append(module.NAME)
         return await original(ctx, module, params)
 
-    monkeypatch.setattr(whatsapp_chat, "run_check", spy)
+    monkeypatch.setattr(whatsapp_chat, "measure", spy)
     result = await many(env, chat, ["e1.wa.test", "e3.wa.test"])
     assert result.ok and sorted(ran) == ["dns", "dns", "tcp", "tcp"]

@@ -29,16 +29,16 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))  # run as a script from anywhere: probe.model is stdlib only
 
-from probe.model import BLOCKS, SERVICE_VERDICTS, VantageVerdict, Verdict
+from probe.model import SERVICE_VERDICTS, VantageVerdict, Verdict, is_block, is_measured
 
-# The vocabulary comes from probe.model: a block is any technique verdict (BLOCKS) and `partial`
-# (some targets blocked); `down`, `error`, `vantage_offline` and `ok` are not. A technique added
-# to the model is alerted on after regenerating, without touching the rules.
-BLOCK_VERDICTS: tuple[str, ...] = tuple(str(v) for v in SERVICE_VERDICTS if v in BLOCKS or v is Verdict.PARTIAL)
+# The vocabulary comes from probe.model: a block is any technique verdict and `partial` (some
+# targets blocked: `is_block`); `down`, `error`, `vantage_offline` and `ok` are not. A technique
+# added to the model is alerted on after regenerating, without touching the rules.
+BLOCK_VERDICTS: tuple[str, ...] = tuple(str(v) for v in SERVICE_VERDICTS if is_block(v))
 NOT_BLOCK_VERDICTS: tuple[str, ...] = tuple(str(v) for v in SERVICE_VERDICTS if str(v) not in BLOCK_VERDICTS)
 BLOCK = "|".join(BLOCK_VERDICTS)
 NOT_BLOCK = "|".join(NOT_BLOCK_VERDICTS)
-FAILING = "|".join(str(v) for v in SERVICE_VERDICTS if v not in (Verdict.OK, Verdict.VANTAGE_OFFLINE, Verdict.ERROR))
+FAILING = "|".join(str(v) for v in SERVICE_VERDICTS if v is not Verdict.OK and is_measured(v))
 ALLOWLIST = str(VantageVerdict.ALLOWLIST)
 
 

@@ -1,7 +1,10 @@
-"""The checks, one module each, all with the same shape (see `probe.checks.base`).
+"""The checks, one module each, all with the same shape (see `probe.checks.context`): `NAME`,
+`Params` and `async def run(ctx, params)` returning the check's evidence record (probe.model).
 
-To add a check: write `probe/checks/NAME.py` with `NAME`, `Params` and `run`, add NAME to `NAMES`, and put
-its `Params` model in `probe/params.py` (`CHECK_PARAMS`), where the config validates it.
+To add a check (docs/architecture.md, "Adding a check"): its `Params` model in `probe/params.py`
+(`CHECK_PARAMS`, whose order is the checks' order everywhere), its records in `probe/model.py`,
+`probe/checks/NAME.py` observing, and `probe/judge/NAME.py` reading the observations
+(`TECHNIQUE`, `analyse`). tests/test_check_shape.py holds the three together.
 """
 
 from __future__ import annotations
@@ -10,8 +13,9 @@ import importlib
 from collections.abc import Iterator, Mapping
 from types import ModuleType
 
-# In the order the config lists them (`probe.params.CHECK_PARAMS`; a test holds the two together).
-NAMES = ("dns", "tcp", "tls", "http", "mtproto", "whatsapp_chat", "quic", "stun", "throughput", "udp_stream", "circumvention", "helper_transfer")
+from probe.params import CHECK_PARAMS
+
+NAMES: tuple[str, ...] = tuple(CHECK_PARAMS)
 
 
 class _Registry(Mapping[str, ModuleType]):

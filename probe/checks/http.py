@@ -1,13 +1,11 @@
-"""http: one request through httpx to the address the earlier stages chose, with a body cap and
-the redirect history, judged only by block-page fingerprints.
+"""http: one request through httpx's connection layer to the address the earlier stages chose,
+with a body cap and the redirect history, and the block-page fingerprints met (the status, a
+redirect's host, a marker in the whole capped body, looked for while it streams).
 
-The service's own status code and page are never a signal (OONI's worst false positives came
-from services changing them): only a 451, a redirect to a known block-page host, or a known
-block-page marker in the body (the whole capped body, not only the sample kept) mean
-`http_blocked` by themselves. A request cut before any response began is sent again on fresh
-connections, with the real name and with a decoy (SNI for https, Host for plain http): only the
-decoy passing while the real name fails names a technique. A response that began and then
-failed (a drip, an early close) is the server's business: no technique.
+A request cut before any response began is sent again on fresh connections, with the real name
+and with a decoy (SNI for https, Host for plain http): the differential the judge reads
+(probe.judge.http). A response that began and then failed needs no differential: it is the
+server's business.
 """
 
 from __future__ import annotations
@@ -19,51 +17,41 @@ from urllib.parse import urljoin, urlsplit
 from probe import __version__, failures
 from probe._httpcore import httpcore, httpx
 from probe.checks import tls
-from probe.checks.base import CheckResult, Context, Fault, Finding, Skip, Stopwatch, Verdict, first_byte, observed
+from probe.checks.context import Context, Skip
+from probe.checks.observe import first_byte, recorded
 from probe.model import BlockPage, HTTPExchange, HTTPProbe, Redirect
 from probe.net import http_pool, open_tcp, ssl_context
-from probe.redact import scrub
 from probe.params import HTTPParams as Params
+from probe.redact import scrub
 
 NAME = "http"
-BLOCK_VERDICT = Verdict.HTTP_BLOCKED  # what running past every timeout means
 _SAMPLE_BYTES = 2048  # of the body kept as evidence
 
+__all__ = ["NAME", "Params", "run"]
 
 
-async def run(ctx: Context, params: Params) -> CheckResult:
+async def run(ctx: Context, params: Params) -> HTTPExchange:
     endpoint = _endpoint(ctx, params)
     if endpoint is None:
         raise Skip("no connection to make the request on")
     address, port, scheme = endpoint
     url = f"{scheme}://{ctx.target.host}{'' if port in (80, 443) else f':{port}'}{params.path}"
     exchange = HTTPExchange(url, address)
-    with Stopwatch() as watch:
-        try:
-            async with asyncio.timeout(ctx.timeout):
-                marker = await _fetch(ctx, params, address, url, exchange)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes evidence
-            failure = failures.classify(exc)
-            finding = await _differential(ctx, params, exchange, port, scheme, failure)
-            _scrub(ctx, exchange)
-            return CheckResult(NAME, False, failure, watch.seconds, finding, exchange)
-
+    marker: str | None = None
+    async with recorded(ctx, exchange, ctx.timeout, "http_round_trip"):
+        marker = await _fetch(ctx, params, address, url, exchange)
+    if exchange.failure is not None:
+        if exchange.status_code is None and exchange.failure in failures.INTERFERENCE:
+            await _same_request_again(ctx, params, exchange, port, scheme)
+    else:
+        exchange.blockpage = _blockpage(ctx, exchange, marker)
     _scrub(ctx, exchange)
-    exchange.blockpage = _blockpage(ctx, exchange, marker)
-    if exchange.blockpage is not None:
-        finding = Finding(Verdict.HTTP_BLOCKED, Fault.PATH, "blockpage_fingerprint", f"block page ({exchange.blockpage.kind}: {exchange.blockpage.match})")
-        return CheckResult(NAME, False, failures.HTTP_BLOCKPAGE, watch.seconds, finding, exchange)
-    return CheckResult(NAME, True, None, watch.seconds, None, exchange)
+    return exchange
 
 
-async def _differential(ctx: Context, params: Params, exchange: HTTPExchange, port: int, scheme: str, failure: str) -> Finding:
-    """Whose fault a failed request is. A response that began is the server's business (a drip,
-    an early close); a request cut before any response is sent again on fresh connections, with
-    the real name and with a decoy (SNI for https, Host for http), both of the same shape."""
-    if exchange.status_code is not None:
-        return Finding(Verdict.HTTP_BLOCKED, Fault.SERVER, "", "the server's response began, then failed: not a cut request")
-    if failure not in failures.INTERFERENCE:
-        return Finding(Verdict.HTTP_BLOCKED, Fault.SERVER if failure == failures.PROTOCOL_ERROR else Fault.UNSEPARATED, "", "the server did not answer as HTTP")
+async def _same_request_again(ctx: Context, params: Params, exchange: HTTPExchange, port: int, scheme: str) -> None:
+    """A request cut before any response: the same request on fresh connections, with the real
+    name and with a decoy (SNI for https, Host for http), both of the same shape."""
     address = exchange.address
     if scheme == "https":
         request = _request_bytes(params, ctx.target.host)
@@ -71,18 +59,10 @@ async def _differential(ctx: Context, params: Params, exchange: HTTPExchange, po
             tls.handshake(ctx, address, port, ctx.target.host, verify=False, request=request),
             tls.decoy(ctx, address, port, request=request),
         )
-        differential = "decoy_sni"
     else:
         exchange.same_name, exchange.decoy = await asyncio.gather(
             _probe(ctx, params, address, port, ctx.target.host), _probe(ctx, params, address, port, ctx.decoy_sni)
         )
-        differential = "decoy_host"
-    if exchange.same_name.failure is None:
-        return Finding(Verdict.HTTP_BLOCKED, Fault.SERVER, differential, "the same request with the real name on a fresh connection is answered")
-    if exchange.decoy.failure is None:
-        technique = Verdict.SNI_BLOCKED if scheme == "https" else Verdict.HTTP_BLOCKED
-        return Finding(technique, Fault.PATH, differential, f"the same request with the decoy {exchange.decoy.sni if scheme == 'https' else exchange.decoy.host} is answered")
-    return Finding(Verdict.HTTP_BLOCKED, Fault.UNSEPARATED, "", f"the decoy request fails too ({exchange.decoy.failure})")
 
 
 def _request_bytes(params: Params, host: str) -> bytes:
@@ -92,10 +72,10 @@ def _request_bytes(params: Params, host: str) -> bytes:
 async def _probe(ctx: Context, params: Params, address: str, port: int, host: str) -> HTTPProbe:
     """One plain-HTTP request with `host` on a fresh connection, up to the first response byte."""
     record = HTTPProbe(address, port, host)
-    async with observed(record, ctx.timeout) as writers:
+    async with recorded(ctx, record, ctx.timeout, "connect") as operation:
         reader, writer = await open_tcp(ctx.route, address, port)
-        writers.append(writer)
-        await first_byte(reader, writer, _request_bytes(params, host))
+        operation.close_at_end(writer)
+        await first_byte(reader, writer, _request_bytes(params, host), operation)
     return record
 
 
@@ -150,6 +130,7 @@ async def _fetch(ctx: Context, params: Params, address: str, url: str, exchange:
             if urlsplit(target).hostname != ctx.target.host or urlsplit(target).scheme != urlsplit(url).scheme:
                 return marker  # recorded, not followed: another host is another measurement
             url, method, content = target, "GET", None
+    return marker
 
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})  # what httpx calls `is_redirect` (with a Location)

@@ -8,13 +8,9 @@ connection each:
   comes back;
 - OONI's plain-HTTP `POST /` (ts-020): any HTTP response means the data centre is reachable.
 
-A probe works when it succeeds on at least one endpoint; the check passes when every probe
-works (`works` in the evidence says which framings passed). A framing whose connections are
-reset, cut or left unanswered after TCP connected argues `protocol_blocked` on the path (the
-transport succeeded, the protocol died; the framings that passed are named in the reason: a
-censor matching plain MTProto's first bytes, or one dropping obfuscated2's random-looking
-first segment). A data centre that answers with bytes that are not MTProto is the server's
-fault, not the path's.
+A probe works when it succeeds on at least one endpoint (`works` in the evidence says which
+framings passed); probe.judge.mtproto reads the rest. A failed exchange keeps what the kernel
+knew of its connection: the bytes the data centre sent, and ours it never acknowledged.
 Spec: core.telegram.org/mtproto/mtproto-transports, /mtproto/mtproto-transports#transport-obfuscation
 and /mtproto/samples-auth_key.
 """
@@ -27,24 +23,17 @@ import struct
 import time
 from typing import Any, Literal, Protocol
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 
 from probe import failures
-from probe.checks import common
-from probe.checks.base import Context, Skip, Stopwatch
-from probe.model import (
-    CheckResult,
-    Fault,
-    Finding,
-    MTProtoEvidence,
-    MTProtoProbe,
-    Verdict,
-)
+from probe.checks.context import Context, Skip
+from probe.checks.endpoints import connected_endpoints
+from probe.checks.observe import received_bytes, recorded, unacked_segments
+from probe.model import MTProtoEvidence, MTProtoProbe
 from probe.net import open_tcp
 from probe.params import MTProtoParams as Params
 
 NAME = "mtproto"
-BLOCK_VERDICT = Verdict.PROTOCOL_BLOCKED  # what a timeout of this check means
 
 REQ_PQ_MULTI = 0xBE7E8EF1
 RES_PQ = 0x05162463
@@ -57,7 +46,6 @@ _RESERVED_STARTS = (b"HEAD", b"POST", b"GET ", b"OPTI", b"\x16\x03\x01\x02", PAD
 MAX_PACKET = 1024  # a resPQ is under 100 bytes; anything this long is not one
 MAX_HTTP_LINE = 1024
 
-Framing = Literal["abridged", "intermediate", "obfuscated2"]
 Probe = Literal["abridged", "intermediate", "obfuscated2", "http"]
 
 
@@ -172,7 +160,7 @@ def parse_res_pq(packet: bytes, nonce: bytes) -> dict[str, Any]:
 # --- obfuscated2 (transport obfuscation) -----------------------------------------------------------
 
 
-def _ctr(key: bytes, iv: bytes) -> Any:
+def _ctr(key: bytes, iv: bytes) -> CipherContext:
     return Cipher(algorithms.AES(key), modes.CTR(iv)).encryptor()  # CTR: one keystream both ways
 
 
@@ -208,7 +196,7 @@ class Obfuscated2:
 
 
 class _DecryptingReader:
-    def __init__(self, reader: asyncio.StreamReader, decrypt: Any) -> None:
+    def __init__(self, reader: asyncio.StreamReader, decrypt: CipherContext) -> None:
         self._reader, self._decrypt = reader, decrypt
 
     async def readexactly(self, n: int) -> bytes:
@@ -220,36 +208,39 @@ class _DecryptingReader:
 
 async def probe(ctx: Context, address: str, port: int, kind: Probe, timeout: float) -> MTProtoProbe:
     outcome = MTProtoProbe(address, port, kind)
-    writer = None
-    with Stopwatch() as watch:
-        try:
-            async with asyncio.timeout(timeout):
-                reader, writer = await open_tcp(ctx.route, address, port)
-                outcome.connected = True
-                if kind == "http":
-                    outcome.status_code = await _http_post(reader, writer, address)
-                else:
-                    nonce = os.urandom(16)
-                    request = req_pq_multi(nonce)
-                    if kind == "obfuscated2":
-                        session = Obfuscated2(obfuscated2_header())
-                        # One write: the header and the first packet in one segment, as the apps do.
-                        writer.write(session.header + session.encrypt(frame("padded", request)))
-                        packet = await read_packet(session.reader(reader), "padded")
-                    else:
-                        writer.write(frame(kind, request))
-                        packet = await read_packet(reader, kind)
-                    facts = parse_res_pq(packet, nonce)
-                    outcome.server_message_id_odd = facts["server_message_id_odd"]
-                    outcome.pq_bytes = facts["pq_bytes"]
-                    outcome.key_fingerprints = facts["key_fingerprints"]
-        except Exception as exc:  # noqa: BLE001 - every failure becomes evidence
-            found = failures.as_evidence(exc)
-            outcome.failure, outcome.detail = found["failure"], found.get("detail")
-        finally:
-            common.close_quietly(writer)
-    outcome.duration_seconds = round(watch.seconds, 4)
+    async with recorded(ctx, outcome, timeout, "connect") as operation:
+        reader, writer = await open_tcp(ctx.route, address, port)
+        operation.close_at_end(writer)
+        outcome.connected = True
+        if ctx.route.socks5 is None:  # through a proxy, the kernel knows only the proxy's side
+            operation.at_failure(lambda: _after_failure(outcome, writer))
+        operation.now("write")
+        if kind == "http":
+            outcome.status_code = await _http_post(reader, writer, address)
+        else:
+            nonce = os.urandom(16)
+            request = req_pq_multi(nonce)
+            if kind == "obfuscated2":
+                session = Obfuscated2(obfuscated2_header())
+                # One write: the header and the first packet in one segment, as the apps do.
+                writer.write(session.header + session.encrypt(frame("padded", request)))
+                operation.now("read")
+                packet = await read_packet(session.reader(reader), "padded")
+            else:
+                writer.write(frame(kind, request))
+                operation.now("read")
+                packet = await read_packet(reader, kind)
+            facts = parse_res_pq(packet, nonce)
+            outcome.server_message_id_odd = facts["server_message_id_odd"]
+            outcome.pq_bytes = facts["pq_bytes"]
+            outcome.key_fingerprints = facts["key_fingerprints"]
     return outcome
+
+
+def _after_failure(outcome: MTProtoProbe, writer: asyncio.StreamWriter) -> None:
+    """What the kernel knows of the failed connection."""
+    outcome.received_bytes = received_bytes(writer)
+    outcome.unacked_segments = unacked_segments(writer)
 
 
 async def _http_post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, address: str) -> int:
@@ -273,42 +264,16 @@ async def _http_post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
 # --- the check --------------------------------------------------------------------------------------
 
 
-async def run(ctx: Context, params: Params) -> CheckResult:
-    targets = common.endpoints(ctx)
+async def run(ctx: Context, params: Params) -> MTProtoEvidence:
+    targets = connected_endpoints(ctx)
     if not targets:
         raise Skip("no TCP connection to speak MTProto on")
-    kinds: list[Probe] = [*params.transports, *(["http"] if params.http_post else [])]
+    kinds: list[Probe] = list(params.transports)
+    if params.http_post:
+        kinds.append("http")
     if not kinds:
         raise Skip("no probe configured")
-    timeout = common.phase_timeout(ctx, params.exchange_timeout)
-    with Stopwatch() as watch:
-        probes = list(await asyncio.gather(*(probe(ctx, a, p, k, timeout) for a, p in targets for k in kinds)))
-    works = {k: any(p.failure is None for p in probes if p.probe == k) for k in kinds}
-    evidence = MTProtoEvidence(probes, works)
-    if all(works.values()):
-        return CheckResult(NAME, True, None, watch.seconds, None, evidence)
-    failed = [p for p in probes if not works[p.probe]]
-    failure = common.most_common([p.failure for p in failed])
-    return CheckResult(NAME, False, failure, watch.seconds, _finding(failed, works), evidence)
-
-
-def _finding(failed: list[MTProtoProbe], works: dict[str, bool]) -> Finding:
-    broken = [k for k, ok in works.items() if not ok]
-    passed = [k for k, ok in works.items() if ok]
-    if not any(p.connected for p in failed):
-        # Nothing connected (no `tcp` check before this one): the address is what fails, and
-        # nothing here tells a censor's drop from a dead host.
-        return Finding(Verdict.IP_BLOCKED, Fault.UNSEPARATED, "", "no TCP connection to the data centre")
-    interfered = [p for p in failed if p.connected and p.failure in failures.INTERFERENCE]
-    if not interfered:
-        # The data centre answered, in something other than MTProto: the server's doing.
-        return Finding(Verdict.PROTOCOL_BLOCKED, Fault.SERVER, "transport", f"{', '.join(broken)}: the data centre answered, not in MTProto")
-    how = common.most_common([p.failure for p in interfered])
-    reason = f"{', '.join(broken)} failed after TCP connected ({how})"
-    reason += f" while {', '.join(passed)} passed" if passed else ""
-    if "obfuscated2" in broken and passed and "obfuscated2" not in passed and any(k in passed for k in ("abridged", "intermediate")):
-        reason += ": the censor matches obfuscated2 (what the apps send)"
-    elif "obfuscated2" in passed and any(k in broken for k in ("abridged", "intermediate")):
-        reason += ": the censor matches plain MTProto's first bytes"
-    differential = "framing" if any(k in passed for k in ("abridged", "intermediate", "obfuscated2")) else "transport"
-    return Finding(Verdict.PROTOCOL_BLOCKED, Fault.PATH, differential, reason)
+    timeout = ctx.bounded(params.exchange_timeout)
+    probes = list(await asyncio.gather(*(probe(ctx, a, p, k, timeout) for a, p in targets for k in kinds)))
+    works: dict[str, bool] = {k: any(p.failure is None for p in probes if p.probe == k) for k in kinds}
+    return MTProtoEvidence(probes, works)

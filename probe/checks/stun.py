@@ -5,11 +5,9 @@ STUN for a call to start. The target is reachable when any address:port answers 
 success or error response: either proves the datagrams got through). Requests are retransmitted
 as RFC 5389 §7.2.1 says (RTO doubling from `initial_rto`), fewer times, to bound the check.
 
-`udp_blocked` needs the control: a control target with a `stun` check (a yardstick in
-`configs/services/controls.yaml`) answered this round, so the path is at fault (Finding fault
-`path`, differential `control_stun`). If the control is silent too, the vantage cannot do STUN at
-all (or nobody answers): fault `server`, no technique. Without a control STUN target nothing
-was compared: `unseparated`. A reply that is not a STUN response is the server's doing.
+When no address answers, the check records which of this round's control STUN targets (a
+yardstick in `configs/services/controls.yaml`) answered: the differential probe.judge.stun reads
+(`udp_blocked` when one did).
 No relay list is published by any service: configure the addresses your captures show.
 """
 
@@ -22,14 +20,15 @@ import zlib
 from typing import Any
 
 from probe import failures
-from probe.checks import common
-from probe.checks.base import Context, Skip, Stopwatch
-from probe.model import CheckResult, Fault, Finding, STUNBinding, STUNEvidence, Verdict
+from probe.checks.context import Context, Skip
+from probe.checks.endpoints import udp_endpoints
+from probe.checks.observe import Stopwatch, recorded
+from probe.judge.rules import most_common
+from probe.model import STUNBinding, STUNEvidence
 from probe.net import udp_socket
 from probe.params import STUNParams as Params
 
 NAME = "stun"
-BLOCK_VERDICT = Verdict.UDP_BLOCKED  # what a timeout of this check means
 
 MAGIC_COOKIE = 0x2112A442
 BINDING_REQUEST = 0x0001
@@ -41,7 +40,6 @@ ATTR_XOR_MAPPED_ADDRESS = 0x0020
 ATTR_SOFTWARE = 0x8022
 ATTR_FINGERPRINT = 0x8028
 FINGERPRINT_XOR = 0x5354554E
-MAX_DATAGRAM = 2048
 
 
 
@@ -113,80 +111,61 @@ async def binding(ctx: Context, address: str, port: int, params: Params) -> STUN
     stray = 0
     with Stopwatch() as watch:
         try:
-            loop = asyncio.get_running_loop()
-            transport, client = await loop.create_datagram_endpoint(_Client, sock=udp_socket(ctx.route, address, port))
-            transaction_id = os.urandom(12)
-            request = binding_request(transaction_id, fingerprint=params.fingerprint, software=params.software)
-            rto = params.initial_rto
-            facts = None
-            give_up = loop.time() + ctx.timeout  # the check's timeout caps the schedule
-            while facts is None and outcome.requests < params.attempts and loop.time() < give_up:
-                transport.sendto(request)
-                outcome.requests += 1
-                wait_until = min(loop.time() + rto, give_up)
-                rto *= 2
-                while facts is None and (left := wait_until - loop.time()) > 0:
-                    try:
-                        async with asyncio.timeout(left):
-                            item = await client.received.get()
-                    except TimeoutError:
-                        break
-                    if isinstance(item, BaseException):
-                        raise item
-                    facts = parse_response(item, transaction_id)
-                    if facts is None:
-                        stray += 1
-            if facts is None:
-                if stray:
-                    raise failures.Failure(failures.PROTOCOL_ERROR, f"{stray} datagrams, none a STUN response")
-                raise failures.Failure(failures.TIMEOUT, f"no STUN response to {outcome.requests} requests")
-            outcome.response = facts["response"]
-            outcome.mapped_family = facts.get("mapped_family")
-            outcome.error_code = facts.get("error_code")
-            outcome.rtt_seconds = round(watch.seconds, 4)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes evidence
-            outcome.failure = failures.classify(exc)
+            async with recorded(ctx, outcome, None, "write") as operation:
+                loop = asyncio.get_running_loop()
+                transport, client = await loop.create_datagram_endpoint(_Client, sock=udp_socket(ctx.route, address, port))
+                transaction_id = os.urandom(12)
+                request = binding_request(transaction_id, fingerprint=params.fingerprint, software=params.software)
+                rto = params.initial_rto
+                facts = None
+                give_up = loop.time() + ctx.timeout  # the check's timeout caps the schedule
+                while facts is None and outcome.requests < params.attempts and loop.time() < give_up:
+                    operation.now("write")
+                    transport.sendto(request)
+                    outcome.requests += 1
+                    wait_until = min(loop.time() + rto, give_up)
+                    rto *= 2
+                    operation.now("read")
+                    while facts is None and (left := wait_until - loop.time()) > 0:
+                        try:
+                            async with asyncio.timeout(left):
+                                item = await client.received.get()
+                        except TimeoutError:
+                            break
+                        if isinstance(item, BaseException):
+                            raise item
+                        facts = parse_response(item, transaction_id)
+                        if facts is None:
+                            stray += 1
+                if facts is None:
+                    if stray:
+                        raise failures.Failure(failures.PROTOCOL_ERROR, f"{stray} datagrams, none a STUN response")
+                    raise failures.Failure(failures.TIMEOUT, f"no STUN response to {outcome.requests} requests")
+                outcome.response = facts["response"]
+                outcome.mapped_family = facts.get("mapped_family")
+                outcome.error_code = facts.get("error_code")
+                outcome.rtt_seconds = round(watch.seconds, 4)
         finally:
             if transport is not None:
                 transport.close()
     if stray:
         outcome.stray_datagrams = stray
-    outcome.duration_seconds = round(watch.seconds, 4)
     return outcome
 
 
 # --- the check --------------------------------------------------------------------------------------
 
 
-async def run(ctx: Context, params: Params) -> CheckResult:
+async def run(ctx: Context, params: Params) -> STUNEvidence:
     if ctx.route.socks5 is not None:
         raise Skip("UDP cannot go through the vantage's SOCKS5 proxy")
-    targets = common.udp_endpoints(ctx)
+    targets = udp_endpoints(ctx)
     if not targets:
         raise Skip("no address to send STUN to")
-    with Stopwatch() as watch:
-        bindings = list(await asyncio.gather(*(binding(ctx, a, p, params) for a, p in targets)))
+    bindings = list(await asyncio.gather(*(binding(ctx, a, p, params) for a, p in targets)))
     evidence = STUNEvidence(bindings)
-    if any(b.failure is None for b in bindings):
-        return CheckResult(NAME, True, None, watch.seconds, None, evidence)
-    failure = common.most_common([b.failure for b in bindings])
-    return CheckResult(NAME, False, failure, watch.seconds, _finding(ctx, params, failure, evidence), evidence)
-
-
-def _finding(ctx: Context, params: Params, failure: str, evidence: STUNEvidence) -> Finding:
-    technique = Verdict.UDP_BLOCKED
-    if failure == failures.PROTOCOL_ERROR:
-        return Finding(technique, Fault.SERVER, "", "the peer answered, not in STUN")
-    if ctx.is_control:
-        # A control is a yardstick: nothing here to compare it with.
-        return Finding(technique, Fault.UNSEPARATED, "", "the control STUN peer did not answer")
-    controls = common.control_checks(ctx, NAME, params.control)
-    evidence.controls = {name: result.ok for name, result in controls}
-    if any(result.ok for _, result in controls):
-        answered = ", ".join(name for name, result in controls if result.ok)
-        return Finding(technique, Fault.PATH, "control_stun", f"no STUN answer ({failure}) while the control STUN peer {answered} answered")
-    if not controls:
-        return Finding(technique, Fault.UNSEPARATED, "", "no control STUN target to compare with")
-    # No control STUN server answered: nothing singles this service out.
-    evidence.control_answered = False
-    return Finding(technique, Fault.SERVER, "control_stun", "the control STUN peers are silent too")
+    silent = not any(b.failure is None for b in bindings) and most_common([b.failure for b in bindings]) != failures.PROTOCOL_ERROR
+    if silent and not ctx.is_control:
+        # Nothing answered: this round's control STUN targets, answered or not, are the differential.
+        evidence.controls = {name: result.ok for name, result in ctx.control_results(NAME, params.control)}
+    return evidence

@@ -1,82 +1,60 @@
-"""tcp: connect to every expected address and port; reachable when any one connects.
+"""tcp: connect to every expected address and port (probe.judge.tcp reads them: reachable when
+any one connects).
 
-As OONI does for WhatsApp's endpoints, one working address:port is enough for the target to
-be reachable; the verdict `ip_blocked` needs every one of them to fail.
+When every address the vantage's resolver gave fails and the control resolver gave others,
+those are tried too: if they connect, the answer was the problem (a forged answer for a service
+whose networks are unknown), not the service's addresses.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 
-from probe import failures
-from probe.checks.base import CheckResult, Context, Fault, Finding, Skip, Stopwatch, Verdict, observed
+from probe.checks.context import Context, Skip
+from probe.checks.endpoints import tcp_endpoints
+from probe.checks.observe import recorded
+from probe.judge.rules import is_monitor_failure
 from probe.model import DNSEvidence, TCPConnect, TCPEvidence
 from probe.net import open_tcp
 from probe.params import TCPParams as Params
 
 NAME = "tcp"
-BLOCK_VERDICT = Verdict.IP_BLOCKED  # what running past every timeout means
 
-
-
-def endpoints(ctx: Context) -> list[tuple[str, int]]:
-    """The address:port pairs to try: at most `max_addresses` per family, IPv6 only where the
-    vantage has shown it can reach a control over IPv6 (a v4-only home line is not a v6 block)."""
-    by_family: dict[int, list[str]] = {4: [], 6: []}
-    for address in ctx.addresses:
-        by_family[ipaddress.ip_address(address).version].append(address)
-    use_v6 = ctx.facts.ipv6 or ctx.is_control or not by_family[4]
-    chosen = by_family[4][: ctx.max_addresses] + (by_family[6][: ctx.max_addresses] if use_v6 else [])
-    return [(address, port) for address in chosen for port in ctx.target.ports]
+__all__ = ["NAME", "Params", "connect_once", "run"]
 
 
 async def connect_once(ctx: Context, address: str, port: int, *, keep: bool = False) -> TCPConnect:
     """One connect, recorded. With `keep`, a connection made is left open in
     `ctx.open_streams` for the next stage instead of closed."""
     record = TCPConnect(address, port)
-    async with observed(record, ctx.timeout) as writers:
+    async with recorded(ctx, record, ctx.timeout, "connect") as operation:
         stream = await open_tcp(ctx.route, address, port)
         if keep:
             ctx.open_streams[(address, port)] = stream
         else:
-            writers.append(stream[1])
+            operation.close_at_end(stream[1])
     return record
 
 
-async def run(ctx: Context, params: Params) -> CheckResult:
-    targets = endpoints(ctx)
+async def run(ctx: Context, params: Params) -> TCPEvidence:
+    targets = tcp_endpoints(ctx)
     if not targets:
         raise Skip("no address to connect to")
     keep = ctx.wants("tls", after=NAME) or ctx.wants("http", after=NAME)
-    with Stopwatch() as watch:
-        connects = await asyncio.gather(*(connect_once(ctx, address, port, keep=keep) for address, port in targets))
+    connects = await asyncio.gather(*(connect_once(ctx, address, port, keep=keep) for address, port in targets))
     ctx.connected = [(c.address, c.port) for c in connects if c.failure is None]
     _keep_only_the_first_per_scheme(ctx)
     evidence = TCPEvidence(connects=list(connects))
-    if ctx.connected:
-        return CheckResult(NAME, True, None, watch.seconds, None, evidence)
-    failure = most_common([c.failure for c in connects])
-    if any(c.failure in failures.MONITOR for c in connects):
-        finding = Finding(Verdict.IP_BLOCKED, Fault.MONITOR, "", "the monitor ran out of a local resource")
-        return CheckResult(NAME, False, failures.LOCAL_RESOURCE, watch.seconds, finding, evidence)
+    if ctx.connected or any(is_monitor_failure(c.failure) for c in connects):
+        return evidence
     control = _control_addresses(ctx)
     if control:
-        # Every address the vantage's resolver gave fails, and the control resolver gave others:
-        # if those connect, the answer was the problem (a forged answer for a service whose
-        # networks are unknown), not the service's addresses.
         saved = ctx.addresses
         ctx.addresses = control
-        checked = await asyncio.gather(*(connect_once(ctx, address, port) for address, port in endpoints(ctx)))
+        checked = await asyncio.gather(*(connect_once(ctx, address, port) for address, port in tcp_endpoints(ctx)))
         ctx.addresses = saved
         evidence.control_connects = list(checked)
-        if any(c.failure is None for c in checked):
-            finding = Finding(Verdict.DNS_TAMPERED, Fault.PATH, "control_resolver", "the resolver's addresses fail while the control resolver's connect")
-            return CheckResult(NAME, False, failures.DNS_INCONSISTENT, watch.seconds, finding, evidence)
-    # One vantage cannot tell a refused or silent address from a censor's RST or drop: the
-    # contract lets `ip_blocked` stand; control vantages, helpers and the fleet's rules compare.
-    finding = Finding(Verdict.IP_BLOCKED, Fault.UNSEPARATED, "", "every expected address:port fails")
-    return CheckResult(NAME, False, failure, watch.seconds, finding, evidence)
+    return evidence
 
 
 def _keep_only_the_first_per_scheme(ctx: Context) -> None:
@@ -94,7 +72,3 @@ def _control_addresses(ctx: Context) -> list[str]:
         return []
     control = [a for q in dns.evidence.resolvers if q.control for a in q.addresses]
     return list(dict.fromkeys(a for a in control if a not in ctx.addresses))
-
-
-def most_common(found: list[str]) -> str:
-    return max(dict.fromkeys(found), key=found.count)

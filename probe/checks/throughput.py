@@ -6,14 +6,14 @@ that stops at the handshake sees neither. This one reports bytes per second (evi
 `bytes_per_second`, the contract metric `msgreach_download_throughput_bytes_per_second`) and,
 when the transfer stops making progress for `stall_seconds`, the byte count where it stalled.
 
-`throttled` needs the control: a control target's `throughput` transfer (a yardstick in
-`configs/services/controls.yaml`) this round was fast — over the floor and `control_ratio`
-times this one; the Finding then puts the fault on the path (differential `control_download`).
-If every control is about as slow, the vantage's line is slow: the check passes with
-`slow: true, control_fast: false` (a bad line is no block, and a control's own slowness is
-evidence, not a failure). A throttled transfer is repeated to the same address with a decoy SNI:
-a fast decoy is the proof that the throttling is keyed on the name (the method of "Throttling
-Twitter", IMC 2021), named in the reason.
+A slow transfer is compared with this round's control transfers (a yardstick in
+`configs/services/controls.yaml`): `throttled` needs one of them fast, over the floor and
+`control_ratio` times this one (probe.judge.throughput: the rules, which the check applies while
+measuring, because a throttled transfer is repeated to the same address with a decoy SNI; a
+fast decoy is the proof that the throttling is keyed on the name, the method of "Throttling
+Twitter", IMC 2021). If every control is about as slow, the vantage's line is slow: `slow:
+true, control_fast: false`, no failure (a bad line is no block, and a control's own slowness is
+evidence, not a failure).
 
 A transfer that stops making progress records the byte count where it stalled
 (`stalled_at_bytes`, the metric `msgreach_download_stall_offset_bytes`); a stall between
@@ -34,40 +34,28 @@ import time
 from urllib.parse import urljoin, urlsplit
 
 from probe import __version__, failures
-from probe.checks import common
-from probe.checks.base import Context, Skip, Stopwatch
-from probe.model import (
-    CheckResult,
-    Download,
-    DownloadRedirect,
-    Fault,
-    Finding,
-    ThroughputEvidence,
-    Verdict,
-)
+from probe.checks.context import Context, Skip
+from probe.checks.endpoints import connected_endpoints
+from probe.checks.observe import recorded
+from probe.judge.throughput import FREEZE_WINDOW, fast_controls, is_slow
+from probe.model import CheckResult, Download, DownloadRedirect, ThroughputEvidence
 from probe.net import open_tcp, ssl_context
 from probe.params import ThroughputParams as Params
 from probe.resolvers import lookup
 
 NAME = "throughput"
-BLOCK_VERDICT = Verdict.THROTTLED  # what a timeout of this check means
 
 MIN_SIZE = 256 * 1024
 MAX_HEADER_BYTES = 64 * 1024
 READ_SIZE = 64 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-FREEZE_WINDOW = (12 * 1024, 24 * 1024)  # application bytes where the 16–20 KB freeze shows
 
-
-
-
-class _Stalled(Exception):
-    pass
+__all__ = ["FREEZE_WINDOW", "MIN_SIZE", "NAME", "Params", "run", "transfer"]
 
 
 async def _read(reader: asyncio.StreamReader, stall: float, deadline: float) -> bytes | None:
     """The next bytes; b"" at EOF; None when the transfer's time cap is reached.
-    Raises _Stalled when nothing arrives for `stall` seconds."""
+    Raises `Failure(stalled)` when nothing arrives for `stall` seconds."""
     left = deadline - time.monotonic()
     if left <= 0:
         return None
@@ -76,7 +64,7 @@ async def _read(reader: asyncio.StreamReader, stall: float, deadline: float) -> 
             return await reader.read(READ_SIZE)
     except TimeoutError:
         if stall <= left:
-            raise _Stalled from None
+            raise failures.Failure(failures.STALLED, f"nothing for {stall:g} s") from None
         return None
 
 
@@ -99,13 +87,15 @@ async def transfer(
     with `sni`, default the host); evidence, never raises."""
     sni = sni or host
     out = Download(address, port, sni=sni if scheme == "https" else None)
-    writer = None
     started = time.monotonic()
-    first_byte_at = last_byte_at = None
-    try:
-        async with asyncio.timeout(common.phase_timeout(ctx, params.connect_timeout)):
+    times: list[float] = []  # when the first and the last byte came
+    async with recorded(ctx, out, None, "connect") as operation:
+        operation.at_failure(lambda: _where_it_stopped(out))
+        async with asyncio.timeout(ctx.bounded(params.connect_timeout)):
             reader, writer = await open_tcp(ctx.route, address, port)
+            operation.close_at_end(writer)
             if scheme == "https":
+                operation.now("tls_handshake")
                 context = ssl_context(ctx.ca_bundles(), ctx.replace_trust(), verify=verify, alpn=("http/1.1",))
                 await writer.start_tls(context, server_hostname=sni)
         authority = host if port in (80, 443) else f"{host}:{port}"
@@ -113,64 +103,67 @@ async def transfer(
         if params.range:
             lines.append(f"Range: bytes=0-{params.size - 1}")
         lines += [f"{k}: {v}" for k, v in params.headers.items()]
+        operation.now("write")
         writer.write(("\r\n".join([*lines, "Connection: close", "", ""])).encode())
         requested_at = time.monotonic()
         out.setup_seconds = round(requested_at - started, 4)
         deadline = requested_at + params.max_seconds
-
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = await _read(reader, params.stall_seconds, deadline)
-            if chunk is None:
-                out.time_capped = True
-                return out
-            if not chunk:
-                raise failures.Failure(failures.EOF, "closed before the response headers")
-            first_byte_at = first_byte_at or time.monotonic()
-            last_byte_at = time.monotonic()
-            out.received_bytes += len(chunk)
-            head += chunk
-            if len(head) > MAX_HEADER_BYTES and b"\r\n\r\n" not in head:
-                raise failures.Failure(failures.PROTOCOL_ERROR, "response headers over 64 KB")
-        head, _, body = head.partition(b"\r\n\r\n")
-        if len(head) > MAX_HEADER_BYTES:
-            raise failures.Failure(failures.PROTOCOL_ERROR, "response headers over 64 KB")
-        status, headers = _parse_head(head)
-        out.status_code = status
-        if 300 <= status < 400 and "location" in headers:
-            out.location = headers["location"][:300]
-        length = int(headers["content-length"]) if headers.get("content-length", "").isdigit() else None
-        expected = min(params.size, length) if length is not None else params.size
-        out.bytes = len(body)
-        while out.bytes < expected:
-            chunk = await _read(reader, params.stall_seconds, deadline)
-            if chunk is None:
-                out.time_capped = True
-                break
-            if not chunk:
-                if length is not None:
-                    raise failures.Failure(failures.EOF, f"closed after {out.bytes} of {expected} bytes")
-                break  # a body delimited by the close: it ended
-            last_byte_at = time.monotonic()
-            out.received_bytes += len(chunk)
-            out.bytes += len(chunk)  # counted, not kept: bounded memory
-        out.complete = out.bytes >= params.size
-    except _Stalled:
-        out.failure = failures.STALLED
-        out.stalled_at_bytes = out.received_bytes
-    except Exception as exc:  # noqa: BLE001 - every failure becomes evidence
-        out.failure = failures.classify(exc)
-        if out.received_bytes:
-            out.interrupted_at_bytes = out.received_bytes
-    finally:
-        common.close_quietly(writer)
-        out.duration_seconds = round(time.monotonic() - started, 4)
-        _judge(out, first_byte_at, last_byte_at)
+        operation.now("read")
+        await _receive(reader, out, params, deadline, times)
+    _rate(out, times)
     return out
 
 
-def _judge(out: Download, first_byte_at: float | None, last_byte_at: float | None) -> None:
+async def _receive(reader: asyncio.StreamReader, out: Download, params: Params, deadline: float, times: list[float]) -> None:
+    """The response's head, then its body up to `size` bytes (counted, not kept)."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = await _read(reader, params.stall_seconds, deadline)
+        if chunk is None:
+            out.time_capped = True
+            return
+        if not chunk:
+            raise failures.Failure(failures.EOF, "closed before the response headers")
+        times[:] = [times[0] if times else time.monotonic(), time.monotonic()]
+        out.received_bytes += len(chunk)
+        head += chunk
+        if len(head) > MAX_HEADER_BYTES and b"\r\n\r\n" not in head:
+            raise failures.Failure(failures.PROTOCOL_ERROR, "response headers over 64 KB")
+    head, _, body = head.partition(b"\r\n\r\n")
+    if len(head) > MAX_HEADER_BYTES:
+        raise failures.Failure(failures.PROTOCOL_ERROR, "response headers over 64 KB")
+    status, headers = _parse_head(head)
+    out.status_code = status
+    if 300 <= status < 400 and "location" in headers:
+        out.location = headers["location"][:300]
+    length = int(headers["content-length"]) if headers.get("content-length", "").isdigit() else None
+    expected = min(params.size, length) if length is not None else params.size
+    out.bytes = len(body)
+    while out.bytes < expected:
+        chunk = await _read(reader, params.stall_seconds, deadline)
+        if chunk is None:
+            out.time_capped = True
+            break
+        if not chunk:
+            if length is not None:
+                raise failures.Failure(failures.EOF, f"closed after {out.bytes} of {expected} bytes")
+            break  # a body delimited by the close: it ended
+        times[1] = time.monotonic()
+        out.received_bytes += len(chunk)
+        out.bytes += len(chunk)  # counted, not kept: bounded memory
+    out.complete = out.bytes >= params.size
+
+
+def _where_it_stopped(out: Download) -> None:
+    if out.failure == failures.STALLED:
+        out.stalled_at_bytes = out.received_bytes
+    elif out.received_bytes:
+        out.interrupted_at_bytes = out.received_bytes
+
+
+def _rate(out: Download, times: list[float]) -> None:
     """Was this a measurement (and how fast), or an object that is not there?"""
+    first_byte_at, last_byte_at = (times[0], times[1]) if times else (None, None)
     status = out.status_code
     if out.failure == failures.PROTOCOL_ERROR:
         out.measured, out.reason = False, "the server did not answer in HTTP/1.x"
@@ -190,16 +183,10 @@ def _judge(out: Download, first_byte_at: float | None, last_byte_at: float | Non
     out.bytes_per_second = round(out.bytes / max(end - first_byte_at, 1e-3), 1)
 
 
-def _slow(out: Download, params: Params) -> bool:
-    if not out.measured:
-        return False
-    return out.failure is not None or (out.bytes_per_second or 0.0) < params.floor_bytes_per_second
-
-
 def _endpoint(ctx: Context, params: Params) -> tuple[str, int, str] | None:
     if params.scheme != "http" and ctx.tls_endpoint is not None:
         return (*ctx.tls_endpoint, "https")
-    candidates = common.endpoints(ctx)
+    candidates = connected_endpoints(ctx)
     if params.scheme == "http" or (params.scheme is None and all(p == 80 for _, p in candidates)):
         for address, port in candidates:
             if port == 80 or params.scheme == "http":
@@ -221,10 +208,10 @@ async def _resolve(ctx: Context, host: str) -> str | None:
     except ValueError:
         pass
     resolver = next((r for r in ctx.vantage.resolvers if not r.control), ctx.vantage.resolvers[0])
-    answer = await lookup(resolver, host, route=ctx.route, timeout=common.phase_timeout(ctx, 5.0), ca_bundles=ctx.ca_bundles())
+    answer = await lookup(resolver, host, route=ctx.route, timeout=ctx.bounded(5.0), ca_bundles=ctx.ca_bundles())
     v4 = [a for a in answer.addresses if ipaddress.ip_address(a).version == 4]
     v6 = [a for a in answer.addresses if ipaddress.ip_address(a).version == 6]
-    chosen = (v4 + v6) if not ctx.facts.ipv6 else (v6 + v4)
+    chosen = (v4 + v6) if not ctx.control_phase.ipv6 else (v6 + v4)
     return chosen[0] if chosen else None
 
 
@@ -274,62 +261,31 @@ def _reported_rate(result: CheckResult) -> float | None:
     return evidence.download.bytes_per_second if isinstance(evidence, ThroughputEvidence) and evidence.download else None
 
 
-def _fast_controls(ctx: Context, params: Params, rate: float) -> dict[str, float]:
-    """The controls whose transfer this round was fast: over the floor, and `control_ratio`
-    times `rate` (on a bad line every transfer hovers near the floor: that is no throttle; a
-    stalled or cut transfer is compared with the floor alone, rate 0)."""
-    fast = {}
-    for name, result in common.control_checks(ctx, NAME, params.control):
-        other = _control_rate(result)
-        if other is not None and other >= params.floor_bytes_per_second and other >= params.control_ratio * rate:
-            fast[name] = other
-    return fast
-
-
-def stall_reason(download: Download) -> str:
-    """What the transfer's failure was, in words; the 16–20 KB freeze named as such."""
-    if download.stalled_at_bytes is not None:
-        low, high = FREEZE_WINDOW
-        if low <= download.stalled_at_bytes <= high:
-            return f"the transfer froze after {download.stalled_at_bytes} bytes: the 16–20 KB freeze"
-        return f"the transfer stalled after {download.stalled_at_bytes} bytes"
-    if download.failure is not None:
-        return f"the transfer was cut ({download.failure}) after {download.interrupted_at_bytes or 0} bytes"
-    return f"{download.bytes_per_second or 0:.0f} bytes/s, under the floor"
-
-
-async def run(ctx: Context, params: Params) -> CheckResult:
+async def run(ctx: Context, params: Params) -> ThroughputEvidence:
     endpoint = _endpoint(ctx, params)
     if endpoint is None:
         raise Skip("no connection to download over")
     address, port, scheme = endpoint
     evidence = ThroughputEvidence(_url(scheme, ctx.target.host, port, params.path), params.size)
-    with Stopwatch() as watch:
-        out = await _download(ctx, address, port, scheme, params, evidence)
-        evidence.download = out
-        if not _slow(out, params):
-            return CheckResult(NAME, True, None, watch.seconds, None, evidence)
-        evidence.slow = True
-        if ctx.is_control:
-            # A control is a yardstick: its rate is the evidence, its slowness no failure of its own.
-            return CheckResult(NAME, True, None, watch.seconds, None, evidence)
-        evidence.controls = {name: _reported_rate(r) for name, r in common.control_checks(ctx, NAME, params.control)}
-        fast = _fast_controls(ctx, params, 0.0 if out.failure else out.bytes_per_second or 0.0)
-        if not fast:
-            # Every control transfer is as slow (or none is configured): the line is slow, not
-            # this service. Reported, not judged.
-            evidence.control_fast = False
-            return CheckResult(NAME, True, None, watch.seconds, None, evidence)
-        evidence.control_fast = True
-        reason = f"{stall_reason(out)}, while the control download {', '.join(fast)} was fast"
-        differential = "control_download"
-        url = urlsplit(evidence.url)
-        if params.decoy and url.scheme == "https":
-            path = url.path + (f"?{url.query}" if url.query else "")
-            decoy = await transfer(ctx, out.address, out.port, "https", url.hostname or ctx.target.host, path, params, sni=ctx.decoy_sni, verify=False)
-            evidence.decoy = decoy
-            evidence.sni_keyed = None if not decoy.measured else not _slow(decoy, params)
-            if evidence.sni_keyed:
-                differential, reason = "control_download+decoy_sni", f"{reason}; a decoy SNI to the same address is fast: keyed on the name"
-    finding = Finding(Verdict.THROTTLED, Fault.PATH, differential, reason)
-    return CheckResult(NAME, False, out.failure or failures.THROTTLED, watch.seconds, finding, evidence)
+    out = await _download(ctx, address, port, scheme, params, evidence)
+    evidence.download = out
+    if not is_slow(out, params.floor_bytes_per_second):
+        return evidence
+    evidence.slow = True
+    if ctx.is_control:
+        return evidence  # a yardstick: its rate is the evidence, its slowness no failure of its own
+    controls = ctx.control_results(NAME, params.control)
+    evidence.controls = {name: _reported_rate(r) for name, r in controls}
+    rate = 0.0 if out.failure else out.bytes_per_second or 0.0  # a stalled or cut transfer: the floor alone
+    fast = fast_controls([(name, _control_rate(r)) for name, r in controls], rate, params.floor_bytes_per_second, params.control_ratio)
+    evidence.control_fast = bool(fast)
+    if not fast:
+        return evidence  # every control transfer is as slow (or none is configured): the line is slow
+    evidence.fast_controls = fast
+    url = urlsplit(evidence.url)
+    if params.decoy and url.scheme == "https":
+        path = url.path + (f"?{url.query}" if url.query else "")
+        decoy = await transfer(ctx, out.address, out.port, "https", url.hostname or ctx.target.host, path, params, sni=ctx.decoy_sni, verify=False)
+        evidence.decoy = decoy
+        evidence.sni_keyed = None if not decoy.measured else not is_slow(decoy, params.floor_bytes_per_second)
+    return evidence

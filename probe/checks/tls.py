@@ -1,8 +1,10 @@
 """tls: a handshake with the real SNI, validated; a decoy SNI to the same address when it fails.
 
-The decoy is the evidence that separates `sni_blocked` (the decoy completes: something on the
-path reacts to the name) from `tls_blocked` (it fails too, or could not be tried). Certificate
-facts are kept even when validation fails: a MITM certificate is evidence worth citing.
+The decoy is the differential the judge reads (probe.judge.tls): it completes, and something
+on the path reacts to the name (`sni_blocked`); it fails too, and nothing is separated. The
+bytes the server sent before a failed handshake are kept: a server whose answer began is not a
+cut handshake. Certificate facts are kept even when validation fails: a MITM certificate is
+evidence worth citing.
 """
 
 from __future__ import annotations
@@ -13,19 +15,17 @@ import ssl
 from datetime import datetime, timezone
 from typing import Any
 
-from probe import failures
-from probe.checks.base import CheckResult, Context, Fault, Finding, Skip, Stopwatch, Verdict, first_byte, observed
+from probe.checks.context import Context, Skip
+from probe.checks.observe import PeerBytes, first_byte, recorded
+from probe.judge.rules import is_monitor_failure
+from probe.judge.tls import VERIFY_FAILURES
 from probe.model import Certificate, FingerprintedHandshake, TLSEvidence, TLSHandshake
 from probe.net import open_tcp, ssl_context
 from probe.params import TLSParams as Params
 
 NAME = "tls"
-BLOCK_VERDICT = Verdict.TLS_BLOCKED  # what running past every timeout means
-_VERIFY_FAILURES = frozenset({failures.SSL_INVALID_HOSTNAME, failures.SSL_UNKNOWN_AUTHORITY, failures.SSL_INVALID_CERTIFICATE})
-# The server answered, but not with a handshake we could complete: garbage, an alert, a chain
-# past OpenSSL's limit. A censor resets, drops or closes; it does not speak.
-_SERVER_SPOKE = frozenset({failures.SSL_FAILED_HANDSHAKE, failures.PROTOCOL_ERROR})
 
+__all__ = ["NAME", "Params", "certificate_facts", "decoy", "handshake", "run"]
 
 
 async def handshake(
@@ -38,10 +38,14 @@ async def handshake(
     Returns the record of what happened; never raises."""
     context = ssl_context(ctx.ca_bundles(), ctx.replace_trust(), verify=verify, alpn=alpn)
     record = TLSHandshake(address, port, sni)
-    async with observed(record, ctx.timeout) as writers:
+    peer: PeerBytes | None = None
+    async with recorded(ctx, record, ctx.timeout, "connect") as operation:
         stream = ctx.take_stream(address, port) if reuse else None
         reader, writer = stream or await open_tcp(ctx.route, address, port)
-        writers.append(writer)
+        operation.close_at_end(writer)
+        operation.now("tls_handshake")
+        peer = PeerBytes(writer)
+        operation.at_failure(lambda: setattr(record, "received_bytes", peer.since() if peer else None))
         await writer.start_tls(context, server_hostname=sni)
         tls = writer.get_extra_info("ssl_object")
         record.tls_version = tls.version()
@@ -51,11 +55,13 @@ async def handshake(
             record.certificate = _facts_of(der, tls)
         if request is not None:
             record.response_started = False
-            await first_byte(reader, writer, request)
+            await first_byte(reader, writer, request, operation)
             record.response_started = True
         if reuse and record.alpn in (None, "http/1.1"):
-            writers.remove(writer)
+            operation.keep_open(writer)
             ctx.tls_stream = (reader, writer)
+    if peer is not None:
+        peer.close()
     return record
 
 
@@ -78,7 +84,7 @@ def certificate_facts(der: bytes, decoded: dict[str, Any] | None = None) -> Cert
     (`SSLObject.getpeercert()`, OpenSSL's own parse): those facts are read from there. Anything
     else (an unvalidated handshake: a decoy, a MITM certificate; a name the table below does not
     know) is parsed with cryptography, imported then: a round where every certificate validates
-    never loads it (about 9 MiB of a process)."""
+    never loads it (and its memory)."""
     facts = _from_decoded(der, decoded) if decoded else None
     return facts or _from_der(der)
 
@@ -177,40 +183,24 @@ async def decoy(ctx: Context, address: str, port: int, request: bytes | None = N
     return await handshake(ctx, address, port, ctx.decoy_sni, verify=False, request=request)
 
 
-def finding_from_decoy(technique: Verdict, real: str, decoy_record: TLSHandshake) -> Finding:
-    """What a failure with the real name argues, given the decoy name's outcome at the same
-    address on a fresh connection: the decoy passing pins it on the name (`sni_blocked`); the
-    decoy failing because the server spoke garbage pins it on the server; the decoy cut as well
-    separates nothing (the technique stands only where the contract lets it stand alone)."""
-    if decoy_record.failure is None:
-        return Finding(Verdict.SNI_BLOCKED, Fault.PATH, "decoy_sni", f"the decoy SNI {decoy_record.sni} to the same address passes")
-    if decoy_record.failure in _SERVER_SPOKE or real in _SERVER_SPOKE:
-        return Finding(technique, Fault.SERVER, "decoy_sni", f"the server fails the decoy SNI too ({decoy_record.failure}): its own fault")
-    return Finding(technique, Fault.UNSEPARATED, "", f"the decoy SNI fails too ({decoy_record.failure})")
-
-
-async def run(ctx: Context, params: Params) -> CheckResult:
+async def run(ctx: Context, params: Params) -> TLSEvidence:
     candidates = [(a, p) for a, p in ctx.connected if p != 80] or ctx.connected
     if not candidates:
         raise Skip("no TCP connection")
     sni = params.sni or ctx.target.host
     evidence = TLSEvidence()
-    with Stopwatch() as watch:
-        if params.fingerprint == "browser":
-            finding = await _browser_only(ctx, params, candidates, sni, evidence)
-        else:
-            finding = await _python(ctx, params, candidates, sni, evidence)
-            if params.fingerprint == "both":
-                finding = await _compare_with_browser(ctx, params, sni, evidence, finding)
-    if finding is None:
-        return CheckResult(NAME, True, None, watch.seconds, None, evidence)
-    failed = evidence.browser.handshake if params.fingerprint == "browser" or evidence.fingerprint_keyed == "browser" else evidence.handshakes[-1]
-    return CheckResult(NAME, False, failed.failure, watch.seconds, finding, evidence)
+    if params.fingerprint == "browser":
+        await _browser_only(ctx, params, candidates, sni, evidence)
+    else:
+        await _python(ctx, params, candidates, sni, evidence)
+        if params.fingerprint == "both":
+            await _compare_with_browser(ctx, params, sni, evidence)
+    return evidence
 
 
-async def _python(ctx: Context, params: Params, candidates: list[tuple[str, int]], sni: str, evidence: TLSEvidence) -> Finding | None:
+async def _python(ctx: Context, params: Params, candidates: list[tuple[str, int]], sni: str, evidence: TLSEvidence) -> None:
     """Python's handshake with the real name, validated, on up to `tries` endpoints; on failure
-    the certificate seen, or the decoy SNI to the same address. None: it passed."""
+    the certificate seen, or the decoy SNI to the same address."""
     # With an http check to follow, offer what it speaks (HTTP/1.1), so that it can send its
     # request on this very connection: one connection and one handshake per target.
     reuse = ctx.wants("http", after=NAME)
@@ -221,21 +211,15 @@ async def _python(ctx: Context, params: Params, candidates: list[tuple[str, int]
         if attempt.failure is None:
             ctx.tls_endpoint = (address, port)
             evidence.certificate = attempt.certificate
-            return None
-
+            return
     last = evidence.handshakes[-1]
-    if last.failure in _VERIFY_FAILURES:
+    if last.failure in VERIFY_FAILURES:
         # The handshake completed with a certificate that is not valid for the name:
         # look at it without validation so the evidence shows whose certificate it was.
         seen = await handshake(ctx, last.address, last.port, sni, verify=False)
         evidence.certificate = seen.certificate
-        if last.failure == failures.SSL_INVALID_CERTIFICATE:
-            # Expired or malformed, from a trusted issuer for this name: the server's own fault.
-            return Finding(Verdict.TLS_MITM, Fault.SERVER, "trust_store", "the certificate is invalid (e.g. expired) but not another party's")
-        return Finding(Verdict.TLS_MITM, Fault.UNSEPARATED, "", "a certificate that does not validate for the name")
-
+        return
     evidence.decoy = await decoy(ctx, last.address, last.port)
-    return finding_from_decoy(Verdict.TLS_BLOCKED, last.failure or "", evidence.decoy)
 
 
 async def _browser(ctx: Context, params: Params, address: str, port: int, sni: str) -> FingerprintedHandshake:
@@ -246,47 +230,27 @@ async def _browser(ctx: Context, params: Params, address: str, port: int, sni: s
     )
 
 
-async def _browser_only(ctx: Context, params: Params, candidates: list[tuple[str, int]], sni: str, evidence: TLSEvidence) -> Finding | None:
+async def _browser_only(ctx: Context, params: Params, candidates: list[tuple[str, int]], sni: str, evidence: TLSEvidence) -> None:
     """The browser's hello is the handshake; Python's ssl only for the decoy."""
     for address, port in candidates[: params.tries]:
         evidence.browser = await _browser(ctx, params, address, port, sni)
         if evidence.browser.handshake.failure is None:
             ctx.tls_endpoint = (address, port)
-            return None
+            return
+    assert evidence.browser is not None
     failed = evidence.browser.handshake
-    if failed.failure in failures.MONITOR:
-        return Finding(Verdict.TLS_BLOCKED, Fault.MONITOR, "", "no browser-like handshake could be made here")
-    evidence.decoy = await decoy(ctx, failed.address, failed.port)
-    return finding_from_decoy(Verdict.TLS_BLOCKED, failed.failure or "", evidence.decoy)
+    if not is_monitor_failure(failed.failure):  # no browser here: nothing to compare
+        evidence.decoy = await decoy(ctx, failed.address, failed.port)
 
 
-async def _compare_with_browser(ctx: Context, params: Params, sni: str, evidence: TLSEvidence, python: Finding | None) -> Finding | None:
-    """`fingerprint: both`: the browser's hello to the same endpoint, and what the apps would meet.
-
-    The verdict follows the browser's outcome; Python's hello to the same address and name is the
-    differential that names a block keyed on the ClientHello fingerprint."""
+async def _compare_with_browser(ctx: Context, params: Params, sni: str, evidence: TLSEvidence) -> None:
+    """`fingerprint: both`: the browser's hello to the same endpoint, what the apps would meet;
+    Python's hello to the same address and name is the differential."""
     from probe import fingerprint
 
     last = evidence.handshakes[-1]
     evidence.python_hello = fingerprint.python_fingerprint(ssl_context(ctx.ca_bundles(), ctx.replace_trust()), sni)
     evidence.browser = await _browser(ctx, params, last.address, last.port, sni)
-    browser = evidence.browser.handshake
-    if browser.failure in failures.MONITOR:
-        return python  # no browser here: Python's outcome, as with `fingerprint: python`
-    if python is None and browser.failure is None:
-        return None
-    if python is None:
-        evidence.fingerprint_keyed = "browser"
-        return Finding(
-            Verdict.TLS_BLOCKED, Fault.PATH, "python_hello",
-            f"keyed on the ClientHello fingerprint: the browser's hello is cut ({browser.failure}) while Python's passes to the same address and name",
-        )
-    if browser.failure is None:
-        # What the apps meet passes: the target is reachable; the evidence keeps which hello was cut.
-        evidence.fingerprint_keyed = "python"
+    if last.failure is not None and evidence.browser.handshake.failure is None:
         ctx.tls_endpoint = None  # the next stages speak Python's hello, which this path cuts
         ctx.close_streams()
-        return None
-    return python
-
-

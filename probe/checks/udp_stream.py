@@ -5,11 +5,8 @@ per second) for `duration_seconds`; the helper echoes each authenticated datagra
 larger. At the same time a control stream of the same sizes and rate carries neutral bytes (no
 STUN cookie, no RTP header) on its own socket: the differential. Evidence per stream: loss per
 second of sending, when the stream was cut (the start of a loss run that reaches the end and
-lasts at least a second), interarrival jitter (RFC 3550) and round-trip time.
-
-- the call stream cut while the control stream flows: `udp_blocked` (time of the cut in the reason);
-- the call stream losing at least `loss_floor` while the control loses under half of it: `throttled`;
-- both streams in trouble: no technique (the path to the helper, or the helper): `down`.
+lasts at least a second), interarrival jitter (RFC 3550) and round-trip time. probe.judge.udp_stream
+reads the two streams.
 """
 
 from __future__ import annotations
@@ -21,60 +18,21 @@ import socket
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from probe import failures
-from probe.checks.base import Context
+from probe.checks.context import Context
+from probe.checks.observe import recorded
+from probe.checks.via_helper import via_helper
 from probe.helper import wire
 from probe.helper.auth import session_key
-from probe.helper.client import (
-    HelperClient,
-    HelperError,
-    choose,
-    could_not_measure,
-    no_helper,
-)
-from probe.model import CheckResult, Fault, Finding, Verdict
+from probe.helper.client import HelperClient
+from probe.model import EchoedStream, HelperExchange, NoHelper, SecondBucket, UDPStreamEvidence
 from probe.net import udp_socket
 from probe.params import UDPStreamParams as Params
 
 NAME = "udp_stream"
-BLOCK_VERDICT = Verdict.UDP_BLOCKED  # what a timeout of this check means
-STREAM_CUT = "udp_stream_cut"
-STREAM_LOSS = "udp_stream_loss"
 LATE_FACTOR = 4  # echoes still coming after the grace period are waited for, up to this many graces
 LATE_QUIET_SECONDS = 0.3  # ...as long as one came within this long
-
-
-@dataclass
-class SecondBucket:
-    second: int  # seconds since the stream started (sending time)
-    sent: int
-    echoed: int
-
-
-@dataclass
-class StreamRecord:
-    kind: str  # "call" (STUN, then RTP) or "control" (neutral bytes)
-    sent: int = 0
-    echoed: int = 0
-    loss_ratio: float = 1.0
-    opening_answered: bool = False
-    cut_after_seconds: float | None = None
-    jitter_ms: float | None = None
-    rtt_ms: float | None = None
-    failure: str | None = None
-    buckets: list[SecondBucket] = field(default_factory=list)
-
-
-@dataclass
-class UDPStreamEvidence:
-    helper: str
-    packets_per_second: int
-    packet_size: int
-    stream_seconds: float  # the stream's length (not `duration_seconds`: that is the check's own, in its JSON)
-    call: StreamRecord
-    control: StreamRecord
 
 
 @dataclass(frozen=True)
@@ -83,80 +41,53 @@ class _Session:
     port: int
 
 
-async def run(ctx: Context, params: Params) -> object:
-    started = time.monotonic()
-    ref = choose(params.helper)
-    if ref is None:
-        return no_helper(NAME, started)
+async def run(ctx: Context, params: Params) -> UDPStreamEvidence | HelperExchange | NoHelper:
+    return await via_helper(ctx, params.helper, lambda client: _measure(ctx, client, params))
+
+
+async def _measure(ctx: Context, client: HelperClient, params: Params) -> UDPStreamEvidence:
     size = params.packet_size - params.packet_size % 4
     count = max(2, round(params.duration_seconds * params.packets_per_second))
-    client = HelperClient(ref, ctx.route, timeout=ctx.timeout)
-    try:
-        # both sessions at once, each on its own connection: one round trip of the round's time
-        opened = await asyncio.gather(*(client.post(wire.API_STREAM, {"packets": count, "size": size}) for _ in range(2)), return_exceptions=True)
-        call_session, control_session = (_session(client, answer) for answer in opened)
-        address = await client.address()
-    except HelperError as failed:
-        return could_not_measure(NAME, started, failed)
+    # both sessions at once, each on its own connection: one round trip of the round's time
+    opened = await asyncio.gather(*(client.post(wire.API_STREAM, {"packets": count, "size": size}) for _ in range(2)), return_exceptions=True)
+    call_session, control_session = (_session(client, answer) for answer in opened)
+    address = await client.address()
     call, control = await asyncio.gather(
         _stream("call", ctx, address, call_session, client.secret, count, size, params),
         _stream("control", ctx, address, control_session, client.secret, count, size, params),
     )
-    evidence = UDPStreamEvidence(ref.name, params.packets_per_second, size, params.duration_seconds, call, control)
-    failure, finding = judge(call, control, params.loss_floor)
-    return CheckResult(NAME, failure is None, failure, time.monotonic() - started, finding, evidence)
+    return UDPStreamEvidence(client.ref.name, params.packets_per_second, size, params.duration_seconds, call, control, params.loss_floor)
 
 
 def _session(client: HelperClient, answer: dict[str, object] | BaseException) -> _Session:
-    if isinstance(answer, HelperError):
-        raise answer
     if isinstance(answer, BaseException):
-        raise answer  # not the line's: the runner's bound and bug handling take it
+        raise answer  # the line's (HelperError), or not (the runner's bound and bug handling take it)
     try:
         return _Session(bytes.fromhex(str(answer["session"])), int(str(answer["port"])))
     except (KeyError, ValueError, TypeError):
         raise client.malformed(wire.API_STREAM) from None
 
 
-def judge(call: StreamRecord, control: StreamRecord, loss_floor: float) -> tuple[str | None, Finding | None]:
-    call_cut = call.cut_after_seconds is not None
-    if not call_cut and call.loss_ratio < loss_floor:
-        return None, None
-    control_fine = control.cut_after_seconds is None and control.loss_ratio < loss_floor / 2
-    both = f"call stream lost {call.loss_ratio:.0%}, control stream lost {control.loss_ratio:.0%}"
-    if not control_fine:
-        what = _cut_text(call) if call_cut else f"lost {call.loss_ratio:.0%}"
-        reason = f"the call stream {what}, and the control stream of the same shape failed too ({control.loss_ratio:.0%} lost{_cut_suffix(control)}): the path to the helper, not the call"
-        return (STREAM_CUT if call_cut else STREAM_LOSS), Finding(Verdict.UDP_BLOCKED, Fault.UNSEPARATED, "control_stream", reason)
-    if call_cut:
-        reason = f"the call stream {_cut_text(call)} while the control stream of the same shape kept flowing ({both})"
-        return STREAM_CUT, Finding(Verdict.UDP_BLOCKED, Fault.PATH, "control_stream", reason)
-    reason = f"the call stream lost {call.loss_ratio:.0%} of its packets (floor {loss_floor:.0%}) while the control stream lost {control.loss_ratio:.0%}"
-    return STREAM_LOSS, Finding(Verdict.THROTTLED, Fault.PATH, "control_stream", reason)
-
-
-def _cut_text(record: StreamRecord) -> str:
-    if not record.cut_after_seconds:
-        return "was dropped from its first packet"
-    return f"was cut after {record.cut_after_seconds:.1f} s"
-
-
-def _cut_suffix(record: StreamRecord) -> str:
-    return f", {_cut_text(record).removeprefix('was ')}" if record.cut_after_seconds is not None else ""
-
-
-async def _stream(kind: str, ctx: Context, address: str, opened: _Session, secret: bytes, count: int, size: int, params: Params) -> StreamRecord:
-    record = StreamRecord(kind)
-    session, port = opened.session, opened.port
-    key = session_key(secret, session)
-    interval = 1.0 / params.packets_per_second
+async def _stream(kind: str, ctx: Context, address: str, opened: _Session, secret: bytes, count: int, size: int, params: Params) -> EchoedStream:
+    record = EchoedStream(kind)
     sent_at: list[float] = [0.0] * count
     echoed_at: list[float | None] = [None] * count
-    try:
-        sock = udp_socket(ctx.route, address, port)
-    except OSError as exc:
-        record.failure = failures.classify(exc)
-        return record
+    started = 0.0
+    async with recorded(ctx, record, None, "connect") as operation:  # no socket: the stream's failure
+        sock = udp_socket(ctx.route, address, port=opened.port)
+        operation.now("write")
+        started = await _send_and_listen(kind, sock, opened, session_key(secret, opened.session), sent_at, echoed_at, size, params)
+    if started:
+        _summarise(record, sent_at, [None if t is None else t - started for t in echoed_at], params.packets_per_second)
+    return record
+
+
+async def _send_and_listen(kind: str, sock: socket.socket, opened: _Session, key: bytes, sent_at: list[float], echoed_at: list[float | None],
+                           size: int, params: Params) -> float:
+    """Send the stream's packets at their times, take the helper's echoes meanwhile and for the
+    grace period after (late ones too, see `_late_echoes`); returns when sending began."""
+    session, count = opened.session, len(sent_at)
+    interval = 1.0 / params.packets_per_second
     loop = asyncio.get_running_loop()
     ssrc = int.from_bytes(os.urandom(4), "big")
     last_echo = [0.0]
@@ -203,8 +134,7 @@ async def _stream(kind: str, ctx: Context, address: str, opened: _Session, secre
             pass
         _drain(sock, accept)  # echoes that arrived in time but a busy loop had not read yet
         sock.close()
-    _summarise(record, sent_at, [None if t is None else t - start for t in echoed_at], params.packets_per_second)
-    return record
+    return start
 
 
 async def _late_echoes(grace: float, last_echo: Callable[[], float]) -> None:
@@ -232,7 +162,7 @@ def _drain(sock: socket.socket, accept: Callable[[bytes, float], None]) -> None:
             continue  # a queued ICMP error; datagrams may follow
 
 
-def _summarise(record: StreamRecord, sent_at: list[float], echoed_at: list[float | None], pps: int) -> None:
+def _summarise(record: EchoedStream, sent_at: list[float], echoed_at: list[float | None], pps: int) -> None:
     count = len(sent_at)
     record.sent = count
     record.echoed = sum(t is not None for t in echoed_at)
@@ -240,7 +170,7 @@ def _summarise(record: StreamRecord, sent_at: list[float], echoed_at: list[float
     record.opening_answered = echoed_at[0] is not None
     seconds = int(sent_at[-1]) + 1
     buckets = [SecondBucket(s, 0, 0) for s in range(seconds)]
-    for sent, echoed in zip(sent_at, echoed_at):
+    for sent, echoed in zip(sent_at, echoed_at, strict=True):
         bucket = buckets[min(int(sent), seconds - 1)]
         bucket.sent += 1
         bucket.echoed += echoed is not None
@@ -249,12 +179,10 @@ def _summarise(record: StreamRecord, sent_at: list[float], echoed_at: list[float
     tail = count - 1 - last  # packets after the last echoed one: all lost
     if tail >= max(pps, 2) and tail >= 0.05 * count:
         record.cut_after_seconds = round(sent_at[last + 1], 2)
-    rtts = [e - s for s, e in zip(sent_at, echoed_at) if e is not None]
+    rtts = [e - s for s, e in zip(sent_at, echoed_at, strict=True) if e is not None]
     if rtts:
         record.rtt_ms = round(statistics.median(rtts) * 1000, 2)
         jitter = 0.0
         for previous, current in itertools.pairwise(rtts):  # RFC 3550 6.4.1, on round-trip transit
             jitter += (abs(current - previous) - jitter) / 16
         record.jitter_ms = round(jitter * 1000, 2)
-
-

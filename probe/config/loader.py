@@ -178,9 +178,9 @@ def _loc(key: str) -> tuple[Any, ...]:
 
 def _targets_of(ref: ServiceRef) -> list[Any]:
     """The config's own targets for the service: validated already, so taken as they are (the
-    service's validation does not copy or check them again: at 3,000 targets, dumping and
-    validating them twice was most of the load's time and memory), unless a patch must change
-    them, as dicts."""
+    service's validation does not copy or check them again: dumping and validating a large
+    config's targets twice would be most of its load), unless a patch must change them, as
+    dicts."""
     if not ref.patch:
         return list(ref.targets or [])
     return [t.model_dump() for t in ref.targets or []]

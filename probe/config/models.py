@@ -381,7 +381,7 @@ class CheckParamsByName(TypedDict, total=False):
     quic: QUICParams
     stun: STUNParams
     throughput: ThroughputParams
-    udp_stream: UDPStreamParams  # helper checks (issue #11)
+    udp_stream: UDPStreamParams  # the helper checks (docs/helper.md)
     circumvention: CircumventionParams
     helper_transfer: HelperTransferParams
 

@@ -18,6 +18,8 @@ from typing import Any
 
 from probe.config import Config
 from probe.evidence.reader import Reading, archive_files, read
+from probe.judge import service_verdict_of
+from probe.model import Verdict, worst
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -148,13 +150,18 @@ def selected(records: list[dict[str, Any]], since: datetime | None, until: datet
 
 
 def _service_state(targets: dict[str, dict[str, Any]]) -> str:
-    verdicts = {t["verdict"] for t in targets.values()}
-    return str(verdicts.pop()) if len(verdicts) == 1 else "mixed"
+    """A service's verdict from its targets' latest, by the judge's rule (a line without the
+    stored service verdict); a word outside the vocabulary (a damaged line) shows as it is."""
+    words = [str(t["verdict"]) for t in targets.values()]
+    try:
+        return str(service_verdict_of([Verdict(w) for w in words]))
+    except ValueError:
+        return worst(words)
 
 
 def _place(item: dict[str, Any]) -> str:
     parts = [_text(p) for p in (item.get("probe_cc"), item.get("probe_asn"), item.get("probe_network_name")) if p and p not in ("ZZ", "AS0")]
-    return ", ".join(parts)
+    return ", ".join(p for p in parts if p)
 
 
 def render_table(groups: list[dict[str, Any]], since: datetime | None, until: datetime | None, reading: Reading, path: Path) -> str:
@@ -220,6 +227,10 @@ def print_changes(args: argparse.Namespace, config: Config | None) -> int:
         return 1
     for note in reading.notes():
         print(f"msgreach: evidence archive: {note}", file=sys.stderr)
+    if getattr(args, "rejudge", False):
+        from probe.evidence.rejudge import print_rejudging, rejudge
+
+        return print_rejudging(rejudge(selected(reading.records, since, until, getattr(args, "services", None), getattr(args, "vantages", None))))
     if getattr(args, "format", "table") == "ooni":
         return _write_ooni(selected(reading.records, since, until, getattr(args, "services", None), getattr(args, "vantages", None)), reading)
     groups = changes(reading.records, since, until, getattr(args, "services", None), getattr(args, "vantages", None))

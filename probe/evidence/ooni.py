@@ -15,10 +15,12 @@ could be measured — the status is null and the failure kept. msgreach's own ve
 checks and observations are under `test_keys.x_msgreach`; `annotations` name the vantage, the
 service, the target, the verdict, the archive's schema and what the export derived.
 
-Derived, not recorded (until the records carry it; docs/deploy.md, "OONI export"): transaction
-ids (by order of start), network events (one start and one done event per operation, from its
-t0/t), `failed_operation` (from the failing check), one DNS entry per answer type (msgreach asks
-A and AAAA in one lookup).
+Each operation's `t0`/`t` and `transaction_id`, and the operation that failed a check
+(`failed_operation`), are the ones recorded where the operation happened (schema 2). Derived,
+and named in `annotations.msgreach_derived` (docs/deploy.md, "OONI export"): network events (one
+start and one done event per operation, from its t0/t) and one DNS entry per answer type
+(msgreach asks A and AAAA in one lookup); for a record of schema 1, which did not record them,
+transaction ids (by order of start) and `failed_operation` (from the failing check's name).
 
 Records are read through `probe.evidence.stored` only.
 """
@@ -33,15 +35,16 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from probe.evidence.schema import PREFIX
-from probe.evidence.stored import JSON, StoredConnect, StoredHandshake, StoredQuery, StoredRequest, StoredTarget, stored
+from probe.evidence.stored import JSON, StoredCheck, StoredConnect, StoredHandshake, StoredQuery, StoredRequest, StoredTarget, stored
 from probe.model import BLOCKS, Verdict
 from probe.redact import ip_version
 
 DATA_FORMAT_VERSION = "0.2.0"
 MESSENGERS = frozenset({"telegram", "whatsapp", "signal"})
 
-# OONI's names for the operation a failure happened in (netxlite), by msgreach's check.
-_FAILED_OPERATION = {"dns": "resolve", "tcp": "connect", "tls": "tls_handshake", "http": "http_round_trip", "throughput": "http_round_trip", "quic": "quic_handshake"}
+# OONI's names for the operation a failure happened in (netxlite), by msgreach's check: what a
+# schema-1 record, which did not record the operation, is read with.
+_SCHEMA_1_OPERATION = {"dns": "resolve", "tcp": "connect", "tls": "tls_handshake", "http": "http_round_trip", "throughput": "http_round_trip", "quic": "quic_handshake"}
 _EXTENSIONS = {"dnst": 0, "httpt": 0, "netevents": 0, "tcpconnect": 0, "tlshandshake": 0}
 _UNJUDGED = frozenset({Verdict.ERROR, Verdict.VANTAGE_OFFLINE})
 _VERDICTS = frozenset(Verdict)
@@ -131,7 +134,7 @@ def measurement(target: StoredTarget, profile: Profile | None = None) -> Measure
         "reason": target.reason,
         "service": target.service,
         "target": target.target,
-        "checks": [{"check": c.name, "ok": c.ok, "failure": c.failure, "t0": c.t0, "t": c.t} for c in target.checks],
+        "checks": [_check(c) for c in target.checks],
         "observations": dict(target.check_data),
     }
     return {
@@ -163,6 +166,13 @@ def measurement(target: StoredTarget, profile: Profile | None = None) -> Measure
         "test_start_time": started,
         "test_version": target.software_version,
     }
+
+
+def _check(check: StoredCheck) -> dict[str, JSON]:
+    data: dict[str, JSON] = {"check": check.name, "ok": check.ok, "failure": check.failure, "t0": check.t0, "t": check.t}
+    if check.failed_operation is not None:
+        data["failed_operation"] = check.failed_operation
+    return data
 
 
 def _report_id(target: StoredTarget, name: str) -> str:
@@ -229,12 +239,13 @@ def _failed_operation(target: StoredTarget) -> str | None:
     failed = target.first_failure()
     if failed is None or target.verdict == Verdict.OK:
         return None
-    return failed.failed_operation or _FAILED_OPERATION.get(failed.name)
+    return _SCHEMA_1_OPERATION.get(failed.name) if _derives_operation(target) else failed.failed_operation
 
 
 def _derives_operation(target: StoredTarget) -> bool:
+    """A schema-1 record's failed check: its operation was not recorded, it is read from the check."""
     failed = target.first_failure()
-    return failed is not None and failed.failed_operation is None
+    return failed is not None and target.verdict != Verdict.OK and (target.schema or 1) < 2
 
 
 def _telegram(target: StoredTarget, profile: Profile) -> dict[str, JSON]:

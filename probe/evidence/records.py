@@ -1,12 +1,19 @@
-"""One archive record per target per round, in OONI's archival shapes.
+"""One archive record per target per round, in OONI's archival shapes, with what the judge
+needs to read it again.
 
 Checks record what happened as typed observations (`probe.model`: `DNSQuery`, `TCPConnect`,
 `TLSHandshake`, `HTTPExchange`), wherever in their evidence they keep them. Every such record is
-mapped to OONI's list for it (`test_keys.queries`, `tcp_connect`, `tls_handshakes`, `requests`);
-whatever else a check observed is kept as JSON (`probe.model.to_json`) under
-`test_keys[<check name>]`, so every check is archived, including ones added later. Observations
-are found by type and read by attribute; the one figure taken from a check's JSON form is the
+mapped to OONI's list for it (`test_keys.queries`, `tcp_connect`, `tls_handshakes`, `requests`,
+with each operation's `t0`/`t`, `transaction_id` and `failed_operation`); whatever else a check
+observed is kept as JSON (`probe.model.to_json`) under `test_keys[<check name>]`, so every check
+is archived, including ones added later. The one figure taken from a check's JSON form is the
 throughput check's `bytes_per_second` (as probe.metrics takes it).
+
+For `msgreach evidence --rejudge` (probe.evidence.rejudge) a line also keeps each check's
+evidence record as the analysers read it (`observations`: probe.evidence.observations, without
+the bulky fields kept once above), the round's facts the judge leaned on (`round_facts`: the
+resolvers that resolved the control sites; a control's `control_class`), the controls' views it
+weighed (`compared`: a control vantage, a helper abroad) and its reasons as data (`reasons`).
 
 Volunteer safety
 - No address of the vantage is written: the vantage's configured `source_address` is replaced by
@@ -27,8 +34,9 @@ from typing import Any
 from probe import __version__
 from probe.addresses import split_host_port
 from probe.config import Vantage
+from probe.evidence.observations import dump
 from probe.evidence.schema import SCHEMA
-from probe.model import BLOCKS, CheckResult, DNSQuery, HTTPExchange, TargetResult, TCPConnect, TLSHandshake, VantageResult, Verdict, to_json
+from probe.model import CheckResult, DNSQuery, HTTPExchange, TargetResult, TCPConnect, TLSHandshake, VantageResult, Verdict, is_technique, to_json
 from probe.redact import ip_version, normal, scrub
 
 CONTROLS = "controls"
@@ -73,11 +81,20 @@ def record(result: VantageResult, service: str, service_verdict: str | None, tar
         "test_runtime": round(keys.clock, 4),
         "throughput_bytes_per_second": keys.throughput,
         "test_keys": keys.as_json(target.verdict),
+        "reasons": [r.as_json() for r in target.reasons],
+        "observations": [{"check": check.check, **(dump(check.evidence) or {})} for check in target.checks],
     }
+    if service == CONTROLS:
+        data["control_class"] = target.control_class or "international"
+    else:
+        data["round_facts"] = {"healthy_resolvers": list(result.healthy_resolvers)}
+    if target.compared:
+        data["compared"] = [to_json(c) for c in target.compared]
     deny = set()
     if vantage is not None and vantage.source_address:
         deny.add(split_host_port(vantage.source_address, 0)[0])
-    return scrub(data, allowed=_measured_addresses(data), deny=deny)
+    scrubbed: dict[str, Any] = scrub(data, allowed=_measured_addresses(data), deny=deny)
+    return scrubbed
 
 
 def _asn(value: str) -> str:
@@ -88,8 +105,8 @@ def _asn(value: str) -> str:
 @dataclass
 class _TestKeys:
     """OONI-style test_keys of one target, built check by check. `t0`/`t` are seconds from the
-    start of the target's (final) attempt, reconstructed from the checks' durations (they run in
-    order; the operations of one check share its start)."""
+    start of the target's (final) attempt: each operation's own, where it recorded them (a record
+    made without them starts with its check, and its check after the one before)."""
 
     hostname: str
     lists: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {name: [] for name in _OONI_LISTS})
@@ -99,7 +116,9 @@ class _TestKeys:
     throughput: float | None = None
 
     def add(self, check: CheckResult) -> None:
-        t0, self.clock = self.clock, self.clock + check.duration_seconds
+        # The check's start: the step's clock when it has one, else the durations so far.
+        t0 = check.t0 if check.t0 is not None else self.clock
+        self.clock = t0 + check.duration_seconds
         for path, observation in _observations(check.evidence):
             self._map(check, observation, path, t0)
         rest = _remainder(check.evidence)
@@ -110,6 +129,9 @@ class _TestKeys:
             if isinstance(speed, int | float) and not isinstance(speed, bool):
                 self.throughput = speed
         summary: dict[str, Any] = {"check": check.check, "ok": check.ok, "failure": check.failure, "t0": round(t0, 4), "t": round(self.clock, 4)}
+        operation = None if check.ok else _failed_operation(check)
+        if operation is not None:
+            summary["failed_operation"] = operation
         if check.finding is not None:
             summary["finding"] = check.finding.as_json()
         self.checks.append(summary)
@@ -130,7 +152,7 @@ class _TestKeys:
         keys: dict[str, Any] = {**self.lists, "checks": self.checks}
         keys.update(self.remainders)
         keys["accessible"] = verdict == Verdict.OK
-        keys["blocking"] = False if verdict == Verdict.OK else (verdict if verdict in BLOCKS else None)
+        keys["blocking"] = False if verdict == Verdict.OK else (verdict if is_technique(verdict) else None)
         return keys
 
 
@@ -151,6 +173,28 @@ def _observations(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tupl
     elif isinstance(value, dict):
         for item in value.values():
             yield from _observations(item, path)
+
+
+def _failed_operation(check: CheckResult) -> str | None:
+    """The operation that failed the check (OONI's `failed_operation`), as the operation records
+    in its evidence say: the one whose failure is the check's, else the first that failed."""
+    failed = [found for found in _operations(check.evidence) if found[0] is not None]
+    return next((operation for operation, failure in failed if failure == check.failure), failed[0][0] if failed else None)
+
+
+def _operations(value: Any) -> Iterator[tuple[str | None, str | None]]:
+    """(failed_operation, failure) of every operation record inside `value`, in field order."""
+    if is_dataclass(value) and not isinstance(value, type):
+        if hasattr(value, "failed_operation"):
+            yield value.failed_operation, getattr(value, "failure", None)
+        for f in fields(value):
+            yield from _operations(getattr(value, f.name))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _operations(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _operations(item)
 
 
 _DROPPED: Any = object()  # marks what an OONI list already holds
@@ -204,8 +248,7 @@ def _query(query: DNSQuery, hostname: str, t0: float) -> dict[str, Any]:
         "hostname": hostname,
         "answers": answers,
         "failure": query.failure,
-        "t0": round(t0, 4),
-        "t": round(t0 + query.duration_seconds, 4),
+        **_clock(query, t0),
         # msgreach's own: the resolver's role and how its answer was judged
         "control": query.control,
         "judgement": query.judgement or None,
@@ -218,8 +261,7 @@ def _connect(connect: TCPConnect, t0: float, control: bool) -> dict[str, Any]:
         "ip": connect.address,
         "port": connect.port,
         "status": {"success": connect.failure is None, "failure": connect.failure},
-        "t0": round(t0, 4),
-        "t": round(t0 + connect.duration_seconds, 4),
+        **_clock(connect, t0),
     }
     if control:
         mapped["control"] = True  # msgreach's own: an address only the control resolver gave
@@ -234,8 +276,7 @@ def _handshake(handshake: TLSHandshake, t0: float, decoy: bool, same_name: bool)
         "failure": handshake.failure,
         "tls_version": handshake.tls_version,
         "negotiated_protocol": handshake.alpn,
-        "t0": round(t0, 4),
-        "t": round(t0 + handshake.duration_seconds, 4),
+        **_clock(handshake, t0),
         "decoy": decoy,  # msgreach's own: a handshake with the decoy SNI to the same address
     }
     if same_name:
@@ -261,8 +302,7 @@ def _request(exchange: HTTPExchange, check: CheckResult, t0: float) -> dict[str,
         "request": {"url": exchange.url},
         "response": response,
         "failure": check.failure,  # the check's: the exchange's own outcome, or the block page's
-        "t0": round(t0, 4),
-        "t": round(t0 + check.duration_seconds, 4),
+        **_clock(exchange, t0, check.duration_seconds),
         # msgreach's own: where the request went, the redirect chain hop by hop, the block page
         # matched, and the plain-HTTP differentials (a TLS one is in tls_handshakes)
         "address": exchange.address,
@@ -275,6 +315,19 @@ def _request(exchange: HTTPExchange, check: CheckResult, t0: float) -> dict[str,
         if probe is not None and not isinstance(probe, TLSHandshake):
             entry[name] = to_json(probe)
     return entry
+
+
+def _clock(record: DNSQuery | TCPConnect | TLSHandshake | HTTPExchange, t0: float, duration: float | None = None) -> dict[str, Any]:
+    """`t0`/`t` (the record's own, else from its check's start), and, where the record has them,
+    `transaction_id` and `failed_operation`."""
+    start = record.t0 if record.t0 is not None else t0
+    end = record.t if record.t is not None else start + (record.duration_seconds if duration is None else duration)
+    data: dict[str, Any] = {"t0": round(start, 4), "t": round(end, 4)}
+    if record.transaction_id is not None:
+        data["transaction_id"] = record.transaction_id
+    if record.failed_operation is not None:
+        data["failed_operation"] = record.failed_operation
+    return data
 
 
 # --- scrubbing ---------------------------------------------------------------------------------

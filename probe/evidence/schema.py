@@ -21,12 +21,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PREFIX = "msgreach-evidence/"
-CURRENT = 1
+CURRENT = 2
 OLDEST_READABLE = 1
 SCHEMA = f"{PREFIX}{CURRENT}"
 
 HISTORY: Mapping[int, str] = {
     1: "OONI-vocabulary lines; t0/t reconstructed from the checks' durations; no transaction_id, no failed_operation",
+    2: (
+        "each operation's own t0/t, transaction_id and failed_operation, and a failed check's failed_operation, as recorded "
+        "where the operation happened; what the judge read, for --rejudge: observations, round_facts (control_class for a "
+        "control), compared, reasons (key and parameters). A version-1 record is read as it is (no upgrade: what it lacks, "
+        "the OONI export derives and says so)"
+    ),
 }
 
 Record = dict[str, Any]

@@ -1,22 +1,21 @@
-"""The monitor's side of a helper: signed API calls on the line to it, and the round's hook that asks
-control helpers to measure the round's targets and turns a block they see too into `down`.
+"""The monitor's side of a helper: signed API calls on the line to it, and the round's helpers.
 
 Every call is one exchange on a fresh connection (probe/helper/line.py), bounded by the caller's
-timeout and by the round's deadline, its answer capped while it is read. The round's exchanges
-are kept per helper and summed up as the vantage's `HelperLine`s (msgreach_helper_up,
-/status.json). The checks that measure through a helper (`udp_stream`, `circumvention`,
-`helper_transfer`) find the round's helpers, and its deadline, with `round_helpers()` and
-`round_deadline()`: a `HelperRound` sets them for the duration of the round.
+timeout and, in a round, by the round's deadline, its answer capped while it is read. A
+`HelperRound` holds one round's helpers: the helper checks reach them through their `Context`
+(`ctx.helper_client`), whose clients it bounds by the round's deadline and whose exchanges it
+keeps, summed up per helper as the vantage's `HelperLine`s (msgreach_helper_up, /status.json).
+It also asks the control helpers to measure the round's targets (`ask`) and gives back, per
+target, what each said of it (`views`): `HelperView` records, which the judge compares
+(`probe.judge.judge_with_helpers`). Nothing here decides a verdict.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import json
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
 from probe import failures
@@ -25,31 +24,15 @@ from probe.config.loader import HELPER_CHECKS
 from probe.helper import wire
 from probe.helper.auth import load_secret
 from probe.helper.line import Endpoint, LineFailure, exchange, resolve
-from probe.model import (
-    CheckResult,
-    Fault,
-    Finding,
-    HelperExchange,
-    HelperLine,
-    TargetResult,
-    Verdict,
-)
+from probe.model import HelperExchange, HelperLine, HelperView
 from probe.net import Route
+from probe.reasons import render
 
-HELPER_CHECK = "helper"  # the check name under which a helper's result of a target is kept
 SMALL_ANSWER = 16 * 1024  # cap on a stream, probe or bulk answer (a few hundred bytes when well-formed)
 MEASURE_ANSWER = 1024 * 1024  # cap on one page of control measurements (an older helper's unpaged answer fits)
 MEASURE_SECONDS = 120.0  # a control measurement outside a round (in a round: the round's deadline)
 
-
-@dataclass
-class _Round:
-    helpers: tuple[HelperRef, ...]
-    deadline: float | None  # time.monotonic() when the round must end
-    exchanges: list[HelperExchange] = field(default_factory=list)  # in the order they ended
-
-
-_ROUND: contextvars.ContextVar[_Round | None] = contextvars.ContextVar("msgreach_helper_round", default=None)
+Measured = dict[tuple[str, str], dict[str, Any]]  # (service, target) -> the helper's item for it
 
 
 class HelperError(Exception):
@@ -61,36 +44,6 @@ class HelperError(Exception):
         self.exchange = exchange
 
 
-def round_helpers() -> tuple[HelperRef, ...]:
-    state = _ROUND.get()
-    return state.helpers if state is not None else ()
-
-
-def round_deadline() -> float | None:
-    """When the round must end (time.monotonic()), or None outside a round."""
-    state = _ROUND.get()
-    return state.deadline if state is not None else None
-
-
-def no_helper(check: str, started: float) -> CheckResult:
-    """A helper check's result in a round without a helper: the monitor's own configuration."""
-    finding = Finding(Verdict.ERROR, Fault.MONITOR, "", "no helper is configured for this round (`helpers:`)")
-    return CheckResult(check, False, failures.NO_HELPER, time.monotonic() - started, finding, {})
-
-
-def could_not_measure(check: str, started: float, failed: HelperError) -> CheckResult:
-    """A helper check whose exchange with the helper failed: the line is the evidence, and it
-    states no finding (probe.judge reads the line: the monitor could not measure)."""
-    return CheckResult(check, False, failed.exchange.failure, time.monotonic() - started, None, failed.exchange)
-
-
-def choose(name: str | None) -> HelperRef | None:
-    helpers = round_helpers()
-    if name is None:
-        return helpers[0] if helpers else None
-    return next((h for h in helpers if h.name == name), None)
-
-
 def helper_only(target: Target) -> bool:
     """A target measured through a helper alone (call streams, freeze keys, circumvention): no
     control measurement of it is asked, it needs nothing the round's controls establish."""
@@ -98,18 +51,25 @@ def helper_only(target: Target) -> bool:
 
 
 class HelperClient:
-    def __init__(self, ref: HelperRef, route: Route, timeout: float = 10.0):
+    """Signed calls to one helper. `within`: the round whose deadline bounds them and which keeps
+    their exchanges (None: bounded by `timeout` alone, kept nowhere)."""
+
+    def __init__(self, ref: HelperRef, route: Route, timeout: float = 10.0, *, within: HelperRound | None = None):
         self.ref = ref
         self.route = route
         self.timeout = timeout
         self.secret = load_secret(ref.secret_file)
         self.endpoint = Endpoint.of(ref.url)
+        self._round = within
         self._address: str | None = None
 
     def _until(self, seconds: float | None) -> float:
         until = time.monotonic() + (self.timeout if seconds is None else seconds)
-        deadline = round_deadline()
-        return until if deadline is None else min(until, deadline)
+        return until if self._round is None else min(until, self._round.deadline)
+
+    def _log(self, record: HelperExchange) -> None:
+        if self._round is not None:
+            self._round.log(record)
 
     async def address(self) -> str:
         """The helper's address (its URL's host, resolved when it is a name) for the API, UDP and probes."""
@@ -118,7 +78,7 @@ class HelperClient:
                 self._address = await resolve(self.endpoint.host, self._until(None))
             except Exception as exc:  # noqa: BLE001 - a name that does not resolve is the line's failure
                 record = HelperExchange(self.ref.name, "resolve", failure=failures.classify(exc))
-                _log(record)
+                self._log(record)
                 raise HelperError(record) from None
         return self._address
 
@@ -130,9 +90,9 @@ class HelperClient:
             answer, record = await exchange(self.ref.name, self.endpoint, address, self.route, self.secret, path, payload,
                                             until=self._until(seconds), cap=cap)
         except LineFailure as failed:
-            _log(failed.exchange)
+            self._log(failed.exchange)
             raise HelperError(failed.exchange) from None
-        _log(record)
+        self._log(record)
         return answer
 
     def malformed(self, path: str) -> HelperError:
@@ -140,11 +100,11 @@ class HelperClient:
         return HelperError(HelperExchange(self.ref.name, path, failure=failures.HELPER_ANSWER_MALFORMED))
 
     async def measure(self, names: Sequence[tuple[str, str]], *, detail: str = wire.DETAIL_COMPACT,
-                      seconds: float = MEASURE_SECONDS) -> dict[tuple[str, str], dict[str, Any]]:
+                      seconds: float = MEASURE_SECONDS) -> Measured:
         """The helper's control measurement of `names`, by target name, in exchanges that each
         stay under the freeze budget (wire.FREEZE_BUDGET): requests of a few kilobytes, and
         answers paged to what is left (the helper answers from the same measurement)."""
-        found: dict[tuple[str, str], dict[str, Any]] = {}
+        found: Measured = {}
         for chunk in wire.request_pages(names):
             remaining, continuation = chunk, False
             while remaining:
@@ -161,59 +121,66 @@ class HelperClient:
         return found
 
 
-def _log(record: HelperExchange) -> None:
-    state = _ROUND.get()
-    if state is not None:
-        state.exchanges.append(record)
-
-
 # --- the round: helpers for the checks, control measurements, the line summed up ------------------------
 
 
 class HelperRound:
-    """The helpers of one round (issues #11, #18). Entered, it gives the helper checks their
-    helpers and the round's deadline; `ask` starts the control helpers' measurement of the targets
-    that are not helper-only, `confirm` applies it; `lines` sums up every exchange per helper."""
+    """The helpers of one round. `client` gives a helper check its helper, bounded by the round's
+    deadline; `ask` starts the control helpers' measurement of the targets that are not
+    helper-only, `views` gives what each said of each target; `lines` sums up every exchange per
+    helper. Used as a context manager, a round that ends early (offline, cancelled) stops its asks."""
 
     def __init__(self, config: Config, route: Route, deadline: float):
         self.helpers = tuple(config.helpers or ())
+        self.deadline = deadline  # time.monotonic() when the round must end
         self._route = route
-        self._state = _Round(self.helpers, deadline)
-        self._token: contextvars.Token[_Round | None] | None = None
-        self._asks: list[asyncio.Task[tuple[str, dict[tuple[str, str], dict[str, Any]] | HelperExchange]]] = []
+        self._exchanges: list[HelperExchange] = []  # in the order they ended
+        self._asked: list[tuple[str, str]] = []  # (service, target) sent to the control helpers
+        self._asks: list[asyncio.Task[tuple[str, Measured | HelperExchange]]] = []
 
     def __enter__(self) -> Self:
-        self._token = _ROUND.set(self._state)
         return self
 
     def __exit__(self, *exc: object) -> None:
         for ask in self._asks:
-            ask.cancel()  # a round that ended early (offline, cancelled) waits for nothing
-        if self._token is not None:
-            _ROUND.reset(self._token)
+            ask.cancel()
+
+    def client(self, name: str | None, route: Route, timeout: float) -> HelperClient | None:
+        """A client of the helper named `name` (the first configured when None), or None when
+        the round has no such helper."""
+        ref = next((h for h in self.helpers if name is None or h.name == name), None)
+        return HelperClient(ref, route, timeout, within=self) if ref is not None else None
+
+    def log(self, record: HelperExchange) -> None:
+        self._exchanges.append(record)
 
     def ask(self, services: Sequence[Service]) -> None:
-        names = [(s.name, t.name) for s in services for t in s.targets if not helper_only(t)]
-        if names:
-            self._asks = [asyncio.create_task(_ask(ref, self._route, names)) for ref in self.helpers if ref.control]
+        self._asked = [(s.name, t.name) for s in services for t in s.targets if not helper_only(t)]
+        if self._asked:
+            self._asks = [asyncio.create_task(self._ask(ref, self._asked)) for ref in self.helpers if ref.control]
 
-    async def confirm(self, services: Sequence[Service], per_service: list[list[TargetResult]]) -> list[list[TargetResult]]:
-        """Each target's results with the control helpers' view of it (a `helper` check each), a
-        block they see too turned into `down`. The asks end by the round's deadline themselves."""
+    async def _ask(self, ref: HelperRef, names: list[tuple[str, str]]) -> tuple[str, Measured | HelperExchange]:
+        try:
+            return ref.name, await HelperClient(ref, self._route, within=self).measure(names)
+        except HelperError as failed:
+            return ref.name, failed.exchange
+        except Exception as exc:  # noqa: BLE001 - a helper's trouble never ends the round (e.g. its secret file went away)
+            return ref.name, HelperExchange(ref.name, wire.API_MEASURE, failure=failures.classify(exc))
+
+    async def views(self) -> Mapping[tuple[str, str], list[HelperView]]:
+        """What each control helper said of each target asked, by (service, target), once the
+        asks ended (they end by the round's deadline themselves)."""
         if not self._asks:
-            return per_service
+            return {}
         answers = list(await asyncio.gather(*self._asks))
-        return [
-            [result if helper_only(target) else _confirm(service.name, result, answers) for target, result in zip(service.targets, results)]
-            for service, results in zip(services, per_service)
-        ]
+        return {key: [view_of(helper, found, key) for helper, found in answers] for key in self._asked}
 
     def lines(self) -> list[HelperLine]:
-        return summarise(self._state.exchanges)
+        return summarise(self._exchanges)
 
     def exchanges(self) -> list[HelperExchange]:
         """Every exchange of the round so far, in the order they ended."""
-        return list(self._state.exchanges)
+        return list(self._exchanges)
 
 
 def summarise(exchanges: Sequence[HelperExchange]) -> list[HelperLine]:
@@ -231,92 +198,51 @@ def summarise(exchanges: Sequence[HelperExchange]) -> list[HelperLine]:
     return list(lines.values())
 
 
-def words(record: HelperExchange, lang: str = "en") -> str:
-    """How the exchange failed, for people."""
-    # The page's words, loaded only when a line failed (a round never loads the page's modules).
-    from probe.status_texts import helper_line_words
-
-    return helper_line_words(lang, record)
+def words(record: HelperExchange) -> str:
+    """How the exchange failed, for people (English; the page says it in its reader's language)."""
+    return render(record.failure_reason())
 
 
-_OMIT_NONE = {"omit_none": True}  # probe.model.to_json leaves these out when None
+# --- what a control helper said of one target -----------------------------------------------------------
 
 
-@dataclass
-class HelperEvidence:
-    """What a control helper saw of the same target in the same round (kept beside the vantage's):
-    its verdict, reason and first failing check (what the judge compares), or why it could not say."""
-
-    helper: str
-    verdict: str | None = None
-    reason: str = ""
-    failed_check: str | None = field(default=None, metadata=_OMIT_NONE)
-    age_seconds: float | None = None
-    error: str | None = field(default=None, metadata=_OMIT_NONE)
-    line: HelperExchange | None = field(default=None, metadata=_OMIT_NONE)  # the exchange that failed, when the line kept the helper from answering
-
-
-async def _ask(ref: HelperRef, route: Route, names: list[tuple[str, str]]) -> tuple[str, dict[tuple[str, str], dict[str, Any]] | HelperExchange]:
-    try:
-        return ref.name, await HelperClient(ref, route).measure(names)
-    except HelperError as failed:
-        return ref.name, failed.exchange
-    except Exception as exc:  # noqa: BLE001 - a helper's trouble never ends the round (e.g. its secret file went away)
-        return ref.name, HelperExchange(ref.name, wire.API_MEASURE, failure=failures.classify(exc))
-
-
-def _confirm(service: str, result: TargetResult, answers: list[tuple[str, dict[tuple[str, str], dict[str, Any]] | HelperExchange]]) -> TargetResult:
-    from probe.judge import (
-        confirm_down_by_control,  # late: the judge imports the checks' types
+def view_of(helper: str, found: Measured | HelperExchange, key: tuple[str, str]) -> HelperView:
+    """The helper's answer about the target `key` as it gave it: its compact item (verdict, first
+    failing check and its failure) or, from an older helper, its full checks; or why there is
+    none (the exchange that failed, the helper's own error, no item for the target)."""
+    if isinstance(found, HelperExchange):
+        return HelperView(helper, error=words(found), line=found)
+    item = found.get(key)
+    if item is None or "error" in item:
+        said = _text(item.get("error")) if item is not None else None
+        return HelperView(helper, error=said or "no answer for this target")
+    check, failure = _first_failure(item)
+    verdict = item.get("verdict")
+    vantage = item.get("helper_vantage")
+    return HelperView(
+        helper,
+        verdict=verdict if isinstance(verdict, str) else None,
+        reason=str(item.get("reason", ""))[: wire.REASON_CHARS],
+        failed_check=check,
+        failure=failure,
+        age_seconds=_age(item),
+        helper_vantage=vantage if isinstance(vantage, str) else None,
     )
 
-    for helper, found in answers:
-        failure: str | None
-        if isinstance(found, HelperExchange):
-            evidence = HelperEvidence(helper, error=words(found), line=found)
-            failure = found.failure
-        else:
-            item = found.get((service, result.target))
-            if item is None or "error" in item:
-                evidence, failure = HelperEvidence(helper, error=str((item or {}).get("error", "no answer for this target"))), failures.HELPER_CANNOT_SAY
-            elif item.get("helper_vantage") not in (None, "ok", "allowlist"):
-                theirs = _their_result(service, item)
-                error = f"the helper's own controls failed ({item.get('helper_vantage')}): not compared"
-                evidence, failure = HelperEvidence(helper, str(theirs.verdict), theirs.reason, _failed_check(theirs), _age(item), error), failures.HELPER_CANNOT_SAY
-            else:
-                theirs = _their_result(service, item)
-                result = confirm_down_by_control(result, theirs, source=f"helper {helper}")
-                failed = next((c for c in theirs.checks if not c.ok), None)
-                evidence = HelperEvidence(helper, str(theirs.verdict), theirs.reason, _failed_check(theirs), _age(item))
-                failure = None if theirs.verdict == Verdict.OK else (failed.failure if failed and failed.failure else str(theirs.verdict))
-        result.checks.append(CheckResult(HELPER_CHECK, evidence.verdict == "ok" and evidence.error is None, failure, 0.0, None, evidence))
-    return result
+
+def _first_failure(item: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The helper's first failing check and its failure: a compact item names it (`check`,
+    `failure`), an older helper's full answer lists every check."""
+    checks = item.get("checks")
+    if isinstance(checks, list):
+        failed = next((c for c in checks if isinstance(c, dict) and not c.get("ok")), None)
+        return (_text(failed.get("check")), _text(failed.get("failure"))) if failed is not None else (None, None)
+    return _text(item.get("check")), _text(item.get("failure"))
 
 
-def _failed_check(target: TargetResult) -> str | None:
-    return next((c.check for c in target.checks if not c.ok), None)
-
-
-def _age(item: dict[str, Any]) -> float | None:
+def _age(item: Mapping[str, Any]) -> float | None:
     age = item.get("age_seconds")
     return float(age) if isinstance(age, int | float) and not isinstance(age, bool) else None
-
-
-def _their_result(service: str, item: dict[str, Any]) -> TargetResult:
-    """The helper's result of a target, from its compact item (verdict, first failing check and its
-    failure: what `confirm_down_by_control` compares) or, from an older helper, its full checks."""
-    checks: list[CheckResult] = []
-    if isinstance(item.get("checks"), list):
-        for data in item["checks"]:
-            if isinstance(data, dict):
-                checks.append(CheckResult(str(data.get("check")), bool(data.get("ok")), _text(data.get("failure"))))
-    elif isinstance(item.get("check"), str):
-        checks.append(CheckResult(item["check"], False, _text(item.get("failure"))))
-    try:
-        verdict = Verdict(str(item.get("verdict")))
-    except ValueError:
-        verdict = Verdict.ERROR
-    return TargetResult(service, str(item.get("target")), str(item.get("host", "")), verdict, checks, str(item.get("reason", ""))[: wire.REASON_CHARS])
 
 
 def _text(value: object) -> str | None:

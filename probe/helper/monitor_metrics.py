@@ -15,7 +15,7 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from probe.model import to_json
+from probe.model import UDPStreamEvidence
 
 
 class UDPStreamCollector(Collector):
@@ -31,12 +31,8 @@ class UDPStreamCollector(Collector):
             for service in result.services:
                 for target in service.targets:
                     for check in target.checks:
-                        if check.check != "udp_stream":
-                            continue
-                        evidence = to_json(check.evidence)
-                        ratio = (evidence.get("call") or {}).get("loss_ratio") if isinstance(evidence, dict) else None
-                        if isinstance(ratio, int | float):
-                            loss.add_metric([vantage, service.service, target.target], float(ratio))
+                        if isinstance(check.evidence, UDPStreamEvidence):
+                            loss.add_metric([vantage, service.service, target.target], check.evidence.call.loss_ratio)
         yield loss
 
 

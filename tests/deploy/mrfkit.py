@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -26,21 +25,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # tests/: the helpers every test shares (also in subprocesses)
+
+from msgreach_helpers import free_port, skip_unless_ci, under_ci  # noqa: E402,F401 - re-exported to the deploy tests
+
 PREFIX = "mrf-"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+IN_CI = under_ci()
 
 
 def require(condition: bool, why: str) -> None:
     """Skip when a prerequisite is missing, except in CI, where a missing prerequisite fails."""
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"CI needs this: {why}")
-    pytest.skip(why)
+    if not condition:
+        skip_unless_ci(why)
 
 
 def require_root_netns() -> None:
@@ -61,10 +60,6 @@ def msgreach_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:

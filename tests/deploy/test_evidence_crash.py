@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from mrfkit import HERE, msgreach_argv, msgreach_env, netns, wait_for
-from probe.evidence import archive_files, read
+from probe.evidence import SCHEMA, archive_files, read
 from probe.model import TARGET_VERDICTS
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
@@ -159,6 +159,6 @@ def test_kill_9_mid_round_keeps_every_earlier_line(tmp_path: Path, procs) -> Non
     # (whatever the verdicts a loaded machine produced).
     expected = {(service, f"t{index}") for service in ("alpha", "beta") for index in range(TARGETS_PER_SERVICE)} | {("controls", "ctl")}
     assert {(r["service"], r["target"]) for r in final.records} == expected
-    assert all(r["schema"] == "msgreach-evidence/1" and "verdict" in r and "test_keys" in r for r in final.records)
+    assert all(r["schema"] == SCHEMA and "verdict" in r and "test_keys" in r for r in final.records)
     assert {r["verdict"] for r in final.records} <= set(TARGET_VERDICTS)
     print(f"crash test: {stats}, {len(final.records)} records in {len(archive_files(archive))} file(s)")

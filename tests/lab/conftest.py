@@ -25,7 +25,9 @@ _built = {"lab": False}
 
 
 def _must_run() -> bool:
-    return os.environ.get("CI") == "true" or os.environ.get("MRL_LAB") == "require"
+    from msgreach_helpers import under_ci  # tests/ is on the path (tests/conftest.py)
+
+    return under_ci() or os.environ.get("MRL_LAB") == "require"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

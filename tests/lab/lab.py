@@ -698,6 +698,8 @@ class Lab:
             "services": services,
             "controls": None,
             "extra_fingerprints": {"dns_addresses": [BLOCKPAGE, v6(BLOCKPAGE)]},
+            # Every round the lab runs is archived: tests/lab/test_matrix.py judges it again.
+            "evidence": {"path": str(self.dir / "evidence.jsonl")},
         }
 
     def write_config(self, path: Path | str, **kwargs: Any) -> Path:

@@ -11,6 +11,10 @@
   (core.telegram.org/mtproto/samples-auth_key), and any plain HTTP request with a status line,
   as OONI's probe expects.
 - `h3`: HTTP/3 over QUIC (aioquic) for hosts whose targets run the `quic` check.
+- Quirky servers, for the rules that must not read a server's own behaviour as censorship
+  (tests/lab/test_quirks.py): `silent` takes what comes and never answers; `answer_then_reset`
+  and `answer_then_drip` read a TLS ClientHello, send the first 200 bytes of a handshake answer,
+  then reset the connection or drip a byte every half second.
 
 Standalone on purpose (no imports from the lab package): it runs as
 `ip netns exec mrl-servers python3 standins.py SPEC.json` where SPEC lists
@@ -143,6 +147,63 @@ async def mtproto(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
         writer.close()
 
 
+# --- quirky servers ---------------------------------------------------------------------------------
+
+ANSWER_BYTES = 200
+
+
+async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while await asyncio.wait_for(reader.read(4096), 60):  # read (the kernel acknowledges it), never answered
+            pass
+    except (asyncio.TimeoutError, ConnectionError, OSError):
+        pass
+    finally:
+        writer.close()
+
+
+def _answer_begun() -> bytes:
+    """A handshake record announcing 4 KB, of which the first ANSWER_BYTES come."""
+    return (b"\x16\x03\x03\x10\x00" + b"\x02\x00\x0f\xfc" + bytes(range(256)))[:ANSWER_BYTES]
+
+
+async def _client_hello(reader: asyncio.StreamReader) -> None:
+    header = await asyncio.wait_for(reader.readexactly(5), 30)
+    await asyncio.wait_for(reader.readexactly(struct.unpack("!H", header[3:5])[0]), 30)
+
+
+async def answer_then_reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    import socket
+
+    try:
+        await _client_hello(reader)
+        writer.write(_answer_begun())
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()  # RST
+    except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError):
+        writer.close()
+
+
+async def answer_then_drip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        await _client_hello(reader)
+        writer.write(_answer_begun())
+        await writer.drain()
+        for _ in range(120):
+            await asyncio.sleep(0.5)
+            writer.write(b"\x00")
+            await writer.drain()
+    except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError):
+        pass
+    finally:
+        writer.close()
+
+
+QUIRKS = {"silent": silent, "answer_then_reset": answer_then_reset, "answer_then_drip": answer_then_drip}
+
+
 # --- HTTP/3 ---------------------------------------------------------------------------------------
 
 
@@ -188,6 +249,8 @@ async def main(spec_path: str) -> None:
             await asyncio.start_server(mtproto, address, port, reuse_address=True)
         elif role == "h3":
             await h3(address, port, item["cert"], item["key"])
+        elif role in QUIRKS:
+            await asyncio.start_server(QUIRKS[role], address, port, reuse_address=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import atexit
 import signal
-import sys
 import threading
 from typing import TYPE_CHECKING
 

@@ -10,6 +10,7 @@ target's checks), so the matrix follows the catalogs as they grow.
 from __future__ import annotations
 
 import json
+import subprocess
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -296,3 +297,18 @@ def test_uplink_cut_is_vantage_offline_and_nothing_else(clean_lab: Lab) -> None:
     for service, target in report.all_targets():
         assert target["verdict"] == "vantage_offline", f"{service}: {_dump(target)}"
     record("uplink-cut", "(all)", "vantage_offline", report, report.vantage["verdict"])
+
+
+def test_zz_every_stored_verdict_is_judged_again_the_same(lab: Lab) -> None:
+    """The evidence archive of every round this session ran (the matrix's scenarios cover every
+    verdict) read again by the judge (`msgreach evidence --rejudge`): every verdict reproduced."""
+    archive = lab.dir / "evidence.jsonl"
+    assert archive.exists(), "the lab config archives every round"
+    completed = subprocess.run([*lab.msgreach_argv(), "evidence", "--rejudge", "--path", str(archive)], capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-2000:]
+    from probe.evidence import read
+
+    stored = {str(line.get("verdict")) for line in read(archive).records}
+    expected = {SCENARIOS[scenario].expected for scenario in _reports}
+    assert expected <= stored, f"the archive lacks {expected - stored}"
+    record("(rejudge)", "every round", "reproduced", None, completed.stdout.strip().splitlines()[-1])

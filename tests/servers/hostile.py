@@ -164,6 +164,35 @@ async def oversized_hello(reader: asyncio.StreamReader, writer: asyncio.StreamWr
         await asyncio.sleep(0.01)
 
 
+ANSWER_BYTES = 200  # what the answer-then-… servers send of their handshake before they fail
+
+
+def _first_answer_bytes() -> bytes:
+    """The first ANSWER_BYTES of a server's answer: a handshake record announcing 4 KB, begun."""
+    return (b"\x16\x03\x03\x10\x00" + b"\x02\x00\x0f\xfc" + bytes(range(256)))[:ANSWER_BYTES]
+
+
+async def answer_then_reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Begins its handshake answer for any name (200 bytes), then resets: a server that breaks
+    mid-answer, whatever the name (a censor resets before the server's answer, not inside it)."""
+    await read_client_hello(reader)
+    writer.write(_first_answer_bytes())
+    await writer.drain()
+    await asyncio.sleep(0.05)
+    rst(writer)
+
+
+async def answer_then_drip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Begins its handshake answer for any name (200 bytes), then drips a byte every 0.5 s."""
+    await read_client_hello(reader)
+    writer.write(_first_answer_bytes())
+    await writer.drain()
+    while not writer.transport.is_closing():
+        await asyncio.sleep(0.5)
+        writer.write(b"\x00")
+        await writer.drain()
+
+
 async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Accepts and never reads nor answers (a censor dropping everything after the SYN/ACK)."""
     await asyncio.sleep(3600)

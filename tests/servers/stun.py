@@ -20,14 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from msgreach_helpers import free_udp_port  # noqa: F401 - the one place; servers.stun's users import it from here too
+
 MAGIC_COOKIE = 0x2112A442
 BEHAVIOURS = ("garbage", "wrong_txid", "malformed", "error", "flood", "silent")
 
 
-def free_udp_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def binding_request() -> tuple[bytes, bytes]:
