@@ -44,6 +44,7 @@ DNS_BLOCKPAGE: Final = "dns_blockpage_address"  # answer is a known ISP block-pa
 DNS_INCONSISTENT: Final = "dns_inconsistent"  # outside the service's networks and the control's answers
 DNS_BAD_RESPONSE: Final = "dns_bad_response"  # a reply that does not parse as DNS
 HTTP_BLOCKPAGE: Final = "http_blockpage"  # block-page fingerprint, block-page redirect or 451
+HTTP_BODY_TOO_LARGE: Final = "http_body_limit"  # an answer past its size cap (the agent's /metrics): refused while reading
 PROTOCOL_ERROR: Final = "protocol_error"  # the peer spoke, but not the expected protocol
 STALLED: Final = "stalled"  # a transfer that stopped making progress before its end
 THROTTLED: Final = "throttled"  # a transfer slower than the configured floor
