@@ -10,6 +10,7 @@ httpcore, httpx` instead of importing them themselves (as `probe._dnspython` for
 """
 
 import sys
+from typing import cast
 
 _HIDE_TRIO = "trio" not in sys.modules
 if _HIDE_TRIO:
@@ -18,7 +19,7 @@ try:
     import httpcore
     import httpx
 finally:
-    if _HIDE_TRIO and "trio" in sys.modules and sys.modules["trio"] is None:
+    if _HIDE_TRIO and "trio" in sys.modules and cast(object, sys.modules["trio"]) is None:
         del sys.modules["trio"]
 
 __all__ = ["httpcore", "httpx"]

@@ -9,7 +9,7 @@ Every duration is finite and capped, every count bounded, and booleans are not n
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from probe.validation import BaseModel, Field, field_validator, model_validator
 
@@ -24,7 +24,7 @@ Flag = bool
 
 
 def _count(low: int, high: int, default: int) -> int:
-    return Field(default, ge=low, le=high)
+    return cast(int, Field(default, ge=low, le=high))  # a default that carries its bounds, typed as the field
 
 
 class Params(BaseModel):

@@ -118,7 +118,7 @@ def as_table(results: list[VantageResult]) -> str:
             rows.extend(("  ", "", t.target, t.host, t.verdict, t.reason) for t in service.targets)
         widths = [max(len(str(r[i])) for r in rows) if rows else 0 for i in range(5)]
         for row in rows:
-            cells = [str(cell).ljust(width) for cell, width in zip(row[:5], widths)]
+            cells = [str(cell).ljust(width) for cell, width in zip(row[:5], widths, strict=True)]
             lines.append(("  " + " ".join(cells) + ("  " + row[5] if row[5] else "")).rstrip())
         lines.append("")
     return "\n".join(lines)

@@ -223,7 +223,10 @@ _PAGE_REASONS: dict[str, dict[str, str]] = {
     "en": {
         # notices above everything
         "notice.monitor_problem": "The monitor has a problem: {reason}",
-        "notice.upload_held": "Reports to the centre are held for {minutes} min: {why}. They wait on this machine and go out when the line lets them; keep the agent running (restarted, it sends only new samples).",
+        "notice.upload_held": (
+            "Reports to the centre are held for {minutes} min: {why}. They wait on this machine and go out when the line lets them; "
+            "keep the agent running (restarted, it sends only new samples)."
+        ),
         "upload.line_stalls": "the line to the centre stalls (sends get no answer; a censor that freezes connections to hosting abroad does this)",
         "upload.centre_refuses": "the centre, or something on the way, refuses or cuts the sends",
         "notice.upload_lost": "{count} samples could not be delivered and were dropped by the agent (see its log).",
@@ -325,7 +328,10 @@ _PAGE_REASONS: dict[str, dict[str, str]] = {
     },
     "ru": {
         "notice.monitor_problem": "Проблема с монитором: {reason}",
-        "notice.upload_held": "Отчёты в центр задерживаются уже {minutes} мин: {why}. Они ждут на этой машине и уйдут, когда линия пропустит; не перезапускайте агент (после перезапуска он отправляет только новые данные).",
+        "notice.upload_held": (
+            "Отчёты в центр задерживаются уже {minutes} мин: {why}. Они ждут на этой машине и уйдут, когда линия пропустит; "
+            "не перезапускайте агент (после перезапуска он отправляет только новые данные)."
+        ),
         "upload.line_stalls": "линия до центра зависает (отправки остаются без ответа; так действует цензор, замораживающий соединения с зарубежными хостингами)",
         "upload.centre_refuses": "центр или что-то на пути отклоняет или обрывает отправки",
         "notice.upload_lost": "{count} отсчётов не удалось доставить, агент их отбросил (см. его журнал).",

@@ -126,7 +126,7 @@ def resolve_paths(data: Any, base: Path, keys: tuple[str, ...] = _PATH_KEYS) -> 
     return data
 
 
-def _validation_problems(exc: ValidationError, file: str, lines: Lines, prefix: tuple = ()) -> list[Problem]:
+def _validation_problems(exc: ValidationError, file: str, lines: Lines, prefix: tuple[str | int, ...] = ()) -> list[Problem]:
     problems = []
     for error in exc.errors():
         loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and "[" in part))
@@ -251,11 +251,11 @@ def _resolve(raw: RawConfig, file: str, base: Path, problems: list[Problem], lin
         controls = catalog.targets if catalog else []
 
     fingerprints = Fingerprints()
-    for index, ref in enumerate(raw.fingerprints):
-        path = _catalog_path(ref, "fingerprints", base)
+    for index, fingerprints_ref in enumerate(raw.fingerprints):
+        path = _catalog_path(fingerprints_ref, "fingerprints", base)
         if not path.is_file():
             line = lines.of(("fingerprints", index))
-            problems.append(Problem(file, line, f"fingerprints.{index}", f"no fingerprints catalog {ref!r} ({path})"))
+            problems.append(Problem(file, line, f"fingerprints.{index}", f"no fingerprints catalog {fingerprints_ref!r} ({path})"))
             continue
         loaded = load_model(Fingerprints, path, problems)
         if loaded is not None:

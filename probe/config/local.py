@@ -39,7 +39,7 @@ def listen_problem(address: str, default_port: int = 9910) -> str | None:
     except socket.gaierror as exc:
         return f"cannot resolve {host!r} ({_reason(exc)})"
     for family, _, _, _, sockaddr in found:
-        problem = _unbindable(family, sockaddr[0])
+        problem = _unbindable(family, str(sockaddr[0]))
         if problem is not None:
             return problem
     return None

@@ -323,7 +323,7 @@ class Timeouts(_Model):
         if check in self.extra:
             return self.extra[check]
         if check in ("dns", "tcp", "tls", "http"):
-            return getattr(self, check)
+            return float(getattr(self, check))
         return self.default
 
 
@@ -398,7 +398,7 @@ class Target(_Model):
     addresses: list[IPAddress] = Field(default_factory=list, max_length=64)  # pinned: DNS is skipped for connects
     checks: list[CheckName] = Field(default_factory=lambda: ["dns", "tcp", "tls", "http"], max_length=len(CHECK_PARAMS))
     # Per-check settings, validated by probe.params and stored as those models.
-    params: CheckParamsByName = Field(default_factory=dict)  # type: ignore[assignment]
+    params: CheckParamsByName = Field(default_factory=dict)
     ca_bundle: CABundle = None
     # What a control target stands for: an international or a domestic site (the vantage's
     # reach), or a yardstick for the protocol checks (a download, a STUN server).

@@ -174,8 +174,8 @@ class _Builder:
     def _tag(self, event: ScalarEvent) -> str:
         """The scalar's tag, an implicit one resolved as PyYAML's composer does."""
         if event.tag is None or event.tag == "!":
-            return self.loader.resolve(ScalarNode, event.value, event.implicit)
-        return event.tag
+            return str(self.loader.resolve(ScalarNode, event.value, event.implicit))
+        return str(event.tag)
 
     def _scalar(self, event: ScalarEvent, path: tuple[Any, ...]) -> Any:
         tag = self._tag(event)
@@ -203,7 +203,7 @@ class _Builder:
             tag = event.tag if event.tag not in (None, "!") else self.loader.resolve(SequenceNode, None, event.implicit)
             if tag != _SEQ:
                 raise self._fail(event, path, f"the tag {tag} is not supported here")
-            items = []
+            items: list[Any] = []
             while not isinstance(self.loader.peek_event(), SequenceEndEvent):
                 items.append(self._value(self.loader.get_event(), (*path, len(items))))
             self.loader.get_event()

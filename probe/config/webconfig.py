@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import ssl
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from probe.config.errors import ConfigError, Problem
 from probe.config.files import check_ca_bundle, check_cert_chain
@@ -183,4 +183,4 @@ def load_web_config(path: str | Path) -> WebConfig:
     web = load_model(WebConfig, Path(path), problems)
     if web is None:
         raise ConfigError(problems)
-    return web
+    return cast(WebConfig, web)

@@ -42,13 +42,13 @@ class Measurer:
                 missing = [n for n in missing if not self._fresh(n, age)]
                 if missing:
                     await self._measure(missing)
-        answers = []
-        for service, target in names:
-            if (service, target) not in self._catalog:
-                answers.append({"service": service, "target": target, "error": "unknown_target"})
+        answers: list[dict[str, Any]] = []
+        for service_name, target_name in names:
+            if (service_name, target_name) not in self._catalog:
+                answers.append({"service": service_name, "target": target_name, "error": "unknown_target"})
             else:
-                measured_at, result = self._cache[(service, target)]
-                answers.append({"service": service, "age_seconds": round(time.monotonic() - measured_at, 3), **result})
+                measured_at, result = self._cache[(service_name, target_name)]
+                answers.append({"service": service_name, "age_seconds": round(time.monotonic() - measured_at, 3), **result})
         return answers
 
     def _fresh(self, name: tuple[str, str], age: float) -> bool:
@@ -59,8 +59,8 @@ class Measurer:
         from probe.runner import run_round  # late: the runner pulls in every check
 
         by_service: dict[str, list[str]] = {}
-        for service, target in names:
-            by_service.setdefault(service, []).append(target)
+        for service_name, target_name in names:
+            by_service.setdefault(service_name, []).append(target_name)
         services: list[Service] = []
         for service in self.config.services:
             if service.name in by_service:

@@ -78,7 +78,7 @@ def is_stun_request(body: bytes) -> bool:
     if len(body) < 20:
         return False
     kind, _, cookie = struct.unpack_from("!HHI", body)
-    return kind == STUN_BINDING_REQUEST and cookie == STUN_MAGIC
+    return bool(kind == STUN_BINDING_REQUEST and cookie == STUN_MAGIC)
 
 
 def echo_body(body: bytes) -> bytes:
