@@ -71,7 +71,8 @@ def measure(state: State, openmetrics: bool, repeat: int) -> dict[str, float]:
     tracemalloc.stop()
     body = b"".join(exposition.render(openmetrics=openmetrics))
     kept = b"".join(exposition.render(gzip=True, openmetrics=openmetrics))
-    ours = lambda text: text.split(b"# HELP process_")[0]
+    def ours(text):
+        return text.split(b"# HELP process_")[0]
     assert ours(gzip.decompress(kept)) == ours(body)
     return {"cpu_ms": statistics.median(cpu) * 1000, "peak_mib": peak / 2**20, "text_kib": len(body) / 1024, "gzip_kib": len(kept) / 1024}
 

@@ -109,7 +109,7 @@ class HelperProcess:
                 break
             except OSError:
                 if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError(f"the helper did not start: {self.log.read_text()[-2000:]}")
+                    raise RuntimeError(f"the helper did not start: {self.log.read_text()[-2000:]}") from None
                 time.sleep(0.1)
 
     def stop(self) -> None:

@@ -208,7 +208,7 @@ def start_nginx(tmp: Path, n: int) -> subprocess.Popen:
             return proc
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("nginx did not start: " + (tmp / "nginx-error.log").read_text()[-2000:])
+                raise RuntimeError("nginx did not start: " + (tmp / "nginx-error.log").read_text()[-2000:]) from None
             time.sleep(0.05)
 
 

@@ -215,7 +215,7 @@ def test_verdicts_wear_the_status_pages_colours():
     checked = 0
     for uid in UIDS:
         for panel in committed(uid)["panels"]:
-            for code, result in _mappings(panel).items():
+            for _code, result in _mappings(panel).items():
                 name = result.get("text")
                 if name in COLOURS:
                     assert result["color"] == COLOURS[name][0], (uid, panel["title"], name, result["color"])

@@ -294,7 +294,8 @@ def test_connections_over_the_per_address_cap_are_reset_at_once_and_others_are_s
     idle = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(8)]  # the cap: 8 per address
     try:
         deadline = time.monotonic() + 30
-        open_now = lambda: helper_process.gauge("msgreach_helper_open_connections", channel="http") - 1  # not the /metrics request itself
+        def open_now():
+            return helper_process.gauge("msgreach_helper_open_connections", channel="http") - 1  # not the /metrics request itself
         while open_now() < 8 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert open_now() == 8

@@ -395,10 +395,10 @@ def test_neutral_bytes_never_share_a_byte_with_the_signature_at_its_offset() -> 
     from probe.helper.signatures import PROTOCOLS
 
     for _ in range(200):
-        for transport, build in PROTOCOLS.values():
+        for _transport, build in PROTOCOLS.values():
             signature = build("www.example.org")
             neutral = wire.neutral_like(signature)
-            assert len(neutral) == len(signature) and all(a != b for a, b in zip(neutral, signature)) and neutral.isascii()
+            assert len(neutral) == len(signature) and all(a != b for a, b in zip(neutral, signature, strict=False)) and neutral.isascii()
 
 
 # --- msgreach_helper_up ------------------------------------------------------------------------------------

@@ -144,7 +144,7 @@ def test_two_vantages_through_agents_lose_nothing_while_the_centre_is_down(tmp_p
     assert oct((tmp_path / "agent-v1" / "remote_write_password").stat().st_mode & 0o777) == "0o600"
 
     def both_arrived() -> bool:
-        for name, (agent, _) in agents.items():
+        for _name, (agent, _) in agents.items():
             assert agent.alive(), agent.text()[-3000:]
         found = {r["metric"].get("vantage") for r in _query(base, 'msgreach_rounds_total{job="msgreach"}')}
         return found == {"v1", "v2"}
@@ -179,7 +179,7 @@ def test_two_vantages_through_agents_lose_nothing_while_the_centre_is_down(tmp_p
             result = _query(base, f'{metric}{{vantage="{name}",job="msgreach"}}[{window}s]', at=now)
             assert len(result) == 1, result
             stamps = [float(t) for t, _ in result[0]["values"]]
-            gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+            gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
             during = [t for t in stamps if stopped_at <= t <= restarted_at]
             expected = (restarted_at - stopped_at) / SCRAPE
             report[f"{name} {metric}"] = {"samples_in_outage": len(during), "expected": round(expected), "largest_gap_s": round(max(gaps), 2)}

@@ -198,7 +198,7 @@ def run(attempts: list[dict]) -> list[str]:
     # its timeout (3 s), whatever the tap answers, and it lets other threads run meanwhile.
     wanted = list(dict.fromkeys((a["client"], a["sni"]) for a in attempts if a.get("mode", "handshake") == "replay"))
     with ThreadPoolExecutor(max_workers=max(len(wanted), 1)) as pool:
-        hellos = dict(zip(wanted, pool.map(lambda key: capture(key[0], key[1], None), wanted)))
+        hellos = dict(zip(wanted, pool.map(lambda key: capture(key[0], key[1], None), wanted), strict=False))
     outcomes = []
     for attempt in attempts:
         client, address, sni = attempt["client"], attempt["address"], attempt["sni"]

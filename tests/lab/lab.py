@@ -543,7 +543,7 @@ class Lab:
 
     def _wait_ready(self, timeout: float = 20.0) -> None:
         servers = {f"{AUTHORITY}:53", f"{DOMESTIC_FRONT}:443", f"[{v6(DOMESTIC_FRONT)}]:443"}
-        for role, address, port in self.plan.endpoints:
+        for _role, address, port in self.plan.endpoints:
             servers.add(f"{address}:{port}")
             if (twin := self.plan.twin6(address)) is not None:
                 servers.add(f"[{twin}]:{port}")

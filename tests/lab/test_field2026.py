@@ -78,7 +78,7 @@ def attempt(lab: Lab, client: str, *, sni: str = WEB, host: str = WEB, family: i
 
 
 def outcomes(lab: Lab, named: dict[str, dict[str, Any]]) -> dict[str, str]:
-    return dict(zip(named, hellos(lab, list(named.values()))))
+    return dict(zip(named, hellos(lab, list(named.values())), strict=False))
 
 
 def box_log(lab: Lab, name: str) -> list[dict[str, Any]]:

@@ -145,7 +145,7 @@ def test_domestic_range_and_front(lab: Lab) -> None:
     foreign name with its own (valid) certificate."""
     for name in field_scenarios.allowlisted_names():
         assert ipaddress.ip_address(lab.plan.hosts[name]) in ipaddress.ip_network(DOMESTIC_NET), name
-    assert not ipaddress.ip_address(lab.plan.hosts["www.microsoft.com"]) in ipaddress.ip_network(DOMESTIC_NET)
+    assert ipaddress.ip_address(lab.plan.hosts["www.microsoft.com"]) not in ipaddress.ip_network(DOMESTIC_NET)
     for address in (DOMESTIC_FRONT, f"[{v6(DOMESTIC_FRONT)}]"):
         code, info = curl("--cacert", str(lab.ca_path), "--resolve", f"web.whatsapp.com:443:{address}", "--max-time", "6", "https://web.whatsapp.com/")
         assert code == 0 and info["http_code"] == 200, (address, info)

@@ -70,8 +70,8 @@ def protocol_config(lab: Lab, name: str = "protocols.yaml", **kwargs: Any) -> Pa
 def stun_answers(address: str, port: int) -> bool:
     """From the client namespace: does address:port answer a Binding Request?"""
     code = (
-        "import sys; sys.path.insert(0, %r); from servers.stun import answers; "
-        "sys.exit(0 if answers(%r, %d, 0.5) else 1)" % (str(REPO / "tests"), address, port)
+        f"import sys; sys.path.insert(0, {str(REPO / 'tests')!r}); from servers.stun import answers; "
+        f"sys.exit(0 if answers({address!r}, {port:d}, 0.5) else 1)"
     )
     return subprocess.run(["ip", "netns", "exec", NS_CLIENT, sys.executable, "-c", code], timeout=10).returncode == 0
 

@@ -123,7 +123,6 @@ class Vantage:
             regime = ["vantage_offline" if all(timelines[s][i] == "vantage_offline" for s in timelines) else "ok" for i in range(n)]
         k = SCRAPES_PER_ROUND
         counts, starts = self.counts(n), self.starts(n)
-        samples = starts[n]
         base = f'job="msgreach",instance="{self.name}:9910",vantage="{self.name}"'
         rounds = list(range(1, n + 1))
         if self.stuck_after is not None:
@@ -732,7 +731,8 @@ def fast_tests() -> list[dict]:
     v = Vantage(**RU1, services={"whatsapp": "ok*30 ip_blocked*10 ok*20", "telegram": "ok*30 ip_blocked ok*29"})
     page = [e.sudden(v, "whatsapp", "ip_blocked")]
     off = Vantage(**RU3, services={"whatsapp": "ok*45 vantage_offline*5 ok*10"})
-    at1 = lambda r, s=0: at(r, s, step=1)
+    def at1(r, s=0):
+        return at(r, s, step=1)
     return [test(
         "fast profile: a block pages with its second round (4 s after the first blocked scrape), a single "
         "failed round does not; offline after 3 s",
