@@ -71,7 +71,8 @@ COPY --from=build /src/deploy/container/config.yaml /etc/msgreach/config.yaml
 COPY --from=build --chown=10001:10001 /out/state/ /var/lib/msgreach/
 ENV PATH=/opt/msgreach/bin:/usr/local/bin:/usr/bin:/bin \
     PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
-    MSGREACH_HEALTH_URL=http://127.0.0.1:9910/healthz
+    MSGREACH_HEALTH_URL=http://127.0.0.1:9910/healthz \
+    MSGREACH_STATE_DIR=/var/lib/msgreach
 # A numeric user that exists nowhere else: no login, no home, nothing to escalate from.
 USER 10001:10001
 WORKDIR /var/lib/msgreach
