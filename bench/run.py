@@ -176,11 +176,11 @@ def nginx_config(tmp: Path, n: int) -> str:
     return f"""daemon off;
 master_process on;
 worker_processes auto;
-worker_rlimit_nofile 16384;
+worker_rlimit_nofile {n + 4096};
 user nobody nogroup;
 pid {tmp}/nginx.pid;
 error_log {tmp}/nginx-error.log warn;
-events {{ worker_connections 8192; }}
+events {{ worker_connections {n + 2048}; }}  # every listening socket counts as a connection
 http {{
   access_log off;
 {temp}
