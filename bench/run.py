@@ -57,6 +57,8 @@ SOURCE = {"path": REPO, "label": "working tree"}  # the msgreach measured (--rev
 
 
 MAX_TARGETS = 10_000
+INLINE_TARGETS = 3_000  # up to this many, one inline service; above, services of CATALOG_TARGETS in catalog files
+CATALOG_TARGETS = 2_500
 
 
 def address_of(index: int) -> str:
@@ -240,11 +242,19 @@ def msgreach_config(tmp: Path, n: int, concurrency: int, interval: float = 60.0,
         "listen": {"address": MSGREACH_LISTEN},
         # A control is required; one TCP connect to the first target's address per round.
         "controls": [{"name": "ctl", "host": address_of(0), "ports": [443], "checks": ["tcp"]}],
-        "services": [{"name": "bench", "targets": [
-            {"name": name_of(i), "host": f"{name_of(i)}.{DOMAIN}", "addresses": [address_of(i)],
-             "ports": [443], "checks": list(checks)} for i in range(n)]}],
     }
-    path = tmp / f"msgreach-{n}-{interval:g}-{'-'.join(checks)}.yaml"
+    stem = f"msgreach-{n}-{interval:g}-{'-'.join(checks)}"
+    targets = [{"name": name_of(i), "host": f"{name_of(i)}.{DOMAIN}", "addresses": [address_of(i)],
+                "ports": [443], "checks": list(checks)} for i in range(n)]
+    if n <= INLINE_TARGETS:
+        config["services"] = [{"name": "bench", "targets": targets}]
+    else:  # a YAML file holds at most 1 MiB and 100,000 values: services of CATALOG_TARGETS, a catalog file each
+        config["services"] = []
+        for part, first in enumerate(range(0, n, CATALOG_TARGETS), 1):
+            catalog = tmp / f"{stem}-bench{part}.yaml"
+            catalog.write_text(yaml.safe_dump({"name": f"bench{part}", "targets": targets[first:first + CATALOG_TARGETS]}, sort_keys=False))
+            config["services"].append({"catalog": str(catalog)})
+    path = tmp / f"{stem}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 @dataclass
@@ -312,7 +322,7 @@ def msgreach_once(tmp: Path, n: int, concurrency: int) -> Sample:
 # What Prometheus sends when it scrapes (2.42+): OpenMetrics first, gzip.
 PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
                      "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
-ROUND_LINE = re.compile(r"round bench: ok;.*; ([0-9.]+) s$", re.M)
+ROUND_LINE = re.compile(r"round bench: ok;.*; ([0-9.]+) s$", re.M)  # the vantage is `bench`
 
 
 def msgreach_steady(tmp: Path, n: int, concurrency: int, rounds: int, interval: float, save_metrics: Path | None = None) -> Sample:
