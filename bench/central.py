@@ -50,6 +50,9 @@ START, END = "<!-- bench:central:start -->", "<!-- bench:central:end -->"
 REPO = bench.REPO
 COMPOSE = REPO / "deploy" / "central" / "compose.victoriametrics.yaml"
 PORTS = {"nginx": 18500, "agent": 18501, "prometheus": 18502, "vm": 18503, "vmalert": 18504}
+STORES = ("prometheus", "victoria-metrics")
+STORE_PORT = {"prometheus": "prometheus", "victoria-metrics": "vm"}
+STORE_LABEL = {"prometheus": "Prometheus", "victoria-metrics": "VictoriaMetrics"}
 SCRAPE_INTERVAL = "15s"  # deploy/volunteer/agent/run.sh's default
 # Series that change every round; everything else in msgreach's exposition holds still between
 # verdict changes (state sets, infos, certificate expiry).
@@ -156,7 +159,7 @@ http {{
 """
 
 
-def agent_config(vantages: Vantages) -> dict:
+def agent_config(vantages: Vantages, stores: tuple[str, ...]) -> dict:
     targets = [{"targets": [f"127.0.0.1:{PORTS['nginx']}"],
                 "labels": {"vantage": vantages.name(i), "__metrics_path__": f"/{vantages.name(i)}/metrics"}}
                for i in range(vantages.count)]
@@ -165,8 +168,7 @@ def agent_config(vantages: Vantages) -> dict:
         # honor_labels: the series' own `vantage` stays, the target's only fills in where there is
         # none (process_*, up): what each volunteer's agent does with its external label.
         "scrape_configs": [{"job_name": "msgreach", "honor_labels": True, "static_configs": targets}],
-        "remote_write": [{"url": f"http://127.0.0.1:{PORTS['prometheus']}/api/v1/write"},
-                         {"url": f"http://127.0.0.1:{PORTS['vm']}/api/v1/write"}],
+        "remote_write": [{"url": f"http://127.0.0.1:{PORTS[STORE_PORT[store]]}/api/v1/write"} for store in stores],
     }
 
 
@@ -203,24 +205,26 @@ class Centre:
             bench.stop(proc)
 
 
-def start_all(tmp: Path, vantages: Vantages) -> Centre:
+def start_all(tmp: Path, vantages: Vantages, stores: tuple[str, ...]) -> Centre:
     centre = Centre()
     quiet = {"stdout": subprocess.DEVNULL, "stderr": open(tmp / "centre.log", "w")}  # noqa: SIM115 - closed with the process
     (tmp / "nginx.conf").write_text(nginx_config(tmp, vantages.root))
     centre.procs["nginx"] = bench.start(["nginx", "-c", str(tmp / "nginx.conf"), "-e", str(tmp / "nginx-error.log")], **quiet)
-    centre.procs["prometheus"] = bench.start([
-        "prometheus", f"--config.file={centre_config(tmp)}", f"--storage.tsdb.path={tmp / 'prometheus'}",
-        f"--web.listen-address=127.0.0.1:{PORTS['prometheus']}", "--web.enable-remote-write-receiver", "--log.level=warn"], **quiet)
     vm_url = f"http://127.0.0.1:{PORTS['vm']}"
-    centre.procs["victoria-metrics"] = bench.start(["victoria-metrics", *compose_flags("victoria-metrics", {
-        "-storageDataPath": str(tmp / "vm"), "-httpListenAddr": f"127.0.0.1:{PORTS['vm']}"}), "-loggerLevel=WARN"], **quiet)
-    for url in (f"http://127.0.0.1:{PORTS['prometheus']}/-/ready", f"{vm_url}/health"):
-        bench.wait_http(url, 60)
-    centre.procs["vmalert"] = bench.start(["vmalert", *compose_flags("vmalert", {
-        "-rule": str(REPO / "configs" / "prometheus" / "rules" / "*.yml"), "-datasource.url": vm_url,
-        "-remoteWrite.url": vm_url, "-remoteRead.url": vm_url, "-notifier.url": "http://127.0.0.1:9",  # nothing listens: alerts go nowhere
-        "-external.url": "https://centre.example.org"}), f"-httpListenAddr=127.0.0.1:{PORTS['vmalert']}", "-loggerLevel=ERROR"], **quiet)
-    (tmp / "agent.yml").write_text(yaml.safe_dump(agent_config(vantages)))
+    if "prometheus" in stores:
+        centre.procs["prometheus"] = bench.start([
+            "prometheus", f"--config.file={centre_config(tmp)}", f"--storage.tsdb.path={tmp / 'prometheus'}",
+            f"--web.listen-address=127.0.0.1:{PORTS['prometheus']}", "--web.enable-remote-write-receiver", "--log.level=warn"], **quiet)
+        bench.wait_http(f"http://127.0.0.1:{PORTS['prometheus']}/-/ready", 60)
+    if "victoria-metrics" in stores:
+        centre.procs["victoria-metrics"] = bench.start(["victoria-metrics", *compose_flags("victoria-metrics", {
+            "-storageDataPath": str(tmp / "vm"), "-httpListenAddr": f"127.0.0.1:{PORTS['vm']}"}), "-loggerLevel=WARN"], **quiet)
+        bench.wait_http(f"{vm_url}/health", 60)
+        centre.procs["vmalert"] = bench.start(["vmalert", *compose_flags("vmalert", {
+            "-rule": str(REPO / "configs" / "prometheus" / "rules" / "*.yml"), "-datasource.url": vm_url,
+            "-remoteWrite.url": vm_url, "-remoteRead.url": vm_url, "-notifier.url": "http://127.0.0.1:9",  # nothing listens: alerts go nowhere
+            "-external.url": "https://centre.example.org"}), f"-httpListenAddr=127.0.0.1:{PORTS['vmalert']}", "-loggerLevel=ERROR"], **quiet)
+    (tmp / "agent.yml").write_text(yaml.safe_dump(agent_config(vantages, stores)))
     centre.procs["agent"] = bench.start([
         "prometheus", "--enable-feature=agent", f"--config.file={tmp / 'agent.yml'}", f"--storage.agent.path={tmp / 'agent'}",
         f"--web.listen-address=127.0.0.1:{PORTS['agent']}", "--web.enable-lifecycle", "--log.level=warn"], **quiet)
@@ -228,10 +232,10 @@ def start_all(tmp: Path, vantages: Vantages) -> Centre:
     return centre
 
 
-def reload_agent(tmp: Path, vantages: Vantages) -> None:
+def reload_agent(tmp: Path, vantages: Vantages, stores: tuple[str, ...]) -> None:
     import httpx
 
-    (tmp / "agent.yml").write_text(yaml.safe_dump(agent_config(vantages)))
+    (tmp / "agent.yml").write_text(yaml.safe_dump(agent_config(vantages, stores)))
     httpx.post(f"http://127.0.0.1:{PORTS['agent']}/-/reload", timeout=30, trust_env=False).raise_for_status()
 
 
@@ -307,13 +311,12 @@ class Point:
     load1: float
 
 
-def measure_point(case: str, vantages: Vantages, centre: Centre, minutes: float) -> Point:
+def measure_point(case: str, vantages: Vantages, centre: Centre, minutes: float, stores: tuple[str, ...]) -> Point:
     expected = vantages.count * vantages.series
     deadline = time.monotonic() + 600
-    while min(stored_series(c) for c in ("prometheus", "vm")) < 0.98 * expected:
+    while min(stored_series(s) for s in stores) < 0.98 * expected:
         if time.monotonic() > deadline:
-            raise RuntimeError(f"series did not arrive: {expected} expected, "
-                               f"{stored_series('prometheus')} in Prometheus, {stored_series('vm')} in VictoriaMetrics")
+            raise RuntimeError(f"series did not arrive: {expected} expected, " + ", ".join(f"{stored_series(s)} in {s}" for s in stores))
         time.sleep(5)
     # Steady state: CPU over the last part of the window, RSS and series at its end.
     time.sleep(minutes * 60 / 3)
@@ -325,18 +328,21 @@ def measure_point(case: str, vantages: Vantages, centre: Centre, minutes: float)
     for name, proc in centre.procs.items():
         per_centre[name] = {"rss_kb": bench.proc_status_kb(proc.pid, "VmRSS"), "hwm_kb": bench.proc_status_kb(proc.pid, "VmHWM"),
                             "cores": (bench.proc_cpu(proc.pid) - cpu0[name]) / elapsed}
-    for name, key in (("prometheus", "prometheus"), ("victoria-metrics", "vm")):
-        per_centre[name]["series"] = stored_series(key)
-    per_centre["prometheus"]["rules_s"] = rule_seconds("prometheus")[0]
-    per_centre["vmalert"]["rules_s"], *slowest_rule = rule_seconds("vmalert")
-    queries = {"prometheus": dashboard_queries(f"http://127.0.0.1:{PORTS['prometheus']}"),
-               "victoria-metrics": dashboard_queries(f"http://127.0.0.1:{PORTS['vm']}")}
-    point = Point(case, vantages.count, vantages.series, per_centre, queries, (slowest_rule[0], slowest_rule[1]), bench.load1())
+    slowest_rule = (0.0, "")
+    for store in stores:
+        per_centre[store]["series"] = stored_series(store)
+    if "prometheus" in stores:
+        per_centre["prometheus"]["rules_s"] = rule_seconds("prometheus")[0]
+    if "victoria-metrics" in stores:
+        per_centre["vmalert"]["rules_s"], slowest, rule = rule_seconds("vmalert")
+        slowest_rule = (slowest, rule)
+    queries = {store: dashboard_queries(f"http://127.0.0.1:{PORTS[STORE_PORT[store]]}") for store in stores}
+    point = Point(case, vantages.count, vantages.series, per_centre, queries, slowest_rule, bench.load1())
     print(f"[central] {case} x{vantages.count}: " + json.dumps(point.__dict__, default=str), file=sys.stderr, flush=True)
     return point
 
 
-def run_case(case: str, exposition: Path, counts: list[int], minutes: float, round_seconds: float) -> list[Point]:
+def run_case(case: str, exposition: Path, counts: list[int], minutes: float, round_seconds: float, stores: tuple[str, ...]) -> list[Point]:
     tmp = Path(tempfile.mkdtemp(prefix="msgreach-central-"))
     root = tmp / "www"
     root.mkdir()
@@ -345,15 +351,15 @@ def run_case(case: str, exposition: Path, counts: list[int], minutes: float, rou
     vantages.grow(counts[0])
     centre = None
     try:
-        centre = start_all(tmp, vantages)
+        centre = start_all(tmp, vantages, stores)
         vantages.start()
         baseline = {name: bench.proc_status_kb(p.pid, "VmRSS") for name, p in centre.procs.items()}
         points = []
         for count in counts:
             if count != vantages.count:
                 vantages.grow(count)
-                reload_agent(tmp, vantages)
-            points.append(measure_point(case, vantages, centre, minutes))
+                reload_agent(tmp, vantages, stores)
+            points.append(measure_point(case, vantages, centre, minutes, stores))
         points[0].per_centre["_baseline"] = {k: float(v) for k, v in baseline.items()}
         return points
     finally:
@@ -378,7 +384,8 @@ def render(points: list[Point], facts: dict[str, str], args: argparse.Namespace,
         START,
         "## The centre: how many vantages one Prometheus holds",
         "",
-        f"Produced by `python3 bench/central.py {' '.join(f'--case {c!r}' for c in args.case_text)} --minutes {args.minutes:g}` "
+        f"Produced by `python3 bench/central.py {' '.join(f'--case {c!r}' for c in args.case_text)} --minutes {args.minutes:g}"
+        f"{'' if args.store == 'both' else ' --store ' + args.store}` "
         f"as root (about {elapsed / 60:.0f} min here) on {time.strftime('%Y-%m-%d', time.gmtime())}: {facts['nproc']} CPUs, "
         f"Linux {facts['kernel']}; {facts['prometheus']}; {facts['vm']}. Load average {facts['load']} the run: "
         "the machine is shared; the centres' CPU seconds are their own, their wall-clock pace is not.",
@@ -403,12 +410,17 @@ def render(points: list[Point], facts: dict[str, str], args: argparse.Namespace,
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for p in points:
-        pr, vm, va = p.per_centre["prometheus"], p.per_centre["victoria-metrics"], p.per_centre["vmalert"]
-        qp, qv = p.queries["prometheus"], p.queries["victoria-metrics"]
-        lines.append(
-            f"| {p.case}: {p.vantages:,} × {p.series_per_vantage:,} | {pr['series']:,.0f} / {vm['series']:,.0f} | "
-            f"{pr['rss_kb'] / 1024:,.0f} | {pr['cores']:.2f} | {pr['rules_s']:.3f} | {vm['rss_kb'] / 1024:,.0f} | "
-            f"{vm['cores']:.2f} | {va['rss_kb'] / 1024:.0f} / {va['rules_s']:.2f} | {qp[1]:.1f} / {qv[1]:.1f} | {qp[2][0][0]:.2f} |")
+        pr, vm, va = (p.per_centre.get(k) for k in ("prometheus", "victoria-metrics", "vmalert"))
+        qp, qv = (p.queries.get(k) for k in ("prometheus", "victoria-metrics"))
+        cells = [
+            f"{pr['series']:,.0f}" if pr else "—", f"{vm['series']:,.0f}" if vm else "—",
+            f"{pr['rss_kb'] / 1024:,.0f}" if pr else "—", f"{pr['cores']:.2f}" if pr else "—", f"{pr['rules_s']:.3f}" if pr else "—",
+            f"{vm['rss_kb'] / 1024:,.0f}" if vm else "—", f"{vm['cores']:.2f}" if vm else "—",
+            f"{va['rss_kb'] / 1024:.0f} / {va['rules_s']:.2f}" if va else "—",
+            f"{qp[1]:.1f}" if qp else "—", f"{qv[1]:.1f}" if qv else "—", f"{qp[2][0][0]:.2f}" if qp else "—",
+        ]
+        lines.append(f"| {p.case}: {p.vantages:,} × {p.series_per_vantage:,} | {cells[0]} / {cells[1]} | {' | '.join(cells[2:8])} | "
+                     f"{cells[8]} / {cells[9]} | {cells[10]} |")
     lines += ["", "One vantage's series, by family (the exposition each case copies):", ""]
     for label, path, _ in args.cases:
         counts = families(path.read_text())
@@ -416,17 +428,16 @@ def render(points: list[Point], facts: dict[str, str], args: argparse.Namespace,
         top = ", ".join(f"`{name}` {n:,} ({n / total:.0%})" for name, n in list(counts.items())[:4])
         lines.append(f"- {label}: {total:,} series; {top}.")
     last = points[-1]
-    lines += ["", f"Slowest at the last step ({last.case}, {last.vantages:,} vantages): dashboard queries, Prometheus: "
-              + "; ".join(f"{s:.2f} s {panel}" for s, panel in last.queries["prometheus"][2])
-              + "; VictoriaMetrics: " + "; ".join(f"{s:.2f} s {panel}" for s, panel in last.queries["victoria-metrics"][2])
-              + f". vmalert's slowest rule: {last.slowest_rule[1]}, {last.slowest_rule[0]:.2f} s."]
+    slowest = [f"{STORE_LABEL[store]}: " + "; ".join(f"{s:.2f} s {panel}" for s, panel in q[2]) for store, q in last.queries.items()]
+    lines += ["", f"Slowest at the last step ({last.case}, {last.vantages:,} vantages): dashboard queries, " + "; ".join(slowest)
+              + (f". vmalert's slowest rule: {last.slowest_rule[1]}, {last.slowest_rule[0]:.2f} s." if last.slowest_rule[1] else ".")]
     lines += ["", "Growth per stored series (RSS between a case's first and last step):", ""]
     for case in cases:
         pts = [p for p in points if p.case == case]
         if len(pts) < 2:
             continue
-        lines.append(f"- {case}: Prometheus {per_series_kib(pts, 'prometheus') * 1024:,.0f} bytes per series, "
-                     f"VictoriaMetrics {per_series_kib(pts, 'victoria-metrics') * 1024:,.0f}.")
+        lines.append(f"- {case}: " + ", ".join(f"{STORE_LABEL[store]} {per_series_kib(pts, store) * 1024:,.0f} bytes per series"
+                                               for store in STORES if store in pts[0].per_centre) + ".")
     lines.append(END)
     return "\n".join(lines) + "\n"
 
@@ -437,6 +448,8 @@ def parse_args() -> argparse.Namespace:
                         help="LABEL=EXPOSITION_FILE=N1,N2,… (vantage counts, in steps); repeatable")
     parser.add_argument("--minutes", type=float, default=3.0, help="per step, once its series have arrived")
     parser.add_argument("--round-seconds", type=float, default=60.0)
+    parser.add_argument("--store", choices=("both", *STORES), default="both",
+                        help="the centre(s) fed: one alone leaves the CPUs to it (the rules' time is then its own)")
     parser.add_argument("--json", help="also write the raw points here")
     parser.add_argument("--no-write", action="store_true", help="print the section instead of updating docs/benchmarks.md")
     args = parser.parse_args()
@@ -464,7 +477,7 @@ def main() -> int:
     load_before = bench.loadavg()
     points: list[Point] = []
     for label, path, counts in args.cases:
-        points += run_case(label, path, counts, args.minutes, args.round_seconds)
+        points += run_case(label, path, counts, args.minutes, args.round_seconds, STORES if args.store == "both" else (args.store,))
     facts["load"] = f"{load_before} before, {bench.loadavg()} after"
     section = render(points, facts, args, time.monotonic() - began)
     if args.json:
