@@ -37,7 +37,8 @@ def main() -> int:
     import collections
     import json
 
-    from probe import config as config_module, report
+    from probe import config as config_module
+    from probe import report
     from probe.runner import prepare_process, run_all
 
     prepare_process()  # as `once` does (probe/cli.py), before the config

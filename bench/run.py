@@ -565,7 +565,7 @@ def med(samples: list[Sample], attr: str) -> float:
 
 def paired(row: dict[str, list[Sample]], kind: str, peer: str, attr: str = "cpu") -> list[float]:
     """Repeat by repeat, kind ÷ peer: the two ran minutes apart at most, under the same load."""
-    return [getattr(a, attr) / max(getattr(b, attr), 1e-9) for a, b in zip(row[kind], row[peer])]
+    return [getattr(a, attr) / max(getattr(b, attr), 1e-9) for a, b in zip(row[kind], row[peer], strict=False)]
 
 
 def ratio_text(ratios: list[float]) -> str:

@@ -55,7 +55,7 @@ def slope(points: list[tuple[int, float]]) -> float:
     """Least-squares growth per target."""
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=False)) / sum((x - mx) ** 2 for x in xs)
 
 
 def render(results: dict[int, dict[str, list[bench.Sample]]], facts: dict[str, str], args: argparse.Namespace, elapsed: float) -> str:

@@ -379,7 +379,7 @@ def _target(browser: str) -> str:
     """curl-cffi's alias (`chrome`, `firefox`…) as the concrete target its libcurl knows."""
     from curl_cffi.requests.impersonate import resolve_latest_browser_type
 
-    return resolve_latest_browser_type(browser)
+    return str(resolve_latest_browser_type(browser))  # type: ignore[no-untyped-call]  # curl-cffi ships no types
 
 
 # curl's error codes (libcurl-errors.3) and OpenSSL/BoringSSL reasons, in failures' vocabulary.

@@ -10,6 +10,7 @@ import os
 import re
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -34,7 +35,7 @@ class Route:
     socks5_credentials: tuple[str, str] | None = field(default=None, repr=False)  # never in a log line
 
     @classmethod
-    def of(cls, vantage: Vantage) -> "Route":
+    def of(cls, vantage: Vantage) -> Route:
         socks = split_host_port(vantage.socks5.removeprefix("socks5://"), 1080) if vantage.socks5 else None
         credentials = _socks5_credentials(vantage) if vantage.socks5_auth else None
         return cls(source_address=vantage.source_address, socks5=socks, socks5_credentials=credentials)
@@ -91,7 +92,7 @@ def _local(route: Route, remote: str) -> tuple[str, int] | None:
 
 # The proxy's replies (RFC 1928 section 6) as the socket errors the failure taxonomy already knows,
 # so a SOCKS vantage reports like a direct one.
-_SOCKS_REPLIES = {
+_SOCKS_REPLIES: dict[int, Callable[[], OSError]] = {
     1: lambda: ConnectionResetError("SOCKS5: general failure"),
     2: lambda: PermissionError(13, "SOCKS5: connection not allowed by ruleset"),
     3: lambda: OSError(101, "SOCKS5: network unreachable"),
@@ -236,7 +237,7 @@ class _PinnedStream(httpcore.AsyncNetworkStream):
     async def aclose(self) -> None:
         self._writer.close()
 
-    async def start_tls(self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None) -> "_PinnedStream":
+    async def start_tls(self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None) -> _PinnedStream:
         if self._writer.get_extra_info("ssl_object") is not None:
             return self  # the tls stage's handshake, validated with the same trust: not twice
         async with asyncio.timeout(timeout):

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import yaml
-
 from promstack import Prometheus, PromQLError
 
 QUERIES = Path(__file__).resolve().parent.parent / "dashboards" / "queries.yaml"

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from msgreach_helpers import free_port
 from opstools import ROOT, require_tool
 

@@ -23,7 +23,6 @@ import time
 
 import pytest
 import yaml
-
 from opstools import ROOT, require_tool, run
 from promstack import Stack, alertmanager_config, wait_for
 

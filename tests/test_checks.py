@@ -9,8 +9,7 @@ import time
 import tracemalloc
 
 import pytest
-
-from msgreach_helpers import verdict_of, measured
+from msgreach_helpers import measured, verdict_of
 
 from probe import failures
 from probe.checks import http, tcp, tls

@@ -14,10 +14,10 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from servers.testca import TestCA
 
 from probe import cli
 from probe import config as config_module
-from servers.testca import TestCA
 
 VALID = """\
 vantages:

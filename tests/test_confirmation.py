@@ -11,10 +11,9 @@ import contextlib
 from pathlib import Path
 
 import pytest
+from msgreach_helpers import free_port
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-
-from msgreach_helpers import free_port
 
 from probe import config as config_module
 from probe.config import ConfigError

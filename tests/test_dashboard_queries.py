@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import time
 
+import panel_queries
 import pytest
 import yaml
 from msgreach_helpers import require_root
-
 from opstools import ROOT, require_tool
-import panel_queries
 from panel_queries import substitute
 from promstack import PromQLError, Stack, mro_namespace, wait_for
 

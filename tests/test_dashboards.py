@@ -13,7 +13,6 @@ import sys
 
 import pytest
 import yaml
-
 from opstools import ROOT, in_ci
 
 DASHBOARDS = ROOT / "dashboards"

@@ -9,14 +9,13 @@ from __future__ import annotations
 import time
 
 import pytest
+from msgreach_helpers import measured, verdict_of
 
-from msgreach_helpers import verdict_of, measured
-
-from probe.model import to_json
 from probe import failures
 from probe.checks import dns as dns_check
 from probe.checks.context import ControlPhase
 from probe.config import Resolver
+from probe.model import to_json
 from probe.net import Route
 from probe.resolvers import lookup
 

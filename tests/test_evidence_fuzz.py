@@ -13,7 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from probe.evidence import BadTimeArgument, archive_files, changes, parse_time, print_changes, read, render_table
 

@@ -8,8 +8,7 @@ import ssl
 import time
 
 import pytest
-
-from msgreach_helpers import verdict_of, measured
+from msgreach_helpers import measured, verdict_of
 
 from probe import failures
 from probe.checks import http, tcp, tls

@@ -10,9 +10,8 @@ import struct
 import sys
 
 import pytest
-from servers import fingerprint_censor
-
 from msgreach_helpers import measured
+from servers import fingerprint_censor
 
 from probe import failures, fingerprint
 from probe.net import Route, ssl_context
@@ -210,7 +209,7 @@ async def test_the_tls_check_follows_the_browsers_hello_and_names_a_fingerprint_
     """A censor keyed on the ClientHello: with `fingerprint: both` the verdict is what the apps
     (browsers) meet, Python's hello to the same address and name is the differential, and the
     evidence says whose hello was cut, with both fingerprints."""
-    from msgreach_helpers import verdict_of, measured
+    from msgreach_helpers import measured, verdict_of
 
     from probe.checks import tls
 

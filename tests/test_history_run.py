@@ -14,9 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-
 from msgreach_helpers import free_port
+from prometheus_client.parser import text_string_to_metric_families
 
 from probe.history import HISTORY_FILE
 

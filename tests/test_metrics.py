@@ -12,8 +12,8 @@ from collections import defaultdict
 
 import httpx
 import pytest
-from msgreach_helpers import require_tool, free_port
-from msgreach_contract import CONTRACT_FILE, SHARED_CONTRACT_FILE, METRIC_FAMILIES, SERVICE_VERDICTS, TARGET_VERDICTS, families_in_contract
+from msgreach_contract import CONTRACT_FILE, METRIC_FAMILIES, SERVICE_VERDICTS, SHARED_CONTRACT_FILE, TARGET_VERDICTS, families_in_contract
+from msgreach_helpers import free_port, require_tool
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.parser import text_string_to_metric_families

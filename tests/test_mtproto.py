@@ -8,10 +8,9 @@ import os
 import struct
 
 import pytest
+from msgreach_helpers import measured, verdict_of
 from servers import mtproto as responder
 from servers.fingerprint_censor import first_bytes_front
-
-from msgreach_helpers import measured, verdict_of
 
 from probe import failures
 from probe.checks import REGISTRY, mtproto

@@ -17,7 +17,6 @@ import sys
 
 import pytest
 import yaml
-
 from opstools import ROOT, require_tool, run
 
 PROM = ROOT / "configs" / "prometheus"

@@ -6,9 +6,8 @@ from __future__ import annotations
 import sys
 
 import pytest
-from servers import h3
-
 from msgreach_helpers import free_udp_port, measured
+from servers import h3
 
 from probe import failures
 from probe.checks import quic

@@ -108,7 +108,6 @@ def _helper_round() -> list[dict[str, object]]:
     from probe.judge import RoundFacts, analyse, judge_attempt, judge_with_helpers, service_verdict
     from probe.model import (
         BulkTransfer,
-        CheckResult,
         CircumventionEvidence,
         EchoedStream,
         HelperExchange,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from msgreach_helpers import msgreach_command, free_port
+from msgreach_helpers import free_port, msgreach_command
 from prometheus_client.parser import text_string_to_metric_families
 
 LOOPBACK = "127.0.0.1"

@@ -11,14 +11,11 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from msgreach_helpers import free_port
 
 from probe import config as config_module
 from probe.config import BasicAuth, Listen
 from probe.service import serve
-
-
 
 
 def _config(directory: Path, port: int, country: str) -> Path:

@@ -10,15 +10,14 @@ import subprocess
 
 import pytest
 import yaml
-
 from msgreach_helpers import measured
+from servers.socks5 import Socks5Proxy
 
 from probe import failures
 from probe.checks import tcp
 from probe.config import Resolver, Vantage
 from probe.net import Route
 from probe.resolvers import lookup
-from servers.socks5 import Socks5Proxy
 
 LOOPBACK = "127.0.0.1"
 USER, PASSWORD = "volunteer-7", "s3cret:with:colons"

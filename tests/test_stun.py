@@ -7,15 +7,14 @@ import asyncio
 import struct
 
 import pytest
+from msgreach_helpers import free_udp_port, measured
 from servers import stun as servers
 
-from msgreach_helpers import free_udp_port, measured
-
-from probe.net import udp_socket
 from probe import failures
 from probe.checks import stun
 from probe.checks.context import ControlPhase, Skip
 from probe.model import CheckResult, Fault, TargetResult, Verdict
+from probe.net import udp_socket
 from probe.runner import run_round
 
 LOOPBACK = "127.0.0.1"

@@ -7,9 +7,8 @@ below what loopback delivers, so no assertion depends on the machine's speed."""
 from __future__ import annotations
 
 import pytest
-from servers import objects
-
 from msgreach_helpers import measured
+from servers import objects
 
 from probe import failures
 from probe.checks import throughput

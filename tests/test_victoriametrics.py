@@ -90,7 +90,7 @@ def _flags(service: str, local: dict[str, str]) -> list[str]:
     names = [arg.split("=", 1)[0] for arg in command]
     missing = set(local) - set(names)
     assert not missing, f"{service}: the compose file no longer sets {sorted(missing)}"
-    return [f"{name}={local[name]}" if name in local else arg for name, arg in zip(names, command)]
+    return [f"{name}={local[name]}" if name in local else arg for name, arg in zip(names, command, strict=False)]
 
 
 def test_the_compose_file_reaches_victoriametrics_where_the_shipped_files_expect_prometheus() -> None:

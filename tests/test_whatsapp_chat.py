@@ -5,9 +5,8 @@ hostile variants (tests/servers/whatsapp.py)."""
 from __future__ import annotations
 
 import pytest
-from servers import whatsapp as responder
-
 from msgreach_helpers import measured
+from servers import whatsapp as responder
 
 from probe import failures
 from probe.checks import REGISTRY, whatsapp_chat

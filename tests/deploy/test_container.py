@@ -9,7 +9,6 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-
 from mrfkit import REPO, require
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from mrfkit import REPO, msgreach_argv, msgreach_env
 
 DEPLOY = REPO / "deploy"

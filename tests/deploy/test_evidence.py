@@ -13,8 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from mrfkit import REPO, free_port, http_get, msgreach_argv, msgreach_env, wait_for
 
-from mrfkit import REPO, free_port, msgreach_argv, msgreach_env, wait_for, http_get
 from probe.config import Evidence, Vantage
 from probe.evidence import SCRUBBED, Archive, archive_files, changes, print_changes, read, scrub
 from probe.model import (

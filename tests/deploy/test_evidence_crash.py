@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from mrfkit import HERE, msgreach_argv, msgreach_env, netns, wait_for
+
 from probe.evidence import SCHEMA, archive_files, read
 from probe.model import TARGET_VERDICTS
 

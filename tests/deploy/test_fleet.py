@@ -26,7 +26,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from mrfkit import HERE, REPO, free_port, gateway_config, http_get, make_pki, msgreach_argv, msgreach_env, require, wait_for
 
 pytestmark = [pytest.mark.fleet, pytest.mark.slow]

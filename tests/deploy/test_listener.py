@@ -11,7 +11,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from mrfkit import CONTRACT_FAMILIES, free_port, http_get, make_pki, msgreach_argv, msgreach_env, netns, wait_for
 
 SECRET = "correct horse battery staple 7f3a"

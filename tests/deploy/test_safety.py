@@ -17,8 +17,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from mrfkit import CONTRACT_FAMILIES, HERE, link, make_pki, msgreach_argv, msgreach_env, netns, wait_for
+
 from probe.evidence import SCRUBBED, read
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]

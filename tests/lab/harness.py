@@ -125,7 +125,7 @@ class Monitor:
         self.log = lab.dir / f"msgreach-run-{port}.log"
         self.proc: subprocess.Popen | None = None
 
-    def __enter__(self) -> "Monitor":
+    def __enter__(self) -> Monitor:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 ["ip", "netns", "exec", NS_CLIENT, *self.lab.msgreach_argv(), "--log-level", "INFO", "run",

@@ -291,7 +291,7 @@ class Lab:
 
     # --- bring up -----------------------------------------------------------------------------
 
-    def up(self, wait: float = 0) -> "Lab":
+    def up(self, wait: float = 0) -> Lab:
         """Build the lab. `wait`: seconds to wait for another session's lock (see acquire_lock);
         the lock is held until `down()` or the end of this process."""
         missing = missing_tools()

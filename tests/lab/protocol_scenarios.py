@@ -56,12 +56,12 @@ class SniPoliceScenario(IptablesScenario):
 
         return [["-p", "tcp", *sni_match(name), "-j", "CONNMARK", "--set-mark", self.mark] for name in _names(targets)]
 
-    def apply(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
+    def apply(self, lab: Lab, targets: list[LabTarget], entry: dict[str, Any]) -> None:
         body = _filter(f"ct mark {self.mark} ct direction reply limit rate over {self.rate_bytes} bytes/second burst {self.rate_bytes} bytes drop").format()
         add_table(self.table, body, self.families)
         super().apply(lab, targets, entry)
 
-    def lift(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
+    def lift(self, lab: Lab, targets: list[LabTarget], entry: dict[str, Any]) -> None:
         super().lift(lab, targets, entry)
         delete_table(self.table)
 

@@ -62,10 +62,10 @@ class Scenario:
         """Its iptables chain's name (in each table it uses, both families)."""
         return "MRL_" + self.name.upper().replace("-", "_")
 
-    def apply(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
+    def apply(self, lab: Lab, targets: list[LabTarget], entry: dict[str, Any]) -> None:
         raise NotImplementedError
 
-    def lift(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
+    def lift(self, lab: Lab, targets: list[LabTarget], entry: dict[str, Any]) -> None:
         raise NotImplementedError
 
 
@@ -165,7 +165,7 @@ def delete_chain(chain: str, table: str = "filter") -> None:
         in_ns(NS_CENSOR, [tool, "-w", "-t", table, "-X", chain], check=False)
 
 
-def start_censor_daemon(lab: "Lab", entry: dict[str, Any], name: str, argv: list[str], ready: Path) -> None:
+def start_censor_daemon(lab: Lab, entry: dict[str, Any], name: str, argv: list[str], ready: Path) -> None:
     """A program of the scenario's own in the censor namespace (recorded with the scenario, so
     switching it off ends it); returns once it has made its `ready` file. Its log: name.log."""
     ready.unlink(missing_ok=True)
@@ -209,7 +209,7 @@ class ResolverScenario(Scenario):
     resolvers: tuple[str, ...] = ("isp",)
     kind: str = "resolver"
 
-    def apply(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
+    def apply(self, lab: Lab, targets: list[LabTarget], entry: dict[str, Any]) -> None:
         for resolver in self.resolvers:
             for name in _names(targets):
                 if self.mode == "answer":
@@ -219,7 +219,7 @@ class ResolverScenario(Scenario):
                     lab.unbound(resolver, "local_zone", f"{name}.", f"always_{self.mode}")
             lab.unbound(resolver, "flush_requestlist", check=False)
 
-    def lift(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
+    def lift(self, lab: Lab, targets: list[LabTarget], entry: dict[str, Any]) -> None:
         for resolver in self.resolvers:
             for name in _names(targets):
                 lab.unbound(resolver, "local_data_remove", f"{name}.", check=False)
@@ -238,7 +238,7 @@ class NftScenario(Scenario):
     kind: str = "nftables"
     per_address: bool = False  # one copy of each rule per address (a policer's bucket each)
 
-    def body(self, lab: "Lab", targets: list[LabTarget], family: str = "ip") -> str:
+    def body(self, lab: Lab, targets: list[LabTarget], family: str = "ip") -> str:
         """The table's body for IPv4 (`ip`) or, translated by `ip6_rule`, IPv6 (`ip6`)."""
         # IPv6: the twins of the targets' addresses (a pinned stand-in has none: no rule there)
         addresses = _addresses_of(family, targets, lab.plan) or [NOWHERE if family == "ip" else v6(NOWHERE)]
@@ -253,13 +253,13 @@ class NftScenario(Scenario):
             text = header.format(**fields) + "\n" + "\n".join(lines) + "\n" + footer.format(**fields)
         return ip6_rule(text) if family == "ip6" else text
 
-    def apply(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
+    def apply(self, lab: Lab, targets: list[LabTarget], entry: dict[str, Any]) -> None:
         from .lab import in_ns
 
         for family in self.families:
             in_ns(NS_CENSOR, ["nft", "-f", "-"], input=f"table {family} {self.table} {{\n{self.body(lab, targets, family)}\n}}\n")
 
-    def lift(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
+    def lift(self, lab: Lab, targets: list[LabTarget], entry: dict[str, Any]) -> None:
 
         delete_table(self.table)
 
@@ -301,10 +301,10 @@ class IptablesScenario(Scenario):
     def rules(self, targets: list[LabTarget]) -> list[list[str]]:
         raise NotImplementedError
 
-    def apply(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
+    def apply(self, lab: Lab, targets: list[LabTarget], entry: dict[str, Any]) -> None:
         add_chain(self.chain, self.rules(targets), self.families)
 
-    def lift(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
+    def lift(self, lab: Lab, targets: list[LabTarget], entry: dict[str, Any]) -> None:
         delete_chain(self.chain)
 
 
@@ -354,7 +354,7 @@ class LossyScenario(IptablesScenario):
         queue = ["-j", "NFQUEUE", "--queue-num", str(self.queue), "--queue-bypass"]
         return [["-i", IF_CENSOR_CLIENT, *queue], ["-o", IF_CENSOR_CLIENT, *queue]]
 
-    def apply(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
+    def apply(self, lab: Lab, targets: list[LabTarget], entry: dict[str, Any]) -> None:
 
         ready = lab.dir / f"nfqdelay-{self.queue}.ready"
         script = Path(__file__).with_name("nfqdelay.py")
@@ -364,7 +364,7 @@ class LossyScenario(IptablesScenario):
         add_table("mrl_lossy", _filter(*(f"{d}ifname {IF_CENSOR_CLIENT} numgen random mod 100 < {self.loss_percent} drop" for d in "io")).format())
         super().apply(lab, targets, entry)
 
-    def lift(self, lab: "Lab", targets: list[LabTarget], entry: dict[str, Any]) -> None:
+    def lift(self, lab: Lab, targets: list[LabTarget], entry: dict[str, Any]) -> None:
         from .lab import _kill
 
         super().lift(lab, targets, entry)

@@ -48,7 +48,7 @@ async def chat(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
             await writer.drain()
             while await asyncio.wait_for(reader.read(4096), 60):  # held open, what comes is read
                 pass
-    except (asyncio.TimeoutError, ConnectionError, OSError):
+    except (TimeoutError, ConnectionError, OSError):
         pass
     finally:
         writer.close()
@@ -141,7 +141,7 @@ async def mtproto(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
             await _obfuscated2(head, reader, writer)
         await writer.drain()
         await asyncio.wait_for(reader.read(4096), 10)
-    except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, OSError, ValueError):
+    except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, OSError, ValueError):
         pass
     finally:
         writer.close()
@@ -156,7 +156,7 @@ async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
     try:
         while await asyncio.wait_for(reader.read(4096), 60):  # read (the kernel acknowledges it), never answered
             pass
-    except (asyncio.TimeoutError, ConnectionError, OSError):
+    except (TimeoutError, ConnectionError, OSError):
         pass
     finally:
         writer.close()
@@ -182,7 +182,7 @@ async def answer_then_reset(reader: asyncio.StreamReader, writer: asyncio.Stream
         await asyncio.sleep(0.1)
         writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         writer.transport.abort()  # RST
-    except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError):
+    except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError):
         writer.close()
 
 
@@ -195,7 +195,7 @@ async def answer_then_drip(reader: asyncio.StreamReader, writer: asyncio.StreamW
             await asyncio.sleep(0.5)
             writer.write(b"\x00")
             await writer.drain()
-    except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError):
+    except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError):
         pass
     finally:
         writer.close()

@@ -18,7 +18,7 @@ _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 class Teardown:
-    def __init__(self, lab: "Lab"):
+    def __init__(self, lab: Lab):
         self.lab = lab
         self.armed = True
         self._done = False
@@ -57,5 +57,5 @@ class Teardown:
             self.run()
 
 
-def install(lab: "Lab") -> Teardown:
+def install(lab: Lab) -> Teardown:
     return Teardown(lab)

@@ -12,9 +12,8 @@ Latencies are written to bench/out/alert-latency-fast.json (docs/benchmarks.md q
 
 from __future__ import annotations
 
-import pytest
-
 import panel_queries
+import pytest
 from alerting_flow import BLOCK_ALERTS, EXTERNAL_URL, PROFILES, SERVICE, TECHNIQUE, VANTAGE, Flow
 from opstools import ROOT, require_tool
 

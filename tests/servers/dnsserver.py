@@ -107,7 +107,7 @@ class DNSServer:
 
     # --- transports -----------------------------------------------------------------------------
 
-    async def start(self) -> "DNSServer":
+    async def start(self) -> DNSServer:
         """UDP and TCP on the same port (retried until a port is free for both)."""
         loop = asyncio.get_running_loop()
         for _ in range(20):
@@ -123,13 +123,13 @@ class DNSServer:
             return self
         raise RuntimeError("no port free for both UDP and TCP")
 
-    async def start_dot(self, context: ssl.SSLContext) -> "DNSServer":
+    async def start_dot(self, context: ssl.SSLContext) -> DNSServer:
         server = await asyncio.start_server(self._tcp_client("dot"), self.host, 0, ssl=context)
         self.dot_port = server.sockets[0].getsockname()[1]
         self._closers.append(server)
         return self
 
-    async def start_doh(self, context: ssl.SSLContext) -> "DNSServer":
+    async def start_doh(self, context: ssl.SSLContext) -> DNSServer:
         server = await asyncio.start_server(self._doh_client, self.host, 0, ssl=context)
         self.doh_port = server.sockets[0].getsockname()[1]
         self._closers.append(server)

@@ -69,7 +69,7 @@ class Coturn:
         ]  # fmt: skip
         return ["ip", "netns", "exec", self.netns, *command] if self.netns else command
 
-    def start(self, wait: float = 10.0) -> "Coturn":
+    def start(self, wait: float = 10.0) -> Coturn:
         self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if self.netns:
             return self  # readiness is the caller's business (it lives in another namespace)
