@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ctypes
 import json
 import os
@@ -39,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,8 +56,13 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 SOURCE = {"path": REPO, "label": "working tree"}  # the msgreach measured (--rev: an exported commit)
 
 
+MAX_TARGETS = 10_000
+INLINE_TARGETS = 3_000  # up to this many, one inline service; above, services of CATALOG_TARGETS in catalog files
+CATALOG_TARGETS = 2_500
+
+
 def address_of(index: int) -> str:
-    """Target i (0-based) listens on its own loopback address: 127.77.1.1 … 127.77.4.250."""
+    """Target i (0-based) listens on its own loopback address: 127.77.1.1 … 127.77.40.250."""
     return f"127.77.{1 + index // 250}.{1 + index % 250}"
 
 
@@ -171,11 +178,11 @@ def nginx_config(tmp: Path, n: int) -> str:
     return f"""daemon off;
 master_process on;
 worker_processes auto;
-worker_rlimit_nofile 16384;
+worker_rlimit_nofile {n + 4096};
 user nobody nogroup;
 pid {tmp}/nginx.pid;
 error_log {tmp}/nginx-error.log warn;
-events {{ worker_connections 8192; }}
+events {{ worker_connections {n + 2048}; }}  # every listening socket counts as a connection
 http {{
   access_log off;
 {temp}
@@ -235,21 +242,35 @@ def msgreach_config(tmp: Path, n: int, concurrency: int, interval: float = 60.0,
         "listen": {"address": MSGREACH_LISTEN},
         # A control is required; one TCP connect to the first target's address per round.
         "controls": [{"name": "ctl", "host": address_of(0), "ports": [443], "checks": ["tcp"]}],
-        "services": [{"name": "bench", "targets": [
-            {"name": name_of(i), "host": f"{name_of(i)}.{DOMAIN}", "addresses": [address_of(i)],
-             "ports": [443], "checks": list(checks)} for i in range(n)]}],
     }
-    path = tmp / f"msgreach-{n}-{interval:g}-{'-'.join(checks)}.yaml"
+    stem = f"msgreach-{n}-{interval:g}-{'-'.join(checks)}"
+    targets = [{"name": name_of(i), "host": f"{name_of(i)}.{DOMAIN}", "addresses": [address_of(i)],
+                "ports": [443], "checks": list(checks)} for i in range(n)]
+    if n <= INLINE_TARGETS:
+        config["services"] = [{"name": "bench", "targets": targets}]
+    else:  # a YAML file holds at most 1 MiB and 100,000 values: services of CATALOG_TARGETS, a catalog file each
+        config["services"] = []
+        for part, first in enumerate(range(0, n, CATALOG_TARGETS), 1):
+            catalog = tmp / f"{stem}-bench{part}.yaml"
+            catalog.write_text(yaml.safe_dump({"name": f"bench{part}", "targets": targets[first:first + CATALOG_TARGETS]}, sort_keys=False))
+            config["services"].append({"catalog": str(catalog)})
+    path = tmp / f"{stem}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
-
-
 @dataclass
 class Sample:
-    wall: float  # seconds, the round / the N probes
-    cpu: float  # seconds of CPU, the round only (no start-up)
+    """One run of one contender. What `cpu` counts depends on the contender (see CONTENDERS)."""
+
+    wall: float  # seconds: the round, the N probes, or the whole `once` process
+    cpu: float  # seconds of CPU
     peak_rss_kb: int  # peak resident set of the process, start-up included
-    extra: dict = field(default_factory=dict)
+    load1: float  # the 1-minute load average when the run ended: the noise it ran in
+    extra: dict[str, float] = field(default_factory=dict)
+    rounds: dict[str, list[float]] = field(default_factory=dict)  # `run`: per-round figures
+
+
+def load1() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
 
 
 def run_waited(argv: list[str], stdout) -> tuple[int, float, int]:
@@ -268,6 +289,7 @@ def run_waited(argv: list[str], stdout) -> tuple[int, float, int]:
 
 
 def msgreach_round(tmp: Path, n: int, concurrency: int, checks: tuple[str, ...] = ("tcp", "tls", "http")) -> Sample:
+    """The round alone, in bench/msgreach_round.py: CPU of the round (no start-up, no JSON)."""
     config = msgreach_config(tmp, n, concurrency, checks=checks)
     with open(tmp / "round.out", "w+") as out:
         _, total_cpu, maxrss = run_waited([sys.executable, str(REPO / "bench" / "msgreach_round.py"), str(config)], out)
@@ -276,13 +298,14 @@ def msgreach_round(tmp: Path, n: int, concurrency: int, checks: tuple[str, ...] 
     ok = facts["verdicts"].get("ok", 0)
     if ok != n or facts["vantage_verdicts"] != ["ok"]:
         raise RuntimeError(f"msgreach: {ok}/{n} targets ok: {facts}")
-    return Sample(facts["round_wall"], facts["round_cpu"], maxrss,
+    return Sample(facts["round_wall"], facts["round_cpu"], maxrss, load1(),
                   {"total_cpu": total_cpu, "startup_cpu": facts["startup_cpu"], "render_cpu": facts["render_cpu"],
                    "rss_idle_kb": facts["rss_idle_kb"]})
 
 
-def msgreach_once_cli(tmp: Path, n: int, concurrency: int) -> dict:
-    """The real command line, once: `python -m probe once --config X --format json`."""
+def msgreach_once(tmp: Path, n: int, concurrency: int) -> Sample:
+    """The real command line, `python -m probe once --config X --format json`: the whole
+    process's CPU (start-up, the round, the JSON) and peak RSS, from wait4()."""
     config = msgreach_config(tmp, n, concurrency)
     started = time.monotonic()
     with open(tmp / "once.json", "w+") as out:
@@ -293,13 +316,22 @@ def msgreach_once_cli(tmp: Path, n: int, concurrency: int) -> dict:
     verdicts = [t["verdict"] for v in document["vantages"] for s in v["services"] for t in s["targets"]]
     if verdicts.count("ok") != n:
         raise RuntimeError(f"msgreach once: {verdicts.count('ok')}/{n} ok")
-    return {"process_wall": wall, "round_wall": document["duration_seconds"], "cpu": cpu, "maxrss_kb": maxrss}
+    return Sample(wall, cpu, maxrss, load1(), {"round_wall": document["duration_seconds"]})
 
 
-def msgreach_steady(tmp: Path, n: int, concurrency: int, rounds: int, interval: float) -> dict:
-    """`msgreach run` for a few rounds of N targets: RSS and CPU after each round (rounds are
-    counted from its INFO log, not by scraping, which would cost the monitor CPU), then one
-    /metrics scrape, timed, whose verdicts must all be `ok`."""
+# What Prometheus sends when it scrapes (2.42+): OpenMetrics first, gzip.
+PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+                     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+ROUND_LINE = re.compile(r"round bench: ok;.*; ([0-9.]+) s$", re.M)  # the vantage is `bench`
+
+
+def msgreach_steady(tmp: Path, n: int, concurrency: int, rounds: int, interval: float, save_metrics: Path | None = None) -> Sample:
+    """`msgreach run` for `rounds` rounds of N targets, scraped once after each round as
+    Prometheus scrapes (OpenMetrics, gzip), so each round's CPU includes what one scrape costs.
+    Rounds are read from its INFO log; CPU and RSS sampled when each round's line appears.
+
+    Sample.cpu is the median CPU of rounds 2…k (the first one carries the start-up), peak RSS
+    the process's VmHWM after the last, wall the median round duration from the log."""
     import httpx
 
     config = msgreach_config(tmp, n, concurrency, interval)
@@ -309,31 +341,44 @@ def msgreach_steady(tmp: Path, n: int, concurrency: int, rounds: int, interval: 
         proc = start([sys.executable, "-m", "probe", "run", "--config", str(config),
                       "--listen", MSGREACH_LISTEN], stdout=subprocess.DEVNULL, stderr=err)
     try:
-        rss, cpu, done = [], [], 0
-        last_cpu = None
-        deadline = time.monotonic() + rounds * interval * 2 + 60
-        while done < rounds:
+        rss: list[float] = []
+        cpu: list[float] = []
+        scrape_cpu: list[float] = []
+        durations: list[float] = []
+        last_cpu = 0.0
+        deadline = time.monotonic() + rounds * interval * 2 + 120
+        url = f"http://{MSGREACH_LISTEN}/metrics"
+        text = ""
+        while len(durations) < rounds:
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError("msgreach run: rounds did not complete: " + log.read_text()[-2000:])
             time.sleep(0.1)
-            count = len(re.findall(r"round bench: ok;", log.read_text()))
-            if count > done:
-                done = count
+            found = ROUND_LINE.findall(log.read_text())
+            if len(found) > len(durations):
+                durations = [float(d) for d in found]
+                before = proc_cpu(proc.pid)
+                response = httpx.get(url, headers={"Accept": PROMETHEUS_ACCEPT, "Accept-Encoding": "gzip"},
+                                     timeout=60, trust_env=False)
+                response.raise_for_status()
                 now_cpu = proc_cpu(proc.pid)
+                scrape_cpu.append(now_cpu - before)
                 rss.append(proc_status_kb(proc.pid, "VmRSS"))
-                cpu.append(now_cpu - (last_cpu if last_cpu is not None else 0.0))
+                cpu.append(now_cpu - last_cpu)
                 last_cpu = now_cpu
-        before = proc_cpu(proc.pid)
-        started = time.monotonic()
-        text = httpx.get(f"http://{MSGREACH_LISTEN}/metrics", timeout=30, trust_env=False).text
-        scrape_wall = time.monotonic() - started
-        scrape_cpu = proc_cpu(proc.pid) - before
-        ok = len(re.findall(r'^msgreach_target_verdict\{[^}]*verdict="ok"\} 1\.0$', text, re.M))
+                text = response.text
+                sent = int(response.headers.get("content-length", "0"))
+        ok = len(re.findall(r'^msgreach_target_verdict\{[^}]*verdict="ok"\} 1(\.0)?$', text, re.M))
         if ok != n:
-            raise RuntimeError(f"msgreach run: {ok}/{n} targets ok after {done} rounds")
-        return {"rounds": rounds, "interval": interval, "rss_kb": rss, "hwm_kb": proc_status_kb(proc.pid, "VmHWM"),
-                "cpu_per_round": cpu, "scrape_cpu": scrape_cpu, "scrape_wall": scrape_wall,
-                "scrape_bytes": len(text.encode()), "series": sum(1 for line in text.splitlines() if line and line[0] != "#")}
+            raise RuntimeError(f"msgreach run: {ok}/{n} targets ok after {len(durations)} rounds")
+        if save_metrics is not None:
+            save_metrics.write_text(text)
+        series = sum(1 for line in text.splitlines() if line and line[0] != "#")
+        steady = cpu[1:] or cpu
+        return Sample(statistics.median(durations[1:] or durations), statistics.median(steady),
+                      proc_status_kb(proc.pid, "VmHWM"), load1(),
+                      {"interval": interval, "series": series, "scrape_bytes": sent, "scrape_text_bytes": len(text.encode()),
+                       "scrape_cpu": statistics.median(scrape_cpu[1:] or scrape_cpu)},
+                      {"rss_kb": rss, "cpu": cpu, "duration": durations})
     finally:
         stop(proc)
 
@@ -420,16 +465,69 @@ def blackbox_round(tmp: Path, n: int, concurrency: int, checks: tuple[str, ...])
         stop(proc)
     if failed:
         raise RuntimeError(f"blackbox: {len(failed)} probes failed, e.g. {failed[:3]}")
-    return Sample(wall, cpu, hwm, {"client_cpu": client_cpu})
+    return Sample(wall, cpu, hwm, load1(), {"client_cpu": client_cpu})
 
 
-# --- report -----------------------------------------------------------------------------------------
+# --- the runs ---------------------------------------------------------------------------------------
 
-TOOLS = {
-    "msgreach": "msgreach (tcp+tls+http checks)",
+CONTENDERS = {
+    "once": "msgreach `once`, the whole process",
+    "steady": "msgreach `run`, a steady round + its scrape",
+    "round": "msgreach, the round alone",
     "bb_http": "blackbox, `http` probe",
     "bb_three": "blackbox, tcp+tls+http probes",
 }
+BREAKDOWN = ("m_tcp", "m_tcp_tls")  # the same round with fewer checks: where msgreach's CPU goes
+MSGREACH = ("once", "steady", "round")
+PEERS = ("bb_http", "bb_three")
+
+
+@dataclass
+class Plan:
+    """What one size measures: which contenders, how many interleaved repeats, `run`'s rounds."""
+
+    n: int
+    kinds: tuple[str, ...]
+    repeats: int
+    concurrency: int
+    steady_rounds: int = 0
+    save_metrics: Path | None = None
+    interval: float | None = None  # `run`'s interval_seconds; None: from a warm-up round
+
+
+def steady_interval(round_wall: float) -> float:
+    """`run`'s interval for the bench: rounds never overlap, and there is time to scrape."""
+    return max(5.0, float(round(round_wall * 1.5 + 1)))
+
+
+def measure(tmp: Path, plan: Plan) -> dict[str, list[Sample]]:
+    """`plan.repeats` runs of every contender, interleaved: each repeat runs them all, in an
+    order rotated by one from the previous repeat's, so that none always runs first or after the
+    same neighbour while the shared machine's load drifts. Unless the plan gives `run`'s interval,
+    a warm-up round (not counted) fills the page cache and sets it to 1.5 rounds."""
+    n, c = plan.n, plan.concurrency
+    interval = plan.interval if plan.interval is not None else steady_interval(msgreach_round(tmp, n, c).wall)
+    runners = {
+        "once": lambda: msgreach_once(tmp, n, c),
+        "round": lambda: msgreach_round(tmp, n, c),
+        "steady": lambda: msgreach_steady(tmp, n, c, plan.steady_rounds, interval, plan.save_metrics),
+        "bb_http": lambda: blackbox_round(tmp, n, c, ("http",)),
+        "bb_three": lambda: blackbox_round(tmp, n, c, ("tcp", "tls", "http")),
+        "m_tcp": lambda: msgreach_round(tmp, n, c, ("tcp",)),
+        "m_tcp_tls": lambda: msgreach_round(tmp, n, c, ("tcp", "tls")),
+    }
+    row: dict[str, list[Sample]] = {k: [] for k in plan.kinds}
+    for rep in range(plan.repeats):
+        shift = rep % len(plan.kinds)
+        for kind in plan.kinds[shift:] + plan.kinds[:shift]:
+            row[kind].append(runners[kind]())
+            s = row[kind][-1]
+            print(f"[bench] n={n} run {rep + 1} {kind}: wall {s.wall:.2f}s cpu {s.cpu:.2f}s rss {s.peak_rss_kb // 1024}MiB load {s.load1:.1f}",
+                  file=sys.stderr, flush=True)
+    return row
+
+
+# --- report -----------------------------------------------------------------------------------------
 
 
 def machine_facts() -> dict[str, str]:
@@ -465,29 +563,19 @@ def med(samples: list[Sample], attr: str) -> float:
     return statistics.median(getattr(s, attr) for s in samples)
 
 
-# From a py-spy profile (`--native`, 250 Hz) of a 1,000-target round; not recomputed by the run.
-PROFILE_NOTES = """
-**Reading it.** msgreach's round runs on one Python thread and is CPU-bound there (cores busy
-about 1.0): a round lasts as long as its CPU work, so its wall time follows its CPU time and a
-higher `concurrency` would not shorten it. Since the three checks share one connection and one
-handshake per target, msgreach's CPU for a round is below blackbox's tcp+tls+http probes (which
-make three connections and two handshakes per target) and under twice blackbox's single `http`
-probe (Go's TLS handshake costs about half of OpenSSL's through Python's asyncio). Its memory is
-mostly the Python baseline (the RSS before the round), plus the round's results; `run` hands the
-heap's free pages back after each round, so it stays flat over rounds. At the shipped catalogs' size (about 30 targets a round) all of this is a fraction of a
-second of CPU a minute.
+def paired(row: dict[str, list[Sample]], kind: str, peer: str, attr: str = "cpu") -> list[float]:
+    """Repeat by repeat, kind ÷ peer: the two ran minutes apart at most, under the same load."""
+    return [getattr(a, attr) / max(getattr(b, attr), 1e-9) for a, b in zip(row[kind], row[peer])]
 
-**Profile** (py-spy `--native`, 1,000-target round, before the one-connection change, commit
-74cd082): about 36 % of the round's CPU was inside OpenSSL handshakes, two per target (now one),
-and a quarter of that is OpenSSL 3.0's key-decoder machinery (`OSSL_DECODER_CTX_new_for_pkey`,
-`ASN1_item_d2i_ex`: the known 3.0 slowdown, much smaller in 3.2+; Go's crypto/tls does not pay
-it); about 10 % is `send()` on the sockets; the `http` check's httpx machinery and the cyclic GC
-(about 4 %) follow. Done since: one connection and one handshake per target, the block-page
-markers scanned as the body streams (no body kept), `/metrics` rendered once per round,
-`gc.freeze()` after the config is loaded, and (second pass, below) the `http` request through
-httpcore's pool instead of an httpx client per target, `once`'s JSON through the C encoder, the
-system CAs read from the hashed directory.
-"""
+
+def ratio_text(ratios: list[float]) -> str:
+    """The median ratio, and its range over the repeats when there are several."""
+    text = f"{statistics.median(ratios):.2f}×"
+    return text + (f" ({min(ratios):.2f}–{max(ratios):.2f})" if len(ratios) > 1 else "")
+
+
+def mib(kb: float) -> str:
+    return f"{kb / 1024:.0f}"
 
 
 def command_line() -> str:
@@ -498,123 +586,164 @@ def command_line() -> str:
     for arg in sys.argv[1:]:
         if skip:
             skip = False
-        elif arg == "--json":
+        elif arg in ("--json", "--save-metrics"):
             skip = True
-        elif not arg.startswith("--json="):
+        elif not arg.startswith(("--json=", "--save-metrics=")):
             argv.append(arg)
     return " ".join(["python3 bench/run.py", *map(shlex.quote, argv)])
 
 
-def render(results: dict, facts: dict, args: argparse.Namespace, once: dict, steady: dict | None, elapsed: float) -> str:
-    sizes = sorted(int(k) for k in results)
+# Issue #22's acceptance lines, read off the headline table.
+CPU_GOAL = 1.0  # × blackbox's `http` probe
+RSS_GOAL_MIB = 40
+
+
+def render(results: dict[int, dict[str, list[Sample]]], facts: dict[str, str], args: argparse.Namespace, elapsed: float) -> str:
+    sizes = sorted(results)
+    h = args.headline
+    head = results[h]
+    loads = [s.load1 for row in results.values() for samples in row.values() for s in samples]
     lines = [
         START,
         "## TLS/HTTP checks: msgreach vs blackbox_exporter",
         "",
-        f"Produced by `{command_line()}` as root from the repository root (about {elapsed / 60:.0f} min here; `--help` for options) on "
-        f"{time.strftime('%Y-%m-%d', time.gmtime())}.",
+        f"Produced by `{command_line()}` as root from the repository root (about {elapsed / 60:.0f} min here; "
+        f"`--help` for options) on {time.strftime('%Y-%m-%d', time.gmtime())}.",
         "",
         f"Machine: {facts['nproc']} CPUs ({facts['cpu']}), {facts['memory']} RAM, Linux {facts['kernel']}. "
         f"msgreach {facts['msgreach']} on Python {facts['python']} (httpx {facts['httpx']}); "
         f"{facts['blackbox']}; {facts['nginx']}; {facts['openssl']}. Load average (1/5/15 min) "
-        f"{facts['load']} the run: the machine is shared, so wall times carry others' noise; CPU "
-        "seconds much less so.",
+        f"{facts['load']} the run, the 1-minute figure between {min(loads):.1f} and {max(loads):.1f} at the ends "
+        "of the runs: the machine is shared with other work, so wall times carry others' noise; CPU seconds much "
+        "less so, and the ratios are taken repeat by repeat, between runs made a minute or two apart.",
         "",
-        "**Setup.** One nginx serves every target: `tNNNN.bench.test` on its own loopback address "
-        "(127.77.1.1 …), port 443, a 0.6 KB static page, one wildcard certificate from a CA made with "
-        "openssl at bench time (EC P-256, TLS 1.3). The whole run is in a fresh network namespace with "
-        "only loopback. Both tools present the target's name as SNI and validate the certificate "
-        "against the test CA, and every probe of every round must succeed (all targets `ok`, every "
-        f"`probe_success 1`) or the bench stops. Concurrency {args.concurrency} for both "
-        f"(msgreach's default `schedule.concurrency`; the blackbox client keeps {args.concurrency} "
-        "targets in flight). Each figure is the median of "
-        f"{args.repeats} runs; runs of the three contenders alternate.",
+        f"### The headline: {h:,} targets, against blackbox's `http` probe",
         "",
-        "- **msgreach**: one round of `msgreach once` (`bench/msgreach_round.py` does what `once` does, "
-        "and times the phases) on one inline service of N targets, checks `[tcp, tls, http]`, pinned "
-        "addresses (no DNS), `retries: 0`, one TCP control (a connect to the first target's address), the test CA as vantage `ca_bundle`. "
-        "Per target that is 1 connection and 1 TLS handshake: the `tcp` check's connection carries "
-        "the `tls` check's handshake (certificate facts kept), and the `http` check sends its GET "
-        "(httpcore, httpx's connection layer) on that TLS stream.",
-        "- **blackbox, `http` probe**: one `/probe?module=https_2xx&target=https://tNNNN.bench.test/` per "
-        "target (1 connection, 1 handshake, GET; the name from a private /etc/hosts). The usual way to "
-        "watch an HTTPS endpoint with blackbox; less work per target than msgreach.",
-        "- **blackbox, tcp+tls+http probes**: per target a `tcp` connect probe, a `tcp` probe with "
-        "`tls: true`, and the `http` probe, one after the other — the same network work as msgreach's "
-        "three checks.",
+        f"Each figure is the median of {args.repeats} interleaved repeats (every repeat runs every contender, the "
+        "order rotated from one repeat to the next); a ratio is the median of the repeats' own ratios, with "
+        "their range. msgreach makes one connection, one TLS handshake and one GET per target, as "
+        "blackbox's `http` probe does: that probe is the peer. The tcp+tls+http trio (three probes, three "
+        "connections, two handshakes per target) is beside it.",
         "",
-        "CPU is the prober process's user+sys time for the round only (msgreach: `getrusage` around "
-        "the round, start-up and JSON rendering excluded; exporter: `/proc/PID/stat` before/after the "
-        "N probes). Peak RSS is the process's peak including start-up (msgreach: `ru_maxrss` of the "
-        "process; exporter: `VmHWM`, a fresh exporter per run). Wall is the round (msgreach "
-        "`duration_seconds`) or the N probes as seen by the client. nginx and the blackbox client "
-        "run on the same CPUs and are not counted.",
+        f"| {h:,} targets | CPU per target (ms) | ÷ blackbox `http` | ÷ blackbox tcp+tls+http | peak RSS (MiB) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for kind in (*MSGREACH, *PEERS):
+        if kind not in head:
+            continue
+        vs = ["1×" if kind == peer else ratio_text(paired(head, kind, peer)) if kind in MSGREACH or peer == "bb_http" else ""
+              for peer in PEERS]
+        lines.append(f"| {CONTENDERS[kind]} | {med(head[kind], 'cpu') / h * 1000:.2f} | {vs[0]} | {vs[1]} | "
+                     f"{mib(med(head[kind], 'peak_rss_kb'))} |")
+    lines += ["", "Issue #22's acceptance lines:", "", "| goal | measured | met |", "|---|---:|---|"]
+    for kind, what in (("once", "the whole `once` process"), ("steady", "steady `run` rounds")):
+        if kind in head:
+            r = statistics.median(paired(head, kind, "bb_http"))
+            lines.append(f"| CPU ≤ {CPU_GOAL:g}× blackbox's `http` probe, {what}, {h:,} targets | {r:.2f}× | "
+                         f"{'yes' if r <= CPU_GOAL else '**no**'} |")
+    for kind, what in (("once", "`once`"), ("steady", "steady `run`")):
+        if kind in head:
+            peak = med(head[kind], "peak_rss_kb") / 1024
+            lines.append(f"| peak RSS ≤ {RSS_GOAL_MIB} MiB, {what}, {h:,} targets | {peak:.0f} MiB | "
+                         f"{'yes' if peak <= RSS_GOAL_MIB else '**no**'} |")
+    lines += [
         "",
-        "A *check* below is one target measured: for msgreach its three checks tcp → tls → http, for "
-        "blackbox one `http` probe or the three probes. *Cores busy* is CPU ÷ wall.",
+        "What each row counts. **`once`**: the real command line, `python -m probe once --config … --format json`, "
+        "the whole process (start-up, config load, the round, the JSON document), CPU and peak RSS from "
+        "`wait4()`. **`run`**: `python -m probe run`, scraped once after each round as Prometheus scrapes "
+        "(OpenMetrics, gzip); the CPU between the ends of two consecutive rounds (the round, its `/metrics` "
+        "render and the scrape), the median of rounds 2 on (the first carries the start-up); peak RSS is "
+        "the process's `VmHWM` after the last round. **The round alone**: `bench/msgreach_round.py` does what "
+        "`once` does and measures the round only (`getrusage` around it). **blackbox**: the exporter's CPU "
+        "(`/proc/PID/stat`) over the N probes, and its `VmHWM`, a fresh exporter per run; the exporter is a "
+        "daemon, so its start-up is not counted, and neither is the client that drives it (below).",
+    ]
+    lines += [
         "",
-        "| targets | | wall of a round (s) | CPU s per 1,000 checks | cores busy | peak RSS (MiB) |",
+        "### Setup",
+        "",
+        "One nginx serves every target: `tNNNN.bench.test` on its own loopback address (127.77.1.1 …), port "
+        "443, a 0.6 KB static page, one wildcard certificate from a CA made with openssl at bench time (EC "
+        "P-256, TLS 1.3). The whole run is in a fresh network namespace with only loopback. Both tools present "
+        "the target's name as SNI and validate the certificate against the test CA, and every probe of every "
+        "run must succeed (all targets `ok`, every `probe_success 1`) or the bench stops. Concurrency "
+        f"{args.concurrency} for both (msgreach's default `schedule.concurrency`; the blackbox client keeps "
+        f"{args.concurrency} targets in flight).",
+        "",
+        "- **msgreach**: one inline service of N targets, checks `[tcp, tls, http]`, pinned addresses (no DNS), "
+        "`retries: 0`, one TCP control (a connect to the first target's address), the test CA as vantage "
+        "`ca_bundle`. Per target that is 1 connection and 1 TLS handshake: the `tcp` check's connection "
+        "carries the `tls` check's handshake (certificate facts kept), and the `http` check sends its GET on "
+        "that TLS stream.",
+        "- **blackbox, `http` probe**: one `/probe?module=https_2xx&target=https://tNNNN.bench.test/` per target "
+        "(1 connection, 1 handshake, GET; the name from a private /etc/hosts). The usual way to watch an "
+        "HTTPS endpoint with blackbox, and the same network work as msgreach's.",
+        "- **blackbox, tcp+tls+http probes**: per target a `tcp` connect probe, a `tcp` probe with `tls: true`, "
+        "and the `http` probe, one after the other.",
+        "",
+        "### Every size",
+        "",
+        "*Wall*: the round (`once`: the whole process; blackbox: the N probes as the client saw them). "
+        "*Cores busy*: CPU ÷ wall.",
+        "",
+        "| targets | | wall (s) | CPU per target (ms) | cores busy | peak RSS (MiB) |",
         "|---:|---|---:|---:|---:|---:|",
     ]
     for n in sizes:
-        row = results[str(n)]
-        for key, label in TOOLS.items():
-            samples = row[key]
-            busy = statistics.median(s.cpu / s.wall for s in samples)
-            lines.append(f"| {n:,} | {label} | {med(samples, 'wall'):.2f} | "
-                         f"{med(samples, 'cpu') / n * 1000:.2f} | {busy:.1f} | {med(samples, 'peak_rss_kb') / 1024:.0f} |")
-    lines += ["", "Ratios (msgreach ÷ blackbox; above 1 means msgreach costs more):", "",
-              "| targets | vs | wall | CPU | peak RSS |", "|---:|---|---:|---:|---:|"]
+        row = results[n]
+        for kind in (*MSGREACH, *PEERS):
+            if kind not in row:
+                continue
+            busy = statistics.median(s.cpu / s.wall for s in row[kind])
+            lines.append(f"| {n:,} | {CONTENDERS[kind]} | {med(row[kind], 'wall'):.2f} | {med(row[kind], 'cpu') / n * 1000:.2f} | "
+                         f"{busy:.1f} | {mib(med(row[kind], 'peak_rss_kb'))} |")
+    lines += ["", "Ratios, repeat by repeat (msgreach ÷ blackbox's `http` probe; above 1 means msgreach costs more):", "",
+              "| targets | | CPU | wall | peak RSS |", "|---:|---|---:|---:|---:|"]
     for n in sizes:
-        row = results[str(n)]
-        for key in ("bb_http", "bb_three"):
-            ratio = [med(row["msgreach"], a) / max(med(row[key], a), 1e-9) for a in ("wall", "cpu", "peak_rss_kb")]
-            lines.append(f"| {n:,} | {TOOLS[key]} | {ratio[0]:.1f}× | {ratio[1]:.1f}× | {ratio[2]:.1f}× |")
+        row = results[n]
+        for kind in MSGREACH:
+            if kind in row and "bb_http" in row:
+                lines.append(f"| {n:,} | {CONTENDERS[kind]} | {ratio_text(paired(row, kind, 'bb_http'))} | "
+                             f"{ratio_text(paired(row, kind, 'bb_http', 'wall'))} | "
+                             f"{ratio_text(paired(row, kind, 'bb_http', 'peak_rss_kb'))} |")
 
-    biggest = str(sizes[-1])
-    m = results[biggest]["msgreach"]
-    lines += [
-        "",
-        f"Around the round (msgreach, {int(biggest):,} targets, medians): start-up (imports, config load) "
-        f"{statistics.median(s.extra['startup_cpu'] for s in m):.2f} s CPU, RSS "
-        f"{statistics.median(s.extra['rss_idle_kb'] for s in m) / 1024:.0f} MiB before the round; rendering the JSON "
-        f"{statistics.median(s.extra['render_cpu'] for s in m):.2f} s CPU; the whole process "
-        f"{statistics.median(s.extra['total_cpu'] for s in m):.2f} s CPU. The blackbox client used "
-        f"{statistics.median(s.extra['client_cpu'] for s in results[biggest]['bb_http']):.2f} s CPU "
-        "for the `http` probes (not counted above).",
-    ]
-    if "m_tcp" in results[biggest]:
-        n = int(biggest)
-        tcp, tcp_tls, full = (med(results[biggest][k], "cpu") / n * 1000 for k in ("m_tcp", "m_tcp_tls", "msgreach"))
-        lines += ["", f"Where msgreach's CPU goes ({n:,} targets, the same round with fewer checks, CPU s per "
-                  f"1,000 targets): `tcp` {tcp:.2f}; the `tls` check adds {tcp_tls - tcp:.2f}; the `http` check "
-                  f"adds {full - tcp_tls:.2f} (the request through httpcore, httpx's connection layer, on the `tls` check's stream)."]
-    if once:
-        lines += ["", "Cross-check with the real command line, `python -m probe once --config … --format json` "
-                  "(one run each, the whole process):", ""]
-        for n, facts_once in sorted(once.items(), key=lambda kv: int(kv[0])):
-            lines.append(f"- {int(n):,} targets: round {facts_once['round_wall']:.2f} s, process wall "
-                         f"{facts_once['process_wall']:.2f} s, CPU {facts_once['cpu']:.2f} s, peak RSS "
-                         f"{facts_once['maxrss_kb'] / 1024:.0f} MiB; all targets `ok`.")
-    if steady:
-        rss = ", ".join(f"{kb / 1024:.0f}" for kb in steady["rss_kb"])
-        cpu = ", ".join(f"{c:.1f}" for c in steady["cpu_per_round"])
-        lines += ["", f"Steady state: `msgreach run` on {args.steady_targets:,} targets, "
-                  f"`interval_seconds: {steady['interval']:g}`: RSS after rounds 1…{steady['rounds']}: {rss} MiB "
-                  f"(peak {steady['hwm_kb'] / 1024:.0f} MiB); CPU per round {cpu} s (the first includes start-up). "
-                  f"One Prometheus scrape of its `/metrics` ({steady['series']:,} series, "
-                  f"{steady['scrape_bytes'] / 1024 / 1024:.1f} MiB) took {steady['scrape_wall']:.2f} s and "
-                  f"{steady['scrape_cpu']:.2f} s CPU."]
-    lines += ["", PROFILE_NOTES.strip(), END]
+    biggest = sizes[-1]
+    if "round" in results[biggest]:
+        m = results[biggest]["round"]
+        lines += [
+            "",
+            f"Around the round (msgreach, {biggest:,} targets, medians): start-up (imports, config load) "
+            f"{statistics.median(s.extra['startup_cpu'] for s in m):.2f} s CPU, RSS "
+            f"{mib(statistics.median(s.extra['rss_idle_kb'] for s in m))} MiB before the round; rendering the JSON "
+            f"{statistics.median(s.extra['render_cpu'] for s in m):.2f} s CPU. The blackbox client used "
+            f"{statistics.median(s.extra['client_cpu'] for s in results[biggest]['bb_http']):.2f} s CPU for the "
+            "`http` probes (not counted above).",
+        ]
+    if all(k in head for k in BREAKDOWN):
+        tcp, tcp_tls, full = (med(head[k], "cpu") / h * 1000 for k in (*BREAKDOWN, "round"))
+        lines += ["", f"Where msgreach's CPU goes ({h:,} targets, the same round with fewer checks, ms per target): "
+                  f"`tcp` {tcp:.2f}; the `tls` check adds {tcp_tls - tcp:.2f}; the `http` check adds {full - tcp_tls:.2f}."]
+    if "steady" in head:
+        runs = head["steady"]
+        middle = sorted(runs, key=lambda s: s.cpu)[len(runs) // 2]  # the repeat whose steady CPU is the median
+        rss = ", ".join(mib(kb) for kb in middle.rounds["rss_kb"])
+        cpu = ", ".join(f"{c:.2f}" for c in middle.rounds["cpu"])
+        lines += ["", f"`run` on {h:,} targets, `interval_seconds: {middle.extra['interval']:g}`, the median repeat: RSS "
+                  f"after rounds 1…{len(middle.rounds['rss_kb'])}: {rss} MiB (peak {mib(middle.peak_rss_kb)} MiB); CPU "
+                  f"per round {cpu} s (the first includes start-up). Each scrape: {middle.extra['series']:,.0f} series, "
+                  f"{middle.extra['scrape_bytes'] / 1024:.0f} KiB gzip ({middle.extra['scrape_text_bytes'] / 1024 / 1024:.1f} MiB "
+                  f"of text), {statistics.median(s.extra['scrape_cpu'] for s in runs) * 1000:.0f} ms of msgreach's CPU (median)."]
+    lines += ["", "The history of these figures, and what changed them, is in the sections below.", END]
     return "\n".join(lines) + "\n"
 
 
-def write_section(section: str) -> None:
-    """Replace this bench's section of docs/benchmarks.md, leaving the others' sections alone."""
+def write_section(section: str, start_marker: str = START, end_marker: str = END) -> None:
+    """Replace one bench's section of docs/benchmarks.md (from its start marker to its end
+    marker), leaving everything else as it is; a section not there yet is appended."""
     text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        _, after = rest.split(END, 1)
+    if start_marker in text and end_marker in text:
+        before, rest = text.split(start_marker, 1)
+        _, after = rest.split(end_marker, 1)
         text = before + section.rstrip("\n") + after
     else:
         text = text.rstrip("\n") + "\n\n" + section
@@ -627,66 +756,74 @@ def write_section(section: str) -> None:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="100,1000", help="target counts (max 3000)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sizes", default="1000,3000", help=f"target counts (max {MAX_TARGETS:,})")
+    parser.add_argument("--headline", type=int, default=1000, help="the size of the headline table (one of --sizes)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats of every contender")
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--steady-rounds", type=int, default=5, help="`msgreach run` rounds (0: skip)")
-    parser.add_argument("--steady-targets", type=int, default=1000)
+    parser.add_argument("--steady-rounds", type=int, default=4, help="`msgreach run` rounds per repeat, headline size (0: skip)")
     parser.add_argument("--no-write", action="store_true", help="print the section instead of updating docs/benchmarks.md")
     parser.add_argument("--json", help="also write the raw samples here")
+    parser.add_argument("--save-metrics", help="keep the headline `run`'s last /metrics scrape (OpenMetrics) here")
     parser.add_argument("--rev", help="measure this git revision (exported to the temp dir) instead of the working tree")
     args = parser.parse_args()
-    args.size_list = [int(s) for s in args.sizes.split(",")]
-    if max(args.size_list + [args.steady_targets]) > 3000:
-        parser.error("at most 3000 targets (127.77.1.1–127.77.12.250)")
+    args.size_list = sorted({int(s) for s in args.sizes.split(",")})
+    if max(args.size_list) > MAX_TARGETS:
+        parser.error(f"at most {MAX_TARGETS:,} targets ({address_of(0)}–{address_of(MAX_TARGETS - 1)})")
+    if args.headline not in args.size_list:
+        parser.error("--headline must be one of --sizes")
+    if args.steady_rounds == 1:
+        parser.error("--steady-rounds: 0, or at least 2 (the first round carries the start-up)")
     return args
 
 
-def inside_namespace(args: argparse.Namespace) -> int:
+@contextlib.contextmanager
+def lab(n_max: int) -> Iterator[Path]:
+    """The targets' world, in this namespace: certificates, /etc/hosts, nginx; nginx stopped,
+    /etc/hosts unmounted and the temp dir removed whatever happens."""
+    tmp = Path(tempfile.mkdtemp(prefix="msgreach-bench-"))
+    nginx = None
+    try:
+        make_certificates(tmp)
+        private_hosts(tmp, n_max)
+        nginx = start_nginx(tmp, n_max)
+        yield tmp
+    finally:
+        stop(nginx)
+        subprocess.run(["umount", "/etc/hosts"], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def only_loopback() -> None:
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout.strip().splitlines()
     if len(links) != 1 or ": lo:" not in links[0]:
         raise SystemExit(f"bench: expected a namespace with only loopback, found: {links}")
+
+
+def inside_namespace(args: argparse.Namespace) -> int:
+    only_loopback()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     began = time.monotonic()
-    n_max = max(args.size_list + [args.steady_targets if args.steady_rounds else 0])
-    tmp = Path(tempfile.mkdtemp(prefix="msgreach-bench-"))
-    nginx = None
-    try:
+    with lab(max(args.size_list)) as tmp:
         if args.rev:
             export_revision(args.rev, tmp)
         else:
             describe_worktree()
         load_before = loadavg()
-        make_certificates(tmp)
-        private_hosts(tmp, n_max)
-        nginx = start_nginx(tmp, n_max)
         facts = machine_facts()
-        results: dict[str, dict[str, list[Sample]]] = {}
+        results: dict[int, dict[str, list[Sample]]] = {}
         for n in args.size_list:
-            row = results.setdefault(str(n), {k: [] for k in TOOLS})
-            for rep in range(args.repeats):
-                row["msgreach"].append(msgreach_round(tmp, n, args.concurrency))
-                if n == max(args.size_list):  # where msgreach's CPU goes: the same round, fewer checks
-                    row.setdefault("m_tcp", []).append(msgreach_round(tmp, n, args.concurrency, ("tcp",)))
-                    row.setdefault("m_tcp_tls", []).append(msgreach_round(tmp, n, args.concurrency, ("tcp", "tls")))
-                row["bb_http"].append(blackbox_round(tmp, n, args.concurrency, ("http",)))
-                row["bb_three"].append(blackbox_round(tmp, n, args.concurrency, ("tcp", "tls", "http")))
-                print(f"[bench] n={n} run {rep + 1}: " + "; ".join(
-                    f"{k} wall {row[k][-1].wall:.2f}s cpu {row[k][-1].cpu:.2f}s rss {row[k][-1].peak_rss_kb // 1024}MiB"
-                    for k in TOOLS), file=sys.stderr, flush=True)
-        once = {str(n): msgreach_once_cli(tmp, n, args.concurrency) for n in args.size_list}
-        print(f"[bench] once: {once}", file=sys.stderr, flush=True)
-        steady = None
-        if args.steady_rounds:
-            round_wall = med(results[str(max(args.size_list))]["msgreach"], "wall") if args.steady_targets == max(args.size_list) else 10
-            interval = max(5.0, round(round_wall * 1.5 + 1))
-            steady = msgreach_steady(tmp, args.steady_targets, args.concurrency, args.steady_rounds, interval)
-            print(f"[bench] steady: {steady}", file=sys.stderr, flush=True)
+            headline = n == args.headline
+            kinds = ("once", "round", "bb_http", "bb_three")
+            if headline:
+                kinds += ("steady",) * bool(args.steady_rounds) + BREAKDOWN
+            plan = Plan(n, kinds, args.repeats, args.concurrency, args.steady_rounds,
+                        Path(args.save_metrics).resolve() if args.save_metrics and headline else None)
+            results[n] = measure(tmp, plan)
         facts["load"] = f"{load_before} before, {loadavg()} after"
-        section = render(results, facts, args, once, steady, time.monotonic() - began)
+        section = render(results, facts, args, time.monotonic() - began)
         if args.json:
-            Path(args.json).write_text(json.dumps({"facts": facts, "once": once, "steady": steady, "results": {
+            Path(args.json).write_text(json.dumps({"facts": facts, "results": {
                 n: {k: [s.__dict__ for s in v] for k, v in row.items()} for n, row in results.items()}}, indent=1))
         if args.no_write:
             print(section)
@@ -694,22 +831,24 @@ def inside_namespace(args: argparse.Namespace) -> int:
             write_section(section)
             print(f"[bench] wrote {DOC.relative_to(REPO)}", file=sys.stderr)
         return 0
-    finally:
-        stop(nginx)
-        subprocess.run(["umount", "/etc/hosts"], capture_output=True)
-        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def enter_namespace() -> None:
+    """Re-run this script in a fresh network namespace (loopback only: nothing can leave) and a
+    private mount namespace (for the exporter's /etc/hosts). exec keeps the PID, which marks
+    "inside"; returns when already inside."""
+    if os.environ.get(INSIDE) == str(os.getpid()):
+        return
+    if os.geteuid() != 0:
+        raise SystemExit("bench: run as root (network namespace, nginx on port 443)")
+    os.environ[INSIDE] = str(os.getpid())
+    os.execvp("unshare", ["unshare", "--net", "--mount", "--propagation", "private",
+                          sys.executable, str(Path(sys.argv[0]).resolve()), *sys.argv[1:]])
 
 
 def main() -> int:
     args = parse_args()
-    if os.environ.get(INSIDE) != str(os.getpid()):
-        if os.geteuid() != 0:
-            raise SystemExit("bench: run as root (network namespace, nginx on port 443)")
-        # A fresh network namespace (loopback only: nothing can leave) and a private mount
-        # namespace (for the exporter's /etc/hosts). exec keeps the PID, which marks "inside".
-        os.environ[INSIDE] = str(os.getpid())
-        os.execvp("unshare", ["unshare", "--net", "--mount", "--propagation", "private",
-                              sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]])
+    enter_namespace()
     return inside_namespace(args)
 
 
