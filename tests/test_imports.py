@@ -61,6 +61,28 @@ def test_the_status_page_and_the_web_config_load_when_used():
     assert [m for m in ("probe.status_page", "probe.status_texts", "probe.status_steps", "probe.config.webconfig") if m in loaded] == []
 
 
+def test_the_scheduler_loads_without_plugins_metadata_nor_process_pools():
+    """APScheduler's asyncio scheduler without `importlib.metadata` and `multiprocessing`
+    (probe/_apscheduler.py; 1.6 MiB of a `run` process, issue #22); its version is still its
+    own, and a process that wants either module still gets the real one afterwards."""
+    code = (
+        "import sys, json, probe.cli, probe.runner, probe.service; loaded = sorted(sys.modules); "
+        "import apscheduler, importlib.metadata, multiprocessing; "
+        "real = importlib.metadata.version('APScheduler'); "
+        "from apscheduler.executors.pool import ProcessPoolExecutor; "
+        "print(json.dumps({'loaded': loaded, 'version': apscheduler.__version__, 'real': real, "
+        "'pool': ProcessPoolExecutor.__module__, 'spawn': multiprocessing.get_context('spawn').get_start_method()}))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60, cwd=PROBE.parent)
+    assert run.returncode == 0, run.stderr
+    found = json.loads(run.stdout)
+    assert "apscheduler.schedulers.asyncio" in found["loaded"]
+    unused = ("importlib.metadata", "multiprocessing", "concurrent.futures.process", "zipfile", "apscheduler.executors.pool")
+    assert [m for m in unused if m in found["loaded"]] == []
+    assert found["version"] == found["real"].split("-")[0]
+    assert (found["pool"], found["spawn"]) == ("apscheduler.executors.pool", "spawn")
+
+
 def _module_name(path: Path) -> str:
     parts = path.relative_to(PROBE.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
