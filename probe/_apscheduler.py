@@ -7,8 +7,8 @@ the base scheduler imports for its default thread pool): 1.6 MiB of a `run` proc
 schedules coroutines on asyncio only (docs/benchmarks.md, "Memory of `run`", issue #22).
 So, as probe/_httpcore.py does for trio, this one module imports them with those left out:
 
-- the package's `__init__` is not run: `apscheduler.__version__` (`version`, `version_info`)
-  is computed when first read, by the package's own code;
+- the package's `__init__` runs when a name of its own is first read (`apscheduler.__version__`;
+  probe/_lazy_package.py);
 - entry points are not read: the scheduler gets its trigger, executor and job store as
   instances (`IntervalTrigger(...)`, the asyncio scheduler's defaults), never by plugin name
   ("interval" would raise LookupError here);
@@ -22,24 +22,11 @@ Modules of probe/ write `from probe._apscheduler import AsyncIOScheduler, Interv
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from types import ModuleType
 from typing import Any
 
-_VERSION_NAMES = ("version", "version_info", "__version__")
-
-
-def _package_version(name: str) -> Any:
-    """`apscheduler.version` and friends, as the package's `__init__` would have set them."""
-    if name not in _VERSION_NAMES:
-        raise AttributeError(f"module 'apscheduler' has no attribute {name!r}")
-    package = sys.modules["apscheduler"]
-    spec = importlib.util.find_spec("apscheduler")
-    if spec is not None and spec.origin is not None:
-        with open(spec.origin, encoding="utf-8") as source:
-            exec(compile(source.read(), spec.origin, "exec"), package.__dict__)  # noqa: S102 - the package's own __init__
-    return package.__dict__[name]
+from probe._lazy_package import skip_init
 
 
 def _default_thread_pool(*args: Any, **kwargs: Any) -> Any:
@@ -50,12 +37,7 @@ def _default_thread_pool(*args: Any, **kwargs: Any) -> Any:
 
 def _stand_ins() -> dict[str, ModuleType]:
     found: dict[str, ModuleType] = {}
-    if "apscheduler" not in sys.modules:
-        spec = importlib.util.find_spec("apscheduler")
-        if spec is not None:
-            package = importlib.util.module_from_spec(spec)  # its __path__, without running __init__
-            package.__getattr__ = _package_version  # type: ignore[method-assign]
-            sys.modules["apscheduler"] = package  # stays: it is the package
+    skip_init("apscheduler")  # its __init__ runs when apscheduler.__version__ is read
     if "importlib.metadata" not in sys.modules:
         metadata = ModuleType("importlib.metadata")
         metadata.entry_points = lambda **_: ()  # type: ignore[attr-defined]  # no plugins by name
