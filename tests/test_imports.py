@@ -83,6 +83,31 @@ def test_the_scheduler_loads_without_plugins_metadata_nor_process_pools():
     assert (found["pool"], found["spawn"]) == ("apscheduler.executors.pool", "spawn")
 
 
+def test_metrics_load_without_prometheus_clients_servers_until_the_text_format_is_asked():
+    """prometheus-client's families, registry and OpenMetrics writer without its `__init__`,
+    which imports its HTTP servers (probe/_prometheus_client.py; 1.2 MiB, issue #22); the text
+    format's module when a scraper asks for it; the package whole as soon as a name of its own
+    is read, and the same `generate_latest` as a plain import gives."""
+    code = (
+        "import sys, json, asyncio, probe.cli, probe.runner, probe.service; from probe.metrics import Exposition, State; "
+        "from probe import config; state = State(config.load(None)); exposition = Exposition(state); exposition.refresh(); "
+        "ours = b''.join(exposition.render(openmetrics=True)); loaded = sorted(sys.modules); "
+        "text = b''.join(exposition.render()); after_text = sorted(sys.modules); "
+        "import prometheus_client; from prometheus_client import REGISTRY, generate_latest; "
+        "import prometheus_client.exposition as exposition_module; "
+        "print(json.dumps({'loaded': loaded, 'after_text': after_text, 'om': ours.endswith(b'# EOF\\n'), 'text': b'# TYPE msgreach_build_info gauge' in text, "
+        "'same': generate_latest is exposition_module.generate_latest, 'registry': type(REGISTRY).__name__}))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60, cwd=PROBE.parent)
+    assert run.returncode == 0, run.stderr
+    found = json.loads(run.stdout)
+    assert "prometheus_client.openmetrics.exposition" in found["loaded"] and found["om"]
+    servers = ("prometheus_client.exposition", "http.server", "socketserver", "wsgiref", "prometheus_client.metrics", "prometheus_client.values")
+    assert [m for m in servers if m in found["loaded"]] == []
+    assert "prometheus_client.exposition" in found["after_text"] and found["text"]
+    assert (found["same"], found["registry"]) == (True, "CollectorRegistry")
+
+
 def _module_name(path: Path) -> str:
     parts = path.relative_to(PROBE.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
