@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from probe import __version__
 from probe import config as config_module
@@ -31,6 +32,9 @@ from probe.model import VantageResult, Verdict, is_block
 from probe.runner import return_freed_memory, run_round
 from probe.server import Server
 from probe.upload import UploadWatch
+
+if TYPE_CHECKING:
+    from probe.evidence import Archive
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +50,7 @@ class Monitor:
         self._reload_task: asyncio.Task[None] | None = None
         self.also_on_reload: list[Callable[[], Awaitable[None]]] = []  # e.g. the listener's web config
         self._reload_again = False
-        self._rounds: set[asyncio.Task] = set()
+        self._rounds: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._locks: dict[str, asyncio.Lock] = {}
         self._finished: Counter[str] = Counter()  # rounds (and confirmations) published per vantage
@@ -268,7 +272,7 @@ def _history(config: Config) -> tuple[History, str]:
         return History(None, max_gap_seconds=gap), f"cannot keep the verdict history in {path} ({exc}): in memory until a restart; {evidence}"
 
 
-def _archive(config: Config):
+def _archive(config: Config) -> Archive | None:
     if config.evidence.path is None:
         return None
     from probe.evidence import Archive
