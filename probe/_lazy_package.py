@@ -34,4 +34,3 @@ def skip_init(name: str) -> None:
 
     package.__getattr__ = __getattr__  # type: ignore[method-assign]  # PEP 562
     sys.modules[name] = package
-
