@@ -61,8 +61,10 @@ def _one_source(bench: Any, tmp: Path, n: int, rounds: int, interval: float) -> 
     config = bench.msgreach_config(tmp, n, 16, interval)
     result = {"stages": _measure_stages(bench, config)}
     result["phases"] = _measure_rounds(bench, config, rounds, Path(tempfile.mkdtemp(prefix="state-", dir=tmp)))
-    result["once"] = bench.msgreach_once_cli(tmp, n, 16)
-    result["run"] = bench.msgreach_steady(tmp, n, 16, rounds, interval)
+    once = bench.msgreach_once(tmp, n, 16)  # bench/run.py's Sample: peak_rss_kb, cpu, rounds
+    result["once"] = {"maxrss_kb": once.peak_rss_kb, "cpu": once.cpu}
+    run = bench.msgreach_steady(tmp, n, 16, rounds, interval)
+    result["run"] = {"hwm_kb": run.peak_rss_kb, "rss_kb": run.rounds["rss_kb"], "cpu": run.rounds["cpu"]}
     return result
 
 

@@ -14,13 +14,18 @@ from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import Any
 
-from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
-from prometheus_client.registry import Collector
-from prometheus_client.samples import Sample
-
 from probe import __version__, judge
+from probe._prometheus_client import (
+    Collector,
+    CollectorRegistry,
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    ProcessCollector,
+    Sample,
+    generate_openmetrics,
+    generate_text,
+)
 from probe.config import Config
 from probe.history import History
 from probe.model import (
@@ -288,7 +293,7 @@ def _in_batches(family: Metric) -> Iterator[bytes]:
         batch = list(islice(samples, _BATCH))
         part = Metric(family.name, family.documentation, family.type)
         part.samples = batch
-        text = generate_latest(_SingleFamily(part))
+        text = generate_text(_SingleFamily(part))
         yield text if first else text.split(b"\n", 2)[2]
         first = False
         if len(batch) < _BATCH:
@@ -336,7 +341,9 @@ class Exposition:
         # copied by each gzip scrape to end the stream. After a round, `refresh` makes the format
         # the last scrape asked for (Prometheus asks for OpenMetrics); the other, when asked.
         self._cached: dict[bool, tuple[int, bytes, Any]] = {}
-        self._asked_openmetrics = False
+        # Before the first scrape: OpenMetrics, as Prometheus asks (the text format's module is
+        # loaded only when a client asks for that format: probe/_prometheus_client.py).
+        self._asked_openmetrics = True
 
     def refresh(self, *, openmetrics: bool | None = None) -> None:
         """Render the state if it changed since the last render in this format (by default the
@@ -359,7 +366,7 @@ class Exposition:
         self._asked_openmetrics = openmetrics
         self.refresh(openmetrics=openmetrics)
         _, compressed, compressor = self._cached[openmetrics]
-        process = render([self._process], openmetrics=True) if openmetrics else generate_latest(self._process)
+        process = render([self._process], openmetrics=True) if openmetrics else generate_text(self._process)
         if gzip:
             ending = compressor.copy()  # the cached stream continued, never touched itself
             return compressed, ending.compress(process) + ending.flush()

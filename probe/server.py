@@ -17,10 +17,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
-from prometheus_client import CONTENT_TYPE_LATEST
-from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
-
 from probe import report
+from probe._prometheus_client import OPENMETRICS_CONTENT_TYPE, text_content_type
 from probe.access import Access
 from probe.addresses import split_host_port
 from probe.config import Listen
@@ -145,7 +143,7 @@ class Server:
         return handler()
 
     def _metrics(self, *, gzip: bool, openmetrics: bool) -> tuple[str, dict[str, str], Body]:
-        content_type = OPENMETRICS_CONTENT_TYPE if openmetrics else CONTENT_TYPE_LATEST
+        content_type = OPENMETRICS_CONTENT_TYPE if openmetrics else text_content_type()
         headers = {"Content-Type": content_type, "Vary": "Accept, Accept-Encoding"}
         if gzip:
             headers["Content-Encoding"] = "gzip"

@@ -20,10 +20,9 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
 from probe import __version__
 from probe import config as config_module
+from probe._apscheduler import AsyncIOScheduler, IntervalTrigger
 from probe.access import Access
 from probe.config import Config, ConfigError
 from probe.config.state_dir import ENV_VARIABLE
@@ -70,11 +69,9 @@ class Monitor:
         for index, vantage in enumerate(ordered):
             self.scheduler.add_job(
                 self.round,
-                "interval",
+                self._every(schedule.interval_seconds, jitter=schedule.jitter_seconds or None),
                 args=[vantage.name],
                 id=f"round:{vantage.name}",
-                seconds=schedule.interval_seconds,
-                jitter=schedule.jitter_seconds or None,
                 next_run_time=first + timedelta(seconds=index * 0.5),
                 max_instances=1,
                 coalesce=True,
@@ -94,8 +91,13 @@ class Monitor:
         async def check() -> None:
             self.state.upload = await watch.check()
 
-        self.scheduler.add_job(check, "interval", id="upload", seconds=settings.interval_seconds, next_run_time=datetime.now(),
+        self.scheduler.add_job(check, self._every(settings.interval_seconds), id="upload", next_run_time=datetime.now(),
                                max_instances=1, coalesce=True, misfire_grace_time=int(settings.interval_seconds))
+
+    def _every(self, seconds: float, jitter: float | None = None) -> IntervalTrigger:
+        """An interval trigger in the scheduler's time zone (what `add_job(..., "interval")`
+        makes; probe/_apscheduler.py gives the scheduler no triggers by plugin name)."""
+        return IntervalTrigger(seconds=seconds, jitter=jitter, timezone=self.scheduler.timezone)
 
     async def round(self, vantage_name: str) -> None:
         """A scheduled round: the controls and every service."""

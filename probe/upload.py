@@ -28,11 +28,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.parser import text_string_to_metric_families
-from prometheus_client.registry import Collector
-
 from probe import failures
+from probe._prometheus_client import Collector, GaugeMetricFamily, Metric, text_string_to_metric_families
 from probe.config import Config, Upload
 
 log = logging.getLogger(__name__)

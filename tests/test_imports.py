@@ -61,6 +61,53 @@ def test_the_status_page_and_the_web_config_load_when_used():
     assert [m for m in ("probe.status_page", "probe.status_texts", "probe.status_steps", "probe.config.webconfig") if m in loaded] == []
 
 
+def test_the_scheduler_loads_without_plugins_metadata_nor_process_pools():
+    """APScheduler's asyncio scheduler without `importlib.metadata` and `multiprocessing`
+    (probe/_apscheduler.py; 1.6 MiB of a `run` process, issue #22); its version is still its
+    own, and a process that wants either module still gets the real one afterwards."""
+    code = (
+        "import sys, json, probe.cli, probe.runner, probe.service; loaded = sorted(sys.modules); "
+        "import apscheduler, importlib.metadata, multiprocessing; "
+        "real = importlib.metadata.version('APScheduler'); "
+        "from apscheduler.executors.pool import ProcessPoolExecutor; "
+        "print(json.dumps({'loaded': loaded, 'version': apscheduler.__version__, 'real': real, "
+        "'pool': ProcessPoolExecutor.__module__, 'spawn': multiprocessing.get_context('spawn').get_start_method()}))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60, cwd=PROBE.parent)
+    assert run.returncode == 0, run.stderr
+    found = json.loads(run.stdout)
+    assert "apscheduler.schedulers.asyncio" in found["loaded"]
+    unused = ("importlib.metadata", "multiprocessing", "concurrent.futures.process", "zipfile", "apscheduler.executors.pool")
+    assert [m for m in unused if m in found["loaded"]] == []
+    assert found["version"] == found["real"].split("-")[0]
+    assert (found["pool"], found["spawn"]) == ("apscheduler.executors.pool", "spawn")
+
+
+def test_metrics_load_without_prometheus_clients_servers_until_the_text_format_is_asked():
+    """prometheus-client's families, registry and OpenMetrics writer without its `__init__`,
+    which imports its HTTP servers (probe/_prometheus_client.py; 1.2 MiB, issue #22); the text
+    format's module when a scraper asks for it; the package whole as soon as a name of its own
+    is read, and the same `generate_latest` as a plain import gives."""
+    code = (
+        "import sys, json, asyncio, probe.cli, probe.runner, probe.service; from probe.metrics import Exposition, State; "
+        "from probe import config; state = State(config.load(None)); exposition = Exposition(state); exposition.refresh(); "
+        "ours = b''.join(exposition.render(openmetrics=True)); loaded = sorted(sys.modules); "
+        "text = b''.join(exposition.render()); after_text = sorted(sys.modules); "
+        "import prometheus_client; from prometheus_client import REGISTRY, generate_latest; "
+        "import prometheus_client.exposition as exposition_module; "
+        "print(json.dumps({'loaded': loaded, 'after_text': after_text, 'om': ours.endswith(b'# EOF\\n'), 'text': b'# TYPE msgreach_build_info gauge' in text, "
+        "'same': generate_latest is exposition_module.generate_latest, 'registry': type(REGISTRY).__name__}))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60, cwd=PROBE.parent)
+    assert run.returncode == 0, run.stderr
+    found = json.loads(run.stdout)
+    assert "prometheus_client.openmetrics.exposition" in found["loaded"] and found["om"]
+    servers = ("prometheus_client.exposition", "http.server", "socketserver", "wsgiref", "prometheus_client.metrics", "prometheus_client.values")
+    assert [m for m in servers if m in found["loaded"]] == []
+    assert "prometheus_client.exposition" in found["after_text"] and found["text"]
+    assert (found["same"], found["registry"]) == (True, "CollectorRegistry")
+
+
 def _module_name(path: Path) -> str:
     parts = path.relative_to(PROBE.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)

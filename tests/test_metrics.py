@@ -295,7 +295,7 @@ def test_metrics_are_rendered_once_per_change_not_per_scrape(measured):
 
     state, _ = measured
     exposition = Exposition(state)
-    exposition.refresh()
+    exposition.refresh(openmetrics=False)  # the text format (before a scrape it renders OpenMetrics, as Prometheus asks)
     rendered = exposition._cached[False][1]
     ours, process = exposition.render()
     assert exposition._cached[False][1] is rendered  # the second scrape rendered nothing new

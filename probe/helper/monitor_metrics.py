@@ -12,9 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
-
+from probe._prometheus_client import Collector, GaugeMetricFamily, Metric
 from probe.model import UDPStreamEvidence
 
 
