@@ -99,6 +99,9 @@ class Server:
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ConnectionError, ssl.SSLError):
             writer.close()
             return
+        except Exception:  # noqa: BLE001 - a page that fails to render is our bug: said once in the log, a 500 to the reader
+            log.exception("the listener could not answer %r", head.split(b"\r\n", 1)[0][:200].decode("latin-1"))
+            status, headers, body = "500 Internal Server Error", {"Content-Type": "text/plain"}, b"internal error: see the monitor's log\n"
         try:
             pieces = (body,) if isinstance(body, bytes) else body
             length = sum(len(piece) for piece in pieces)

@@ -5,6 +5,7 @@ counters that count, no address of the vantage anywhere, `promtool check metrics
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import subprocess
 import time
@@ -227,6 +228,20 @@ async def test_listener_metrics(listener):
     assert strip(plain.text) == strip(response.text)
 
 
+async def test_a_page_that_fails_to_render_is_a_500_and_one_logged_traceback(listener, monkeypatch, caplog):
+    server, client = listener
+
+    def broken(query: str = "") -> None:
+        raise KeyError("a reason template the page does not know")
+
+    monkeypatch.setattr(server, "_status_json", broken)
+    with caplog.at_level(logging.ERROR, logger="probe.server"):
+        response = await client.get("/status.json")
+    assert response.status_code == 500 and "internal error" in response.text
+    assert [r.exc_info[0] for r in caplog.records if r.exc_info] == [KeyError]
+    assert (await client.get("/healthz")).status_code == 200  # the listener still answers
+
+
 async def test_listener_healthz(listener):
     server, client = listener
     response = await client.get("/healthz")
@@ -339,7 +354,9 @@ def test_openmetrics_when_asked_rendered_once_per_change(measured):
     exposition = Exposition(state, History())
     text = b"".join(exposition.render()).decode()
     served = b"".join(exposition.render(openmetrics=True))
-    assert gzip.decompress(b"".join(exposition.render(gzip=True, openmetrics=True))) == served
+    zipped = gzip.decompress(b"".join(exposition.render(gzip=True, openmetrics=True)))
+    assert zipped.split(b"# HELP process_")[0] == served.split(b"# HELP process_")[0]  # the process' own lines move between two scrapes
+    assert zipped.endswith(b"# EOF\n") and b"# HELP process_" in zipped
     assert served.endswith(b"# EOF\n") and served.count(b"# EOF") == 1
     parsed = list(openmetrics_families(served.decode()))  # the strict OpenMetrics parser
 
