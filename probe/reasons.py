@@ -199,6 +199,10 @@ ENGLISH: dict[str, str] = {
     "stream_both_fail": "the call stream: {call}; the control stream of the same shape failed too ({control}): the path to the helper, not the call",
     "stream_call_cut": "the call stream was {how} while the control stream of the same shape kept flowing (call stream lost {call_loss}, control stream lost {control_loss})",
     "stream_call_lossy": "the call stream lost {call_loss} of its packets (floor {floor}) while the control stream lost {control_loss}",
+    "stream_loss_by_chance": (
+        "the call stream lost {call_loss} of its packets (floor {floor}) and the control stream {control_loss}: "
+        "too few packets to tell that apart from one lossy line"
+    ),
     "no_probes_sent": "no probe was sent",
     "signature_seen": "{arrived} of {size} bytes arrived",
     "signature_seen_failure": "{arrived} of {size} bytes arrived, the sender saw {failure}",

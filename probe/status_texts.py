@@ -536,6 +536,10 @@ ENGINE_RU: dict[str, str] = {
     "stream_both_fail": "поток звонка: {call}; контрольный поток той же формы тоже не прошёл ({control}): дело в пути до помощника, а не в звонке",
     "stream_call_cut": "поток звонка {how}, а контрольный поток той же формы шёл дальше (поток звонка потерял {call_loss}, контрольный — {control_loss})",
     "stream_call_lossy": "поток звонка потерял {call_loss} пакетов (порог {floor}), а контрольный поток — {control_loss}",
+    "stream_loss_by_chance": (
+        "поток звонка потерял {call_loss} пакетов (порог {floor}), контрольный — {control_loss}: "
+        "пакетов слишком мало, чтобы отличить это от просто плохой линии"
+    ),
     "no_probes_sent": "ни одна проба не отправлена",
     "signature_seen": "дошло {arrived} из {size} байт",
     "signature_seen_failure": "дошло {arrived} из {size} байт, отправитель получил: {failure}",

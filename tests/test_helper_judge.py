@@ -42,6 +42,15 @@ def test_heavy_partial_loss_is_throttled_and_light_loss_is_ok() -> None:
     assert _streams(_stream("call", [i % 20 != 0 for i in range(60)]), _stream("control", [True] * 60), 0.2) == (None, None)
 
 
+def test_a_loss_difference_chance_could_make_on_a_short_stream_names_no_technique() -> None:
+    # 10 datagrams each: 3 of the call's and none of the control's lost happens on one lossy line.
+    failure, finding = _streams(_stream("call", [i % 3 != 0 for i in range(10)]), _stream("control", [True] * 10), 0.2)
+    assert failure == failures.UDP_STREAM_LOSS and finding.fault == Fault.UNSEPARATED and "too few packets" in str(finding.reason)
+    # The same shares over a call's 1,000 datagrams are no chance.
+    failure, finding = _streams(_stream("call", [i % 3 != 0 for i in range(1000)]), _stream("control", [i % 15 != 0 for i in range(1000)]), 0.2)
+    assert finding.technique == Verdict.THROTTLED and finding.fault == Fault.PATH
+
+
 def test_both_streams_failing_names_no_technique() -> None:
     failure, finding = _streams(_stream("call", [False] * 60), _stream("control", [False] * 60), 0.2)
     assert failure == failures.UDP_STREAM_CUT and finding.fault == Fault.UNSEPARATED
