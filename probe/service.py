@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -31,7 +32,11 @@ from probe.metrics import Exposition, State
 from probe.model import VantageResult, Verdict, is_block
 from probe.runner import return_freed_memory, run_round
 from probe.server import Server
+from probe.triggers import TriggerClock
 from probe.upload import UploadWatch
+
+if TYPE_CHECKING:  # the archive's module is loaded only when the config keeps one
+    from probe.evidence import Archive
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +52,11 @@ class Monitor:
         self._reload_task: asyncio.Task[None] | None = None
         self.also_on_reload: list[Callable[[], Awaitable[None]]] = []  # e.g. the listener's web config
         self._reload_again = False
-        self._rounds: set[asyncio.Task] = set()
+        self._rounds: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._locks: dict[str, asyncio.Lock] = {}
         self._finished: Counter[str] = Counter()  # rounds (and confirmations) published per vantage
+        self._triggers: dict[str, TriggerClock] = {}  # per vantage: its trigger probes, across rounds (probe/triggers.py)
 
     @property
     def config(self) -> Config:
@@ -131,7 +137,8 @@ class Monitor:
                     if not services:
                         return
                 reference = None if vantage.control else self.state.control_reference()
-                result = await run_round(config, vantage, services=services, control_vantage=reference)
+                triggers = self._triggers.setdefault(vantage_name, TriggerClock())
+                result = await run_round(config, vantage, services=services, control_vantage=reference, triggers=triggers)
                 self._publish(config, result, confirmation=confirming is not None)
                 del result
                 return_freed_memory()  # RSS flat from round to round
@@ -266,7 +273,7 @@ def _history(config: Config) -> tuple[History, str]:
         return History(None, max_gap_seconds=gap), f"cannot keep the verdict history in {path} ({exc}): in memory until a restart; {evidence}"
 
 
-def _archive(config: Config):
+def _archive(config: Config) -> Archive | None:
     if config.evidence.path is None:
         return None
     from probe.evidence import Archive

@@ -13,7 +13,10 @@ For `msgreach evidence --rejudge` (probe.evidence.rejudge) a line also keeps eac
 evidence record as the analysers read it (`observations`: probe.evidence.observations, without
 the bulky fields kept once above), the round's facts the judge leaned on (`round_facts`: the
 resolvers that resolved the control sites; a control's `control_class`), the controls' views it
-weighed (`compared`: a control vantage, a helper abroad) and its reasons as data (`reasons`).
+weighed (`compared`: a control vantage, a helper abroad) and its reasons as data (`reasons`);
+with the round's probe log for the destinations the target probed (`probes`: every check's
+probes to each, in order, with their timing) and, for a failure that followed our own trigger
+probe within its cooldown, `after_trigger` (probe.triggers), which the judge reads.
 
 Volunteer safety
 - No address of the vantage is written: the vantage's configured `source_address` is replaced by
@@ -38,6 +41,7 @@ from probe.evidence.observations import dump
 from probe.evidence.schema import SCHEMA
 from probe.model import CheckResult, DNSQuery, HTTPExchange, TargetResult, TCPConnect, TLSHandshake, VantageResult, Verdict, is_technique, to_json
 from probe.redact import ip_version, normal, scrub
+from probe.triggers import touched
 
 CONTROLS = "controls"
 
@@ -90,6 +94,13 @@ def record(result: VantageResult, service: str, service_verdict: str | None, tar
         data["round_facts"] = {"healthy_resolvers": list(result.healthy_resolvers)}
     if target.compared:
         data["compared"] = [to_json(c) for c in target.compared]
+    if target.after_trigger is not None:
+        data["after_trigger"] = to_json(target.after_trigger)
+    if target.held_from is not None:
+        data["held_from"] = target.held_from
+    probes = touched(result.probes, service, target.target)
+    if probes:  # the order and timing of every probe to the addresses this target probed
+        data["probes"] = to_json(probes)
     deny = set()
     if vantage is not None and vantage.source_address:
         deny.add(split_host_port(vantage.source_address, 0)[0])
