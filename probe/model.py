@@ -521,6 +521,7 @@ class VantageResult:
     helpers: list[HelperLine] = field(default_factory=list)  # the line to each helper abroad this round
     probes: list[ProbeRecord] = field(default_factory=list)  # every check's probes to each destination, in order
     allowlist: list[AllowlistFamily] = field(default_factory=list)  # under `allowlist`: its key, per address family
+    ipv6: bool = False  # a control site was reached over IPv6: each target's families were judged apart
 
     @property
     def online(self) -> bool:
@@ -553,6 +554,8 @@ class VantageResult:
             data["probes"] = to_json(self.probes)
         if self.allowlist:
             data["allowlist"] = [a.as_json() for a in self.allowlist]
+        if self.ipv6:
+            data["ipv6"] = True
         return data
 
 

@@ -151,6 +151,7 @@ async def run_round(
         helpers=lines,
         probes=sorted(round_.probes, key=lambda p: (p.start, p.destination)),
         allowlist=list(vantage_judgement.allowlist),
+        ipv6=phase.ipv6,
     )
 
 

@@ -91,7 +91,7 @@ def record(result: VantageResult, service: str, service_verdict: str | None, tar
     if service == CONTROLS:
         data["control_class"] = target.control_class or "international"
     else:
-        data["round_facts"] = {"healthy_resolvers": list(result.healthy_resolvers)}
+        data["round_facts"] = {"healthy_resolvers": list(result.healthy_resolvers), "ipv6": result.ipv6}
     if target.compared:
         data["compared"] = [to_json(c) for c in target.compared]
     if target.after_trigger is not None:

@@ -173,7 +173,8 @@ def _facts(line: Line, *, control: bool) -> RoundFacts:
     healthy = facts.get("healthy_resolvers") if isinstance(facts, dict) else None
     if not isinstance(healthy, list):
         raise NotRejudgeable("no round facts")
-    return RoundFacts(control_target=False, healthy_resolvers=frozenset(str(r) for r in healthy))
+    ipv6 = facts.get("ipv6") is True if isinstance(facts, dict) else False  # schema 3: families judged apart
+    return RoundFacts(control_target=False, healthy_resolvers=frozenset(str(r) for r in healthy), ipv6=ipv6)
 
 
 def _control_view(comparison: dict[str, Any]) -> TargetResult:

@@ -38,7 +38,8 @@ HISTORY: Mapping[int, str] = {
         "check's probes to each address or helper, kind measurement or trigger, attempt, start/end in seconds since the "
         "round began, failure); `after_trigger` (destination, trigger, seconds, cooldown) on a failure that followed our own "
         "trigger probe within its cooldown, which the judge reads (`error`); `held_from` on a trigger target not sent "
-        "that round (its last result, measured in the round of that unix time). A version-2 record is read as it is: it "
+        "that round (its last result, measured in the round of that unix time); `round_facts.ipv6` (a control reached IPv6: each "
+        "family of the target judged apart, a family every address of which fails is `ip_blocked`). A version-2 record is read as it is: it "
         "has none of them, and none applied"
     ),
 }
