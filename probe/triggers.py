@@ -6,8 +6,8 @@ address blocked whole for minutes after a VPN signature was sent to it. A monito
 signatures would poison its own measurements of that address. So:
 - a target with a trigger check (`TRIGGER_CHECKS`) is measured after every other target of the
   round (probe.runner), one at a time, on its own connections;
-- `TriggerClock` remembers, across rounds, when a trigger went to each destination; a failure
-  that begins within the cooldown after one (`schedule.trigger_cooldown_seconds`) to one of its
+- `TriggerClock` remembers, across rounds, when a trigger that failed (the censor may have acted
+  on its signature) went to each destination; a failure that begins within the cooldown after one (`schedule.trigger_cooldown_seconds`) to one of its
   destinations is measured again once the cooldown is over when the round's deadline allows,
   else judged `error` (`AfterTrigger`: it is our doing, not the target's);
 - a destination a trigger was followed by failures to ("armed") gets no new trigger until its
@@ -101,17 +101,20 @@ class TriggerClock:
         self._held: dict[tuple[str, str], tuple[TargetResult, float, frozenset[str]]] = {}
 
     def sent(self, result: TargetResult, at: float, round_started_at: float) -> None:
-        """A trigger target was measured (ended at `at`); a failure of it arms its destinations:
-        the censor may have reacted to the signature."""
+        """A trigger target was measured (ended at `at`). One that failed may have set a timed
+        block off (the censor acted on its signature): it arms its destinations. One whose
+        signature arrived intact did not, as far as anything here can see: what fails after it
+        is judged as ever (else a signature blocked alone could never be named after another
+        passed)."""
         where = frozenset(d for c in result.checks for d in destinations(c.evidence))
-        for destination in where:
-            self._sent[destination] = _Sent(at, f"{result.service}/{result.target}")
-            if result.verdict != "ok":
-                self._armed[destination] = at
+        if result.verdict != "ok":
+            for destination in where:
+                self._sent[destination] = _Sent(at, f"{result.service}/{result.target}")
+                self.arm(destination, at)
         self._held[(result.service, result.target)] = (result, round_started_at, where)
 
     def after(self, where: Iterable[str], started: float, cooldown: float) -> tuple[AfterTrigger, float] | None:
-        """The latest trigger to one of `where` that ended before `started` and less than
+        """The latest failed trigger to one of `where` that ended before `started` and less than
         `cooldown` seconds earlier, and when its cooldown ends (monotonic); None if none."""
         latest: tuple[str, _Sent] | None = None
         for destination in where:

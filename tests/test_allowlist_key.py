@@ -103,3 +103,19 @@ def test_probes_never_make_a_vantage_online_and_are_ignored_outside_an_allowlist
     assert judgement.verdict == VantageVerdict.OK and judgement.allowlist == ()
     stopped = _probe(ALLOWLIST_PROBES[2], [False, False])
     assert stopped.verdict != Verdict.OK and "a domestic address with no name" in stopped.reason, stopped.reason
+
+
+def test_the_page_says_what_the_allowlist_follows_in_both_languages() -> None:
+    from probe.model import VantageResult
+    from probe.status_causes import cause_of
+    from probe.status_texts import words
+
+    probes = [_probe(kind, [p, p]) for kind, p in zip(ALLOWLIST_PROBES, (False, True, True), strict=True)]
+    judgement = judge.judge_vantage([*ALLOWLIST, *(("allowlist_probe", p) for p in probes)])
+    controls = [t for _, t in ALLOWLIST] + probes
+    result = VantageResult("v", judgement.verdict, [], controls, 1.7e9, 1.0, reasons=judgement.reasons, allowlist=list(judgement.allowlist))
+    cause = cause_of(result, {"domestic": "domestic", "international": "international", **{p.target: "allowlist_probe" for p in probes}})
+    assert cause is not None and cause.kind == "allowlist" and len(cause.keyed) == 1
+    assert words(cause.keyed[0], "en") == "on ipv4 the allowlist follows addresses (anything to a domestic address passes, a domestic name abroad does not)"
+    assert words(cause.keyed[0], "ru").startswith("по ipv4 белый список следует адресам"), words(cause.keyed[0], "ru")
+    assert result.as_json()["allowlist"] == [a.as_json() for a in judgement.allowlist]

@@ -35,6 +35,14 @@ def test_one_family_failing_is_named_where_the_vantage_has_both() -> None:
         assert target.checks[0].failure == TIMEOUT
 
 
+def test_a_server_that_refuses_on_one_family_is_not_called_blocked() -> None:
+    """A quirky server: an AAAA published, nothing listening on IPv6 (its own refusal, a RST to
+    the SYN): the other family connects, the target is ok."""
+    evidence = TCPEvidence([TCPConnect(V4, 443), TCPConnect(V6, 443, "connection_refused")])
+    check = analyse("tcp", evidence, RoundFacts(healthy_resolvers=frozenset(), ipv6=True))
+    assert check.ok and judge.judge_attempt([check], cut=False).verdict == Verdict.OK
+
+
 def test_without_ipv6_at_the_vantage_or_with_both_families_up_nothing_changes() -> None:
     assert _tcp(True, False, ipv6=False).verdict == Verdict.OK  # the vantage reached no control over IPv6
     assert _tcp(True, True, ipv6=True).verdict == Verdict.OK

@@ -45,9 +45,11 @@ def test_destinations_are_addresses_and_helpers() -> None:
     assert destinations(_circumvention(148).checks[0].evidence) == {"helper abroad"}
 
 
-def test_a_failure_within_the_cooldown_after_a_trigger_is_noted_and_one_after_it_is_not() -> None:
+def test_a_failure_within_the_cooldown_after_a_failed_trigger_is_noted_and_one_after_it_is_not() -> None:
     clock = TriggerClock()
-    clock.sent(_circumvention(148), at=100.0, round_started_at=1.7e9)
+    clock.sent(_circumvention(148), at=50.0, round_started_at=1.7e9)
+    assert clock.after({"helper abroad"}, 60.0, 600.0) is None  # its signature arrived: nothing set off that we can see
+    clock.sent(_circumvention(0), at=100.0, round_started_at=1.7e9)
     note = clock.after({"helper abroad"}, 130.0, 600.0)
     assert note is not None
     assert note[0] == AfterTrigger("helper abroad", "circumvention/wireguard", 30.0, 600.0) and note[1] == 700.0

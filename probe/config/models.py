@@ -341,8 +341,8 @@ class Schedule(_Model):
     # waiting a whole interval for the next one: the alert rules want two consecutive blocked
     # rounds. 0 turns it off; it is skipped when the next scheduled round would come first.
     confirm_after_seconds: float = _seconds(20.0, 0, MAX_INTERVAL_SECONDS, inclusive=True)
-    # Blocks that linger (probe/triggers.py): after a trigger probe (a circumvention signature) to
-    # a destination, a failure to it this soon is measured again once this much time has passed
+    # Blocks that linger (probe/triggers.py): after a trigger probe (a circumvention signature)
+    # that failed to a destination, a failure to it this soon is measured again once this much time has passed
     # (or judged `error` when the round's deadline comes first), and a destination whose trigger
     # was followed by failures gets no new trigger until it passed. The field's reports: an
     # address blocked for 10 minutes after a signature (net4people/bbs#417). 0 turns it off.

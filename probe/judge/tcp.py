@@ -39,12 +39,15 @@ def _each_family(connects: Sequence[TCPConnect]) -> Analysis:
     """Where the vantage reaches both families, each is judged on its own (issue 20): every
     address of one family failing while the other family's connect is a block of that family,
     named, not averaged away by the other. The server answered on the other family (the
-    differential `other_family`); the runner's retry must see it again before it stands."""
+    differential `other_family`); the runner's retry must see it again before it stands.
+    A family whose every connect was refused is not claimed: an address published and not
+    listened on is a server's own quirk (a refusal is the server's answer far more often than a
+    censor's; the field's family blocks drop)."""
     by_family: dict[str, list[TCPConnect]] = {}
     for connect in connects:
         by_family.setdefault(family_of(connect.address), []).append(connect)
     for family, tried in sorted(by_family.items()):
-        if all(c.failure is not None and not is_monitor_failure(c.failure) for c in tried):
+        if all(c.failure is not None and not is_monitor_failure(c.failure) for c in tried) and any(c.failure != failures.CONNECTION_REFUSED for c in tried):
             others = sorted(f for f in by_family if f != family)
             reason = Reason("family_blocked", {"family": family, "other": ", ".join(others)})
             return Analysis.failed(most_common([c.failure for c in tried]), Finding(Verdict.IP_BLOCKED, Fault.PATH, "other_family", reason))
