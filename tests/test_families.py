@@ -63,3 +63,11 @@ def test_the_family_is_a_metric_and_the_fact_is_archived_for_rejudge() -> None:
     assert rejudge([line]).differences == []
     line["round_facts"]["ipv6"] = False  # read as a vantage without IPv6: the v4 connect suffices
     assert [(d.level, d.rejudged) for d in rejudge([line]).differences] == [("target", "ok"), ("service", "ok")]
+
+
+def test_the_page_steps_name_the_other_family_as_the_differential() -> None:
+    from probe.status_steps import explain
+
+    explanation = explain(_tcp(True, False, ipv6=True))
+    assert explanation.why[-1].key == "diff.other_family.path", explanation.why
+    assert any(r.key == "family_blocked" for r in explanation.note), explanation.note
