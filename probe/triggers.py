@@ -77,11 +77,29 @@ def probe_records(service: str, target: str, attempt: int, checks: Iterable[Chec
     return entries
 
 
+class ProbeIndex:
+    """The round's probe log by destination, built once per round: each archive line takes the
+    entries of the destinations its target probed (a scan of the whole log per target would be
+    quadratic in a large vantage's targets)."""
+
+    def __init__(self, log: Iterable[ProbeRecord]):
+        self._log = list(log)
+        self._by_destination: dict[str, list[int]] = {}
+        self._of_target: dict[tuple[str, str], set[str]] = {}
+        for index, probe in enumerate(self._log):
+            self._by_destination.setdefault(probe.destination, []).append(index)
+            self._of_target.setdefault((probe.service, probe.target), set()).add(probe.destination)
+
+    def touched(self, service: str, target: str) -> list[ProbeRecord]:
+        """Every probe (any target's) to the destinations the target probed, in the log's order."""
+        indices = sorted({i for d in self._of_target.get((service, target), ()) for i in self._by_destination[d]})
+        return [self._log[i] for i in indices]
+
+
 def touched(log: Iterable[ProbeRecord], service: str, target: str) -> list[ProbeRecord]:
     """The log's entries for every destination the target probed: the order and timing of all
     probes (any target's) to its addresses, as archived with its line."""
-    mine = {p.destination for p in log if p.service == service and p.target == target}
-    return [p for p in log if p.destination in mine]
+    return ProbeIndex(log).touched(service, target)
 
 
 @dataclass(slots=True)

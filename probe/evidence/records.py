@@ -41,7 +41,7 @@ from probe.evidence.observations import dump
 from probe.evidence.schema import SCHEMA
 from probe.model import CheckResult, DNSQuery, HTTPExchange, TargetResult, TCPConnect, TLSHandshake, VantageResult, Verdict, is_technique, to_json
 from probe.redact import ip_version, normal, scrub
-from probe.triggers import touched
+from probe.triggers import ProbeIndex
 
 CONTROLS = "controls"
 
@@ -51,14 +51,17 @@ _OONI_LISTS = ("queries", "tcp_connect", "tls_handshakes", "requests")
 
 def records(result: VantageResult, vantage: Vantage | None = None) -> Iterator[dict[str, Any]]:
     """The archive lines of one round, controls first."""
+    index = ProbeIndex(result.probes)
     for control in result.controls:
-        yield record(result, CONTROLS, None, control, vantage)
+        yield record(result, CONTROLS, None, control, vantage, index)
     for service in result.services:
         for target in service.targets:
-            yield record(result, service.service, service.verdict, target, vantage)
+            yield record(result, service.service, service.verdict, target, vantage, index)
 
 
-def record(result: VantageResult, service: str, service_verdict: str | None, target: TargetResult, vantage: Vantage | None = None) -> dict[str, Any]:
+def record(
+    result: VantageResult, service: str, service_verdict: str | None, target: TargetResult, vantage: Vantage | None = None, index: ProbeIndex | None = None,
+) -> dict[str, Any]:
     started = datetime.fromtimestamp(result.started_at, timezone.utc)
     keys = _TestKeys(target.host)
     for check in target.checks:
@@ -98,7 +101,7 @@ def record(result: VantageResult, service: str, service_verdict: str | None, tar
         data["after_trigger"] = to_json(target.after_trigger)
     if target.held_from is not None:
         data["held_from"] = target.held_from
-    probes = touched(result.probes, service, target.target)
+    probes = (index or ProbeIndex(result.probes)).touched(service, target.target)
     if probes:  # the order and timing of every probe to the addresses this target probed
         data["probes"] = to_json(probes)
     deny = set()
