@@ -36,6 +36,7 @@ from probe.model import (
     DNSEvidence,
     Download,
     TargetResult,
+    TCPEvidence,
     ThroughputEvidence,
     TLSEvidence,
     VantageResult,
@@ -170,6 +171,8 @@ class _Collector(Collector):
                       ["vantage", "service", "target"],
                       lambda: ((labels[:3], check.evidence.certificate.not_after_timestamp) for labels, check in self._checks()
                                if isinstance(check.evidence, TLSEvidence) and check.evidence.certificate is not None))
+        yield _Family("msgreach_target_family_reachable", "1 when an address of the family connected in the latest round's tcp check, 0 when every one failed",
+                      "gauge", ["vantage", "service", "target", "family"], self._families)
         yield _Family("msgreach_round_duration_seconds", "Duration of the latest round", "gauge", ["vantage"],
                       lambda: (([name], result.duration_seconds) for name, result in latest.items()))
         yield _Family("msgreach_last_round_timestamp_seconds", "When the latest round ended (unix time)", "gauge", ["vantage"],
@@ -191,6 +194,20 @@ class _Collector(Collector):
                     continue
                 for check in target.checks:
                     yield [name, service_name, target.target, check.check], check
+
+    def _families(self) -> Iterator[tuple[list[str], float]]:
+        """Each address family a service target's tcp check connected to (issue 20: IPv4 and
+        IPv6 apart), reachable or not; the verdict names a family-specific block, this says it
+        per family for the operator's panels and rules."""
+        for labels, check in self._checks():
+            if labels[1] == CONTROLS or not isinstance(check.evidence, TCPEvidence):
+                continue
+            reached: dict[str, bool] = {}
+            for connect in check.evidence.connects:
+                family = "ipv6" if ":" in connect.address else "ipv4"
+                reached[family] = reached.get(family, False) or connect.failure is None
+            for family, ok in sorted(reached.items()):
+                yield [*labels[:3], family], 1 if ok else 0
 
     def _target_verdicts(self) -> Iterator[tuple[list[str], float]]:
         for name, result in self._state.latest.items():

@@ -408,6 +408,36 @@ class Comparison:
     helper: str | None = field(default=None, metadata={"omit_none": True})  # a helper abroad's name
 
 
+@dataclass(frozen=True, slots=True)
+class ProbeRecord:
+    """One check's probes to one destination in a round (the round's probe log, issue 20: blocks
+    that linger): an address the check connected or sent to, or `helper NAME` for a helper
+    abroad; `kind` `trigger` for a probe that can set off a censor's timed block (a circumvention
+    signature), else `measurement`; `start`/`end` in seconds since the round began."""
+
+    destination: str
+    service: str
+    target: str
+    check: str
+    kind: str
+    attempt: int
+    start: float
+    end: float
+    failure: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AfterTrigger:
+    """A failed attempt that began `seconds` after a trigger probe (`trigger`: service/target) to
+    one of its destinations, within the cooldown: a censor's timed block set off by our own probe
+    cannot be told from a block of the target, so the failure judges nothing."""
+
+    destination: str
+    trigger: str
+    seconds: float
+    cooldown: float
+
+
 @dataclass(slots=True)
 class TargetResult:
     service: str  # "controls" for a control target
@@ -421,6 +451,8 @@ class TargetResult:
     reasons: tuple[Reason, ...] = ()
     control_class: str = ""  # a control target's: international, domestic or yardstick
     compared: list[Comparison] = field(default_factory=list)  # the controls' views the judge weighed
+    after_trigger: AfterTrigger | None = None  # its failure followed our own trigger probe (judged `error`)
+    held_from: float | None = None  # a trigger target not sent this round (cooldown): the round (unix time) it was measured in
 
     def check(self, name: str) -> CheckResult | None:
         return next((c for c in self.checks if c.check == name), None)
@@ -442,6 +474,10 @@ class TargetResult:
             data["compared"] = [to_json(c) for c in self.compared]
         if self.incomplete:
             data["incomplete"] = True
+        if self.after_trigger is not None:
+            data["after_trigger"] = to_json(self.after_trigger)
+        if self.held_from is not None:
+            data["held_from"] = self.held_from
         return data
 
 
@@ -483,6 +519,9 @@ class VantageResult:
     reason: str = ""  # `reasons` rendered in English
     reasons: tuple[Reason, ...] = ()
     helpers: list[HelperLine] = field(default_factory=list)  # the line to each helper abroad this round
+    probes: list[ProbeRecord] = field(default_factory=list)  # every check's probes to each destination, in order
+    allowlist: list[AllowlistFamily] = field(default_factory=list)  # under `allowlist`: its key, per address family
+    ipv6: bool = False  # a control site was reached over IPv6: each target's families were judged apart
 
     @property
     def online(self) -> bool:
@@ -511,6 +550,12 @@ class VantageResult:
             data["reasons"] = reasons_json(self.reasons)
         if self.helpers:
             data["helpers"] = to_json(self.helpers)
+        if self.probes:
+            data["probes"] = to_json(self.probes)
+        if self.allowlist:
+            data["allowlist"] = [a.as_json() for a in self.allowlist]
+        if self.ipv6:
+            data["ipv6"] = True
         return data
 
 
@@ -883,6 +928,33 @@ class SignatureProbe:
     t0: float | None = _operation()
     t: float | None = _operation()
     transaction_id: int | None = _operation()
+
+
+@dataclass(slots=True)
+class AllowlistEvidence:
+    """A probe of an allowlist's key (probe.checks.allowlist): which pairing of name and address
+    it tests (`probe`), the name sent (`sni`, None: none), and its handshakes, alternated between
+    the address families (`TLSHandshake.address` says which)."""
+
+    probe: str
+    sni: str | None
+    handshakes: list[TLSHandshake] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class AllowlistFamily:
+    """What an allowlist is keyed on, on one address family (the judge's reading of the
+    `allowlist_probe` controls): `keyed_on` `name`, `address`, `name_and_address`, `open` (every
+    probe passed: no allowlist on this family) or None (the probes did not agree, or were not
+    measured); each probe's outcome: `passed`, `stopped`, `mixed` (its tries disagreed) or
+    `unmeasured`."""
+
+    family: str  # "ipv4" or "ipv6"
+    keyed_on: str | None
+    probes: tuple[tuple[str, str], ...] = ()  # (probe, outcome)
+
+    def as_json(self) -> dict[str, object]:
+        return {"family": self.family, "keyed_on": self.keyed_on, "probes": dict(self.probes)}
 
 
 @dataclass(slots=True)

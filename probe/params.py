@@ -133,6 +133,16 @@ class ThroughputParams(Params):
         return self
 
 
+class AllowlistParams(Params):
+    """A probe of what a regional allowlist is keyed on (issue 20), run by a control target of
+    class `allowlist_probe` only when the vantage is under an allowlist: a TLS handshake, not
+    validated, to the target's addresses (one per address family) with `sni` (None: no name)."""
+
+    probe: Literal["domestic_name_foreign_address", "foreign_name_domestic_address", "domestic_address_no_name"]
+    sni: str | None = Field(None, min_length=1, max_length=253)
+    tries: int = _count(1, 4, 2)  # handshakes per family, alternated between the families: they must agree
+
+
 # Every check, in the pipeline order the docs use.
 CHECK_PARAMS: dict[str, type[Params]] = {
     "dns": DNSParams,
@@ -144,6 +154,7 @@ CHECK_PARAMS: dict[str, type[Params]] = {
     "quic": QUICParams,
     "stun": STUNParams,
     "throughput": ThroughputParams,
+    "allowlist": AllowlistParams,
 }
 
 

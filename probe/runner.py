@@ -6,6 +6,11 @@ whose verdict is not `ok` is measured again (`schedule.retries` times) before th
 so one lost packet never flips it. The round has its own deadline: a target still running then
 is reported as incomplete (the judge reads what it had). Checks observe; `probe.judge` decides
 every verdict.
+
+Targets whose probes can set off a censor's timed block (probe.triggers: circumvention
+signatures) come last, one at a time, after every measurement that may share their address; a
+failure soon after such a trigger to its destination is measured again after the cooldown, and
+every check's probes to each destination are logged with their timing (`VantageResult.probes`).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import ipaddress
 import logging
 import resource
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,8 +30,11 @@ from probe.checks.context import Context, ControlPhase
 from probe.checks.measure import measure
 from probe.config import Config, Service, Target, Vantage
 from probe.helper.client import HelperRound, helper_only
+from probe.judge.verdicts import ALLOWLIST_PROBE
 from probe.model import (
+    CheckResult,
     DNSEvidence,
+    ProbeRecord,
     ServiceResult,
     TargetResult,
     TCPEvidence,
@@ -35,6 +43,7 @@ from probe.model import (
     Verdict,
 )
 from probe.net import Route
+from probe.triggers import TriggerClock, destinations, is_trigger, probe_records
 
 log = logging.getLogger(__name__)
 CONTROLS = "controls"
@@ -52,6 +61,9 @@ class _Round:
     deadline: float  # time.monotonic()
     helpers: HelperRound
     progress: OnTarget | None
+    started: float  # time.monotonic() at the round's start (the probe log's zero)
+    triggers: TriggerClock
+    probes: list[ProbeRecord]
 
 
 async def run_round(
@@ -61,9 +73,11 @@ async def run_round(
     services: list[str] | None = None,
     control_vantage: VantageResult | None = None,
     progress: OnTarget | None = None,
+    triggers: TriggerClock | None = None,
 ) -> VantageResult:
     """Measure everything from one vantage. Never raises on network trouble; ends by the deadline.
-    `progress` is told of each target as its verdict stands (`once` shows a progress line)."""
+    `progress` is told of each target as its verdict stands (`once` shows a progress line).
+    `triggers`: the vantage's trigger probes of earlier rounds (`run` keeps one; None: none)."""
     started_at, started = time.time(), time.monotonic()
     route = Route.of(vantage)
     deadline = started + config.schedule.deadline
@@ -73,13 +87,17 @@ async def run_round(
     # Helpers abroad (probe/helper/client.py): the helper checks reach them through their
     # contexts, every exchange bounded by the round's deadline and summed up in `lines`.
     with HelperRound(config, route, deadline) as helpers:
-        round_ = _Round(config, vantage, route, asyncio.Semaphore(concurrency_for(config.schedule.concurrency)), deadline, helpers, progress)
+        round_ = _Round(
+            config, vantage, route, asyncio.Semaphore(concurrency_for(config.schedule.concurrency)), deadline, helpers, progress,
+            started, triggers if triggers is not None else TriggerClock(), [],
+        )
         # Helper-only targets (call streams, freeze keys, circumvention) need nothing the controls
         # establish: they start with the controls, so a 20 s call stream and its retry fit the
         # round however long slow controls take (an allowlist regime, a lossy line).
-        early = asyncio.ensure_future(_gather_services(round_, chosen, True, ControlPhase()))
+        early = asyncio.ensure_future(_gather_services(round_, chosen, _EARLY, ControlPhase()))
+        sites = [t for t in config.controls if t.control_class != ALLOWLIST_PROBE]
         try:
-            controls = await _gather_targets(round_, None, config.controls, ControlPhase())
+            controls = await _gather_targets(round_, None, sites, ControlPhase())
         except BaseException:
             await _cancelled(early)
             raise
@@ -89,20 +107,31 @@ async def run_round(
             healthy_resolvers=_healthy_resolvers(vantage, controls),
             ipv6=_reached_ipv6(controls),
         )
+        probes = [t for t in config.controls if t.control_class == ALLOWLIST_PROBE]
+        if vantage_judgement.verdict == VantageVerdict.ALLOWLIST and probes:
+            # Under an allowlist only: what it is keyed on (names, addresses), per family.
+            try:
+                controls += await _gather_targets(round_, None, probes, phase)
+            except BaseException:
+                await _cancelled(early)
+                raise
+            vantage_judgement = judge.judge_vantage([(r.control_class, r) for r in controls])
         if vantage_judgement.verdict == VantageVerdict.VANTAGE_OFFLINE:
             await _cancelled(early)
             results = [judge.unmeasured_service(s.name, [(t.name, t.host) for t in s.targets]) for s in chosen]
         else:  # under `allowlist` too: services are measured and their evidence kept
             helpers.ask(chosen)  # control helpers measure the same targets meanwhile
             try:
-                rest = await _gather_services(round_, chosen, False, phase)
+                rest = await _gather_services(round_, chosen, _AFTER_CONTROLS, phase)
             except BaseException:
                 await _cancelled(early)
                 raise
             first = await early
             views = await helpers.views()  # the asks end by the round's deadline themselves
-            for service, measured_early, measured in zip(chosen, first, rest, strict=True):
-                targets = _in_order(service, measured_early + measured)
+            # Last, one at a time: the probes that can set off a timed block of their address.
+            last = await _gather_services(round_, chosen, _LAST, phase, workers=1)
+            for service, measured_early, measured, measured_last in zip(chosen, first, rest, last, strict=True):
+                targets = _in_order(service, measured_early + measured + measured_last)
                 targets = [judge.judge_with_helpers(t, views[(service.name, t.target)]) if (service.name, t.target) in views else t for t in targets]
                 if control_vantage is not None:
                     targets = [judge.confirm_down_by_control(t, judge.find_target(control_vantage, service.name, t.target)) for t in targets]
@@ -120,6 +149,9 @@ async def run_round(
         reason=vantage_judgement.reason,
         reasons=vantage_judgement.reasons,
         helpers=lines,
+        probes=sorted(round_.probes, key=lambda p: (p.start, p.destination)),
+        allowlist=list(vantage_judgement.allowlist),
+        ipv6=phase.ipv6,
     )
 
 
@@ -133,10 +165,26 @@ def _import_checks(targets: Iterable[Target]) -> None:
         judge.ANALYSERS[name]
 
 
-async def _gather_services(round_: _Round, chosen: list[Service], helper_targets: bool, phase: ControlPhase) -> list[list[TargetResult]]:
-    """Each service's helper-only targets (`helper_targets`), or the rest of them, measured."""
+_EARLY, _AFTER_CONTROLS, _LAST = "early", "after controls", "last"
+
+
+def _phase_of(target: Target) -> str:
+    """Helper-only targets start with the controls, trigger targets come last, the rest between."""
+    if is_trigger(target):
+        return _LAST
+    return _EARLY if helper_only(target) else _AFTER_CONTROLS
+
+
+async def _gather_services(
+    round_: _Round, chosen: list[Service], phase_name: str, phase: ControlPhase, *, workers: int | None = None,
+) -> list[list[TargetResult]]:
+    """Each service's targets of one phase of the round, measured."""
+    if workers is not None:  # one queue across services: `workers` targets at a time in all
+        targets = [(s, t) for s in chosen for t in s.targets if _phase_of(t) == phase_name]
+        measured = await _gather_pairs(round_, targets, phase, workers)
+        return [[r for (s, _), r in zip(targets, measured, strict=True) if s is service] for service in chosen]
     return list(await asyncio.gather(*(
-        _gather_targets(round_, s, [t for t in s.targets if helper_only(t) == helper_targets], phase) for s in chosen
+        _gather_targets(round_, s, [t for t in s.targets if _phase_of(t) == phase_name], phase) for s in chosen
     )))
 
 
@@ -217,19 +265,23 @@ def raise_descriptor_limit() -> int:
 
 
 async def _gather_targets(round_: _Round, service: Service | None, targets: list[Target], phase: ControlPhase) -> list[TargetResult]:
+    return await _gather_pairs(round_, [(service, t) for t in targets], phase, concurrency_for(round_.config.schedule.concurrency))
+
+
+async def _gather_pairs(round_: _Round, targets: Sequence[tuple[Service | None, Target]], phase: ControlPhase, workers: int) -> list[TargetResult]:
     # A few workers take the targets in turn, rather than a task per target waiting on `limit`,
     # which would hold a task (and anyio's per-task state under httpx) for every target at once.
     results: list[TargetResult | None] = [None] * len(targets)
     queue = iter(enumerate(targets))
 
     async def worker() -> None:
-        for index, target in queue:
+        for index, (service, target) in queue:
             async with round_.limit:
                 results[index] = result = await _measure_target(round_, service, target, phase)
             if round_.progress is not None:
                 round_.progress(result)
 
-    await asyncio.gather(*(worker() for _ in range(min(len(targets), concurrency_for(round_.config.schedule.concurrency)))))
+    await asyncio.gather(*(worker() for _ in range(min(len(targets), workers))))
     measured = [r for r in results if r is not None]
     assert len(measured) == len(targets), "a worker ended without its targets"  # gather raised otherwise
     return measured
@@ -258,10 +310,16 @@ def new_context(round_: _Round, service: Service | None, target: Target, phase: 
 async def _measure_target(round_: _Round, service: Service | None, target: Target, phase: ControlPhase) -> TargetResult:
     config = round_.config
     name = service.name if service else CONTROLS
+    cooldown = config.schedule.trigger_cooldown_seconds
+    trigger = is_trigger(target)
+    if trigger and cooldown > 0 and (held := round_.triggers.held(name, target.name, time.monotonic(), cooldown)) is not None:
+        return held  # its destination still cools after a trigger that was followed by failures
     result: TargetResult | None = None
-    for attempt in range(1, config.schedule.retries + 2):
+    attempt, waited = 1, False
+    while attempt <= config.schedule.retries + 1:
         ctx = new_context(round_, service, target, phase)
-        remaining = round_.deadline - time.monotonic()
+        began = time.monotonic()
+        remaining = round_.deadline - began
         cut = False
         try:
             async with asyncio.timeout(max(remaining, 0.001)):
@@ -273,13 +331,37 @@ async def _measure_target(round_: _Round, service: Service | None, target: Targe
         if cut and result is not None:
             return judge.retry_cut(result)  # the complete attempt before it stands
         judgement = judge.judge_attempt(ctx.results, cut=cut)
+        after = None
+        if judgement.verdict != Verdict.OK and cooldown > 0:
+            after = round_.triggers.after({d for c in ctx.results for d in destinations(c.evidence)}, began, cooldown)
+        if after is not None:
+            note, cooled = after
+            round_.triggers.arm(note.destination, began)
+            if not waited and not cut and cooled < round_.deadline - 1.0:
+                # Measured again once the cooldown is over, the round's deadline allowing; this
+                # attempt was not the target's: it does not count as a retry.
+                _log(round_, name, target, ctx.results, began, attempt)
+                waited = True
+                await asyncio.sleep(max(cooled - time.monotonic(), 0.0))
+                continue
+            judgement = judge.judge_attempt(ctx.results, cut=cut, after_trigger=note)
         result = TargetResult(name, target.name, target.host, judgement.verdict, ctx.results, judgement.reason, attempt, cut, judgement.reasons)
+        result.after_trigger = after[0] if after is not None and judgement.verdict == Verdict.ERROR else None
+        _log(round_, name, target, ctx.results, began, attempt)
         if service is None:
             result.control_class = target.control_class
-        if judgement.verdict == Verdict.OK or cut:
+        if judgement.verdict == Verdict.OK or cut or result.after_trigger is not None:
             break
+        attempt += 1
     assert result is not None  # retries >= 0: one attempt at least
+    if trigger:
+        round_.triggers.sent(result, time.monotonic(), time.time() - (time.monotonic() - round_.started))
     return result
+
+
+def _log(round_: _Round, service: str, target: Target, checks: list[CheckResult], began: float, attempt: int) -> None:
+    """One attempt's probes in the round's probe log."""
+    round_.probes.extend(probe_records(service, target.name, attempt, checks, began - round_.started))
 
 
 async def run_checks(ctx: Context, config: Config, checks: Iterable[str]) -> None:

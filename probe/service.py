@@ -31,9 +31,10 @@ from probe.metrics import Exposition, State
 from probe.model import VantageResult, Verdict, is_block
 from probe.runner import return_freed_memory, run_round
 from probe.server import Server
+from probe.triggers import TriggerClock
 from probe.upload import UploadWatch
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the archive's module is loaded only when the config keeps one
     from probe.evidence import Archive
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class Monitor:
         self._stopping = False
         self._locks: dict[str, asyncio.Lock] = {}
         self._finished: Counter[str] = Counter()  # rounds (and confirmations) published per vantage
+        self._triggers: dict[str, TriggerClock] = {}  # per vantage: its trigger probes, across rounds (probe/triggers.py)
 
     @property
     def config(self) -> Config:
@@ -137,7 +139,8 @@ class Monitor:
                     if not services:
                         return
                 reference = None if vantage.control else self.state.control_reference()
-                result = await run_round(config, vantage, services=services, control_vantage=reference)
+                triggers = self._triggers.setdefault(vantage_name, TriggerClock())
+                result = await run_round(config, vantage, services=services, control_vantage=reference, triggers=triggers)
                 self._publish(config, result, confirmation=confirming is not None)
                 del result
                 return_freed_memory()  # RSS flat from round to round

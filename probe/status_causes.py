@@ -30,6 +30,7 @@ class Cause:
     reason: Reason
     advice: Reason
     sites: tuple[Reason, ...]
+    keyed: tuple[Reason, ...] = ()  # under an allowlist: what it follows, per address family (the judge's)
 
 
 def cause_of(result: VantageResult, classes: Mapping[str, str]) -> Cause | None:
@@ -49,7 +50,8 @@ def cause_of(result: VantageResult, classes: Mapping[str, str]) -> Cause | None:
     if result.verdict == VantageVerdict.ALLOWLIST:
         first = failing_steps[0][1] if failing_steps else None
         params = {"check": first.check, "failure": first.failure or "unknown_failure"} if first else {}
-        return Cause("allowlist", Reason("cause.allowlist", params), Reason("advice.allowlist"), sites)
+        keyed = tuple(Reason("allowlist_keyed", {"family": k.family, "keyed_on": Reason(f"keyed_on_{k.keyed_on}")}) for k in result.allowlist if k.keyed_on)
+        return Cause("allowlist", Reason("cause.allowlist", params), Reason("advice.allowlist"), sites, keyed)
     kinds = Counter(_kind(c) for _, c in failing_steps)
     if not kinds:  # no control site at all, or none with a failed step (the round was cut short)
         return Cause("other", Reason("cause.unknown"), Reason("advice.no_network"), sites)

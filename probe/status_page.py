@@ -389,7 +389,8 @@ def _cause(page: _Page, cause: Cause) -> str:
     sites = "".join(f"<li>{page.said(site)}</li>" for site in cause.sites)
     return (
         f"<div class='cause' data-cause='{escape(cause.kind)}'><p>{page.said(cause.reason)}</p>"
-        f"<p><strong>{page.text('what_to_check')}:</strong> {page.said(cause.advice)}</p>"
+        + "".join(f"<p class='keyed'>{page.said(keyed)}</p>" for keyed in cause.keyed)
+        + f"<p><strong>{page.text('what_to_check')}:</strong> {page.said(cause.advice)}</p>"
         f"{f'<ul>{sites}</ul>' if sites else ''}</div>"
     )
 

@@ -98,7 +98,7 @@ class Context:
 
     def round_facts(self) -> RoundFacts:
         """What the judge reads a check's observations with."""
-        return RoundFacts(control_target=self.is_control, healthy_resolvers=self.control_phase.healthy_resolvers)
+        return RoundFacts(control_target=self.is_control, healthy_resolvers=self.control_phase.healthy_resolvers, ipv6=self.control_phase.ipv6)
 
     def helper_client(self, name: str | None) -> HelperClient | None:
         """A client of the round's helper abroad named `name` (the first when None), bounded by this

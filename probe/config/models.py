@@ -28,6 +28,7 @@ from probe.addresses import (
 from probe.config.files import check_ca_bundle, check_cert_chain, not_a_regular_file, read_helper_secret, read_secret
 from probe.params import (
     CHECK_PARAMS,
+    AllowlistParams,
     CircumventionParams,
     DNSParams,
     HelperTransferParams,
@@ -340,6 +341,12 @@ class Schedule(_Model):
     # waiting a whole interval for the next one: the alert rules want two consecutive blocked
     # rounds. 0 turns it off; it is skipped when the next scheduled round would come first.
     confirm_after_seconds: float = _seconds(20.0, 0, MAX_INTERVAL_SECONDS, inclusive=True)
+    # Blocks that linger (probe/triggers.py): after a trigger probe (a circumvention signature)
+    # that failed to a destination, a failure to it this soon is measured again once this much time has passed
+    # (or judged `error` when the round's deadline comes first), and a destination whose trigger
+    # was followed by failures gets no new trigger until it passed. The field's reports: an
+    # address blocked for 10 minutes after a signature (net4people/bbs#417). 0 turns it off.
+    trigger_cooldown_seconds: float = _seconds(600.0, 0, MAX_INTERVAL_SECONDS, inclusive=True)
 
     @model_validator(mode="after")
     def _confirm_before_the_next_round(self) -> Schedule:
@@ -381,6 +388,7 @@ class CheckParamsByName(TypedDict, total=False):
     quic: QUICParams
     stun: STUNParams
     throughput: ThroughputParams
+    allowlist: AllowlistParams
     udp_stream: UDPStreamParams  # the helper checks (docs/helper.md)
     circumvention: CircumventionParams
     helper_transfer: HelperTransferParams
@@ -402,7 +410,9 @@ class Target(_Model):
     ca_bundle: CABundle = None
     # What a control target stands for: an international or a domestic site (the vantage's
     # reach), or a yardstick for the protocol checks (a download, a STUN server).
-    control_class: Literal["international", "domestic", "yardstick"] = "international"
+    # `allowlist_probe`: a probe of what an allowlist is keyed on (names or addresses), measured
+    # only under an allowlist regime (probe.checks.allowlist); it never makes a vantage online.
+    control_class: Literal["international", "domestic", "yardstick", "allowlist_probe"] = "international"
 
     @field_validator("ports")
     @classmethod

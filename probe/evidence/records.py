@@ -13,7 +13,10 @@ For `msgreach evidence --rejudge` (probe.evidence.rejudge) a line also keeps eac
 evidence record as the analysers read it (`observations`: probe.evidence.observations, without
 the bulky fields kept once above), the round's facts the judge leaned on (`round_facts`: the
 resolvers that resolved the control sites; a control's `control_class`), the controls' views it
-weighed (`compared`: a control vantage, a helper abroad) and its reasons as data (`reasons`).
+weighed (`compared`: a control vantage, a helper abroad) and its reasons as data (`reasons`);
+with the round's probe log for the destinations the target probed (`probes`: every check's
+probes to each, in order, with their timing) and, for a failure that followed our own trigger
+probe within its cooldown, `after_trigger` (probe.triggers), which the judge reads.
 
 Volunteer safety
 - No address of the vantage is written: the vantage's configured `source_address` is replaced by
@@ -38,6 +41,7 @@ from probe.evidence.observations import dump
 from probe.evidence.schema import SCHEMA
 from probe.model import CheckResult, DNSQuery, HTTPExchange, TargetResult, TCPConnect, TLSHandshake, VantageResult, Verdict, is_technique, to_json
 from probe.redact import ip_version, normal, scrub
+from probe.triggers import ProbeIndex
 
 CONTROLS = "controls"
 
@@ -47,14 +51,17 @@ _OONI_LISTS = ("queries", "tcp_connect", "tls_handshakes", "requests")
 
 def records(result: VantageResult, vantage: Vantage | None = None) -> Iterator[dict[str, Any]]:
     """The archive lines of one round, controls first."""
+    index = ProbeIndex(result.probes)
     for control in result.controls:
-        yield record(result, CONTROLS, None, control, vantage)
+        yield record(result, CONTROLS, None, control, vantage, index)
     for service in result.services:
         for target in service.targets:
-            yield record(result, service.service, service.verdict, target, vantage)
+            yield record(result, service.service, service.verdict, target, vantage, index)
 
 
-def record(result: VantageResult, service: str, service_verdict: str | None, target: TargetResult, vantage: Vantage | None = None) -> dict[str, Any]:
+def record(
+    result: VantageResult, service: str, service_verdict: str | None, target: TargetResult, vantage: Vantage | None = None, index: ProbeIndex | None = None,
+) -> dict[str, Any]:
     started = datetime.fromtimestamp(result.started_at, timezone.utc)
     keys = _TestKeys(target.host)
     for check in target.checks:
@@ -87,9 +94,16 @@ def record(result: VantageResult, service: str, service_verdict: str | None, tar
     if service == CONTROLS:
         data["control_class"] = target.control_class or "international"
     else:
-        data["round_facts"] = {"healthy_resolvers": list(result.healthy_resolvers)}
+        data["round_facts"] = {"healthy_resolvers": list(result.healthy_resolvers), "ipv6": result.ipv6}
     if target.compared:
         data["compared"] = [to_json(c) for c in target.compared]
+    if target.after_trigger is not None:
+        data["after_trigger"] = to_json(target.after_trigger)
+    if target.held_from is not None:
+        data["held_from"] = target.held_from
+    probes = (index or ProbeIndex(result.probes)).touched(service, target.target)
+    if probes:  # the order and timing of every probe to the addresses this target probed
+        data["probes"] = to_json(probes)
     deny = set()
     if vantage is not None and vantage.source_address:
         deny.add(split_host_port(vantage.source_address, 0)[0])

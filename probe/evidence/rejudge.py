@@ -22,7 +22,7 @@ from typing import Any, TextIO
 from probe import judge
 from probe.evidence.observations import Unreadable, load
 from probe.judge.analysis import RoundFacts, analyse
-from probe.model import CheckResult, HelperView, TargetResult, VantageVerdict, Verdict
+from probe.model import AfterTrigger, CheckResult, HelperView, TargetResult, VantageVerdict, Verdict
 
 CONTROLS = "controls"
 Line = dict[str, Any]
@@ -145,7 +145,7 @@ def target(line: Line) -> TargetResult:
             checks.append(analyse(name, evidence, facts))
         except KeyError as exc:
             raise NotRejudgeable(f"{name}: {exc}") from None
-    attempt = judge.judge_attempt(checks, cut=bool(line.get("incomplete")))
+    attempt = judge.judge_attempt(checks, cut=bool(line.get("incomplete")), after_trigger=_after_trigger(line))
     result = TargetResult(service, str(line.get("target")), str(line.get("input")), attempt.verdict, checks, attempt.reason, reasons=attempt.reasons)
     if views:
         result = judge.judge_with_helpers(result, views)
@@ -155,6 +155,17 @@ def target(line: Line) -> TargetResult:
     return result
 
 
+def _after_trigger(line: Line) -> AfterTrigger | None:
+    """The trigger probe the line's failure followed, as the round noted it (schema 3)."""
+    note = line.get("after_trigger")
+    if note is None:
+        return None
+    try:
+        return AfterTrigger(str(note["destination"]), str(note["trigger"]), float(note["seconds"]), float(note["cooldown"]))
+    except (TypeError, KeyError, ValueError):
+        raise NotRejudgeable("an after_trigger note without its fields") from None
+
+
 def _facts(line: Line, *, control: bool) -> RoundFacts:
     if control:
         return RoundFacts(control_target=True, healthy_resolvers=None)
@@ -162,7 +173,8 @@ def _facts(line: Line, *, control: bool) -> RoundFacts:
     healthy = facts.get("healthy_resolvers") if isinstance(facts, dict) else None
     if not isinstance(healthy, list):
         raise NotRejudgeable("no round facts")
-    return RoundFacts(control_target=False, healthy_resolvers=frozenset(str(r) for r in healthy))
+    ipv6 = facts.get("ipv6") is True if isinstance(facts, dict) else False  # schema 3: families judged apart
+    return RoundFacts(control_target=False, healthy_resolvers=frozenset(str(r) for r in healthy), ipv6=ipv6)
 
 
 def _control_view(comparison: dict[str, Any]) -> TargetResult:

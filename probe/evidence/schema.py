@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PREFIX = "msgreach-evidence/"
-CURRENT = 2
+CURRENT = 3
 OLDEST_READABLE = 1
 SCHEMA = f"{PREFIX}{CURRENT}"
 
@@ -32,6 +32,15 @@ HISTORY: Mapping[int, str] = {
         "where the operation happened; what the judge read, for --rejudge: observations, round_facts (control_class for a "
         "control), compared, reasons (key and parameters). A version-1 record is read as it is (no upgrade: what it lacks, "
         "the OONI export derives and says so)"
+    ),
+    3: (
+        "blocks that linger (issue 20): `probes`, the round's probe log for the destinations the target probed (each "
+        "check's probes to each address or helper, kind measurement or trigger, attempt, start/end in seconds since the "
+        "round began, failure); `after_trigger` (destination, trigger, seconds, cooldown) on a failure that followed our own "
+        "trigger probe within its cooldown, which the judge reads (`error`); `held_from` on a trigger target not sent "
+        "that round (its last result, measured in the round of that unix time); `round_facts.ipv6` (a control reached IPv6: each "
+        "family of the target judged apart, a family every address of which fails is `ip_blocked`). A version-2 record is read as it is: it "
+        "has none of them, and none applied"
     ),
 }
 

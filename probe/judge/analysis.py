@@ -23,10 +23,12 @@ from probe.reasons import Reason
 class RoundFacts:
     """What the judge knows besides a check's own observations: whether the target is one of the
     vantage's controls, and which resolvers resolved the control sites this round (None: not
-    known yet, in the control phase itself). The evidence archive keeps them with each target."""
+    known yet, in the control phase itself), whether a control site was reached over IPv6. The evidence archive keeps them with each target."""
 
     control_target: bool = False
     healthy_resolvers: frozenset[str] | None = None
+    # A control site was reached over IPv6 this round: a target's IPv4 and IPv6 are judged apart.
+    ipv6: bool = False
 
 
 @dataclass(frozen=True, slots=True)

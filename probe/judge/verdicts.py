@@ -19,7 +19,11 @@ from typing import TYPE_CHECKING
 
 from probe.failures import HELPER_CANNOT_SAY
 from probe.failures import MONITOR as MONITOR_FAILURES
+from probe.judge.allowlist import PASSED, STOPPED, UNMEASURED, outcomes_by_family
 from probe.model import (
+    AfterTrigger,
+    AllowlistEvidence,
+    AllowlistFamily,
     CheckResult,
     Comparison,
     Fault,
@@ -59,6 +63,7 @@ class Judgement:
 class VantageJudgement:
     verdict: VantageVerdict
     reasons: tuple[Reason, ...] = ()
+    allowlist: tuple[AllowlistFamily, ...] = ()  # under `allowlist`, with its probes measured: its key per family
 
     @property
     def reason(self) -> str:
@@ -95,10 +100,19 @@ def judge_target(checks: Sequence[CheckResult]) -> Judgement:
     return Judgement(Verdict.OK)
 
 
-def judge_attempt(checks: Sequence[CheckResult], *, cut: bool) -> Judgement:
+def judge_attempt(checks: Sequence[CheckResult], *, cut: bool, after_trigger: AfterTrigger | None = None) -> Judgement:
     """One attempt at a target; `cut`: the round's deadline ended it before every check
-    returned. A check that never finished is not ok, and no evidence of a block either."""
+    returned. A check that never finished is not ok, and no evidence of a block either.
+    `after_trigger`: the attempt began within the cooldown after our own trigger probe to one of
+    its destinations (probe.triggers): a failure then may be a timed block we set off, which
+    says nothing of the target: `error`, the monitor's doing."""
     judgement = judge_target(checks)
+    if after_trigger is not None and judgement.verdict != Verdict.OK:
+        clause = Reason("after_trigger", {
+            "destination": after_trigger.destination, "trigger": after_trigger.trigger,
+            "seconds": round(after_trigger.seconds), "cooldown": round(after_trigger.cooldown),
+        })
+        return Judgement(Verdict.ERROR, (*judgement.reasons, clause))
     if not cut:
         return judgement
     if judgement.verdict == Verdict.OK:
@@ -259,8 +273,40 @@ def judge_vantage(controls: Sequence[tuple[str, TargetResult]]) -> VantageJudgem
         return VantageJudgement(VantageVerdict.OK, (Reason("no_international_controls"),))
     if international and any(t.verdict == Verdict.OK for t in domestic):
         failed = tuple(_site_failure(t) for t in international)
-        return VantageJudgement(VantageVerdict.ALLOWLIST, (Reason("allowlist", {"failed": failed}),))
+        keys = allowlist_key([t for kind, t in controls if kind == ALLOWLIST_PROBE])
+        said = tuple(Reason("allowlist_keyed", {"family": k.family, "keyed_on": Reason(f"keyed_on_{k.keyed_on}")}) for k in keys if k.keyed_on is not None)
+        return VantageJudgement(VantageVerdict.ALLOWLIST, (Reason("allowlist", {"failed": failed}), *said), keys)
     return VantageJudgement(VantageVerdict.VANTAGE_OFFLINE, (Reason("no_control_site_passes"),))
+
+
+# The allowlist's key from its probes' outcomes on one family: (domestic name at a foreign
+# address, foreign name at a domestic address, domestic address with no name).
+_KEYS: dict[tuple[str, ...], str] = {
+    (PASSED, STOPPED, STOPPED): "name",
+    (STOPPED, PASSED, PASSED): "address",
+    (STOPPED, STOPPED, STOPPED): "name_and_address",
+    (PASSED, PASSED, PASSED): "open",
+}
+ALLOWLIST_PROBES = ("domestic_name_foreign_address", "foreign_name_domestic_address", "domestic_address_no_name")
+ALLOWLIST_PROBE = "allowlist_probe"
+
+
+def allowlist_key(probes: Sequence[TargetResult]) -> tuple[AllowlistFamily, ...]:
+    """What the allowlist follows on each address family, from the `allowlist_probe` controls:
+    a key only where all three probes were measured on the family and each one's tries agreed
+    (a lossy line's mixed outcomes claim nothing). No probes measured: nothing."""
+    outcomes: dict[str, dict[str, str]] = {}
+    for target in probes:
+        check = target.check("allowlist")
+        if check is None or not isinstance(check.evidence, AllowlistEvidence):
+            continue
+        for family, outcome in outcomes_by_family(check.evidence.handshakes):
+            outcomes.setdefault(family, {})[check.evidence.probe] = outcome
+    keys = []
+    for family in sorted(outcomes):
+        seen = tuple(outcomes[family].get(probe, UNMEASURED) for probe in ALLOWLIST_PROBES)
+        keys.append(AllowlistFamily(family, _KEYS.get(seen), tuple(zip(ALLOWLIST_PROBES, seen, strict=True))))
+    return tuple(keys)
 
 
 def vantage_verdict(controls: Sequence[tuple[str, TargetResult]]) -> tuple[VantageVerdict, str]:
