@@ -212,9 +212,8 @@ def http_client(route: Route, address: str, context: ssl.SSLContext, timeout: fl
 
 
 def http_pool(route: Route, address: str, context: ssl.SSLContext, *, first: Stream | None = None) -> httpcore.AsyncConnectionPool:
-    """httpx's connection layer (httpcore) alone, pinned as `http_client` is: for the `http` check,
-    which needs one request and its redirects, not a client's cookies, auth and event hooks (whose
-    cost docs/benchmarks.md measures)."""
+    """httpx's connection layer (httpcore) alone, pinned as `http_client` is (the transport of
+    `http_client`; the `http` check drives h11 itself: probe.checks.http1)."""
     return httpcore.AsyncConnectionPool(ssl_context=context, network_backend=_PinnedBackend(route, address, first), max_connections=2, retries=0)
 
 
