@@ -11,11 +11,11 @@ server's business.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from urllib.parse import urljoin, urlsplit
 
 from probe import __version__, failures
-from probe._httpcore import httpx
 from probe.checks import http1, tls
 from probe.checks.context import Context, Skip
 from probe.checks.observe import close_quietly, first_byte, recorded
@@ -144,13 +144,27 @@ _DEFAULT_PORTS = {b"http": 80, b"https": 443}
 
 
 class _Target:
-    """httpx's reading of the URL (IDNA host, percent-encoded path), as the request needs it."""
+    """httpx's reading of the URL (IDNA host, percent-encoded path, dot segments removed), as the
+    request needs it. A URL already in that form (lower-case ASCII name, no port or a number, a
+    plain path) is read here; any other through httpx.URL, imported then: a round whose URLs are
+    all plain never loads httpx (its import: docs/benchmarks.md, issue 22)."""
 
     __slots__ = ("host", "path", "port", "scheme")
 
     def __init__(self, url: str) -> None:
+        plain = _PLAIN_URL.fullmatch(url)
+        if plain is not None and "/." not in url and "xn--" not in url and int(plain["port"] or 1) <= 65535:
+            scheme, port = plain["scheme"].encode(), int(plain["port"]) if plain["port"] else None
+            self.scheme, self.host, self.path = scheme, plain["host"].encode(), (plain["path"] or "/").encode()
+            self.port = None if port == _DEFAULT_PORTS[scheme] else port
+            return
+        from probe._httpcore import httpx
+
         parsed = httpx.URL(url)
         self.scheme, self.host, self.port, self.path = parsed.raw_scheme, parsed.raw_host, parsed.port, parsed.raw_path
+
+
+_PLAIN_URL = re.compile(r"(?P<scheme>https?)://(?P<host>[a-z0-9]+(?:[.-][a-z0-9]+)*)(?::(?P<port>[1-9][0-9]{0,4}))?(?P<path>/[A-Za-z0-9._~/-]*(?:\?[A-Za-z0-9._~/=&-]*)?)?")
 
 
 def _with_framing(headers: list[tuple[bytes, bytes]], target: _Target, content: bytes | None) -> list[tuple[bytes, bytes]]:

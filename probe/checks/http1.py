@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator
 
 import h11
 
-from probe._httpcore import httpcore
 from probe.net import Stream
 
 __all__ = ["Response", "request"]
@@ -73,10 +72,18 @@ async def _next_event(connection: h11.Connection, reader: asyncio.StreamReader) 
         try:
             event = connection.next_event()
         except h11.RemoteProtocolError as exc:
-            raise httpcore.RemoteProtocolError(exc) from exc
+            raise _remote_protocol_error(exc) from exc
         if event is not h11.NEED_DATA:
             return event  # type: ignore[return-value]  # NEED_DATA is the only other sentinel
         data = await reader.read(_READ_BYTES)
         if data == b"" and connection.their_state == h11.SEND_RESPONSE:
-            raise httpcore.RemoteProtocolError("Server disconnected without sending a response.")
+            raise _remote_protocol_error("Server disconnected without sending a response.")
         connection.receive_data(data)
+
+
+def _remote_protocol_error(cause: object) -> Exception:
+    """httpcore's error, as httpcore raises it; httpcore imported on this path only, so that a
+    round of answers that parse never loads it (its import: docs/benchmarks.md, issue 22)."""
+    from probe._httpcore import httpcore
+
+    return httpcore.RemoteProtocolError(cause)
