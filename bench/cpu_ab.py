@@ -57,8 +57,11 @@ def main() -> int:
             rounds = [s.cpu for s in runs]
             totals = [s.extra["total_cpu"] for s in runs]
             walls = [s.wall for s in runs]
+            startup = statistics.median(s.extra["startup_cpu"] for s in runs)
+            render = statistics.median(s.extra["render_cpu"] for s in runs)
             print(f"{rev:>10}: round CPU median {statistics.median(rounds):.3f} s {[round(x, 2) for x in rounds]};"
-                  f" process CPU median {statistics.median(totals):.3f} s; round wall median {statistics.median(walls):.2f} s")
+                  f" process CPU median {statistics.median(totals):.3f} s (start-up {startup:.3f}, JSON {render:.3f});"
+                  f" round wall median {statistics.median(walls):.2f} s")
     finally:
         bench.stop(nginx)
         shutil.rmtree(tmp, ignore_errors=True)
