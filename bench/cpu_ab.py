@@ -13,6 +13,7 @@ Used for the per-change figures of docs/benchmarks.md (issue 22); run.py gives t
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import subprocess
@@ -23,6 +24,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import run as bench  # noqa: E402 - bench/run.py: certificates, hosts, nginx, the config
+
+
+# The checks of every target (default tcp,tls,http): MSGREACH_BENCH_CHECKS=tcp,tls for the cost of
+# the http check by difference.
+CHECKS = tuple(os.environ.get("MSGREACH_BENCH_CHECKS", "tcp,tls,http").split(","))
 
 
 def main() -> int:
@@ -51,7 +57,7 @@ def main() -> int:
         for _ in range(repeats):
             for rev in revisions:
                 bench.SOURCE["path"] = sources[rev]
-                samples[rev].append(bench.msgreach_round(tmp, targets, 16))
+                samples[rev].append(bench.msgreach_round(tmp, targets, 16, checks=CHECKS))
         print(f"{targets} targets, {repeats} runs each, load {bench.loadavg()}")
         for rev, runs in samples.items():
             rounds = [s.cpu for s in runs]
