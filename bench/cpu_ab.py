@@ -3,6 +3,12 @@ same nginx and targets as bench/run.py (one namespace, loopback only), medians r
 
     sudo unshare -n -m python bench/cpu_ab.py TARGETS REPEATS [REV ...]
     sudo unshare -n -m python bench/cpu_ab.py TARGETS --py-spy OUT.txt   # one round of the working tree, profiled
+    sudo unshare -n -m python bench/cpu_ab.py TARGETS,TARGETS2 --callgrind [REV ...]   # instructions, load-proof
+
+With --callgrind each REV runs once per size under valgrind's callgrind (no cache simulation:
+instructions executed, which neither load nor the machine changes), and the difference between
+the two sizes divided by the targets between them is the instructions per target of the round
+and its JSON, start-up excluded.
 
 
 Each REV (a commit, or `.` for the working tree) is measured REPEATS times, the revisions
@@ -13,6 +19,7 @@ Used for the per-change figures of docs/benchmarks.md (issue 22); run.py gives t
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import statistics
@@ -25,13 +32,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import run as bench  # noqa: E402 - bench/run.py: certificates, hosts, nginx, the config
 
-
 # The checks of every target (default tcp,tls,http): MSGREACH_BENCH_CHECKS=tcp,tls for the cost of
 # the http check by difference.
 CHECKS = tuple(os.environ.get("MSGREACH_BENCH_CHECKS", "tcp,tls,http").split(","))
 
 
 def main() -> int:
+    if sys.argv[2] == "--callgrind":
+        return _callgrind([int(n) for n in sys.argv[1].split(",")], sys.argv[3:] or ["."])
     targets = int(sys.argv[1])
     profile = sys.argv[3] if sys.argv[2] == "--py-spy" else None
     repeats = 1 if profile else int(sys.argv[2])
@@ -68,6 +76,51 @@ def main() -> int:
             print(f"{rev:>10}: round CPU median {statistics.median(rounds):.3f} s {[round(x, 2) for x in rounds]};"
                   f" process CPU median {statistics.median(totals):.3f} s (start-up {startup:.3f}, JSON {render:.3f});"
                   f" round wall median {statistics.median(walls):.2f} s")
+    finally:
+        bench.stop(nginx)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def _sources(tmp: Path, revisions: list[str]) -> dict[str, Path]:
+    sources: dict[str, Path] = {}
+    for rev in revisions:
+        if rev == ".":
+            sources[rev] = bench.REPO
+        else:
+            (tmp / rev).mkdir()
+            bench.export_revision(rev, tmp / rev)
+            sources[rev] = Path(bench.SOURCE["path"])
+    return sources
+
+
+def _callgrind(sizes: list[int], revisions: list[str]) -> int:
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    tmp = Path(tempfile.mkdtemp(prefix="msgreach-callgrind-"))
+    nginx = None
+    try:
+        sources = _sources(tmp, revisions)
+        bench.make_certificates(tmp)
+        nginx = bench.start_nginx(tmp, max(sizes))
+        counts: dict[str, list[int]] = {rev: [] for rev in revisions}
+        for n in sizes:
+            config = bench.msgreach_config(tmp, n, 16, checks=CHECKS)
+            for rev in revisions:
+                bench.SOURCE["path"] = sources[rev]
+                out = tmp / f"callgrind-{n}-{rev}.out"
+                with open(tmp / "round.json", "w+") as facts:
+                    bench.run_waited(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
+                                      str(bench.REPO / "bench" / "msgreach_round.py"), str(config)], facts)
+                    facts.seek(0)
+                    verdicts = json.loads(facts.read())["verdicts"]
+                if verdicts.get("ok", 0) != n:
+                    raise RuntimeError(f"{rev}: {verdicts}")
+                summary = next(line for line in out.read_text().splitlines() if line.startswith(("summary:", "totals:")))
+                counts[rev].append(int(summary.split()[1]))
+        low, high = sizes[0], sizes[-1]
+        print(f"instructions (callgrind), {low} and {high} targets, checks {','.join(CHECKS)}")
+        for rev, (a, b) in counts.items():
+            print(f"{rev:>10}: {a / 1e9:.2f} G and {b / 1e9:.2f} G; per target {(b - a) / (high - low) / 1e6:.3f} M; start-up and fixed costs {(a - (b - a) / (high - low) * low) / 1e9:.2f} G")
     finally:
         bench.stop(nginx)
         shutil.rmtree(tmp, ignore_errors=True)
