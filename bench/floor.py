@@ -3,6 +3,7 @@
 on the same nginx and targets as bench/run.py, concurrency 16. Two ways of driving TLS:
 
 - `streams`: asyncio's own (`open_connection(ssl=...)`: the pure-Python SSLProtocol over memory BIOs);
+- `starttls`: the same, as msgreach connects: a plain connection, then `start_tls` on it;
 - `sslsocket`: a non-blocking `ssl.SSLSocket` driven by the loop's readers and writers (the
   handshake and the record layer in C).
 
@@ -38,6 +39,16 @@ def _cpu() -> float:
 
 async def _streams(context: ssl.SSLContext, address: str, host: str) -> int:
     reader, writer = await asyncio.open_connection(address, 443, ssl=context, server_hostname=host)
+    writer.write(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+    body = await reader.read()
+    writer.close()
+    return len(body)
+
+
+async def _starttls(context: ssl.SSLContext, address: str, host: str) -> int:
+    """msgreach's way: a plain connection (the tcp check's), upgraded (the tls check's)."""
+    reader, writer = await asyncio.open_connection(address, 443)
+    await writer.start_tls(context, server_hostname=host)
     writer.write(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
     body = await reader.read()
     writer.close()
@@ -85,7 +96,7 @@ async def _sslsocket(context: ssl.SSLContext, address: str, host: str) -> int:
 
 
 async def _round(kind: str, context: ssl.SSLContext, n: int) -> float:
-    one = _streams if kind == "streams" else _sslsocket
+    one = {"streams": _streams, "starttls": _starttls, "sslsocket": _sslsocket}[kind]
     queue = list(range(n))
 
     async def worker() -> None:
@@ -114,7 +125,7 @@ def main() -> int:
             context = ssl_context((tmp / "ca.pem",), alpn=("http/1.1",))
         else:
             context = ssl.create_default_context(cafile=str(tmp / "ca.pem"))
-        samples: dict[str, list[float]] = {"streams": [], "sslsocket": []}
+        samples: dict[str, list[float]] = {"streams": [], "starttls": [], "sslsocket": []}
         for _ in range(repeats):
             for kind in samples:
                 samples[kind].append(asyncio.run(_round(kind, context, n)))
