@@ -48,14 +48,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="msgreach-cpu-ab-"))
     nginx = None
     try:
-        sources: dict[str, Path] = {}
-        for rev in revisions:
-            if rev == ".":
-                sources[rev] = bench.REPO
-            else:
-                (tmp / rev).mkdir()
-                bench.export_revision(rev, tmp / rev)
-                sources[rev] = Path(bench.SOURCE["path"])
+        sources = _sources(tmp, revisions)
         bench.make_certificates(tmp)
         nginx = bench.start_nginx(tmp, targets)
         if profile:
@@ -91,6 +84,9 @@ def _sources(tmp: Path, revisions: list[str]) -> dict[str, Path]:
             (tmp / rev).mkdir()
             bench.export_revision(rev, tmp / rev)
             sources[rev] = Path(bench.SOURCE["path"])
+            # Compiled now, as the working tree's are: else the first run of an exported revision
+            # pays the compilation of every module it imports.
+            subprocess.run([sys.executable, "-m", "compileall", "-q", str(sources[rev])], check=True)
     return sources
 
 
