@@ -24,6 +24,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
+from functools import cache
 from typing import Any
 
 SCRUBBED = "[scrubbed]"
@@ -55,6 +56,7 @@ def scrub(value: Any, *, allowed: set[str] = frozenset(), deny: set[str] = froze
     deny = {normal(d) for d in deny if ip_version(d)}
     allowed = set(allowed) - deny
 
+    @cache  # one scrub walks a whole record, where the same addresses come back many times
     def secret(text: str) -> bool:
         try:
             ip = ipaddress.ip_address(text)
@@ -77,18 +79,22 @@ def scrub(value: Any, *, allowed: set[str] = frozenset(), deny: set[str] = froze
         if isinstance(item, str):
             if "." not in item and ":" not in item and "-" not in item and "_" not in item:
                 return item
-            # Each pattern only where it can match: the IPv6 one tries every position of a text
-            # (a 2 KB body sample per target, docs/benchmarks.md), and needs two colons.
-            if item.count(":") >= 2:
-                item = _IPV6.sub(replace, item)
-            if _DIGIT.search(item) is None:
-                return item
-            return _IPV4_SEPARATED.sub(replace_separated, _IPV4.sub(replace, item))
+            return text(item)
         if isinstance(item, dict):
             return {k: walk(v) for k, v in item.items()}
         if isinstance(item, list | tuple):
             return [walk(v) for v in item]
         return item
+
+    @cache  # the same strings (addresses, names) come back many times in one record
+    def text(item: str) -> str:
+        # Each pattern only where it can match: the IPv6 one tries every position of a text
+        # (a 2 KB body sample per target, docs/benchmarks.md), and needs two colons.
+        if item.count(":") >= 2:
+            item = _IPV6.sub(replace, item)
+        if _DIGIT.search(item) is None:
+            return item
+        return _IPV4_SEPARATED.sub(replace_separated, _IPV4.sub(replace, item))
 
     return walk(value)
 
