@@ -2,7 +2,7 @@
 same nginx and targets as bench/run.py (one namespace, loopback only), medians reported.
 
     sudo unshare -n -m python bench/cpu_ab.py TARGETS REPEATS [REV ...]
-    sudo unshare -n -m python bench/cpu_ab.py TARGETS --py-spy OUT.txt   # one round of the working tree, profiled
+    sudo unshare -n -m python bench/cpu_ab.py TARGETS --py-spy OUT.txt [REV]   # one `once` round, profiled
     sudo unshare -n -m python bench/cpu_ab.py TARGETS,TARGETS2 --callgrind [REV ...]   # instructions, load-proof
 
 With --callgrind each REV runs once per size under valgrind's callgrind (no cache simulation:
@@ -43,7 +43,7 @@ def main() -> int:
     targets = int(sys.argv[1])
     profile = sys.argv[3] if sys.argv[2] == "--py-spy" else None
     repeats = 1 if profile else int(sys.argv[2])
-    revisions = [] if profile else sys.argv[3:] or ["."]
+    revisions = (sys.argv[4:] or ["."]) if profile else sys.argv[3:] or ["."]
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     tmp = Path(tempfile.mkdtemp(prefix="msgreach-cpu-ab-"))
     nginx = None
@@ -52,6 +52,7 @@ def main() -> int:
         bench.make_certificates(tmp)
         nginx = bench.start_nginx(tmp, targets)
         if profile:
+            bench.SOURCE["path"] = sources[revisions[0]]
             _profile(tmp, targets, profile)
             return 0
         samples: dict[str, list[bench.Sample]] = {rev: [] for rev in revisions}
@@ -140,7 +141,7 @@ def _profile(tmp: Path, targets: int, out: str) -> None:
     py_spy = Path(sys.executable).with_name("py-spy")
     subprocess.run([str(py_spy), "record", "--native", "--rate", "400", "--format", "raw", "--output", out, "--",
                     sys.executable, str(bench.REPO / "bench" / "msgreach_round.py"), str(config)],
-                   check=True, env=bench.clean_env(), cwd=bench.REPO)
+                   check=True, env=bench.clean_env(), cwd=bench.SOURCE["path"])
 
 
 if __name__ == "__main__":
