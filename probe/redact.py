@@ -24,7 +24,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
-from functools import cache
 from typing import Any
 
 SCRUBBED = "[scrubbed]"
@@ -56,16 +55,16 @@ def scrub(value: Any, *, allowed: set[str] = frozenset(), deny: set[str] = froze
     deny = {normal(d) for d in deny if ip_version(d)}
     allowed = set(allowed) - deny
 
-    @cache  # one scrub walks a whole record, where the same addresses come back many times
+    # One scrub walks a whole record, where the same addresses and strings come back many times:
+    # each is judged once per call (plain dicts: a functools cache per call costs more).
+    judged: dict[str, bool] = {}
+    scrubbed: dict[str, str] = {}
+
     def secret(text: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(text)
-        except ValueError:
-            return False
-        if ip.version == 6 and ip.ipv4_mapped is not None:  # ::ffff:a.b.c.d is a.b.c.d
-            ip = ip.ipv4_mapped
-        address = str(ip)
-        return address in deny or (ip.is_global and address not in allowed)
+        found = judged.get(text)
+        if found is None:
+            found = judged[text] = _is_secret(text, allowed, deny)
+        return found
 
     def replace(match: re.Match[str]) -> str:
         return SCRUBBED if secret(match.group(0)) else match.group(0)
@@ -79,14 +78,16 @@ def scrub(value: Any, *, allowed: set[str] = frozenset(), deny: set[str] = froze
         if isinstance(item, str):
             if "." not in item and ":" not in item and "-" not in item and "_" not in item:
                 return item
-            return text(item)
+            clean = scrubbed.get(item)
+            if clean is None:
+                clean = scrubbed[item] = text(item)
+            return clean
         if isinstance(item, dict):
             return {k: walk(v) for k, v in item.items()}
         if isinstance(item, list | tuple):
             return [walk(v) for v in item]
         return item
 
-    @cache  # the same strings (addresses, names) come back many times in one record
     def text(item: str) -> str:
         # Each pattern only where it can match: the IPv6 one tries every position of a text
         # (a 2 KB body sample per target, docs/benchmarks.md), and needs two colons.
@@ -97,6 +98,17 @@ def scrub(value: Any, *, allowed: set[str] = frozenset(), deny: set[str] = froze
         return _IPV4_SEPARATED.sub(replace_separated, _IPV4.sub(replace, item))
 
     return walk(value)
+
+
+def _is_secret(text: str, allowed: set[str], deny: set[str]) -> bool:
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:  # ::ffff:a.b.c.d is a.b.c.d
+        ip = ip.ipv4_mapped
+    address = str(ip)
+    return address in deny or (ip.is_global and address not in allowed)
 
 
 class LogScrubber(logging.Filter):

@@ -46,7 +46,13 @@ def load(data: JSON) -> object:
 
 
 def _is_record(cls: type) -> bool:
-    return dataclasses.is_dataclass(cls) and cls.__module__ == model.__name__
+    known = _is_record_class.get(cls)
+    if known is None:  # once per class: every value of every record asks
+        known = _is_record_class[cls] = dataclasses.is_dataclass(cls) and cls.__module__ == model.__name__
+    return known
+
+
+_is_record_class: dict[type, bool] = {}
 
 
 @cache
