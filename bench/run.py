@@ -486,9 +486,7 @@ it); about 10 % is `send()` on the sockets; the `http` check's httpx machinery a
 markers scanned as the body streams (no body kept), `/metrics` rendered once per round,
 `gc.freeze()` after the config is loaded, and (second pass, below) the `http` request through
 httpcore's pool instead of an httpx client per target, `once`'s JSON through the C encoder, the
-system CAs read from the hashed directory; then (issue #22, "CPU against blackbox's `http`
-probe" below) the request through h11 directly, no httpx or httpcore in a round, and per-target
-lookups made once. The profile of today's round, phase by phase, is in that section.
+system CAs read from the hashed directory.
 """
 
 
@@ -537,7 +535,7 @@ def render(results: dict, facts: dict, args: argparse.Namespace, once: dict, ste
         "addresses (no DNS), `retries: 0`, one TCP control (a connect to the first target's address), the test CA as vantage `ca_bundle`. "
         "Per target that is 1 connection and 1 TLS handshake: the `tcp` check's connection carries "
         "the `tls` check's handshake (certificate facts kept), and the `http` check sends its GET "
-        "(h11, httpx's parser, driven directly: probe/checks/http1.py) on that TLS stream.",
+        "(httpcore, httpx's connection layer) on that TLS stream.",
         "- **blackbox, `http` probe**: one `/probe?module=https_2xx&target=https://tNNNN.bench.test/` per "
         "target (1 connection, 1 handshake, GET; the name from a private /etc/hosts). The usual way to "
         "watch an HTTPS endpoint with blackbox; less work per target than msgreach.",
@@ -590,7 +588,7 @@ def render(results: dict, facts: dict, args: argparse.Namespace, once: dict, ste
         tcp, tcp_tls, full = (med(results[biggest][k], "cpu") / n * 1000 for k in ("m_tcp", "m_tcp_tls", "msgreach"))
         lines += ["", f"Where msgreach's CPU goes ({n:,} targets, the same round with fewer checks, CPU s per "
                   f"1,000 targets): `tcp` {tcp:.2f}; the `tls` check adds {tcp_tls - tcp:.2f}; the `http` check "
-                  f"adds {full - tcp_tls:.2f} (the request and its answer through h11 on the `tls` check's stream)."]
+                  f"adds {full - tcp_tls:.2f} (the request through httpcore, httpx's connection layer, on the `tls` check's stream)."]
     if once:
         lines += ["", "Cross-check with the real command line, `python -m probe once --config … --format json` "
                   "(one run each, the whole process):", ""]

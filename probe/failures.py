@@ -164,7 +164,7 @@ def _classify_one(exc: BaseException) -> str | None:
         if failure is not None:
             return failure
     if isinstance(exc, socket.gaierror):
-        return _GAI.get(exc.errno, DNS_SERVFAIL)
+        return _GAI.get(exc.errno, DNS_SERVFAIL) if exc.errno is not None else DNS_SERVFAIL
     if isinstance(exc, TimeoutError | asyncio.TimeoutError | socket.timeout):
         return TIMEOUT
     if type(exc).__module__.startswith(("httpx", "httpcore")):  # imported by then (see _http_failure)

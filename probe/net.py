@@ -10,6 +10,7 @@ import os
 import re
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -89,7 +90,7 @@ def _local(route: Route, remote: str) -> tuple[str, int] | None:
 
 # The proxy's replies (RFC 1928 section 6) as the socket errors the failure taxonomy already knows,
 # so a SOCKS vantage reports like a direct one.
-_SOCKS_REPLIES = {
+_SOCKS_REPLIES: dict[int, Callable[[], OSError]] = {
     1: lambda: ConnectionResetError("SOCKS5: general failure"),
     2: lambda: PermissionError(13, "SOCKS5: connection not allowed by ruleset"),
     3: lambda: OSError(101, "SOCKS5: network unreachable"),

@@ -24,6 +24,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
+from collections.abc import Set
 from typing import Any
 
 SCRUBBED = "[scrubbed]"
@@ -50,7 +51,7 @@ def normal(address: str) -> str:
     return str(ipaddress.ip_address(address.split("%")[0]))
 
 
-def scrub(value: Any, *, allowed: set[str] = frozenset(), deny: set[str] = frozenset()) -> Any:
+def scrub(value: Any, *, allowed: Set[str] = frozenset(), deny: Set[str] = frozenset()) -> Any:
     """`value` with public addresses outside `allowed`, and all of `deny`, replaced by `[scrubbed]`."""
     deny = {normal(d) for d in deny if ip_version(d)}
     allowed = set(allowed) - deny

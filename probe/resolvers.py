@@ -61,7 +61,7 @@ def _worst(found: list[str]) -> str:
 
 async def _system(name: str) -> list[str]:
     infos = await asyncio.get_running_loop().getaddrinfo(name, None, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(info[4][0] for info in infos))
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 async def _query(resolver: Resolver, name: str, rdtype: dns.rdatatype.RdataType, route: Route, timeout: float, ca_bundles: tuple[Path, ...]) -> list[str]:
