@@ -15,7 +15,6 @@ import socket
 import ssl
 from typing import Final
 
-from probe._httpcore import httpcore, httpx
 from probe.redact import scrub
 
 log = logging.getLogger(__name__)
@@ -167,13 +166,13 @@ def _classify_one(exc: BaseException) -> str | None:
             return failure
     if isinstance(exc, socket.gaierror):
         return _GAI.get(exc.errno, DNS_SERVFAIL) if exc.errno is not None else DNS_SERVFAIL
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError | socket.timeout | httpx.TimeoutException | httpcore.TimeoutException):
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError | socket.timeout):
         return TIMEOUT
-    if isinstance(exc, asyncio.IncompleteReadError | EOFError | httpx.RemoteProtocolError | httpcore.RemoteProtocolError):
-        # httpx (httpcore) says RemoteProtocolError when the server closes without (a complete) response.
-        text = str(exc).lower()
-        if isinstance(exc, httpx.RemoteProtocolError | httpcore.RemoteProtocolError) and "disconnected" not in text and "closed" not in text:
-            return PROTOCOL_ERROR
+    if type(exc).__module__.startswith(("httpx", "httpcore")):  # imported by then (see _http_failure)
+        failure = _http_failure(exc)
+        if failure is not None:
+            return failure
+    if isinstance(exc, asyncio.IncompleteReadError | EOFError):
         return EOF
     if isinstance(exc, ConnectionRefusedError):
         return CONNECTION_REFUSED
@@ -217,6 +216,21 @@ MONITOR: Final = frozenset({UNAVAILABLE, LOCAL_RESOURCE, NO_HELPER})
 INTERFERENCE: Final = frozenset(
     {CONNECTION_RESET, CONNECTION_ABORTED, TIMEOUT, EOF, HOST_UNREACHABLE, CONNECTION_REFUSED, NETWORK_UNREACHABLE}
 )
+
+
+def _http_failure(exc: BaseException) -> str | None:
+    # httpx and httpcore are imported here, not at the top: a round whose checks use neither (the
+    # http check speaks h11 itself) never loads them (their import: docs/benchmarks.md, issue 22),
+    # and an exception of theirs means they are loaded already.
+    from probe._httpcore import httpcore, httpx
+
+    if isinstance(exc, httpx.TimeoutException | httpcore.TimeoutException):
+        return TIMEOUT
+    if isinstance(exc, httpx.RemoteProtocolError | httpcore.RemoteProtocolError):
+        # httpx (httpcore) says RemoteProtocolError when the server closes without (a complete) response.
+        text = str(exc).lower()
+        return EOF if "disconnected" in text or "closed" in text else PROTOCOL_ERROR
+    return None
 
 
 def _dns_failure(exc: BaseException) -> str | None:

@@ -147,16 +147,24 @@ def reasons_json(reasons: tuple[Reason, ...]) -> list[JSONReason]:
 def to_json(value: Any) -> Any:
     """A record (or list/dict of records) as JSON data: dataclass fields in order, None dropped
     where a field says `omit_none`, nested records serialised the same way."""
-    if is_dataclass(value) and not isinstance(value, type):
-        if hasattr(value, "as_json"):
-            return value.as_json()
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return round(value, 4)
+    shape = _shapes.get(kind)
+    if shape is None and is_dataclass(kind) and not hasattr(kind, "as_json"):
+        shape = _shapes[kind] = tuple((f.name, bool(f.metadata.get("omit_none"))) for f in fields(kind))
+    if shape is not None:
         data = {}
-        for f in fields(value):
-            item = getattr(value, f.name)
-            if item is None and f.metadata.get("omit_none"):
+        for name, omit_none in shape:
+            item = getattr(value, name)
+            if item is None and omit_none:
                 continue
-            data[f.name] = to_json(item)
+            data[name] = to_json(item)
         return data
+    if is_dataclass(value) and not isinstance(value, type) and hasattr(value, "as_json"):
+        return value.as_json()
     if isinstance(value, list | tuple):
         return [to_json(item) for item in value]
     if isinstance(value, dict):
@@ -166,6 +174,11 @@ def to_json(value: Any) -> Any:
     if isinstance(value, StrEnum):
         return str(value)
     return value
+
+
+# A record class -> its fields (name, omit_none) in order: `dataclasses.fields()` builds its answer
+# at every call, and every record of every round's JSON and archive goes through `to_json`.
+_shapes: dict[type, tuple[tuple[str, bool], ...]] = {}
 
 
 def _opt() -> Any:

@@ -37,6 +37,7 @@ _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)")
 # of numbers (`5-81-2-69-160`) is judged by each four in a row: one public address scrubs it all.
 _IPV4_SEPARATED = re.compile(r"(?<!\d)\d{1,3}(?:[-_]\d{1,3}){3,}(?!\d)")
 _IPV6 = re.compile(r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:(?<=:)(?:\d{1,3}\.){3}\d{1,3})?(?![\w:]|\.\d)")
+_DIGIT = re.compile(r"\d")  # both IPv4 forms have digits
 
 
 def ip_version(value: Any) -> int | None:
@@ -55,15 +56,16 @@ def scrub(value: Any, *, allowed: Set[str] = frozenset(), deny: Set[str] = froze
     deny = {normal(d) for d in deny if ip_version(d)}
     allowed = set(allowed) - deny
 
+    # One scrub walks a whole record, where the same addresses and strings come back many times:
+    # each is judged once per call (plain dicts: a functools cache per call costs more).
+    judged: dict[str, bool] = {}
+    scrubbed: dict[str, str] = {}
+
     def secret(text: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(text)
-        except ValueError:
-            return False
-        if ip.version == 6 and ip.ipv4_mapped is not None:  # ::ffff:a.b.c.d is a.b.c.d
-            ip = ip.ipv4_mapped
-        address = str(ip)
-        return address in deny or (ip.is_global and address not in allowed)
+        found = judged.get(text)
+        if found is None:
+            found = judged[text] = _is_secret(text, allowed, deny)
+        return found
 
     def replace(match: re.Match[str]) -> str:
         return SCRUBBED if secret(match.group(0)) else match.group(0)
@@ -77,14 +79,37 @@ def scrub(value: Any, *, allowed: Set[str] = frozenset(), deny: Set[str] = froze
         if isinstance(item, str):
             if "." not in item and ":" not in item and "-" not in item and "_" not in item:
                 return item
-            return _IPV4_SEPARATED.sub(replace_separated, _IPV4.sub(replace, _IPV6.sub(replace, item)))
+            clean = scrubbed.get(item)
+            if clean is None:
+                clean = scrubbed[item] = text(item)
+            return clean
         if isinstance(item, dict):
             return {k: walk(v) for k, v in item.items()}
         if isinstance(item, list | tuple):
             return [walk(v) for v in item]
         return item
 
+    def text(item: str) -> str:
+        # Each pattern only where it can match: the IPv6 one tries every position of a text
+        # (a 2 KB body sample per target, docs/benchmarks.md), and needs two colons.
+        if item.count(":") >= 2:
+            item = _IPV6.sub(replace, item)
+        if _DIGIT.search(item) is None:
+            return item
+        return _IPV4_SEPARATED.sub(replace_separated, _IPV4.sub(replace, item))
+
     return walk(value)
+
+
+def _is_secret(text: str, allowed: set[str], deny: set[str]) -> bool:
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:  # ::ffff:a.b.c.d is a.b.c.d
+        ip = ip.ipv4_mapped
+    address = str(ip)
+    return address in deny or (ip.is_global and address not in allowed)
 
 
 class LogScrubber(logging.Filter):

@@ -14,7 +14,8 @@ from probe._dnspython import dns
 from probe.addresses import is_ip_literal, split_host_port
 from probe.config import Resolver
 from probe.model import DNSQuery
-from probe.net import Route, http_client, open_tcp, ssl_context
+from probe.net import Route, open_tcp, ssl_context
+from probe.net_http import http_client
 
 _RCODE_FAILURE = {
     dns.rcode.NXDOMAIN: failures.DNS_NXDOMAIN,

@@ -31,10 +31,11 @@ def test_importing_the_config_loads_no_network_stack():
 def test_a_monitor_process_never_loads_pydantic_nor_trio():
     """What `run` and `once` import, and the config, the web config and the helper's settings
     they load: neither pydantic (13 MiB of the process at issue #22) nor trio, which httpcore
-    would import whenever it is installed (probe/_httpcore.py; 4.6 MiB) is among them. A
-    process that wants trio still gets it afterwards."""
+    would import whenever it is installed (probe/_httpcore.py; 4.6 MiB) is among them, httpx
+    loaded (probe.net_http: as a DoH resolver or an upload loads it). A process that wants trio
+    still gets it afterwards."""
     code = (
-        "import sys, json, importlib.util, probe.cli, probe.runner, probe.service, probe.server, probe.report, probe.metrics; "
+        "import sys, json, importlib.util, probe.cli, probe.runner, probe.service, probe.server, probe.report, probe.metrics, probe.net_http; "
         "import probe.config.webconfig, probe.helper.settings; from probe import config; config.load(None); "
         "loaded = sorted(sys.modules); installed = importlib.util.find_spec('trio') is not None; "
         "after = installed and __import__('trio').__name__ == 'trio'; "
@@ -48,6 +49,24 @@ def test_a_monitor_process_never_loads_pydantic_nor_trio():
     assert sorted(m for m in loaded if m == "pydantic" or m.startswith(("pydantic.", "pydantic_core"))) == []
     assert sorted(m for m in loaded if m == "trio" or m.startswith("trio.")) == []
     assert found["trio_after"] == found["trio_installed"]
+
+
+def test_a_round_of_tcp_tls_and_http_checks_loads_neither_httpx_nor_httpcore():
+    """The `http` check speaks h11 itself (probe.checks.http1), a plain URL is read without
+    httpx, and a failure is classified without importing them: their import is CPU of every
+    `once` process (issue #22). A URL httpx must read loads it then."""
+    code = (
+        "import sys, json, probe.cli, probe.runner, probe.service, probe.report, probe.metrics; "
+        "from probe.checks import http, tcp, tls; from probe import failures; "
+        "http._Target('https://t0001.bench.test:8443/a/b?c=d'); failures.classify(ConnectionResetError(104, 'reset')); "
+        "before = sorted(m for m in sys.modules if m.startswith(('httpx', 'httpcore'))); "
+        "http._Target('https://Bench.test/a b'); "
+        "print(json.dumps({'before': before, 'after': 'httpx' in sys.modules}))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60, cwd=PROBE.parent)
+    assert run.returncode == 0, run.stderr
+    found = json.loads(run.stdout)
+    assert found == {"before": [], "after": True}
 
 
 def test_the_status_page_and_the_web_config_load_when_used():

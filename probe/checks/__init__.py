@@ -10,6 +10,7 @@ To add a check (docs/architecture.md, "Adding a check"): its `Params` model in `
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Iterator, Mapping
 from types import ModuleType
 
@@ -25,7 +26,8 @@ class _Registry(Mapping[str, ModuleType]):
     def __getitem__(self, name: str) -> ModuleType:
         if name not in NAMES:
             raise KeyError(name)
-        return importlib.import_module(f"{__name__}.{name}")
+        # sys.modules first: every check of every target asks (import_module's path costs more)
+        return sys.modules.get(f"{__name__}.{name}") or importlib.import_module(f"{__name__}.{name}")
 
     def __iter__(self) -> Iterator[str]:
         return iter(NAMES)

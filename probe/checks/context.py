@@ -151,4 +151,16 @@ class Context:
 
     def params_for(self, check: str, model: type[Params]) -> Params:
         stored = self.target.params.get(check)  # validated and typed at load
-        return stored if isinstance(stored, Params) else model()
+        return stored if isinstance(stored, Params) else _defaults(model)
+
+
+_default_params: dict[type[Params], Params] = {}
+
+
+def _defaults(model: type[Params]) -> Params:
+    """A check's default settings, one (frozen) record per model: a target without settings of its
+    own asks at every check of every round, and building one validates every field."""
+    found = _default_params.get(model)
+    if found is None:
+        found = _default_params[model] = model()
+    return found

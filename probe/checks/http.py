@@ -1,4 +1,4 @@
-"""http: one request through httpx's connection layer to the address the earlier stages chose,
+"""http: one HTTP/1.1 request (h11, httpx's own parser; probe.checks.http1) to the address the earlier stages chose,
 with a body cap and the redirect history, and the block-page fingerprints met (the status, a
 redirect's host, a marker in the whole capped body, looked for while it streams).
 
@@ -11,16 +11,16 @@ server's business.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from urllib.parse import urljoin, urlsplit
 
 from probe import __version__, failures
-from probe._httpcore import httpcore, httpx
-from probe.checks import tls
+from probe.checks import http1, tls
 from probe.checks.context import Context, Skip
-from probe.checks.observe import first_byte, recorded
+from probe.checks.observe import close_quietly, first_byte, recorded
 from probe.model import BlockPage, HTTPExchange, HTTPProbe, Redirect
-from probe.net import http_pool, open_tcp, ssl_context
+from probe.net import Stream, open_tcp, ssl_context
 from probe.params import HTTPParams as Params
 from probe.redact import scrub
 
@@ -112,34 +112,86 @@ async def _fetch(ctx: Context, params: Params, address: str, url: str, exchange:
     # The connection the earlier stage left open (tls's validated stream, or tcp's to port 80)
     # carries the first request; a followed redirect opens its own.
     first = ctx.take_tls_stream() if urlsplit(url).scheme == "https" else ctx.take_stream(address, urlsplit(url).port or 80)
-    timeouts = {"timeout": {"connect": ctx.timeout, "read": ctx.timeout, "write": ctx.timeout, "pool": ctx.timeout}}
-    async with http_pool(ctx.route, address, ssl_context(ctx.ca_bundles(), ctx.replace_trust()), first=first) as pool:
-        method, content = params.method, params.body.encode() if params.body is not None else None
-        markers = [m.encode() for m in ctx.fingerprints.body_markers]
-        marker = None
-        for _ in range(params.max_redirects + 1):
-            async with pool.stream(method, _url(url), headers=headers, content=content, extensions=timeouts) as response:
-                exchange.status_code = response.status
-                sample, exchange.body_length, marker = await _read_capped(response.aiter_stream(), params.max_body_bytes, markers)
-                exchange.body_sample = sample.decode("utf-8", "replace")
-                location = _header(response.headers, b"location")
-            if response.status not in _REDIRECTS or not location:
-                return marker
-            target = urljoin(url, location)
-            exchange.redirects.append(Redirect(response.status, target))
-            if urlsplit(target).hostname != ctx.target.host or urlsplit(target).scheme != urlsplit(url).scheme:
-                return marker  # recorded, not followed: another host is another measurement
-            url, method, content = target, "GET", None
+    method, content = params.method, params.body.encode() if params.body is not None else None
+    markers = [m.encode() for m in ctx.fingerprints.body_markers]
+    marker = None
+    for _ in range(params.max_redirects + 1):
+        target = _Target(url)
+        stream, first = first, None
+        try:
+            if stream is None:
+                stream = await _connect(ctx, address, target)
+            response = await http1.request(stream, method.encode(), target.path, _with_framing(headers, target, content), content)
+            exchange.status_code = response.status
+            sample, exchange.body_length, marker = await _read_capped(response.body(), params.max_body_bytes, markers)
+            exchange.body_sample = sample.decode("utf-8", "replace")
+            location = _header(response.headers, b"location")
+        finally:
+            if stream is not None:
+                close_quietly(stream[1])
+        if response.status not in _REDIRECTS or not location:
+            return marker
+        redirect = urljoin(url, location)
+        exchange.redirects.append(Redirect(response.status, redirect))
+        if urlsplit(redirect).hostname != ctx.target.host or urlsplit(redirect).scheme != urlsplit(url).scheme:
+            return marker  # recorded, not followed: another host is another measurement
+        url, method, content = redirect, "GET", None
     return marker
 
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})  # what httpx calls `is_redirect` (with a Location)
+_DEFAULT_PORTS = {b"http": 80, b"https": 443}
 
 
-def _url(url: str) -> httpcore.URL:
-    """httpx's reading of the URL (IDNA host, percent-encoded path), in httpcore's form."""
-    parsed = httpx.URL(url)
-    return httpcore.URL(scheme=parsed.raw_scheme, host=parsed.raw_host, port=parsed.port, target=parsed.raw_path)
+class _Target:
+    """httpx's reading of the URL (IDNA host, percent-encoded path, dot segments removed), as the
+    request needs it. A URL already in that form (lower-case ASCII name, no port or a number, a
+    plain path) is read here; any other through httpx.URL, imported then: a round whose URLs are
+    all plain never loads httpx (its import: docs/benchmarks.md, issue 22)."""
+
+    __slots__ = ("host", "path", "port", "scheme")
+
+    def __init__(self, url: str) -> None:
+        plain = _PLAIN_URL.fullmatch(url)
+        if plain is not None and "/." not in url and "xn--" not in url and int(plain["port"] or 1) <= 65535:
+            scheme, port = plain["scheme"].encode(), int(plain["port"]) if plain["port"] else None
+            self.scheme, self.host, self.path = scheme, plain["host"].encode(), (plain["path"] or "/").encode()
+            self.port = None if port == _DEFAULT_PORTS[scheme] else port
+            return
+        from probe._httpcore import httpx
+
+        parsed = httpx.URL(url)
+        self.scheme, self.host, self.port, self.path = parsed.raw_scheme, parsed.raw_host, parsed.port, parsed.raw_path
+
+
+_PLAIN_URL = re.compile(r"(?P<scheme>https?)://(?P<host>[a-z0-9]+(?:[.-][a-z0-9]+)*)(?::(?P<port>[1-9][0-9]{0,4}))?(?P<path>/[A-Za-z0-9._~/-]*(?:\?[A-Za-z0-9._~/=&-]*)?)?")
+
+
+def _with_framing(headers: list[tuple[bytes, bytes]], target: _Target, content: bytes | None) -> list[tuple[bytes, bytes]]:
+    """Host first and Content-Length last, unless the config gave them: what httpcore added."""
+    given = {name.lower() for name, _ in headers}
+    if b"host" not in given:
+        port = target.port
+        host = target.host if port is None or port == _DEFAULT_PORTS.get(target.scheme) else b"%b:%d" % (target.host, port)
+        headers = [(b"Host", host), *headers]
+    if content is not None and b"content-length" not in given and b"transfer-encoding" not in given:
+        headers = [*headers, (b"Content-Length", str(len(content)).encode("ascii"))]
+    return headers
+
+
+async def _connect(ctx: Context, address: str, target: _Target) -> Stream:
+    """A fresh connection for a followed redirect (or when no stage left one open): to the
+    pinned address, the vantage's way, TLS validated with the real name for https."""
+    port = target.port or _DEFAULT_PORTS[target.scheme]
+    reader, writer = await open_tcp(ctx.route, address, port)
+    if target.scheme == b"https":
+        try:
+            # ALPN http/1.1, as httpcore offered it
+            await writer.start_tls(ssl_context(ctx.ca_bundles(), ctx.replace_trust(), alpn=("http/1.1",)), server_hostname=target.host.decode("ascii"))
+        except BaseException:
+            close_quietly(writer)
+            raise
+    return reader, writer
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:

@@ -41,7 +41,10 @@ async def run(ctx: Context, params: Params) -> TCPEvidence:
     if not targets:
         raise Skip("no address to connect to")
     keep = ctx.wants("tls", after=NAME) or ctx.wants("http", after=NAME)
-    connects = await asyncio.gather(*(connect_once(ctx, address, port, keep=keep) for address, port in targets))
+    if len(targets) == 1:  # the usual case: no task and no gather for one connect
+        connects = [await connect_once(ctx, *targets[0], keep=keep)]
+    else:
+        connects = await asyncio.gather(*(connect_once(ctx, address, port, keep=keep) for address, port in targets))
     ctx.connected = [(c.address, c.port) for c in connects if c.failure is None]
     _keep_only_the_first_per_scheme(ctx)
     evidence = TCPEvidence(connects=list(connects))

@@ -46,7 +46,13 @@ def load(data: JSON) -> object:
 
 
 def _is_record(cls: type) -> bool:
-    return dataclasses.is_dataclass(cls) and cls.__module__ == model.__name__
+    known = _is_record_class.get(cls)
+    if known is None:  # once per class: every value of every record asks
+        known = _is_record_class[cls] = dataclasses.is_dataclass(cls) and cls.__module__ == model.__name__
+    return known
+
+
+_is_record_class: dict[type, bool] = {}
 
 
 @cache
@@ -56,14 +62,24 @@ def _records() -> dict[str, type]:
 
 def _fields(record: object) -> dict[str, JSON]:
     data: dict[str, JSON] = {}
-    for f in dataclasses.fields(record):  # type: ignore[arg-type]
-        if f.metadata.get("for_people") or f.metadata.get("judged"):
-            continue
-        value = getattr(record, f.name)
+    for name in _kept(type(record)):
+        value = getattr(record, name)
         if value is None:
             continue
-        data[f.name] = _value(value)
+        data[name] = _value(value)
     return data
+
+
+def _kept(cls: type) -> tuple[str, ...]:
+    """A record class's fields the archive keeps, in order (read once: every record of every
+    round asks, and `dataclasses.fields()` builds its answer at each call)."""
+    kept = _kept_fields.get(cls)
+    if kept is None:
+        kept = _kept_fields[cls] = tuple(f.name for f in dataclasses.fields(cls) if not (f.metadata.get("for_people") or f.metadata.get("judged")))
+    return kept
+
+
+_kept_fields: dict[type, tuple[str, ...]] = {}
 
 
 def _value(value: object) -> JSON:

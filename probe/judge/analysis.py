@@ -10,6 +10,7 @@ One analyser per check (a module of this package named after the check) with
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import ModuleType
@@ -56,7 +57,8 @@ class _Analysers(Mapping[str, ModuleType]):
     def __getitem__(self, name: str) -> ModuleType:
         if name not in CHECK_PARAMS:
             raise KeyError(name)
-        return importlib.import_module(f"{__package__}.{name}")
+        # sys.modules first: every check of every target asks (import_module's path costs more)
+        return sys.modules.get(f"{__package__}.{name}") or importlib.import_module(f"{__package__}.{name}")
 
     def __iter__(self) -> Iterator[str]:
         return iter(CHECK_PARAMS)
