@@ -122,6 +122,10 @@ class ThroughputParams(Params):
     control_ratio: float = Field(3.0, ge=1, le=1000)  # a fast control is this many times faster, at least
     decoy: Flag = True  # on a throttled transfer, the same download with the decoy SNI
     control: str | None = None  # the control target to compare with; default: any with `throughput`
+    # An upload (HTTP PUT) to the same address and name, where the service has a URL that takes a
+    # body: freezes counted in packets both ways trip on uploads too (issue 20).
+    upload_path: str | None = Field(None, min_length=1, max_length=2048)
+    upload_bytes: int = _count(64 * 1024, 4 * 1024 * 1024, 64 * 1024)
 
     @model_validator(mode="after")
     def _floor_reachable(self) -> ThroughputParams:
@@ -130,6 +134,8 @@ class ThroughputParams(Params):
                 f"size / floor_bytes_per_second = {self.size / self.floor_bytes_per_second:.1f} s exceeds "
                 f"max_seconds ({self.max_seconds} s): a transfer at the floor could never finish"
             )
+        if self.upload_path is not None and not self.upload_path.startswith("/"):
+            raise ValueError("upload_path is a path on the target's host (it starts with /)")
         return self
 
 
