@@ -960,15 +960,21 @@ class CircumventionEvidence:
 
 @dataclass(slots=True)
 class BulkTransfer:
-    """One bulk download from the helper on a fresh connection: `plain` TCP, or TLS with the
-    decoy SNI (`tls_decoy`) or the target's name (`tls_name`). `stalled_at_bytes`: where no byte
-    came for the stall bound (a freeze)."""
+    """One bulk transfer with the helper on a fresh connection: `plain` TCP, or TLS with the
+    decoy SNI (`tls_decoy`) or the target's name (`tls_name`); a download, or an upload (kinds
+    ending `_upload`: we send, the helper counts and answers). `stalled_at_bytes`: where no byte
+    came (a download) or nothing more was acknowledged (an upload) for the stall bound (a
+    freeze); `packets`: the connection's counts each way when it ended or froze."""
 
     kind: str
     sni: str | None = None  # None: plain TCP
     received_bytes: int = 0
     stalled_at_bytes: int | None = None
     failure: str | None = None
+    sent_bytes: int | None = _opt()  # an upload's body, written
+    acked_bytes: int | None = _opt()  # of the connection, acknowledged by the helper (TCP_INFO)
+    answered_bytes: int | None = _opt()  # an upload's count as the helper answered it
+    packets: PacketCounts | None = _opt()
     duration_seconds: float = 0.0
     failed_operation: str | None = _operation()
     t0: float | None = _operation()
@@ -980,8 +986,10 @@ class BulkTransfer:
 class HelperTransferEvidence:
     helper: str
     bytes: int  # the size each transfer asks for
-    keyed_on: str | None = _judged()  # "name" | "address" | "none_here": what the judge read the freeze as
-    transfers: list[BulkTransfer] = field(default_factory=list)  # plain, tls_decoy, tls_name
+    keyed_on: str | None = _judged()  # "name" | "address" | "direction" | "none_here": what the judge read the freeze as
+    transfers: list[BulkTransfer] = field(default_factory=list)  # plain, tls_decoy, tls_name, then the same as uploads
+    upload_bytes: int | None = _opt()  # the size each upload sends (None: no uploads)
+    direction: str | None = _judged(omit_none=True)  # "download" | "upload" | "both": which transfers froze
 
 
 @dataclass(slots=True)

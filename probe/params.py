@@ -179,6 +179,7 @@ class HelperTransferParams(Params):
     stall_seconds: float = Field(3.0, gt=0, le=30)  # no byte for this long: frozen
     sni: str | None = None  # the name under test; default: the target's host
     decoy_sni: str | None = None  # default: the config's decoy_sni
+    upload_bytes: int = Field(64 * 1024, ge=0, le=1024 * 1024)  # each upload to the helper (0: no uploads)
 
 
 CHECK_PARAMS.update({"udp_stream": UDPStreamParams, "circumvention": CircumventionParams, "helper_transfer": HelperTransferParams})

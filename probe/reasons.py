@@ -223,4 +223,12 @@ ENGLISH: dict[str, str] = {
     "transfer_plain_failed": "even the plain transfer from the helper failed (at {kb} KB): nothing to compare",
     "transfer_keyed_on_name": "TLS from the helper's address with the name {sni} froze at {kb} KB while the decoy SNI {decoy} to the same address completed: keyed on the name",
     "transfer_keyed_on_address": "TLS from the helper's address froze at {kb} KB whatever the name (decoy too) while plain TCP from it completed: keyed on the address",
+    "helper_upload_froze_keyed_on_direction": (
+        "the upload to the helper ({kind}) froze at {kb} KB acknowledged ({packets} packets both ways) while every "
+        "download from it completed ({download_packets} packets or more): keyed on the direction"
+    ),
+    "helper_upload_froze_fewer_packets": (
+        "the upload to the helper ({kind}) froze at {kb} KB acknowledged ({packets} packets both ways); the "
+        "downloads completed with fewer packets ({download_packets}): a count both ways, not the direction"
+    ),
 }

@@ -554,6 +554,14 @@ ENGINE_RU: dict[str, str] = {
     "transfer_plain_failed": "даже обычная передача от помощника не прошла (на {kb} КБ): сравнивать не с чем",
     "transfer_keyed_on_name": "TLS с адреса помощника с именем {sni} замер на {kb} КБ, а подставное имя {decoy} на тот же адрес прошло: заморозка по имени",
     "transfer_keyed_on_address": "TLS с адреса помощника замер на {kb} КБ при любом имени (и подставном), а обычный TCP с него прошёл: заморозка по адресу",
+    "helper_upload_froze_keyed_on_direction": (
+        "отправка помощнику ({kind}) замерла на {kb} КБ подтверждённых ({packets} пакетов в обе стороны), а все "
+        "загрузки от него прошли ({download_packets} пакетов и больше): заморозка по направлению"
+    ),
+    "helper_upload_froze_fewer_packets": (
+        "отправка помощнику ({kind}) замерла на {kb} КБ подтверждённых ({packets} пакетов в обе стороны); загрузки "
+        "прошли с меньшим числом пакетов ({download_packets}): счёт в обе стороны, а не направление"
+    ),
 }
 
 # Every template the page says, the judge's reasons included: their English is probe/reasons.py's
