@@ -462,3 +462,20 @@ def test_an_upload_frozen_twice_while_the_download_flowed_is_keyed_on_the_direct
     evidence = _frozen_upload_evidence(download_segs=190)
     evidence.upload_again = _upload(None, 50)
     assert analyse(evidence, RoundFacts()).ok and evidence.keyed_on is None
+
+
+async def test_the_repeats_and_uploads_are_rejudged_from_the_archive(env, objs):
+    # What the analyser reads (repeats, uploads, packets, the floor) is kept in the observations.
+    from probe.evidence.observations import dump, load
+    from probe.judge.analysis import RoundFacts
+    from probe.judge.throughput import analyse
+
+    result = await measure(env, objs, sni=SLOW_SNI, upload_path="/upload")
+    stored = load(dump(result.evidence))
+    assert stored.again is not None and stored.decoy_again is not None and stored.upload.packets is not None
+    again = analyse(stored, RoundFacts())
+    assert (again.ok, again.failure, str(again.finding.reason)) == (result.ok, result.failure, str(result.finding.reason))
+    assert stored.keyed_on == "name"
+    evidence = _frozen_upload_evidence(download_segs=190)
+    stored = load(dump(evidence))
+    assert not analyse(stored, RoundFacts()).ok and stored.keyed_on == "direction"

@@ -393,17 +393,15 @@ async def run(ctx: Context, params: Params) -> ThroughputEvidence:
     controls = ctx.control_results(NAME, params.control)
     evidence.controls = {name: _reported_rate(r) for name, r in controls}
     evidence.control_freezes = {name: way for name, r in controls if (way := _froze(r)) is not None} or None
+    if slow:
+        rate = 0.0 if out.failure else out.bytes_per_second or 0.0  # a stalled or cut transfer: the floor alone
+        fast = fast_controls([(name, _control_rate(r)) for name, r in controls], rate, params.floor_bytes_per_second, params.control_ratio)
+        evidence.control_fast = bool(fast)
+        if fast:  # else every control transfer is as slow (or none is configured): the line is slow
+            evidence.fast_controls = fast
+            await _alternate(ctx, out, params, evidence, budget)
     if upload_frozen and budget.allows("upload_again", evidence):  # one frozen upload is no claim (issue 20 item 4)
         evidence.upload_again = await upload(ctx, address, port, scheme, ctx.target.host, params)
-    if not slow:
-        return evidence
-    rate = 0.0 if out.failure else out.bytes_per_second or 0.0  # a stalled or cut transfer: the floor alone
-    fast = fast_controls([(name, _control_rate(r)) for name, r in controls], rate, params.floor_bytes_per_second, params.control_ratio)
-    evidence.control_fast = bool(fast)
-    if not fast:
-        return evidence  # every control transfer is as slow (or none is configured): the line is slow
-    evidence.fast_controls = fast
-    await _alternate(ctx, out, params, evidence, budget)
     return evidence
 
 

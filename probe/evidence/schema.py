@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PREFIX = "msgreach-evidence/"
-CURRENT = 2
+CURRENT = 3
 OLDEST_READABLE = 1
 SCHEMA = f"{PREFIX}{CURRENT}"
 
@@ -32,6 +32,13 @@ HISTORY: Mapping[int, str] = {
         "where the operation happened; what the judge read, for --rejudge: observations, round_facts (control_class for a "
         "control), compared, reasons (key and parameters). A version-1 record is read as it is (no upgrade: what it lacks, "
         "the OONI export derives and says so)"
+    ),
+    3: (
+        "throughput and helper_transfer evidence for freezes counted in packets (issue 20): packets each way (PacketCounts from "
+        "TCP_INFO) on every download and bulk transfer; the throughput check's repeats (again, decoy_again), its uploads (upload, "
+        "upload_again: Upload records), control_freezes, floor_bytes_per_second and skipped; bulk uploads (kinds *_upload with "
+        "sent/acked/answered bytes) and upload_bytes. A version-2 record is read as it is: without the repeats its one slow "
+        "transfer stands and no key is named"
     ),
 }
 
