@@ -11,7 +11,12 @@ lab config pins them. Each case is one `msgreach once` in the client namespace, 
 - worst cases for the new checks, each on every service at once:
   `drop-after-connect` (every packet after the TCP handshake dropped, both ways: every TLS,
   MTProto and chat exchange waits for its timeout), `mtproto-first-bytes` + `quic-tspu` +
-  `chat-rst` (the protocol rules), `police-150k` and `stall-16k` on the download targets.
+  `chat-rst` (the protocol rules), `police-150k` and `stall-16k` on the download targets;
+- issue 20's freezes counted in packets on the download targets, each download also uploading
+  64 KB to the lab's `/upload` (`upload_path`): `freeze-packets` (the hosting prefix, both ways),
+  `freeze-packets-sni` (the name), `freeze-upload` (the client's own bytes): the cost of the
+  throughput check's repeats (real, decoy, real, decoy; the upload again), which run only when
+  the first transfer failed.
 
 CPU is the `msgreach once` process's user+sys (getrusage of the child), wall the round's own
 `duration_seconds`. Writes its section of docs/benchmarks.md (other sections are left alone).
@@ -58,6 +63,7 @@ def import_lab(prefix: str):
             if name.startswith(("NS_", "IF_")) and isinstance(getattr(plan, name), str):
                 setattr(plan, name, getattr(plan, name).replace("mrl-", prefix))
         plan.NAMESPACES = (plan.NS_CLIENT, plan.NS_CENSOR, plan.NS_SERVERS, plan.NS_RESOLVER)
+    import lab.field2026_scenarios  # noqa: F401 - registers the 2026 field's scenarios
     import lab.lab as lab_module
     import lab.plan as plan
     import lab.protocol_scenarios  # noqa: F401 - registers the protocol scenarios
@@ -66,8 +72,16 @@ def import_lab(prefix: str):
     return lab_module, plan, scenarios
 
 
-def config(lab, path: Path, *, protocols: bool) -> Path:
+def config(lab, path: Path, *, protocols: bool, uploads: bool = False) -> Path:
     data = lab.config_data(interval=60, timeouts=DEFAULT_TIMEOUTS, retries=1)
+    if uploads:  # every download target also uploads 64 KB to the lab's /upload (lab.UPLOAD_PATH)
+        for entry in data["services"]:
+            raw = yaml.safe_load((REPO / "configs" / "services" / f"{entry['catalog']}.yaml").read_text())
+            for target in raw["targets"]:
+                if "throughput" in target.get("checks", ()):
+                    params = {**target.get("params", {})}
+                    params["throughput"] = {**params.get("throughput", {}), "upload_path": "/upload"}
+                    entry.setdefault("patch", {}).setdefault(target["name"], {})["params"] = params
     shipped = yaml.safe_load((REPO / "configs" / "default.yaml").read_text()).get("schedule", {})
     data["schedule"]["concurrency"] = shipped.get("concurrency", 16)  # as the embedded default config runs
     if not protocols:
@@ -225,6 +239,7 @@ def main() -> int:
     try:
         on = config(lab, lab.dir / "bench-protocols-on.yaml", protocols=True)
         off = config(lab, lab.dir / "bench-protocols-off.yaml", protocols=False)
+        up = config(lab, lab.dir / "bench-protocols-uploads.yaml", protocols=True, uploads=True)
         services = ["whatsapp", "telegram", "signal"]
         downloads = [f"{s}/download" for s in services]
         cases = [
@@ -235,6 +250,10 @@ def main() -> int:
              [("mtproto-first-bytes", ["telegram"]), ("quic-tspu", ["whatsapp/web"]), ("chat-rst", ["whatsapp"])]),
             ("police-150k on the downloads", on, [("police-150k", downloads)]),
             ("stall-16k on the downloads", on, [("stall-16k", downloads)]),
+            ("no censorship, downloads uploading 64 KB", up, []),
+            ("freeze-packets on the downloads, uploading", up, [("freeze-packets", downloads)]),
+            ("freeze-packets-sni on the downloads, uploading", up, [("freeze-packets-sni", downloads)]),
+            ("freeze-upload on the downloads, uploading", up, [("freeze-upload", downloads)]),
         ]  # fmt: skip
         results = {}
         for name, cfg, rules in cases:

@@ -412,7 +412,7 @@ class _Budget:
 
     def __init__(self, ctx: Context, params: Params) -> None:
         self._end = time.monotonic() + 3 * ctx.timeout
-        self._need = ctx.bounded(params.connect_timeout) + params.max_seconds
+        self._need = ctx.bounded(params.connect_timeout) + repeat_cap(params)
 
     def allows(self, attempt: str, evidence: ThroughputEvidence) -> bool:
         if self._end - time.monotonic() >= self._need:
@@ -421,10 +421,19 @@ class _Budget:
         return False
 
 
+def repeat_cap(params: Params) -> float:
+    """A repeat's time cap: half the first transfer's, not under the stall bound. It only has to
+    show slow or not (a fast one ends long before; a slow one's rate is known by then), and a
+    round with a throttled service and its confirming retry must still fit its deadline."""
+    return min(params.max_seconds, max(params.stall_seconds, params.max_seconds / 2))
+
+
 async def _alternate(ctx: Context, out: Download, params: Params, evidence: ThroughputEvidence, budget: _Budget) -> None:
     """After a slow download: the decoy, the real download again, the decoy again (real, decoy,
     real, decoy on fresh connections to the same address), so that a key is named only when
-    they agree; a real download that is fast the second time ends it (no claim to make)."""
+    they agree; a real download that is fast the second time ends it (no claim to make). Each
+    is capped at `repeat_cap`."""
+    params = params.model_copy(update={"max_seconds": repeat_cap(params)})
     url = urlsplit(evidence.url)
     host, path = url.hostname or ctx.target.host, url.path + (f"?{url.query}" if url.query else "")
     decoy = params.decoy and url.scheme == "https"
