@@ -765,7 +765,7 @@ class ThroughputEvidence:
     control_fast: bool | None = None
     fast_controls: list[str] | None = None  # the controls whose transfer was fast (probe.judge.throughput)
     decoy: Download | None = None
-    sni_keyed: bool | None = None  # the decoy was fast: the throttling is keyed on the name
+    sni_keyed: bool | None = None  # the first decoy was fast (the judge's key needs the second too: `keyed_on`)
     # Issue 20 item 4: no keyed claim from one pair. After a slow first download and its decoy,
     # the real download again, then the decoy again (real, decoy, real, decoy): only when they
     # agree does the judge name a key.
@@ -780,7 +780,7 @@ class ThroughputEvidence:
     control_freezes: dict[str, str] | None = _opt()
     floor_bytes_per_second: float | None = _opt()  # the params' floor, for the judge to read the repeats by
     skipped: list[str] | None = _opt()  # repeats not started: they no longer fit in the check's bound
-    keyed_on: str | None = _judged(omit_none=True)  # "name" | "address" | "direction": what the judge read the freeze as
+    keyed_on: str | None = _judged(omit_none=True)  # "name" | "direction": what the judge read the freeze as
     direction: str | None = _judged(omit_none=True)  # "download" | "upload" | "both": which transfer froze
     line_freeze: list[str] | None = _judged(omit_none=True)  # yardsticks frozen the same way: the line's freeze
     note: str | None = _judged(omit_none=True)  # why a freeze did not fail the check (the line's)

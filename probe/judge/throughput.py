@@ -115,7 +115,6 @@ def _throttled_download(evidence: ThroughputEvidence, download: Download, upload
     controls = ", ".join(evidence.fast_controls or ())
     key = _decoy_key(evidence)
     evidence.keyed_on = "name" if key == "name" else None
-    evidence.sni_keyed = key == "name" if key is not None else evidence.sni_keyed
     if key == "name":
         finding = Finding(TECHNIQUE, Fault.PATH, "control_download+decoy_sni", Reason("control_download_fast_sni_keyed", {"how": how, "controls": controls}))
     elif key == "not_name":  # the decoy goes to the same server: slow too, it separates nothing more
