@@ -181,5 +181,11 @@ class HelperTransferParams(Params):
     decoy_sni: str | None = None  # default: the config's decoy_sni
     upload_bytes: int = Field(64 * 1024, ge=0, le=1024 * 1024)  # each upload to the helper (0: no uploads)
 
+    @model_validator(mode="after")
+    def _upload_past_the_freeze(self) -> HelperTransferParams:
+        if 0 < self.upload_bytes < 64 * 1024:
+            raise ValueError("upload_bytes: 0 (no uploads) or at least 65536: a smaller upload ends before a freeze counted in packets")
+        return self
+
 
 CHECK_PARAMS.update({"udp_stream": UDPStreamParams, "circumvention": CircumventionParams, "helper_transfer": HelperTransferParams})
