@@ -187,6 +187,16 @@ def section(results: dict[str, list[dict]], args: argparse.Namespace, meta: dict
             "The floor of the wall time is `whatsapp_chat`'s `hold_seconds` (3 s: each chat connection is held open to see "
             "drops after the first bytes) and the downloads (256 KB each, three services and two controls).",
         ]
+    clean, frozen = results.get("no censorship, downloads uploading 64 KB"), results.get("freeze-packets on the downloads, uploading")
+    if clean and frozen:
+        lines += [
+            "",
+            "**The freezes' repeats** (issue 20: no keyed claim from one pair). They run only when the first transfer failed: "
+            f"with every download also uploading 64 KB and no censorship the round took {median(clean, 'wall'):.1f} s. A failed "
+            "download is followed by the decoy, the real download again and the decoy again, each capped at half `max_seconds` "
+            "(4 s); a frozen upload by the upload again; the confirming retry repeats the attempt. The worst case, "
+            f"`freeze-packets` with uploads (six stalls of 4 s per attempt, twice), took {median(frozen, 'wall'):.1f} s of the 54 s.",
+        ]
     worst = max(results.items(), key=lambda item: median(item[1], "wall"))
     lines += ["", f"**Deadline.** The slowest case, `{worst[0]}`, took {median(worst[1], 'wall'):.1f} s of the 54 s; "
               f"{'no target was cut off by the deadline' if all(r['incomplete'] == 0 for rs in results.values() for r in rs) else 'some targets were cut off by the deadline (see the table)'}."]  # fmt: skip
