@@ -9,11 +9,17 @@ when the transfer stops making progress for `stall_seconds`, the byte count wher
 A slow transfer is compared with this round's control transfers (a yardstick in
 `configs/services/controls.yaml`): `throttled` needs one of them fast, over the floor and
 `control_ratio` times this one (probe.judge.throughput: the rules, which the check applies while
-measuring, because a throttled transfer is repeated to the same address with a decoy SNI; a
-fast decoy is the proof that the throttling is keyed on the name, the method of "Throttling
-Twitter", IMC 2021). If every control is about as slow, the vantage's line is slow: `slow:
-true, control_fast: false`, no failure (a bad line is no block, and a control's own slowness is
-evidence, not a failure).
+measuring, because a throttled transfer is repeated). The repeats alternate on fresh connections
+to the same address: the decoy SNI, the real download again, the decoy again (issue 20: no keyed
+claim from one pair; two fast decoys are the proof that the throttling is keyed on the name, the
+method of "Throttling Twitter", IMC 2021). If every control is about as slow, the vantage's line
+is slow: `slow: true, control_fast: false`, no failure (a bad line is no block, and a control's
+own slowness is evidence, not a failure).
+
+With `upload_path`, an upload (HTTP PUT of `upload_bytes`) to the same address and name follows
+the download: freezes counted in packets both ways trip on uploads too. A frozen upload is tried
+again. Every transfer records its connection's packets and bytes each way (TCP_INFO,
+probe.checks.packets) where it ended or stalled.
 
 A transfer that stops making progress records the byte count where it stalled
 (`stalled_at_bytes`, the metric `msgreach_download_stall_offset_bytes`); a stall between
