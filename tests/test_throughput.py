@@ -134,6 +134,9 @@ async def test_stall_after_16_kb_is_reported_with_its_byte_count(env, objs):
     assert ev["bytes_per_second"] < FLOOR
     # The freeze is named in the reason, beside the differential that makes it a throttle.
     assert "the 16–20 KB freeze" in str(result.finding.reason) and result.finding.differential == "control_download"
+    # The repeats freeze the same way, and say so as a stall (not a transfer cut by their time cap).
+    assert [ev[k]["failure"] for k in ("decoy", "again", "decoy_again")] == [failures.STALLED] * 3
+    assert "not keyed on the name" in str(result.finding.reason) and "keyed_on" not in ev
 
 
 async def test_a_stall_outside_the_freeze_window_is_not_called_the_freeze(env, objs):

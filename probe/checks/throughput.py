@@ -428,10 +428,11 @@ class _Budget:
 
 
 def repeat_cap(params: Params) -> float:
-    """A repeat's time cap: half the first transfer's, not under the stall bound. It only has to
-    show slow or not (a fast one ends long before; a slow one's rate is known by then), and a
-    round with a throttled service and its confirming retry must still fit its deadline."""
-    return min(params.max_seconds, max(params.stall_seconds, params.max_seconds / 2))
+    """A repeat's time cap: half the first transfer's, but a second past the stall bound (a freeze
+    must end as `stalled`, with where, not as a capped transfer). It only has to show slow or not
+    (a fast one ends long before; a slow one's rate is known by then), and a round with a
+    throttled service and its confirming retry must still fit its deadline."""
+    return min(params.max_seconds, max(params.max_seconds / 2, params.stall_seconds + 1))
 
 
 async def _alternate(ctx: Context, out: Download, params: Params, evidence: ThroughputEvidence, budget: _Budget) -> None:
