@@ -11,7 +11,12 @@ lab config pins them. Each case is one `msgreach once` in the client namespace, 
 - worst cases for the new checks, each on every service at once:
   `drop-after-connect` (every packet after the TCP handshake dropped, both ways: every TLS,
   MTProto and chat exchange waits for its timeout), `mtproto-first-bytes` + `quic-tspu` +
-  `chat-rst` (the protocol rules), `police-150k` and `stall-16k` on the download targets.
+  `chat-rst` (the protocol rules), `police-150k` and `stall-16k` on the download targets;
+- issue 20's freezes counted in packets on the download targets, each download also uploading
+  64 KB to the lab's `/upload` (`upload_path`): `freeze-packets` (the hosting prefix, both ways),
+  `freeze-packets-sni` (the name), `freeze-upload` (the client's own bytes): the cost of the
+  throughput check's repeats (real, decoy, real, decoy; the upload again), which run only when
+  the first transfer failed.
 
 CPU is the `msgreach once` process's user+sys (getrusage of the child), wall the round's own
 `duration_seconds`. Writes its section of docs/benchmarks.md (other sections are left alone).
@@ -58,6 +63,7 @@ def import_lab(prefix: str):
             if name.startswith(("NS_", "IF_")) and isinstance(getattr(plan, name), str):
                 setattr(plan, name, getattr(plan, name).replace("mrl-", prefix))
         plan.NAMESPACES = (plan.NS_CLIENT, plan.NS_CENSOR, plan.NS_SERVERS, plan.NS_RESOLVER)
+    import lab.field2026_scenarios  # noqa: F401 - registers the 2026 field's scenarios
     import lab.lab as lab_module
     import lab.plan as plan
     import lab.protocol_scenarios  # noqa: F401 - registers the protocol scenarios
@@ -66,8 +72,16 @@ def import_lab(prefix: str):
     return lab_module, plan, scenarios
 
 
-def config(lab, path: Path, *, protocols: bool) -> Path:
+def config(lab, path: Path, *, protocols: bool, uploads: bool = False) -> Path:
     data = lab.config_data(interval=60, timeouts=DEFAULT_TIMEOUTS, retries=1)
+    if uploads:  # every download target also uploads 64 KB to the lab's /upload (lab.UPLOAD_PATH)
+        for entry in data["services"]:
+            raw = yaml.safe_load((REPO / "configs" / "services" / f"{entry['catalog']}.yaml").read_text())
+            for target in raw["targets"]:
+                if "throughput" in target.get("checks", ()):
+                    params = {**target.get("params", {})}
+                    params["throughput"] = {**params.get("throughput", {}), "upload_path": "/upload"}
+                    entry.setdefault("patch", {}).setdefault(target["name"], {})["params"] = params
     shipped = yaml.safe_load((REPO / "configs" / "default.yaml").read_text()).get("schedule", {})
     data["schedule"]["concurrency"] = shipped.get("concurrency", 16)  # as the embedded default config runs
     if not protocols:
@@ -173,6 +187,16 @@ def section(results: dict[str, list[dict]], args: argparse.Namespace, meta: dict
             "The floor of the wall time is `whatsapp_chat`'s `hold_seconds` (3 s: each chat connection is held open to see "
             "drops after the first bytes) and the downloads (256 KB each, three services and two controls).",
         ]
+    clean, frozen = results.get("no censorship, downloads uploading 64 KB"), results.get("freeze-packets on the downloads, uploading")
+    if clean and frozen:
+        lines += [
+            "",
+            "**The freezes' repeats** (issue 20: no keyed claim from one pair). They run only when the first transfer failed: "
+            f"with every download also uploading 64 KB and no censorship the round took {median(clean, 'wall'):.1f} s. A failed "
+            "download is followed by the decoy, the real download again and the decoy again, each capped at half `max_seconds` "
+            "but a second past the stall bound (5 s); a frozen upload by the upload again; the confirming retry repeats the attempt. The worst case, "
+            f"`freeze-packets` with uploads (six stalls of some 4 s per attempt, twice), took {median(frozen, 'wall'):.1f} s of the 54 s.",
+        ]
     worst = max(results.items(), key=lambda item: median(item[1], "wall"))
     lines += ["", f"**Deadline.** The slowest case, `{worst[0]}`, took {median(worst[1], 'wall'):.1f} s of the 54 s; "
               f"{'no target was cut off by the deadline' if all(r['incomplete'] == 0 for rs in results.values() for r in rs) else 'some targets were cut off by the deadline (see the table)'}."]  # fmt: skip
@@ -225,6 +249,7 @@ def main() -> int:
     try:
         on = config(lab, lab.dir / "bench-protocols-on.yaml", protocols=True)
         off = config(lab, lab.dir / "bench-protocols-off.yaml", protocols=False)
+        up = config(lab, lab.dir / "bench-protocols-uploads.yaml", protocols=True, uploads=True)
         services = ["whatsapp", "telegram", "signal"]
         downloads = [f"{s}/download" for s in services]
         cases = [
@@ -235,6 +260,10 @@ def main() -> int:
              [("mtproto-first-bytes", ["telegram"]), ("quic-tspu", ["whatsapp/web"]), ("chat-rst", ["whatsapp"])]),
             ("police-150k on the downloads", on, [("police-150k", downloads)]),
             ("stall-16k on the downloads", on, [("stall-16k", downloads)]),
+            ("no censorship, downloads uploading 64 KB", up, []),
+            ("freeze-packets on the downloads, uploading", up, [("freeze-packets", downloads)]),
+            ("freeze-packets-sni on the downloads, uploading", up, [("freeze-packets-sni", downloads)]),
+            ("freeze-upload on the downloads, uploading", up, [("freeze-upload", downloads)]),
         ]  # fmt: skip
         results = {}
         for name, cfg, rules in cases:

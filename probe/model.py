@@ -737,6 +737,22 @@ class DownloadRedirect(Redirect):
 
 
 @dataclass(slots=True)
+class PacketCounts:
+    """What the kernel counted on one TCP connection when its transfer ended or stalled (Linux
+    TCP_INFO, linux/tcp.h): segments each way (`segs_out`/`segs_in`, handshake and ACKs
+    included; `data_segs_*` those carrying data, where the kernel has them), our bytes the peer
+    acknowledged and the bytes it sent us in order. A censor freezing "after ~25 packets both
+    ways" shows here as a count, whichever side sent them (probe.checks.packets)."""
+
+    segs_out: int
+    segs_in: int
+    bytes_acked: int
+    bytes_received: int
+    data_segs_out: int | None = _opt()
+    data_segs_in: int | None = _opt()
+
+
+@dataclass(slots=True)
 class Download:
     """One timed download on a fresh connection. `stalled_at_bytes` is where the transfer stopped
     making progress (the mobile networks' 16–20 KB freeze shows here); `measured` says whether
@@ -759,6 +775,34 @@ class Download:
     measured: bool = False
     reason: str | None = _opt()
     bytes_per_second: float | None = _opt()
+    packets: PacketCounts | None = _opt()  # the connection's counts where it ended or stalled
+    failed_operation: str | None = _operation()
+    t0: float | None = _operation()
+    t: float | None = _operation()
+    transaction_id: int | None = _operation()
+
+
+@dataclass(slots=True)
+class Upload:
+    """One upload of `size` bytes (an HTTP PUT, or the helper's signed upload) on a fresh
+    connection. `sent_bytes`: written by us; `acked_bytes`: acknowledged by the peer (TCP_INFO),
+    which is what a freeze stops; `stalled_at_bytes`: acknowledged bytes when nothing more was
+    acknowledged for the stall bound. An answer from the server (any status, even an early
+    close after it) means the path carried both ways: `answered`."""
+
+    address: str
+    port: int
+    size: int
+    failure: str | None = None
+    sni: str | None = _opt()
+    sent_bytes: int = 0
+    acked_bytes: int = 0
+    status_code: int | None = _opt()
+    answered: bool = False
+    stalled_at_bytes: int | None = _opt()
+    peer_answering: bool | None = _opt()  # in a stall, the peer still sent segments: its window shut, not the path
+    packets: PacketCounts | None = _opt()
+    duration_seconds: float = 0.0
     failed_operation: str | None = _operation()
     t0: float | None = _operation()
     t: float | None = _operation()
@@ -779,7 +823,25 @@ class ThroughputEvidence:
     control_fast: bool | None = None
     fast_controls: list[str] | None = None  # the controls whose transfer was fast (probe.judge.throughput)
     decoy: Download | None = None
-    sni_keyed: bool | None = None  # the decoy was fast: the throttling is keyed on the name
+    sni_keyed: bool | None = None  # the first decoy was fast (the judge's key needs the second too: `keyed_on`)
+    # Issue 20 item 4: no keyed claim from one pair. After a slow first download and its decoy,
+    # the real download again, then the decoy again (real, decoy, real, decoy): only when they
+    # agree does the judge name a key.
+    again: Download | None = _opt()
+    decoy_again: Download | None = _opt()
+    # The upload (params `upload_path`), to the same address with the same name; once more when
+    # it froze (the same agreement rule).
+    upload: Upload | None = _opt()
+    upload_again: Upload | None = _opt()
+    # The yardsticks (controls) whose own transfer stalled this round, and in which direction
+    # ("download", "upload", "both"): a freeze the line puts on domestic hosting too.
+    control_freezes: dict[str, str] | None = _opt()
+    floor_bytes_per_second: float | None = _opt()  # the params' floor, for the judge to read the repeats by
+    skipped: list[str] | None = _opt()  # repeats not started: they no longer fit in the check's bound
+    keyed_on: str | None = _judged(omit_none=True)  # "name" | "direction": what the judge read the freeze as
+    direction: str | None = _judged(omit_none=True)  # "download" | "upload" | "both": which transfer froze
+    line_freeze: list[str] | None = _judged(omit_none=True)  # yardsticks frozen the same way: the line's freeze
+    note: str | None = _judged(omit_none=True)  # why a freeze did not fail the check (the line's)
 
     def as_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"url": self.url, "size": self.size, "redirects": to_json(self.redirects)}
@@ -793,6 +855,9 @@ class ThroughputEvidence:
         if self.decoy is not None:
             data["decoy"] = to_json(self.decoy)
             data["sni_keyed"] = self.sni_keyed
+        for name in ("again", "decoy_again", "upload", "upload_again", "control_freezes", "skipped", "keyed_on", "direction", "line_freeze", "note"):
+            if getattr(self, name) is not None:
+                data[name] = to_json(getattr(self, name))
         return data
 
 
@@ -980,15 +1045,21 @@ class CircumventionEvidence:
 
 @dataclass(slots=True)
 class BulkTransfer:
-    """One bulk download from the helper on a fresh connection: `plain` TCP, or TLS with the
-    decoy SNI (`tls_decoy`) or the target's name (`tls_name`). `stalled_at_bytes`: where no byte
-    came for the stall bound (a freeze)."""
+    """One bulk transfer with the helper on a fresh connection: `plain` TCP, or TLS with the
+    decoy SNI (`tls_decoy`) or the target's name (`tls_name`); a download, or an upload (kinds
+    ending `_upload`: we send, the helper counts and answers). `stalled_at_bytes`: where no byte
+    came (a download) or nothing more was acknowledged (an upload) for the stall bound (a
+    freeze); `packets`: the connection's counts each way when it ended or froze."""
 
     kind: str
     sni: str | None = None  # None: plain TCP
     received_bytes: int = 0
     stalled_at_bytes: int | None = None
     failure: str | None = None
+    sent_bytes: int | None = _opt()  # an upload's body, written
+    acked_bytes: int | None = _opt()  # of the connection, acknowledged by the helper (TCP_INFO)
+    answered_bytes: int | None = _opt()  # an upload's count as the helper answered it
+    packets: PacketCounts | None = _opt()
     duration_seconds: float = 0.0
     failed_operation: str | None = _operation()
     t0: float | None = _operation()
@@ -1000,8 +1071,10 @@ class BulkTransfer:
 class HelperTransferEvidence:
     helper: str
     bytes: int  # the size each transfer asks for
-    keyed_on: str | None = _judged()  # "name" | "address" | "none_here": what the judge read the freeze as
-    transfers: list[BulkTransfer] = field(default_factory=list)  # plain, tls_decoy, tls_name
+    keyed_on: str | None = _judged()  # "name" | "address" | "direction" | "none_here": what the judge read the freeze as
+    transfers: list[BulkTransfer] = field(default_factory=list)  # plain, tls_decoy, tls_name, then the same as uploads
+    upload_bytes: int | None = _opt()  # the size each upload sends (None: no uploads)
+    direction: str | None = _judged(omit_none=True)  # "download" | "upload" | "both": which transfers froze
 
 
 @dataclass(slots=True)

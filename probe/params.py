@@ -122,6 +122,10 @@ class ThroughputParams(Params):
     control_ratio: float = Field(3.0, ge=1, le=1000)  # a fast control is this many times faster, at least
     decoy: Flag = True  # on a throttled transfer, the same download with the decoy SNI
     control: str | None = None  # the control target to compare with; default: any with `throughput`
+    # An upload (HTTP PUT) to the same address and name, where the service has a URL that takes a
+    # body: freezes counted in packets both ways trip on uploads too (issue 20).
+    upload_path: str | None = Field(None, min_length=1, max_length=2048)
+    upload_bytes: int = _count(64 * 1024, 4 * 1024 * 1024, 64 * 1024)
 
     @model_validator(mode="after")
     def _floor_reachable(self) -> ThroughputParams:
@@ -130,6 +134,8 @@ class ThroughputParams(Params):
                 f"size / floor_bytes_per_second = {self.size / self.floor_bytes_per_second:.1f} s exceeds "
                 f"max_seconds ({self.max_seconds} s): a transfer at the floor could never finish"
             )
+        if self.upload_path is not None and not self.upload_path.startswith("/"):
+            raise ValueError("upload_path is a path on the target's host (it starts with /)")
         return self
 
 
@@ -184,6 +190,13 @@ class HelperTransferParams(Params):
     stall_seconds: float = Field(3.0, gt=0, le=30)  # no byte for this long: frozen
     sni: str | None = None  # the name under test; default: the target's host
     decoy_sni: str | None = None  # default: the config's decoy_sni
+    upload_bytes: int = Field(64 * 1024, ge=0, le=1024 * 1024)  # each upload to the helper (0: no uploads)
+
+    @model_validator(mode="after")
+    def _upload_past_the_freeze(self) -> HelperTransferParams:
+        if 0 < self.upload_bytes < 64 * 1024:
+            raise ValueError("upload_bytes: 0 (no uploads) or at least 65536: a smaller upload ends before a freeze counted in packets")
+        return self
 
 
 CHECK_PARAMS.update({"udp_stream": UDPStreamParams, "circumvention": CircumventionParams, "helper_transfer": HelperTransferParams})

@@ -196,6 +196,22 @@ ENGLISH: dict[str, str] = {
     "transfer_slow": "{rate} bytes/s, under the floor",
     "control_download_fast": "{how}, while the control download {controls} was fast",
     "control_download_fast_sni_keyed": "{how}, while the control download {controls} was fast; a decoy SNI to the same address is fast: keyed on the name",
+    "control_download_fast_decoy_slow": (
+        "{how}, while the control download {controls} was fast; a decoy SNI to the same address was slow too, twice in alternation: "
+        "not keyed on the name"
+    ),
+    "transfer_froze_packets": "the transfer froze after {bytes} bytes ({packets} packets both ways): the 16–20 KB freeze",
+    "transfer_stalled_packets": "the transfer stalled after {bytes} bytes ({packets} packets both ways)",
+    "upload_froze_too": "{how}; the upload froze too (at {packets} packets both ways)",
+    "upload_froze_download_flowed": (
+        "the {kb} KB upload froze twice ({acked} bytes acknowledged, {packets} packets both ways) while the download from the "
+        "same address and name flowed ({download_packets} packets): keyed on the direction"
+    ),
+    "upload_froze_fewer_packets": (
+        "the {kb} KB upload froze twice ({acked} bytes acknowledged, {packets} packets both ways); the download from the same address and "
+        "name flowed but carried fewer packets ({download_packets}): a count both ways, not the direction"
+    ),
+    "line_freeze": "the transfer froze ({direction}) and so did the yardstick {controls} this round: the line's freeze, not the service's",
     # --- the helper checks (udp_stream, circumvention, helper_transfer) ---
     "no_helper_configured": "no helper is configured for this round (`helpers:`)",
     # the exchange with a helper that failed (HelperExchange.failure_reason), by its failure
@@ -230,4 +246,12 @@ ENGLISH: dict[str, str] = {
     "transfer_plain_failed": "even the plain transfer from the helper failed (at {kb} KB): nothing to compare",
     "transfer_keyed_on_name": "TLS from the helper's address with the name {sni} froze at {kb} KB while the decoy SNI {decoy} to the same address completed: keyed on the name",
     "transfer_keyed_on_address": "TLS from the helper's address froze at {kb} KB whatever the name (decoy too) while plain TCP from it completed: keyed on the address",
+    "helper_upload_froze_keyed_on_direction": (
+        "the upload to the helper ({kind}) froze at {kb} KB acknowledged ({packets} packets both ways) while every "
+        "download from it completed ({download_packets} packets or more): keyed on the direction"
+    ),
+    "helper_upload_froze_fewer_packets": (
+        "the upload to the helper ({kind}) froze at {kb} KB acknowledged ({packets} packets both ways); the "
+        "downloads completed with fewer packets ({download_packets}): a count both ways, not the direction"
+    ),
 }

@@ -536,6 +536,22 @@ ENGINE_RU: dict[str, str] = {
     "transfer_slow": "{rate} байт/с, ниже порога",
     "control_download_fast": "{how}, а контрольная загрузка {controls} шла быстро",
     "control_download_fast_sni_keyed": "{how}, а контрольная загрузка {controls} шла быстро; с подставным именем на тот же адрес тоже быстро: замедление по имени",
+    "control_download_fast_decoy_slow": (
+        "{how}, а контрольная загрузка {controls} шла быстро; с подставным именем на тот же адрес тоже медленно, дважды попеременно: "
+        "не по имени"
+    ),
+    "transfer_froze_packets": "загрузка замерла после {bytes} байт ({packets} пакетов в обе стороны): заморозка на 16–20 КБ",
+    "transfer_stalled_packets": "загрузка остановилась после {bytes} байт ({packets} пакетов в обе стороны)",
+    "upload_froze_too": "{how}; отправка тоже замерла (на {packets} пакетах в обе стороны)",
+    "upload_froze_download_flowed": (
+        "отправка {kb} КБ дважды замерла ({acked} байт подтверждено, {packets} пакетов в обе стороны), а загрузка с того "
+        "же адреса и имени шла ({download_packets} пакетов): заморозка по направлению"
+    ),
+    "upload_froze_fewer_packets": (
+        "отправка {kb} КБ дважды замерла ({acked} байт подтверждено, {packets} пакетов в обе стороны); загрузка с того же адреса и имени "
+        "шла, но пакетов в ней было меньше ({download_packets}): счёт в обе стороны, а не направление"
+    ),
+    "line_freeze": "передача замерла ({direction}), и эталон {controls} в этом раунде замер так же: заморозка линии, а не сервиса",
     # the helper checks
     "no_helper_configured": "для этого раунда не задан помощник (`helpers:`)",
     "line.helper_line_frozen": "связь с помощником за рубежом замерла после {kb} КБ",
@@ -569,6 +585,14 @@ ENGINE_RU: dict[str, str] = {
     "transfer_plain_failed": "даже обычная передача от помощника не прошла (на {kb} КБ): сравнивать не с чем",
     "transfer_keyed_on_name": "TLS с адреса помощника с именем {sni} замер на {kb} КБ, а подставное имя {decoy} на тот же адрес прошло: заморозка по имени",
     "transfer_keyed_on_address": "TLS с адреса помощника замер на {kb} КБ при любом имени (и подставном), а обычный TCP с него прошёл: заморозка по адресу",
+    "helper_upload_froze_keyed_on_direction": (
+        "отправка помощнику ({kind}) замерла на {kb} КБ подтверждённых ({packets} пакетов в обе стороны), а все "
+        "загрузки от него прошли ({download_packets} пакетов и больше): заморозка по направлению"
+    ),
+    "helper_upload_froze_fewer_packets": (
+        "отправка помощнику ({kind}) замерла на {kb} КБ подтверждённых ({packets} пакетов в обе стороны); загрузки "
+        "прошли с меньшим числом пакетов ({download_packets}): счёт в обе стороны, а не направление"
+    ),
 }
 
 # Every template the page says, the judge's reasons included: their English is probe/reasons.py's

@@ -331,9 +331,15 @@ async def test_bulk_transfers_from_the_helper_complete_on_a_clean_path(tmp_path:
         assert target.verdict == "ok", target.as_json()
         evidence = target.as_json()["checks"][0]
         assert evidence["keyed_on"] == "none_here"
-        assert [(t["kind"], t["sni"], t["received_bytes"]) for t in evidence["transfers"]] == [
+        assert [(t["kind"], t["sni"], t["received_bytes"]) for t in evidence["transfers"][:3]] == [
             ("plain", None, 65536), ("tls_decoy", "example.org", 65536), ("tls_name", "www.whatsapp.com", 65536)]
+        # The same three as uploads (64 KB each by default): counted by the helper, its count answered.
+        uploads = evidence["transfers"][3:]
+        assert [(t["kind"], t["sni"], t["answered_bytes"]) for t in uploads] == [
+            ("plain_upload", None, 65536), ("tls_decoy_upload", "example.org", 65536), ("tls_name_upload", "www.whatsapp.com", 65536)]
+        assert all(t["packets"]["segs_out"] > 0 and t["acked_bytes"] > 65536 for t in uploads)
         assert helper.metrics.registry.get_sample_value("msgreach_helper_bulk_bytes_total") == 3 * 65536
+        assert helper.metrics.registry.get_sample_value("msgreach_helper_bulk_received_bytes_total") == 3 * 65536
     finally:
         await helper.close()
         server.close()

@@ -264,6 +264,7 @@ def test_malformed_bulk_lines_and_datagrams_are_dropped_and_counted(helper_proce
         b'{"time": ' + b"[" * 5000 + b"]" * 5000 + b', "bytes": 100}\n',
         b"\xff\xfe\xfd\n",
         b"x" * 9000 + b"\n",  # no line within the head limit
+        b'{"time": "1", "nonce": "00", "bytes": 100, "signature": "00", "direction": "sideways"}\n',  # upload or nothing
     ]
     for line in lines:
         status, _ = _raw(helper_process.ports["bulk"], line)

@@ -8,7 +8,17 @@ from probe.judge import RoundFacts
 from probe.judge import circumvention as circumvention_judge
 from probe.judge import helper_transfer as transfer_judge
 from probe.judge import udp_stream as stream_judge
-from probe.model import BulkTransfer, CircumventionEvidence, EchoedStream, Fault, HelperTransferEvidence, SignatureProbe, UDPStreamEvidence, Verdict
+from probe.model import (
+    BulkTransfer,
+    CircumventionEvidence,
+    EchoedStream,
+    Fault,
+    HelperTransferEvidence,
+    PacketCounts,
+    SignatureProbe,
+    UDPStreamEvidence,
+    Verdict,
+)
 
 FACTS = RoundFacts()
 
@@ -93,3 +103,34 @@ def test_a_freeze_that_follows_the_name_or_the_address_is_told_apart() -> None:
     assert keyed == "address" and finding.differential == "helper_plain"
     failure, finding, keyed = judged(frozen("plain"), frozen("tls_decoy", "example.org"), frozen("tls_name", "x"))
     assert keyed is None and finding.fault == Fault.UNSEPARATED
+
+
+def test_an_upload_freeze_while_the_downloads_complete_is_keyed_on_the_direction() -> None:
+    size, up = 262144, 65536
+
+    def download(kind: str, sni: str | None, segs: int = 200) -> BulkTransfer:
+        return BulkTransfer(kind, sni, size, packets=PacketCounts(segs // 3, segs - segs // 3, 300, size))
+
+    def upload(kind: str, sni: str | None, *, froze: bool) -> BulkTransfer:
+        if not froze:
+            return BulkTransfer(f"{kind}_upload", sni, 2, sent_bytes=up, acked_bytes=up + 400, answered_bytes=up)
+        return BulkTransfer(f"{kind}_upload", sni, 0, 20_000, "stalled", sent_bytes=up, acked_bytes=20_000, packets=PacketCounts(22, 4, 20_000, 0))
+
+    def judged(downloads_segs: int, *frozen: str) -> tuple[HelperTransferEvidence, object]:
+        kinds = (("plain", None), ("tls_decoy", "example.org"), ("tls_name", "x"))
+        transfers = [download(k, s, downloads_segs) for k, s in kinds] + [upload(k, s, froze=k in frozen) for k, s in kinds]
+        evidence = HelperTransferEvidence("abroad", size, transfers=transfers, upload_bytes=up)
+        return evidence, transfer_judge.analyse(evidence, FACTS)
+
+    evidence, analysis = judged(200)
+    assert analysis.ok and (evidence.keyed_on, evidence.direction) == ("none_here", None)
+    evidence, analysis = judged(200, "plain", "tls_decoy", "tls_name")
+    assert (analysis.failure, evidence.keyed_on, evidence.direction) == ("stalled", "direction", "upload")
+    assert analysis.finding.fault == Fault.PATH and "keyed on the direction" in str(analysis.finding.reason) and "26 packets" in str(analysis.finding.reason)
+    evidence, analysis = judged(20, "tls_name")  # the downloads carried fewer packets than the upload froze at
+    assert evidence.keyed_on is None and "not the direction" in str(analysis.finding.reason)
+    # A refused upload (the helper closed, no count) is no freeze.
+    evidence = HelperTransferEvidence("abroad", size, upload_bytes=up, transfers=[
+        download("plain", None), download("tls_decoy", "example.org"), download("tls_name", "x"),
+        BulkTransfer("tls_name_upload", "x", 0, None, "eof_error", sent_bytes=up)])
+    assert transfer_judge.analyse(evidence, FACTS).ok and evidence.keyed_on == "none_here"

@@ -13,7 +13,7 @@ from servers import objects
 from probe import failures
 from probe.checks import throughput
 from probe.checks.context import ControlPhase, Skip
-from probe.model import CheckResult, Download, Fault, Finding, TargetResult, ThroughputEvidence, Verdict
+from probe.model import CheckResult, Download, Fault, Finding, PacketCounts, TargetResult, ThroughputEvidence, Upload, Verdict
 from probe.runner import run_round
 
 LOOPBACK = "127.0.0.1"
@@ -64,7 +64,8 @@ FAST_CONTROL = control_facts(50_000_000.0)
 
 
 def context(env, port: int, *, sni: str = HOST, facts: ControlPhase | None = FAST_CONTROL, tls: bool = True):
-    ctx = env.context(sni, target={"addresses": [LOOPBACK], "ports": [port], "checks": ["tcp", "tls", "throughput"]}, phase=facts)
+    # A bound for the repeats (real, decoy, real, decoy at max_seconds each) to fit in.
+    ctx = env.context(sni, target={"addresses": [LOOPBACK], "ports": [port], "checks": ["tcp", "tls", "throughput"]}, phase=facts, timeout=5.0)
     if tls:
         ctx.results.append(CheckResult("tls", True))
         ctx.tls_endpoint = (LOOPBACK, port)
@@ -133,6 +134,9 @@ async def test_stall_after_16_kb_is_reported_with_its_byte_count(env, objs):
     assert ev["bytes_per_second"] < FLOOR
     # The freeze is named in the reason, beside the differential that makes it a throttle.
     assert "the 16–20 KB freeze" in str(result.finding.reason) and result.finding.differential == "control_download"
+    # The repeats freeze the same way, and say so as a stall (not a transfer cut by their time cap).
+    assert [ev[k]["failure"] for k in ("decoy", "again", "decoy_again")] == [failures.STALLED] * 3
+    assert "not keyed on the name" in str(result.finding.reason) and "keyed_on" not in ev
 
 
 async def test_a_stall_outside_the_freeze_window_is_not_called_the_freeze(env, objs):
@@ -346,3 +350,135 @@ async def test_a_stall_feeds_the_stall_offset_metric(env, objs, tmp_path):
     assert 'service="telegram"' in line and 'target="download"' in line
     assert 16384 < float(line.rsplit(" ", 1)[1]) < 16384 + 1024
     assert "the 16–20 KB freeze" in str(next(c for c in target.checks if c.check == "throughput").finding.reason)
+
+
+# --- issue 20: no keyed claim from one pair; uploads; the line's freeze --------------------------------
+
+
+async def test_one_unlucky_transfer_makes_no_claim(env, objs):
+    # A lossy line: the first transfer stalls, the decoy after it is fast, the real one again is
+    # fast too. One pair would have read "keyed on the name"; the alternation agrees on nothing.
+    result = await measure(env, objs, "/object?stall_once=unlucky-1")
+    ev = result.as_json()
+    assert result.ok and verdict_of(result) is None, result.finding
+    assert ev["transfer_failure"] == failures.STALLED and ev["decoy"]["measured"] and ev["again"]["complete"]
+    assert "decoy_again" not in ev and "keyed_on" not in ev
+
+
+async def test_keyed_on_the_name_needs_both_decoys(env, objs):
+    result = await measure(env, objs, sni=SLOW_SNI)
+    ev = result.as_json()
+    assert ev["keyed_on"] == "name" and ev["direction"] == "download"
+    assert ev["again"]["sni"] == SLOW_SNI and ev["decoy_again"]["sni"] == "example.org"
+    assert [r["sni"] for r in objs["stats"]["requests"][-4:]] == [SLOW_SNI, "example.org", SLOW_SNI, "example.org"]
+
+
+async def test_repeats_that_do_not_fit_are_skipped_and_claim_nothing(env, objs):
+    ctx = env.context(SLOW_SNI, target={"addresses": [LOOPBACK], "ports": [objs["ports"]["tls"]], "checks": ["tls", "throughput"]},
+                      phase=FAST_CONTROL, timeout=0.6)  # a bound of 1.8 s: the 1 s download leaves too little
+    ctx.results.append(CheckResult("tls", True))
+    ctx.tls_endpoint = (LOOPBACK, objs["ports"]["tls"])
+    result = await measured(ctx, throughput, params())
+    ev = result.as_json()
+    assert result.ok and "again" in ev["skipped"] and "keyed_on" not in ev
+
+
+def freezing_controls() -> ControlPhase:
+    fast = control_facts(50_000_000.0, name="download-international").controls
+    download = Download("198.19.200.10", 443, failure=failures.STALLED, measured=True, bytes_per_second=900.0, stalled_at_bytes=16500)
+    check = CheckResult("throughput", True, evidence=ThroughputEvidence("https://mirror.test/", throughput.MIN_SIZE, download=download, slow=True))
+    frozen = TargetResult("controls", "download-domestic", "mirror.test", Verdict.OK, [check])
+    return ControlPhase(controls={**fast, "download-domestic": frozen})
+
+
+async def test_a_freeze_the_domestic_yardstick_shares_is_the_lines(env, objs):
+    result = await measure(env, objs, "/object?stall_after=16384", facts=freezing_controls())
+    ev = result.as_json()
+    assert result.ok and verdict_of(result) is None
+    assert ev["control_freezes"] == {"download-domestic": "download"} and ev["line_freeze"] == ["download-domestic"]
+    assert "the line's freeze, not the service's" in ev["note"]
+    # Without the yardstick's freeze the same transfer is throttled.
+    assert verdict_of(await measure(env, objs, "/object?stall_after=16384")) == "throttled"
+
+
+async def test_the_download_records_packets_both_ways(env, objs):
+    ev = (await measure(env, objs)).as_json()
+    packets = ev["packets"]
+    assert packets["segs_in"] > 0 and packets["segs_out"] > 0 and packets["bytes_received"] >= throughput.MIN_SIZE
+
+
+async def test_an_upload_is_measured_beside_the_download(env, objs):
+    result = await measure(env, objs, upload_path="/upload", upload_bytes=96 * 1024)
+    ev = result.as_json()
+    assert result.ok and ev["upload"]["answered"] and ev["upload"]["status_code"] == 200
+    assert objs["stats"]["uploads"][-1] == 96 * 1024
+    assert ev["upload"]["acked_bytes"] >= 96 * 1024 and ev["upload"]["packets"]["segs_out"] > 0
+
+
+@pytest.mark.parametrize("quirk", ["noread=1", "early=1"])
+async def test_a_server_that_will_not_take_the_upload_is_no_freeze(env, objs, quirk):
+    # A server that stops reading (its window shuts, it still acknowledges our probes) or answers
+    # at once and closes: the server's own behaviour, never a freeze of the path. Plain HTTP, so
+    # that no TLS layer of the server's reads on while its application does not.
+    port = objs["ports"]["plain"]
+    ctx = env.context(HOST, target={"addresses": [LOOPBACK], "ports": [port], "checks": ["tcp", "throughput"]}, phase=FAST_CONTROL, timeout=5.0)
+    ctx.connected = [(LOOPBACK, port)]
+    ctx.results.append(CheckResult("tcp", True))
+    result = await measured(ctx, throughput, params(scheme="http", upload_path=f"/upload?{quirk}", upload_bytes=4 * 1024 * 1024, stall_seconds=2.0, max_seconds=3.0))
+    ev = result.as_json()
+    assert result.ok and verdict_of(result) is None, result.finding
+    assert "upload_again" not in ev and "keyed_on" not in ev
+    upload = ev["upload"]
+    if quirk == "early=1":
+        assert upload["answered"] and upload["status_code"] == 413
+    else:
+        assert upload["failure"] == failures.STALLED and upload["peer_answering"], upload
+
+
+def _upload(failure: str | None, segs: int) -> Upload:
+    counts = PacketCounts(segs_out=segs - 2, segs_in=2, bytes_acked=20_000, bytes_received=200)
+    return Upload("192.0.2.1", 443, 65536, failure=failure, sni=HOST, acked_bytes=20_000, stalled_at_bytes=20_000 if failure else None,
+                  answered=failure is None, packets=counts)
+
+
+def _frozen_upload_evidence(download_segs: int) -> ThroughputEvidence:
+    download = Download("192.0.2.1", 443, measured=True, complete=True, bytes_per_second=9e6,
+                        packets=PacketCounts(segs_out=download_segs // 3, segs_in=download_segs - download_segs // 3, bytes_acked=300, bytes_received=262_500))
+    return ThroughputEvidence("https://x.test/o", throughput.MIN_SIZE, download=download, slow=False, floor_bytes_per_second=FLOOR,
+                              upload=_upload(failures.STALLED, 25), upload_again=_upload(failures.STALLED, 26))
+
+
+def test_an_upload_frozen_twice_while_the_download_flowed_is_keyed_on_the_direction():
+    from probe.judge.analysis import RoundFacts
+    from probe.judge.throughput import analyse
+
+    evidence = _frozen_upload_evidence(download_segs=190)
+    analysis = analyse(evidence, RoundFacts())
+    assert not analysis.ok and analysis.failure == failures.STALLED
+    assert (evidence.keyed_on, evidence.direction, analysis.finding.differential) == ("direction", "upload", "download_same_address")
+    assert "keyed on the direction" in str(analysis.finding.reason) and "26 packets" in str(analysis.finding.reason)
+    # Fewer packets in the download than the upload froze at: a count both ways would explain it.
+    evidence = _frozen_upload_evidence(download_segs=20)
+    analysis = analyse(evidence, RoundFacts())
+    assert evidence.keyed_on is None and "not the direction" in str(analysis.finding.reason)
+    # Frozen once, then through: no claim.
+    evidence = _frozen_upload_evidence(download_segs=190)
+    evidence.upload_again = _upload(None, 50)
+    assert analyse(evidence, RoundFacts()).ok and evidence.keyed_on is None
+
+
+async def test_the_repeats_and_uploads_are_rejudged_from_the_archive(env, objs):
+    # What the analyser reads (repeats, uploads, packets, the floor) is kept in the observations.
+    from probe.evidence.observations import dump, load
+    from probe.judge.analysis import RoundFacts
+    from probe.judge.throughput import analyse
+
+    result = await measure(env, objs, sni=SLOW_SNI, upload_path="/upload")
+    stored = load(dump(result.evidence))
+    assert stored.again is not None and stored.decoy_again is not None and stored.upload.packets is not None
+    again = analyse(stored, RoundFacts())
+    assert (again.ok, again.failure, str(again.finding.reason)) == (result.ok, result.failure, str(result.finding.reason))
+    assert stored.keyed_on == "name"
+    evidence = _frozen_upload_evidence(download_segs=190)
+    stored = load(dump(evidence))
+    assert not analyse(stored, RoundFacts()).ok and stored.keyed_on == "direction"

@@ -9,11 +9,17 @@ when the transfer stops making progress for `stall_seconds`, the byte count wher
 A slow transfer is compared with this round's control transfers (a yardstick in
 `configs/services/controls.yaml`): `throttled` needs one of them fast, over the floor and
 `control_ratio` times this one (probe.judge.throughput: the rules, which the check applies while
-measuring, because a throttled transfer is repeated to the same address with a decoy SNI; a
-fast decoy is the proof that the throttling is keyed on the name, the method of "Throttling
-Twitter", IMC 2021). If every control is about as slow, the vantage's line is slow: `slow:
-true, control_fast: false`, no failure (a bad line is no block, and a control's own slowness is
-evidence, not a failure).
+measuring, because a throttled transfer is repeated). The repeats alternate on fresh connections
+to the same address: the decoy SNI, the real download again, the decoy again (issue 20: no keyed
+claim from one pair; two fast decoys are the proof that the throttling is keyed on the name, the
+method of "Throttling Twitter", IMC 2021). If every control is about as slow, the vantage's line
+is slow: `slow: true, control_fast: false`, no failure (a bad line is no block, and a control's
+own slowness is evidence, not a failure).
+
+With `upload_path`, an upload (HTTP PUT of `upload_bytes`) to the same address and name follows
+the download: freezes counted in packets both ways trip on uploads too. A frozen upload is tried
+again. Every transfer records its connection's packets and bytes each way (TCP_INFO,
+probe.checks.packets) where it ended or stalled.
 
 A transfer that stops making progress records the byte count where it stalled
 (`stalled_at_bytes`, the metric `msgreach_download_stall_offset_bytes`); a stall between
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import time
 from urllib.parse import urljoin, urlsplit
 
@@ -37,8 +44,9 @@ from probe import __version__, failures
 from probe.checks.context import Context, Skip
 from probe.checks.endpoints import connected_endpoints
 from probe.checks.observe import recorded
-from probe.judge.throughput import FREEZE_WINDOW, fast_controls, is_slow
-from probe.model import CheckResult, Download, DownloadRedirect, ThroughputEvidence
+from probe.checks.packets import PacketCounter, unsent_or_unacked
+from probe.judge.throughput import FREEZE_WINDOW, fast_controls, freezes, is_slow, upload_froze
+from probe.model import CheckResult, Download, DownloadRedirect, ThroughputEvidence, Upload
 from probe.net import open_tcp, ssl_context
 from probe.params import ThroughputParams as Params
 from probe.resolvers import lookup
@@ -50,7 +58,9 @@ MAX_HEADER_BYTES = 64 * 1024
 READ_SIZE = 64 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
-__all__ = ["FREEZE_WINDOW", "MIN_SIZE", "NAME", "Params", "run", "transfer"]
+_UPLOAD_POLL = 0.25  # seconds between looks at what the peer acknowledged of an upload
+
+__all__ = ["FREEZE_WINDOW", "MIN_SIZE", "NAME", "Params", "run", "transfer", "upload"]
 
 
 async def _read(reader: asyncio.StreamReader, stall: float, deadline: float) -> bytes | None:
@@ -89,17 +99,30 @@ async def transfer(
     out = Download(address, port, sni=sni if scheme == "https" else None)
     started = time.monotonic()
     times: list[float] = []  # when the first and the last byte came
+    counter = PacketCounter()
+    try:
+        await _download_once(ctx, out, counter, scheme, host, path, params, sni, verify, times, started)
+    finally:
+        counter.close()
+    _rate(out, times)
+    return out
+
+
+async def _download_once(ctx: Context, out: Download, counter: PacketCounter, scheme: str, host: str, path: str, params: Params,
+                         sni: str, verify: bool, times: list[float], started: float) -> None:
+    address, port = out.address, out.port
     async with recorded(ctx, out, None, "connect") as operation:
         operation.at_failure(lambda: _where_it_stopped(out))
         async with asyncio.timeout(ctx.bounded(params.connect_timeout)):
             reader, writer = await open_tcp(ctx.route, address, port)
             operation.close_at_end(writer)
+            counter.attach(writer)
+            operation.at_failure(lambda: _count_packets(out, counter))
             if scheme == "https":
                 operation.now("tls_handshake")
                 context = ssl_context(ctx.ca_bundles(), ctx.replace_trust(), verify=verify, alpn=("http/1.1",))
                 await writer.start_tls(context, server_hostname=sni)
-        authority = host if port in (80, 443) else f"{host}:{port}"
-        lines = [f"GET {path} HTTP/1.1", f"Host: {authority}", f"User-Agent: msgreach/{__version__}", "Accept: */*", "Accept-Encoding: identity"]
+        lines = [f"GET {path} HTTP/1.1", f"Host: {_authority(host, port)}", f"User-Agent: msgreach/{__version__}", "Accept: */*", "Accept-Encoding: identity"]
         if params.range:
             lines.append(f"Range: bytes=0-{params.size - 1}")
         lines += [f"{k}: {v}" for k, v in params.headers.items()]
@@ -110,8 +133,101 @@ async def transfer(
         deadline = requested_at + params.max_seconds
         operation.now("read")
         await _receive(reader, out, params, deadline, times)
-    _rate(out, times)
+        out.packets = counter.read()
+
+
+def _authority(host: str, port: int) -> str:
+    return host if port in (80, 443) else f"{host}:{port}"
+
+
+def _count_packets(out: Download, counter: PacketCounter) -> None:
+    out.packets = counter.read()
+
+
+async def upload(
+    ctx: Context, address: str, port: int, scheme: str, host: str, params: Params, *, sni: str | None = None, verify: bool = True
+) -> Upload:
+    """One upload of `upload_bytes` (an HTTP PUT to `upload_path`) on a fresh connection; evidence,
+    never raises. It ends at the server's first answer byte (any answer: the path carried both
+    ways); it froze when the peer acknowledged nothing more for `stall_seconds` and did not answer."""
+    sni = sni or host
+    out = Upload(address, port, params.upload_bytes, sni=sni if scheme == "https" else None)
+    counter = PacketCounter()
+    try:
+        await _upload_once(ctx, out, counter, scheme, host, params, sni, verify)
+    finally:
+        counter.close()
     return out
+
+
+async def _upload_once(ctx: Context, out: Upload, counter: PacketCounter, scheme: str, host: str, params: Params, sni: str, verify: bool) -> None:
+    address, port = out.address, out.port
+    async with recorded(ctx, out, None, "connect") as operation:
+        async with asyncio.timeout(ctx.bounded(params.connect_timeout)):
+            reader, writer = await open_tcp(ctx.route, address, port)
+            operation.close_at_end(writer)
+            counter.attach(writer)
+            operation.at_failure(lambda: _upload_stopped(out, counter))
+            if scheme == "https":
+                operation.now("tls_handshake")
+                context = ssl_context(ctx.ca_bundles(), ctx.replace_trust(), verify=verify, alpn=("http/1.1",))
+                await writer.start_tls(context, server_hostname=sni)
+        head = [f"PUT {params.upload_path} HTTP/1.1", f"Host: {_authority(host, port)}", f"User-Agent: msgreach/{__version__}",
+                "Content-Type: application/octet-stream", f"Content-Length: {params.upload_bytes}", "Connection: close", "", ""]
+        operation.now("write")
+        writer.write("\r\n".join(head).encode())
+        writer.write(os.urandom(params.upload_bytes))  # incompressible; bounded by the params (4 MB)
+        out.sent_bytes = params.upload_bytes
+        operation.now("read")
+        await _answer(reader, writer, out, params, counter)
+        _upload_stopped(out, counter)
+
+
+async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, out: Upload, params: Params, counter: PacketCounter) -> None:
+    """Wait for the server's answer while watching the peer acknowledge the body (TCP_INFO).
+    Data still waiting, nothing more acknowledged and no answer for `stall_seconds` is a freeze
+    (`stalled`); if the peer kept sending segments meanwhile (it acknowledged our window probes:
+    its receive window is shut, it does not read), it is the server's, `peer_answering`.
+    Everything acknowledged and no answer by `max_seconds` is a server that does not answer."""
+    started = time.monotonic()
+    progress, progress_at, segs_in = -1, started, 0
+    reading = asyncio.ensure_future(reader.read(READ_SIZE))
+    try:
+        while True:
+            done, _ = await asyncio.wait({reading}, timeout=_UPLOAD_POLL)
+            if done:
+                _answered(out, reading.result())
+                return
+            now = time.monotonic()
+            counts = counter.read()
+            out.acked_bytes = counts.bytes_acked if counts is not None else 0
+            moved = out.acked_bytes if counts is not None else out.sent_bytes - writer.transport.get_write_buffer_size()
+            if moved > progress:
+                progress, progress_at, segs_in = moved, now, counts.segs_in if counts is not None else 0
+            waiting = unsent_or_unacked(writer)
+            if waiting is not False and now - progress_at >= params.stall_seconds:
+                out.stalled_at_bytes = out.acked_bytes
+                out.peer_answering = counts is not None and counts.segs_in > segs_in
+                raise failures.Failure(failures.STALLED, f"nothing acknowledged for {params.stall_seconds:g} s")
+            if now - started >= params.max_seconds:
+                raise failures.Failure(failures.TIMEOUT, f"no answer in {params.max_seconds:g} s")
+    finally:
+        reading.cancel()
+
+
+def _answered(out: Upload, data: bytes) -> None:
+    if not data:
+        raise failures.Failure(failures.EOF, "closed before an answer")
+    out.answered = True
+    parts = data.split(b"\r\n", 1)[0].split(b" ", 2)
+    if len(parts) >= 2 and parts[0].startswith(b"HTTP/1.") and parts[1].isdigit():
+        out.status_code = int(parts[1])
+
+
+def _upload_stopped(out: Upload, counter: PacketCounter) -> None:
+    out.packets = counter.read()
+    if out.packets is not None:
+        out.acked_bytes = out.packets.bytes_acked
 
 
 async def _receive(reader: asyncio.StreamReader, out: Download, params: Params, deadline: float, times: list[float]) -> None:
@@ -267,25 +383,81 @@ async def run(ctx: Context, params: Params) -> ThroughputEvidence:
         raise Skip("no connection to download over")
     address, port, scheme = endpoint
     evidence = ThroughputEvidence(_url(scheme, ctx.target.host, port, params.path), params.size)
+    evidence.floor_bytes_per_second = params.floor_bytes_per_second
+    budget = _Budget(ctx, params)
     out = await _download(ctx, address, port, scheme, params, evidence)
     evidence.download = out
-    if not is_slow(out, params.floor_bytes_per_second):
+    if params.upload_path is not None:
+        evidence.upload = await upload(ctx, address, port, scheme, ctx.target.host, params)
+    slow = is_slow(out, params.floor_bytes_per_second)
+    upload_frozen = evidence.upload is not None and upload_froze(evidence.upload)
+    if not slow and not upload_frozen:
         return evidence
-    evidence.slow = True
+    evidence.slow = slow
     if ctx.is_control:
         return evidence  # a yardstick: its rate is the evidence, its slowness no failure of its own
     controls = ctx.control_results(NAME, params.control)
     evidence.controls = {name: _reported_rate(r) for name, r in controls}
-    rate = 0.0 if out.failure else out.bytes_per_second or 0.0  # a stalled or cut transfer: the floor alone
-    fast = fast_controls([(name, _control_rate(r)) for name, r in controls], rate, params.floor_bytes_per_second, params.control_ratio)
-    evidence.control_fast = bool(fast)
-    if not fast:
-        return evidence  # every control transfer is as slow (or none is configured): the line is slow
-    evidence.fast_controls = fast
-    url = urlsplit(evidence.url)
-    if params.decoy and url.scheme == "https":
-        path = url.path + (f"?{url.query}" if url.query else "")
-        decoy = await transfer(ctx, out.address, out.port, "https", url.hostname or ctx.target.host, path, params, sni=ctx.decoy_sni, verify=False)
-        evidence.decoy = decoy
-        evidence.sni_keyed = None if not decoy.measured else not is_slow(decoy, params.floor_bytes_per_second)
+    evidence.control_freezes = {name: way for name, r in controls if (way := _froze(r)) is not None} or None
+    if slow:
+        rate = 0.0 if out.failure else out.bytes_per_second or 0.0  # a stalled or cut transfer: the floor alone
+        fast = fast_controls([(name, _control_rate(r)) for name, r in controls], rate, params.floor_bytes_per_second, params.control_ratio)
+        evidence.control_fast = bool(fast)
+        if fast:  # else every control transfer is as slow (or none is configured): the line is slow
+            evidence.fast_controls = fast
+            await _alternate(ctx, out, params, evidence, budget)
+    if upload_frozen and budget.allows("upload_again", evidence):  # one frozen upload is no claim (issue 20 item 4)
+        evidence.upload_again = await upload(ctx, address, port, scheme, ctx.target.host, params)
     return evidence
+
+
+class _Budget:
+    """The repeats run only while a whole transfer still fits in the check's bound (the runner
+    gives a check three times its timeout): one that does not fit is not started, and the
+    evidence says so (`skipped`): no agreement then, so no claim."""
+
+    def __init__(self, ctx: Context, params: Params) -> None:
+        self._end = time.monotonic() + 3 * ctx.timeout
+        self._need = ctx.bounded(params.connect_timeout) + repeat_cap(params)
+
+    def allows(self, attempt: str, evidence: ThroughputEvidence) -> bool:
+        if self._end - time.monotonic() >= self._need:
+            return True
+        evidence.skipped = [*(evidence.skipped or ()), attempt]
+        return False
+
+
+def repeat_cap(params: Params) -> float:
+    """A repeat's time cap: half the first transfer's, but a second past the stall bound (a freeze
+    must end as `stalled`, with where, not as a capped transfer). It only has to show slow or not
+    (a fast one ends long before; a slow one's rate is known by then), and a round with a
+    throttled service and its confirming retry must still fit its deadline."""
+    return min(params.max_seconds, max(params.max_seconds / 2, params.stall_seconds + 1))
+
+
+async def _alternate(ctx: Context, out: Download, params: Params, evidence: ThroughputEvidence, budget: _Budget) -> None:
+    """After a slow download: the decoy, the real download again, the decoy again (real, decoy,
+    real, decoy on fresh connections to the same address), so that a key is named only when
+    they agree; a real download that is fast the second time ends it (no claim to make). Each
+    is capped at `repeat_cap`."""
+    params = params.model_copy(update={"max_seconds": repeat_cap(params)})
+    url = urlsplit(evidence.url)
+    host, path = url.hostname or ctx.target.host, url.path + (f"?{url.query}" if url.query else "")
+    decoy = params.decoy and url.scheme == "https"
+    if decoy and budget.allows("decoy", evidence):
+        evidence.decoy = await transfer(ctx, out.address, out.port, "https", host, path, params, sni=ctx.decoy_sni, verify=False)
+        evidence.sni_keyed = None if not evidence.decoy.measured else not is_slow(evidence.decoy, params.floor_bytes_per_second)
+    if not budget.allows("again", evidence):
+        return
+    evidence.again = await transfer(ctx, out.address, out.port, url.scheme, host, path, params)
+    if decoy and is_slow(evidence.again, params.floor_bytes_per_second) and budget.allows("decoy_again", evidence):
+        evidence.decoy_again = await transfer(ctx, out.address, out.port, "https", host, path, params, sni=ctx.decoy_sni, verify=False)
+
+
+def _froze(result: CheckResult) -> str | None:
+    """Which of a control's transfers stalled this round: download, upload, both, or None."""
+    evidence = result.evidence
+    if not isinstance(evidence, ThroughputEvidence):
+        return None
+    return freezes(evidence.download is not None and evidence.download.failure == failures.STALLED,
+                   evidence.upload is not None and upload_froze(evidence.upload))

@@ -34,13 +34,16 @@ HISTORY: Mapping[int, str] = {
         "the OONI export derives and says so)"
     ),
     3: (
-        "blocks that linger (issue 20): `probes`, the round's probe log for the destinations the target probed (each "
+        "issue 20. Blocks that linger: `probes`, the round's probe log for the destinations the target probed (each "
         "check's probes to each address or helper, kind measurement or trigger, attempt, start/end in seconds since the "
         "round began, failure); `after_trigger` (destination, trigger, seconds, cooldown) on a failure that followed our own "
         "trigger probe within its cooldown, which the judge reads (`error`); `held_from` on a trigger target not sent "
         "that round (its last result, measured in the round of that unix time); `round_facts.ipv6` (a control reached IPv6: each "
-        "family of the target judged apart, a family every address of which fails is `ip_blocked`). A version-2 record is read as it is: it "
-        "has none of them, and none applied"
+        "family of the target judged apart, a family every address of which fails is `ip_blocked`). Freezes counted in packets: "
+        "packets each way (PacketCounts from TCP_INFO) on every download and bulk transfer; the throughput check's repeats (again, "
+        "decoy_again), its uploads (upload, upload_again: Upload records), control_freezes, floor_bytes_per_second and skipped; bulk "
+        "uploads (kinds *_upload with sent/acked/answered bytes) and upload_bytes. A version-2 record is read as it is: it has none "
+        "of them and none applied (its one slow transfer stands and no key is named)"
     ),
 }
 

@@ -19,6 +19,7 @@ class HelperMetrics:
         self.stream_bytes = Counter("msgreach_helper_stream_bytes", "Stream bytes received (each echoed with at most as many)", registry=r)
         self.probe_arrivals = Counter("msgreach_helper_probe_arrivals", "Circumvention probe payloads that arrived, by transport", ["transport"], registry=r)
         self.bulk_bytes = Counter("msgreach_helper_bulk_bytes", "Bytes sent in authenticated bulk transfers", registry=r)
+        self.bulk_bytes_received = Counter("msgreach_helper_bulk_received_bytes", "Bytes received in authenticated bulk uploads", registry=r)
         self.measurements = Counter("msgreach_helper_measurements", "Catalog targets measured (not answered from the cache)", registry=r)
         self.sessions = Gauge("msgreach_helper_open_sessions", "Open stream sessions and probe expectations", registry=r)
         self.connections = Gauge("msgreach_helper_open_connections", "Open TCP connections, by channel (http, probe, bulk)", ["channel"], registry=r)

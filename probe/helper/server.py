@@ -369,8 +369,8 @@ class Helper:
             if parsed is None:
                 self.metrics.refuse("bulk", "malformed")
                 return
-            headers, size = parsed
-            refusal = self._verifier.refuse(bulk.METHOD, bulk.PATH, headers, str(size).encode())
+            headers, size, upload = parsed
+            refusal = self._verifier.refuse(bulk.METHOD, bulk.UPLOAD_PATH if upload else bulk.PATH, headers, str(size).encode())
             if refusal is not None:
                 self.metrics.refuse("bulk", refusal)
                 return
@@ -378,6 +378,12 @@ class Helper:
                 self.metrics.refuse("bulk", "rate_limited")
                 return
             async with asyncio.timeout(_BULK_SECONDS):
+                if upload:  # counted, not kept; the answer says how much came
+                    received = await bulk.receive(reader, size)
+                    self.metrics.bulk_bytes_received.inc(received)
+                    writer.write(b"%d\n" % received)
+                    await writer.drain()
+                    return
                 await bulk.send(writer, size)
             self.metrics.bulk_bytes.inc(size)
         except (TimeoutError, ConnectionError, OSError, ValueError):

@@ -157,6 +157,10 @@ NFT_RULES: dict[str, str] = {
     "mtproxy_faketls": f"ip daddr {HELPER} tcp dport {PROBE_PORT} @ih,0,40 0x1603010200 reject with tcp reset",
     # TLS from the helper's (foreign) address freezes after 16 KB whatever the name
     "freeze-address": f"ip saddr {HELPER} tcp sport {BULK_TLS_PORT} ct reply bytes > 16384 drop",
+    # Bulk flows to the helper freeze once the client sent 36,000 bytes of its own (some 25 full
+    # segments): uploads trip it, a download's ACKs do not (issue 20: the freeze follows the direction)
+    "freeze-upload": f"ip daddr {HELPER} tcp dport {{{{ {BULK_PORT}, {BULK_TLS_PORT} }}}} ct original bytes > 36000 drop\n"
+                     f"ip saddr {HELPER} tcp sport {{{{ {BULK_PORT}, {BULK_TLS_PORT} }}}} ct original bytes > 36000 drop",  # {{ }}: format()
     # The line to the helper itself (issue #18). Every TCP connection with the helper freezes once
     # it carried `after` bytes, both directions counted (Russia's freeze of foreign hosting, 2025).
     "line-freeze": f"ip daddr {HELPER} meta l4proto tcp ct bytes > {{after}} drop\nip saddr {HELPER} meta l4proto tcp ct bytes > {{after}} drop",

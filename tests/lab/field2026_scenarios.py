@@ -32,6 +32,9 @@ Freezes counted in packets (wire-like segments while on: lab.set_wire_segments):
       address (a decoy SNI to the same address is not frozen).
 - `freeze-packets-domestic`  the address freeze on the targets' prefixes and on the domestic hosting
       range too (the domestic yardstick freezes: the line's freeze, not the service's).
+- `freeze-upload`  flows with the targets' hosting prefixes frozen once the client has sent `bytes`
+      (option, default 36000: some 25 full segments) of its own: an upload trips it, a download's
+      ACKs do not (the freeze follows the direction).
 
 Blocks that linger:
 - `vpn-linger`  after a VPN signature from the client to any address (WireGuard handshake
@@ -230,6 +233,7 @@ class FreezeScenario(Scenario):
     domestic: bool = False
     mark: str = "0x5e1"
     packets: int = 25
+    client_bytes: int | None = None  # count the client's own bytes instead (`ct original bytes`): uploads only
     default_targets: tuple[str, ...] = ("whatsapp/download",)
     kind: str = "nftables ct packets"
 
@@ -248,7 +252,10 @@ class FreezeScenario(Scenario):
             rules: tuple[str, ...] = (f"ct mark {self.mark} ct packets > {packets} drop",)
         else:
             prefixes = "{ " + ", ".join(self.prefixes(lab, targets)) + " }"
-            rules = tuple(f"meta l4proto {{ tcp, udp }} ip {d} {prefixes} ct packets > {packets} drop" for d in ("daddr", "saddr"))
+            count = f"ct packets > {packets}"
+            if self.client_bytes is not None:
+                count = f"ct original bytes > {int(entry.get('options', {}).get('bytes', self.client_bytes))}"
+            rules = tuple(f"meta l4proto {{ tcp, udp }} ip {d} {prefixes} {count} drop" for d in ("daddr", "saddr"))
         add_table(self.table, chain_text("freeze { type filter hook forward priority 10; policy accept;", rules), self.families)
 
     def lift(self, lab: Lab, targets: list[LabTarget], entry: dict[str, Any]) -> None:
@@ -356,6 +363,12 @@ FIELD2026_SCENARIOS: list[Scenario] = [
         _WAVE + ": Russian data centres included (XTLS/Xray-core#6293)", "ok", "",
         domestic=True,
         evidence="the domestic yardstick freezes the same way: the line's freeze, not the service's (no throttled verdict keyed on the service)",
+    ),
+    FreezeScenario(
+        "freeze-upload", "flows with the targets' hosting prefixes frozen once the client sent 36000 bytes (option bytes): uploads, not downloads",
+        _WAVE + ": the freeze in packets: uploads trigger it (hyperion-cs/dpi-checkers)", "throttled", "stalled",
+        client_bytes=36000, mark="0x5e6",
+        evidence="keyed_on direction (direction: upload): the download from the same address and name flows",
     ),
     LingerScenario(
         "vpn-linger", "after a WireGuard or OpenVPN signature to an address, that address is dropped whole (TCP, UDP, both ways) for 120 s "

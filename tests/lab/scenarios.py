@@ -360,8 +360,9 @@ class LossyScenario(IptablesScenario):
         script = Path(__file__).with_name("nfqdelay.py")
         start_censor_daemon(lab, entry, "nfqdelay", [str(script), "--queue", str(self.queue), "--delay-ms", str(self.delay_ms),
                                                      "--jitter-ms", str(self.jitter_ms), "--ready-file", str(ready)], ready)
-        # the line loses packets of both families alike
-        add_table("mrl_lossy", _filter(*(f"{d}ifname {IF_CENSOR_CLIENT} numgen random mod 100 < {self.loss_percent} drop" for d in "io")).format())
+        # the line loses packets of both families alike (option `loss`: the percentage)
+        loss = int(entry.get("options", {}).get("loss", self.loss_percent))
+        add_table("mrl_lossy", _filter(*(f"{d}ifname {IF_CENSOR_CLIENT} numgen random mod 100 < {loss} drop" for d in "io")).format())
         super().apply(lab, targets, entry)
 
     def lift(self, lab: Lab, targets: list[LabTarget], entry: dict[str, Any]) -> None:

@@ -139,7 +139,7 @@ def _freeze() -> dict[str, Any]:
                                            "params": {"helper_transfer": {"bytes": 131072, "stall_seconds": 2}}}]}
 
 
-@pytest.mark.parametrize("rule, keyed_on", [(None, "none_here"), ("freeze-address", "address"), ("freeze-name", "name")])
+@pytest.mark.parametrize("rule, keyed_on", [(None, "none_here"), ("freeze-address", "address"), ("freeze-name", "name"), ("freeze-upload", "direction")])
 def test_a_freeze_keyed_on_the_address_is_told_from_one_keyed_on_the_name(abroad: Abroad, lab: Lab, tmp_path: Path, rule: str | None, keyed_on: str) -> None:
     config = abroad.monitor_config(tmp_path / "c.yaml", services=[], extra=[_freeze()], retries=0)
     if rule is None:
@@ -151,6 +151,10 @@ def test_a_freeze_keyed_on_the_address_is_told_from_one_keyed_on_the_name(abroad
     check = Report.check(target, "helper_transfer")
     assert check["keyed_on"] == keyed_on, json.dumps(target, indent=1)[:3000]
     assert target["verdict"] == ("ok" if rule is None else "throttled"), report.summary()
-    if rule is not None:
-        frozen = [t for t in check["transfers"] if t["failure"]]
+    frozen = [t for t in check["transfers"] if t["failure"]]
+    if rule == "freeze-upload":  # every download completed; the uploads froze where the client had sent ~36,000 bytes
+        assert check["direction"] == "upload" and frozen and all(t["kind"].endswith("_upload") for t in frozen), check["transfers"]
+        assert all(t["failure"] == "stalled" and t["stalled_at_bytes"] <= 40000 and t["packets"]["segs_out"] > 0 for t in frozen), check["transfers"]
+    elif rule is not None:
         assert frozen and all(8192 <= t["stalled_at_bytes"] <= 20480 for t in frozen), check["transfers"]
+        assert check["direction"] == "download", check

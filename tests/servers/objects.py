@@ -11,6 +11,12 @@ throughput check. One request per connection; the query string picks the behavio
         &delimit=close|chunked  no Content-Length: the end is the close, or chunked encoding
         &norange=1            ignores Range (200, the whole object)
         &head_bytes=N         N bytes of header lines before the blank line (hostile)
+        &stall_once=K         the first request carrying K stalls after 16 KB, later ones do not
+                              (a lossy line's one unlucky transfer)
+
+    PUT /upload?...           an upload: the body (Content-Length) read whole, then 200 and its length
+        &noread=1             the body never read and never answered (the server's window shuts)
+        &early=1              413 at once, before the body, and the connection reset soon after
 
 `throttle_sni` maps a TLS server name to a rate in bytes/s applied whatever the query says:
 throttling keyed on the SNI, as TSPU did to Twitter in 2021. Standard library only.
@@ -25,6 +31,7 @@ import struct
 from urllib.parse import parse_qs, urlsplit
 
 CHUNK = 16384
+_STALLED_ONCE: set[str] = set()
 
 
 def _rst(writer: asyncio.StreamWriter) -> None:
@@ -55,11 +62,17 @@ def handler(throttle_sni: dict[str, float] | None = None, names_seen: dict[int, 
         sni = names_seen.pop(id(ssl_object), None) if ssl_object is not None else None
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
         request_line, *lines = head.decode("latin-1").split("\r\n")
-        _, target, _ = request_line.split(" ", 2)
+        method, target, _ = request_line.split(" ", 2)
         headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines if line)}
         query = {k: v[0] for k, v in parse_qs(urlsplit(target).query).items()}
         if stats is not None:
-            stats.setdefault("requests", []).append({"sni": sni, "host": headers.get("host"), "range": headers.get("range")})
+            stats.setdefault("requests", []).append({"sni": sni, "host": headers.get("host"), "range": headers.get("range"), "method": method})
+        if method == "PUT":
+            await _upload(reader, writer, headers, query, stats)
+            return
+        if "stall_once" in query and query["stall_once"] not in _STALLED_ONCE:
+            _STALLED_ONCE.add(query["stall_once"])
+            query["stall_after"] = "16384"
 
         size = int(query.get("size", 1 << 20))
         rate = float(query["rate"]) if "rate" in query else None
@@ -141,3 +154,30 @@ def handler(throttle_sni: dict[str, float] | None = None, names_seen: dict[int, 
         await writer.drain()
 
     return handle
+
+
+async def _upload(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, headers: dict, query: dict, stats: dict | None) -> None:
+    if "noread" in query:
+        sock = writer.get_extra_info("socket")
+        if sock is not None:  # a small window, so that it shuts before the body is in
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        writer.transport.pause_reading()
+        await asyncio.sleep(3600)
+    if "early" in query:
+        writer.write(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.5)  # then the close with the body unread: a reset, as the kernel does
+        _rst(writer)
+        return
+    length = int(headers.get("content-length", "0"))
+    received = 0
+    while received < length:
+        chunk = await reader.read(min(65536, length - received))
+        if not chunk:
+            return
+        received += len(chunk)
+    if stats is not None:
+        stats.setdefault("uploads", []).append(received)
+    body = f"{received} bytes received\n".encode()
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+    await writer.drain()
