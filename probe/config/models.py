@@ -403,6 +403,10 @@ class Target(_Model):
     # What a control target stands for: an international or a domestic site (the vantage's
     # reach), or a yardstick for the protocol checks (a download, a STUN server).
     control_class: Literal["international", "domestic", "yardstick"] = "international"
+    # Whose ClientHello the service's real client sends (probe.fingerprint.CLIENTS maps each to a
+    # hello): the tls check measures with it as well as with Python's, and on a failure tries the
+    # other hellos. None: Python's hello only, as before.
+    client: Literal["android_app", "ios_app", "browser", "desktop_app"] | None = None
 
     @field_validator("ports")
     @classmethod

@@ -1,0 +1,126 @@
+"""The tls check's ClientHello matrix (issue 20): a target measured with its real client's hello.
+
+A target with a `client` (configs/services/*.yaml) is measured with the hello that client sends
+(probe.fingerprint.CLIENTS) as well as Python's. Only when the real client's hello fails does the
+matrix run, to the same address with the same name: the other hellos, the real hello with its
+X25519MLKEM768 key share toggled, the real hello split across two TCP segments, and the decoy
+SNI with the real hello; then, before any keyed claim, the alternated repeats: the real hello
+again, and the attempt that passed again (real, other, real, other). Everything is bounded by the
+check's own outer bound: an attempt gets at most the check's timeout, and what no longer fits is
+not tried (no repeats: no keyed claim). The judge (probe.judge.tls) reads it all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+
+from probe import failures, fingerprint
+from probe.checks.context import Context
+from probe.judge.rules import is_monitor_failure
+from probe.judge.tls import VERIFY_FAILURES, repeat_partner
+from probe.model import FingerprintedHandshake, TLSEvidence, TLSHandshake
+
+_MIN_ATTEMPT_SECONDS = 1.0  # less time left than this (or half the check's timeout, if less): the attempt is not made
+
+
+class Clock:
+    """What is left of the check's outer bound (probe.checks.measure: 3 x timeout + 1 s), from
+    the check's start (the loop's time)."""
+
+    def __init__(self, ctx: Context, started: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._end = started + ctx.timeout * 3  # the outer bound's extra second: the taps' teardown
+        self._timeout = ctx.timeout
+
+    def bound(self) -> float | None:
+        left = min(self._timeout, self._end - self._loop.time())
+        return left if left >= min(_MIN_ATTEMPT_SECONDS, self._timeout / 2) else None
+
+
+async def _attempt(ctx: Context, address: str, port: int, sni: str, hello: str, timeout: float, *, pq: bool | None = None, split: bool = False) -> TLSHandshake:
+    return await fingerprint.hello_handshake(
+        ctx.route, address, port, sni, hello, pq=pq, split=split, verify=sni != ctx.decoy_sni,
+        ca_bundles=ctx.ca_bundles(), replace_trust=ctx.replace_trust(), timeout=timeout,
+    )
+
+
+async def as_the_client(ctx: Context, clock: Clock, client: str, python: TLSHandshake | None, sni: str, evidence: TLSEvidence) -> None:
+    """After Python's handshake (`python`: its last attempt, or None when Python's hello is the
+    client's own and already failed): the real client's hello to the same endpoint, and on its
+    failure the matrix and the repeats."""
+    hello = fingerprint.CLIENTS[client]
+    evidence.client = client
+    if python is not None:
+        python.hello = "openssl"
+    if fingerprint.HELLOS[hello].profile is None:  # desktop_app: Python's hello is the client's
+        real = evidence.handshakes[-1]
+    else:
+        assert python is not None
+        bound = clock.bound() or min(_MIN_ATTEMPT_SECONDS, ctx.timeout)
+        real = await _attempt(ctx, python.address, python.port, sni, hello, bound)
+        evidence.browser = FingerprintedHandshake(real)
+        if real.failure is None:
+            if python.failure is not None:
+                ctx.tls_endpoint = None  # the next stages speak Python's hello, which this path cuts
+                ctx.close_streams()
+            else:
+                ctx.tls_endpoint = (python.address, python.port)
+            return
+    if real.failure is None or is_monitor_failure(real.failure) or real.failure in VERIFY_FAILURES:
+        return  # passed, no curl-cffi here, or a certificate to judge: nothing for the matrix
+    await _matrix(ctx, clock, real, hello, evidence)
+    partner = repeat_partner(evidence)
+    if partner is not None:
+        await _repeats(ctx, clock, real, partner, evidence)
+
+
+async def _matrix(ctx: Context, clock: Clock, real: TLSHandshake, hello: str, evidence: TLSEvidence) -> None:
+    bound = clock.bound()
+    if bound is None:
+        return
+    address, port, sni = real.address, real.port, real.sni
+    spec = fingerprint.HELLOS[hello]
+    others = [h for h in fingerprint.HELLOS if h != hello and not (h == "openssl" and evidence.handshakes)]
+    tries = [_attempt(ctx, address, port, sni, other, bound) for other in others]
+    if spec.profile is not None:  # the key share toggled: what the profile does not do by default
+        tries.append(_attempt(ctx, address, port, sni, hello, bound, pq=not spec.pq))
+    tries.append(_attempt(ctx, address, port, sni, hello, bound, split=True))
+    tries.append(_attempt(ctx, address, port, ctx.decoy_sni, hello, bound))  # the decoy: the same hello
+    *matrix, decoy = await asyncio.gather(*tries)
+    evidence.matrix = list(matrix)
+    evidence.decoy = decoy
+
+
+async def _repeats(ctx: Context, clock: Clock, real: TLSHandshake, partner: TLSHandshake, evidence: TLSEvidence) -> None:
+    """Real, other, in this order, once more: a keyed claim needs both pairs to agree."""
+    evidence.repeats = []
+    for model in (real, partner):
+        bound = clock.bound()
+        if bound is None:
+            return
+        assert model.hello is not None
+        again = await _attempt(ctx, model.address, model.port, model.sni, model.hello, bound, pq=_pq_asked(model), split=bool(model.split))
+        evidence.repeats.append(again)
+
+
+async def bounded(clock: Clock, attempt: Coroutine[None, None, TLSHandshake], address: str, port: int, sni: str) -> TLSHandshake | None:
+    """`attempt` within what is left of the check's bound (a timeout when it ran out); None, and
+    the attempt never made, when too little is left."""
+    bound = clock.bound()
+    if bound is None:
+        attempt.close()
+        return None
+    try:
+        async with asyncio.timeout(bound):
+            return await attempt
+    except TimeoutError:
+        return TLSHandshake(address, port, sni, failures.TIMEOUT, duration_seconds=round(bound, 4))
+
+
+def _pq_asked(attempt: TLSHandshake) -> bool | None:
+    """The key share as the attempt had it, when that was not its profile's default."""
+    spec = fingerprint.HELLOS[attempt.hello or "openssl"]
+    if spec.profile is None or attempt.pq is None or attempt.pq == spec.pq:
+        return None
+    return attempt.pq

@@ -1,0 +1,183 @@
+"""The tls check's ClientHello matrix (issue 20; probe/checks/tls_matrix.py, probe/judge/tls.py):
+a target with a `client` is measured with its real client's hello as well as Python's; on the
+real hello's failure the other hellos, the key share toggled, the hello split and the decoy (same
+hello) run, and a keyed claim needs the alternated repeats to agree. In front of a real TLS server
+with the test CA, censors that read the ClientHello the way DPI does (tests/servers/fingerprint_censor.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from servers import fingerprint_censor
+from servers.hostile import relay, rst
+
+from msgreach_helpers import measured, verdict_of
+
+from probe import failures, fingerprint
+from probe.checks import tls
+from probe.net import Route
+
+LOOPBACK = "127.0.0.1"
+NAME = "fp.good.test"  # in the valid leaf's names
+
+
+def _grease_first(hello: bytes) -> bool:
+    return fingerprint_censor.matches(hello, "browser")
+
+
+def _first_segment_front(backend: tuple[str, int], blocked, seen: list[bytes]):
+    """A DPI that reads the first segment only (the first read): a hello split before its cipher
+    list is never read, and passes."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        first = await reader.read(65536)
+        seen.append(first)
+        if first and blocked(first):
+            rst(writer)
+            return
+        await relay(first, reader, writer, backend)
+
+    return handle
+
+
+def _forgetful_front(backend: tuple[str, int], blocked, once):
+    """Resets `blocked` hellos always, and `once` hellos after their first connection: the other
+    hello passes once and fails on its repeat (no agreement)."""
+    met: set[bool] = set()
+
+    def decide(first: bytes) -> bool:
+        if blocked(first):
+            return True
+        if once(first):
+            if True in met:
+                return True
+            met.add(True)
+        return False
+
+    return fingerprint_censor.first_bytes_front(backend, decide, fingerprint_censor.FIRST_CIPHER_OFFSET + 2)
+
+
+@pytest.fixture(scope="module")
+def fronts(env) -> dict[str, int]:
+    backend = (LOOPBACK, env.ports["web"])
+    seen: list[bytes] = []
+
+    async def start() -> dict[str, int]:
+        ports = {}
+        for block in fingerprint_censor.BLOCKS:
+            _, ports[block] = await env.fleet.serve(fingerprint_censor.handler(backend, block), LOOPBACK)
+        _, ports["first-segment"] = await env.fleet.serve(_first_segment_front(backend, _grease_first, seen), LOOPBACK)
+        _, ports["forgetful"] = await env.fleet.serve(
+            _forgetful_front(backend, _grease_first, lambda h: fingerprint_censor.matches(h, "python")), LOOPBACK
+        )
+        return ports
+
+    ports = env.loop.call(start())
+    ports["seen"] = seen  # type: ignore[assignment]
+    return ports
+
+
+async def _tls(env, port: int, client: str | None, *, decoy: str = "example.org", **params):
+    target = {"client": client} if client else {}
+    if params:
+        target["params"] = {"tls": params}
+    ctx = env.context(NAME, "web", target=target, timeout=3.0, decoy_sni=decoy)
+    ctx.connected = [(LOOPBACK, port)]
+    return await measured(ctx, tls, ctx.params_for("tls", tls.Params))
+
+
+# --- the hellos -------------------------------------------------------------------------------------
+
+
+async def test_each_hello_of_the_table_completes_and_says_what_it_sent(env):
+    seen = {}
+    for name in fingerprint.HELLOS:
+        record = await fingerprint.hello_handshake(Route(), LOOPBACK, env.ports["web"], NAME, name, ca_bundles=(env.ca.pem,), timeout=3.0)
+        assert record.failure is None, record
+        assert record.hello == name and record.split is False and record.ja4 and record.ja4.startswith("t13")
+        seen[name] = record
+    assert len({r.ja4 for r in seen.values()}) == len(seen)  # five different hellos
+    assert seen["chrome"].pq and seen["firefox"].pq and not seen["chrome_android"].pq and not seen["openssl"].pq
+
+
+async def test_the_key_share_is_toggled_and_the_split_hello_completes(env):
+    port = env.ports["web"]
+    without = await fingerprint.hello_handshake(Route(), LOOPBACK, port, NAME, "chrome", pq=False, ca_bundles=(env.ca.pem,), timeout=3.0)
+    with_pq = await fingerprint.hello_handshake(Route(), LOOPBACK, port, NAME, "chrome_android", pq=True, ca_bundles=(env.ca.pem,), timeout=3.0)
+    split = await fingerprint.hello_handshake(Route(), LOOPBACK, port, NAME, "openssl", split=True, ca_bundles=(env.ca.pem,), timeout=3.0)
+    assert without.failure is None and without.pq is False
+    assert with_pq.failure is None and with_pq.pq is True
+    assert split.failure is None and split.split is True
+
+
+async def test_a_split_hello_leaves_in_two_segments(env, fronts):
+    before = len(fronts["seen"])
+    record = await fingerprint.hello_handshake(Route(), LOOPBACK, fronts["first-segment"], NAME, "chrome", split=True, ca_bundles=(env.ca.pem,), timeout=3.0)
+    assert record.failure is None, record  # the first segment holds no cipher list: not read
+    assert len(fronts["seen"][before]) == fingerprint.SPLIT_AT
+
+
+# --- the judge ---------------------------------------------------------------------------------------
+
+
+async def test_a_block_of_a_hello_the_app_does_not_send_is_ok_with_a_note(env, fronts):
+    result = await _tls(env, fronts["python"], "android_app")
+    assert verdict_of(result) == "ok" and result.ok
+    evidence = result.evidence
+    assert evidence.filtered_fingerprints == ["openssl"]
+    assert evidence.browser.handshake.hello == "chrome_android" and evidence.browser.handshake.failure is None
+    assert evidence.matrix is None and evidence.repeats is None  # the extra attempts run only on a failure
+
+
+async def test_a_block_of_the_apps_hello_is_keyed_on_the_fingerprint(env, fronts):
+    result = await _tls(env, fronts["browser"], "android_app")
+    assert verdict_of(result) == "tls_blocked"
+    evidence = result.evidence
+    assert evidence.keyed_on == "fingerprint"
+    assert result.finding.differential == "other_hellos" and result.finding.reason.key == "keyed_on_fingerprint"
+    assert {a.hello for a in evidence.matrix} == {"chrome", "safari_ios", "firefox", "chrome_android"}
+    assert [a.hello for a in evidence.repeats] == ["chrome_android", "openssl"]  # real, other
+    assert evidence.repeats[0].failure == failures.CONNECTION_RESET and evidence.repeats[1].failure is None
+    assert evidence.decoy.hello == "chrome_android"  # the decoy carries the real hello
+    assert evidence.split_evades is None  # this censor reassembles
+    assert "firefox" in result.finding.reason.params["passing"] and "openssl" in result.finding.reason.params["passing"]
+
+
+async def test_splitting_evades_a_first_segment_dpi_and_the_evidence_says_so(env, fronts):
+    result = await _tls(env, fronts["first-segment"], "browser")
+    assert verdict_of(result) == "tls_blocked" and result.evidence.keyed_on == "fingerprint"
+    assert result.evidence.split_evades is True
+    assert any(a.split and a.failure is None for a in result.evidence.matrix)
+
+
+async def test_no_agreement_over_the_repeats_claims_no_technique(env, fronts):
+    result = await _tls(env, fronts["forgetful"], "android_app")
+    assert not result.ok and result.evidence.keyed_on is None
+    assert result.finding.reason.key == "no_agreement" and str(result.finding.fault) == "unseparated"
+
+
+async def test_a_target_without_a_client_keeps_pythons_hello_only(env, fronts):
+    result = await _tls(env, fronts["browser"], None)
+    assert result.ok and result.evidence.client is None and result.evidence.browser is None and result.evidence.matrix is None
+    assert result.evidence.handshakes[-1].hello is None
+
+
+async def test_the_sni_claim_needs_the_repeats_too(env):
+    """Python's path: the decoy passes where the real name is reset, twice: keyed on the name."""
+    from servers.hostile import sni_of
+
+    backend = (LOOPBACK, env.ports["web"])
+
+    async def start() -> int:
+        front = fingerprint_censor.first_bytes_front(backend, lambda h: sni_of(h) == NAME, 300)
+        _, port = await env.fleet.serve(front, LOOPBACK)
+        return port
+
+    port = env.loop.call(start())
+    result = await _tls(env, port, None)
+    assert verdict_of(result) == "sni_blocked" and result.evidence.keyed_on == "name"
+    assert [r.sni for r in result.evidence.repeats] == [NAME, "example.org"]
+    keyed = await _tls(env, port, "ios_app")
+    assert verdict_of(keyed) == "sni_blocked" and keyed.evidence.keyed_on == "name"
+    assert keyed.evidence.decoy.hello == "safari_ios"
