@@ -9,10 +9,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from msgreach_helpers import measured, verdict_of
 from servers import fingerprint_censor
 from servers.hostile import relay, rst
-
-from msgreach_helpers import measured, verdict_of
 
 from probe import failures, fingerprint
 from probe.checks import tls

@@ -195,9 +195,10 @@ async def run(ctx: Context, params: Params) -> TLSEvidence:
     if client is not None:  # its real client's hello as well as Python's (probe.checks.tls_matrix)
         from probe.checks import tls_matrix
 
-        # Python's hello on one endpoint: the comparison; the check's time goes to the client's hello.
-        await _python(ctx, params, candidates[:1], sni, evidence, started, differentials=False)
-        await tls_matrix.as_the_client(ctx, tls_matrix.Clock(ctx, started), client, evidence.handshakes[-1], sni, evidence)
+        # Python's hello on one endpoint, the comparison, while the client's hello goes to it too.
+        address, port = candidates[0]
+        python = _python(ctx, params, candidates[:1], sni, evidence, started, differentials=False)
+        await tls_matrix.as_the_client(ctx, tls_matrix.Clock(ctx, started), client, python, address, port, sni, evidence)
     elif params.fingerprint == "browser":
         await _browser_only(ctx, params, candidates, sni, evidence)
     else:

@@ -33,8 +33,9 @@ class Clock:
         self._end = started + ctx.timeout * 3  # the outer bound's extra second: the taps' teardown
         self._timeout = ctx.timeout
 
-    def bound(self) -> float | None:
-        left = min(self._timeout, self._end - self._loop.time())
+    def bound(self, share: float = 1.0) -> float | None:
+        """Seconds for the next attempt: `share` of the check's timeout at most."""
+        left = min(self._timeout * share, self._end - self._loop.time())
         return left if left >= min(_MIN_ATTEMPT_SECONDS, self._timeout / 2) else None
 
 
@@ -45,27 +46,27 @@ async def _attempt(ctx: Context, address: str, port: int, sni: str, hello: str, 
     )
 
 
-async def as_the_client(ctx: Context, clock: Clock, client: str, python: TLSHandshake | None, sni: str, evidence: TLSEvidence) -> None:
-    """After Python's handshake (`python`: its last attempt, or None when Python's hello is the
-    client's own and already failed): the real client's hello to the same endpoint, and on its
-    failure the matrix and the repeats."""
+async def as_the_client(
+    ctx: Context, clock: Clock, client: str, python: Coroutine[None, None, None], address: str, port: int, sni: str, evidence: TLSEvidence
+) -> None:
+    """Python's handshake (`python`, to address:port) and, at the same time, the real client's
+    hello to the same endpoint; on the real hello's failure the matrix and the repeats."""
     hello = fingerprint.CLIENTS[client]
     evidence.client = client
-    if python is not None:
-        python.hello = "openssl"
     if fingerprint.HELLOS[hello].profile is None:  # desktop_app: Python's hello is the client's
+        await python
         real = evidence.handshakes[-1]
+        real.hello = "openssl"
     else:
-        assert python is not None
         bound = clock.bound() or min(_MIN_ATTEMPT_SECONDS, ctx.timeout)
-        real = await _attempt(ctx, python.address, python.port, sni, hello, bound)
+        _, real = await asyncio.gather(python, _attempt(ctx, address, port, sni, hello, bound))
+        openssl = evidence.handshakes[-1]
+        openssl.hello = "openssl"
         evidence.browser = FingerprintedHandshake(real)
         if real.failure is None:
-            if python.failure is not None:
+            if openssl.failure is not None:
                 ctx.tls_endpoint = None  # the next stages speak Python's hello, which this path cuts
                 ctx.close_streams()
-            else:
-                ctx.tls_endpoint = (python.address, python.port)
             return
     if real.failure is None or is_monitor_failure(real.failure) or real.failure in VERIFY_FAILURES:
         return  # passed, no curl-cffi here, or a certificate to judge: nothing for the matrix
@@ -75,8 +76,14 @@ async def as_the_client(ctx: Context, clock: Clock, client: str, python: TLSHand
         await _repeats(ctx, clock, real, partner, evidence)
 
 
+# The extra attempts look for a hello or name that passes: a handshake that passes does so in well
+# under half the timeout, so the matrix and the repeats get half (all three then fit the check's
+# bound after a real hello that ran to its timeout).
+_EXTRA_SHARE = 0.5
+
+
 async def _matrix(ctx: Context, clock: Clock, real: TLSHandshake, hello: str, evidence: TLSEvidence) -> None:
-    bound = clock.bound()
+    bound = clock.bound(_EXTRA_SHARE)
     if bound is None:
         return
     address, port, sni = real.address, real.port, real.sni
@@ -96,7 +103,7 @@ async def _repeats(ctx: Context, clock: Clock, real: TLSHandshake, partner: TLSH
     """Real, other, in this order, once more: a keyed claim needs both pairs to agree."""
     evidence.repeats = []
     for model in (real, partner):
-        bound = clock.bound()
+        bound = clock.bound(_EXTRA_SHARE)
         if bound is None:
             return
         assert model.hello is not None

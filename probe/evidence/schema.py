@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PREFIX = "msgreach-evidence/"
-CURRENT = 2
+CURRENT = 3
 OLDEST_READABLE = 1
 SCHEMA = f"{PREFIX}{CURRENT}"
 
@@ -32,6 +32,11 @@ HISTORY: Mapping[int, str] = {
         "where the operation happened; what the judge read, for --rejudge: observations, round_facts (control_class for a "
         "control), compared, reasons (key and parameters). A version-1 record is read as it is (no upgrade: what it lacks, "
         "the OONI export derives and says so)"
+    ),
+    3: (
+        "the tls check's ClientHello matrix (issue 20): a TLS handshake says which hello it sent (hello, split, pq, and ja4 "
+        "in tls_handshakes); the tls evidence keeps the target's client, the matrix and the alternated repeats. A version-2 "
+        "record is read as it is: no repeats recorded, so a decoy that passed reads as it did then"
     ),
 }
 
