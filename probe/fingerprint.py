@@ -275,6 +275,7 @@ class _Tap:
     split: bool = False  # write the hello in two segments (SPLIT_AT), TCP_NODELAY
     hello: bytes = b""
     upstream_failure: str | None = None  # the real connection could not be made
+    received: list[int] = field(default_factory=lambda: [0])  # bytes the server sent (its answer began)
     connected: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
     writers: list[asyncio.StreamWriter] = field(default_factory=list)
@@ -306,7 +307,7 @@ class _Tap:
                 await _write_split(upstream, data)
             else:
                 upstream.write(data)
-            await asyncio.gather(_pipe(reader, upstream), _pipe(up_reader, writer))
+            await asyncio.gather(_pipe(reader, upstream), _pipe(up_reader, writer, self.received))
         except (ConnectionError, OSError, ValueError):
             pass  # a reset or close once relaying: curl meets it too, and its report is the one kept
         finally:
@@ -327,11 +328,13 @@ async def _write_split(writer: asyncio.StreamWriter, data: bytes) -> None:
     writer.write(data[SPLIT_AT:])
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Carry bytes one way; pass on the end as it came: a close as a close, a reset as a reset
-    (curl must meet what the censor or the server did)."""
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tally: list[int] | None = None) -> None:
+    """Carry bytes one way (counted into `tally`); pass on the end as it came: a close as a close,
+    a reset as a reset (curl must meet what the censor or the server did)."""
     try:
         while chunk := await reader.read(65536):
+            if tally is not None:
+                tally[0] += len(chunk)
             writer.write(chunk)
             await writer.drain()
     except ConnectionResetError:
@@ -391,6 +394,8 @@ async def browser_handshake(
             record.failure = _curl_failure(*error)
         else:
             record.tls_version = None  # libcurl does not report it for a connect-only transfer
+    if record.failure is not None and tap.received[0]:
+        record.received_bytes = tap.received[0]  # the server's answer began: not a cut handshake
     fingerprint = fingerprint_of(f"browser:{browser}", tap.hello) if tap.hello else None
     if not tap.connected and tap.upstream_failure is None and record.failure is None:
         record.failure = failures.UNKNOWN + ": the handshake never reached the address"
@@ -467,6 +472,8 @@ async def _python_via_tap(
         finally:
             if writer is not None:
                 _abort(writer)
+    if record.failure is not None and tap.received[0]:
+        record.received_bytes = tap.received[0]
     return record, (fingerprint_of("python", tap.hello) if tap.hello else None)
 
 

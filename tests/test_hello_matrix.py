@@ -180,3 +180,26 @@ async def test_the_sni_claim_needs_the_repeats_too(env):
     keyed = await _tls(env, port, "ios_app")
     assert verdict_of(keyed) == "sni_blocked" and keyed.evidence.keyed_on == "name"
     assert keyed.evidence.decoy.hello == "safari_ios"
+
+
+# --- the server's own behaviour is never a block --------------------------------------------------------
+
+
+@pytest.mark.parametrize("server", ["answer_then_reset", "answer_then_drip", "garbage_after_hello", "not_tls"])
+async def test_a_quirky_server_is_down_whatever_hello_it_meets(env, server):
+    """A server that begins its answer and resets or drips, or speaks garbage, does so for every
+    hello and name: the matrix finds nothing that passes, no keyed claim, and the server is `down`."""
+    result = await _tls(env, env.ports[server], "android_app")
+    assert verdict_of(result) == "down", result.finding
+    assert result.evidence.keyed_on is None and result.evidence.repeats is None
+    assert result.evidence.matrix and all(a.failure is not None for a in result.evidence.matrix)
+
+
+async def test_a_silent_server_is_not_named_a_technique_by_the_matrix(env):
+    """Silence for every hello and name (a dead server, or a drop of everything): nothing passes,
+    nothing is keyed; the check stays within its bound."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    result = await _tls(env, env.ports["silent"], "browser")
+    assert result.evidence.keyed_on is None and result.finding.fault != "path"
+    assert loop.time() - started < 3 * 3.0 + 1  # the check's outer bound (timeout 3 s)
