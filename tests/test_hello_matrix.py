@@ -203,3 +203,44 @@ async def test_a_silent_server_is_not_named_a_technique_by_the_matrix(env):
     result = await _tls(env, env.ports["silent"], "browser")
     assert result.evidence.keyed_on is None and result.finding.fault != "path"
     assert loop.time() - started < 3 * 3.0 + 1  # the check's outer bound (timeout 3 s)
+
+
+# --- the archive: the matrix is read again ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("front", ["python", "browser", "first-segment", "forgetful"])
+async def test_the_matrix_is_judged_again_the_same_from_the_archives_observations(env, fronts, front):
+    import json
+
+    from probe import judge
+    from probe.evidence import observations
+    from probe.judge.analysis import RoundFacts
+
+    result = await _tls(env, fronts[front], "android_app")
+    stored = json.loads(json.dumps(observations.dump(result.evidence)))
+    assert "ja4" not in json.dumps(stored)  # for people: kept once, in the OONI list
+    again = judge.analyse("tls", observations.load(stored), RoundFacts())
+    assert (again.ok, again.failure, again.finding) == (result.ok, result.failure, result.finding)
+    assert (again.evidence.keyed_on, again.evidence.filtered_fingerprints, again.evidence.split_evades) == (
+        result.evidence.keyed_on, result.evidence.filtered_fingerprints, result.evidence.split_evades)
+
+
+async def test_each_hello_is_in_the_archive_and_in_the_ooni_export(env, fronts, tmp_path):
+    from probe.config import Evidence, Vantage
+    from probe.evidence import Archive, ooni, read
+    from probe.model import ServiceResult, TargetResult, VantageResult
+
+    result = await _tls(env, fronts["browser"], "android_app")
+    target = TargetResult("whatsapp", "media", NAME, "tls_blocked", [result], "tls: connection_reset")
+    path = tmp_path / "ev.jsonl"
+    Archive(Evidence(path=path), [Vantage(name="msk-1")]).append(
+        VantageResult("msk-1", "ok", [ServiceResult("whatsapp", "tls_blocked", [target])], [], 1_800_000_000.0, 3.0)
+    )
+    records = read(path).records
+    stored = [h for h in records[0]["test_keys"]["tls_handshakes"] if "client_hello" in h]
+    assert {h["client_hello"]["hello"] for h in stored} == {"openssl", "chrome", "chrome_android", "safari_ios", "firefox"}
+    assert all(h["client_hello"]["ja4"] for h in stored if h["client_hello"]["hello"] != "openssl" or h["client_hello"]["split"])
+    (measurement,) = list(ooni.measurements(records))
+    tags = [tag for h in measurement["test_keys"]["tls_handshakes"] for tag in h["tags"]]
+    assert "msgreach:hello=chrome_android" in tags and "msgreach:split_hello" in tags
+    assert any(tag.startswith("msgreach:ja4=t13") for tag in tags)
