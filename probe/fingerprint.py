@@ -70,7 +70,7 @@ HELLOS: dict[str, Hello] = {
     "openssl": Hello("openssl", None),
     "chrome": Hello("chrome", "chrome", pq=True),
     "chrome_android": Hello("chrome_android", "chrome131_android"),
-    "safari_ios": Hello("safari_ios", "safari_ios"),
+    "safari_ios": Hello("safari_ios", "safari_ios", pq=True),  # iOS 26's hello offers it
     "firefox": Hello("firefox", "firefox", pq=True),
 }
 # A catalog target's `client` -> the hello its real client sends (docs/checks.md says what each

@@ -11,7 +11,6 @@ import asyncio
 import pytest
 from msgreach_helpers import measured, verdict_of
 from servers import fingerprint_censor
-from servers.hostile import relay, rst
 
 from probe import failures, fingerprint
 from probe.checks import tls
@@ -21,23 +20,12 @@ LOOPBACK = "127.0.0.1"
 NAME = "fp.good.test"  # in the valid leaf's names
 
 
+# Splitting is proven in the lab (tests/lab/test_hello_matrix.py), where the censor reads packets:
+# a stream read here could join the two segments on a busy machine.
+
+
 def _grease_first(hello: bytes) -> bool:
     return fingerprint_censor.matches(hello, "browser")
-
-
-def _first_segment_front(backend: tuple[str, int], blocked, seen: list[bytes]):
-    """A DPI that reads the first segment only (the first read): a hello split before its cipher
-    list is never read, and passes."""
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        first = await reader.read(65536)
-        seen.append(first)
-        if first and blocked(first):
-            rst(writer)
-            return
-        await relay(first, reader, writer, backend)
-
-    return handle
 
 
 def _forgetful_front(backend: tuple[str, int], blocked, once):
@@ -60,21 +48,16 @@ def _forgetful_front(backend: tuple[str, int], blocked, once):
 @pytest.fixture(scope="module")
 def fronts(env) -> dict[str, int]:
     backend = (LOOPBACK, env.ports["web"])
-    seen: list[bytes] = []
-
     async def start() -> dict[str, int]:
         ports = {}
         for block in fingerprint_censor.BLOCKS:
             _, ports[block] = await env.fleet.serve(fingerprint_censor.handler(backend, block), LOOPBACK)
-        _, ports["first-segment"] = await env.fleet.serve(_first_segment_front(backend, _grease_first, seen), LOOPBACK)
         _, ports["forgetful"] = await env.fleet.serve(
             _forgetful_front(backend, _grease_first, lambda h: fingerprint_censor.matches(h, "python")), LOOPBACK
         )
         return ports
 
-    ports = env.loop.call(start())
-    ports["seen"] = seen  # type: ignore[assignment]
-    return ports
+    return env.loop.call(start())
 
 
 async def _tls(env, port: int, client: str | None, *, decoy: str = "example.org", **params):
@@ -97,7 +80,8 @@ async def test_each_hello_of_the_table_completes_and_says_what_it_sent(env):
         assert record.hello == name and record.split is False and record.ja4 and record.ja4.startswith("t13")
         seen[name] = record
     assert len({r.ja4 for r in seen.values()}) == len(seen)  # five different hellos
-    assert seen["chrome"].pq and seen["firefox"].pq and not seen["chrome_android"].pq and not seen["openssl"].pq
+    assert seen["chrome"].pq and seen["firefox"].pq and seen["safari_ios"].pq and not seen["chrome_android"].pq and not seen["openssl"].pq
+    assert all(fingerprint.HELLOS[name].pq == record.pq for name, record in seen.items())  # the table says what each sends
 
 
 async def test_the_key_share_is_toggled_and_the_split_hello_completes(env):
@@ -108,13 +92,6 @@ async def test_the_key_share_is_toggled_and_the_split_hello_completes(env):
     assert without.failure is None and without.pq is False
     assert with_pq.failure is None and with_pq.pq is True
     assert split.failure is None and split.split is True
-
-
-async def test_a_split_hello_leaves_in_two_segments(env, fronts):
-    before = len(fronts["seen"])
-    record = await fingerprint.hello_handshake(Route(), LOOPBACK, fronts["first-segment"], NAME, "chrome", split=True, ca_bundles=(env.ca.pem,), timeout=3.0)
-    assert record.failure is None, record  # the first segment holds no cipher list: not read
-    assert len(fronts["seen"][before]) == fingerprint.SPLIT_AT
 
 
 # --- the judge ---------------------------------------------------------------------------------------
@@ -141,13 +118,6 @@ async def test_a_block_of_the_apps_hello_is_keyed_on_the_fingerprint(env, fronts
     assert evidence.decoy.hello == "chrome_android"  # the decoy carries the real hello
     assert evidence.split_evades is None  # this censor reassembles
     assert "firefox" in result.finding.reason.params["passing"] and "openssl" in result.finding.reason.params["passing"]
-
-
-async def test_splitting_evades_a_first_segment_dpi_and_the_evidence_says_so(env, fronts):
-    result = await _tls(env, fronts["first-segment"], "browser")
-    assert verdict_of(result) == "tls_blocked" and result.evidence.keyed_on == "fingerprint"
-    assert result.evidence.split_evades is True
-    assert any(a.split and a.failure is None for a in result.evidence.matrix)
 
 
 async def test_no_agreement_over_the_repeats_claims_no_technique(env, fronts):
@@ -208,7 +178,7 @@ async def test_a_silent_server_is_not_named_a_technique_by_the_matrix(env):
 # --- the archive: the matrix is read again ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("front", ["python", "browser", "first-segment", "forgetful"])
+@pytest.mark.parametrize("front", ["python", "browser", "forgetful"])
 async def test_the_matrix_is_judged_again_the_same_from_the_archives_observations(env, fronts, front):
     import json
 
@@ -244,3 +214,24 @@ async def test_each_hello_is_in_the_archive_and_in_the_ooni_export(env, fronts, 
     tags = [tag for h in measurement["test_keys"]["tls_handshakes"] for tag in h["tags"]]
     assert "msgreach:hello=chrome_android" in tags and "msgreach:split_hello" in tags
     assert any(tag.startswith("msgreach:ja4=t13") for tag in tags)
+
+
+@pytest.mark.parametrize(("front", "verdict", "says"), [
+    ("python", "ok", "not a hello the service's clients send: openssl (not a block of the service)"),
+    ("browser", "tls_blocked", "keyed on the fingerprint: the repeated, alternated attempts agree"),
+    ("split", "tls_blocked", "split across two TCP segments passes"),
+])  # fmt: skip
+async def test_the_pages_steps_say_what_the_matrix_found(env, fronts, front, verdict, says):
+    from probe.model import TargetResult
+    from probe.status_steps import explain
+    from probe.status_texts import say
+
+    result = await _tls(env, fronts["browser" if front == "split" else front], "android_app")
+    if front == "split":  # what the judge writes when the split hello passed (the lab's first-segment DPI)
+        result.evidence.split_evades = True
+    target = TargetResult("whatsapp", "media", NAME, verdict, [result], "")
+    (step,) = explain(target).steps
+    lines = [say(line, "en").text() for line in step.seen]
+    assert any(says in line for line in lines), lines
+    assert any(line.startswith("the android_app's own hello (chrome_android)") for line in lines), lines
+    assert all(say(line, "ru").text() for line in step.seen)
