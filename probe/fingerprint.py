@@ -32,6 +32,7 @@ import ssl
 import struct
 import tempfile
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -387,7 +388,7 @@ async def browser_handshake(
         return FingerprintedHandshake(record)
     async with _tapped(route, address, port, split, record) as (tap, tap_port):
         trust = _trust_file(tuple(Path(b) for b in ca_bundles), replace_trust) if verify else None
-        error = await asyncio.to_thread(_curl_connect, sni, port, tap_port, browser, trust, verify, timeout, pq)
+        error = await asyncio.get_running_loop().run_in_executor(_curl_threads(), _curl_connect, sni, port, tap_port, browser, trust, verify, timeout, pq)
         if tap.upstream_failure is not None:
             record.failure = tap.upstream_failure  # the real connection's own failure says more
         elif error is not None:
@@ -502,6 +503,12 @@ def _curl_connect(sni: str, port: int, tap_port: int, browser: str, trust: str |
         # GREASE ECH, as Chrome sends when the name has no ECH config: the same hello, and no
         # HTTPS-record DNS lookup first (through a censor dropping DNS it would wait to the timeout).
         curl.setopt(CurlOpt.ECH, "grease")
+        # The name resolves to the tap (RESOLVE), yet curl still asks the system resolver for its
+        # HTTPS record, and after a failed handshake waits for that answer: through a resolver a
+        # censor drops (or the lab's client namespace) every reset read as a timeout. Its resolver
+        # pointed at a closed loopback port, the lookup fails at once (DoH where c-ares is not built in).
+        if curl.setopt(CurlOpt.DNS_SERVERS, _NO_RESOLVER) != 0:
+            curl.setopt(CurlOpt.DOH_URL, f"https://{_NO_RESOLVER}/dns-query")
         curl.perform()
         return None
     except CurlError as exc:
@@ -510,6 +517,18 @@ def _curl_connect(sni: str, port: int, tap_port: int, browser: str, trust: str |
         curl.close()
 
 
+# curl blocks a thread for a handshake: a round's matrices run many at once (a few per failing
+# target), more than the loop's default executor holds (CPUs + 4), and an attempt waiting for a
+# thread would outlast its bound. Threads are made as needed, up to this.
+_CURL_THREADS = 32
+
+
+@lru_cache(maxsize=1)
+def _curl_threads() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(_CURL_THREADS, thread_name_prefix="msgreach-curl")
+
+
+_NO_RESOLVER = "127.0.0.1:9"  # discard's port: nothing listens there
 _WITHOUT_PQ = "X25519:P-256:P-384"
 _WITH_PQ = "X25519MLKEM768:" + _WITHOUT_PQ
 

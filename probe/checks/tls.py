@@ -198,7 +198,7 @@ async def run(ctx: Context, params: Params) -> TLSEvidence:
         # Python's hello on one endpoint, the comparison, while the client's hello goes to it too.
         address, port = candidates[0]
         python = _python(ctx, params, candidates[:1], sni, evidence, started, differentials=False)
-        await tls_matrix.as_the_client(ctx, tls_matrix.Clock(ctx, started), client, python, address, port, sni, evidence)
+        await tls_matrix.as_the_client(ctx, tls_matrix.Clock(ctx, started, tapped=True), client, python, address, port, sni, evidence)
     elif params.fingerprint == "browser":
         await _browser_only(ctx, params, candidates, sni, evidence)
     else:

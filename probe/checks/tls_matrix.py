@@ -6,8 +6,9 @@ matrix run, to the same address with the same name: the other hellos, the real h
 X25519MLKEM768 key share toggled, the real hello split across two TCP segments, and the decoy
 SNI with the real hello; then, before any keyed claim, the alternated repeats: the real hello
 again, and the attempt that passed again (real, other, real, other). Everything is bounded by the
-check's own outer bound: an attempt gets at most the check's timeout, and what no longer fits is
-not tried (no repeats: no keyed claim). The judge (probe.judge.tls) reads it all.
+check's own outer bound: the real hello gets at most the check's timeout, the matrix and each
+repeat half of it, and what no longer fits is not tried (no repeats: no keyed claim). The judge
+(probe.judge.tls) reads it all.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from probe.judge.rules import is_monitor_failure
 from probe.judge.tls import VERIFY_FAILURES, repeat_partner
 from probe.model import FingerprintedHandshake, TLSEvidence, TLSHandshake
 
+_GRACE_SECONDS = 1.0  # past an attempt's own timeout (a thread to get, a tap to close): then it is a timeout
 _MIN_ATTEMPT_SECONDS = 1.0  # less time left than this (or half the check's timeout, if less): the attempt is not made
 
 
@@ -28,9 +30,10 @@ class Clock:
     """What is left of the check's outer bound (probe.checks.measure: 3 x timeout + 1 s), from
     the check's start (the loop's time)."""
 
-    def __init__(self, ctx: Context, started: float) -> None:
+    def __init__(self, ctx: Context, started: float, *, tapped: bool = False) -> None:
         self._loop = asyncio.get_running_loop()
-        self._end = started + ctx.timeout * 3  # the outer bound's extra second: the taps' teardown
+        # A tapped attempt may run its grace past its bound: the last one still ends inside the outer bound.
+        self._end = started + ctx.timeout * 3 - (min(_GRACE_SECONDS, ctx.timeout / 2) if tapped else 0.0)
         self._timeout = ctx.timeout
 
     def bound(self, share: float = 1.0) -> float | None:
@@ -40,10 +43,15 @@ class Clock:
 
 
 async def _attempt(ctx: Context, address: str, port: int, sni: str, hello: str, timeout: float, *, pq: bool | None = None, split: bool = False) -> TLSHandshake:
-    return await fingerprint.hello_handshake(
+    attempt = fingerprint.hello_handshake(
         ctx.route, address, port, sni, hello, pq=pq, split=split, verify=sni != ctx.decoy_sni,
         ca_bundles=ctx.ca_bundles(), replace_trust=ctx.replace_trust(), timeout=timeout,
     )
+    try:
+        async with asyncio.timeout(timeout + _GRACE_SECONDS):
+            return await attempt
+    except TimeoutError:
+        return TLSHandshake(address, port, sni, failures.TIMEOUT, duration_seconds=round(timeout + _GRACE_SECONDS, 4), hello=hello, split=split)
 
 
 async def as_the_client(
