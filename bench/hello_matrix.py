@@ -151,6 +151,7 @@ def main() -> int:
             ("fingerprint-chrome (reset), every service: the matrix forced", shipped, [("fingerprint-chrome", services)]),
             ("fingerprint-chrome-drop, every service: the matrix forced, real hellos timing out", shipped, [("fingerprint-chrome-drop", services)]),
             ("drop-after-connect, every service: every hello timing out", shipped, [("drop-after-connect", services)]),
+            ("drop-after-connect, every service, no `client` keys (before the matrix)", bare, [("drop-after-connect", services)]),
         ]
         results = {name: protocols.run_case(lab, plan, scenarios, name, cfg, rules, args.repeats) for name, cfg, rules in cases}
     finally:
