@@ -241,12 +241,13 @@ async def _python(ctx: Context, params: Params, candidates: list[tuple[str, int]
 async def _repeats(ctx: Context, real: TLSHandshake, sni: str, started: float, evidence: TLSEvidence) -> None:
     """The decoy passed where the real name failed: real, decoy once more, in this order, within
     what is left of the check's bound (no time: no repeats, and no keyed claim)."""
-    from probe.checks.tls_matrix import Clock, bounded
+    from probe.checks.tls_matrix import EXTRA_SHARE, Clock, bounded
 
     clock = Clock(ctx, started)
     evidence.repeats = []
     for name, verify in ((sni, True), (ctx.decoy_sni, False)):
-        again = await bounded(clock, handshake(ctx, real.address, real.port, name, verify=verify), real.address, real.port, name)
+        # Half the timeout, as the matrix's: after two endpoints ran to their timeouts, both fit.
+        again = await bounded(clock, handshake(ctx, real.address, real.port, name, verify=verify), real.address, real.port, name, EXTRA_SHARE)
         if again is None:
             return
         evidence.repeats.append(again)

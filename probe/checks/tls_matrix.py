@@ -87,11 +87,11 @@ async def as_the_client(
 # The extra attempts look for a hello or name that passes: a handshake that passes does so in well
 # under half the timeout, so the matrix and the repeats get half (all three then fit the check's
 # bound after a real hello that ran to its timeout).
-_EXTRA_SHARE = 0.5
+EXTRA_SHARE = 0.5
 
 
 async def _matrix(ctx: Context, clock: Clock, real: TLSHandshake, hello: str, evidence: TLSEvidence) -> None:
-    bound = clock.bound(_EXTRA_SHARE)
+    bound = clock.bound(EXTRA_SHARE)
     if bound is None:
         return
     address, port, sni = real.address, real.port, real.sni
@@ -111,7 +111,7 @@ async def _repeats(ctx: Context, clock: Clock, real: TLSHandshake, partner: TLSH
     """Real, other, in this order, once more: a keyed claim needs both pairs to agree."""
     evidence.repeats = []
     for model in (real, partner):
-        bound = clock.bound(_EXTRA_SHARE)
+        bound = clock.bound(EXTRA_SHARE)
         if bound is None:
             return
         assert model.hello is not None
@@ -119,10 +119,10 @@ async def _repeats(ctx: Context, clock: Clock, real: TLSHandshake, partner: TLSH
         evidence.repeats.append(again)
 
 
-async def bounded(clock: Clock, attempt: Coroutine[None, None, TLSHandshake], address: str, port: int, sni: str) -> TLSHandshake | None:
-    """`attempt` within what is left of the check's bound (a timeout when it ran out); None, and
-    the attempt never made, when too little is left."""
-    bound = clock.bound()
+async def bounded(clock: Clock, attempt: Coroutine[None, None, TLSHandshake], address: str, port: int, sni: str, share: float = 1.0) -> TLSHandshake | None:
+    """`attempt` within what is left of the check's bound, `share` of the timeout at most (a
+    timeout when it ran out); None, and the attempt never made, when too little is left."""
+    bound = clock.bound(share)
     if bound is None:
         attempt.close()
         return None
