@@ -31,16 +31,18 @@ import socket
 import ssl
 import struct
 import tempfile
-from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
 from probe import failures
 from probe.model import ClientHelloFingerprint, FingerprintedHandshake, TLSHandshake
 from probe.net import Route, open_tcp, ssl_context
 
+_T = TypeVar("_T")
 DEFAULT_BROWSER = "chrome"  # curl-cffi's alias for its newest Chrome
 MAX_HELLO = 16 * 1024  # one TLS record's worth: a ClientHello larger than this is refused
 _GREASE = frozenset(0x0A0A + 0x1010 * i for i in range(16))
@@ -388,7 +390,7 @@ async def browser_handshake(
         return FingerprintedHandshake(record)
     async with _tapped(route, address, port, split, record) as (tap, tap_port):
         trust = _trust_file(tuple(Path(b) for b in ca_bundles), replace_trust) if verify else None
-        error = await asyncio.get_running_loop().run_in_executor(_curl_threads(), _curl_connect, sni, port, tap_port, browser, trust, verify, timeout, pq)
+        error = await _in_thread(_curl_connect, sni, port, tap_port, browser, trust, verify, timeout, pq)
         if tap.upstream_failure is not None:
             record.failure = tap.upstream_failure  # the real connection's own failure says more
         elif error is not None:
@@ -517,15 +519,42 @@ def _curl_connect(sni: str, port: int, tap_port: int, browser: str, trust: str |
         curl.close()
 
 
-# curl blocks a thread for a handshake: a round's matrices run many at once (a few per failing
-# target), more than the loop's default executor holds (CPUs + 4), and an attempt waiting for a
-# thread would outlast its bound. Threads are made as needed, up to this.
-_CURL_THREADS = 32
+# curl blocks a thread for a handshake, to its timeout when the path drops it: a round's matrices
+# run many at once (a few per failing target), and an attempt queued behind dropped ones for a
+# thread would outlast its bound (a decoy read as a timeout). Each gets a thread of its own, up to
+# this many at once; the threads end with their handshake (none kept idle: no memory held after).
+_CURL_THREADS = 128
 
 
 @lru_cache(maxsize=1)
-def _curl_threads() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(_CURL_THREADS, thread_name_prefix="msgreach-curl")
+def _curl_slots() -> threading.BoundedSemaphore:
+    return threading.BoundedSemaphore(_CURL_THREADS)
+
+
+async def _in_thread(function: Callable[..., _T], *args: object) -> _T:
+    """`function(*args)` in a thread of its own; its result or exception."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[_T] = loop.create_future()
+
+    def settle(result: _T | None, error: BaseException | None) -> None:
+        if done.done():  # the caller gave up (its bound): nobody waits for this any more
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        with _curl_slots():
+            try:
+                outcome: tuple[_T | None, BaseException | None] = (function(*args), None)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                outcome = (None, exc)
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody to tell
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    threading.Thread(target=run, name="msgreach-curl", daemon=True).start()
+    return await done
 
 
 _NO_RESOLVER = "127.0.0.1:9"  # discard's port: nothing listens there

@@ -126,6 +126,32 @@ async def test_no_agreement_over_the_repeats_claims_no_technique(env, fronts):
     assert result.finding.reason.key == "no_agreement" and str(result.finding.fault) == "unseparated"
 
 
+async def test_a_hello_that_slipped_through_once_leaves_the_name_to_its_own_pair(env):
+    """A censor keyed on the name that let one other hello through once (its segments fell
+    well): the fingerprint's second pair disagrees, the decoy's agrees: keyed on the name."""
+    from servers.hostile import sni_of
+
+    backend = (LOOPBACK, env.ports["web"])
+    leaked: list[bool] = []
+
+    def blocked(hello: bytes) -> bool:
+        if sni_of(hello) != NAME:
+            return False
+        if fingerprint_censor.first_cipher(hello) == 0x1301 and hello[fingerprint_censor.FIRST_CIPHER_OFFSET + 3] == 0x03 and not leaked:
+            leaked.append(True)  # Firefox's order (1301 1303 1302), once
+            return False
+        return True
+
+    async def start() -> int:
+        _, port = await env.fleet.serve(fingerprint_censor.first_bytes_front(backend, blocked, 400), LOOPBACK)
+        return port
+
+    result = await _tls(env, env.loop.call(start()), "android_app")
+    assert leaked and verdict_of(result) == "sni_blocked" and result.evidence.keyed_on == "name"
+    assert [(r.hello, r.sni, r.failure is None) for r in result.evidence.repeats] == [
+        ("chrome_android", NAME, False), ("firefox", NAME, False), ("chrome_android", "example.org", True)]
+
+
 async def test_a_target_without_a_client_keeps_pythons_hello_only(env, fronts):
     result = await _tls(env, fronts["browser"], None)
     assert result.ok and result.evidence.client is None and result.evidence.browser is None and result.evidence.matrix is None

@@ -97,26 +97,36 @@ async def _matrix(ctx: Context, clock: Clock, real: TLSHandshake, hello: str, ev
     address, port, sni = real.address, real.port, real.sni
     spec = fingerprint.HELLOS[hello]
     others = [h for h in fingerprint.HELLOS if h != hello and not (h == "openssl" and evidence.handshakes)]
-    tries = [_attempt(ctx, address, port, sni, other, bound) for other in others]
+    # The decoy first (the same hello): it starts before the rest when many targets fail at once.
+    tries = [_attempt(ctx, address, port, ctx.decoy_sni, hello, bound)]
+    tries += [_attempt(ctx, address, port, sni, other, bound) for other in others]
     if spec.profile is not None:  # the key share toggled: what the profile does not do by default
         tries.append(_attempt(ctx, address, port, sni, hello, bound, pq=not spec.pq))
     tries.append(_attempt(ctx, address, port, sni, hello, bound, split=True))
-    tries.append(_attempt(ctx, address, port, ctx.decoy_sni, hello, bound))  # the decoy: the same hello
-    *matrix, decoy = await asyncio.gather(*tries)
+    decoy, *matrix = await asyncio.gather(*tries)
     evidence.matrix = list(matrix)
     evidence.decoy = decoy
 
 
 async def _repeats(ctx: Context, clock: Clock, real: TLSHandshake, partner: TLSHandshake, evidence: TLSEvidence) -> None:
-    """Real, other, in this order, once more: a keyed claim needs both pairs to agree."""
+    """Real, other, in this order, once more: a keyed claim needs both pairs to agree. When the
+    other was another hello and it fails this time (a censor that does not reassemble lets a
+    hello through now and then, as its segments fall), the decoy, if it passed, is repeated
+    next: the name's claim gets its own second pair."""
     evidence.repeats = []
-    for model in (real, partner):
+    models = [real, partner]
+    decoy = evidence.decoy
+    if partner is not decoy and decoy is not None and decoy.failure is None:
+        models.append(decoy)
+    for model in models:
         bound = clock.bound(EXTRA_SHARE)
         if bound is None:
             return
         assert model.hello is not None
         again = await _attempt(ctx, model.address, model.port, model.sni, model.hello, bound, pq=_pq_asked(model), split=bool(model.split))
         evidence.repeats.append(again)
+        if again.failure is None and model is not decoy:
+            return  # the real hello passed (no claim), or the other hello agreed: nothing more to ask
 
 
 async def bounded(clock: Clock, attempt: Coroutine[None, None, TLSHandshake], address: str, port: int, sni: str, share: float = 1.0) -> TLSHandshake | None:

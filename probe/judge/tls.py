@@ -127,10 +127,13 @@ def _as_the_client(evidence: TLSEvidence) -> Analysis:
     partner = repeat_partner(evidence)
     if partner is None:
         return Analysis.failed(real.failure, from_decoy(TECHNIQUE, real, evidence.decoy))
-    agreed = _agreed(evidence.repeats or [])
+    repeats = evidence.repeats or []
+    agreed = _agreed(repeats)
     if agreed is None:
         return Analysis.passed()  # the real hello passed on its repeat: the line lost one
-    if not agreed:
+    if not agreed and partner is not evidence.decoy and _agreed([repeats[0], *repeats[2:3]]):
+        partner = evidence.decoy  # the other hello failed this time; the decoy's own second pair agrees
+    elif not agreed:
         return Analysis.failed(real.failure, _no_agreement(real))
     if partner is evidence.decoy:
         evidence.keyed_on = "name"
