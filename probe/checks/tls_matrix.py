@@ -109,24 +109,30 @@ async def _matrix(ctx: Context, clock: Clock, real: TLSHandshake, hello: str, ev
 
 
 async def _repeats(ctx: Context, clock: Clock, real: TLSHandshake, partner: TLSHandshake, evidence: TLSEvidence) -> None:
-    """Real, other, in this order, once more: a keyed claim needs both pairs to agree. When the
-    other was another hello and it fails this time (a censor that does not reassemble lets a
-    hello through now and then, as its segments fall), the decoy, if it passed, is repeated
-    next: the name's claim gets its own second pair."""
+    """Real, then other, once more: a keyed claim needs both pairs to agree. When the other is
+    another hello and the decoy passed too, both are repeated after the real hello, at once: a
+    censor that does not reassemble lets a hello through now and then, as its segments fall, and
+    the name's claim then has its own second pair (`repeats`: real, other, decoy)."""
     evidence.repeats = []
-    models = [real, partner]
-    decoy = evidence.decoy
-    if partner is not decoy and decoy is not None and decoy.failure is None:
-        models.append(decoy)
-    for model in models:
-        bound = clock.bound(EXTRA_SHARE)
-        if bound is None:
-            return
-        assert model.hello is not None
-        again = await _attempt(ctx, model.address, model.port, model.sni, model.hello, bound, pq=_pq_asked(model), split=bool(model.split))
-        evidence.repeats.append(again)
-        if again.failure is None and model is not decoy:
-            return  # the real hello passed (no claim), or the other hello agreed: nothing more to ask
+    bound = clock.bound(EXTRA_SHARE)
+    if bound is None:
+        return
+    again = await _again(ctx, real, bound)
+    evidence.repeats.append(again)
+    if again.failure is None:
+        return  # the real hello passed this time: no claim
+    others = [partner]
+    if partner is not evidence.decoy and evidence.decoy is not None and evidence.decoy.failure is None:
+        others.append(evidence.decoy)
+    bound = clock.bound(EXTRA_SHARE)
+    if bound is None:
+        return
+    evidence.repeats += await asyncio.gather(*(_again(ctx, other, bound) for other in others))
+
+
+async def _again(ctx: Context, model: TLSHandshake, bound: float) -> TLSHandshake:
+    assert model.hello is not None
+    return await _attempt(ctx, model.address, model.port, model.sni, model.hello, bound, pq=_pq_asked(model), split=bool(model.split))
 
 
 async def bounded(clock: Clock, attempt: Coroutine[None, None, TLSHandshake], address: str, port: int, sni: str, share: float = 1.0) -> TLSHandshake | None:

@@ -15,9 +15,9 @@ A target with a `client` (probe.checks.tls_matrix): the real client's hello deci
 block keyed only on a hello the real clients do not send is not a block of the service. It
 fails: another hello with the same name passing names the fingerprint (`keyed_on: fingerprint`),
 else the decoy SNI with the same hello passing names the name (`keyed_on: name`); either claim
-needs the alternated repeats to agree (real fails again, the other passes again). A repeat of the
-real hello that passes: the line lost one, `ok`; a repeat that disagrees otherwise (or none made):
-no technique (`no_agreement`). The split hello passing where the whole one failed is said
+needs the alternated repeats to agree (real fails again, the other passes again). A repeat that
+disagrees (the real hello passing this time, the other failing), or none made: no technique
+(`no_agreement`), and the target's retry measures it again. The split hello passing where the whole one failed is said
 (`split_evades`): the censor reads the first segment only.
 """
 
@@ -130,7 +130,9 @@ def _as_the_client(evidence: TLSEvidence) -> Analysis:
     repeats = evidence.repeats or []
     agreed = _agreed(repeats)
     if agreed is None:
-        return Analysis.passed()  # the real hello passed on its repeat: the line lost one
+        # The real hello passed on its repeat: a lost packet, or a censor it slips through now and
+        # then. No claim; the target's retry measures it again (a lossy line then reads ok).
+        return Analysis.failed(real.failure, _no_agreement(real))
     if not agreed and partner is not evidence.decoy and _agreed([repeats[0], *repeats[2:3]]):
         partner = evidence.decoy  # the other hello failed this time; the decoy's own second pair agrees
     elif not agreed:
