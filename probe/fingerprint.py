@@ -31,19 +31,59 @@ import socket
 import ssl
 import struct
 import tempfile
+import threading
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
 from probe import failures
 from probe.model import ClientHelloFingerprint, FingerprintedHandshake, TLSHandshake
 from probe.net import Route, open_tcp, ssl_context
 
+_T = TypeVar("_T")
 DEFAULT_BROWSER = "chrome"  # curl-cffi's alias for its newest Chrome
 MAX_HELLO = 16 * 1024  # one TLS record's worth: a ClientHello larger than this is refused
 _GREASE = frozenset(0x0A0A + 0x1010 * i for i in range(16))
 _VERSIONS = {0x0304: "13", 0x0303: "12", 0x0302: "11", 0x0301: "10", 0x0300: "s3"}
 EXT_SNI, EXT_GROUPS, EXT_POINT_FORMATS, EXT_SIGNATURE_ALGORITHMS, EXT_ALPN, EXT_SUPPORTED_VERSIONS = 0x0000, 0x000A, 0x000B, 0x000D, 0x0010, 0x002B
+EXT_KEY_SHARE = 0x0033
+X25519MLKEM768 = 0x11EC
+SPLIT_AT = 40  # a split hello's first segment: inside the random, before the cipher list (a family's marks) and the SNI
+_SPLIT_PAUSE = 0.1  # seconds between the two segments, so that each leaves on its own
+
+
+# --- whose hello: the real clients' and the matrix's ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hello:
+    """A ClientHello msgreach can send: curl-cffi's impersonation `profile`, or None for Python's
+    ssl (OpenSSL). `pq`: whether the profile offers an X25519MLKEM768 key share by default."""
+
+    name: str
+    profile: str | None
+    pq: bool = False
+
+
+# The hellos of the matrix, in the order tried. Profiles are curl-cffi's aliases for the newest
+# of each (chrome131_android is its only recent Android one).
+HELLOS: dict[str, Hello] = {
+    "openssl": Hello("openssl", None),
+    "chrome": Hello("chrome", "chrome", pq=True),
+    "chrome_android": Hello("chrome_android", "chrome131_android"),
+    "safari_ios": Hello("safari_ios", "safari_ios", pq=True),  # iOS 26's hello offers it
+    "firefox": Hello("firefox", "firefox", pq=True),
+}
+# A catalog target's `client` -> the hello its real client sends (docs/checks.md says what each
+# stands for and what is an approximation). The Android apps' HTTPS goes through BoringSSL
+# (Conscrypt/Cronet): Chrome/Android's hello is the nearest curl-cffi has; the iOS apps' through
+# Apple's stack (Safari/iOS); the web clients are browsers (Chrome); the desktop apps built on
+# Qt/OpenSSL (Telegram Desktop) send OpenSSL's. No Telegram-app hello: the apps speak MTProto over
+# TCP, not TLS; their fake-TLS hello (MTProxy) completes no real handshake, and the circumvention
+# check's `mtproxy_faketls` already sends it.
+CLIENTS: dict[str, str] = {"android_app": "chrome_android", "ios_app": "safari_ios", "browser": "chrome", "desktop_app": "openssl"}
 
 
 # --- the ClientHello -------------------------------------------------------------------------------
@@ -60,6 +100,11 @@ class ClientHello:
     alpn: list[str] = field(default_factory=list)
     versions: list[int] = field(default_factory=list)  # supported_versions
     sni: str | None = None
+    key_shares: list[int] = field(default_factory=list)  # the groups of key_share's entries
+
+    @property
+    def pq(self) -> bool:
+        return X25519MLKEM768 in self.key_shares
 
 
 def hello_length(data: bytes) -> int | None:
@@ -142,6 +187,12 @@ def _extension(hello: ClientHello, kind: int, value: bytes) -> None:
             size = value[at]
             hello.alpn.append(value[at + 1 : at + 1 + size].decode("latin-1"))
             at += 1 + size
+    elif kind == EXT_KEY_SHARE and len(value) >= 2:
+        at, end = 2, 2 + int.from_bytes(value[:2], "big")
+        while at + 4 <= min(end, len(value)):
+            group, size = struct.unpack_from("!HH", value, at)
+            hello.key_shares.append(group)
+            at += 4 + size
     elif kind == EXT_SNI and len(value) >= 5:
         size = int.from_bytes(value[3:5], "big")
         hello.sni = value[5 : 5 + size].decode("latin-1")
@@ -195,7 +246,7 @@ def ja4(hello: ClientHello) -> str:
 def fingerprint_of(client: str, data: bytes) -> ClientHelloFingerprint:
     hello = parse_client_hello(data)
     text, digest = ja3(hello)
-    return ClientHelloFingerprint(client, text, digest, ja4(hello))
+    return ClientHelloFingerprint(client, text, digest, ja4(hello), hello.pq)
 
 
 def python_client_hello(context: ssl.SSLContext, sni: str) -> bytes:
@@ -224,8 +275,10 @@ class _Tap:
     route: Route
     address: str
     port: int
+    split: bool = False  # write the hello in two segments (SPLIT_AT), TCP_NODELAY
     hello: bytes = b""
     upstream_failure: str | None = None  # the real connection could not be made
+    received: list[int] = field(default_factory=lambda: [0])  # bytes the server sent (its answer began)
     connected: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
     writers: list[asyncio.StreamWriter] = field(default_factory=list)
@@ -253,8 +306,11 @@ class _Tap:
                 return
             self.connected = True
             self.writers.append(upstream)
-            upstream.write(data)
-            await asyncio.gather(_pipe(reader, upstream), _pipe(up_reader, writer))
+            if self.split:
+                await _write_split(upstream, data)
+            else:
+                upstream.write(data)
+            await asyncio.gather(_pipe(reader, upstream), _pipe(up_reader, writer, self.received))
         except (ConnectionError, OSError, ValueError):
             pass  # a reset or close once relaying: curl meets it too, and its report is the one kept
         finally:
@@ -264,11 +320,24 @@ class _Tap:
             self.done.set()
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Carry bytes one way; pass on the end as it came: a close as a close, a reset as a reset
-    (curl must meet what the censor or the server did)."""
+async def _write_split(writer: asyncio.StreamWriter, data: bytes) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    writer.write(data[:SPLIT_AT])
+    await writer.drain()
+    await asyncio.sleep(_SPLIT_PAUSE)
+    writer.write(data[SPLIT_AT:])
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tally: list[int] | None = None) -> None:
+    """Carry bytes one way (counted into `tally`); pass on the end as it came: a close as a close,
+    a reset as a reset (curl must meet what the censor or the server did)."""
     try:
         while chunk := await reader.read(65536):
+            if tally is not None:
+                tally[0] += len(chunk)
             writer.write(chunk)
             await writer.drain()
     except ConnectionResetError:
@@ -306,30 +375,45 @@ async def browser_handshake(
     replace_trust: bool = False,
     verify: bool = True,
     timeout: float = 5.0,
+    pq: bool | None = None,
+    split: bool = False,
 ) -> FingerprintedHandshake:
     """One TLS handshake to address:port with `sni` and a browser's ClientHello (curl-cffi's
     impersonation target `browser`); never raises. Without curl-cffi the handshake fails with
-    `check_unavailable` (the monitor's own trouble)."""
+    `check_unavailable` (the monitor's own trouble). `pq`: offer an X25519MLKEM768 key share (True)
+    or leave it out (False) whatever the profile does; `split`: the hello goes in two segments."""
     record = TLSHandshake(address, port, sni)
     try:
         from curl_cffi import Curl  # noqa: F401 - a dependency, imported when needed
     except ImportError:
         record.failure = failures.UNAVAILABLE
         return FingerprintedHandshake(record)
-    tap = _Tap(route, address, port)
-    server = await asyncio.start_server(tap.handle, "127.0.0.1", 0)
-    tap_port = server.sockets[0].getsockname()[1]
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    try:
+    async with _tapped(route, address, port, split, record) as (tap, tap_port):
         trust = _trust_file(tuple(Path(b) for b in ca_bundles), replace_trust) if verify else None
-        error = await asyncio.to_thread(_curl_connect, sni, port, tap_port, browser, trust, verify, timeout)
+        error = await _in_thread(_curl_connect, sni, port, tap_port, browser, trust, verify, timeout, pq)
         if tap.upstream_failure is not None:
             record.failure = tap.upstream_failure  # the real connection's own failure says more
         elif error is not None:
             record.failure = _curl_failure(*error)
         else:
             record.tls_version = None  # libcurl does not report it for a connect-only transfer
+    if record.failure is not None and tap.received[0]:
+        record.received_bytes = tap.received[0]  # the server's answer began: not a cut handshake
+    fingerprint = fingerprint_of(f"browser:{browser}", tap.hello) if tap.hello else None
+    if not tap.connected and tap.upstream_failure is None and record.failure is None:
+        record.failure = failures.UNKNOWN + ": the handshake never reached the address"
+    return FingerprintedHandshake(record, fingerprint)
+
+
+@contextlib.asynccontextmanager
+async def _tapped(route: Route, address: str, port: int, split: bool, record: TLSHandshake) -> AsyncIterator[tuple[_Tap, int]]:
+    """A tap on the loopback for one handshake, relaying to address:port; the record's duration."""
+    tap = _Tap(route, address, port, split)
+    server = await asyncio.start_server(tap.handle, "127.0.0.1", 0)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        yield tap, server.sockets[0].getsockname()[1]
     finally:
         server.close()
         tap.close()
@@ -338,13 +422,65 @@ async def browser_handshake(
                 async with asyncio.timeout(1.0):
                     await tap.done.wait()
         record.duration_seconds = round(loop.time() - started, 4)
-    fingerprint = fingerprint_of(f"browser:{browser}", tap.hello) if tap.hello else None
-    if not tap.connected and tap.upstream_failure is None and record.failure is None:
-        record.failure = failures.UNKNOWN + ": the handshake never reached the address"
-    return FingerprintedHandshake(record, fingerprint)
 
 
-def _curl_connect(sni: str, port: int, tap_port: int, browser: str, trust: str | None, verify: bool, timeout: float) -> tuple[int, str] | None:
+async def hello_handshake(
+    route: Route,
+    address: str,
+    port: int,
+    sni: str,
+    hello: str,
+    *,
+    pq: bool | None = None,
+    split: bool = False,
+    ca_bundles: tuple[Path, ...] = (),
+    replace_trust: bool = False,
+    verify: bool = True,
+    timeout: float = 5.0,
+) -> TLSHandshake:
+    """One handshake of the ClientHello matrix: `hello` (a name in HELLOS), its key share as
+    `pq` says (None: the profile's own), whole or split; the record says which hello went, whether
+    it carried X25519MLKEM768 and its JA4, read from the bytes sent. Never raises."""
+    spec = HELLOS[hello]
+    if spec.profile is None:
+        record, sent = await _python_via_tap(route, address, port, sni, split, ca_bundles, replace_trust, verify, timeout)
+    else:
+        done = await browser_handshake(
+            route, address, port, sni, browser=spec.profile, ca_bundles=ca_bundles, replace_trust=replace_trust, verify=verify, timeout=timeout, pq=pq, split=split
+        )
+        record, sent = done.handshake, done.fingerprint
+    record.hello, record.split = hello, split
+    if sent is not None:
+        record.ja4 = sent.ja4
+        record.pq = sent.pq
+    return record
+
+
+async def _python_via_tap(
+    route: Route, address: str, port: int, sni: str, split: bool, ca_bundles: tuple[Path, ...], replace_trust: bool, verify: bool, timeout: float
+) -> tuple[TLSHandshake, ClientHelloFingerprint | None]:
+    """Python's handshake through the tap (so that it can be split, and its bytes are read)."""
+    context = ssl_context(tuple(ca_bundles), replace_trust, verify=verify)
+    record = TLSHandshake(address, port, sni)
+    async with _tapped(route, address, port, split, record) as (tap, tap_port):
+        writer = None
+        try:
+            async with asyncio.timeout(timeout):
+                _, writer = await asyncio.open_connection("127.0.0.1", tap_port)
+                await writer.start_tls(context, server_hostname=sni)
+            ssl_object = writer.get_extra_info("ssl_object")
+            record.tls_version = ssl_object.version() if ssl_object is not None else None
+        except Exception as exc:  # noqa: BLE001 - every failure becomes evidence
+            record.failure = tap.upstream_failure or failures.classify(exc)
+        finally:
+            if writer is not None:
+                _abort(writer)
+    if record.failure is not None and tap.received[0]:
+        record.received_bytes = tap.received[0]
+    return record, (fingerprint_of("python", tap.hello) if tap.hello else None)
+
+
+def _curl_connect(sni: str, port: int, tap_port: int, browser: str, trust: str | None, verify: bool, timeout: float, pq: bool | None = None) -> tuple[int, str] | None:
     """Connect and handshake only (CONNECT_ONLY), through the tap; (curl code, message) or None."""
     from curl_cffi import Curl, CurlError
     from curl_cffi.const import CurlOpt
@@ -364,15 +500,66 @@ def _curl_connect(sni: str, port: int, tap_port: int, browser: str, trust: str |
             curl.setopt(CurlOpt.CAINFO, trust)
         if curl.impersonate(_target(browser), default_headers=False) != 0:
             return -1, f"curl-cffi cannot impersonate {browser!r}"
+        if pq is not None:  # the profile's groups with X25519MLKEM768 first, or without it
+            curl.setopt(CurlOpt.SSL_EC_CURVES, _WITH_PQ if pq else _WITHOUT_PQ)
         # GREASE ECH, as Chrome sends when the name has no ECH config: the same hello, and no
         # HTTPS-record DNS lookup first (through a censor dropping DNS it would wait to the timeout).
         curl.setopt(CurlOpt.ECH, "grease")
+        # The name resolves to the tap (RESOLVE), yet curl still asks the system resolver for its
+        # HTTPS record, and after a failed handshake waits for that answer: through a resolver a
+        # censor drops (or the lab's client namespace) every reset read as a timeout. Its resolver
+        # pointed at a closed loopback port, the lookup fails at once (DoH where c-ares is not built in).
+        if curl.setopt(CurlOpt.DNS_SERVERS, _NO_RESOLVER) != 0:
+            curl.setopt(CurlOpt.DOH_URL, f"https://{_NO_RESOLVER}/dns-query")
         curl.perform()
         return None
     except CurlError as exc:
         return getattr(exc, "code", 0) or 0, str(exc)
     finally:
         curl.close()
+
+
+# curl blocks a thread for a handshake, to its timeout when the path drops it: a round's matrices
+# run many at once (a few per failing target), and an attempt queued behind dropped ones for a
+# thread would outlast its bound (a decoy read as a timeout). Each gets a thread of its own, up to
+# this many at once; the threads end with their handshake (none kept idle: no memory held after).
+_CURL_THREADS = 128
+
+
+@lru_cache(maxsize=1)
+def _curl_slots() -> threading.BoundedSemaphore:
+    return threading.BoundedSemaphore(_CURL_THREADS)
+
+
+async def _in_thread(function: Callable[..., _T], *args: object) -> _T:
+    """`function(*args)` in a thread of its own; its result or exception."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[_T] = loop.create_future()
+
+    def settle(result: _T | None, error: BaseException | None) -> None:
+        if done.done():  # the caller gave up (its bound): nobody waits for this any more
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        with _curl_slots():
+            try:
+                outcome: tuple[_T | None, BaseException | None] = (function(*args), None)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                outcome = (None, exc)
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody to tell
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    threading.Thread(target=run, name="msgreach-curl", daemon=True).start()
+    return await done
+
+
+_NO_RESOLVER = "127.0.0.1:9"  # discard's port: nothing listens there
+_WITHOUT_PQ = "X25519:P-256:P-384"
+_WITH_PQ = "X25519MLKEM768:" + _WITHOUT_PQ
 
 
 def _target(browser: str) -> str:

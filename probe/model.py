@@ -274,6 +274,14 @@ class TLSHandshake:
     # Bytes the server sent on the connection before the handshake failed: its answer began
     # (a censor's reset or drop comes before any).
     received_bytes: int | None = _opt()
+    # The ClientHello matrix (probe.fingerprint.HELLOS): which hello was sent ("openssl",
+    # "chrome", "chrome_android", "safari_ios", "firefox"), whether it went in two TCP segments,
+    # whether it carried an X25519MLKEM768 key share (read from the bytes sent), and its JA4.
+    # Unset on a target without a `client` (Python's hello, as always).
+    hello: str | None = _opt()
+    split: bool | None = _opt()
+    pq: bool | None = _opt()
+    ja4: str | None = _people()
     failed_operation: str | None = _operation()
     t0: float | None = _operation()
     t: float | None = _operation()
@@ -358,6 +366,17 @@ class TLSEvidence:
     browser: FingerprintedHandshake | None = _opt()
     python_hello: ClientHelloFingerprint | None = _people()
     fingerprint_keyed: str | None = _judged(omit_none=True)  # "python" or "browser": the hello the path cut while the other passed
+    # A target with a `client` (its real client's hello: probe.fingerprint.CLIENTS): which client,
+    # and when its hello failed, the matrix (the other hellos, the key share toggled, the hello
+    # split, all with the real name, to the same address) and the alternated repeats (the real
+    # hello again, then the attempt that passed again) a keyed claim needs. `repeats` None: none
+    # were needed (or an archive from before them); [] : needed, and no time was left.
+    client: str | None = _opt()
+    matrix: list[TLSHandshake] | None = _opt()
+    repeats: list[TLSHandshake] | None = _opt()
+    keyed_on: str | None = _judged(omit_none=True)  # "fingerprint" | "name": what a block follows, agreed over the repeats
+    filtered_fingerprints: list[str] | None = _judged(omit_none=True)  # hellos the path cut while the real client's passed
+    split_evades: bool | None = _judged(omit_none=True)  # the real hello, split in two segments, passed where whole it did not
 
 
 # --- results -----------------------------------------------------------------------------------
@@ -869,6 +888,7 @@ class ClientHelloFingerprint:
     ja3: str
     ja3_md5: str
     ja4: str
+    pq: bool = False  # an X25519MLKEM768 key share was sent
 
 
 @dataclass(slots=True)

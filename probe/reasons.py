@@ -155,6 +155,8 @@ ENGLISH: dict[str, str] = {
     "server_answer_began": "the server's answer began ({received} bytes), then the handshake failed ({failure}): a server that drips or closes mid-answer, not a cut handshake",
     "no_browser_handshake": "no browser-like handshake could be made here",
     "keyed_on_client_hello": "keyed on the ClientHello fingerprint: the browser's hello is cut ({failure}) while Python's passes to the same address and name",
+    "keyed_on_fingerprint": "keyed on the ClientHello fingerprint: the {client}'s hello ({hello}) is cut ({failure}), twice, while {passing} to the same address and name pass, twice",
+    "no_agreement": "the handshake fails ({failure}) but the alternated repeats do not agree: no technique is claimed",
     # --- http ---
     "blockpage": "block page ({kind}: {match})",
     "response_began": "the server's response began, then failed: not a cut request",

@@ -151,7 +151,34 @@ def _tls(data: Mapping[str, Any]) -> list[Reason]:
     decoy = data.get("decoy")
     if isinstance(decoy, Mapping):
         lines.append(Reason("tls.decoy", {"sni": _text(decoy.get("sni", "")), "result": _outcome(decoy, "tls.completed")}))
+    return _hellos(data) + lines  # a target with a client: its hello and what was read first
+
+
+def _hellos(data: Mapping[str, Any]) -> list[Reason]:
+    """A target with a `client`: its real client's hello, the matrix, and what the judge read."""
+    if not data.get("client"):
+        return []
+    lines = []
+    browser = data.get("browser")
+    real = browser.get("handshake") if isinstance(browser, Mapping) else None
+    if isinstance(real, Mapping):
+        lines.append(Reason("tls.client_hello", {"client": _text(data["client"]), "hello": _text(real.get("hello", "")), "result": _outcome(real, "tls.completed")}))
+    if data.get("filtered_fingerprints"):
+        lines.append(Reason("tls.filtered", {"hellos": [_text(h) for h in data["filtered_fingerprints"][:6]]}))
+    if data.get("keyed_on"):
+        lines.append(Reason("tls.keyed_on", {"key": _text(data["keyed_on"])}))
+    if data.get("split_evades"):
+        lines.append(Reason("tls.split_evades"))
+    matrix = [m for m in data.get("matrix") or [] if isinstance(m, Mapping)]
+    passed = [_hello_name(m) for m in matrix if not m.get("failure")]
+    if matrix:  # the detail last: the page shows a few lines per step
+        lines.append(Reason("tls.matrix", {"passed": passed[:6] or ["—"], "cut": [_hello_name(m) for m in matrix if m.get("failure")][:6] or ["—"]}))
     return lines
+
+
+def _hello_name(attempt: Mapping[str, Any]) -> str:
+    name = _text(attempt.get("hello", ""))
+    return name + (" (split)" if attempt.get("split") else "") + (" +X25519MLKEM768" if attempt.get("pq") else "")
 
 
 def _http(data: Mapping[str, Any]) -> list[Reason]:

@@ -15,7 +15,7 @@ from msgreach_helpers import msgreach_command
 from ooni_agreement import disagreements, load_measurement
 
 from probe.config import Evidence, Vantage
-from probe.evidence import Archive, read
+from probe.evidence import SCHEMA, Archive, read
 from probe.model import (
     BlockPage,
     ChatEvidence,
@@ -228,7 +228,7 @@ def test_the_ooni_shapes_and_what_is_derived(tmp_path: Path) -> None:
     assert keys["x_msgreach"]["verdict"] == "sni_blocked" and [c["check"] for c in keys["x_msgreach"]["checks"]] == ["dns", "tcp", "tls"]
     assert keys["x_msgreach"]["checks"][2]["failed_operation"] == "tls_handshake"  # the failing record's, as the check recorded it
     assert web["annotations"]["msgreach_derived"] == "network_events,query_type"
-    assert web["annotations"]["msgreach_schema"] == "msgreach-evidence/3"
+    assert web["annotations"]["msgreach_schema"] == SCHEMA
     chat = by_target["chat"]["test_keys"]
     assert (chat["whatsapp_endpoints_status"], chat["whatsapp_endpoints_blocked"], chat["whatsapp_endpoints_dns_inconsistent"]) == ("blocked", ["e1.whatsapp.net"], [])
     assert chat["x_msgreach"]["observations"]["whatsapp_chat"]["hosts"][0]["host"] == "e1.whatsapp.net"

@@ -9,6 +9,7 @@ evidence worth citing.
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import hashlib
 import ssl
@@ -189,18 +190,29 @@ async def run(ctx: Context, params: Params) -> TLSEvidence:
         raise Skip("no TCP connection")
     sni = params.sni or ctx.target.host
     evidence = TLSEvidence()
-    if params.fingerprint == "browser":
+    started = asyncio.get_running_loop().time()
+    client = ctx.target.client
+    if client is not None:  # its real client's hello as well as Python's (probe.checks.tls_matrix)
+        from probe.checks import tls_matrix
+
+        # Python's hello on one endpoint, the comparison, while the client's hello goes to it too.
+        address, port = candidates[0]
+        python = _python(ctx, params, candidates[:1], sni, evidence, started, differentials=False)
+        await tls_matrix.as_the_client(ctx, tls_matrix.Clock(ctx, started, tapped=True), client, python, address, port, sni, evidence)
+    elif params.fingerprint == "browser":
         await _browser_only(ctx, params, candidates, sni, evidence)
     else:
-        await _python(ctx, params, candidates, sni, evidence)
+        await _python(ctx, params, candidates, sni, evidence, started)
         if params.fingerprint == "both":
             await _compare_with_browser(ctx, params, sni, evidence)
     return evidence
 
 
-async def _python(ctx: Context, params: Params, candidates: list[tuple[str, int]], sni: str, evidence: TLSEvidence) -> None:
+async def _python(ctx: Context, params: Params, candidates: list[tuple[str, int]], sni: str, evidence: TLSEvidence, started: float, *, differentials: bool = True
+) -> None:
     """Python's handshake with the real name, validated, on up to `tries` endpoints; on failure
-    the certificate seen, or the decoy SNI to the same address."""
+    the certificate seen, or (`differentials`) the decoy SNI to the same address and, when the
+    decoy passes, the alternated repeats a keyed claim needs (real, decoy once more)."""
     # With an http check to follow, offer what it speaks (HTTP/1.1), so that it can send its
     # request on this very connection: one connection and one handshake per target.
     reuse = ctx.wants("http", after=NAME)
@@ -219,7 +231,30 @@ async def _python(ctx: Context, params: Params, candidates: list[tuple[str, int]
         seen = await handshake(ctx, last.address, last.port, sni, verify=False)
         evidence.certificate = seen.certificate
         return
+    if not differentials:
+        return
     evidence.decoy = await decoy(ctx, last.address, last.port)
+    if evidence.decoy.failure is None:
+        await _repeats(ctx, last, sni, started, evidence)
+
+
+async def _repeats(ctx: Context, real: TLSHandshake, sni: str, started: float, evidence: TLSEvidence) -> None:
+    """The decoy passed where the real name failed: real, decoy once more, in this order, within
+    what is left of the check's bound (no time: no repeats, and no keyed claim)."""
+    from probe.checks.tls_matrix import EXTRA_SHARE, Clock, bounded
+
+    clock = Clock(ctx, started)
+    evidence.repeats = []
+    for name, verify in ((sni, True), (ctx.decoy_sni, False)):
+        # Half the timeout, as the matrix's: after two endpoints ran to their timeouts, both fit.
+        again = await bounded(clock, handshake(ctx, real.address, real.port, name, verify=verify), real.address, real.port, name, EXTRA_SHARE)
+        if again is None:
+            return
+        evidence.repeats.append(again)
+        if name == sni and again.failure is None:  # the real name passed this time: nothing to key on
+            ctx.tls_endpoint = (real.address, real.port)
+            evidence.certificate = again.certificate
+            return
 
 
 async def _browser(ctx: Context, params: Params, address: str, port: int, sni: str) -> FingerprintedHandshake:

@@ -413,6 +413,10 @@ class Target(_Model):
     # `allowlist_probe`: a probe of what an allowlist is keyed on (names or addresses), measured
     # only under an allowlist regime (probe.checks.allowlist); it never makes a vantage online.
     control_class: Literal["international", "domestic", "yardstick", "allowlist_probe"] = "international"
+    # Whose ClientHello the service's real client sends (probe.fingerprint.CLIENTS maps each to a
+    # hello): the tls check measures with it as well as with Python's, and on a failure tries the
+    # other hellos. None: Python's hello only, as before.
+    client: Literal["android_app", "ios_app", "browser", "desktop_app"] | None = None
 
     @field_validator("ports")
     @classmethod

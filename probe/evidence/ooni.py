@@ -440,6 +440,11 @@ def _connect(connect: StoredConnect, tid: int) -> JSON:
 
 def _handshake(handshake: StoredHandshake, tid: int) -> JSON:
     tags = [tag for tag, yes in (("msgreach:decoy_sni", handshake.decoy), ("msgreach:same_name", handshake.same_name)) if yes]
+    if handshake.hello is not None:  # the ClientHello matrix: which hello went (OONI has no field for it)
+        tags.append(f"msgreach:hello={handshake.hello}")
+        tags += [tag for tag, yes in (("msgreach:split_hello", handshake.split), ("msgreach:x25519mlkem768", handshake.pq)) if yes]
+        if handshake.ja4:
+            tags.append(f"msgreach:ja4={handshake.ja4}")
     return {
         "network": "tcp",
         "address": handshake.address,

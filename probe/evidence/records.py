@@ -295,6 +295,8 @@ def _handshake(handshake: TLSHandshake, t0: float, decoy: bool, same_name: bool)
     }
     if same_name:
         mapped["same_name"] = True  # msgreach's own: the real name again, on a fresh connection
+    if handshake.hello is not None:  # msgreach's own: the ClientHello matrix's hello (JA4 as FoxIO's)
+        mapped["client_hello"] = {"hello": handshake.hello, "split": bool(handshake.split), "pq": handshake.pq, "ja4": handshake.ja4}
     if handshake.certificate is not None:
         mapped["certificate"] = to_json(handshake.certificate)  # facts, not OONI's DER peer_certificates
     if handshake.response_started is not None:

@@ -42,8 +42,10 @@ HISTORY: Mapping[int, str] = {
         "family of the target judged apart, a family every address of which fails is `ip_blocked`). Freezes counted in packets: "
         "packets each way (PacketCounts from TCP_INFO) on every download and bulk transfer; the throughput check's repeats (again, "
         "decoy_again), its uploads (upload, upload_again: Upload records), control_freezes, floor_bytes_per_second and skipped; bulk "
-        "uploads (kinds *_upload with sent/acked/answered bytes) and upload_bytes. A version-2 record is read as it is: it has none "
-        "of them and none applied (its one slow transfer stands and no key is named)"
+        "uploads (kinds *_upload with sent/acked/answered bytes) and upload_bytes. The tls check's ClientHello "
+        "matrix: a TLS handshake says which hello it sent (hello, split, pq, and ja4 in tls_handshakes); the tls evidence keeps "
+        "the target's client, the matrix and the alternated repeats. A version-2 record is read as it is: it has none of them "
+        "and none applied (its one slow transfer stands and no key is named; a decoy that passed reads as it did then)"
     ),
 }
 

@@ -73,6 +73,10 @@ class StoredHandshake:
     transaction_id: int | None
     decoy: bool  # the decoy SNI to the same address
     same_name: bool  # the real name again on a fresh connection
+    hello: str | None = None  # the ClientHello matrix's hello (schema 3), with:
+    split: bool = False  # sent in two TCP segments
+    pq: bool = False  # an X25519MLKEM768 key share was sent
+    ja4: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +210,14 @@ def _handshake(entry: Mapping[str, JSON]) -> StoredHandshake:
         **_timing(entry),
         decoy=entry.get("decoy") is True,
         same_name=entry.get("same_name") is True,
+        **_client_hello(entry.get("client_hello")),
     )
+
+
+def _client_hello(value: JSON) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        return {}
+    return {"hello": _text(value.get("hello")), "split": value.get("split") is True, "pq": value.get("pq") is True, "ja4": _text(value.get("ja4"))}
 
 
 def _request(entry: Mapping[str, JSON]) -> StoredRequest:
