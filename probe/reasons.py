@@ -246,6 +246,7 @@ ENGLISH: dict[str, str] = {
     "signature_died": "the {protocol} handshake's first packet died on the way ({seen}) while neutral bytes of the same size arrived",
     "signature_and_neutral_died": "neither the {protocol} signature ({seen}) nor neutral bytes ({neutral_arrived} of {neutral_size}) reached the helper",
     "transfer_plain_failed": "even the plain transfer from the helper failed (at {kb} KB): nothing to compare",
+    "transfer_no_time": "the round's deadline left no time for the {kinds} transfer(s) from the helper: nothing to compare",
     "transfer_keyed_on_name": "TLS from the helper's address with the name {sni} froze at {kb} KB while the decoy SNI {decoy} to the same address completed: keyed on the name",
     "transfer_keyed_on_address": "TLS from the helper's address froze at {kb} KB whatever the name (decoy too) while plain TCP from it completed: keyed on the address",
     "helper_upload_froze_keyed_on_direction": (

@@ -595,6 +595,7 @@ ENGINE_RU: dict[str, str] = {
     "signature_died": "первый пакет рукопожатия {protocol} не дошёл ({seen}), а нейтральные байты того же размера дошли",
     "signature_and_neutral_died": "до помощника не дошли ни сигнатура {protocol} ({seen}), ни нейтральные байты ({neutral_arrived} из {neutral_size})",
     "transfer_plain_failed": "даже обычная передача от помощника не прошла (на {kb} КБ): сравнивать не с чем",
+    "transfer_no_time": "до конца раунда не осталось времени на передачи от помощника ({kinds}): сравнивать не с чем",
     "transfer_keyed_on_name": "TLS с адреса помощника с именем {sni} замер на {kb} КБ, а подставное имя {decoy} на тот же адрес прошло: заморозка по имени",
     "transfer_keyed_on_address": "TLS с адреса помощника замер на {kb} КБ при любом имени (и подставном), а обычный TCP с него прошёл: заморозка по адресу",
     "helper_upload_froze_keyed_on_direction": (

@@ -105,6 +105,19 @@ def test_a_freeze_that_follows_the_name_or_the_address_is_told_apart() -> None:
     assert keyed is None and finding.fault == Fault.UNSEPARATED
 
 
+def test_a_transfer_the_round_left_no_time_for_names_no_key() -> None:
+    size = 262144
+    skipped = BulkTransfer("tls_name", "x", failure=failures.HELPER_NO_TIME)
+    evidence = HelperTransferEvidence("abroad", size, transfers=[BulkTransfer("plain", None, size), BulkTransfer("tls_decoy", "example.org", size), skipped])
+    analysis = transfer_judge.analyse(evidence, FACTS)
+    assert analysis.failure == failures.HELPER_NO_TIME and analysis.finding.fault == Fault.MONITOR and evidence.keyed_on is None
+    assert "no time" in str(analysis.finding.reason) and "tls_name" in str(analysis.finding.reason)
+    # A plain transfer that froze still says the path to the helper failed, skipped ones or not.
+    frozen = BulkTransfer("plain", None, 16384, 16384, "stalled")
+    evidence = HelperTransferEvidence("abroad", size, transfers=[frozen, BulkTransfer("tls_decoy", "example.org", failure=failures.HELPER_NO_TIME), skipped])
+    assert transfer_judge.analyse(evidence, FACTS).finding.fault == Fault.UNSEPARATED
+
+
 def test_an_upload_freeze_while_the_downloads_complete_is_keyed_on_the_direction() -> None:
     size, up = 262144, 65536
 

@@ -31,6 +31,7 @@ from probe.params import HelperTransferParams as Params
 NAME = "helper_transfer"
 UPLOAD_SUFFIX = "_upload"
 _POLL_SECONDS = 0.25  # between looks at what the helper acknowledged of an upload
+_JUDGE_SECONDS = 0.5  # left of the round after the transfers, for the judge and the records
 
 
 async def run(ctx: Context, params: Params) -> HelperTransferEvidence | HelperExchange | NoHelper:
@@ -45,10 +46,21 @@ async def _measure(ctx: Context, client: HelperClient, params: Params) -> Helper
     transfers = [BulkTransfer("plain", None), BulkTransfer("tls_decoy", decoy), BulkTransfer("tls_name", name)]
     if params.upload_bytes:
         transfers += [BulkTransfer(f"{t.kind}{UPLOAD_SUFFIX}", t.sni) for t in transfers]
-    for transfer in transfers:  # one after the other: they share the line
+    # Each transfer ends by the round's end (less a moment to judge): one cut there, and those not
+    # begun, read `helper_no_time` (the judge names no key without them) while the evidence of the
+    # others stands, instead of the round's deadline cutting the whole check (a frozen line makes
+    # every transfer take its bounds, and six of them can outlast a round).
+    left = (ctx.helper_round.deadline - _JUDGE_SECONDS - time.monotonic()) if ctx.helper_round is not None else None
+    round_end = asyncio.get_running_loop().time() + left if left is not None else None
+    for index, transfer in enumerate(transfers):  # one after the other: they share the line
         counter = PacketCounter()
         try:
-            await _transfer(ctx, client, address, tls_port if transfer.sni else plain_port, transfer, params, counter)
+            async with asyncio.timeout_at(round_end):
+                await _transfer(ctx, client, address, tls_port if transfer.sni else plain_port, transfer, params, counter)
+        except TimeoutError:
+            for cut in transfers[index:]:
+                cut.failure = failures.HELPER_NO_TIME
+            break
         finally:
             counter.close()
     return HelperTransferEvidence(client.ref.name, params.bytes, transfers=transfers, upload_bytes=params.upload_bytes or None)

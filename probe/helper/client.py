@@ -16,6 +16,7 @@ import asyncio
 import json
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Self
 
 from probe import failures
@@ -85,6 +86,10 @@ class HelperClient:
     async def post(self, path: str, payload: dict[str, Any], *, cap: int = SMALL_ANSWER, seconds: float | None = None) -> dict[str, Any]:
         """One signed exchange, bounded by `seconds` (default: the client's timeout) and the round's
         deadline, its answer at most `cap` bytes; raises HelperError when it did not complete."""
+        if self._round is not None and (broken := self._round.broken(self.ref.name)) is not None:
+            # Not sent: the round's line to it already failed so. The record keeps that failure and its
+            # numbers (what the line did), on this path, with no time of its own.
+            raise HelperError(replace(broken, path=path, duration_seconds=0.0, first_byte_seconds=None))
         address = await self.address()
         try:
             answer, record = await exchange(self.ref.name, self.endpoint, address, self.route, self.secret, path, payload,
@@ -124,6 +129,13 @@ class HelperClient:
 # --- the round: helpers for the checks, control measurements, the line summed up ------------------------
 
 
+# What a line does to every exchange alike (a timeout or a reset may be one packet's bad luck).
+_LINE_BROKEN = frozenset({
+    failures.HELPER_LINE_FROZEN, failures.HELPER_LINE_DRIPPING, failures.HELPER_ANSWER_TOO_LARGE,
+    failures.HELPER_ANSWER_MALFORMED, failures.HELPER_ANSWER_UNSIGNED,
+})
+
+
 class HelperRound:
     """The helpers of one round. `client` gives a helper check its helper, bounded by the round's
     deadline; `ask` starts the control helpers' measurement of the targets that are not
@@ -135,6 +147,7 @@ class HelperRound:
         self.deadline = deadline  # time.monotonic() when the round must end
         self._route = route
         self._exchanges: list[HelperExchange] = []  # in the order they ended
+        self._broken: dict[str, HelperExchange] = {}  # per helper, the exchange that showed its line broken
         self._asked: list[tuple[str, str]] = []  # (service, target) sent to the control helpers
         self._asks: list[asyncio.Task[tuple[str, Measured | HelperExchange]]] = []
 
@@ -153,6 +166,15 @@ class HelperRound:
 
     def log(self, record: HelperExchange) -> None:
         self._exchanges.append(record)
+        if record.failure in _LINE_BROKEN:
+            self._broken.setdefault(record.helper, record)
+
+    def broken(self, helper: str) -> HelperExchange | None:
+        """The exchange that showed the line to `helper` frozen, dripping or answering what no
+        helper sends, in this round: the round's later exchanges to it fail at once with it,
+        instead of each spending its bounds on the same line (a frozen line would otherwise take
+        the round's time from every other helper check, the serialised signatures last)."""
+        return self._broken.get(helper)
 
     def ask(self, services: Sequence[Service]) -> None:
         self._asked = [(s.name, t.name) for s in services for t in s.targets if not helper_only(t)]

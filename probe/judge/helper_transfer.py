@@ -39,6 +39,8 @@ def analyse(evidence: HelperTransferEvidence | HelperExchange | NoHelper, facts:
     down_ok = all(complete(t, evidence.bytes) for t in downloads)
     up_ok = not any(froze(t) for t in uploads)  # what this check reads is freezes: a refused upload is none
     evidence.direction = None if down_ok and up_ok else "upload" if down_ok else "download" if up_ok else "both"
+    if evidence.direction == "download" and any(t.failure == failures.HELPER_NO_TIME for t in uploads):
+        evidence.direction = None  # the uploads were not measured: which direction froze is not known
     if down_ok and up_ok:
         evidence.keyed_on = "none_here"
         return Analysis.passed()
@@ -51,6 +53,11 @@ def _compare(evidence: HelperTransferEvidence, transfers: list[BulkTransfer], si
     """The three transfers of one direction, at least one of which did not complete."""
     plain, decoy, named = transfers
     done = [complete(t, size) for t in transfers]
+    skipped = [t.kind for t in transfers if t.failure == failures.HELPER_NO_TIME]
+    if skipped and (done[0] or plain.failure == failures.HELPER_NO_TIME):  # a plain transfer that failed says more (below)
+        evidence.keyed_on = None
+        reason = Reason("transfer_no_time", {"kinds": ", ".join(skipped)})
+        return Analysis.failed(failures.HELPER_NO_TIME, Finding(TECHNIQUE, Fault.MONITOR, "helper_plain", reason))
     worst = next(t for t in (named, decoy, plain) if not complete(t, size))
     failure = worst.failure or failures.STALLED
     at = _kilobytes(worst.stalled_at_bytes if worst.stalled_at_bytes is not None else worst.received_bytes)
