@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields, is_dataclass
 
 from probe.config import Target
-from probe.model import AfterTrigger, CheckResult, ProbeRecord, TargetResult, Verdict, is_measured
+from probe.model import AfterTrigger, CheckResult, ProbeRecord, TargetResult, Verdict
 
 # Checks whose probes can set off a timed block: circumvention signatures (WireGuard, OpenVPN, …).
 # A TLS check's decoy handshake already follows its real one on its own connection, so it is not
@@ -123,10 +123,9 @@ class TriggerClock:
         block off (the censor acted on its signature): it arms its destinations. One whose
         signature arrived intact did not, as far as anything here can see: what fails after it
         is judged as ever (else a signature blocked alone could never be named after another
-        passed). One the monitor could not measure (`error`: the helper's line failed, no time
-        left) sent no signature, so it arms nothing."""
+        passed). `error` arms too: a signature whose report the block then ate reads `error`."""
         where = frozenset(d for c in result.checks for d in destinations(c.evidence))
-        if result.verdict != Verdict.OK and is_measured(result.verdict):
+        if result.verdict != Verdict.OK:
             for destination in where:
                 self._sent[destination] = _Sent(at, f"{result.service}/{result.target}")
                 self.arm(destination, at)
