@@ -273,19 +273,42 @@ def load1() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
 
 
+# Linux keeps a process's ru_maxrss across fork and exec: a child forked from this process (tens
+# of MiB by the later runs) and then exec'd reports at least this process's RSS, whatever its
+# own. So the child is forked by a small interpreter started for it (-S: about 8 MiB, below any
+# msgreach process), which waits for it and writes the child's own rusage to a pipe.
+_SPAWN = """
+import ctypes, os, sys
+fd, argv = int(sys.argv[1]), sys.argv[2:]
+pid = os.fork()
+if pid == 0:
+    ctypes.CDLL("libc.so.6").prctl(1, 15)  # PR_SET_PDEATHSIG: SIGTERM when the spawner dies
+    os.execvp(argv[0], argv)
+_, status, usage = os.wait4(pid, 0)
+os.write(fd, f"{usage.ru_utime + usage.ru_stime!r} {usage.ru_maxrss}".encode())
+sys.exit(os.waitstatus_to_exitcode(status) & 0xFF)
+"""
+
+
 def run_waited(argv: list[str], stdout) -> tuple[int, float, int]:
-    """Run to the end; returns exit status, user+sys CPU and ru_maxrss (KiB) of the child."""
-    proc = start(argv, stdout=stdout, stderr=subprocess.PIPE)
+    """Run to the end; returns exit status, user+sys CPU and ru_maxrss (KiB) of the child alone
+    (see _SPAWN)."""
+    read_end, write_end = os.pipe()
     try:
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = start([sys.executable, "-S", "-c", _SPAWN, str(write_end), *argv], stdout=stdout, stderr=subprocess.PIPE, pass_fds=(write_end,))
+    finally:
+        os.close(write_end)
+    try:
+        with os.fdopen(read_end, "rb") as facts:
+            cpu, maxrss = facts.read().decode().split()
+        proc.wait()
     except BaseException:
         stop(proc)
         raise
-    proc.returncode = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if proc.returncode != 0:
         raise RuntimeError(f"{argv[:4]} exited {proc.returncode}: {err[-2000:]}")
-    return proc.returncode, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+    return proc.returncode, float(cpu), int(maxrss)
 
 
 def msgreach_round(tmp: Path, n: int, concurrency: int, checks: tuple[str, ...] = ("tcp", "tls", "http")) -> Sample:
