@@ -23,7 +23,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields, is_dataclass
 
 from probe.config import Target
-from probe.model import AfterTrigger, CheckResult, ProbeRecord, TargetResult, Verdict
+from probe.helper import wire
+from probe.model import AfterTrigger, CheckResult, HelperExchange, NoHelper, ProbeRecord, TargetResult, Verdict
 
 # Checks whose probes can set off a timed block: circumvention signatures (WireGuard, OpenVPN, …).
 # A TLS check's decoy handshake already follows its real one on its own connection, so it is not
@@ -31,6 +32,9 @@ from probe.model import AfterTrigger, CheckResult, ProbeRecord, TargetResult, Ve
 TRIGGER_CHECKS = frozenset({"circumvention"})
 TRIGGER = "trigger"
 MEASUREMENT = "measurement"
+# The helper exchanges a circumvention check makes before it sends any signature (the helper's
+# address, then the registration of what it will send): one of these failing sent nothing.
+_BEFORE_ANY_SIGNATURE = frozenset({"resolve", wire.API_EXPECT})
 
 
 def is_trigger(target: Target) -> bool:
@@ -108,6 +112,19 @@ class _Sent:
     by: str  # service/target
 
 
+def _signature_may_have_gone(result: TargetResult) -> bool:
+    """Whether a trigger check of the target may have sent its signature: every one stopped
+    before it (no helper, or a failed exchange before any signature) is the only "no"."""
+    for check in result.checks:
+        if check.check not in TRIGGER_CHECKS:
+            continue
+        evidence = check.evidence
+        if isinstance(evidence, NoHelper) or (isinstance(evidence, HelperExchange) and evidence.path in _BEFORE_ANY_SIGNATURE):
+            continue
+        return True
+    return False
+
+
 class TriggerClock:
     """When a trigger probe last went to each destination, across rounds (one per vantage, kept
     by `msgreach run`; `once` starts with none), which destinations are armed, and the last
@@ -123,9 +140,11 @@ class TriggerClock:
         block off (the censor acted on its signature): it arms its destinations. One whose
         signature arrived intact did not, as far as anything here can see: what fails after it
         is judged as ever (else a signature blocked alone could never be named after another
-        passed). `error` arms too: a signature whose report the block then ate reads `error`."""
+        passed). `error` arms too: a signature whose report the block then ate reads `error`;
+        but not a check that stopped before sending any (no helper, or the line to the helper
+        failed first): nothing was sent that could have set a block off."""
         where = frozenset(d for c in result.checks for d in destinations(c.evidence))
-        if result.verdict != Verdict.OK:
+        if result.verdict != Verdict.OK and _signature_may_have_gone(result):
             for destination in where:
                 self._sent[destination] = _Sent(at, f"{result.service}/{result.target}")
                 self.arm(destination, at)

@@ -13,6 +13,8 @@ from probe.judge.analysis import RoundFacts, analyse
 from probe.model import (
     AfterTrigger,
     CircumventionEvidence,
+    HelperExchange,
+    NoHelper,
     SignatureProbe,
     TargetResult,
     TCPConnect,
@@ -38,6 +40,34 @@ def _refused_connect() -> TargetResult:
     check = analyse("tcp", evidence, FACTS, 3.0)
     verdict = judge.judge_attempt([check], cut=False)
     return TargetResult("svc", "t", "h.test", verdict.verdict, [check], verdict.reason, reasons=verdict.reasons)
+
+
+def _circumvention_cut(evidence: HelperExchange | NoHelper) -> TargetResult:
+    check = analyse("circumvention", evidence, FACTS, 0.7)
+    verdict = judge.judge_attempt([check], cut=False)
+    return TargetResult("circumvention", "wireguard", "helper", verdict.verdict, [check], verdict.reason, reasons=verdict.reasons)
+
+
+def test_a_trigger_that_sent_no_signature_arms_nothing_and_one_whose_report_was_eaten_does() -> None:
+    frozen = "helper_line_frozen"
+    before = [
+        _circumvention_cut(HelperExchange("abroad", "/v1/probe/expect", sent_bytes=400, received_bytes=0, duration_seconds=8.0, failure=frozen)),
+        _circumvention_cut(HelperExchange("abroad", "resolve", failure="dns_nxdomain_error")),
+        _circumvention_cut(NoHelper("abroad")),
+    ]
+    for result in before:
+        assert result.verdict == Verdict.ERROR, result
+        clock = TriggerClock()
+        clock.sent(result, at=100.0, round_started_at=1.7e9)
+        assert clock.after({"helper abroad"}, 130.0, 600.0) is None, result.checks[0].evidence
+        assert clock.held("circumvention", "wireguard", 160.0, 600.0) is None  # measured again next round
+    # The signature went out, then the line ate its report: the block may be ours.
+    eaten = _circumvention_cut(HelperExchange("abroad", "/v1/probe/report", sent_bytes=400, duration_seconds=8.0, failure=frozen))
+    assert eaten.verdict == Verdict.ERROR
+    clock = TriggerClock()
+    clock.sent(eaten, at=100.0, round_started_at=1.7e9)
+    assert clock.after({"helper abroad"}, 130.0, 600.0) is not None
+    assert clock.held("circumvention", "wireguard", 160.0, 600.0) is not None
 
 
 def test_destinations_are_addresses_and_helpers() -> None:
