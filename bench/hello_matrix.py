@@ -32,6 +32,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from docsection import write_section  # bench/docsection.py: beside this script
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import protocols  # noqa: E402 - the lab helpers of bench/protocols.py
@@ -97,17 +98,6 @@ def section(results: dict[str, list[dict]], args: argparse.Namespace, meta: dict
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str) -> None:
-    doc = protocols.DOC.read_text()
-    if START in doc and END in doc:
-        before, rest = doc.split(START, 1)
-        _, after = rest.split(END, 1)
-        doc = before + text.rstrip("\n") + after
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    protocols.DOC.write_text(doc)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=2)
@@ -160,7 +150,7 @@ def main() -> int:
     text = section(results, args, meta)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(text, START, END)
     return 0
 
 

@@ -38,6 +38,7 @@ from datetime import date
 from pathlib import Path
 
 import yaml
+from docsection import write_section  # bench/docsection.py: beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -46,7 +47,6 @@ from probe import config as config_module
 from probe.model import to_json
 from probe.runner import run_round
 
-DOC = REPO / "docs" / "benchmarks.md"
 START, END = "<!-- bench:helper:start -->", "<!-- bench:helper:end -->"
 CLK = os.sysconf("SC_CLK_TCK")
 CONTROL_PORT = [0]  # the local accept server's port, once it runs
@@ -255,17 +255,6 @@ async def bench(args: argparse.Namespace) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str) -> None:
-    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if START in doc and END in doc:
-        before, rest = doc.split(START, 1)
-        _, after = rest.split(END, 1)
-        doc = before + text.rstrip("\n") + after
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    DOC.write_text(doc)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--monitors", type=int, default=100)
@@ -277,7 +266,7 @@ def main() -> int:
     section = asyncio.run(bench(args))
     print(section)
     if not args.no_write:
-        write_section(section)
+        write_section(section, START, END)
     return 0
 
 

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from docsection import write_section  # bench/docsection.py: beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -60,7 +61,6 @@ from probe.model import HelperExchange
 from probe.net import Route
 from probe.runner import run_round
 
-DOC = REPO / "docs" / "benchmarks.md"
 START, END = "<!-- bench:helper-line:start -->", "<!-- bench:helper-line:end -->"
 SIZES = (33, 100, 256)
 NAMES = ("web", "registration", "media-upload", "chat-e1", "g-whatsapp-net", "dc2-obfuscated2", "static-content", "call-relay")
@@ -415,17 +415,6 @@ def section(sizes: dict[str, Any], tls: dict[str, tuple[int, int]], hostile: lis
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str) -> None:
-    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if START in doc and END in doc:
-        before, rest = doc.split(START, 1)
-        _, after = rest.split(END, 1)
-        doc = before + text.rstrip("\n") + after
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    DOC.write_text(doc)
-
-
 async def bench() -> str:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
@@ -443,7 +432,7 @@ def main() -> int:
     text = asyncio.run(bench())
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(text, START, END)
     return 0
 
 

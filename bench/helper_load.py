@@ -34,13 +34,13 @@ from pathlib import Path
 
 import httpx
 import yaml
+from docsection import write_section  # bench/docsection.py: beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from probe.helper import auth, wire
 
-DOC = REPO / "docs" / "benchmarks.md"
 START, END = "<!-- bench:helper-load:start -->", "<!-- bench:helper-load:end -->"
 CLK = os.sysconf("SC_CLK_TCK")
 MONITOR, FLOODER = "127.0.0.1", "127.0.0.3"
@@ -242,17 +242,6 @@ def section(args: argparse.Namespace, results: list[tuple[str, dict]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str) -> None:
-    doc = DOC.read_text()
-    if START in doc and END in doc:
-        before, rest = doc.split(START, 1)
-        _, after = rest.split(END, 1)
-        doc = before + text.rstrip("\n") + after
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    DOC.write_text(doc)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--connections", type=int, default=3000)
@@ -269,7 +258,7 @@ def main() -> int:
     text = section(args, results)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(text, START, END)
     return 0
 
 

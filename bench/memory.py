@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from docsection import write_section  # noqa: E402 - bench/docsection.py
 from memory_stages import STAGES  # noqa: E402 - the stages' labels (bench/memory_stages.py)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -105,7 +106,7 @@ def inside(args: argparse.Namespace) -> int:
         if args.no_write:
             print(section)
         else:
-            write_section(bench, section)
+            write_section_of_memory(section)
         return 0
     finally:
         bench.stop(nginx)
@@ -183,16 +184,9 @@ def render(args: argparse.Namespace, facts: dict[str, Any], samples: dict[str, l
     return "\n".join(lines) + "\n"
 
 
-def write_section(bench: Any, section: str) -> None:
-    doc = REPO / "docs" / "benchmarks.md"
-    text = doc.read_text()
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        text = before + section.rstrip("\n") + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    doc.write_text(text)
-    print(f"[memory] wrote {doc.relative_to(REPO)}", file=sys.stderr)
+def write_section_of_memory(section: str) -> None:
+    write_section(section, START, END)
+    print("[memory] wrote docs/benchmarks.md", file=sys.stderr)
 
 
 def main() -> int:

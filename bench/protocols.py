@@ -43,9 +43,9 @@ from datetime import date
 from pathlib import Path
 
 import yaml
+from docsection import write_section  # bench/docsection.py: beside this script
 
 REPO = Path(__file__).resolve().parents[1]
-DOC = REPO / "docs" / "benchmarks.md"
 START, END = "<!-- bench:protocols:start -->", "<!-- bench:protocols:end -->"
 PROTOCOL_CHECKS = ("mtproto", "whatsapp_chat", "quic", "stun", "throughput")
 DEFAULT_TIMEOUTS = {"dns": 5, "tcp": 5, "tls": 8, "http": 10, "default": 15}
@@ -210,18 +210,6 @@ def section(results: dict[str, list[dict]], args: argparse.Namespace, meta: dict
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str) -> None:
-    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if START in doc and END in doc:
-        before, rest = doc.split(START, 1)
-        _, after = rest.split(END, 1)
-        doc = before + text.rstrip("\n") + after
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    DOC.parent.mkdir(exist_ok=True)
-    DOC.write_text(doc)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -275,7 +263,7 @@ def main() -> int:
     text = section(results, args, meta)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(text, START, END)
     return 0
 
 

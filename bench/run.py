@@ -44,6 +44,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import docsection  # bench/docsection.py: beside this script
+
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "benchmarks.md"
 START, END = "<!-- bench:tls-http:start -->", "<!-- bench:tls-http:end -->"
@@ -761,17 +763,8 @@ def render(results: dict[int, dict[str, list[Sample]]], facts: dict[str, str], a
 
 
 def write_section(section: str, start_marker: str = START, end_marker: str = END) -> None:
-    """Replace one bench's section of docs/benchmarks.md (from its start marker to its end
-    marker), leaving everything else as it is; a section not there yet is appended."""
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if start_marker in text and end_marker in text:
-        before, rest = text.split(start_marker, 1)
-        _, after = rest.split(end_marker, 1)
-        text = before + section.rstrip("\n") + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOC.parent.mkdir(exist_ok=True)
-    DOC.write_text(text)
+    """Replace one bench's section of docs/benchmarks.md, leaving everything else as it is."""
+    docsection.write_section(section, start_marker, end_marker, DOC)
 
 
 # --- main -------------------------------------------------------------------------------------------
