@@ -38,16 +38,17 @@ import asyncio
 import ipaddress
 import os
 import time
+from collections.abc import Callable
 from urllib.parse import urljoin, urlsplit
 
 from probe import __version__, failures
 from probe.checks.context import Context, Skip
 from probe.checks.endpoints import connected_endpoints
-from probe.checks.observe import recorded
+from probe.checks.observe import Operation, recorded
 from probe.checks.packets import PacketCounter, unsent_or_unacked
 from probe.judge.throughput import FREEZE_WINDOW, fast_controls, freezes, is_slow, upload_froze
 from probe.model import CheckResult, Download, DownloadRedirect, ThroughputEvidence, Upload
-from probe.net import open_tcp, ssl_context
+from probe.net import Stream, open_tcp, ssl_context
 from probe.params import ThroughputParams as Params
 from probe.resolvers import lookup
 
@@ -113,15 +114,7 @@ async def _download_once(ctx: Context, out: Download, counter: PacketCounter, sc
     address, port = out.address, out.port
     async with recorded(ctx, out, None, "connect") as operation:
         operation.at_failure(lambda: _where_it_stopped(out))
-        async with asyncio.timeout(ctx.bounded(params.connect_timeout)):
-            reader, writer = await open_tcp(ctx.route, address, port)
-            operation.close_at_end(writer)
-            counter.attach(writer)
-            operation.at_failure(lambda: _count_packets(out, counter))
-            if scheme == "https":
-                operation.now("tls_handshake")
-                context = ssl_context(ctx.ca_bundles(), ctx.replace_trust(), verify=verify, alpn=("http/1.1",))
-                await writer.start_tls(context, server_hostname=sni)
+        reader, writer = await _open(ctx, operation, counter, address, port, scheme, sni, verify, params, lambda: _count_packets(out, counter))
         lines = [f"GET {path} HTTP/1.1", f"Host: {_authority(host, port)}", f"User-Agent: msgreach/{__version__}", "Accept: */*", "Accept-Encoding: identity"]
         if params.range:
             lines.append(f"Range: bytes=0-{params.size - 1}")
@@ -134,6 +127,22 @@ async def _download_once(ctx: Context, out: Download, counter: PacketCounter, sc
         operation.now("read")
         await _receive(reader, out, params, deadline, times)
         out.packets = counter.read()
+
+
+async def _open(ctx: Context, operation: Operation, counter: PacketCounter, address: str, port: int, scheme: str, sni: str, verify: bool,
+                params: Params, on_failure: Callable[[], None]) -> Stream:
+    """The connection a download or an upload runs on (TLS with `sni` for https), bounded by
+    `connect_timeout`, its packets counted from the start; `on_failure` reads what it got to."""
+    async with asyncio.timeout(ctx.bounded(params.connect_timeout)):
+        reader, writer = await open_tcp(ctx.route, address, port)
+        operation.close_at_end(writer)
+        counter.attach(writer)
+        operation.at_failure(on_failure)
+        if scheme == "https":
+            operation.now("tls_handshake")
+            context = ssl_context(ctx.ca_bundles(), ctx.replace_trust(), verify=verify, alpn=("http/1.1",))
+            await writer.start_tls(context, server_hostname=sni)
+    return reader, writer
 
 
 def _authority(host: str, port: int) -> str:
@@ -163,15 +172,7 @@ async def upload(
 async def _upload_once(ctx: Context, out: Upload, counter: PacketCounter, scheme: str, host: str, params: Params, sni: str, verify: bool) -> None:
     address, port = out.address, out.port
     async with recorded(ctx, out, None, "connect") as operation:
-        async with asyncio.timeout(ctx.bounded(params.connect_timeout)):
-            reader, writer = await open_tcp(ctx.route, address, port)
-            operation.close_at_end(writer)
-            counter.attach(writer)
-            operation.at_failure(lambda: _upload_stopped(out, counter))
-            if scheme == "https":
-                operation.now("tls_handshake")
-                context = ssl_context(ctx.ca_bundles(), ctx.replace_trust(), verify=verify, alpn=("http/1.1",))
-                await writer.start_tls(context, server_hostname=sni)
+        reader, writer = await _open(ctx, operation, counter, address, port, scheme, sni, verify, params, lambda: _upload_stopped(out, counter))
         head = [f"PUT {params.upload_path} HTTP/1.1", f"Host: {_authority(host, port)}", f"User-Agent: msgreach/{__version__}",
                 "Content-Type: application/octet-stream", f"Content-Length: {params.upload_bytes}", "Connection: close", "", ""]
         operation.now("write")
