@@ -127,8 +127,13 @@ async def first_byte(stream: SocketStream, request: bytes, operation: Operation)
     operation.now("write")
     stream.write(request)
     operation.now("read")
-    if not await stream.read(1):
+    # All the kernel holds, not one byte: closing a socket with unread bytes sends the server a
+    # RST where asyncio's transport (which reads whatever is there) sent a FIN.
+    if not await stream.read(_FIRST_READ):
         raise failures.Failure(failures.EOF, "closed before any response byte")
+
+
+_FIRST_READ = 64 * 1024
 
 
 def close_quietly(writer: Closable | None) -> None:
