@@ -36,6 +36,8 @@ class Closable(Protocol):
 
 
 class HasSocket(Protocol):
+    """A connection whose socket the kernel can be asked about (asyncio's writer, our stream)."""
+
     def get_extra_info(self, name: str) -> object: ...
 
 
