@@ -1,5 +1,6 @@
 """Connections as a vantage makes them: from its source address, through its SOCKS5 proxy,
-trusting its CA bundle. Every check that opens a TCP connection goes through `open_tcp`."""
+trusting its CA bundle. Every check that opens a TCP connection goes through `open_tcp` (asyncio
+streams), or `connect` (our own socket: the tcp → tls → http path, probe._socket_stream)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from probe._socket_stream import SocketStream
 from probe.addresses import split_host_port
 from probe.config import Vantage
 from probe.failures import PROTOCOL_ERROR, Failure
@@ -74,6 +76,37 @@ async def open_tcp(route: Route, address: str, port: int, *, limit: int = 2**16)
     except BaseException:
         sock.close()
         raise
+
+
+async def connect(route: Route, address: str, port: int) -> SocketStream:
+    """`open_tcp`'s connection (the same routes, the same errors) on a socket of our own. No
+    timeout here: the caller bounds the whole check."""
+    if route.socks5 is not None:
+        sock = await _socks5_connect(route, address, port)
+    else:
+        sock = socket.socket(family_of(address), socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as asyncio's transports set it
+            local = _local(route, address)
+            if local is not None:
+                _bind(sock, local)
+            await asyncio.get_running_loop().sock_connect(sock, (address, port))
+        except BaseException:
+            sock.close()
+            raise
+    try:
+        return SocketStream(sock)
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _bind(sock: socket.socket, local: tuple[str, int]) -> None:
+    try:
+        sock.bind(local)
+    except OSError as exc:  # asyncio's words for it, with the same errno
+        raise OSError(exc.errno, f"error while attempting to bind on address {local!r}: {(exc.strerror or '').lower()}") from None
 
 
 def _local(route: Route, remote: str) -> tuple[str, int] | None:

@@ -15,7 +15,7 @@ from probe.checks import http, tcp, tls
 from probe.checks.context import Context
 from probe.config import Resolver
 from probe.failures import Failure, classify
-from probe.net import Route
+from probe.net import Route, connect, open_tcp
 from probe.resolvers import lookup
 
 LOOPBACK = "127.0.0.1"
@@ -59,11 +59,17 @@ async def test_source_address_not_on_this_host_is_network_unreachable(env):
 
 async def test_source_address_is_used(env):
     ctx = env.context("ok.good.test", vantage={"source_address": "127.0.0.77"})
-    reader, writer = await tcp.open_tcp(ctx.route, LOOPBACK, env.ports["web"])
+    reader, writer = await open_tcp(ctx.route, LOOPBACK, env.ports["web"])
     try:
         assert writer.get_extra_info("sockname")[0] == "127.0.0.77"
     finally:
         writer.close()
+    # the tcp → tls → http path's own socket, too
+    stream = await connect(ctx.route, LOOPBACK, env.ports["web"])
+    try:
+        assert stream.sock.getsockname()[0] == "127.0.0.77"
+    finally:
+        stream.close()
 
 
 # --- TLS -----------------------------------------------------------------------------------------

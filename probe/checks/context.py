@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from probe._socket_stream import SocketStream
 from probe.config import Fingerprints, Service, Target, Vantage
 from probe.judge import RoundFacts
 from probe.model import CheckResult, TargetResult
-from probe.net import Route, Stream
+from probe.net import Route
 from probe.params import Params
 
 if TYPE_CHECKING:  # the helper's line (h11, its signatures) is loaded by the helper checks only
@@ -89,8 +90,8 @@ class Context:
     # target where the stages allow it): the tcp check's, keyed by address:port, and the tls
     # check's validated stream at `tls_endpoint`. Taken by the stage that uses them; the runner
     # closes what is left.
-    open_streams: dict[tuple[str, int], Stream] = field(default_factory=dict)
-    tls_stream: Stream | None = None
+    open_streams: dict[tuple[str, int], SocketStream] = field(default_factory=dict)
+    tls_stream: SocketStream | None = None
 
     @property
     def is_control(self) -> bool:
@@ -112,10 +113,10 @@ class Context:
     def replace_trust(self) -> bool:
         return self.vantage.ca_bundle_mode == "replace"
 
-    def take_stream(self, address: str, port: int) -> Stream | None:
+    def take_stream(self, address: str, port: int) -> SocketStream | None:
         return self.open_streams.pop((address, port), None)
 
-    def take_tls_stream(self) -> Stream | None:
+    def take_tls_stream(self) -> SocketStream | None:
         stream, self.tls_stream = self.tls_stream, None
         return stream
 
@@ -125,8 +126,8 @@ class Context:
         return after in checks and check in checks[checks.index(after) + 1 :]
 
     def close_streams(self) -> None:
-        for _, writer in [*self.open_streams.values(), *([self.tls_stream] if self.tls_stream else [])]:
-            writer.close()
+        for stream in [*self.open_streams.values(), *([self.tls_stream] if self.tls_stream else [])]:
+            stream.close()
         self.open_streams.clear()
         self.tls_stream = None
 

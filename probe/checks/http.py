@@ -16,11 +16,12 @@ from collections.abc import AsyncIterator
 from urllib.parse import urljoin, urlsplit
 
 from probe import __version__, failures
+from probe._socket_stream import SocketStream
 from probe.checks import http1, tls
 from probe.checks.context import Context, Skip
 from probe.checks.observe import close_quietly, first_byte, recorded
 from probe.model import BlockPage, HTTPExchange, HTTPProbe, Redirect
-from probe.net import Stream, open_tcp, ssl_context
+from probe.net import connect, ssl_context
 from probe.params import HTTPParams as Params
 from probe.redact import scrub
 
@@ -73,9 +74,9 @@ async def _probe(ctx: Context, params: Params, address: str, port: int, host: st
     """One plain-HTTP request with `host` on a fresh connection, up to the first response byte."""
     record = HTTPProbe(address, port, host)
     async with recorded(ctx, record, ctx.timeout, "connect") as operation:
-        reader, writer = await open_tcp(ctx.route, address, port)
-        operation.close_at_end(writer)
-        await first_byte(reader, writer, _request_bytes(params, host), operation)
+        stream = await connect(ctx.route, address, port)
+        operation.close_at_end(stream)
+        await first_byte(stream, _request_bytes(params, host), operation)
     return record
 
 
@@ -128,7 +129,7 @@ async def _fetch(ctx: Context, params: Params, address: str, url: str, exchange:
             location = _header(response.headers, b"location")
         finally:
             if stream is not None:
-                close_quietly(stream[1])
+                close_quietly(stream)
         if response.status not in _REDIRECTS or not location:
             return marker
         redirect = urljoin(url, location)
@@ -179,19 +180,19 @@ def _with_framing(headers: list[tuple[bytes, bytes]], target: _Target, content: 
     return headers
 
 
-async def _connect(ctx: Context, address: str, target: _Target) -> Stream:
+async def _connect(ctx: Context, address: str, target: _Target) -> SocketStream:
     """A fresh connection for a followed redirect (or when no stage left one open): to the
     pinned address, the vantage's way, TLS validated with the real name for https."""
     port = target.port or _DEFAULT_PORTS[target.scheme]
-    reader, writer = await open_tcp(ctx.route, address, port)
+    stream = await connect(ctx.route, address, port)
     if target.scheme == b"https":
         try:
             # ALPN http/1.1, as httpcore offered it
-            await writer.start_tls(ssl_context(ctx.ca_bundles(), ctx.replace_trust(), alpn=("http/1.1",)), server_hostname=target.host.decode("ascii"))
+            await stream.start_tls(ssl_context(ctx.ca_bundles(), ctx.replace_trust(), alpn=("http/1.1",)), server_hostname=target.host.decode("ascii"))
         except BaseException:
-            close_quietly(writer)
+            close_quietly(stream)
             raise
-    return reader, writer
+    return stream
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:

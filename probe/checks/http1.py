@@ -1,5 +1,5 @@
-"""One HTTP/1.1 exchange on an open asyncio connection (plain, or the tls check's validated TLS
-stream), with h11: the parser httpx's connection layer (httpcore) runs, driven the way httpcore
+"""One HTTP/1.1 exchange on an open connection (probe._socket_stream: plain, or the tls check's
+validated TLS stream), with h11: the parser httpx's connection layer (httpcore) runs, driven the way httpcore
 drives it (the same reads, the same writes, the same errors), without its pool, locks, events
 and per-operation timeouts, which a check that sends one request per connection does not use
 (their cost: docs/benchmarks.md, issue 22). The caller bounds the exchange in time and closes
@@ -12,12 +12,11 @@ that probe.failures classifies them as before.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import h11
 
-from probe.net import Stream
+from probe._socket_stream import SocketStream
 
 __all__ = ["Response", "request"]
 
@@ -30,9 +29,9 @@ class Response:
 
     __slots__ = ("_connection", "_reader", "headers", "status")
 
-    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], connection: h11.Connection, stream: Stream) -> None:
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], connection: h11.Connection, stream: SocketStream) -> None:
         self.status, self.headers = status, headers
-        self._connection, self._reader = connection, stream[0]
+        self._connection, self._reader = connection, stream
 
     async def body(self) -> AsyncIterator[bytes]:
         """The body's chunks (de-chunked, as h11 frames it) until its end, or the connection's
@@ -47,10 +46,10 @@ class Response:
                 return
 
 
-async def request(stream: Stream, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], content: bytes | None) -> Response:
+async def request(stream: SocketStream, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], content: bytes | None) -> Response:
     """Send the request (its head, then its body, as two writes) and read the response's head.
     `headers` complete: Host and the body's framing included."""
-    reader, writer = stream
+    reader = writer = stream
     connection = h11.Connection(our_role=h11.CLIENT, max_incomplete_event_size=_MAX_HEAD)
     writer.write(connection.send(h11.Request(method=method, target=target, headers=headers)) or b"")
     await writer.drain()
@@ -67,7 +66,7 @@ async def request(stream: Stream, method: bytes, target: bytes, headers: list[tu
             return Response(event.status_code, event.headers.raw_items(), connection, stream)
 
 
-async def _next_event(connection: h11.Connection, reader: asyncio.StreamReader) -> h11.Event | type[h11.PAUSED]:
+async def _next_event(connection: h11.Connection, reader: SocketStream) -> h11.Event | type[h11.PAUSED]:
     while True:
         try:
             event = connection.next_event()

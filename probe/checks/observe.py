@@ -25,7 +25,20 @@ from types import TracebackType
 from typing import Protocol
 
 from probe import failures
+from probe._socket_stream import SocketStream
 from probe.checks.context import Context
+
+
+class Closable(Protocol):
+    """What an operation closes at its end: an asyncio StreamWriter, or our SocketStream."""
+
+    def close(self) -> None: ...
+
+
+class HasSocket(Protocol):
+    """A connection whose socket the kernel can be asked about (asyncio's writer, our stream)."""
+
+    def get_extra_info(self, name: str) -> object: ...
 
 
 class OperationRecord(Protocol):
@@ -47,16 +60,16 @@ class Operation:
 
     def __init__(self, first: str) -> None:
         self.name = first
-        self.writers: list[asyncio.StreamWriter] = []
+        self.writers: list[Closable] = []
         self._at_failure: list[Callable[[], None]] = []
 
     def now(self, name: str) -> None:
         self.name = name
 
-    def close_at_end(self, writer: asyncio.StreamWriter) -> None:
+    def close_at_end(self, writer: Closable) -> None:
         self.writers.append(writer)
 
-    def keep_open(self, writer: asyncio.StreamWriter) -> None:
+    def keep_open(self, writer: Closable) -> None:
         """The connection outlives the record (the next stage takes it)."""
         self.writers.remove(writer)
 
@@ -111,16 +124,21 @@ class recorded:  # lower case: used as `async with recorded(...)`, like a functi
         return isinstance(exc, Exception)
 
 
-async def first_byte(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes, operation: Operation) -> None:
+async def first_byte(stream: SocketStream, request: bytes, operation: Operation) -> None:
     """Send `request` and wait for the first byte of the answer; a close before it is `eof_error`."""
     operation.now("write")
-    writer.write(request)
+    stream.write(request)
     operation.now("read")
-    if not await reader.read(1):
+    # All the kernel holds, not one byte: closing a socket with unread bytes sends the server a
+    # RST where asyncio's transport (which reads whatever is there) sent a FIN.
+    if not await stream.read(_FIRST_READ):
         raise failures.Failure(failures.EOF, "closed before any response byte")
 
 
-def close_quietly(writer: asyncio.StreamWriter | None) -> None:
+_FIRST_READ = 64 * 1024
+
+
+def close_quietly(writer: Closable | None) -> None:
     if writer is not None:
         try:
             writer.close()
@@ -155,16 +173,19 @@ _TCP_INFO_SIZE = 136
 _FIN_RECEIVED = frozenset({6, 8, 9, 11})  # TIME_WAIT, CLOSE_WAIT, LAST_ACK, CLOSING
 
 
-def _tcp_info(sock: socket.socket | None) -> bytes:
-    if sock is None or not hasattr(socket, "TCP_INFO"):
+def _tcp_info(sock: object) -> bytes:
+    """`sock`: a socket, or asyncio's TransportSocket (which has the same getsockopt)."""
+    getsockopt = getattr(sock, "getsockopt", None)
+    if getsockopt is None or not hasattr(socket, "TCP_INFO"):
         return b""
     try:
-        return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_SIZE)
+        info: bytes = getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_SIZE)
     except OSError:
         return b""
+    return info
 
 
-def unacked_segments(writer: asyncio.StreamWriter) -> int | None:
+def unacked_segments(writer: HasSocket) -> int | None:
     """Segments we sent that the peer has not acknowledged, or None if unknown.
 
     After a few seconds, data still unacknowledged means the path drops our packets: the
@@ -183,38 +204,38 @@ def _data_received(info: bytes) -> int | None:
     return max(received - 1, 0) if info[0] in _FIN_RECEIVED else received
 
 
-def received_bytes(writer: asyncio.StreamWriter) -> int | None:
-    """Bytes of data the peer has sent on the connection so far, or None if unknown."""
+def received_bytes(writer: HasSocket) -> int | None:
+    """Bytes of data the peer has sent on the connection so far, or None if unknown. On our own
+    socket (SocketStream) still readable after a failed TLS handshake: the socket closes when
+    the operation's record is done."""
     return _data_received(_tcp_info(writer.get_extra_info("socket")))
 
 
 class PeerBytes:
-    """Counts the bytes the peer sends on a connection from now on, still readable after asyncio
-    closed the connection (a TLS handshake that fails closes it at once): a duplicate of the
-    socket's descriptor is held until `close()`."""
+    """Counts the bytes of data the peer sends on our connection from now on. The peer's FIN is
+    not one (the kernel counts it): OpenSSL answers a failed handshake with an alert, which a peer
+    that closed answers with a RST, and the socket's state (CLOSE) then no longer shows the FIN;
+    so it is noted before each step of the handshake, and from the handshake's own EOF."""
 
-    __slots__ = ("_dup", "_start")
+    __slots__ = ("_fin", "_start", "_stream")
 
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
-        self._dup: socket.socket | None = None
-        self._start = 0
-        sock = writer.get_extra_info("socket")
-        if sock is None or not hasattr(socket, "TCP_INFO"):
-            return
-        try:
-            self._dup = socket.fromfd(sock.fileno(), sock.family, sock.type)
-        except OSError:
-            return
-        self._start = self._read() or 0
+    def __init__(self, stream: SocketStream) -> None:
+        self._stream, self._fin = stream, False
+        info = _tcp_info(stream.sock)
+        self._start = _bytes_received(info) if len(info) >= _TCP_INFO_SIZE else 0
 
-    def _read(self) -> int | None:
-        return _data_received(_tcp_info(self._dup))
+    def step(self) -> None:
+        info = _tcp_info(self._stream.sock)
+        self._fin = self._fin or (len(info) >= _TCP_INFO_SIZE and info[0] in _FIN_RECEIVED)
 
     def since(self) -> int | None:
-        now = self._read()
-        return None if now is None else now - self._start
+        info = _tcp_info(self._stream.sock)
+        if len(info) < _TCP_INFO_SIZE:
+            return None
+        fin = self._fin or self._stream.peer_closed or info[0] in _FIN_RECEIVED
+        return max(_bytes_received(info) - self._start - fin, 0)
 
-    def close(self) -> None:
-        if self._dup is not None:
-            self._dup.close()
-            self._dup = None
+
+def _bytes_received(info: bytes) -> int:
+    received: int = struct.unpack_from("<Q", info, _TCP_INFO_BYTES_RECEIVED)[0]
+    return received

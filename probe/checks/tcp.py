@@ -15,7 +15,7 @@ from probe.checks.endpoints import tcp_endpoints
 from probe.checks.observe import recorded
 from probe.judge.rules import is_monitor_failure
 from probe.model import DNSEvidence, TCPConnect, TCPEvidence
-from probe.net import open_tcp
+from probe.net import connect
 from probe.params import TCPParams as Params
 
 NAME = "tcp"
@@ -28,11 +28,11 @@ async def connect_once(ctx: Context, address: str, port: int, *, keep: bool = Fa
     `ctx.open_streams` for the next stage instead of closed."""
     record = TCPConnect(address, port)
     async with recorded(ctx, record, ctx.timeout, "connect") as operation:
-        stream = await open_tcp(ctx.route, address, port)
+        stream = await connect(ctx.route, address, port)
         if keep:
             ctx.open_streams[(address, port)] = stream
         else:
-            operation.close_at_end(stream[1])
+            operation.close_at_end(stream)
     return record
 
 
@@ -65,7 +65,7 @@ def _keep_only_the_first_per_scheme(ctx: Context) -> None:
     those connections stay open for them, the others close now."""
     wanted = {next(((a, p) for a, p in ctx.connected if p != 80), None), next(((a, p) for a, p in ctx.connected if p == 80), None)}
     for endpoint in [e for e in ctx.open_streams if e not in wanted]:
-        ctx.open_streams.pop(endpoint)[1].close()
+        ctx.open_streams.pop(endpoint).close()
 
 
 def _control_addresses(ctx: Context) -> list[str]:

@@ -21,7 +21,7 @@ from probe.checks.observe import PeerBytes, first_byte, recorded
 from probe.judge.rules import is_monitor_failure
 from probe.judge.tls import VERIFY_FAILURES
 from probe.model import Certificate, FingerprintedHandshake, TLSEvidence, TLSHandshake
-from probe.net import open_tcp, ssl_context
+from probe.net import connect, ssl_context
 from probe.params import TLSParams as Params
 
 NAME = "tls"
@@ -39,16 +39,17 @@ async def handshake(
     Returns the record of what happened; never raises."""
     context = ssl_context(ctx.ca_bundles(), ctx.replace_trust(), verify=verify, alpn=alpn)
     record = TLSHandshake(address, port, sni)
-    peer: PeerBytes | None = None
     async with recorded(ctx, record, ctx.timeout, "connect") as operation:
-        stream = ctx.take_stream(address, port) if reuse else None
-        reader, writer = stream or await open_tcp(ctx.route, address, port)
-        operation.close_at_end(writer)
+        stream = (ctx.take_stream(address, port) if reuse else None) or await connect(ctx.route, address, port)
+        operation.close_at_end(stream)
         operation.now("tls_handshake")
-        peer = PeerBytes(writer)
-        operation.at_failure(lambda: setattr(record, "received_bytes", peer.since() if peer else None))
-        await writer.start_tls(context, server_hostname=sni)
-        tls = writer.get_extra_info("ssl_object")
+        # The bytes the server sends from here on, read from the kernel if the handshake fails
+        # (the socket is ours: it closes only when this record is done).
+        peer = PeerBytes(stream)
+        operation.at_failure(lambda: setattr(record, "received_bytes", peer.since()))
+        await stream.start_tls(context, server_hostname=sni, before_step=peer.step)
+        tls = stream.tls
+        assert tls is not None
         record.tls_version = tls.version()
         record.alpn = tls.selected_alpn_protocol()
         der = tls.getpeercert(binary_form=True)
@@ -56,13 +57,11 @@ async def handshake(
             record.certificate = _facts_of(der, tls)
         if request is not None:
             record.response_started = False
-            await first_byte(reader, writer, request, operation)
+            await first_byte(stream, request, operation)
             record.response_started = True
         if reuse and record.alpn in (None, "http/1.1"):
-            operation.keep_open(writer)
-            ctx.tls_stream = (reader, writer)
-    if peer is not None:
-        peer.close()
+            operation.keep_open(stream)
+            ctx.tls_stream = stream
     return record
 
 
@@ -70,7 +69,7 @@ _seen_facts: dict[bytes, Certificate] = {}  # DER -> its facts, the certificates
 _SEEN_KEPT = 64
 
 
-def _facts_of(der: bytes, tls: ssl.SSLObject) -> Certificate:
+def _facts_of(der: bytes, tls: ssl.SSLSocket) -> Certificate:
     """The facts of a certificate met before are the same record: a service's targets share a
     few certificates, and every round meets them again (kept immutable, so one record serves all)."""
     facts = _seen_facts.pop(der, None) or certificate_facts(der, tls.getpeercert())
