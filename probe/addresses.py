@@ -6,6 +6,7 @@ Standard library only, so the config, the network layer and the tests share one 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 
@@ -14,6 +15,7 @@ import re
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
 
 
+@functools.lru_cache(maxsize=4096)  # the same hosts every round, per check; a name costs ipaddress an exception
 def is_ip_literal(host: str) -> bool:
     try:
         ipaddress.ip_address(host)

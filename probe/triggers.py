@@ -54,16 +54,31 @@ def _destinations(value: object, depth: int) -> Iterator[str]:
         for item in value:
             yield from _destinations(item, depth + 1)
         return
-    if not is_dataclass(value) or isinstance(value, type):
+    names = _field_names(type(value))
+    if names is None:
         return
-    for f in fields(value):
-        item = getattr(value, f.name)
-        if f.name == "address" and isinstance(item, str) and item:
+    for name in names:
+        item = getattr(value, name)
+        if name == "address" and isinstance(item, str) and item:
             yield item
-        elif f.name == "helper" and isinstance(item, str) and item:
+        elif name == "helper" and isinstance(item, str) and item:
             yield f"helper {item}"
-        elif isinstance(item, list | tuple) or is_dataclass(item):
+        elif isinstance(item, list | tuple) or _field_names(type(item)) is not None:
             yield from _destinations(item, depth + 1)
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...] | None:
+    """A record class's field names, None for anything else; read once per class (every check
+    of every target is walked each round for the probe log)."""
+    try:
+        return _FIELD_NAMES[cls]
+    except KeyError:
+        names = tuple(f.name for f in fields(cls)) if is_dataclass(cls) else None
+        _FIELD_NAMES[cls] = names
+        return names
 
 
 def probe_records(service: str, target: str, attempt: int, checks: Iterable[CheckResult], offset: float) -> list[ProbeRecord]:

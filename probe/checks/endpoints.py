@@ -5,8 +5,6 @@ Not a check: it has no `NAME` and is not in the registry.
 
 from __future__ import annotations
 
-import ipaddress
-
 from probe.checks.context import Context
 
 
@@ -26,7 +24,7 @@ def tcp_endpoints(ctx: Context) -> list[tuple[str, int]]:
     vantage has shown it can reach a control over IPv6 (a v4-only home line is not a v6 block)."""
     by_family: dict[int, list[str]] = {4: [], 6: []}
     for address in ctx.addresses:
-        by_family[ipaddress.ip_address(address).version].append(address)
+        by_family[6 if ":" in address else 4].append(address)  # IP literals (resolved or pinned): only IPv6's have a colon
     use_v6 = ctx.control_phase.ipv6 or ctx.is_control or not by_family[4]
     chosen = by_family[4][: ctx.max_addresses] + (by_family[6][: ctx.max_addresses] if use_v6 else [])
     return [(address, port) for address in chosen for port in ctx.target.ports]
