@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import ctypes
 import json
@@ -81,10 +82,17 @@ def _die_with_parent() -> None:
 
 
 def clean_env() -> dict[str, str]:
-    """No proxy variables, nothing inherited that could route a probe elsewhere."""
+    """No proxy variables, nothing inherited that could route a probe elsewhere; a fresh, empty
+    state directory for every process (its evidence archive and verdict history), so that every
+    run does the same work: not the home directory's, which grows and rotates from run to run."""
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TERM")}
     env["PYTHONPATH"] = str(SOURCE["path"])
+    env["MSGREACH_STATE_DIR"] = tempfile.mkdtemp(prefix="msgreach-bench-state-", dir=_STATE_ROOT)
     return env
+
+
+_STATE_ROOT = tempfile.mkdtemp(prefix="msgreach-bench-")
+atexit.register(shutil.rmtree, _STATE_ROOT, ignore_errors=True)
 
 
 def start(argv: list[str], **kwargs) -> subprocess.Popen:
