@@ -38,6 +38,7 @@ _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)")
 _IPV4_SEPARATED = re.compile(r"(?<!\d)\d{1,3}(?:[-_]\d{1,3}){3,}(?!\d)")
 _IPV6 = re.compile(r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:(?<=:)(?:\d{1,3}\.){3}\d{1,3})?(?![\w:]|\.\d)")
 _DIGIT = re.compile(r"\d")  # both IPv4 forms have digits
+_PLAIN = frozenset({int, float, bool, type(None)})  # no text in them
 
 
 def ip_version(value: Any) -> int | None:
@@ -76,18 +77,34 @@ def scrub(value: Any, *, allowed: Set[str] = frozenset(), deny: Set[str] = froze
         return SCRUBBED if any(secret(window) for window in windows) else match.group(0)
 
     def walk(item: Any) -> Any:
+        kind = type(item)  # the exact types first: most of a record is numbers, flags and plain dicts
+        if kind in _PLAIN:
+            return item
+        if kind is dict:
+            return walk_dict(item)
         if isinstance(item, str):
-            if "." not in item and ":" not in item and "-" not in item and "_" not in item:
-                return item
-            clean = scrubbed.get(item)
-            if clean is None:
-                clean = scrubbed[item] = text(item)
-            return clean
+            return clean(item)
         if isinstance(item, dict):
-            return {k: walk(v) for k, v in item.items()}
+            return walk_dict(item)
         if isinstance(item, list | tuple):
             return [walk(v) for v in item]
         return item
+
+    def walk_dict(item: dict[Any, Any]) -> dict[Any, Any]:
+        # Plain values inline: a call per value was most of a record's scrub (issue #22).
+        out = {}
+        for key, value in item.items():
+            kind = type(value)
+            out[key] = value if kind in _PLAIN else clean(value) if kind is str else walk(value)
+        return out
+
+    def clean(item: str) -> str:
+        if "." not in item and ":" not in item and "-" not in item and "_" not in item:
+            return item
+        found = scrubbed.get(item)
+        if found is None:
+            found = scrubbed[item] = text(item)
+        return found
 
     def text(item: str) -> str:
         # Each pattern only where it can match: the IPv6 one tries every position of a text
