@@ -25,6 +25,7 @@ import ipaddress
 import logging
 import re
 from collections.abc import Set
+from functools import lru_cache
 from typing import Any
 
 SCRUBBED = "[scrubbed]"
@@ -42,14 +43,25 @@ _PLAIN = frozenset({int, float, bool, type(None)})  # no text in them
 
 
 def ip_version(value: Any) -> int | None:
-    try:
-        return ipaddress.ip_address(str(value).split("%")[0]).version
-    except ValueError:
-        return None
+    ip = _parsed(str(value).split("%")[0])
+    return None if ip is None else ip.version
 
 
 def normal(address: str) -> str:
-    return str(ipaddress.ip_address(address.split("%")[0]))
+    ip = _parsed(address.split("%")[0])
+    if ip is None:
+        raise ValueError(f"{address!r} does not appear to be an IPv4 or IPv6 address")
+    return str(ip)
+
+
+@lru_cache(maxsize=4096)
+def _parsed(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """`text` as an address, or None. Cached: every archive record asks again about the same
+    targets' addresses and host names, and a host name costs `ipaddress` an exception."""
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
 
 
 def scrub(value: Any, *, allowed: Set[str] = frozenset(), deny: Set[str] = frozenset()) -> Any:
@@ -119,9 +131,8 @@ def scrub(value: Any, *, allowed: Set[str] = frozenset(), deny: Set[str] = froze
 
 
 def _is_secret(text: str, allowed: set[str], deny: set[str]) -> bool:
-    try:
-        ip = ipaddress.ip_address(text)
-    except ValueError:
+    ip = _parsed(text)
+    if ip is None:
         return False
     if ip.version == 6 and ip.ipv4_mapped is not None:  # ::ffff:a.b.c.d is a.b.c.d
         ip = ip.ipv4_mapped

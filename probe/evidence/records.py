@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
 from probe import __version__
@@ -62,14 +63,14 @@ def records(result: VantageResult, vantage: Vantage | None = None) -> Iterator[d
 def record(
     result: VantageResult, service: str, service_verdict: str | None, target: TargetResult, vantage: Vantage | None = None, index: ProbeIndex | None = None,
 ) -> dict[str, Any]:
-    started = datetime.fromtimestamp(result.started_at, timezone.utc)
+    started, start_time = _start_times(result.started_at)
     keys = _TestKeys(target.host)
     for check in target.checks:
         keys.add(check)
     data: dict[str, Any] = {
         "schema": SCHEMA,
-        "time": started.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "measurement_start_time": started.strftime("%Y-%m-%d %H:%M:%S"),
+        "time": started,
+        "measurement_start_time": start_time,
         "software_name": "msgreach",
         "software_version": __version__,
         "vantage": result.vantage,
@@ -109,6 +110,14 @@ def record(
         deny.add(split_host_port(vantage.source_address, 0)[0])
     scrubbed: dict[str, Any] = scrub(data, allowed=_measured_addresses(data), deny=deny)
     return scrubbed
+
+
+@lru_cache(maxsize=16)
+def _start_times(started_at: float) -> tuple[str, str]:
+    """The round's start as the line's `time` and OONI's `measurement_start_time` (the same for
+    every line of a round: formatted once)."""
+    started = datetime.fromtimestamp(started_at, timezone.utc)
+    return started.isoformat(timespec="milliseconds").replace("+00:00", "Z"), started.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _asn(value: str) -> str:
