@@ -25,7 +25,6 @@ import ipaddress
 import logging
 import re
 from collections.abc import Set
-from functools import lru_cache
 from typing import Any
 
 SCRUBBED = "[scrubbed]"
@@ -54,10 +53,12 @@ def normal(address: str) -> str:
     return str(ip)
 
 
-@lru_cache(maxsize=4096)
 def _parsed(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """`text` as an address, or None. Cached: every archive record asks again about the same
-    targets' addresses and host names, and a host name costs `ipaddress` an exception."""
+    """`text` as an address, or None. A host name is told without `ipaddress` (whose exception
+    was most of what every archive record paid to ask about its target's name): an IPv6 address
+    has a colon, an IPv4 one only digits and dots."""
+    if ":" not in text and not text.replace(".", "").isdigit():
+        return None
     try:
         return ipaddress.ip_address(text)
     except ValueError:
