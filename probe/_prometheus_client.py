@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families  # noqa: E40
 from prometheus_client.process_collector import ProcessCollector  # noqa: E402
 from prometheus_client.registry import Collector, CollectorRegistry  # noqa: E402
 from prometheus_client.samples import Sample  # noqa: E402
+from prometheus_client.utils import floatToGoString  # noqa: E402
 
 
 def generate_text(registry: Collector) -> bytes:
@@ -39,5 +40,5 @@ def text_content_type() -> str:
 
 __all__ = [
     "OPENMETRICS_CONTENT_TYPE", "Collector", "CollectorRegistry", "CounterMetricFamily", "GaugeMetricFamily", "Metric", "ProcessCollector",
-    "Sample", "generate_openmetrics", "generate_text", "text_content_type", "text_string_to_metric_families",
+    "Sample", "floatToGoString", "generate_openmetrics", "generate_text", "text_content_type", "text_string_to_metric_families",
 ]

@@ -7,6 +7,7 @@ Nothing here carries an address of the vantage itself: only names the volunteer 
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -23,6 +24,7 @@ from probe._prometheus_client import (
     Metric,
     ProcessCollector,
     Sample,
+    floatToGoString,
     generate_openmetrics,
     generate_text,
 )
@@ -137,6 +139,51 @@ class _Samples:
     def __iter__(self) -> Iterator[Sample]:
         for values, value in self.rows():
             yield Sample(self.name, dict(zip(self.labels, values, strict=False)), value)
+
+    def lines(self) -> Iterator[str]:
+        """The samples' lines, each as prometheus_client writes it in both formats (labels sorted
+        by name, values escaped, the value as Go prints a float), without a `Sample` or a dict
+        per series: the library's writer was most of a steady round's `/metrics` refresh
+        (issue #22). Only for legacy names (`writes_lines`), which the library leaves as they are."""
+        labels = self.labels
+        order = sorted(range(len(labels)), key=labels.__getitem__)
+        prefixes = [f'{labels[i]}="' for i in order]
+        start = self.name + "{"
+        escaped: dict[str, str] = {}  # label values repeat (vantages, services, checks, verdicts)
+        for values, value in self.rows():
+            text = _GO_FLOATS.get(value) if type(value) is int else None
+            if text is None:
+                text = floatToGoString(value)  # type: ignore[no-untyped-call]  # prometheus_client leaves it untyped
+            if len(values) != len(labels):  # what zip() makes of it: the labels given a value
+                pairs = sorted(zip(labels, values, strict=False))
+                label_text = ",".join(f'{k}="{_escape_label_value(v)}"' for k, v in pairs)
+                yield f"{self.name}{{{label_text}}} {text}\n" if pairs else f"{self.name} {text}\n"
+                continue
+            if not labels:
+                yield f"{self.name} {text}\n"
+                continue
+            parts = []
+            for prefix, index in zip(prefixes, order, strict=True):
+                raw = values[index]
+                value_text = escaped.get(raw)
+                if value_text is None:
+                    value_text = escaped[raw] = _escape_label_value(raw)
+                parts.append(prefix + value_text)
+            yield start + '",'.join(parts) + '"} ' + text + "\n"
+
+
+_GO_FLOATS = {0: "0.0", 1: "1.0"}  # floatToGoString of the integer values most series have
+_LEGACY_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")  # names prometheus_client writes unchanged
+
+
+def _escape_label_value(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
+
+
+def _writes_lines(family: Metric) -> bool:
+    """Whether `_Samples.lines` writes this family's samples as prometheus_client would."""
+    samples: object = family.samples  # a list of Sample, as prometheus_client types it, or ours
+    return isinstance(samples, _Samples) and all(_LEGACY_NAME.match(name) for name in (samples.name, *samples.labels))
 
 
 class _Collector(Collector):
@@ -304,6 +351,11 @@ _BATCH = 1000  # samples written at a time: one family (the target verdicts) can
 def _in_batches(family: Metric) -> Iterator[bytes]:
     """A family's text, `_BATCH` samples at a time: its HELP and TYPE lines once, then the lines
     of each batch (what generate_latest writes for the whole family, without its lines all held)."""
+    if _writes_lines(family):
+        part = Metric(family.name, family.documentation, family.type)
+        yield generate_text(_SingleFamily(part))  # HELP and TYPE
+        yield from _line_batches(family)
+        return
     samples = iter(family.samples)
     first = True
     while True:
@@ -320,9 +372,21 @@ def _in_batches(family: Metric) -> Iterator[bytes]:
 _EOF = b"# EOF\n"
 
 
+def _line_batches(family: Metric) -> Iterator[bytes]:
+    """The sample lines of one of msgreach's own families, `_BATCH` at a time."""
+    lines = family.samples.lines()  # type: ignore[attr-defined]  # a _Samples (_writes_lines)
+    while batch := list(islice(lines, _BATCH)):
+        yield "".join(batch).encode("utf-8")
+
+
 def _in_openmetrics_batches(family: Metric) -> Iterator[bytes]:
     """`_in_batches` in OpenMetrics: the family's metadata lines (`# HELP`, `# TYPE`, `# UNIT`)
     once, each batch's samples, no `# EOF` (the whole exposition ends with one)."""
+    if _writes_lines(family):
+        part = Metric(family.name, family.documentation, family.type, family.unit)
+        yield generate_openmetrics(_SingleFamily(part)).removesuffix(_EOF)  # type: ignore[no-untyped-call]  # HELP, TYPE, UNIT
+        yield from _line_batches(family)
+        return
     samples = iter(family.samples)
     first = True
     while True:
@@ -437,15 +501,14 @@ class _VerdictSinceCollector(Collector):
         self._history = history
 
     def collect(self) -> Iterator[Metric]:
-        since = GaugeMetricFamily(
-            "msgreach_target_verdict_since_timestamp_seconds",
-            "When the target's current verdict began (unix time; kept across restarts with a state file)",
-            labels=["vantage", "service", "target"],
-        )
+        yield _Family("msgreach_target_verdict_since_timestamp_seconds",
+                      "When the target's current verdict began (unix time; kept across restarts with a state file)", "gauge",
+                      ["vantage", "service", "target"], self._since)
+
+    def _since(self) -> Iterator[tuple[list[str], float]]:
         for name, result in self._state.latest.items():
             for service in result.services:
                 for target in service.targets:
                     began = self._history.since(name, service.service, target.target)
                     if began is not None:
-                        since.add_metric([name, service.service, target.target], began)
-        yield since
+                        yield [name, service.service, target.target], began

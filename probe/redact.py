@@ -38,17 +38,31 @@ _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)")
 _IPV4_SEPARATED = re.compile(r"(?<!\d)\d{1,3}(?:[-_]\d{1,3}){3,}(?!\d)")
 _IPV6 = re.compile(r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:(?<=:)(?:\d{1,3}\.){3}\d{1,3})?(?![\w:]|\.\d)")
 _DIGIT = re.compile(r"\d")  # both IPv4 forms have digits
+_PLAIN = frozenset({int, float, bool, type(None)})  # no text in them
 
 
 def ip_version(value: Any) -> int | None:
-    try:
-        return ipaddress.ip_address(str(value).split("%")[0]).version
-    except ValueError:
-        return None
+    ip = _parsed(str(value).split("%")[0])
+    return None if ip is None else ip.version
 
 
 def normal(address: str) -> str:
-    return str(ipaddress.ip_address(address.split("%")[0]))
+    ip = _parsed(address.split("%")[0])
+    if ip is None:
+        raise ValueError(f"{address!r} does not appear to be an IPv4 or IPv6 address")
+    return str(ip)
+
+
+def _parsed(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """`text` as an address, or None. A host name is told without `ipaddress` (whose exception
+    was most of what every archive record paid to ask about its target's name): an IPv6 address
+    has a colon, an IPv4 one only digits and dots."""
+    if ":" not in text and not text.replace(".", "").isdigit():
+        return None
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
 
 
 def scrub(value: Any, *, allowed: Set[str] = frozenset(), deny: Set[str] = frozenset()) -> Any:
@@ -76,18 +90,34 @@ def scrub(value: Any, *, allowed: Set[str] = frozenset(), deny: Set[str] = froze
         return SCRUBBED if any(secret(window) for window in windows) else match.group(0)
 
     def walk(item: Any) -> Any:
+        kind = type(item)  # the exact types first: most of a record is numbers, flags and plain dicts
+        if kind in _PLAIN:
+            return item
+        if kind is dict:
+            return walk_dict(item)
         if isinstance(item, str):
-            if "." not in item and ":" not in item and "-" not in item and "_" not in item:
-                return item
-            clean = scrubbed.get(item)
-            if clean is None:
-                clean = scrubbed[item] = text(item)
-            return clean
+            return clean(item)
         if isinstance(item, dict):
-            return {k: walk(v) for k, v in item.items()}
+            return walk_dict(item)
         if isinstance(item, list | tuple):
             return [walk(v) for v in item]
         return item
+
+    def walk_dict(item: dict[Any, Any]) -> dict[Any, Any]:
+        # Plain values inline: a call per value was most of a record's scrub (issue #22).
+        out = {}
+        for key, value in item.items():
+            kind = type(value)
+            out[key] = value if kind in _PLAIN else clean(value) if kind is str else walk(value)
+        return out
+
+    def clean(item: str) -> str:
+        if "." not in item and ":" not in item and "-" not in item and "_" not in item:
+            return item
+        found = scrubbed.get(item)
+        if found is None:
+            found = scrubbed[item] = text(item)
+        return found
 
     def text(item: str) -> str:
         # Each pattern only where it can match: the IPv6 one tries every position of a text
@@ -102,9 +132,8 @@ def scrub(value: Any, *, allowed: Set[str] = frozenset(), deny: Set[str] = froze
 
 
 def _is_secret(text: str, allowed: set[str], deny: set[str]) -> bool:
-    try:
-        ip = ipaddress.ip_address(text)
-    except ValueError:
+    ip = _parsed(text)
+    if ip is None:
         return False
     if ip.version == 6 and ip.ipv4_mapped is not None:  # ::ffff:a.b.c.d is a.b.c.d
         ip = ip.ipv4_mapped

@@ -405,6 +405,36 @@ def test_families_written_in_batches_are_the_families_written_whole(measured, mo
     assert metrics.render(found, openmetrics=True) == generate_openmetrics(whole)
 
 
+def test_sample_lines_are_prometheus_clients_for_any_label_and_value(monkeypatch):
+    """msgreach writes its own families' sample lines itself (issue #22: the library's writer was
+    most of a round's /metrics refresh): byte for byte what prometheus_client writes, in both
+    formats, for label values that need escaping or are not ASCII, and for every kind of value."""
+    from probe import metrics
+
+    odd = ['plain', 'quote " in it', "back\\slash", "new\nline", "кириллица ✓", "", "trailing\\", '\\"\n']
+    values = [0, 1, 2, True, False, 0.0, 1.0, 0.25, -3.5, 1e-7, 12345678.0, 1.5e22, float("inf"), float("-inf"), float("nan"), 1_700_000_000.123]
+    rows = [((a, b, f"t{i}"), v) for i, (a, b, v) in enumerate(zip(odd * 2, reversed(odd * 2), values, strict=False))]
+    families = [
+        metrics._Family("msgreach_odd", "Odd \\ labels\nand \"values\"", "gauge", ["vantage", "check", "a_target"], lambda: iter(rows)),
+        metrics._Family("msgreach_odd_count", "A counter", "counter", ["zz", "aa"], lambda: iter([(("x", "y"), 3), (("only one",), 1)])),
+        metrics._Family("msgreach_no_labels", "No labels", "gauge", [], lambda: iter([((), 0.5)])),
+        metrics._Family("msgreach_empty", "No samples", "gauge", ["vantage"], lambda: iter([])),
+    ]
+    assert all(metrics._writes_lines(f) for f in families)
+
+    class Families:
+        def collect(self):
+            return families
+
+    whole = CollectorRegistry(auto_describe=False)
+    whole.register(Families())
+    for batch in (1, 3, 1000):
+        monkeypatch.setattr(metrics, "_BATCH", batch)
+        assert metrics.render([Families()]) == generate_latest(whole)
+        assert metrics.render([Families()], openmetrics=True) == generate_openmetrics(whole)
+    assert b'quote \\" in it' in generate_latest(whole) and "кириллица".encode() in generate_latest(whole)
+
+
 @pytest.mark.parametrize("header, wanted", [
     ("gzip", True), ("gzip, deflate, br", True), ("deflate, gzip;q=0.5", True), ("x-gzip", True), ("GZIP", True),
     ("", False), ("identity", False), ("deflate", False), ("gzip;q=0", False), ("gzip;q=0.0", False), ("gzip;q=x", False),

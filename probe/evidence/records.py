@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
 from probe import __version__
@@ -62,14 +63,14 @@ def records(result: VantageResult, vantage: Vantage | None = None) -> Iterator[d
 def record(
     result: VantageResult, service: str, service_verdict: str | None, target: TargetResult, vantage: Vantage | None = None, index: ProbeIndex | None = None,
 ) -> dict[str, Any]:
-    started = datetime.fromtimestamp(result.started_at, timezone.utc)
+    started, start_time = _start_times(result.started_at)
     keys = _TestKeys(target.host)
     for check in target.checks:
         keys.add(check)
     data: dict[str, Any] = {
         "schema": SCHEMA,
-        "time": started.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "measurement_start_time": started.strftime("%Y-%m-%d %H:%M:%S"),
+        "time": started,
+        "measurement_start_time": start_time,
         "software_name": "msgreach",
         "software_version": __version__,
         "vantage": result.vantage,
@@ -109,6 +110,14 @@ def record(
         deny.add(split_host_port(vantage.source_address, 0)[0])
     scrubbed: dict[str, Any] = scrub(data, allowed=_measured_addresses(data), deny=deny)
     return scrubbed
+
+
+@lru_cache(maxsize=16)
+def _start_times(started_at: float) -> tuple[str, str]:
+    """The round's start as the line's `time` and OONI's `measurement_start_time` (the same for
+    every line of a round: formatted once)."""
+    started = datetime.fromtimestamp(started_at, timezone.utc)
+    return started.isoformat(timespec="milliseconds").replace("+00:00", "Z"), started.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _asn(value: str) -> str:
@@ -178,15 +187,45 @@ def _observations(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tupl
     handshake), with the attribute names that lead to it."""
     if isinstance(value, _OBSERVATIONS):
         yield path, value
-    if is_dataclass(value) and not isinstance(value, type):
-        for f in fields(value):
-            yield from _observations(getattr(value, f.name), (*path, f.name))
-    elif isinstance(value, list | tuple):
+    shape = _shape(type(value))
+    if shape is _LEAF:
+        return
+    if shape is _SEQUENCE:
         for item in value:
-            yield from _observations(item, path)
-    elif isinstance(value, dict):
+            if _shape(type(item)) is not _LEAF:
+                yield from _observations(item, path)
+    elif shape is _MAPPING:
         for item in value.values():
-            yield from _observations(item, path)
+            if _shape(type(item)) is not _LEAF:
+                yield from _observations(item, path)
+    else:
+        for name in shape:
+            item = getattr(value, name)
+            if _shape(type(item)) is not _LEAF:
+                yield from _observations(item, (*path, name))
+
+
+# What a value is, read once per class (every value of every record of every round asks, and
+# `dataclasses.fields()` builds its answer at each call): a record's field names, or one of these.
+_LEAF: tuple[str, ...] = ("<leaf>",)  # nothing inside: str, numbers, None, enums, …
+_SEQUENCE: tuple[str, ...] = ("<list>",)
+_MAPPING: tuple[str, ...] = ("<dict>",)
+_shapes: dict[type, tuple[str, ...]] = {}
+
+
+def _shape(cls: type) -> tuple[str, ...]:
+    shape = _shapes.get(cls)
+    if shape is None:
+        if is_dataclass(cls):
+            shape = tuple(f.name for f in fields(cls))
+        elif issubclass(cls, list | tuple):
+            shape = _SEQUENCE
+        elif issubclass(cls, dict):
+            shape = _MAPPING
+        else:
+            shape = _LEAF
+        _shapes[cls] = shape
+    return shape
 
 
 def _failed_operation(check: CheckResult) -> str | None:
@@ -198,17 +237,20 @@ def _failed_operation(check: CheckResult) -> str | None:
 
 def _operations(value: Any) -> Iterator[tuple[str | None, str | None]]:
     """(failed_operation, failure) of every operation record inside `value`, in field order."""
-    if is_dataclass(value) and not isinstance(value, type):
-        if hasattr(value, "failed_operation"):
-            yield value.failed_operation, getattr(value, "failure", None)
-        for f in fields(value):
-            yield from _operations(getattr(value, f.name))
-    elif isinstance(value, list | tuple):
+    shape = _shape(type(value))
+    if shape is _LEAF:
+        return
+    if shape is _SEQUENCE:
         for item in value:
             yield from _operations(item)
-    elif isinstance(value, dict):
+    elif shape is _MAPPING:
         for item in value.values():
             yield from _operations(item)
+    else:
+        if "failed_operation" in shape or hasattr(value, "failed_operation"):
+            yield value.failed_operation, getattr(value, "failure", None)
+        for name in shape:
+            yield from _operations(getattr(value, name))
 
 
 _DROPPED: Any = object()  # marks what an OONI list already holds
@@ -218,22 +260,37 @@ def _remainder(value: Any) -> Any:
     """`to_json(value)` without the observations mapped to OONI's lists (written once, there)."""
     if isinstance(value, _OBSERVATIONS):
         return _DROPPED
-    if is_dataclass(value) and not isinstance(value, type) and not hasattr(value, "as_json"):
-        data = {}
-        for f in fields(value):
-            item = getattr(value, f.name)
-            if item is None and f.metadata.get("omit_none"):
-                continue
-            kept = _remainder(item)
-            if kept is not _DROPPED:
-                data[f.name] = kept
-        return data
-    if isinstance(value, list | tuple):
+    kind = type(value)
+    shape = _shape(kind)
+    if shape is _LEAF:
+        return to_json(value)
+    if shape is _SEQUENCE:
         kept = [k for k in (_remainder(item) for item in value) if k is not _DROPPED]
         return _DROPPED if value and not kept else kept
-    if isinstance(value, dict):
+    if shape is _MAPPING:
         return {k: r for k, v in value.items() if (r := _remainder(v)) is not _DROPPED}
-    return to_json(value)
+    if hasattr(kind, "as_json"):
+        return to_json(value)
+    data = {}
+    for name, omit_none in _omissions(kind):
+        item = getattr(value, name)
+        if item is None and omit_none:
+            continue
+        kept = _remainder(item)
+        if kept is not _DROPPED:
+            data[name] = kept
+    return data
+
+
+def _omissions(cls: type) -> tuple[tuple[str, bool], ...]:
+    """A record class's fields, each with whether it is left out when None (`omit_none`)."""
+    found = _omit_none.get(cls)
+    if found is None:
+        found = _omit_none[cls] = tuple((f.name, bool(f.metadata.get("omit_none"))) for f in fields(cls))
+    return found
+
+
+_omit_none: dict[type, tuple[tuple[str, bool], ...]] = {}
 
 
 # --- OONI's shapes (model/archival.go) ---------------------------------------------------------------
