@@ -4,6 +4,7 @@ progress line it shows on a terminal."""
 from __future__ import annotations
 
 import json
+import math
 import time
 from datetime import datetime, timezone
 from typing import Any, TextIO
@@ -93,6 +94,10 @@ def _write(value: Any, out: TextIO, indent: str) -> None:
         return
     inner = indent + "  "
     if isinstance(value, dict) and value:
+        flat = _flat_members(value, "\n" + inner)
+        if flat is not None:  # the round's probe log: thousands of such records, one write each
+            out.write("{" + flat + "\n" + indent + "}")
+            return
         out.write("{")
         for index, (key, item) in enumerate(value.items()):
             out.write(("," if index else "") + "\n" + inner + _one_line(key) + ": ")
@@ -106,6 +111,39 @@ def _write(value: Any, out: TextIO, indent: str) -> None:
         out.write("\n" + indent + "]")
     else:
         out.write(_one_line(value))
+
+
+def _flat_members(value: dict[str, Any], prefix: str) -> str | None:
+    """A dict's members as the indenting encoder writes them, when every value is a scalar; None
+    when one is not."""
+    members = []
+    for key, item in value.items():
+        text = _scalar(item)
+        if text is None or type(key) is not str:
+            return None
+        members.append(prefix + _encode_string(key) + ": " + text)
+    return ",".join(members)
+
+
+_encode_string = json.encoder.encode_basestring  # what the encoder writes a str as (ensure_ascii=False)
+
+
+def _scalar(value: object) -> str | None:
+    """A scalar as json's encoder writes it, without making an encoder per value (each
+    `_one_line` of a number does); None for anything else."""
+    if isinstance(value, str):
+        return _encode_string(value)
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
+        return float.__repr__(value) if math.isfinite(value) else _one_line(value)  # NaN, Infinity as json spells them
+    return None
 
 
 def as_table(results: list[VantageResult]) -> str:
