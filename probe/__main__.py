@@ -1,3 +1,3 @@
-from probe.cli import main
+from probe.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import gc
 import logging
+import os
 import sys
 import time
 from typing import TYPE_CHECKING, NoReturn
@@ -97,6 +98,32 @@ def _load(path: str | None) -> Config:
     gc.collect()
     gc.freeze()
     return config
+
+
+def entry() -> NoReturn:
+    """The `msgreach` command (and `python -m probe`): `main`, then its exit status. After a
+    `once` round the process ends without the interpreter's teardown, which frees every module
+    and the round's records one by one (see `_end_at_once`)."""
+    code = main()
+    if _once_written:
+        _end_at_once(code)
+    raise SystemExit(code)
+
+
+_once_written = False  # set when `once` wrote its output: nothing more runs in the process
+
+
+def _end_at_once(code: int) -> NoReturn:
+    """Every buffered byte written (log handlers, stdout, stderr), then `os._exit` with the same
+    status. Should a flush fail (stdout a closed pipe), the interpreter's own exit reports it as
+    it always did."""
+    try:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        raise SystemExit(code) from None
+    os._exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -223,6 +250,8 @@ def _once(args: argparse.Namespace) -> int:
         report.write_json(results, started_at, duration, sys.stdout)
     else:
         print(report.as_table(results))
+    global _once_written
+    _once_written = True
     return report.exit_status(results)
 
 
