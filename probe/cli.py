@@ -94,14 +94,17 @@ def _load(path: str | None) -> Config:
         print(f"msgreach: the config is not valid ({len(exc.problems)} problem(s)):\n{lines}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
     # The modules and the config live as long as the process: out of the cyclic collector's
-    # way, so its passes over a round's garbage do not walk them again and again.
+    # way, so its passes over a round's garbage do not walk them again and again. The
+    # collector, off while they were made (probe.__main__), runs from here on.
     gc.collect()
     gc.freeze()
+    gc.enable()
     return config
 
 
 def entry() -> NoReturn:
-    """The `msgreach` command (and `python -m probe`): `main`, then its exit status. After a
+    """The `msgreach` command (and `python -m probe`, both through `probe.__main__.run`): `main`,
+    then its exit status. After a
     `once` round the process ends without the interpreter's teardown, which frees every module
     and the round's records one by one (see `_end_at_once`)."""
     code = main()
@@ -128,6 +131,8 @@ def _end_at_once(code: int) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command not in ("run", "once"):
+        gc.enable()  # their start-up ends here (`run` and `once`: once the config is loaded)
     _setup_logging(args.log_level)
     from probe.redact import LogScrubber
 

@@ -131,6 +131,26 @@ def test_once_ends_with_its_whole_output_and_status_when_stdout_is_buffered(loop
             assert completed.stdout.endswith("\n\n") and "dns_blocked" in completed.stdout, completed.stdout
 
 
+def test_the_collector_runs_again_when_start_up_ends(loopback_config, tmp_path):
+    """probe.__main__ turns the cyclic collector off for start-up: the config's load (`run`,
+    `once`) and the command line of every other command turn it on again (`helper` and `run`
+    live long: without it their cyclic garbage would pile up)."""
+    import gc
+
+    from probe import cli
+
+    try:
+        gc.disable()
+        assert cli.main(["check-config", str(loopback_config)]) == 0
+        assert gc.isenabled()
+        gc.disable()
+        cli._load(str(loopback_config))
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
+        gc.enable()
+
+
 def test_once_json_is_the_default_when_not_on_a_terminal(msgreach, loopback_config):
     completed = msgreach("once", "--config", str(loopback_config), "--service", "alpha", timeout=60)
     assert completed.returncode == 0, completed.stderr  # measured, nothing blocked
