@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
@@ -90,7 +91,7 @@ def _write(value: Any, out: TextIO, indent: str) -> None:
     if isinstance(value, (VantageResult, ServiceResult)):
         value = value.as_json(lazy=True)
     elif isinstance(value, TargetResult):
-        out.write(_one_line(value.as_json()))
+        out.write(_target_line(value.as_json()))
         return
     inner = indent + "  "
     if isinstance(value, dict) and value:
@@ -111,6 +112,19 @@ def _write(value: Any, out: TextIO, indent: str) -> None:
         out.write("\n" + indent + "]")
     else:
         out.write(_one_line(value))
+
+
+# One C encoder for every target's line, where `_one_line` (`JSONEncoder.encode`) makes one per
+# call; without the circular-reference bookkeeping (records hold no cycles). Where the json
+# module has no C encoder, `_one_line`.
+_c_make_encoder: Callable[..., Callable[[Any, int], Iterable[str]]] | None = getattr(json.encoder, "c_make_encoder", None)
+_c_encoder = (None if _c_make_encoder is None else
+              _c_make_encoder(None, json.JSONEncoder().default, json.encoder.encode_basestring,
+                              None, ": ", ", ", False, False, True))
+
+
+def _target_line(data: dict[str, Any]) -> str:
+    return "".join(_c_encoder(data, 0)) if _c_encoder is not None else _one_line(data)
 
 
 def _flat_members(value: dict[str, Any], prefix: str) -> str | None:

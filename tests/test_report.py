@@ -29,3 +29,17 @@ def test_the_streamed_skeleton_is_what_json_writes_byte_for_byte():
     report.write_json([result], 1_700_000_000.0, 2.5, streamed)
     expected = json.dumps(report.as_document([result], 1_700_000_000.0, 2.5), indent=2, ensure_ascii=False) + "\n"
     assert streamed.getvalue() == expected
+
+
+def test_a_target_line_is_what_json_writes_on_one_line():
+    """Each target on one line, through one C encoder kept for them all: json.dumps's bytes."""
+    from probe.model import CheckResult, ServiceResult, TargetResult, Verdict
+
+    target = TargetResult("svc", "t\u00e9", "h\u00e9.test", Verdict.OK,
+                          checks=[CheckResult("tcp", True, None, 0.1234567), CheckResult("http", False, "generic_timeout_error", 1e-07)],
+                          reason='quoted "\u2028" and \\ escaped', held_from=1.5e16)
+    result = VantageResult("v", VantageVerdict.OK, [ServiceResult("svc", Verdict.OK, [target, target])], [], 1_700_000_000.0, 2.5)
+    streamed = io.StringIO()
+    report.write_json([result], 1_700_000_000.0, 2.5, streamed)
+    line = json.dumps(target.as_json(), ensure_ascii=False)
+    assert [text.strip().rstrip(",") for text in streamed.getvalue().split("\n") if '"target": ' in text] == [line, line]
