@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import gc
 import logging
+import os
 import sys
 import time
 from typing import TYPE_CHECKING, NoReturn
@@ -93,14 +94,45 @@ def _load(path: str | None) -> Config:
         print(f"msgreach: the config is not valid ({len(exc.problems)} problem(s)):\n{lines}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
     # The modules and the config live as long as the process: out of the cyclic collector's
-    # way, so its passes over a round's garbage do not walk them again and again.
+    # way, so its passes over a round's garbage do not walk them again and again. The
+    # collector, off while they were made (probe.__main__), runs from here on.
     gc.collect()
     gc.freeze()
+    gc.enable()
     return config
+
+
+def entry() -> NoReturn:
+    """The `msgreach` command (and `python -m probe`, both through `probe.__main__.run`): `main`,
+    then its exit status. After a
+    `once` round the process ends without the interpreter's teardown, which frees every module
+    and the round's records one by one (see `_end_at_once`)."""
+    code = main()
+    if _once_written:
+        _end_at_once(code)
+    raise SystemExit(code)
+
+
+_once_written = False  # set when `once` wrote its output: nothing more runs in the process
+
+
+def _end_at_once(code: int) -> NoReturn:
+    """Every buffered byte written (log handlers, stdout, stderr), then `os._exit` with the same
+    status. Should a flush fail (stdout a closed pipe), the interpreter's own exit reports it as
+    it always did."""
+    try:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        raise SystemExit(code) from None
+    os._exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command not in ("run", "once"):
+        gc.enable()  # their start-up ends here (`run` and `once`: once the config is loaded)
     _setup_logging(args.log_level)
     from probe.redact import LogScrubber
 
@@ -223,6 +255,8 @@ def _once(args: argparse.Namespace) -> int:
         report.write_json(results, started_at, duration, sys.stdout)
     else:
         print(report.as_table(results))
+    global _once_written
+    _once_written = True
     return report.exit_status(results)
 
 

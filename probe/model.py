@@ -152,6 +152,8 @@ def to_json(value: Any) -> Any:
         return value
     if kind is float:
         return round(value, 4)
+    if kind is list:  # before the record tests below, which a list would fail at every call
+        return [to_json(item) for item in value]
     shape = _shapes.get(kind)
     if shape is None and is_dataclass(kind) and not hasattr(kind, "as_json"):
         shape = _shapes[kind] = tuple((f.name, bool(f.metadata.get("omit_none"))) for f in fields(kind))

@@ -4,7 +4,9 @@ progress line it shows on a terminal."""
 from __future__ import annotations
 
 import json
+import math
 import time
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
@@ -89,10 +91,14 @@ def _write(value: Any, out: TextIO, indent: str) -> None:
     if isinstance(value, (VantageResult, ServiceResult)):
         value = value.as_json(lazy=True)
     elif isinstance(value, TargetResult):
-        out.write(_one_line(value.as_json()))
+        out.write(_target_line(value.as_json()))
         return
     inner = indent + "  "
     if isinstance(value, dict) and value:
+        flat = _flat_members(value, "\n" + inner)
+        if flat is not None:  # the round's probe log: thousands of such records, one write each
+            out.write("{" + flat + "\n" + indent + "}")
+            return
         out.write("{")
         for index, (key, item) in enumerate(value.items()):
             out.write(("," if index else "") + "\n" + inner + _one_line(key) + ": ")
@@ -106,6 +112,52 @@ def _write(value: Any, out: TextIO, indent: str) -> None:
         out.write("\n" + indent + "]")
     else:
         out.write(_one_line(value))
+
+
+# One C encoder for every target's line, where `_one_line` (`JSONEncoder.encode`) makes one per
+# call; without the circular-reference bookkeeping (records hold no cycles). Where the json
+# module has no C encoder, `_one_line`.
+_c_make_encoder: Callable[..., Callable[[Any, int], Iterable[str]]] | None = getattr(json.encoder, "c_make_encoder", None)
+_c_encoder = (None if _c_make_encoder is None else
+              _c_make_encoder(None, json.JSONEncoder().default, json.encoder.encode_basestring,
+                              None, ": ", ", ", False, False, True))
+
+
+def _target_line(data: dict[str, Any]) -> str:
+    return "".join(_c_encoder(data, 0)) if _c_encoder is not None else _one_line(data)
+
+
+def _flat_members(value: dict[str, Any], prefix: str) -> str | None:
+    """A dict's members as the indenting encoder writes them, when every value is a scalar; None
+    when one is not."""
+    members = []
+    for key, item in value.items():
+        text = _scalar(item)
+        if text is None or type(key) is not str:
+            return None
+        members.append(prefix + _encode_string(key) + ": " + text)
+    return ",".join(members)
+
+
+_encode_string = json.encoder.encode_basestring  # what the encoder writes a str as (ensure_ascii=False)
+
+
+def _scalar(value: object) -> str | None:
+    """A scalar as json's encoder writes it, without making an encoder per value (each
+    `_one_line` of a number does); None for anything else."""
+    if isinstance(value, str):
+        return _encode_string(value)
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
+        return float.__repr__(value) if math.isfinite(value) else _one_line(value)  # NaN, Infinity as json spells them
+    return None
 
 
 def as_table(results: list[VantageResult]) -> str:

@@ -112,6 +112,45 @@ def test_once_json_exits_3_when_a_block_is_found(msgreach, loopback_config):
     assert document["version"] == probe.__version__
 
 
+@pytest.mark.parametrize("entry", ["script", "module"])
+def test_once_ends_with_its_whole_output_and_status_when_stdout_is_buffered(loopback_config, entry):
+    """`once` ends its process without the interpreter's teardown (probe.cli.entry): whatever
+    stdout and stderr still buffer is written first, and the exit status stays. Block-buffered
+    stdout, as a pipe gives it (the test environment may set PYTHONUNBUFFERED)."""
+    from msgreach_helpers import msgreach_command
+
+    command = msgreach_command() if entry == "script" else [sys.executable, "-m", "probe"]
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    for output in ("json", "table"):
+        completed = subprocess.run([*command, "once", "--config", str(loopback_config), "--format", output],
+                                   capture_output=True, text=True, timeout=60, env=environment)
+        assert completed.returncode == 3, completed.stderr
+        if output == "json":
+            assert json.loads(completed.stdout)["vantages"][0]["services"][1]["verdict"] == "dns_blocked"
+        else:
+            assert completed.stdout.endswith("\n\n") and "dns_blocked" in completed.stdout, completed.stdout
+
+
+def test_the_collector_runs_again_when_start_up_ends(loopback_config, tmp_path):
+    """probe.__main__ turns the cyclic collector off for start-up: the config's load (`run`,
+    `once`) and the command line of every other command turn it on again (`helper` and `run`
+    live long: without it their cyclic garbage would pile up)."""
+    import gc
+
+    from probe import cli
+
+    try:
+        gc.disable()
+        assert cli.main(["check-config", str(loopback_config)]) == 0
+        assert gc.isenabled()
+        gc.disable()
+        cli._load(str(loopback_config))
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
+        gc.enable()
+
+
 def test_once_json_is_the_default_when_not_on_a_terminal(msgreach, loopback_config):
     completed = msgreach("once", "--config", str(loopback_config), "--service", "alpha", timeout=60)
     assert completed.returncode == 0, completed.stderr  # measured, nothing blocked

@@ -299,3 +299,19 @@ def test_fuzz_text_edits_of_a_valid_config(tmp_path, data):
 @given(text=st.text(max_size=300))
 def test_fuzz_arbitrary_text(tmp_path, text):
     _never_a_traceback(tmp_path / "text.yaml", text)
+
+
+@pytest.mark.parametrize("host", ["1.2.3.4", "999.1.1.1", "::1", "fe80::1%eth0", "2001:db8::", "t0001.bench.test",
+                                  "_srv.example.", "-bad.test", "", "a..b", "[::1]", "1.2.3.4.5", "host name"])
+def test_is_host_reads_as_an_ip_literal_or_a_host_name(host):
+    """probe.addresses.is_host tests the name first (cheaper): the same answer either way."""
+    from probe.addresses import is_host, is_host_name, is_ip_literal
+    from probe.config.models import _host_name
+
+    assert is_host(host) == (is_ip_literal(host) or is_host_name(host))
+    try:
+        _host_name(host)
+        named = True
+    except ValueError:
+        named = False
+    assert named == (not is_ip_literal(host) and is_host_name(host))

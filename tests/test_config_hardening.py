@@ -455,12 +455,17 @@ SAME_AS_PYYAML = [
     "---\nonly: one document\n...\n",
     "",
     "- 0x1f\n- 0o17\n- 1_000\n- .inf\n- ~\n- !!str 12\n- !!int '7'\n",
+    # Repeated scalars, plain, quoted and tagged (the builder resolves and builds each once per file).
+    "- 443\n- '443'\n- 443\n- !!str 443\n- \"443\"\n- 443\n- true\n- 'true'\n- true\n- ~\n- '~'\n- ~\n- 1\n- !!float 1\n- 1\n- !!bool true\n",
+    "a: [x]\nb: !!seq [x]\nc: {k: v}\nd: !!map {k: v}\ne: [x]\n",
 ]
 
 
 @pytest.mark.parametrize("text", SAME_AS_PYYAML)
 def test_the_event_builder_reads_what_pyyaml_reads(text):
-    assert safe_yaml.parse_data(text, "t.yaml") == yaml.safe_load(text)
+    data = safe_yaml.parse_data(text, "t.yaml")
+    assert data == yaml.safe_load(text)
+    assert repr(data) == repr(yaml.safe_load(text))  # the same types too: 1 == 1.0 == True
 
 
 def test_parsing_holds_little_more_than_the_data_it_builds():

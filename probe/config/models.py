@@ -69,7 +69,7 @@ def _host(value: str) -> str:
 
 
 def _host_name(value: str) -> str:
-    if is_ip_literal(value) or not is_host_name(value):
+    if not is_host_name(value) or is_ip_literal(value):  # the cheap test first (probe.addresses.is_host)
         raise ValueError(f"{value!r} is not a valid host name")
     return value
 

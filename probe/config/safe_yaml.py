@@ -41,6 +41,8 @@ _SEQ = "tag:yaml.org,2002:seq"
 _MAP = "tag:yaml.org,2002:map"
 _MERGE = "tag:yaml.org,2002:merge"
 _STR = "tag:yaml.org,2002:str"
+# Tags whose values are immutable, so one built value may stand for every equal scalar.
+_IMMUTABLE = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null", "tag:yaml.org,2002:float"})
 
 
 def parse(text: str, file: str) -> tuple[Any, Node | None]:
@@ -108,6 +110,12 @@ class _Builder:
         self.copied = 0  # of `built`, the values aliases copied
         self.scalars = SafeConstructor()  # PyYAML's own rules for ints, floats, bools, dates…
         self.anchors: dict[str, _Anchored] = {}
+        # A file of many targets repeats its keys and values (`name`, `ports`, `443`, `tcp`):
+        # each implicit tag resolved (PyYAML tries its patterns in turn) and each immutable
+        # scalar built once per file.
+        self.tags: dict[tuple[str, tuple[bool, bool]], str] = {}
+        self.built_scalars: dict[tuple[str, str], Any] = {}
+        self.collection_tags: dict[tuple[str, bool], str] = {}
 
     def build(self) -> Any:
         self._next(yaml.StreamStartEvent)
@@ -174,13 +182,33 @@ class _Builder:
     def _tag(self, event: ScalarEvent) -> str:
         """The scalar's tag, an implicit one resolved as PyYAML's composer does."""
         if event.tag is None or event.tag == "!":
-            return str(self.loader.resolve(ScalarNode, event.value, event.implicit))
+            key = (event.value, event.implicit)
+            tag = self.tags.get(key)
+            if tag is None:
+                tag = self.tags[key] = str(self.loader.resolve(ScalarNode, event.value, event.implicit))
+            return tag
         return str(event.tag)
+
+    def _collection_tag(self, kind: type[Node], implicit: bool) -> str:
+        key = (kind.id, implicit)
+        tag = self.collection_tags.get(key)
+        if tag is None:
+            tag = self.collection_tags[key] = str(self.loader.resolve(kind, None, implicit))
+        return tag
 
     def _scalar(self, event: ScalarEvent, path: tuple[Any, ...]) -> Any:
         tag = self._tag(event)
         if tag == _STR:
             return event.value  # what SafeConstructor's construct_yaml_str returns, without a node
+        if tag in _IMMUTABLE:
+            key = (tag, event.value)
+            if key in self.built_scalars:
+                return self.built_scalars[key]
+            value = self.built_scalars[key] = self._construct(tag, event, path)
+            return value
+        return self._construct(tag, event, path)
+
+    def _construct(self, tag: str, event: ScalarEvent, path: tuple[Any, ...]) -> Any:
         node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
         try:
             return self.scalars.construct_object(node, deep=True)
@@ -200,7 +228,7 @@ class _Builder:
         if len(path) >= MAX_DEPTH:
             raise self._fail(event, path, f"nested too deeply (more than {MAX_DEPTH} levels)")
         if isinstance(event, SequenceStartEvent):
-            tag = event.tag if event.tag not in (None, "!") else self.loader.resolve(SequenceNode, None, event.implicit)
+            tag = event.tag if event.tag not in (None, "!") else self._collection_tag(SequenceNode, event.implicit)
             if tag != _SEQ:
                 raise self._fail(event, path, f"the tag {tag} is not supported here")
             items: list[Any] = []
@@ -209,7 +237,7 @@ class _Builder:
             self.loader.get_event()
             return items
         assert isinstance(event, MappingStartEvent), event
-        tag = event.tag if event.tag not in (None, "!") else self.loader.resolve(MappingNode, None, event.implicit)
+        tag = event.tag if event.tag not in (None, "!") else self._collection_tag(MappingNode, event.implicit)
         if tag != _MAP:
             raise self._fail(event, path, f"the tag {tag} is not supported here")
         return self._mapping(path)
