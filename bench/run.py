@@ -682,10 +682,11 @@ def render(results: dict[int, dict[str, list[Sample]]], facts: dict[str, str], a
     lines += [
         "",
         "What each row counts. **`once`**: the real command line, `python -m probe once --config … --format json`, "
-        "the whole process (start-up, config load, the round, the JSON document), CPU and peak RSS from "
-        "`wait4()`. **`run`**: `python -m probe run`, scraped once after each round as Prometheus scrapes "
-        "(OpenMetrics, gzip); the CPU between the ends of two consecutive rounds (the round, its `/metrics` "
-        "render and the scrape), the median of rounds 2 on (the first carries the start-up); peak RSS is "
+        "the whole process (start-up, config load, the round, its evidence appended to the archive, the JSON "
+        "document), CPU and peak RSS from `wait4()` (of the process alone: a small spawner forks it, since Linux "
+        "keeps `ru_maxrss` across fork and exec). **`run`**: `python -m probe run`, scraped once after each "
+        "round as Prometheus scrapes (OpenMetrics, gzip); the CPU between the ends of two consecutive rounds "
+        "(the round, its evidence archived, its verdict history, its `/metrics` render and the scrape), the median of rounds 2 on (the first carries the start-up); peak RSS is "
         "the process's `VmHWM` after the last round. **The round alone**: `bench/msgreach_round.py` does what "
         "`once` does and measures the round only (`getrusage` around it). **blackbox**: the exporter's CPU "
         "(`/proc/PID/stat`) over the N probes, and its `VmHWM`, a fresh exporter per run; the exporter is a "
