@@ -21,11 +21,12 @@ internet, and labs use them.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
 from collections.abc import Set
 from typing import Any
+
+from probe.addresses import ip_address
 
 SCRUBBED = "[scrubbed]"
 
@@ -42,27 +43,15 @@ _PLAIN = frozenset({int, float, bool, type(None)})  # no text in them
 
 
 def ip_version(value: Any) -> int | None:
-    ip = _parsed(str(value).split("%")[0])
+    ip = ip_address(str(value).split("%")[0])
     return None if ip is None else ip.version
 
 
 def normal(address: str) -> str:
-    ip = _parsed(address.split("%")[0])
+    ip = ip_address(address.split("%")[0])
     if ip is None:
         raise ValueError(f"{address!r} does not appear to be an IPv4 or IPv6 address")
     return str(ip)
-
-
-def _parsed(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """`text` as an address, or None. A host name is told without `ipaddress` (whose exception
-    was most of what every archive record paid to ask about its target's name): an IPv6 address
-    has a colon, an IPv4 one only digits and dots."""
-    if ":" not in text and not text.replace(".", "").isdigit():
-        return None
-    try:
-        return ipaddress.ip_address(text)
-    except ValueError:
-        return None
 
 
 def scrub(value: Any, *, allowed: Set[str] = frozenset(), deny: Set[str] = frozenset()) -> Any:
@@ -132,7 +121,7 @@ def scrub(value: Any, *, allowed: Set[str] = frozenset(), deny: Set[str] = froze
 
 
 def _is_secret(text: str, allowed: set[str], deny: set[str]) -> bool:
-    ip = _parsed(text)
+    ip = ip_address(text)
     if ip is None:
         return False
     if ip.version == 6 and ip.ipv4_mapped is not None:  # ::ffff:a.b.c.d is a.b.c.d
