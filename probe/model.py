@@ -156,7 +156,7 @@ def to_json(value: Any) -> Any:
         return [to_json(item) for item in value]
     shape = _shapes.get(kind)
     if shape is None and is_dataclass(kind) and not hasattr(kind, "as_json"):
-        shape = _shapes[kind] = tuple((f.name, bool(f.metadata.get("omit_none"))) for f in fields(kind))
+        shape = record_fields(kind)
     if shape is not None:
         data = {}
         for name, omit_none in shape:
@@ -178,8 +178,17 @@ def to_json(value: Any) -> Any:
     return value
 
 
-# A record class -> its fields (name, omit_none) in order: `dataclasses.fields()` builds its answer
-# at every call, and every record of every round's JSON and archive goes through `to_json`.
+def record_fields(cls: type) -> tuple[tuple[str, bool], ...]:
+    """A record class's fields in order, each with whether it is left out when None
+    (`omit_none`), read once per class: `dataclasses.fields()` builds its answer at every call,
+    and every record of every round's JSON and archive asks. Not for a class with its own
+    `as_json` (to_json reads this cache first, and such a class writes itself)."""
+    shape = _shapes.get(cls)
+    if shape is None:
+        shape = _shapes[cls] = tuple((f.name, bool(f.metadata.get("omit_none"))) for f in fields(cls))
+    return shape
+
+
 _shapes: dict[type, tuple[tuple[str, bool], ...]] = {}
 
 

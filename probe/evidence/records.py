@@ -40,7 +40,7 @@ from probe.addresses import split_host_port
 from probe.config import Vantage
 from probe.evidence.observations import dump
 from probe.evidence.schema import SCHEMA
-from probe.model import CheckResult, DNSQuery, HTTPExchange, TargetResult, TCPConnect, TLSHandshake, VantageResult, Verdict, is_technique, to_json
+from probe.model import CheckResult, DNSQuery, HTTPExchange, TargetResult, TCPConnect, TLSHandshake, VantageResult, Verdict, is_technique, record_fields, to_json
 from probe.redact import ip_version, normal, scrub
 from probe.triggers import ProbeIndex
 
@@ -272,7 +272,7 @@ def _remainder(value: Any) -> Any:
     if hasattr(kind, "as_json"):
         return to_json(value)
     data = {}
-    for name, omit_none in _omissions(kind):
+    for name, omit_none in record_fields(kind):
         item = getattr(value, name)
         if item is None and omit_none:
             continue
@@ -280,17 +280,6 @@ def _remainder(value: Any) -> Any:
         if kept is not _DROPPED:
             data[name] = kept
     return data
-
-
-def _omissions(cls: type) -> tuple[tuple[str, bool], ...]:
-    """A record class's fields, each with whether it is left out when None (`omit_none`)."""
-    found = _omit_none.get(cls)
-    if found is None:
-        found = _omit_none[cls] = tuple((f.name, bool(f.metadata.get("omit_none"))) for f in fields(cls))
-    return found
-
-
-_omit_none: dict[type, tuple[tuple[str, bool], ...]] = {}
 
 
 # --- OONI's shapes (model/archival.go) ---------------------------------------------------------------
