@@ -200,7 +200,7 @@ def unacked_segments(writer: HasSocket) -> int | None:
 def _data_received(info: bytes) -> int | None:
     if len(info) < _TCP_INFO_SIZE:
         return None
-    received: int = struct.unpack_from("<Q", info, _TCP_INFO_BYTES_RECEIVED)[0]
+    received = _bytes_received(info)
     return max(received - 1, 0) if info[0] in _FIN_RECEIVED else received
 
 
