@@ -24,6 +24,7 @@ from probe.checks.via_helper import via_helper
 from probe.config import is_ip_literal
 from probe.helper import bulk, wire
 from probe.helper.client import HelperClient
+from probe.helper.line import loop_time
 from probe.model import BulkTransfer, HelperExchange, HelperTransferEvidence, NoHelper
 from probe.net import open_tcp
 from probe.params import HelperTransferParams as Params
@@ -50,8 +51,7 @@ async def _measure(ctx: Context, client: HelperClient, params: Params) -> Helper
     # begun, read `helper_no_time` (the judge names no key without them) while the evidence of the
     # others stands, instead of the round's deadline cutting the whole check (a frozen line makes
     # every transfer take its bounds, and six of them can outlast a round).
-    left = (ctx.helper_round.deadline - _JUDGE_SECONDS - time.monotonic()) if ctx.helper_round is not None else None
-    round_end = asyncio.get_running_loop().time() + left if left is not None else None
+    round_end = loop_time(ctx.helper_round.deadline - _JUDGE_SECONDS) if ctx.helper_round is not None else None
     for index, transfer in enumerate(transfers):  # one after the other: they share the line
         counter = PacketCounter()
         try:

@@ -95,7 +95,7 @@ async def resolve(host: str, until: float) -> str:
         return host
     except ValueError:
         pass
-    async with asyncio.timeout_at(_loop_time(until)):
+    async with asyncio.timeout_at(loop_time(until)):
         infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
     if not infos:
         raise socket.gaierror(socket.EAI_NONAME, f"{host} did not resolve")
@@ -121,7 +121,7 @@ async def exchange(helper: str, endpoint: Endpoint, address: str, route: Route, 
             ("Host", endpoint.host_header), ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
             ("Accept-Encoding", "identity"), ("Connection", "close"), *signed.items(),
         ])) + connection.send(h11.Data(data=body)) + connection.send(h11.EndOfMessage())
-        async with asyncio.timeout_at(_loop_time(until)):
+        async with asyncio.timeout_at(loop_time(until)):
             # SOCKS5 is the measurements' way, not the helper's (its UDP could not follow it either)
             reader, writer = await open_tcp(Route(source_address=route.source_address), address, endpoint.port)
             if endpoint.scheme == "https":
@@ -199,7 +199,7 @@ class _Answer:
             else:
                 bound = min(self.until, self.last + STALL_SECONDS)
             try:
-                async with asyncio.timeout_at(_loop_time(bound)):
+                async with asyncio.timeout_at(loop_time(bound)):
                     chunk = await self.reader.read(min(_READ, self.cap + 1 - self.record.received_bytes))
                 break
             except TimeoutError:
@@ -252,7 +252,7 @@ def _unacknowledged(writer: asyncio.StreamWriter) -> int | None:
         return None
 
 
-def _loop_time(monotonic: float) -> float:
+def loop_time(monotonic: float) -> float:
     """A `time.monotonic()` instant on the running loop's clock (asyncio's timeouts use that)."""
     return asyncio.get_running_loop().time() + (monotonic - time.monotonic())
 
