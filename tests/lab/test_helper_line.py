@@ -145,7 +145,15 @@ def test_a_line_frozen_after_16_kb_still_carries_every_exchange(abroad: Abroad, 
     for (service, name), target in helper_dependent(report).items():
         if name == "freeze-key":  # its bulk transfers are what freezes: measured, never a line error
             transfers = Report.check(target, "helper_transfer")["transfers"]
-            assert all(t["stalled_at_bytes"] is not None and 8192 <= t["stalled_at_bytes"] <= 20480 for t in transfers), transfers
+            downloads = [t for t in transfers if not t["kind"].endswith("_upload")]
+            uploads = [t for t in transfers if t["kind"].endswith("_upload")]
+            assert len(downloads) == len(uploads) == 3, transfers
+            assert all(t["stalled_at_bytes"] is not None and 8192 <= t["stalled_at_bytes"] <= 20480 for t in downloads), downloads
+            # An upload's point is what the helper acknowledged: the censor counts both directions, so
+            # a first flight that crosses 16 KB before the helper's ACKs pass drops those ACKs and the
+            # monitor sees only the handshake acknowledged (808 bytes in one CI run): anywhere up to
+            # the freeze point is a true reading, never one past it.
+            assert all(t["stalled_at_bytes"] is not None and t["stalled_at_bytes"] <= 20480 for t in uploads), uploads
             assert target["verdict"] == "down", target  # frozen whatever the name and protocol: nothing to compare
         elif name == "call-stream":  # UDP: the freeze is TCP's; both streams disturbed alike (a busy helper) is `down`, never a block
             assert target["verdict"] in ("ok", "down") and Report.check(target, "udp_stream")["call"]["sent"] == 150, json.dumps(target)[:1500]
