@@ -12,9 +12,10 @@ import pytest
 
 from probe.helper import auth, wire
 
-from .abroad import NS_CLIENT, Abroad, censor
+from .abroad import API_PORT, HELPER, NS_CLIENT, Abroad, censor, clear_censor_rules
 from .harness import Report, once
-from .lab import Lab, in_ns
+from .lab import Lab, LabError, in_ns
+from .plan import NS_CENSOR
 
 PROTOCOLS = {"wireguard": "wireguard", "openvpn": "openvpn", "shadowsocks": "shadowsocks",
              "vless_reality": "vless-reality", "mtproxy_faketls": "mtproxy-faketls"}
@@ -77,6 +78,23 @@ def test_a_call_stream_losing_a_share_of_packets_is_throttled_with_the_loss(abro
     assert target["verdict"] == "throttled", json.dumps(target, indent=1)[:3000]
     assert 0.25 <= check["call"]["loss_ratio"] <= 0.55 and check["call"]["cut_after_seconds"] is None, check["call"]
     assert check["control"]["loss_ratio"] < 0.1, check["control"]
+
+
+def test_a_censor_rule_a_killed_run_left_behind_is_cleared_not_inherited(abroad: Abroad, lab: Lab, tmp_path: Path) -> None:
+    """A run killed inside `censor` leaves its rule; the next one must not measure through it (a
+    leftover 40 % loss read `throttled` calls in a later module once)."""
+    # what `censor("stream-loss")` and `censor("vless_reality")` put in place, never removed
+    in_ns(NS_CENSOR, ["nft", "-f", "-"], input="table ip mrl_helper_stream_loss {\n chain f { type filter hook forward priority 0; policy accept;\n"
+          f" ip daddr {HELPER} udp dport {API_PORT} @th,64,2 2 drop\n }}\n}}\n")
+    in_ns(NS_CENSOR, ["iptables", "-w", "-N", "MRL_HELPER_VLESS_REALITY"])
+    in_ns(NS_CENSOR, ["iptables", "-w", "-I", "FORWARD", "-j", "MRL_HELPER_VLESS_REALITY"])
+    with pytest.raises(LabError, match="already in place"):
+        with censor("stream-loss", percent=40):
+            pass
+    assert sorted(clear_censor_rules()) == ["MRL_HELPER_VLESS_REALITY", "ip mrl_helper_stream_loss"]
+    assert clear_censor_rules() == []
+    config = abroad.monitor_config(tmp_path / "c.yaml", services=[], extra=[_calls(3)], retries=0)
+    assert once(lab, config=config).target("calls", "call")["verdict"] == "ok"
 
 
 def test_a_clean_call_stream_is_ok(abroad: Abroad, lab: Lab, tmp_path: Path) -> None:

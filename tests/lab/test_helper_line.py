@@ -138,7 +138,7 @@ def test_a_line_frozen_after_16_kb_still_carries_every_exchange(abroad: Abroad, 
     report = run.report
     assert_bounded(run)
     line = _line(report)
-    assert line["up"] is True and line["largest_sent_bytes"] + line["largest_received_bytes"] <= wire.FREEZE_BUDGET, line
+    assert line["up"] is True and line["largest_sent_bytes"] + line["largest_received_bytes"] <= wire.FREEZE_BUDGET, json.dumps(line)
     assert the_rest(report) == without_helper, report.summary()
     for service, name in without_helper:
         assert Report.check(report.target(service, name), "helper")["verdict"] == "ok"  # the control measurement arrived
