@@ -273,11 +273,14 @@ def _check_model(cls: type[BaseModel], data: Any, loc: Loc, errors: Errors, *, i
                 errors.append(((*loc, name), "Field required"))
             continue
         where = (*loc, name)
-        value = _call_each(schema.before.get(name, ()), data[name], where, errors)
+        value = data[name]
+        before, after = schema.before.get(name), schema.after.get(name)  # most fields have none
+        if before:
+            value = _call_each(before, value, where, errors)
         if value is not INVALID:
             value = check(value, where, errors)
-        if value is not INVALID:
-            value = _call_each(schema.after.get(name, ()), value, where, errors)
+        if after and value is not INVALID:
+            value = _call_each(after, value, where, errors)
         values[name] = value
     for key in data:
         if key not in schema.names:
