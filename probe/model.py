@@ -13,10 +13,11 @@ service and vantage verdicts follow, by the differential rule of the contract.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import field, fields, is_dataclass
 from enum import StrEnum
 from typing import Any
 
+from probe.lean import lean_dataclass
 from probe.reasons import ENGLISH, JSONReason, Reason, ReasonParam, render
 
 
@@ -109,7 +110,7 @@ class Fault(StrEnum):
     UNSEPARATED = "unseparated"  # nothing could be compared
 
 
-@dataclass(frozen=True, slots=True)
+@lean_dataclass(frozen=True, slots=True)
 class Finding:
     """What a failed check's observations argue for, as `probe.judge` reads them: the technique
     the check's stage would mean, whose fault the differential says it is, and which
@@ -217,7 +218,7 @@ def _operation() -> Any:
     return field(default=None, kw_only=True, metadata={"omit_none": True})
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class DNSQuery:
     """One resolver asked for one name's A and AAAA (OONI DNSQueryEntry, both types in one)."""
 
@@ -242,7 +243,7 @@ class DNSQuery:
     transaction_id: int | None = _operation()
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class TCPConnect:
     """One TCP connect (OONI TCPConnectEntry)."""
 
@@ -256,7 +257,7 @@ class TCPConnect:
     transaction_id: int | None = _operation()
 
 
-@dataclass(frozen=True, slots=True)
+@lean_dataclass(frozen=True, slots=True)
 class Certificate:
     # Frozen: one record stands for a certificate across the handshakes that met it (probe.checks.tls).
     subject: str
@@ -268,7 +269,7 @@ class Certificate:
     dns_names: list[str] = field(default_factory=list)
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class TLSHandshake:
     """One TLS handshake on a fresh connection (OONI TLSHandshake), optionally with one request's
     first bytes (the decoy and same-shape differentials)."""
@@ -299,19 +300,19 @@ class TLSHandshake:
     transaction_id: int | None = _operation()
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class Redirect:
     status_code: int
     location: str
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class BlockPage:
     kind: str  # "status", "redirect" or "body"
     match: str
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class HTTPExchange:
     """One HTTP request and what came back (OONI RequestEntry, flattened). `status_code` set means
     the server's response began: what fails after it is the server's or the transfer's business."""
@@ -335,7 +336,7 @@ class HTTPExchange:
     transaction_id: int | None = _operation()
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class HTTPProbe:
     """One plain-HTTP request on a fresh connection, up to the first byte of the response: the
     decoy-Host differential and its same-shape twin with the real Host."""
@@ -354,7 +355,7 @@ class HTTPProbe:
 # --- each check's evidence ---------------------------------------------------------------------
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class DNSEvidence:
     resolvers: list[DNSQuery] = field(default_factory=list)
     addresses: list[str] = field(default_factory=list)
@@ -362,13 +363,13 @@ class DNSEvidence:
     control_agrees: bool | None = _judged(omit_none=True)  # when no resolver gave an address: did the control fail the same way
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class TCPEvidence:
     connects: list[TCPConnect] = field(default_factory=list)
     control_connects: list[TCPConnect] | None = _opt()  # the control resolver's addresses, tried when ours fail
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class TLSEvidence:
     handshakes: list[TLSHandshake] = field(default_factory=list)
     certificate: Certificate | None = _people()
@@ -393,7 +394,7 @@ class TLSEvidence:
 # --- results -----------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class Unfinished:
     """The evidence of a check that returned none: it ran past every bound (`overran`), or it
     raised (`crashed`, a bug of msgreach), with the failure that ended it."""
@@ -405,7 +406,7 @@ class Unfinished:
         return {"unfinished": self.how}
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class CheckResult:
     """One check on one target: what it observed (`evidence`: the check's typed record) and the
     judge's reading of it (`ok`, the failure string, and when it failed its Finding), made by
@@ -439,7 +440,7 @@ class CheckResult:
         return data
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class Comparison:
     """What a control (a control vantage, a helper abroad) saw of the same target in the same
     round, as the judge compared it: its verdict and its first failing check."""
@@ -451,7 +452,7 @@ class Comparison:
     helper: str | None = field(default=None, metadata={"omit_none": True})  # a helper abroad's name
 
 
-@dataclass(frozen=True, slots=True)
+@lean_dataclass(frozen=True, slots=True)
 class ProbeRecord:
     """One check's probes to one destination in a round (the round's probe log, issue 20: blocks
     that linger): an address the check connected or sent to, or `helper NAME` for a helper
@@ -469,7 +470,7 @@ class ProbeRecord:
     failure: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@lean_dataclass(frozen=True, slots=True)
 class AfterTrigger:
     """A failed attempt that began `seconds` after a trigger probe (`trigger`: service/target) to
     one of its destinations, within the cooldown: a censor's timed block set off by our own probe
@@ -481,7 +482,7 @@ class AfterTrigger:
     cooldown: float
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class TargetResult:
     service: str  # "controls" for a control target
     target: str
@@ -524,7 +525,7 @@ class TargetResult:
         return data
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class ServiceResult:
     service: str
     verdict: Verdict
@@ -550,7 +551,7 @@ class ServiceResult:
         }
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class VantageResult:
     vantage: str
     verdict: VantageVerdict
@@ -607,7 +608,7 @@ class VantageResult:
 # JSON keys are the ones these checks always wrote (consumers and the evidence archive rely on them).
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class MTProtoProbe:
     """One exchange on a fresh connection to one data-centre endpoint: `req_pq_multi` in one
     framing (`abridged`, `intermediate`, `obfuscated2`), or OONI's plain-HTTP `POST /` (`http`)."""
@@ -633,13 +634,13 @@ class MTProtoProbe:
     transaction_id: int | None = _operation()
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class MTProtoEvidence:
     probes: list[MTProtoProbe] = field(default_factory=list)
     works: dict[str, bool] = field(default_factory=dict)  # per probe kind: passed on some endpoint
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class ChatExchange:
     """whatsapp_chat on one host's address:port: connect, our first bytes, the server's, the hold.
     `stage` is how far it got (`connect`, `first_bytes`, `hold`, `held` = all the way)."""
@@ -658,7 +659,7 @@ class ChatExchange:
     transaction_id: int | None = _operation()
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class ChatHost:
     """One chat host: its DNS and TCP steps (the `dns` and `tcp` checks, run by the check on
     this host), then the exchanges on the ports that connected.
@@ -681,14 +682,14 @@ class ChatHost:
     finding: Finding | None = _judged(omit_none=True)
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class ChatEvidence:
     hosts: list[ChatHost] = field(default_factory=list)
     working_hosts: int = _judged(0)  # hosts whose every step passed (the judge's count)
     blocked_hosts: list[str] = field(default_factory=list, metadata={"judged": True})  # hosts whose failure names a technique
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class QUICAttempt:
     """One HTTP/3 GET on a fresh QUIC connection (handshake, then one response)."""
 
@@ -707,7 +708,7 @@ class QUICAttempt:
     transaction_id: int | None = _operation()
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class QUICEvidence:
     """The attempt with the real name (its fields at the top level, as always), TCP+TLS's
     outcome, and on a failure the decoy-SNI attempt to the same address: `keyed_on` is `name`
@@ -732,7 +733,7 @@ class QUICEvidence:
         return data
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class STUNBinding:
     """One RFC 5389 Binding transaction (with its retransmissions) to one address:port."""
 
@@ -752,21 +753,21 @@ class STUNBinding:
     transaction_id: int | None = _operation()
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class STUNEvidence:
     bindings: list[STUNBinding] = field(default_factory=list)
     controls: dict[str, bool] | None = _opt()  # control STUN targets this round: answered or not
     control_answered: bool | None = _judged(omit_none=True)
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class DownloadRedirect(Redirect):
     """A redirect the download followed, with the address it went to next (resolved as the apps do)."""
 
     address: str | None = _opt()
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class PacketCounts:
     """What the kernel counted on one TCP connection when its transfer ended or stalled (Linux
     TCP_INFO, linux/tcp.h): segments each way (`segs_out`/`segs_in`, handshake and ACKs
@@ -782,7 +783,7 @@ class PacketCounts:
     data_segs_in: int | None = _opt()
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class Download:
     """One timed download on a fresh connection. `stalled_at_bytes` is where the transfer stopped
     making progress (the mobile networks' 16–20 KB freeze shows here); `measured` says whether
@@ -812,7 +813,7 @@ class Download:
     transaction_id: int | None = _operation()
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class Upload:
     """One upload of `size` bytes (an HTTP PUT, or the helper's signed upload) on a fresh
     connection. `sent_bytes`: written by us; `acked_bytes`: acknowledged by the peer (TCP_INFO),
@@ -839,7 +840,7 @@ class Upload:
     transaction_id: int | None = _operation()
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class ThroughputEvidence:
     """The download (its fields at the top level, as always; its failure and duration under
     other names), the control comparison and, when throttled, the decoy-SNI download."""
@@ -891,7 +892,7 @@ class ThroughputEvidence:
         return data
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class ClientHelloFingerprint:
     """The ClientHello a handshake sent, as JA3 (string and MD5) and JA4 (FoxIO's, TCP)."""
 
@@ -902,7 +903,7 @@ class ClientHelloFingerprint:
     pq: bool = False  # an X25519MLKEM768 key share was sent
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class FingerprintedHandshake:
     """One TLS handshake with a known ClientHello fingerprint (probe.fingerprint)."""
 
@@ -913,7 +914,7 @@ class FingerprintedHandshake:
 # --- the line to a helper abroad (probe/helper/line.py): it crosses the censor the vantage measures -
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class HelperExchange:
     """One signed request to a helper abroad and its answer, on a connection of its own, bounded
     by a total deadline and a size cap on the answer. Bytes are those of HTTP (request and answer,
@@ -948,7 +949,7 @@ def kilobytes(count: int) -> str:
     return f"{count / 1024:.1f}" if count < 10 * 1024 else f"{count / 1024:.0f}"
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class HelperLine:
     """The line to one helper in one round, from every exchange on it: `up` when each of them
     completed within its deadline and size (msgreach_helper_up); the last failed one, kept whole,
@@ -967,7 +968,7 @@ class HelperLine:
 # --- the helper checks: measured through a helper abroad (probe/helper/), and its view of a target -
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class NoHelper:
     """A helper check in a round without the helper it asks for (the config's `helpers:`):
     nothing was measured."""
@@ -975,7 +976,7 @@ class NoHelper:
     helper: str | None = None  # the name the check asked for; None: any helper
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class SecondBucket:
     """One second of a stream (by sending time): packets sent in it, and how many came back."""
 
@@ -984,7 +985,7 @@ class SecondBucket:
     echoed: int
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class EchoedStream:
     """One UDP stream to the helper, each datagram echoed back once (udp_stream): `call` (a
     STUN-shaped opening, then RTP) or `control` (neutral bytes of the same sizes and rate).
@@ -1007,7 +1008,7 @@ class EchoedStream:
     transaction_id: int | None = _operation()
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class UDPStreamEvidence:
     """The call stream and its control, sent side by side; `loss_floor` is the loss the target's
     settings call throttling (the judge reads it with the streams)."""
@@ -1021,7 +1022,7 @@ class UDPStreamEvidence:
     loss_floor: float
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class SignatureProbe:
     """The first packets of a circumvention protocol's handshake (`signature`), or printable
     neutral bytes of the same size (`neutral`), sent to the helper's probe port; the helper
@@ -1039,7 +1040,7 @@ class SignatureProbe:
     transaction_id: int | None = _operation()
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class AllowlistEvidence:
     """A probe of an allowlist's key (probe.checks.allowlist): which pairing of name and address
     it tests (`probe`), the name sent (`sni`, None: none), and its handshakes, alternated between
@@ -1050,7 +1051,7 @@ class AllowlistEvidence:
     handshakes: list[TLSHandshake] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
+@lean_dataclass(frozen=True, slots=True)
 class AllowlistFamily:
     """What an allowlist is keyed on, on one address family (the judge's reading of the
     `allowlist_probe` controls): `keyed_on` `name`, `address`, `name_and_address`, `open` (every
@@ -1066,7 +1067,7 @@ class AllowlistFamily:
         return {"family": self.family, "keyed_on": self.keyed_on, "probes": dict(self.probes)}
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class CircumventionEvidence:
     helper: str
     protocol: str
@@ -1074,7 +1075,7 @@ class CircumventionEvidence:
     probes: list[SignatureProbe] = field(default_factory=list)  # the signature, then the neutral bytes
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class BulkTransfer:
     """One bulk transfer with the helper on a fresh connection: `plain` TCP, or TLS with the
     decoy SNI (`tls_decoy`) or the target's name (`tls_name`); a download, or an upload (kinds
@@ -1098,7 +1099,7 @@ class BulkTransfer:
     transaction_id: int | None = _operation()
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class HelperTransferEvidence:
     helper: str
     bytes: int  # the size each transfer asks for
@@ -1108,7 +1109,7 @@ class HelperTransferEvidence:
     direction: str | None = _judged(omit_none=True)  # "download" | "upload" | "both": which transfers froze
 
 
-@dataclass(slots=True)
+@lean_dataclass(slots=True)
 class HelperView:
     """What a control helper abroad said of the same target in the same round, as it said it:
     its verdict, reason and first failing check with that check's failure, how old its

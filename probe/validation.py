@@ -11,7 +11,7 @@ number, `1` not a boolean, `"3"` not an integer; an integer is a float), numbers
 defaults are not validated. Every problem is collected, not only the first, as a location and a
 message in pydantic's words (which the config's tests and users' habits know).
 
-Standard library only: `probe.params` imports this, and `probe.config` imports both.
+Standard library only (and probe.lean, which is): `probe.params` imports this, and `probe.config` imports both.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from typing import (
     get_args,
     get_origin,
 )
+
+from probe.lean import share_methods
 
 Loc = tuple[str | int, ...]
 Errors = list[tuple[Loc, str]]
@@ -166,7 +168,8 @@ class BaseModel:
                 setattr(cls, name, value.function)
         cls.__validators__ = tuple(found)
         cls.__schema__ = None
-        dataclasses.dataclass(frozen=True, kw_only=True)(cls)
+        dataclasses.dataclass(frozen=True, kw_only=True, repr=False, eq=False)(cls)
+        share_methods(cls, frozen=True)  # not compiled per class: they cost start-up
         cls.__unchecked_init__ = cls.__init__  # type: ignore[attr-defined]  # the dataclass's own: fields as given
         cls.__init__ = _checked_init  # type: ignore[method-assign,assignment]
 
@@ -270,11 +273,14 @@ def _check_model(cls: type[BaseModel], data: Any, loc: Loc, errors: Errors, *, i
                 errors.append(((*loc, name), "Field required"))
             continue
         where = (*loc, name)
-        value = _call_each(schema.before.get(name, ()), data[name], where, errors)
+        value = data[name]
+        before, after = schema.before.get(name), schema.after.get(name)  # most fields have none
+        if before:
+            value = _call_each(before, value, where, errors)
         if value is not INVALID:
             value = check(value, where, errors)
-        if value is not INVALID:
-            value = _call_each(schema.after.get(name, ()), value, where, errors)
+        if after and value is not INVALID:
+            value = _call_each(after, value, where, errors)
         values[name] = value
     for key in data:
         if key not in schema.names:

@@ -13,7 +13,7 @@ import ipaddress
 import os
 import socket
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypedDict
 from urllib.parse import urlsplit
@@ -26,6 +26,7 @@ from probe.addresses import (
     split_host_port,
 )
 from probe.config.files import check_ca_bundle, check_cert_chain, not_a_regular_file, read_helper_secret, read_secret
+from probe.lean import lean_dataclass
 from probe.params import (
     CHECK_PARAMS,
     AllowlistParams,
@@ -647,7 +648,7 @@ class RawConfig(_Model):
         return helpers
 
 
-@dataclass(frozen=True)
+@lean_dataclass(frozen=True)
 class Config:
     """The resolved configuration the rest of the program uses."""
 

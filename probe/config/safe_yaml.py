@@ -143,15 +143,23 @@ class _Builder:
     def _count(self, event: Event, path: tuple[Any, ...], values: int = 1) -> None:
         self.built += values
         if self.built > MAX_VALUES:
-            # Say which budget, and whether aliases spent it: a long plain list of targets is no bomb.
-            how = f", {self.copied} of them copied by aliases" if self.copied else ""
-            raise self._fail(
-                event, path,
-                f"more than {MAX_VALUES} values in one file{how}: the budget of values one YAML file may hold; "
-                "put long target lists in catalog files (`services: [{catalog: FILE}]`), each with a budget of its own",
-            )
+            raise self._over_budget(event, path)
+
+    def _over_budget(self, event: Event, path: tuple[Any, ...]) -> ConfigError:
+        # Say which budget, and whether aliases spent it: a long plain list of targets is no bomb.
+        how = f", {self.copied} of them copied by aliases" if self.copied else ""
+        return self._fail(
+            event, path,
+            f"more than {MAX_VALUES} values in one file{how}: the budget of values one YAML file may hold; "
+            "put long target lists in catalog files (`services: [{catalog: FILE}]`), each with a budget of its own",
+        )
 
     def _value(self, event: Event, path: tuple[Any, ...]) -> Any:
+        if event.__class__ is ScalarEvent and event.anchor is None:  # most values: the short way
+            self.built += 1
+            if self.built > MAX_VALUES:
+                raise self._over_budget(event, path)
+            return self._scalar(event, path)
         if isinstance(event, AliasEvent):
             return self._alias(event, path)
         anchored = None
