@@ -143,6 +143,10 @@ class Monitor:
                 result = await run_round(config, vantage, services=services, control_vantage=reference, triggers=triggers)
                 self._publish(config, result, confirmation=confirming is not None)
                 del result
+                # Yield once first: the loop's handle that resumed this task after the round's last
+                # wait still holds what that wait returned (a service's targets) until this step
+                # ends; after it, packing frees the round's records and the trim finds them freed.
+                await asyncio.sleep(0)
                 self.state.latest.pack()  # what the page and /status.json read, held packed until they do
                 return_freed_memory()  # RSS flat from round to round
         except asyncio.CancelledError:
