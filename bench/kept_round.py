@@ -1,9 +1,11 @@
 """What a `run` process holds of its latest round between rounds, and what packing it costs.
 
-One real round against bench/run.py's nginx and targets, in this process (the monitor's own
-round, the archive and the history on, a temporary state directory); then of the kept result:
-the Python memory of one copy of it (tracemalloc, a copy unpickled), its pickle and the pickle
-compressed (bytes), and the CPU of packing and unpacking it (`time.process_time`, medians).
+One real round against bench/run.py's nginx and targets, in this process (`run_round`, as the
+monitor makes it); then of its result:
+the Python memory of one copy of it (tracemalloc, a copy unpickled), what probe/kept.py holds of
+it packed, the memory packing takes on top (tracemalloc's peak) and a copy unpacked (what a page
+or `/status.json` reads), and the CPU of packing and
+unpacking it (`time.process_time`, medians).
 With a path, the round's pickle is saved there (to render the page and `/status.json` of the
 same round with two trees).
 
@@ -26,7 +28,6 @@ import sys
 import tempfile
 import time
 import tracemalloc
-import zlib
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -58,8 +59,8 @@ def main() -> int:
         nginx = bench.start_nginx(tmp, targets)
         path = bench.msgreach_config(tmp, targets, 16, 60.0)
         from probe import config as config_module
-        from probe.runner import prepare_process
-        from probe.service import Monitor
+        from probe.kept import KeptResults
+        from probe.runner import prepare_process, run_round
 
         prepare_process()
         config = config_module.load(str(path))
@@ -67,26 +68,38 @@ def main() -> int:
         out: dict[str, object] = {"targets": targets}
 
         async def measure() -> None:
-            monitor = Monitor(config, None)
-            await monitor.round(vantage)
-            result = monitor.state.latest[vantage]
+            result = await run_round(config, config.vantages[0])  # the records as a round makes them
             blob = pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
-            packed = zlib.compress(blob, 1)
             if save is not None:
                 save.write_bytes(blob)
+            kept = KeptResults({vantage: result})
             gc.collect()
             tracemalloc.start()
             before = tracemalloc.get_traced_memory()[0]
             copy = pickle.loads(blob)
             out["objects_kib"] = round((tracemalloc.get_traced_memory()[0] - before) / 1024)
             del copy
+            tracemalloc.reset_peak()
+            before = tracemalloc.get_traced_memory()[0]
+            kept.pack()
+            out["pack_peak_kib"] = round((tracemalloc.get_traced_memory()[1] - before) / 1024)
+            before = tracemalloc.get_traced_memory()[0]
+            kept[vantage]  # what a page or /status.json unpacks, held until the answer is sent
+            out["unpacked_kib"] = round((tracemalloc.get_traced_memory()[0] - before) / 1024)
+            kept.release()
             tracemalloc.stop()
-            out["pickle_kib"] = round(len(blob) / 1024)
-            out["packed_kib"] = round(len(packed) / 1024)
-            out["pack_ms"] = _cpu(lambda: zlib.compress(pickle.dumps(result, pickle.HIGHEST_PROTOCOL), 1), repeats)
-            out["unpack_ms"] = _cpu(lambda: pickle.loads(zlib.decompress(packed)), repeats)
-            await monitor.stop()
-            monitor.history.close()
+            out["packed_kib"] = round(kept.packed_bytes() / 1024)
+
+            def pack() -> None:
+                kept[vantage] = result
+                kept.pack()
+
+            def unpack() -> None:
+                kept.release()
+                kept[vantage]
+
+            out["pack_ms"] = _cpu(pack, repeats)
+            out["unpack_ms"] = _cpu(unpack, repeats)
 
         asyncio.run(measure())
         print(json.dumps(out))

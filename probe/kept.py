@@ -121,6 +121,10 @@ class KeptResults(MutableMapping[str, VantageResult]):
                 self._entries[name] = _pack(entry)
         self._unpacked.clear()
 
+    def packed_bytes(self) -> int:
+        """Bytes of the results held packed (bench/kept_round.py)."""
+        return sum(len(entry) for entry in self._entries.values() if isinstance(entry, bytes))
+
     def release(self) -> None:
         """The copies unpacked by reads let go (a page or a scrape is answered)."""
         self._unpacked.clear()
