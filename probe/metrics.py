@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import Any
@@ -30,6 +30,7 @@ from probe._prometheus_client import (
 )
 from probe.config import Config
 from probe.history import History
+from probe.kept import KeptResults
 from probe.model import (
     SERVICE_VERDICTS,
     TARGET_VERDICTS,
@@ -54,13 +55,20 @@ class State:
     """What the monitor knows: the latest result of each vantage and the running counters."""
 
     config: Config
-    latest: dict[str, VantageResult] = field(default_factory=dict)
+    # Each vantage's latest result, held packed between rounds (probe/kept.py: `run`'s memory);
+    # a plain dict given is taken in.
+    latest: KeptResults = field(default_factory=KeptResults)
     failures: Counter[tuple[str, str, str, str, str]] = field(default_factory=Counter)  # (vantage, service, target, check, failure)
     rounds: Counter[str] = field(default_factory=Counter)  # vantage
     finished_at: dict[str, float] = field(default_factory=dict)  # vantage -> unix time
     evidence: EvidenceHealth = field(default_factory=lambda: EvidenceHealth())
     version: int = 0  # bumped by every change /metrics shows (a round, a reload)
     upload: UploadStatus | None = None  # reports to the centre (probe/upload.py): rendered per scrape
+
+    def __post_init__(self) -> None:
+        given: Mapping[str, VantageResult] = self.latest
+        if not isinstance(given, KeptResults):  # a dict of results (a state built from them)
+            self.latest = KeptResults(given)
 
     def record(self, result: VantageResult, measured: VantageResult | None = None) -> None:
         """A round's result. A confirmation round measured only some services (``measured``);
@@ -101,8 +109,10 @@ class State:
         self.evidence.record(vantage, written, at)
 
     def control_reference(self) -> VantageResult | None:
-        """The latest online result of a control vantage, if one is configured."""
-        return judge.control_reference(self.latest.values(), self.config.vantages)
+        """The latest online result of a control vantage, if one is configured (only the control
+        vantages' results are read: the others stay packed)."""
+        controls = [self.latest[v.name] for v in self.config.vantages if v.control and v.name in self.latest]
+        return judge.control_reference(controls, self.config.vantages)
 
 
 def _failure_label(failure: str) -> str:

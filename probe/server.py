@@ -125,7 +125,10 @@ class Server:
         headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in header_lines if line)}
         if self.access.protected and not await self.access.admits(headers.get("authorization", "")):
             return "401 Unauthorized", {"WWW-Authenticate": 'Basic realm="msgreach"', "Content-Type": "text/plain"}, b"authentication required\n"
-        return self._respond(parts[1], headers)
+        try:
+            return self._respond(parts[1], headers)
+        finally:
+            self.state.latest.release()  # the results a page or a render unpacked: packed again (probe/kept.py)
 
     def _respond(self, target: str, headers: dict[str, str]) -> tuple[str, dict[str, str], Body]:
         path, _, query = target.partition("?")

@@ -15,7 +15,7 @@ import signal
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -143,6 +143,11 @@ class Monitor:
                 result = await run_round(config, vantage, services=services, control_vantage=reference, triggers=triggers)
                 self._publish(config, result, confirmation=confirming is not None)
                 del result
+                # Yield once first: the loop's handle that resumed this task after the round's last
+                # wait still holds what that wait returned (a service's targets) until this step
+                # ends; after it, packing frees the round's records and the trim finds them freed.
+                await asyncio.sleep(0)
+                self.state.latest.pack()  # what the page and /status.json read, held packed until they do
                 return_freed_memory()  # RSS flat from round to round
         except asyncio.CancelledError:
             if self._stopping:  # SIGTERM mid-round: the round is abandoned, not a failure
@@ -159,10 +164,10 @@ class Monitor:
         """Make one round (or confirmation round) what /metrics, the history and the archive show.
         No await in here: nothing else runs between the record and the refresh."""
         vantage_name = result.vantage
-        previous = self.state.latest.get(vantage_name)
-        shown = merge_confirmation(previous, result) if confirmation else result
-        blocked = [] if confirmation else new_blocks(previous, result)
-        del previous  # the previous round's results go before /metrics is rendered anew (peak memory)
+        if confirmation:
+            shown, blocked = merge_confirmation(self.state.latest.get(vantage_name), result), []
+        else:  # the previous round's verdicts only: its results stay packed (probe/kept.py)
+            shown, blocked = result, _blocks_since(self.state.latest.verdicts(vantage_name), result)
         self._finished[vantage_name] += 1
         self.state.record(shown, measured=result)
         if self.config is not config:  # reloaded during the round: what the reload removed stays out
@@ -225,6 +230,7 @@ class Monitor:
         """Swap in a validated config (on the event loop, between rounds' steps)."""
         # The listener is not rebound on reload: a new listen address needs a restart.
         self.state.prune(replace(new, listen=self.config.listen))
+        self.state.latest.pack()
         self.archive = _archive(new)
         self.schedule()
         log.info("config reloaded from %s", self.config_path or "<default>")
@@ -233,7 +239,12 @@ class Monitor:
 def new_blocks(previous: VantageResult | None, result: VantageResult) -> list[str]:
     """Services whose verdict is a block now and was not one in the previous round (or there was
     none: the first round after a start)."""
-    before = {s.service: s.verdict for s in previous.services} if previous is not None else {}
+    return _blocks_since({s.service: s.verdict for s in previous.services} if previous is not None else None, result)
+
+
+def _blocks_since(before: Mapping[str, str] | None, result: VantageResult) -> list[str]:
+    """`new_blocks`, from the previous round's service verdicts (None: no previous round)."""
+    before = before or {}
     return [s.service for s in result.services if is_block(s.verdict) and not (s.service in before and is_block(before[s.service]))]
 
 

@@ -290,6 +290,44 @@ async def test_listener_refuses_what_it_does_not_serve(listener):
     assert head.status_code == 200 and head.content == b""
 
 
+async def test_results_held_packed_serve_the_same_bytes(measured, monkeypatch):
+    """`run` holds each vantage's latest result packed between rounds (probe/kept.py): the page,
+    /status.json, a target's JSON and /metrics served from it are the bytes served from the
+    records themselves; a read after a release is a fresh copy, equal to the records."""
+    from types import SimpleNamespace
+
+    from probe import status_page
+
+    state, _ = measured
+    monkeypatch.setattr(status_page, "time", SimpleNamespace(time=lambda: 1_800_000_000.0))  # the page's "updated"
+
+    def copy() -> State:
+        return State(state.config, dict(state.latest), state.failures.copy(), state.rounds.copy(), dict(state.finished_at))
+
+    live, packed = copy(), copy()
+    packed.latest.pack()
+    first = packed.latest["home"]
+    packed.latest.release()
+    again = packed.latest["home"]
+    assert again == first == live.latest["home"] and again is not first
+    assert packed.latest.verdicts("home") == {s.service: s.verdict for s in live.latest["home"].services}
+    paths = ["/", "/?lang=ru", "/status.json", "/status.json?vantage=home&service=svc&target=ok", "/status.json?vantage=home&service=controls&target=ctl"]
+    bodies: list[list[bytes]] = []
+    for held in (live, packed):
+        server = Server(held, held.config.listen, started_at=1.0)
+        host, port = await server.start(f"{LOOPBACK}:{free_port()}")
+        try:
+            async with httpx.AsyncClient(base_url=f"http://{host}:{port}", trust_env=False, timeout=5) as client:
+                served = [(await client.get(path)).content for path in paths]
+                metrics = (await client.get("/metrics", headers={"Accept-Encoding": "identity"})).text
+                served.append("\n".join(line for line in metrics.splitlines() if not line.startswith("process_")).encode())
+        finally:
+            await server.close()
+        bodies.append(served)
+    assert bodies[0] == bodies[1]
+    assert b"ssl_invalid_hostname" in bodies[1][2] and b"Measuring point home" in bodies[1][0]
+
+
 async def test_status_page_escapes_names(env, tmp_path):
     services = [{"name": "<script>alert(1)</script>", "targets": [env.target("t", "control.good.test")]}]
     config = env.load(tmp_path, env.config(services))

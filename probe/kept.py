@@ -1,0 +1,130 @@
+"""The latest result of each vantage, held packed between rounds (issue #22: `run`'s memory).
+
+`run` keeps each vantage's latest round for what reads it later: the status page, `/status.json`,
+a `/metrics` render in the other format, a confirmation round, the controls' reference. Held as
+records, 1,000 targets are about 3.6 MiB of Python objects, still held while the next round
+makes its own: `pack` turns each into its pickle, compressed (about 200 KiB), once the round is
+published. A read unpacks it (the same records, equal field by field: the page and the JSON made
+from them are the same bytes) and keeps the copy until `release`, so one page reads each vantage
+once. The pickle is made and read only in this process: nothing from outside is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import pickle
+import zlib
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from dataclasses import fields
+from operator import attrgetter
+from typing import Any
+
+from probe.model import AfterTrigger, Certificate, Finding, ProbeRecord, VantageResult, Verdict
+from probe.reasons import Reason
+
+# Frozen records are pickled as their fields in a tuple, their constructor called on load:
+# dataclasses' own `__getstate__` for frozen slotted classes is Python code per record (a third
+# of a round's pickling: three ProbeRecords a target).
+_FROZEN = (ProbeRecord, Certificate, Finding, AfterTrigger, Reason)
+
+
+def _by_fields(cls: type) -> Callable[[Any], tuple[type, tuple[Any, ...]]]:
+    names = [f.name for f in fields(cls)]
+    get = attrgetter(*names)
+    if len(names) == 1:
+        return lambda record: (cls, (get(record),))
+    return lambda record: (cls, get(record))
+
+
+_DISPATCH: dict[type, Callable[[Any], Any]] = {**copyreg.dispatch_table, **{cls: _by_fields(cls) for cls in _FROZEN}}
+
+
+class _Compressed:
+    """A pickler's file: each frame compressed as it is written, never the whole pickle at once."""
+
+    def __init__(self) -> None:
+        self._compressor = zlib.compressobj(1)
+        self._parts: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self._parts.append(self._compressor.compress(data))
+        return len(data)
+
+    def close(self) -> bytes:
+        self._parts.append(self._compressor.flush())
+        return b"".join(self._parts)
+
+
+def _pack(result: VantageResult) -> bytes:
+    out = _Compressed()
+    pickler = pickle.Pickler(out, pickle.HIGHEST_PROTOCOL)
+    pickler.dispatch_table = _DISPATCH  # this pickler's only: nothing global changes
+    # No memo: it would map each of a round's ~100,000 objects, 6 MiB for 1,000 targets, more than
+    # the round itself. The records are a tree; what they share (a certificate met twice, equal
+    # strings) comes back as equal copies.
+    pickler.fast = True
+    pickler.dump(result)
+    return out.close()
+
+
+def _unpack(packed: bytes) -> VantageResult:
+    result = pickle.loads(zlib.decompress(packed))
+    assert isinstance(result, VantageResult)
+    return result
+
+
+class KeptResults(MutableMapping[str, VantageResult]):
+    """A dict of vantage name -> latest result (its order: insertion, as a dict's), whose results
+    `pack` holds packed. A result set is held as it is until the next `pack`."""
+
+    def __init__(self, results: Mapping[str, VantageResult] | None = None):
+        self._entries: dict[str, VantageResult | bytes] = {}
+        self._unpacked: dict[str, VantageResult] = {}  # read since the last release
+        # Each result's service verdicts, what the next round's new-block comparison reads: kept
+        # apart, so that a round does not unpack the previous one for them.
+        self._verdicts: dict[str, dict[str, Verdict]] = {}
+        self.update(results or {})
+
+    def __getitem__(self, name: str) -> VantageResult:
+        entry = self._entries[name]
+        if isinstance(entry, VantageResult):
+            return entry
+        found = self._unpacked.get(name)
+        if found is None:
+            found = self._unpacked[name] = _unpack(entry)
+        return found
+
+    def __setitem__(self, name: str, result: VantageResult) -> None:
+        self._entries[name] = result
+        self._verdicts[name] = {s.service: s.verdict for s in result.services}
+        self._unpacked.pop(name, None)
+
+    def __delitem__(self, name: str) -> None:
+        del self._entries[name]
+        del self._verdicts[name]
+        self._unpacked.pop(name, None)
+
+    def verdicts(self, name: str) -> dict[str, Verdict] | None:
+        """The service verdicts of the vantage's latest result (None: no result yet)."""
+        return self._verdicts.get(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def pack(self) -> None:
+        """Every result held packed; the copies unpacked by reads let go."""
+        for name, entry in self._entries.items():
+            if isinstance(entry, VantageResult):
+                self._entries[name] = _pack(entry)
+        self._unpacked.clear()
+
+    def packed_bytes(self) -> int:
+        """Bytes of the results held packed (bench/kept_round.py)."""
+        return sum(len(entry) for entry in self._entries.values() if isinstance(entry, bytes))
+
+    def release(self) -> None:
+        """The copies unpacked by reads let go (a page or a scrape is answered)."""
+        self._unpacked.clear()
