@@ -205,6 +205,14 @@ def test_check_config_in_a_real_process(tmp_path, msgreach):
     assert "Traceback" not in completed.stderr
 
 
+def test_a_key_with_a_line_break_is_one_problem_on_one_line(tmp_path: Path) -> None:
+    """A plain key in a flow mapping may run over lines (a fuzz case once printed it raw)."""
+    path = tmp_path / "c.yaml"
+    path.write_text(VALID.replace("{name: ctl, host: ctl.test", "{name: ctl, h00\n\n ctl.test"))
+    code, _, err = _check_config(path)
+    assert code == 2 and f"{path}:25: controls.0.h00\\nctl.test: Extra inputs are not permitted" in err.splitlines(), err
+
+
 # --- fuzzing -------------------------------------------------------------------------------------
 
 _scalars = st.one_of(

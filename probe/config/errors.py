@@ -15,7 +15,8 @@ class Problem:
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
         message = " ".join(self.message.split())  # one problem, one line
-        return f"{where}: {self.key or '<top>'}: {message}"
+        key = "".join(c if c.isprintable() else repr(c)[1:-1] for c in self.key)  # a key may hold a newline
+        return f"{where}: {key or '<top>'}: {message}"
 
 
 class ConfigError(Exception):
