@@ -51,18 +51,53 @@ _OONI_LISTS = ("queries", "tcp_connect", "tls_handshakes", "requests")
 
 
 def records(result: VantageResult, vantage: Vantage | None = None) -> Iterator[dict[str, Any]]:
-    """The archive lines of one round, controls first."""
+    """The archive records of one round, controls first."""
+    for unscrubbed in unscrubbed_records(result, vantage):
+        yield unscrubbed.scrubbed()
+
+
+@dataclass(frozen=True)
+class Unscrubbed:
+    """A record before its scrub, with what the scrub reads: the addresses it keeps (those the
+    measurement resolved or connected to) and those it always removes (the vantage's own)."""
+
+    data: dict[str, Any]
+    allowed: set[str]
+    deny: set[str]
+
+    def scrubbed(self) -> dict[str, Any]:
+        kept: dict[str, Any] = scrub(self.data, allowed=self.allowed, deny=self.deny)
+        return kept
+
+
+def unscrubbed_records(result: VantageResult, vantage: Vantage | None = None) -> Iterator[Unscrubbed]:
+    """`records` before the scrub (the archive encodes a record first, then scrubs only where its
+    line holds an address to remove: probe.evidence.archive)."""
     index = ProbeIndex(result.probes)
+    deny = _denied(vantage)
     for control in result.controls:
-        yield record(result, CONTROLS, None, control, vantage, index)
+        yield _unscrubbed(result, CONTROLS, None, control, vantage, index, deny)
     for service in result.services:
         for target in service.targets:
-            yield record(result, service.service, service.verdict, target, vantage, index)
+            yield _unscrubbed(result, service.service, service.verdict, target, vantage, index, deny)
 
 
 def record(
     result: VantageResult, service: str, service_verdict: str | None, target: TargetResult, vantage: Vantage | None = None, index: ProbeIndex | None = None,
 ) -> dict[str, Any]:
+    return _unscrubbed(result, service, service_verdict, target, vantage, index or ProbeIndex(result.probes), _denied(vantage)).scrubbed()
+
+
+def _denied(vantage: Vantage | None) -> set[str]:
+    """The vantage's own address (its configured `source_address`), removed wherever it shows."""
+    if vantage is not None and vantage.source_address:
+        return {split_host_port(vantage.source_address, 0)[0]}
+    return set()
+
+
+def _unscrubbed(
+    result: VantageResult, service: str, service_verdict: str | None, target: TargetResult, vantage: Vantage | None, index: ProbeIndex, deny: set[str],
+) -> Unscrubbed:
     started, start_time = _start_times(result.started_at)
     keys = _TestKeys(target.host)
     for check in target.checks:
@@ -102,14 +137,10 @@ def record(
         data["after_trigger"] = to_json(target.after_trigger)
     if target.held_from is not None:
         data["held_from"] = target.held_from
-    probes = (index or ProbeIndex(result.probes)).touched(service, target.target)
+    probes = index.touched(service, target.target)
     if probes:  # the order and timing of every probe to the addresses this target probed
         data["probes"] = to_json(probes)
-    deny = set()
-    if vantage is not None and vantage.source_address:
-        deny.add(split_host_port(vantage.source_address, 0)[0])
-    scrubbed: dict[str, Any] = scrub(data, allowed=_measured_addresses(data), deny=deny)
-    return scrubbed
+    return Unscrubbed(data, _measured_addresses(data), deny)
 
 
 @lru_cache(maxsize=16)
