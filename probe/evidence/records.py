@@ -36,12 +36,12 @@ from functools import lru_cache
 from typing import Any
 
 from probe import __version__
-from probe.addresses import split_host_port
+from probe.addresses import ip_address, split_host_port
 from probe.config import Vantage
 from probe.evidence.observations import dump
 from probe.evidence.schema import SCHEMA
 from probe.model import CheckResult, DNSQuery, HTTPExchange, TargetResult, TCPConnect, TLSHandshake, VantageResult, Verdict, is_technique, record_fields, to_json
-from probe.redact import ip_version, normal, scrub
+from probe.redact import ip_version, scrub
 from probe.triggers import ProbeIndex
 
 CONTROLS = "controls"
@@ -332,7 +332,7 @@ def _engine(resolver: str) -> tuple[str, str]:
 
 def _query(query: DNSQuery, hostname: str, t0: float) -> dict[str, Any]:
     engine, address = _engine(str(query.resolver))
-    answers = [{"answer_type": "AAAA", "ipv6": ip} if ip_version(ip) == 6 else {"answer_type": "A", "ipv4": ip} for ip in query.addresses]
+    answers = [{"answer_type": "AAAA", "ipv6": ip} if ":" in ip and ip_version(ip) == 6 else {"answer_type": "A", "ipv4": ip} for ip in query.addresses]
     return {
         "engine": engine,
         "resolver_address": address,
@@ -362,7 +362,8 @@ def _connect(connect: TCPConnect, t0: float, control: bool) -> dict[str, Any]:
 def _handshake(handshake: TLSHandshake, t0: float, decoy: bool, same_name: bool) -> dict[str, Any]:
     address, port = handshake.address, handshake.port
     mapped: dict[str, Any] = {
-        "address": f"[{address}]:{port}" if ip_version(address) == 6 else f"{address}:{port}",
+        # an IPv6 address has a colon: the others are not parsed again (issue #22)
+        "address": f"[{address}]:{port}" if ":" in address and ip_version(address) == 6 else f"{address}:{port}",
         "server_name": handshake.sni,
         "failure": handshake.failure,
         "tls_version": handshake.tls_version,
@@ -440,4 +441,5 @@ def _measured_addresses(data: dict[str, Any]) -> set[str]:
     found.update(r["address"] for r in keys["requests"] if r.get("address"))
     if ip_version(data["input"]):
         found.add(data["input"])
-    return {normal(a) for a in found if a and ip_version(a)}
+    # Each address parsed once (`normal` of those `ip_version` tells are addresses)
+    return {str(ip) for a in found if a and (ip := ip_address(a.split("%")[0])) is not None}
