@@ -255,7 +255,7 @@ def _holds_secret(text: str, unscrubbed: Unscrubbed, plain: set[str], texts: dic
     return bool(found) and any_secret(found, allowed=unscrubbed.allowed, deny=unscrubbed.deny)
 
 
-_MAX_STRINGS = 8192  # distinct strings remembered in a round (a 1,000-target round has ~5,000)
+_MAX_STRINGS = 1024  # distinct strings remembered (then forgotten): the repeated ones are a few hundred, and a round holds ~5 more per target
 
 
 def encode(record: dict[str, Any]) -> bytes:
