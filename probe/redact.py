@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Set
+from collections.abc import Iterable, Set
 from typing import Any
 
 from probe.addresses import ip_address
@@ -56,8 +56,7 @@ def normal(address: str) -> str:
 
 def scrub(value: Any, *, allowed: Set[str] = frozenset(), deny: Set[str] = frozenset()) -> Any:
     """`value` with public addresses outside `allowed`, and all of `deny`, replaced by `[scrubbed]`."""
-    deny = {normal(d) for d in deny if ip_version(d)}
-    allowed = set(allowed) - deny
+    allowed, deny = _lists(allowed, deny)
 
     # One scrub walks a whole record, where the same addresses and strings come back many times:
     # each is judged once per call (plain dicts: a functools cache per call costs more).
@@ -120,14 +119,55 @@ def scrub(value: Any, *, allowed: Set[str] = frozenset(), deny: Set[str] = froze
     return walk(value)
 
 
-def _is_secret(text: str, allowed: set[str], deny: set[str]) -> bool:
+def addresses_in(text: str) -> tuple[tuple[str, bool], ...]:
+    """The addresses `scrub` judges in the string `text`, each as (its normal form, whether it is
+    global): its patterns' matches that are addresses (IPv6 first, then dotted IPv4, then each
+    four of a separated run), read in `text` as it is. `scrub` leaves `text` unchanged exactly
+    when none of them is secret (`any_secret`): while none is, nothing is replaced, so each
+    pattern reads the text as it was. What the archive asks of a string, once per round, before
+    it asks for a walk of the record (issue #22)."""
+    if "." not in text and ":" not in text and "-" not in text and "_" not in text:
+        return ()
+    found: list[str] = []
+    if text.count(":") >= 2:
+        found.extend(match.group(0) for match in _IPV6.finditer(text))
+    if _DIGIT.search(text) is not None:
+        found.extend(match.group(0) for match in _IPV4.finditer(text))
+        for match in _IPV4_SEPARATED.finditer(text):
+            numbers = re.split(r"[-_]", match.group(0))
+            found.extend(".".join(numbers[i : i + 4]) for i in range(len(numbers) - 3))
+    return tuple(address for address in map(_judged_address, found) if address is not None)
+
+
+def any_secret(addresses: Iterable[tuple[str, bool]], *, allowed: Set[str] = frozenset(), deny: Set[str] = frozenset()) -> bool:
+    """Whether `scrub(…, allowed=allowed, deny=deny)` would replace any of `addresses` (found by
+    `addresses_in`): as `_is_secret` judges each."""
+    allowed, deny = _lists(allowed, deny)
+    return any(address in deny or (is_global and address not in allowed) for address, is_global in addresses)
+
+
+def _judged_address(text: str) -> tuple[str, bool] | None:
+    """What `_is_secret` reads of a text: the address's normal form and whether it is global."""
     ip = ip_address(text)
     if ip is None:
-        return False
+        return None
     if ip.version == 6 and ip.ipv4_mapped is not None:  # ::ffff:a.b.c.d is a.b.c.d
         ip = ip.ipv4_mapped
-    address = str(ip)
-    return address in deny or (ip.is_global and address not in allowed)
+    return str(ip), ip.is_global
+
+
+def _lists(allowed: Set[str], deny: Set[str]) -> tuple[set[str], set[str]]:
+    """(allowed, deny) as the judgement reads them: normal forms, the denied never allowed."""
+    denied = {normal(d) for d in deny if ip_version(d)}
+    return set(allowed) - denied, denied
+
+
+def _is_secret(text: str, allowed: set[str], deny: set[str]) -> bool:
+    judged = _judged_address(text)
+    if judged is None:
+        return False
+    address, is_global = judged
+    return address in deny or (is_global and address not in allowed)
 
 
 class LogScrubber(logging.Filter):

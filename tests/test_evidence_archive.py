@@ -19,7 +19,7 @@ import pytest
 from msgreach_helpers import msgreach_command, require_root
 
 from probe.config import Evidence
-from probe.evidence import MAX_LINE_BYTES, SCHEMA, Archive, encode, read, records
+from probe.evidence import MAX_LINE_BYTES, SCHEMA, SCRUBBED, Archive, encode, read, records
 from probe.evidence.schema import Schemas
 from probe.model import CheckResult, ServiceResult, TargetResult, TCPConnect, TCPEvidence, VantageResult, Verdict
 
@@ -224,3 +224,47 @@ def test_an_older_schema_is_read_upgraded_or_refused_as_the_reader_says(tmp_path
     reading = read(path, Schemas(current=3, oldest=2))
     assert [sequence(r) for r in reading.records] == [1, 2]
     assert reading.refused == {"schema msgreach-evidence/1 is older than this msgreach reads (msgreach-evidence/2 to msgreach-evidence/3): read it with an older msgreach": 1}
+
+
+# --- the lines: what `records` says, encoded (the archive scrubs only the lines that need it) ----
+
+
+def _revealing_round() -> VantageResult:
+    """Targets whose records hold what the scrub removes, and what it must keep: a reflected
+    public address in a reason, one after a newline (JSON escapes the newline: the string is not
+    read off the line as it is), the vantage's own private address, a measured (kept) public
+    address, and a public address as a key (keys are never scrubbed)."""
+    from probe.model import MTProtoEvidence, MTProtoProbe
+
+    def target(name: str, reason: str, evidence: object = None) -> TargetResult:
+        connect = TCPConnect("149.154.167.51", 443, "connection_reset", 0.01)
+        check = CheckResult("tcp", False, "connection_reset", 0.01, None, evidence or TCPEvidence([connect]))
+        return TargetResult("telegram", name, "149.154.167.51", Verdict.IP_BLOCKED, [check], reason)
+
+    targets = [
+        target("plain", "tcp: connection_reset by 149.154.167.51"),
+        target("reflected", "block page: your IP 81.2.69.160"),
+        target("dashed", "redirect to dsl-81-2-69-160.pppoe.rt.ru"),
+        target("escaped", "page:\n2a00:1450:4001:80b::200e said so"),
+        target("escaped-kept", 'said "149.154.167.51"'),
+        target("own", "bound to 10.1.2.3"),
+        target("key", "", MTProtoEvidence([MTProtoProbe("149.154.167.51", 443, "obfuscated2", False, "eof_error")], {"81.2.69.160": False})),
+    ]
+    return VantageResult("v", "ip_blocked", [ServiceResult("telegram", Verdict.IP_BLOCKED, targets)], [], T0, 0.5)
+
+
+def test_the_lines_are_the_records_encoded_whether_scrubbed_or_not() -> None:
+    from test_evidence_ooni import _round
+
+    from probe.config import Vantage
+    from probe.evidence.archive import encoded_records
+
+    vantage = Vantage(name="v", source_address="10.1.2.3")
+    rounds = [_revealing_round(), *(_round(index, verdict) for index, verdict in enumerate(Verdict))]
+    for result in rounds:
+        assert list(encoded_records(result, vantage)) == [encode(record) for record in records(result, vantage)]
+    lines = {json.loads(line)["target"]: line.decode() for line in encoded_records(_revealing_round(), vantage)}
+    assert "81.2.69.160" not in lines["reflected"] and "81-2-69-160" not in lines["dashed"]
+    assert "2a00:1450" not in lines["escaped"] and "10.1.2.3" not in lines["own"]
+    assert SCRUBBED in lines["reflected"] and "149.154.167.51" in lines["plain"]
+    assert '"81.2.69.160":false' in lines["key"]  # a key, kept as the scrub keeps keys

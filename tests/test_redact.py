@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from probe.redact import SCRUBBED, LogScrubber, scrub
+from probe.redact import SCRUBBED, LogScrubber, addresses_in, any_secret, scrub
 
 S = SCRUBBED
 
@@ -34,11 +34,19 @@ S = SCRUBBED
 )
 def test_forms_of_an_address(text: str, clean: str) -> None:
     assert scrub(text) == clean
+    # What the archive asks before it scrubs a record: whether the scrub would change the text.
+    assert any_secret(addresses_in(text)) == (clean != text)
+    measured = {"81.2.69.160"}
+    assert any_secret(addresses_in(text), allowed=measured) == (scrub(text, allowed=measured) != text)
 
 
 def test_measured_remote_ends_stay_in_every_form_and_denied_ones_go() -> None:
     assert scrub("server 149-154-167-51.telegram.example", allowed={"149.154.167.51"}) == "server 149-154-167-51.telegram.example"
     assert scrub("bound 10-1-2-3", deny={"10.1.2.3"}) == f"bound {S}"
+    assert not any_secret(addresses_in("server 149-154-167-51.telegram.example"), allowed={"149.154.167.51"})
+    assert any_secret(addresses_in("bound 10-1-2-3"), deny={"10.1.2.3"})
+    assert any_secret(addresses_in("mapped ::ffff:81.2.69.160"))  # as the scrub reads it: 81.2.69.160
+    assert not any_secret(addresses_in("mapped ::ffff:81.2.69.160"), allowed={"81.2.69.160"})
 
 
 def test_log_lines_lose_the_dashed_form(caplog: pytest.LogCaptureFixture) -> None:

@@ -46,8 +46,9 @@ from typing import Any
 from probe.config import Evidence, Vantage
 from probe.config.files import not_a_regular_file
 from probe.evidence.reader import MAX_LINE_BYTES
-from probe.evidence.records import records
+from probe.evidence.records import Unscrubbed, unscrubbed_records
 from probe.model import VantageResult
+from probe.redact import addresses_in, any_secret
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class Archive:
         """Append one line per target of the round; return how many lines were written. Each line
         is encoded when it is written: a round's lines (a few KiB a target) are never all held at
         once, which was the peak of a `run` process's memory at 1,000 targets (issue #22)."""
-        lines = (self._fit(encode(record)) for record in records(result, self.vantages.get(result.vantage)))
+        lines = (self._fit(line) for line in encoded_records(result, self.vantages.get(result.vantage)))
         try:
             with self._lock, self._directory_lock():
                 written = self._append_locked(lines)
@@ -217,5 +218,49 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+def encoded_records(result: VantageResult, vantage: Vantage | None = None) -> Iterator[bytes]:
+    """The round's archive lines, `encode(record)` of each of `records`, byte for byte, without
+    walking every record to scrub it (the archive's largest cost, issue #22). A record is encoded
+    as it was built, and each string of its line is asked for the addresses the scrub would judge
+    (`probe.redact.addresses_in`, once per distinct string of the round); only a line where one
+    of them is secret (the scrub would replace it), or that escapes a character (its strings are
+    then not read off the line as they are), is encoded again from the scrubbed record. Keys are
+    read too, which can only send more lines the old way."""
+    plain: set[str] = set()  # the round's strings with no address
+    texts: dict[str, tuple[tuple[str, bool], ...]] = {}  # and those with addresses, which
+    for unscrubbed in unscrubbed_records(result, vantage):
+        text = _text(unscrubbed.data)
+        if "\\" in text or _holds_secret(text, unscrubbed, plain, texts):
+            text = _text(unscrubbed.scrubbed())
+        yield text.encode("utf-8")
+        if len(plain) + len(texts) > _MAX_STRINGS:  # a bound on what the round keeps
+            plain.clear()
+            texts.clear()
+
+
+def _holds_secret(text: str, unscrubbed: Unscrubbed, plain: set[str], texts: dict[str, tuple[tuple[str, bool], ...]]) -> bool:
+    """Whether the scrub would change a string of `text`, a record's JSON without escapes (every
+    `"` in it opens or closes a string, whose characters are the string's own: the strings are
+    every other piece between quotes)."""
+    found: set[tuple[str, bool]] = set()
+    for string in set(text.split('"')[1::2]) - plain:
+        known = texts.get(string)
+        if known is None:
+            known = addresses_in(string)
+            if not known:
+                plain.add(string)
+                continue
+            texts[string] = known
+        found.update(known)
+    return bool(found) and any_secret(found, allowed=unscrubbed.allowed, deny=unscrubbed.deny)
+
+
+_MAX_STRINGS = 1024  # distinct strings remembered (then forgotten): the repeated ones are a few hundred, and a round holds ~5 more per target
+
+
 def encode(record: dict[str, Any]) -> bytes:
-    return (json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8")
+    return _text(record).encode("utf-8")
+
+
+def _text(record: dict[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n"

@@ -36,12 +36,12 @@ from functools import lru_cache
 from typing import Any
 
 from probe import __version__
-from probe.addresses import split_host_port
+from probe.addresses import ip_address, split_host_port
 from probe.config import Vantage
 from probe.evidence.observations import dump
 from probe.evidence.schema import SCHEMA
 from probe.model import CheckResult, DNSQuery, HTTPExchange, TargetResult, TCPConnect, TLSHandshake, VantageResult, Verdict, is_technique, record_fields, to_json
-from probe.redact import ip_version, normal, scrub
+from probe.redact import ip_version, scrub
 from probe.triggers import ProbeIndex
 
 CONTROLS = "controls"
@@ -51,18 +51,53 @@ _OONI_LISTS = ("queries", "tcp_connect", "tls_handshakes", "requests")
 
 
 def records(result: VantageResult, vantage: Vantage | None = None) -> Iterator[dict[str, Any]]:
-    """The archive lines of one round, controls first."""
+    """The archive records of one round, controls first."""
+    for unscrubbed in unscrubbed_records(result, vantage):
+        yield unscrubbed.scrubbed()
+
+
+@dataclass(frozen=True)
+class Unscrubbed:
+    """A record before its scrub, with what the scrub reads: the addresses it keeps (those the
+    measurement resolved or connected to) and those it always removes (the vantage's own)."""
+
+    data: dict[str, Any]
+    allowed: set[str]
+    deny: set[str]
+
+    def scrubbed(self) -> dict[str, Any]:
+        kept: dict[str, Any] = scrub(self.data, allowed=self.allowed, deny=self.deny)
+        return kept
+
+
+def unscrubbed_records(result: VantageResult, vantage: Vantage | None = None) -> Iterator[Unscrubbed]:
+    """`records` before the scrub (the archive encodes a record first, then scrubs only where its
+    line holds an address to remove: probe.evidence.archive)."""
     index = ProbeIndex(result.probes)
+    deny = _denied(vantage)
     for control in result.controls:
-        yield record(result, CONTROLS, None, control, vantage, index)
+        yield _unscrubbed(result, CONTROLS, None, control, vantage, index, deny)
     for service in result.services:
         for target in service.targets:
-            yield record(result, service.service, service.verdict, target, vantage, index)
+            yield _unscrubbed(result, service.service, service.verdict, target, vantage, index, deny)
 
 
 def record(
     result: VantageResult, service: str, service_verdict: str | None, target: TargetResult, vantage: Vantage | None = None, index: ProbeIndex | None = None,
 ) -> dict[str, Any]:
+    return _unscrubbed(result, service, service_verdict, target, vantage, index or ProbeIndex(result.probes), _denied(vantage)).scrubbed()
+
+
+def _denied(vantage: Vantage | None) -> set[str]:
+    """The vantage's own address (its configured `source_address`), removed wherever it shows."""
+    if vantage is not None and vantage.source_address:
+        return {split_host_port(vantage.source_address, 0)[0]}
+    return set()
+
+
+def _unscrubbed(
+    result: VantageResult, service: str, service_verdict: str | None, target: TargetResult, vantage: Vantage | None, index: ProbeIndex, deny: set[str],
+) -> Unscrubbed:
     started, start_time = _start_times(result.started_at)
     keys = _TestKeys(target.host)
     for check in target.checks:
@@ -102,14 +137,10 @@ def record(
         data["after_trigger"] = to_json(target.after_trigger)
     if target.held_from is not None:
         data["held_from"] = target.held_from
-    probes = (index or ProbeIndex(result.probes)).touched(service, target.target)
+    probes = index.touched(service, target.target)
     if probes:  # the order and timing of every probe to the addresses this target probed
         data["probes"] = to_json(probes)
-    deny = set()
-    if vantage is not None and vantage.source_address:
-        deny.add(split_host_port(vantage.source_address, 0)[0])
-    scrubbed: dict[str, Any] = scrub(data, allowed=_measured_addresses(data), deny=deny)
-    return scrubbed
+    return Unscrubbed(data, _measured_addresses(data), deny)
 
 
 @lru_cache(maxsize=16)
@@ -301,7 +332,7 @@ def _engine(resolver: str) -> tuple[str, str]:
 
 def _query(query: DNSQuery, hostname: str, t0: float) -> dict[str, Any]:
     engine, address = _engine(str(query.resolver))
-    answers = [{"answer_type": "AAAA", "ipv6": ip} if ip_version(ip) == 6 else {"answer_type": "A", "ipv4": ip} for ip in query.addresses]
+    answers = [{"answer_type": "AAAA", "ipv6": ip} if ":" in ip and ip_version(ip) == 6 else {"answer_type": "A", "ipv4": ip} for ip in query.addresses]
     return {
         "engine": engine,
         "resolver_address": address,
@@ -331,7 +362,8 @@ def _connect(connect: TCPConnect, t0: float, control: bool) -> dict[str, Any]:
 def _handshake(handshake: TLSHandshake, t0: float, decoy: bool, same_name: bool) -> dict[str, Any]:
     address, port = handshake.address, handshake.port
     mapped: dict[str, Any] = {
-        "address": f"[{address}]:{port}" if ip_version(address) == 6 else f"{address}:{port}",
+        # an IPv6 address has a colon: the others are not parsed again (issue #22)
+        "address": f"[{address}]:{port}" if ":" in address and ip_version(address) == 6 else f"{address}:{port}",
         "server_name": handshake.sni,
         "failure": handshake.failure,
         "tls_version": handshake.tls_version,
@@ -409,4 +441,5 @@ def _measured_addresses(data: dict[str, Any]) -> set[str]:
     found.update(r["address"] for r in keys["requests"] if r.get("address"))
     if ip_version(data["input"]):
         found.add(data["input"])
-    return {normal(a) for a in found if a and ip_version(a)}
+    # Each address parsed once (`normal` of those `ip_version` tells are addresses)
+    return {str(ip) for a in found if a and (ip := ip_address(a.split("%")[0])) is not None}

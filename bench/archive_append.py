@@ -1,0 +1,116 @@
+"""The evidence archive's cost per round, on a saved round: the same round appended by any tree.
+
+    sudo unshare -n -m python bench/archive_append.py save ROUND.pickle [TARGETS]   # default 1000
+    python bench/archive_append.py append ROUND.pickle [REPEATS] [--profile]          # default 5
+    python bench/archive_append.py lines ROUND.pickle OUT.jsonl                      # the lines alone
+
+`save` measures one real round in this process against bench/run.py's nginx and N loopback TLS
+targets (checks tcp, tls, http; the archive off) and pickles the round's result with its
+vantage's config. `append` appends that round REPEATS times to a fresh archive in a temporary
+directory (`Archive.append`: the records built, scrubbed, encoded, written and fsynced) and
+prints the CPU of each append (`time.process_time`) and their median, in milliseconds, as JSON
+on the last line. `lines` writes the round's archive lines (`records` then `encode`, as `append`
+makes them) to a file, so two trees' lines can be compared byte for byte.
+
+Run with PYTHONPATH naming the tree to measure (the pickle holds probe.model's classes by name:
+both trees must define them alike).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import cProfile
+import json
+import os
+import pickle
+import pstats
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def save(out: Path, targets: int) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import run as bench  # bench/run.py: certificates, hosts, nginx, the config
+
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    tmp = Path(tempfile.mkdtemp(prefix="msgreach-archive-"))
+    os.environ["MSGREACH_STATE_DIR"] = str(tmp / "state")
+    nginx = None
+    try:
+        bench.make_certificates(tmp)
+        bench.private_hosts(tmp, targets)
+        nginx = bench.start_nginx(tmp, targets)
+        path = bench.msgreach_config(tmp, targets, 16, 60.0)
+        from probe import config as config_module
+        from probe.runner import prepare_process, run_round
+
+        prepare_process()
+        config = config_module.load(str(path))
+        vantage = config.vantages[0]
+        result: Any = asyncio.run(run_round(config, vantage))
+        ok = sum(1 for s in result.services for t in s.targets if t.verdict == "ok")
+        print(f"{ok}/{targets} targets ok", file=sys.stderr)
+        out.write_bytes(pickle.dumps((result, vantage)))
+    finally:
+        bench.stop(nginx)
+        subprocess.run(["umount", "/etc/hosts"], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _evidence(path: Path) -> Any:
+    from probe.config import Evidence
+
+    return Evidence(path=str(path))
+
+
+def append(saved: Path, repeats: int, profile: bool) -> None:
+    from probe.evidence.archive import Archive
+
+    result, vantage = pickle.loads(saved.read_bytes())
+    tmp = Path(tempfile.mkdtemp(prefix="msgreach-archive-"))
+    try:
+        archive = Archive(_evidence(tmp / "evidence.jsonl"), [vantage])
+        times = []
+        for number in range(repeats):
+            profiler = cProfile.Profile() if profile and number == repeats - 1 else None
+            start = time.process_time()
+            written = profiler.runcall(archive.append, result) if profiler else archive.append(result)
+            times.append(time.process_time() - start)
+            if profiler is not None:
+                pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(30)
+        print(json.dumps({"lines": written, "ms": [round(t * 1000, 1) for t in times], "median_ms": round(statistics.median(times) * 1000, 1)}))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def lines(saved: Path, out: Path) -> None:
+    from probe.evidence.archive import encode
+    from probe.evidence.records import records
+
+    result, vantage = pickle.loads(saved.read_bytes())
+    with out.open("wb") as file:
+        for record in records(result, vantage):
+            file.write(encode(record))
+
+
+def main() -> None:
+    command, saved = sys.argv[1], Path(sys.argv[2])
+    rest = [a for a in sys.argv[3:] if not a.startswith("--")]
+    if command == "save":
+        save(saved, int(rest[0]) if rest else 1000)
+    elif command == "append":
+        append(saved, int(rest[0]) if rest else 5, "--profile" in sys.argv)
+    elif command == "lines":
+        lines(saved, Path(rest[0]))
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
