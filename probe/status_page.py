@@ -67,7 +67,7 @@ _CURRENT = " aria-current='true'"
 _BLOCK_COLOUR = "#c62828"
 COLOURS: dict[str, tuple[str, str]] = {
     "ok": ("#1b7f3b", "#fff"),
-    **{str(v): (_BLOCK_COLOUR, "#fff") for v in BLOCKS},
+    **{str(v): (_BLOCK_COLOUR, "#fff") for v in SERVICE_VERDICTS if v in BLOCKS},  # in order: the page's bytes the same in every process
     "partial": ("#f29900", "#000"),
     "down": ("#795548", "#fff"),
     "error": ("#3f51b5", "#fff"),

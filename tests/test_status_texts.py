@@ -5,7 +5,10 @@ Accept-Language."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -159,3 +162,12 @@ def test_every_reason_the_judge_gives_has_one_english_text_and_a_russian_one():
     engine = set(reasons.ENGLISH) - {"text"}  # `text`: words shown as they are, in no template
     assert engine <= set(REASONS["ru"]), engine - set(REASONS["ru"])
     assert all(REASONS["en"][key] == reasons.ENGLISH[key] for key in engine)  # the page's English is the judge's
+
+
+def test_the_pages_colours_come_in_the_same_order_in_every_process() -> None:
+    """Block verdicts are a frozenset: their colour rules in its order made the page's bytes
+    differ from one process to the next (string hashes are seeded per process)."""
+    code = "from probe import status_page; print(list(status_page.COLOURS))"
+    orders = {subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": str(seed)}, capture_output=True, text=True,
+                             check=True).stdout for seed in (1, 2, 3, 4)}
+    assert len(orders) == 1, orders
