@@ -21,12 +21,10 @@ from __future__ import annotations
 import asyncio
 import cProfile
 import json
-import os
 import pickle
 import pstats
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,17 +34,9 @@ from typing import Any
 
 def save(out: Path, targets: int) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import run as bench  # bench/run.py: certificates, hosts, nginx, the config
+    from served import served_targets  # bench/served.py: bench/run.py's targets, set up and torn down
 
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    tmp = Path(tempfile.mkdtemp(prefix="msgreach-archive-"))
-    os.environ["MSGREACH_STATE_DIR"] = str(tmp / "state")
-    nginx = None
-    try:
-        bench.make_certificates(tmp)
-        bench.private_hosts(tmp, targets)
-        nginx = bench.start_nginx(tmp, targets)
-        path = bench.msgreach_config(tmp, targets, 16, 60.0)
+    with served_targets(targets, "msgreach-archive-") as path:
         from probe import config as config_module
         from probe.runner import prepare_process, run_round
 
@@ -57,10 +47,6 @@ def save(out: Path, targets: int) -> None:
         ok = sum(1 for s in result.services for t in s.targets if t.verdict == "ok")
         print(f"{ok}/{targets} targets ok", file=sys.stderr)
         out.write_bytes(pickle.dumps((result, vantage)))
-    finally:
-        bench.stop(nginx)
-        subprocess.run(["umount", "/etc/hosts"], capture_output=True)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _evidence(path: Path) -> Any:

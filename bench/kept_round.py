@@ -19,13 +19,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import os
 import pickle
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import tracemalloc
 from pathlib import Path
@@ -33,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import run as bench  # noqa: E402 - bench/run.py: certificates, hosts, nginx, the config
+from served import served_targets  # noqa: E402 - bench/served.py: bench/run.py's targets, set up and torn down
 
 
 def _cpu(step: object, repeats: int) -> float:
@@ -49,15 +45,7 @@ def main() -> int:
     targets = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 5
     save = Path(sys.argv[3]) if len(sys.argv) > 3 else None
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    tmp = Path(tempfile.mkdtemp(prefix="msgreach-kept-"))
-    os.environ["MSGREACH_STATE_DIR"] = str(tmp / "state")
-    nginx = None
-    try:
-        bench.make_certificates(tmp)
-        bench.private_hosts(tmp, targets)
-        nginx = bench.start_nginx(tmp, targets)
-        path = bench.msgreach_config(tmp, targets, 16, 60.0)
+    with served_targets(targets, "msgreach-kept-") as path:
         from probe import config as config_module
         from probe.kept import KeptResults
         from probe.runner import prepare_process, run_round
@@ -104,10 +92,6 @@ def main() -> int:
         asyncio.run(measure())
         print(json.dumps(out))
         return 0
-    finally:
-        bench.stop(nginx)
-        subprocess.run(["umount", "/etc/hosts"], capture_output=True)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -20,13 +20,9 @@ import asyncio
 import cProfile
 import gc
 import json
-import os
 import pstats
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -34,22 +30,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import run as bench  # noqa: E402 - bench/run.py: certificates, hosts, nginx, the config
+from served import served_targets  # noqa: E402 - bench/served.py: bench/run.py's targets, set up and torn down
 
 
 def main() -> int:
     targets = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 7
     profile = "--profile" in sys.argv
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    tmp = Path(tempfile.mkdtemp(prefix="msgreach-publish-"))
-    os.environ["MSGREACH_STATE_DIR"] = str(tmp / "state")
-    nginx = None
-    try:
-        bench.make_certificates(tmp)
-        bench.private_hosts(tmp, targets)
-        nginx = bench.start_nginx(tmp, targets)
-        path = bench.msgreach_config(tmp, targets, 16, 60.0)
+    with served_targets(targets, "msgreach-publish-") as path:
         from probe import config as config_module
         from probe.metrics import Exposition
         from probe.runner import prepare_process
@@ -100,10 +88,6 @@ def main() -> int:
         least["total"] = round(sum(least.values()), 1)
         print(json.dumps({"targets": targets, "repeats": repeats, "ms": medians, "min_ms": least}))
         return 0
-    finally:
-        bench.stop(nginx)
-        subprocess.run(["umount", "/etc/hosts"], capture_output=True)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

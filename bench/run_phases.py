@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import run as bench  # noqa: E402 - bench/run.py: certificates, hosts, nginx, the config
 from msgreach_round import rss_kib as _kib  # noqa: E402 - a field of /proc/self/status, in KiB
+from served import served_targets  # noqa: E402 - bench/served.py: bench/run.py's targets, set up and torn down
 
 
 def _reset_peak() -> None:
@@ -35,14 +32,7 @@ def _reset_peak() -> None:
 def main() -> int:
     targets = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    tmp = Path(tempfile.mkdtemp(prefix="msgreach-phases-"))
-    nginx = None
-    try:
-        bench.make_certificates(tmp)
-        bench.private_hosts(tmp, targets)
-        nginx = bench.start_nginx(tmp, targets)
-        path = bench.msgreach_config(tmp, targets, 16, 60.0)
+    with served_targets(targets, "msgreach-phases-") as path:
         from probe import config as config_module
         from probe.metrics import Exposition
         from probe.runner import prepare_process
@@ -72,10 +62,6 @@ def main() -> int:
 
         asyncio.run(measure())
         return 0
-    finally:
-        bench.stop(nginx)
-        subprocess.run(["umount", "/etc/hosts"], capture_output=True)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
