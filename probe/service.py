@@ -167,7 +167,7 @@ class Monitor:
         if confirmation:
             shown, blocked = merge_confirmation(self.state.latest.get(vantage_name), result), []
         else:  # the previous round's verdicts only: its results stay packed (probe/kept.py)
-            shown, blocked = result, _blocks_since(self.state.latest.verdicts(vantage_name), result)
+            shown, blocked = result, new_blocks(self.state.latest.verdicts(vantage_name), result)
         self._finished[vantage_name] += 1
         self.state.record(shown, measured=result)
         if self.config is not config:  # reloaded during the round: what the reload removed stays out
@@ -236,14 +236,10 @@ class Monitor:
         log.info("config reloaded from %s", self.config_path or "<default>")
 
 
-def new_blocks(previous: VantageResult | None, result: VantageResult) -> list[str]:
-    """Services whose verdict is a block now and was not one in the previous round (or there was
-    none: the first round after a start)."""
-    return _blocks_since({s.service: s.verdict for s in previous.services} if previous is not None else None, result)
-
-
-def _blocks_since(before: Mapping[str, str] | None, result: VantageResult) -> list[str]:
-    """`new_blocks`, from the previous round's service verdicts (None: no previous round)."""
+def new_blocks(before: Mapping[str, str] | None, result: VantageResult) -> list[str]:
+    """Services whose verdict is a block now and was not one in the previous round, read from
+    that round's service verdicts (None: there was none, the first round after a start; its
+    results stay packed, probe/kept.py)."""
     before = before or {}
     return [s.service for s in result.services if is_block(s.verdict) and not (s.service in before and is_block(before[s.service]))]
 

@@ -184,7 +184,7 @@ def test_which_services_are_confirmed():
     now = result(a=Verdict.DNS_BLOCKED, b=Verdict.SNI_BLOCKED, c=Verdict.PARTIAL, d=Verdict.TLS_BLOCKED, e=Verdict.DOWN, f=Verdict.THROTTLED)
     # new blocks: from ok, down or offline, and a service seen for the first time; a block that
     # changes technique is not new (it is sustained already), a non-block never is.
-    assert new_blocks(before, now) == ["a", "c", "d", "f"]
+    assert new_blocks({s.service: s.verdict for s in before.services}, now) == ["a", "c", "d", "f"]
     assert new_blocks(None, now) == ["a", "b", "c", "d", "f"]
     merged = merge_confirmation(before, result(a=Verdict.OK))
     assert [(s.service, s.verdict) for s in merged.services] == [
