@@ -47,11 +47,10 @@ def ip_version(value: Any) -> int | None:
     return None if ip is None else ip.version
 
 
-def normal(address: str) -> str:
+def normal_form(address: str) -> str | None:
+    """The address as `ipaddress` writes it (a zone left out), or None: not an address."""
     ip = ip_address(address.split("%")[0])
-    if ip is None:
-        raise ValueError(f"{address!r} does not appear to be an IPv4 or IPv6 address")
-    return str(ip)
+    return None if ip is None else str(ip)
 
 
 def scrub(value: Any, *, allowed: Set[str] = frozenset(), deny: Set[str] = frozenset()) -> Any:
@@ -158,7 +157,7 @@ def _judged_address(text: str) -> tuple[str, bool] | None:
 
 def _lists(allowed: Set[str], deny: Set[str]) -> tuple[set[str], set[str]]:
     """(allowed, deny) as the judgement reads them: normal forms, the denied never allowed."""
-    denied = {normal(d) for d in deny if ip_version(d)}
+    denied = {n for d in deny if (n := normal_form(d)) is not None}
     return set(allowed) - denied, denied
 
 

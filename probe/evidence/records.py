@@ -36,12 +36,12 @@ from functools import lru_cache
 from typing import Any
 
 from probe import __version__
-from probe.addresses import ip_address, split_host_port
+from probe.addresses import split_host_port
 from probe.config import Vantage
 from probe.evidence.observations import dump
 from probe.evidence.schema import SCHEMA
 from probe.model import CheckResult, DNSQuery, HTTPExchange, TargetResult, TCPConnect, TLSHandshake, VantageResult, Verdict, is_technique, record_fields, to_json
-from probe.redact import ip_version, scrub
+from probe.redact import ip_version, normal_form, scrub
 from probe.triggers import ProbeIndex
 
 CONTROLS = "controls"
@@ -330,9 +330,13 @@ def _engine(resolver: str) -> tuple[str, str]:
     return engine, (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
 
 
+def _is_ipv6(address: str) -> bool:
+    return ":" in address and ip_version(address) == 6  # an IPv6 address has a colon: the others are not parsed (issue #22)
+
+
 def _query(query: DNSQuery, hostname: str, t0: float) -> dict[str, Any]:
     engine, address = _engine(str(query.resolver))
-    answers = [{"answer_type": "AAAA", "ipv6": ip} if ":" in ip and ip_version(ip) == 6 else {"answer_type": "A", "ipv4": ip} for ip in query.addresses]
+    answers = [{"answer_type": "AAAA", "ipv6": ip} if _is_ipv6(ip) else {"answer_type": "A", "ipv4": ip} for ip in query.addresses]
     return {
         "engine": engine,
         "resolver_address": address,
@@ -362,8 +366,7 @@ def _connect(connect: TCPConnect, t0: float, control: bool) -> dict[str, Any]:
 def _handshake(handshake: TLSHandshake, t0: float, decoy: bool, same_name: bool) -> dict[str, Any]:
     address, port = handshake.address, handshake.port
     mapped: dict[str, Any] = {
-        # an IPv6 address has a colon: the others are not parsed again (issue #22)
-        "address": f"[{address}]:{port}" if ":" in address and ip_version(address) == 6 else f"{address}:{port}",
+        "address": f"[{address}]:{port}" if _is_ipv6(address) else f"{address}:{port}",
         "server_name": handshake.sni,
         "failure": handshake.failure,
         "tls_version": handshake.tls_version,
@@ -441,5 +444,4 @@ def _measured_addresses(data: dict[str, Any]) -> set[str]:
     found.update(r["address"] for r in keys["requests"] if r.get("address"))
     if ip_version(data["input"]):
         found.add(data["input"])
-    # Each address parsed once (`normal` of those `ip_version` tells are addresses)
-    return {str(ip) for a in found if a and (ip := ip_address(a.split("%")[0])) is not None}
+    return {n for a in found if a and (n := normal_form(a)) is not None}
