@@ -202,16 +202,20 @@ _TABLE_PREFIX = "mrl_helper_"
 _CHAIN_PREFIX = "MRL_HELPER_"
 
 
+def _censor_tables() -> list[tuple[str, str]]:
+    """(family, name) of each nft table `censor` made that is in the censor now."""
+    tables = [line.split()[1:] for line in in_ns(NS_CENSOR, ["nft", "list", "tables"]).stdout.splitlines()]
+    return [(t[0], t[1]) for t in tables if len(t) == 2 and t[1].startswith(_TABLE_PREFIX)]
+
+
 def clear_censor_rules() -> list[str]:
     """Remove every rule `censor` left in the censor, and say which: a run killed inside the block
     leaves its table or chain, and the next run reusing the lab would carry it into tests that
     expect a clean line (a call stream losing 40 % to a leftover `stream-loss` reads `throttled`)."""
     removed = []
-    for line in in_ns(NS_CENSOR, ["nft", "list", "tables"]).stdout.splitlines():
-        _, family, name = (line.split() + ["", "", ""])[:3]
-        if name.startswith(_TABLE_PREFIX):
-            in_ns(NS_CENSOR, ["nft", "delete", "table", family, name])
-            removed.append(f"{family} {name}")
+    for family, name in _censor_tables():
+        in_ns(NS_CENSOR, ["nft", "delete", "table", family, name])
+        removed.append(f"{family} {name}")
     rules = in_ns(NS_CENSOR, ["iptables", "-w", "-S"]).stdout.splitlines()
     for jump in [r.split()[1:] for r in rules if r.startswith("-A FORWARD ") and f"-j {_CHAIN_PREFIX}" in r]:
         in_ns(NS_CENSOR, ["iptables", "-w", "-D", *jump])
@@ -242,7 +246,7 @@ def censor(rule: str, **fields: Any) -> Iterator[None]:
     table = _TABLE_PREFIX + rule.replace("-", "_")
     body = _FORWARD.format(rules=NFT_RULES[rule].format(**fields), priority=_PRIORITY.get(rule, 0))
     families = _FAMILIES.get(rule, ("ip",))
-    if any(line.split()[-1:] == [table] for line in in_ns(NS_CENSOR, ["nft", "list", "tables"]).stdout.splitlines()):
+    if any(name == table for _, name in _censor_tables()):
         raise LabError(f"censor rule {table} is already in place: a leftover (clear_censor_rules) or a nested block")
     add_table(table, body, families)
     try:
