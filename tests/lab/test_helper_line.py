@@ -29,6 +29,7 @@ from .lab import Lab
 from .plan import NS_CLIENT
 
 DEADLINE = 30.0  # the rounds' deadline in these tests (seconds)
+FROZEN_LINE_DEADLINE = 60.0  # a round whose every bulk transfer waits out its stall
 RSS_LIMIT_KB = 300 * 1024
 HELPER_CHECKS = {"udp_stream", "circumvention", "helper_transfer"}
 SERVICES = ["whatsapp", "telegram"]  # the catalogs with call-stream and freeze-key targets
@@ -133,10 +134,14 @@ def assert_the_line_failed(run: Run, without_helper: dict[tuple[str, str], str],
 
 def test_a_line_frozen_after_16_kb_still_carries_every_exchange(abroad: Abroad, lab: Lab, tmp_path: Path,
                                                                  without_helper: dict[tuple[str, str], str]) -> None:
+    # Six bulk transfers each wait out their stall here, one after the other (about 20 s on an idle
+    # machine): a 30 s round leaves the last of them `helper_no_time` on a busy one. A longer
+    # round costs nothing when the work is quick (the round ends when its work does).
+    deadline = FROZEN_LINE_DEADLINE
     with censor("line-freeze", after=16384):
-        run = once_measured(lab, _config(abroad, tmp_path / "c.yaml"))
+        run = once_measured(lab, _config(abroad, tmp_path / "c.yaml", deadline=deadline), timeout=deadline + 90)
     report = run.report
-    assert_bounded(run)
+    assert_bounded(run, deadline)
     line = _line(report)
     assert line["up"] is True and line["largest_sent_bytes"] + line["largest_received_bytes"] <= wire.FREEZE_BUDGET, json.dumps(line)
     assert the_rest(report) == without_helper, report.summary()
