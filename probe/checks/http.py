@@ -1,4 +1,4 @@
-"""http: one HTTP/1.1 request (h11, httpx's own parser; probe.checks.http1) to the address the earlier stages chose,
+"""http: one HTTP/1.1 request (probe.checks.http1: h11's grammar, read our own way) to the address the earlier stages chose,
 with a body cap and the redirect history, and the block-page fingerprints met (the status, a
 redirect's host, a marker in the whole capped body, looked for while it streams).
 
