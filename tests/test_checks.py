@@ -334,6 +334,21 @@ async def test_a_block_page_marker_after_the_first_2_kib_is_seen(env):
     assert result.as_json()["body_length"] > 10_000
 
 
+async def test_a_public_address_the_server_reflects_is_scrubbed(env):
+    """A page or a redirect showing the vantage's public address keeps it out of the evidence,
+    the same page met again as the first time (the addresses in a page are read once); private
+    addresses stay."""
+    for _ in range(2):
+        result = await _run_http(_http_ctx(env, "/reflect"))
+        sample = result.as_json()["body_sample"]
+        assert "81.2.69.160" not in sample and "[scrubbed]" in sample and "10.1.2.3" in sample
+    result = await _run_http(_http_ctx(env, "/reflect-redirect"))
+    location = result.as_json()["redirects"][0]["location"]
+    assert "81.2.69.160" not in location and "81-2-69-160" not in location and "[scrubbed]" in location
+    result = await _run_http(_http_ctx(env, "/"))
+    assert result.as_json()["body_sample"] == "<html><body>hello from the msgreach tests</body></html>"
+
+
 @pytest.mark.parametrize("server", ["web", "plain"])
 async def test_a_response_that_is_not_http_is_not_ok_and_no_block(env, server):
     result = await _run_http(_http_ctx(env, "/garbage", server=server))

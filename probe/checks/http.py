@@ -1,4 +1,4 @@
-"""http: one HTTP/1.1 request (h11, httpx's own parser; probe.checks.http1) to the address the earlier stages chose,
+"""http: one HTTP/1.1 request (probe.checks.http1: h11's grammar, read our own way) to the address the earlier stages chose,
 with a body cap and the redirect history, and the block-page fingerprints met (the status, a
 redirect's host, a marker in the whole capped body, looked for while it streams).
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from functools import lru_cache
 from urllib.parse import urljoin, urlsplit
 
 from probe import __version__, failures
@@ -23,7 +24,7 @@ from probe.checks.observe import close_quietly, first_byte, recorded
 from probe.model import BlockPage, HTTPExchange, HTTPProbe, Redirect
 from probe.net import connect, ssl_context
 from probe.params import HTTPParams as Params
-from probe.redact import scrub
+from probe.redact import addresses_in, any_secret, scrub
 
 NAME = "http"
 _SAMPLE_BYTES = 2048  # of the body kept as evidence
@@ -83,11 +84,20 @@ async def _probe(ctx: Context, params: Params, address: str, port: int, host: st
 def _scrub(ctx: Context, exchange: HTTPExchange) -> None:
     """Server-supplied text may reflect the vantage's own public address (a block page often
     does): keep only the addresses this measurement itself used."""
+    body = exchange.body_sample
+    found = _addresses_in(body) if body is not None else ()
+    if not found and not exchange.redirects:
+        return  # nothing scrub would judge (most pages): nothing to replace
     allowed = {*ctx.addresses, *ctx.fingerprints.dns_addresses}
-    if exchange.body_sample is not None:
-        exchange.body_sample = scrub(exchange.body_sample, allowed=allowed)
+    if body is not None and any_secret(found, allowed=allowed):  # exactly when scrub would change it
+        exchange.body_sample = scrub(body, allowed=allowed)
     for redirect in exchange.redirects:
         redirect.location = scrub(redirect.location, allowed=allowed)
+
+
+# The same pages come back target after target and round after round (a service's page, a block
+# page): the addresses in each are read once.
+_addresses_in = lru_cache(maxsize=32)(addresses_in)
 
 
 def _endpoint(ctx: Context, params: Params) -> tuple[str, int, str] | None:
@@ -104,12 +114,7 @@ def _endpoint(ctx: Context, params: Params) -> tuple[str, int, str] | None:
 async def _fetch(ctx: Context, params: Params, address: str, url: str, exchange: HTTPExchange) -> str | None:
     """The request and its same-host redirects; returns the block-page marker the last body
     carried, if any."""
-    # `Connection: close`: every request (a redirect followed too) on its own connection, so a
-    # server closing a kept-alive connection after its answer is never a cut request. No content
-    # coding: the block-page markers are looked for in the bytes as they come.
-    defaults = {"Accept": "*/*", "Accept-Encoding": "identity", "User-Agent": f"msgreach/{__version__}", "Connection": "close"}
-    named = {name.lower(): (name, value) for name, value in (*defaults.items(), *params.headers.items())}  # the config's win, any case
-    headers = [(name.encode(), value.encode()) for name, value in named.values()]
+    headers = list(_headers(tuple(params.headers.items())))
     # The connection the earlier stage left open (tls's validated stream, or tcp's to port 80)
     # carries the first request; a followed redirect opens its own.
     first = ctx.take_tls_stream() if urlsplit(url).scheme == "https" else ctx.take_stream(address, urlsplit(url).port or 80)
@@ -138,6 +143,18 @@ async def _fetch(ctx: Context, params: Params, address: str, url: str, exchange:
             return marker  # recorded, not followed: another host is another measurement
         url, method, content = redirect, "GET", None
     return marker
+
+
+@lru_cache(maxsize=64)
+def _headers(config: tuple[tuple[str, str], ...]) -> tuple[tuple[bytes, bytes], ...]:
+    """The request's headers before its framing (`_with_framing`: Host, Content-Length), the same
+    for every target of a config (hence kept)."""
+    # `Connection: close`: every request (a redirect followed too) on its own connection, so a
+    # server closing a kept-alive connection after its answer is never a cut request. No content
+    # coding: the block-page markers are looked for in the bytes as they come.
+    defaults = {"Accept": "*/*", "Accept-Encoding": "identity", "User-Agent": f"msgreach/{__version__}", "Connection": "close"}
+    named = {name.lower(): (name, value) for name, value in (*defaults.items(), *config)}  # the config's win, any case
+    return tuple((name.encode(), value.encode()) for name, value in named.values())
 
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})  # what httpx calls `is_redirect` (with a Location)

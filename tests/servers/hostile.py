@@ -11,6 +11,7 @@ keeps what must be closed. The HTTP handler picks its behaviour from the request
     /close       closes without answering
     /redirect-close  302 to / without `Connection: close`, then closes (keep-alive implied)
     /late-marker 200, the block-page text after 10 KB of filler     /garbage  not HTTP at all
+    /reflect     200, a page showing a public address   /reflect-redirect  302 to a URL carrying one
 A request whose Host starts with `cut.` is cut (an RST) before any answer: a Host-keyed censor.
 """
 
@@ -289,6 +290,10 @@ def http_handler(fleet: Fleet, requests: list[tuple[str, str]] | None = None):
             return
         elif path == "/late-marker":
             respond("200 OK", b"<html><body>" + b"<!-- filler -->" * 700 + f"<p>{BLOCKPAGE_TEXT}</p></body></html>".encode())
+        elif path == "/reflect":  # a page that shows the visitor's (public) address, as block pages do
+            respond("200 OK", b"<p>Your address: 81.2.69.160 (via 10.1.2.3)</p>")
+        elif path == "/reflect-redirect":
+            respond("302 Found", b"", "Location: http://81-2-69-160.warning.test/?ip=81.2.69.160\r\n")
         elif path == "/garbage":
             writer.write(b"SSH-2.0-OpenSSH_9.2\r\nnot http at all\r\n\r\n")
         elif path == "/close":
