@@ -220,7 +220,7 @@ INTERFERENCE: Final = frozenset(
 
 def _http_failure(exc: BaseException) -> str | None:
     # httpx and httpcore are imported here, not at the top: a round whose checks use neither (the
-    # http check speaks h11 itself) never loads them (their import: docs/benchmarks.md, issue 22),
+    # http check speaks HTTP/1.1 itself) never loads them (their import: docs/benchmarks.md, issue 22),
     # and an exception of theirs means they are loaded already.
     from probe._httpcore import httpcore, httpx
 

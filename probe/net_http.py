@@ -1,6 +1,6 @@
 """HTTP through httpx to a pinned address, the vantage's way (probe.net's connections): for the
 clients that want httpx's API (DNS over HTTPS). Apart from probe.net so that a round whose checks
-never use httpx does not load it (the `http` check speaks h11 itself: probe.checks.http1)."""
+never use httpx does not load it (the `http` check speaks HTTP/1.1 itself: probe.checks.http1)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def http_client(route: Route, address: str, context: ssl.SSLContext, timeout: fl
 
 def http_pool(route: Route, address: str, context: ssl.SSLContext, *, first: Stream | None = None) -> httpcore.AsyncConnectionPool:
     """httpx's connection layer (httpcore) alone, pinned as `http_client` is (the transport of
-    `http_client`; the `http` check drives h11 itself: probe.checks.http1)."""
+    `http_client`; the `http` check speaks HTTP/1.1 itself: probe.checks.http1)."""
     return httpcore.AsyncConnectionPool(ssl_context=context, network_backend=_PinnedBackend(route, address, first), max_connections=2, retries=0)
 
 
