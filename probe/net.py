@@ -232,4 +232,9 @@ def udp_socket(route: Route, address: str, port: int) -> socket.socket:
 
 
 def family_of(address: str) -> int:
+    try:  # the usual case, told by the C parser (ipaddress's takes ten times as long per connect)
+        socket.inet_pton(socket.AF_INET, address)
+        return socket.AF_INET
+    except OSError:
+        pass
     return socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from probe import judge
+from probe import _deadline, judge
 from probe.checks import REGISTRY
 from probe.checks.context import Context, ControlPhase
 from probe.checks.measure import measure
@@ -322,7 +322,7 @@ async def _measure_target(round_: _Round, service: Service | None, target: Targe
         remaining = round_.deadline - began
         cut = False
         try:
-            async with asyncio.timeout(max(remaining, 0.001)):
+            async with _deadline.deadline(max(remaining, 0.001)):
                 await run_checks(ctx, config, target.checks)
         except TimeoutError:
             cut = True

@@ -21,6 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields, is_dataclass
+from enum import Enum
+from types import UnionType
+from typing import Literal, Union, get_args, get_origin, get_type_hints
 
 from probe.config import Target
 from probe.helper import wire
@@ -54,7 +57,7 @@ def _destinations(value: object, depth: int) -> Iterator[str]:
         for item in value:
             yield from _destinations(item, depth + 1)
         return
-    names = _field_names(type(value))
+    names = _walked_fields(type(value))
     if names is None:
         return
     for name in names:
@@ -63,22 +66,49 @@ def _destinations(value: object, depth: int) -> Iterator[str]:
             yield item
         elif name == "helper" and isinstance(item, str) and item:
             yield f"helper {item}"
-        elif isinstance(item, list | tuple) or _field_names(type(item)) is not None:
+        elif isinstance(item, list | tuple) or _walked_fields(type(item)) is not None:
             yield from _destinations(item, depth + 1)
 
 
-_FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
+_WALKED: dict[type, tuple[str, ...] | None] = {}
 
 
-def _field_names(cls: type) -> tuple[str, ...] | None:
-    """A record class's field names, None for anything else; read once per class (every check
-    of every target is walked each round for the probe log)."""
+def _walked_fields(cls: type) -> tuple[str, ...] | None:
+    """The fields of a record class that can lead to a destination, None for anything that is
+    not a record; read once per class (every check of every target is walked each round for the
+    probe log). A field is left out only when its type says it can hold nothing the walk enters
+    (text, numbers, flags, enums, dicts, sets, lists of those): a handshake's twenty fields are
+    two to read."""
     try:
-        return _FIELD_NAMES[cls]
+        return _WALKED[cls]
     except KeyError:
-        names = tuple(f.name for f in fields(cls)) if is_dataclass(cls) else None
-        _FIELD_NAMES[cls] = names
+        names = None
+        if is_dataclass(cls):
+            try:
+                hints = get_type_hints(cls)
+            except Exception:  # noqa: BLE001 - a name only the type checker sees: every field is walked
+                hints = {}
+            names = tuple(f.name for f in fields(cls) if f.name in _NAMED or f.name not in hints or not _inert(hints[f.name]))
+        _WALKED[cls] = names
         return names
+
+
+_NAMED = frozenset({"address", "helper"})
+_SCALARS = (str, int, float, bool, bytes, type(None), Enum)
+_CONTAINERS_NOT_WALKED = (dict, set, frozenset)
+
+
+def _inert(hint: object) -> bool:
+    """Whether a value of this type can hold no record, list or tuple for the walk to enter."""
+    origin = get_origin(hint)
+    if origin is Union or origin is UnionType or origin is Literal:
+        return origin is Literal or all(_inert(arg) for arg in get_args(hint))
+    if origin in (list, tuple):
+        return all(arg is Ellipsis or _inert(arg) for arg in get_args(hint))
+    cls = origin if origin is not None else hint
+    if not isinstance(cls, type) or is_dataclass(cls):
+        return False
+    return issubclass(cls, _CONTAINERS_NOT_WALKED) or (issubclass(cls, _SCALARS) and not issubclass(cls, list | tuple))
 
 
 def probe_records(service: str, target: str, attempt: int, checks: Iterable[CheckResult], offset: float) -> list[ProbeRecord]:

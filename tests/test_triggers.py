@@ -14,11 +14,14 @@ from probe.model import (
     AfterTrigger,
     CircumventionEvidence,
     HelperExchange,
+    HTTPExchange,
+    HTTPProbe,
     NoHelper,
     SignatureProbe,
     TargetResult,
     TCPConnect,
     TCPEvidence,
+    TLSHandshake,
     VantageResult,
     VantageVerdict,
     Verdict,
@@ -73,6 +76,18 @@ def test_a_trigger_that_sent_no_signature_arms_nothing_and_one_whose_report_was_
 def test_destinations_are_addresses_and_helpers() -> None:
     assert destinations(_refused_connect().checks[0].evidence) == {"198.18.4.2"}
     assert destinations(_circumvention(148).checks[0].evidence) == {"helper abroad"}
+
+
+def test_destinations_reach_records_nested_in_records_and_lists() -> None:
+    # The walk skips the fields whose type holds no record (text, numbers, lists of text): what
+    # a record holds under a field typed with a record, a union or `object` is still reached.
+    exchange = HTTPExchange(
+        "https://h.test/", "198.18.4.2", decoy=TLSHandshake("198.18.4.3", 443, "decoy.test"),
+        same_name=HTTPProbe("198.18.4.4", 80, "h.test"),
+    )
+    assert destinations(exchange) == {"198.18.4.2", "198.18.4.3", "198.18.4.4"}
+    check = analyse("tcp", TCPEvidence([TCPConnect("198.18.4.5", 443)], control_connects=[TCPConnect("198.18.4.6", 443)]), FACTS, 0.1)
+    assert destinations([check]) == {"198.18.4.5", "198.18.4.6"}
 
 
 def test_a_failure_within_the_cooldown_after_a_failed_trigger_is_noted_and_one_after_it_is_not() -> None:

@@ -9,12 +9,12 @@ the runner (which imports every check).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from types import ModuleType
 
 from probe import failures, judge
+from probe._deadline import deadline
 from probe.checks.context import Context, Params, Skip
 from probe.model import CheckResult, Unfinished
 
@@ -31,7 +31,7 @@ async def measure(ctx: Context, module: ModuleType, params: Params | None = None
     evidence: object
     try:
         # The check bounds its own operations; this outer bound is the guarantee.
-        async with asyncio.timeout(ctx.timeout * 3 + 1):
+        async with deadline(ctx.timeout * 3 + 1):
             evidence = await module.run(ctx, params)
     except Skip:
         return None

@@ -16,7 +16,6 @@ sent, our segments it never acknowledged.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import struct
 import time
@@ -25,6 +24,7 @@ from types import TracebackType
 from typing import Protocol
 
 from probe import failures
+from probe._deadline import deadline
 from probe._socket_stream import SocketStream
 from probe.checks.context import Context
 
@@ -90,7 +90,7 @@ class recorded:  # lower case: used as `async with recorded(...)`, like a functi
     def __init__(self, ctx: Context, record: OperationRecord, timeout: float | None, first: str, *, transaction: int | None = None) -> None:
         self._clock, self._record = ctx.clock, record
         self._operation = Operation(first)
-        self._timeout = asyncio.timeout(timeout) if timeout is not None else None
+        self._timeout = deadline(timeout) if timeout is not None else None
         record.transaction_id = transaction if transaction is not None else ctx.clock.transaction()
         self._started = 0.0
 
