@@ -39,23 +39,32 @@ def _by_fields(cls: type) -> Callable[[Any], tuple[type, tuple[Any, ...]]]:
 _DISPATCH: dict[type, Callable[[Any], Any]] = {**copyreg.dispatch_table, **{cls: _by_fields(cls) for cls in _FROZEN}}
 
 
+_Packed = tuple[bytes, ...]  # a result's pickle, compressed, in the pieces zlib gave
+
+
 class _Compressed:
-    """A pickler's file: each frame compressed as it is written, never the whole pickle at once."""
+    """A pickler's file: each frame compressed as it is written, never the whole pickle at once.
+    The pieces are kept as they are (about 10 KiB each), never joined: no buffer of the packed
+    size is grown or copied at the top of a round's publication, where packing sits."""
 
     def __init__(self) -> None:
-        self._compressor = zlib.compressobj(1)
-        self._parts: list[bytes] = []
+        # Level 6 with a 4 KiB window and memLevel 5: about 40 KiB of zlib's state, not level 1's
+        # 260 KiB, and 204 KiB packed, not 255, for 1,000 targets; about 20 ms more per round
+        # (bench/kept_round.py, docs/benchmarks.md).
+        self._compressor = zlib.compressobj(6, zlib.DEFLATED, 12, 5)
+        self._pieces: list[bytes] = []
 
     def write(self, data: bytes) -> int:
-        self._parts.append(self._compressor.compress(data))
+        if piece := self._compressor.compress(data):
+            self._pieces.append(piece)
         return len(data)
 
-    def close(self) -> bytes:
-        self._parts.append(self._compressor.flush())
-        return b"".join(self._parts)
+    def close(self) -> _Packed:
+        self._pieces.append(self._compressor.flush())
+        return tuple(self._pieces)
 
 
-def _pack(result: VantageResult) -> bytes:
+def _pack(result: VantageResult) -> _Packed:
     out = _Compressed()
     pickler = pickle.Pickler(out, pickle.HIGHEST_PROTOCOL)
     pickler.dispatch_table = _DISPATCH  # this pickler's only: nothing global changes
@@ -67,8 +76,42 @@ def _pack(result: VantageResult) -> bytes:
     return out.close()
 
 
-def _unpack(packed: bytes) -> VantageResult:
-    result = pickle.loads(zlib.decompress(packed))
+class _Inflating:
+    """The unpickler's file: the pieces decompressed as it reads them (a frame at a time), never
+    the whole pickle at once."""
+
+    def __init__(self, packed: _Packed) -> None:
+        self._pieces = iter(packed)
+        self._inflate: zlib._Decompress | None = zlib.decompressobj()
+        self._buffer = bytearray()
+
+    def _fill(self) -> bool:
+        if self._inflate is None:
+            return False
+        piece = next(self._pieces, None)
+        if piece is None:
+            self._buffer += self._inflate.flush()
+            self._inflate = None
+        else:
+            self._buffer += self._inflate.decompress(piece)
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        while (size < 0 or len(self._buffer) < size) and self._fill():
+            pass
+        taken = bytes(self._buffer[:size] if size >= 0 else self._buffer)
+        del self._buffer[: len(taken)]
+        return taken
+
+    def readline(self) -> bytes:
+        while b"\n" not in self._buffer and self._fill():
+            pass
+        end = self._buffer.find(b"\n") + 1
+        return self.read(end if end else -1)
+
+
+def _unpack(packed: _Packed) -> VantageResult:
+    result = pickle.load(_Inflating(packed))
     assert isinstance(result, VantageResult)
     return result
 
@@ -78,7 +121,7 @@ class KeptResults(MutableMapping[str, VantageResult]):
     `pack` holds packed. A result set is held as it is until the next `pack`."""
 
     def __init__(self, results: Mapping[str, VantageResult] | None = None):
-        self._entries: dict[str, VantageResult | bytes] = {}
+        self._entries: dict[str, VantageResult | _Packed] = {}
         self._unpacked: dict[str, VantageResult] = {}  # read since the last release
         # Each result's service verdicts, what the next round's new-block comparison reads: kept
         # apart, so that a round does not unpack the previous one for them.
@@ -123,7 +166,7 @@ class KeptResults(MutableMapping[str, VantageResult]):
 
     def packed_bytes(self) -> int:
         """Bytes of the results held packed (bench/kept_round.py)."""
-        return sum(len(entry) for entry in self._entries.values() if isinstance(entry, bytes))
+        return sum(len(piece) for entry in self._entries.values() if isinstance(entry, tuple) for piece in entry)
 
     def release(self) -> None:
         """The copies unpacked by reads let go (a page or a scrape is answered)."""

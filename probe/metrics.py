@@ -8,12 +8,13 @@ Nothing here carries an address of the vantage itself: only names the volunteer 
 from __future__ import annotations
 
 import re
+import struct
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import islice
-from typing import Any
+from typing import NamedTuple
 
 from probe import __version__, judge
 from probe._prometheus_client import (
@@ -355,7 +356,10 @@ def _rendered(families: Iterable[Collector], *, openmetrics: bool = False) -> It
             yield from (_in_openmetrics_batches(family) if openmetrics else _in_batches(family))
 
 
-_BATCH = 1000  # samples written at a time: one family (the target verdicts) can hold many thousands
+# Samples written at a time: one family (the target verdicts) can hold many thousands. A batch's
+# text and its bytes are held at once while a render is compressed: 250 lines, about 30 KiB each,
+# not 1,000 (issue #22: the render after a round is part of `run`'s peak).
+_BATCH = 250
 
 
 def _in_batches(family: Metric) -> Iterator[bytes]:
@@ -413,10 +417,22 @@ def _in_openmetrics_batches(family: Metric) -> Iterator[bytes]:
             return
 
 
+class _Render(NamedTuple):
+    """msgreach's families in one format, as a state's version made them: the deflate stream of
+    their text, flushed to a byte boundary but not finished (its pieces as zlib gave them: never
+    joined, so a render is never held twice), with the text's CRC-32 and length, what a gzip
+    scrape's trailer needs."""
+
+    version: int
+    deflated: tuple[bytes, ...]
+    crc: int
+    size: int
+
+
 class Exposition:
     """/metrics rendered once per change of the state (after a round, a reload), not once per
     scrape: a large vantage renders tens of thousands of series, and Prometheus scrapes several
-    times a round. Kept gzip-compressed, as Prometheus asks for it: a fraction of the text is held,
+    times a round. Kept compressed, as Prometheus asks for gzip: a fraction of the text is held,
     and goes over a volunteer's uplink when the monitor is scraped from afar; a client that does
     not ask for gzip gets the text. The process' own CPU and memory, and the upload to the centre
     (read more often than rounds run), are rendered per scrape."""
@@ -427,11 +443,9 @@ class Exposition:
         self._process = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self._process)  # memory and CPU of the probe itself: volunteers ask
         self._process.register(UploadCollector(state))
-        # Per format (False: Prometheus text, True: OpenMetrics), the state's version it was made
-        # from, the gzip stream of msgreach's families (flushed, not finished) and its compressor,
-        # copied by each gzip scrape to end the stream. After a round, `refresh` makes the format
-        # the last scrape asked for (Prometheus asks for OpenMetrics); the other, when asked.
-        self._cached: dict[bool, tuple[int, bytes, Any]] = {}
+        # Per format (False: Prometheus text, True: OpenMetrics). After a round, `refresh` makes
+        # the format the last scrape asked for (Prometheus asks for OpenMetrics); the other, when asked.
+        self._cached: dict[bool, _Render] = {}
         # Before the first scrape: OpenMetrics, as Prometheus asks (the text format's module is
         # loaded only when a client asks for that format: probe/_prometheus_client.py).
         self._asked_openmetrics = True
@@ -441,30 +455,49 @@ class Exposition:
         format of the last scrape). A stale render of either format is let go first."""
         if openmetrics is None:
             openmetrics = self._asked_openmetrics
-        for fmt, (version, _, _) in list(self._cached.items()):
-            if version != self._state.version:
+        for fmt, cached in list(self._cached.items()):
+            if cached.version != self._state.version:
                 del self._cached[fmt]  # the old bytes go before the new ones are made (no await in here)
         if openmetrics not in self._cached:
-            compressor = zlib.compressobj(6, zlib.DEFLATED, _GZIP)
-            chunks = [compressor.compress(text) for text in _rendered(self._collectors, openmetrics=openmetrics)]
-            chunks.append(compressor.flush(zlib.Z_SYNC_FLUSH))  # all of it in the bytes; the stream stays open
-            self._cached[openmetrics] = (self._state.version, b"".join(chunks), compressor)
+            compressor = _deflater()  # let go once the render is made
+            crc = size = 0
+            chunks = []
+            for text in _rendered(self._collectors, openmetrics=openmetrics):
+                crc, size = zlib.crc32(text, crc), size + len(text)
+                if chunk := compressor.compress(text):
+                    chunks.append(chunk)
+            chunks.append(compressor.flush(zlib.Z_SYNC_FLUSH))  # all of it in the bytes, ending on a byte boundary
+            self._cached[openmetrics] = _Render(self._state.version, tuple(chunks), crc, size)
 
-    def render(self, *, gzip: bool = False, openmetrics: bool = False) -> tuple[bytes, bytes]:
-        """The response body in two pieces, written one after the other: msgreach's families, then
-        the process' own lines (and OpenMetrics' `# EOF`). `gzip`: one gzip stream (the second
-        piece ends it)."""
+    def render(self, *, gzip: bool = False, openmetrics: bool = False) -> tuple[bytes, ...]:
+        """The response body in pieces, written one after the other: msgreach's families, then the
+        process' own lines (and OpenMetrics' `# EOF`). `gzip`: one gzip member, whole (what
+        every client reads): the cached deflate stream, then the process' lines compressed on
+        their own as its last block (a block needs nothing of the ones before it), and the
+        trailer over both."""
         self._asked_openmetrics = openmetrics
         self.refresh(openmetrics=openmetrics)
-        _, compressed, compressor = self._cached[openmetrics]
+        cached = self._cached[openmetrics]
         process = render([self._process], openmetrics=True) if openmetrics else generate_text(self._process)
         if gzip:
-            ending = compressor.copy()  # the cached stream continued, never touched itself
-            return compressed, ending.compress(process) + ending.flush()
-        return zlib.decompressobj(_GZIP).decompress(compressed), process
+            ending = _deflater()
+            last = ending.compress(process) + ending.flush()
+            trailer = struct.pack("<II", zlib.crc32(process, cached.crc), (cached.size + len(process)) & 0xFFFFFFFF)
+            return (_GZIP_HEADER, *cached.deflated, last + trailer)
+        inflate = zlib.decompressobj(-zlib.MAX_WBITS)
+        return b"".join(inflate.decompress(chunk) for chunk in cached.deflated), process
 
 
-_GZIP = 16 + zlib.MAX_WBITS  # zlib's wbits for a gzip header and trailer
+def _deflater() -> zlib._Compress:
+    """A raw deflate stream at level 6 with a 4 KiB window and zlib's memLevel 5: about 40 KiB of
+    state, not zlib's default 32 KiB window and memLevel 8 (about 260 KiB), held while a round is
+    rendered. The exposition's repeats are a few lines apart: at 1,000 targets the render comes
+    out the same size (109 KiB against 111) for the same CPU (bench, docs/benchmarks.md)."""
+    return zlib.compressobj(6, zlib.DEFLATED, -12, 5)
+
+
+# gzip's member header (RFC 1952) as zlib writes it at level 6: deflate, no name, no time, Unix.
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"
 
 
 # --- downloads: the throughput check's typed record (probe.model.ThroughputEvidence) ---------------

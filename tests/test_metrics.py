@@ -375,7 +375,31 @@ def test_gzip_and_plain_scrapes_carry_the_same_text(measured):
         ours, process = plain.split(b"# HELP process_", 1)
         assert ours == render(exposition._collectors)
         assert unzipped.split(b"# HELP process_", 1)[0] == ours
-    assert len(exposition._cached[False][1]) * 5 < len(ours)
+    assert sum(map(len, exposition._cached[False].deflated)) * 5 < len(ours)
+
+
+def test_a_gzip_scrape_is_one_whole_gzip_member(measured):
+    """A gzip scrape is one gzip member, whole (a reader that stops after the first member, as
+    many clients' decoders do, reads it all; its trailer's CRC-32 and length hold), in both
+    formats, scrape after scrape; between scrapes only bytes are kept, no compressor's state."""
+    import gzip
+    import zlib
+
+    from probe.metrics import Exposition
+
+    state, _ = measured
+    exposition = Exposition(state, History())
+    for openmetrics in (False, True):
+        for _ in range(2):
+            body = b"".join(exposition.render(gzip=True, openmetrics=openmetrics))
+            reader = zlib.decompressobj(16 + zlib.MAX_WBITS)  # one member, no more
+            text = reader.decompress(body)
+            assert reader.eof and reader.unused_data == b""
+            assert gzip.decompress(body) == text  # checks the trailer
+            plain = b"".join(exposition.render(openmetrics=openmetrics))
+            assert text.split(b"# HELP process_")[0] == plain.split(b"# HELP process_")[0]  # the process' own lines move
+            assert b"# HELP process_" in text and text.endswith(b"# EOF\n") == openmetrics
+    assert all(type(piece) is bytes for kept in exposition._cached.values() for piece in kept.deflated)
 
 
 def test_openmetrics_when_asked_rendered_once_per_change(measured):
