@@ -10,14 +10,25 @@ are equal as tuples, a frozen record hashes the tuple of its compared fields (th
 `hash=None` or `hash=True`), a mutable one is unhashable. `__init__` (and a frozen record's
 `__setattr__`/`__delattr__`) stay the dataclass's own; `fields`, `asdict`, `replace` and
 `__match_args__` work as on any dataclass.
+
+What `dataclass` still generates (each `__init__`, a frozen record's `__setattr__` and
+`__delattr__`, and every method of the dataclasses of other packages: h11's) is compiled once and
+kept between processes, as Python keeps a module's bytecode: see `_exec_generated`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import importlib.util
+import marshal
+import os
 import reprlib
+import sys
 from collections.abc import Callable
 from operator import attrgetter
+from pathlib import Path
+from types import CodeType
 from typing import Any, TypeVar, dataclass_transform, overload
 
 T = TypeVar("T")
@@ -101,3 +112,85 @@ def _repr(self: object) -> str:
         names = _SHOWN[cls] = tuple(f.name for f in dataclasses.fields(cls) if f.repr)  # type: ignore[arg-type]
     shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
     return f"{cls.__qualname__}({shown})"
+
+
+# --- the code `dataclass` generates, compiled once and kept between processes ---------------------
+#
+# `dataclass` writes each method as source text and `exec`s it: compiling that text is most of a
+# class's creation (0.08 s of `once`'s start-up, ~310 functions). The same text always compiles
+# to the same code, so it is compiled once, kept in a file beside this module's bytecode (as
+# `importlib` keeps a .pyc: not written when Python is told not to write bytecode, skipped when
+# the directory is not writable) and read back by the next process. The text is the key: a class
+# that changes makes a new entry, never a stale one. What runs is the code `exec` would have run.
+
+_GENERATED: dict[str, CodeType] = {}  # a method's source text -> its code
+_USED: set[str] = set()  # of those, what this process ran (what is kept when the file grows)
+_MAX_KEPT = 4000  # entries: beyond it the file is rewritten with this process's own
+_unsaved = False
+
+
+def _cache_file() -> Path | None:
+    try:
+        pyc = importlib.util.cache_from_source(__file__)
+    except NotImplementedError:  # an implementation without bytecode caching
+        return None
+    return Path(pyc).with_name(Path(pyc).name.removesuffix(".pyc") + ".dataclass-code")
+
+
+def _read_generated() -> None:
+    path = _cache_file()
+    try:
+        blob = path.read_bytes() if path is not None else b""
+    except OSError:
+        return
+    magic = importlib.util.MAGIC_NUMBER
+    if not blob.startswith(magic):
+        return
+    try:
+        kept = marshal.loads(blob[len(magic):])
+    except (EOFError, ValueError, TypeError):  # a torn or foreign file: compile afresh
+        return
+    if isinstance(kept, dict):
+        _GENERATED.update((text, code) for text, code in kept.items() if isinstance(text, str) and isinstance(code, CodeType))
+
+
+def _exec_generated(source: str | CodeType, globals: dict[str, Any] | None = None, locals: dict[str, Any] | None = None) -> None:
+    """`exec` for the `dataclasses` module: its source texts compiled once (`dont_inherit`: with
+    the flags `exec` gives them, none of this module's `__future__` imports)."""
+    global _unsaved
+    if not isinstance(source, str):
+        exec(source, globals, locals)
+        return
+    code = _GENERATED.get(source)
+    if code is None:
+        code = _GENERATED[source] = compile(source, "<string>", "exec", dont_inherit=True)
+        _unsaved = True
+    _USED.add(source)
+    exec(code, globals, locals)
+
+
+def save_generated_code() -> None:
+    """Keep what this process compiled for the next one, and let go of the texts: called when
+    start-up ends (probe.cli), after which `dataclass` compiles as it always did. Written to a
+    file of its own then renamed, so a process reading it at that moment reads the old file or
+    the new one, whole."""
+    global _unsaved
+    path = _cache_file()
+    if _unsaved and path is not None and not sys.dont_write_bytecode:
+        kept = _GENERATED if len(_GENERATED) <= _MAX_KEPT else {text: _GENERATED[text] for text in _USED}
+        partial = path.with_name(f"{path.name}.{os.getpid()}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_bytes(importlib.util.MAGIC_NUMBER + marshal.dumps(kept))
+            os.replace(partial, path)
+        except OSError:  # a read-only install: every process compiles, as before
+            with contextlib.suppress(OSError):
+                partial.unlink()
+    _unsaved = False
+    _GENERATED.clear()
+    _USED.clear()
+    vars(dataclasses).pop("exec", None)
+
+
+_read_generated()
+dataclasses.exec = _exec_generated  # type: ignore[attr-defined]  # the module's `exec`, not the builtin
