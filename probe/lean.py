@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib.util
+import hashlib
 import marshal
 import os
 import reprlib
 import sys
 from collections.abc import Callable
+from importlib._bootstrap_external import MAGIC_NUMBER, cache_from_source  # what importlib.util re-exports, without importing it (0.3 MiB)
 from operator import attrgetter
 from pathlib import Path
 from types import CodeType
@@ -120,77 +121,79 @@ def _repr(self: object) -> str:
 # class's creation (0.08 s of `once`'s start-up, ~310 functions). The same text always compiles
 # to the same code, so it is compiled once, kept in a file beside this module's bytecode (as
 # `importlib` keeps a .pyc: not written when Python is told not to write bytecode, skipped when
-# the directory is not writable) and read back by the next process. The text is the key: a class
-# that changes makes a new entry, never a stale one. What runs is the code `exec` would have run.
+# the directory is not writable) and read back by the next process. The text is the key (its
+# BLAKE2 digest: start-up holds no copy of the texts), so a class that changes makes a new entry,
+# never a stale one. What runs is the code `exec` would have run.
 
-_GENERATED: dict[str, CodeType] = {}  # a method's source text -> its code
-_USED: set[str] = set()  # of those, what this process ran (what is kept when the file grows)
+_KEPT: dict[bytes, CodeType] = {}  # from the file: the digest of a method's source text -> its code
+_COMPILED: dict[bytes, CodeType] = {}  # compiled by this process, for the file
+_USED: set[bytes] = set()  # the digests this process ran (what is kept when the file grows)
 _MAX_KEPT = 4000  # entries: beyond it the file is rewritten with this process's own
-_unsaved = False
 
 
 def _cache_file() -> Path | None:
     try:
-        pyc = importlib.util.cache_from_source(__file__)
+        pyc = cache_from_source(__file__)
     except NotImplementedError:  # an implementation without bytecode caching
         return None
     return Path(pyc).with_name(Path(pyc).name.removesuffix(".pyc") + ".dataclass-code")
 
 
-def _read_generated() -> None:
-    path = _cache_file()
+def _read_kept(path: Path | None) -> dict[bytes, CodeType]:
+    if path is None:
+        return {}
     try:
-        blob = path.read_bytes() if path is not None else b""
-    except OSError:
-        return
-    magic = importlib.util.MAGIC_NUMBER
-    if not blob.startswith(magic):
-        return
-    try:
-        kept = marshal.loads(blob[len(magic):])
-    except (EOFError, ValueError, TypeError):  # a torn or foreign file: compile afresh
-        return
-    if isinstance(kept, dict):
-        _GENERATED.update((text, code) for text, code in kept.items() if isinstance(text, str) and isinstance(code, CodeType))
+        with path.open("rb") as file:  # read as it is unmarshalled: no copy of the whole file
+            if file.read(len(MAGIC_NUMBER)) != MAGIC_NUMBER:
+                return {}
+            kept = marshal.load(file)
+    except (OSError, EOFError, ValueError, TypeError):  # none, torn or foreign: compile afresh
+        return {}
+    if not isinstance(kept, dict):
+        return {}
+    return {key: code for key, code in kept.items() if isinstance(key, bytes) and isinstance(code, CodeType)}
 
 
 def _exec_generated(source: str | CodeType, globals: dict[str, Any] | None = None, locals: dict[str, Any] | None = None) -> None:
     """`exec` for the `dataclasses` module: its source texts compiled once (`dont_inherit`: with
-    the flags `exec` gives them, none of this module's `__future__` imports)."""
-    global _unsaved
+    the flags `exec` gives them, none of this module's `__future__` imports). A kept code is let
+    go once run, as `exec` lets go of what it compiled: start-up holds no second copy."""
     if not isinstance(source, str):
         exec(source, globals, locals)
         return
-    code = _GENERATED.get(source)
-    if code is None:
-        code = _GENERATED[source] = compile(source, "<string>", "exec", dont_inherit=True)
-        _unsaved = True
-    _USED.add(source)
+    key = hashlib.blake2b(source.encode(), digest_size=16).digest()
+    code = _KEPT.pop(key, None) or _COMPILED.get(key)
+    if code is None:  # new, or a text two classes share (a field `func` each) run again
+        code = compile(source, "<string>", "exec", dont_inherit=True)
+        if key not in _USED:
+            _COMPILED[key] = code
+    _USED.add(key)
     exec(code, globals, locals)
 
 
 def save_generated_code() -> None:
-    """Keep what this process compiled for the next one, and let go of the texts: called when
-    start-up ends (probe.cli), after which `dataclass` compiles as it always did. Written to a
-    file of its own then renamed, so a process reading it at that moment reads the old file or
-    the new one, whole."""
-    global _unsaved
+    """Keep what this process compiled for the next one (the file's entries read again beside
+    it), then `dataclass` compiles as it always did: called when start-up ends (probe.cli).
+    Written to a file of its own then renamed, so a process reading it at that moment reads the
+    old file or the new one, whole."""
     path = _cache_file()
-    if _unsaved and path is not None and not sys.dont_write_bytecode:
-        kept = _GENERATED if len(_GENERATED) <= _MAX_KEPT else {text: _GENERATED[text] for text in _USED}
+    if _COMPILED and path is not None and not sys.dont_write_bytecode:
+        kept = {**_read_kept(path), **_COMPILED}
+        if len(kept) > _MAX_KEPT:
+            kept = {key: code for key, code in kept.items() if key in _USED}
         partial = path.with_name(f"{path.name}.{os.getpid()}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            partial.write_bytes(importlib.util.MAGIC_NUMBER + marshal.dumps(kept))
+            partial.write_bytes(MAGIC_NUMBER + marshal.dumps(kept))
             os.replace(partial, path)
         except OSError:  # a read-only install: every process compiles, as before
             with contextlib.suppress(OSError):
                 partial.unlink()
-    _unsaved = False
-    _GENERATED.clear()
+    _KEPT.clear()
+    _COMPILED.clear()
     _USED.clear()
     vars(dataclasses).pop("exec", None)
 
 
-_read_generated()
+_KEPT.update(_read_kept(_cache_file()))
 dataclasses.exec = _exec_generated  # type: ignore[attr-defined]  # the module's `exec`, not the builtin

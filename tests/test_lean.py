@@ -118,13 +118,19 @@ class Record:
     name: str
     tags: list[str] = dataclasses.field(default_factory=list)
 
+@dataclasses.dataclass(frozen=True)
+class Twin:  # the same fields: the same texts as Record's, run twice in one process
+    name: str
+    tags: list[str] = dataclasses.field(default_factory=list)
+
 record = Record("x")
+assert Twin("x") != record and Twin("x") == Twin("x")
 try:
     record.name = "y"
     frozen = False
 except dataclasses.FrozenInstanceError:
     frozen = True
-compiled_here = probe.lean._unsaved
+compiled_here = bool(probe.lean._COMPILED)
 probe.lean.save_generated_code()
 print(json.dumps({"compiled_here": compiled_here, "frozen": frozen, "tags": record.tags,
                   "annotations": {k: repr(v) for k, v in Record.__init__.__annotations__.items()},
