@@ -143,11 +143,14 @@ def _read_kept(path: Path | None) -> dict[bytes, CodeType]:
     if path is None:
         return {}
     try:
-        with path.open("rb") as file:  # read as it is unmarshalled: no copy of the whole file
-            if file.read(len(MAGIC_NUMBER)) != MAGIC_NUMBER:
-                return {}
-            kept = marshal.load(file)
-    except (OSError, EOFError, ValueError, TypeError):  # none, torn or foreign: compile afresh
+        blob = path.read_bytes()  # whole: `marshal.load` of a file reads it a call per object
+    except OSError:
+        return {}
+    if not blob.startswith(MAGIC_NUMBER):
+        return {}
+    try:
+        kept = marshal.loads(memoryview(blob)[len(MAGIC_NUMBER):])
+    except (EOFError, ValueError, TypeError):  # torn or foreign: compile afresh
         return {}
     if not isinstance(kept, dict):
         return {}
