@@ -126,8 +126,9 @@ def _repr(self: object) -> str:
 # never a stale one. What runs is the code `exec` would have run.
 
 _KEPT: dict[bytes, CodeType] = {}  # from the file: the digest of a method's source text -> its code
+_LEFT: dict[bytes, int] = {}  # from the file: how many classes of a process ran each (a few share one)
 _COMPILED: dict[bytes, CodeType] = {}  # compiled by this process, for the file
-_USED: set[bytes] = set()  # the digests this process ran (what is kept when the file grows)
+_USES: dict[bytes, int] = {}  # the digests this process ran, and how often
 _MAX_KEPT = 4000  # entries: beyond it the file is rewritten with this process's own
 
 
@@ -139,38 +140,50 @@ def _cache_file() -> Path | None:
     return Path(pyc).with_name(Path(pyc).name.removesuffix(".pyc") + ".dataclass-code")
 
 
-def _read_kept(path: Path | None) -> dict[bytes, CodeType]:
+def _read_kept(path: Path | None) -> tuple[dict[bytes, CodeType], dict[bytes, int]]:
+    """The file's codes and uses, or nothing."""
     if path is None:
-        return {}
+        return {}, {}
     try:
         blob = path.read_bytes()  # whole: `marshal.load` of a file reads it a call per object
     except OSError:
-        return {}
+        return {}, {}
     if not blob.startswith(MAGIC_NUMBER):
-        return {}
+        return {}, {}
     try:
         kept = marshal.loads(memoryview(blob)[len(MAGIC_NUMBER):])
     except (EOFError, ValueError, TypeError):  # torn or foreign: compile afresh
-        return {}
-    if not isinstance(kept, dict):
-        return {}
-    return {key: code for key, code in kept.items() if isinstance(key, bytes) and isinstance(code, CodeType)}
+        return {}, {}
+    if not (isinstance(kept, tuple) and len(kept) == 2 and isinstance(kept[0], dict) and isinstance(kept[1], dict)):
+        return {}, {}
+    codes = {key: code for key, code in kept[0].items() if isinstance(key, bytes) and isinstance(code, CodeType)}
+    return codes, {key: uses for key, uses in kept[1].items() if key in codes and isinstance(uses, int)}
 
 
 def _exec_generated(source: str | CodeType, globals: dict[str, Any] | None = None, locals: dict[str, Any] | None = None) -> None:
     """`exec` for the `dataclasses` module: its source texts compiled once (`dont_inherit`: with
     the flags `exec` gives them, none of this module's `__future__` imports). A kept code is let
-    go once run, as `exec` lets go of what it compiled: start-up holds no second copy."""
+    go once run as often as the file says, as `exec` lets go of what it compiled: start-up holds
+    no second copy."""
     if not isinstance(source, str):
         exec(source, globals, locals)
         return
     key = hashlib.blake2b(source.encode(), digest_size=16).digest()
-    code = _KEPT.pop(key, None) or _COMPILED.get(key)
-    if code is None:  # new, or a text two classes share (a field `func` each) run again
-        code = compile(source, "<string>", "exec", dont_inherit=True)
-        if key not in _USED:
-            _COMPILED[key] = code
-    _USED.add(key)
+    code = _KEPT.get(key)
+    if code is not None:
+        left = _LEFT.get(key, 1) - 1
+        if left > 0:  # a text two classes share (a field `func` each): kept for the next
+            _LEFT[key] = left
+        else:
+            del _KEPT[key]
+            _LEFT.pop(key, None)
+    else:
+        code = _COMPILED.get(key)
+        if code is None:
+            code = compile(source, "<string>", "exec", dont_inherit=True)
+            if key not in _USES:  # else the file has it: run more often here than it says
+                _COMPILED[key] = code
+    _USES[key] = _USES.get(key, 0) + 1
     exec(code, globals, locals)
 
 
@@ -181,9 +194,12 @@ def save_generated_code() -> None:
     old file or the new one, whole."""
     path = _cache_file()
     if _COMPILED and path is not None and not sys.dont_write_bytecode:
-        kept = {**_read_kept(path), **_COMPILED}
-        if len(kept) > _MAX_KEPT:
-            kept = {key: code for key, code in kept.items() if key in _USED}
+        codes, uses = _read_kept(path)
+        codes.update(_COMPILED)
+        uses.update(_USES)
+        if len(codes) > _MAX_KEPT:
+            codes = {key: code for key, code in codes.items() if key in _USES}
+        kept = (codes, {key: uses[key] for key in codes if key in uses})
         partial = path.with_name(f"{path.name}.{os.getpid()}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -193,10 +209,11 @@ def save_generated_code() -> None:
             with contextlib.suppress(OSError):
                 partial.unlink()
     _KEPT.clear()
+    _LEFT.clear()
     _COMPILED.clear()
-    _USED.clear()
+    _USES.clear()
     vars(dataclasses).pop("exec", None)
 
 
-_KEPT.update(_read_kept(_cache_file()))
+_KEPT, _LEFT = _read_kept(_cache_file())
 dataclasses.exec = _exec_generated  # type: ignore[attr-defined]  # the module's `exec`, not the builtin
