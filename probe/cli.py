@@ -168,10 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "helper":
         from probe.helper.cli import run_helper
 
+        save_generated_code()  # its start-up's dataclasses kept, the monitor's let go
         return run_helper(args.config, args.listen)
     if args.command == "evidence":
         from probe.evidence import print_changes
 
+        save_generated_code()
         return print_changes(args, _load(args.config) if args.path is None else None)
     return EXIT_USAGE
 
