@@ -15,6 +15,7 @@ from probe import __version__
 from probe import config as config_module
 from probe.addresses import endpoint
 from probe.config import Config, ConfigError
+from probe.lean import save_generated_code
 
 if TYPE_CHECKING:
     from probe.config.webconfig import WebConfig
@@ -93,6 +94,7 @@ def _load(path: str | None) -> Config:
         lines = "\n".join(f"  {p}" for p in exc.problems)
         print(f"msgreach: the config is not valid ({len(exc.problems)} problem(s)):\n{lines}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
+    save_generated_code()  # start-up's dataclasses, for the next process (probe.lean)
     # The modules and the config live as long as the process: out of the cyclic collector's
     # way, so its passes over a round's garbage do not walk them again and again. The
     # collector, off while they were made (probe.__main__), runs from here on.
@@ -166,10 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "helper":
         from probe.helper.cli import run_helper
 
+        save_generated_code()  # its start-up's dataclasses kept, the monitor's let go
         return run_helper(args.config, args.listen)
     if args.command == "evidence":
         from probe.evidence import print_changes
 
+        save_generated_code()
         return print_changes(args, _load(args.config) if args.path is None else None)
     return EXIT_USAGE
 
@@ -215,6 +219,7 @@ def _check_config(path: str, web_config: str | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EXIT_USAGE
+    save_generated_code()
     if web_config is not None:
         _, web_problems = _web_config(web_config, config)
         for line in web_problems:

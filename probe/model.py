@@ -259,6 +259,8 @@ class TCPConnect:
 
 @lean_dataclass(frozen=True, slots=True)
 class Certificate:
+    """The server certificate a TLS handshake met: subject, issuer, validity, SHA-256 and names."""
+
     # Frozen: one record stands for a certificate across the handshakes that met it (probe.checks.tls).
     subject: str
     issuer: str
@@ -302,12 +304,16 @@ class TLSHandshake:
 
 @lean_dataclass(slots=True)
 class Redirect:
+    """A redirect the HTTP check followed: its status code and where it pointed."""
+
     status_code: int
     location: str
 
 
 @lean_dataclass(slots=True)
 class BlockPage:
+    """A block-page fingerprint that matched: by status, redirect or body, and what matched."""
+
     kind: str  # "status", "redirect" or "body"
     match: str
 
@@ -357,6 +363,8 @@ class HTTPProbe:
 
 @lean_dataclass(slots=True)
 class DNSEvidence:
+    """What the `dns` check observed: each resolver's queries and the addresses they gave."""
+
     resolvers: list[DNSQuery] = field(default_factory=list)
     addresses: list[str] = field(default_factory=list)
     addresses_from: str = ""  # "pinned", "dns" or "control_resolver"
@@ -365,12 +373,16 @@ class DNSEvidence:
 
 @lean_dataclass(slots=True)
 class TCPEvidence:
+    """What the `tcp` check observed: each connect, and those to the control resolver's addresses."""
+
     connects: list[TCPConnect] = field(default_factory=list)
     control_connects: list[TCPConnect] | None = _opt()  # the control resolver's addresses, tried when ours fail
 
 
 @lean_dataclass(slots=True)
 class TLSEvidence:
+    """What the `tls` check observed: each handshake, and the certificate they met."""
+
     handshakes: list[TLSHandshake] = field(default_factory=list)
     certificate: Certificate | None = _people()
     decoy: TLSHandshake | None = _opt()
@@ -484,6 +496,8 @@ class AfterTrigger:
 
 @lean_dataclass(slots=True)
 class TargetResult:
+    """One target's verdict in a round, with its checks and the reason in English."""
+
     service: str  # "controls" for a control target
     target: str
     host: str
@@ -527,6 +541,8 @@ class TargetResult:
 
 @lean_dataclass(slots=True)
 class ServiceResult:
+    """One service's verdict in a round, with its targets'."""
+
     service: str
     verdict: Verdict
     targets: list[TargetResult]
@@ -553,6 +569,8 @@ class ServiceResult:
 
 @lean_dataclass(slots=True)
 class VantageResult:
+    """One vantage's round: its verdict, services, controls, timing and healthy resolvers."""
+
     vantage: str
     verdict: VantageVerdict
     services: list[ServiceResult]
@@ -636,6 +654,8 @@ class MTProtoProbe:
 
 @lean_dataclass(slots=True)
 class MTProtoEvidence:
+    """What the MTProto check observed: each probe, and which probe kinds worked somewhere."""
+
     probes: list[MTProtoProbe] = field(default_factory=list)
     works: dict[str, bool] = field(default_factory=dict)  # per probe kind: passed on some endpoint
 
@@ -684,6 +704,8 @@ class ChatHost:
 
 @lean_dataclass(slots=True)
 class ChatEvidence:
+    """What the WhatsApp chat check observed: each host's steps, and how many hosts worked."""
+
     hosts: list[ChatHost] = field(default_factory=list)
     working_hosts: int = _judged(0)  # hosts whose every step passed (the judge's count)
     blocked_hosts: list[str] = field(default_factory=list, metadata={"judged": True})  # hosts whose failure names a technique
@@ -755,6 +777,8 @@ class STUNBinding:
 
 @lean_dataclass(slots=True)
 class STUNEvidence:
+    """What the STUN check observed: each binding, and whether the controls answered."""
+
     bindings: list[STUNBinding] = field(default_factory=list)
     controls: dict[str, bool] | None = _opt()  # control STUN targets this round: answered or not
     control_answered: bool | None = _judged(omit_none=True)
@@ -1069,6 +1093,8 @@ class AllowlistFamily:
 
 @lean_dataclass(slots=True)
 class CircumventionEvidence:
+    """What a circumvention probe through a helper observed: the signature, then the neutral bytes."""
+
     helper: str
     protocol: str
     transport: str  # "udp" or "tcp"
@@ -1101,6 +1127,8 @@ class BulkTransfer:
 
 @lean_dataclass(slots=True)
 class HelperTransferEvidence:
+    """What the helper's bulk transfers observed: each transfer, and what the judge read them by."""
+
     helper: str
     bytes: int  # the size each transfer asks for
     keyed_on: str | None = _judged()  # "name" | "address" | "direction" | "none_here": what the judge read the freeze as

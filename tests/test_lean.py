@@ -4,7 +4,11 @@ and the records `once` imports at start-up are made that way (issue #22)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -103,3 +107,68 @@ def test_the_start_up_records_share_their_methods() -> None:
         assert kind.__repr__.__module__ == "probe.lean" or kind is model.VantageResult, kind
     finding = model.Finding(model.Verdict.SNI_BLOCKED, model.Fault.PATH, "decoy_sni")
     assert hash(finding) == hash(dataclasses.replace(finding)) and params.TLSParams(tries=1) == params.TLSParams(tries=1)
+
+
+_GENERATED_CLASS = """
+import dataclasses, json, sys
+import probe.lean
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    name: str
+    tags: list[str] = dataclasses.field(default_factory=list)
+
+@dataclasses.dataclass(frozen=True)
+class Twin:  # the same fields: the same texts as Record's, run twice in one process
+    name: str
+    tags: list[str] = dataclasses.field(default_factory=list)
+
+record = Record("x")
+assert Twin("x") != record and Twin("x") == Twin("x")
+try:
+    record.name = "y"
+    frozen = False
+except dataclasses.FrozenInstanceError:
+    frozen = True
+compiled_here = bool(probe.lean._COMPILED)
+probe.lean.save_generated_code()
+print(json.dumps({"compiled_here": compiled_here, "frozen": frozen, "tags": record.tags,
+                  "annotations": {k: repr(v) for k, v in Record.__init__.__annotations__.items()},
+                  "doc": Record.__doc__}))
+"""
+
+
+def _generated_class(env: dict[str, str]) -> dict[str, object]:
+    root = Path(__file__).resolve().parent.parent
+    run = subprocess.run([sys.executable, "-c", _GENERATED_CLASS], check=True, capture_output=True, text=True, timeout=60, cwd=root,
+                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root), **env})
+    answer: dict[str, object] = json.loads(run.stdout)
+    return answer
+
+
+def test_generated_methods_are_compiled_once_across_processes(tmp_path: Path) -> None:
+    """The code `dataclass` generates is kept beside probe.lean's bytecode (here under a
+    PYTHONPYCACHEPREFIX of the test's own) and the next process runs it without compiling: the
+    same record, frozen as before, its `__init__`'s annotations the types (not the strings this
+    module's `from __future__ import annotations` would make of them)."""
+    env = {"PYTHONPYCACHEPREFIX": str(tmp_path)}
+    first, second = _generated_class(env), _generated_class(env)
+    assert first["compiled_here"] is True and second["compiled_here"] is False
+    assert first == {**second, "compiled_here": True}
+    assert second["frozen"] is True and second["tags"] == []
+    assert second["annotations"] == {"name": "<class 'str'>", "tags": "list[str]", "return": "None"}
+    assert second["doc"] == "Record(name: str, tags: list[str] = <factory>)"
+
+
+def test_no_generated_code_kept_when_python_writes_no_bytecode(tmp_path: Path) -> None:
+    env = {"PYTHONPYCACHEPREFIX": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"}
+    assert _generated_class(env)["compiled_here"] is True and _generated_class(env)["compiled_here"] is True
+    assert not list(tmp_path.rglob("*.dataclass-code"))
+
+
+def test_a_torn_cache_file_is_compiled_afresh(tmp_path: Path) -> None:
+    env = {"PYTHONPYCACHEPREFIX": str(tmp_path)}
+    _generated_class(env)
+    [kept] = tmp_path.rglob("*.dataclass-code")
+    kept.write_bytes(kept.read_bytes()[: len(kept.read_bytes()) // 2])
+    assert _generated_class(env)["compiled_here"] is True and _generated_class(env)["compiled_here"] is False

@@ -7,6 +7,8 @@ from probe.lean import lean_dataclass
 
 @lean_dataclass(frozen=True)
 class Problem:
+    """One problem in a config: file, line (if known), key and message."""
+
     file: str
     line: int | None
     key: str

@@ -152,6 +152,8 @@ class Resolver(_Model):
 
 
 class Vantage(_Model):
+    """`vantages[]`: where the monitor measures from, its resolvers and source address."""
+
     name: Name = Field(default_factory=socket.gethostname)
     country: str = Field("", max_length=64)
     asn: str = Field("", max_length=64)
@@ -255,6 +257,8 @@ class ProxyAuth(_Model):
 
 
 class TLSListener(_Model):
+    """`listen.tls`: the certificate and key the listener serves."""
+
     cert_file: Path
     key_file: Path
 
@@ -289,6 +293,8 @@ class BasicAuth(_Model):
 
 
 class Listen(_Model):
+    """`listen`: where /metrics, /healthz and the status page are served, and how they are protected."""
+
     address: str = "127.0.0.1:9910"  # localhost unless the volunteer asks otherwise
     tls: TLSListener | None = None
     basic_auth: BasicAuth | None = None
@@ -330,6 +336,8 @@ class Timeouts(_Model):
 
 
 class Schedule(_Model):
+    """`schedule`: how often rounds run, their deadline, concurrency and retries."""
+
     interval_seconds: float = _seconds(60.0, 1, MAX_INTERVAL_SECONDS, inclusive=True)
     jitter_seconds: float = _seconds(5.0, 0, 3600, inclusive=True)
     round_deadline_seconds: float | None = _seconds(None, 0, MAX_INTERVAL_SECONDS)  # default: 90% of the interval
@@ -469,6 +477,8 @@ def _unique_targets(targets: list[Target]) -> list[Target]:
 
 
 class Service(_Model):
+    """A service (`services[]`, or a catalog file): its targets, networks and CA bundle."""
+
     name: Name
     title: Title = ""  # the name as the service spells it (`WhatsApp`), for people; default: `name`
     description: str = ""
@@ -521,6 +531,8 @@ class Fingerprints(_Model):
 
 
 class Evidence(_Model):
+    """`evidence`: the evidence archive, where it is written and how much of it is kept."""
+
     enabled: bool = True
     path: Path | None = None  # JSON lines archive; None: `evidence.jsonl` in the state directory
     max_bytes: int = _count(1024, 2**40, 64 * 1024 * 1024)
