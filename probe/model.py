@@ -155,6 +155,8 @@ def to_json(value: Any) -> Any:
         return round(value, 4)
     if kind is list:  # before the record tests below, which a list would fail at every call
         return [to_json(item) for item in value]
+    if kind is Certificate:
+        return _certificate_json(value)
     shape = _shapes.get(kind)
     if shape is None and is_dataclass(kind) and not hasattr(kind, "as_json"):
         shape = record_fields(kind)
@@ -177,6 +179,23 @@ def to_json(value: Any) -> Any:
     if isinstance(value, StrEnum):
         return str(value)
     return value
+
+
+def _certificate_json(certificate: Certificate) -> dict[str, Any]:
+    """A certificate's JSON, made once per certificate and shared: the handshakes that met it hold
+    the one frozen record (probe.checks.tls), and a round's JSON and archive lines wrote it two to
+    four times per target (issue #22). Callers only read it (it is encoded, or copied by the scrub)."""
+    known = _certificates.get(id(certificate))
+    if known is None or known[0] is not certificate:  # the record held: its id is not reused
+        if len(_certificates) >= _MAX_CERTIFICATES:
+            _certificates.clear()
+        data = {name: to_json(getattr(certificate, name)) for name, omit_none in record_fields(Certificate) if not (omit_none and getattr(certificate, name) is None)}
+        known = _certificates[id(certificate)] = (certificate, data)
+    return known[1]
+
+
+_certificates: dict[int, tuple[Certificate, dict[str, Any]]] = {}
+_MAX_CERTIFICATES = 64  # a round meets a few; a bound all the same
 
 
 def record_fields(cls: type) -> tuple[tuple[str, bool], ...]:
