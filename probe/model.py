@@ -599,7 +599,7 @@ class VantageResult:
         return f"VantageResult({self.vantage!r}, {self.verdict}, {len(self.services)} services, {targets} targets, {len(self.controls)} controls)"
 
     def as_json(self, *, lazy: bool = False) -> dict[str, Any]:
-        """`lazy`: services and controls stay records (see `ServiceResult.as_json`)."""
+        """`lazy`: services, controls and the probe log stay records (see `ServiceResult.as_json`)."""
         data: dict[str, Any] = {
             "vantage": self.vantage,
             "verdict": str(self.verdict),
@@ -614,7 +614,7 @@ class VantageResult:
         if self.helpers:
             data["helpers"] = to_json(self.helpers)
         if self.probes:
-            data["probes"] = to_json(self.probes)
+            data["probes"] = self.probes if lazy else to_json(self.probes)
         if self.allowlist:
             data["allowlist"] = [a.as_json() for a in self.allowlist]
         if self.ipv6:
