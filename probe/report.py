@@ -159,15 +159,16 @@ def _record_members(record: ProbeRecord, prefix: str) -> str | None:
             continue
         kind = type(item)  # the exact types first, spelled as `_scalar(to_json(item))` spells them
         if kind is str:
-            text: str | None = _encode_string(item)
+            text = _encode_string(item)
         elif kind is float and math.isfinite(item):
             text = float.__repr__(round(item, 4))
         elif kind is int:
             text = int.__repr__(item)
         else:
-            text = _scalar(to_json(item))
-            if text is None:
+            scalar = _scalar(to_json(item))
+            if scalar is None:
                 return None
+            text = scalar
         members.append(key + text)
     return ",".join(members)
 
