@@ -215,27 +215,34 @@ class _TestKeys:
 # --- finding the typed observations in a check's evidence ------------------------------------------
 
 
-def _observations(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+def _observations(value: Any) -> list[tuple[tuple[str, ...], Any]]:
     """Every typed observation inside `value` (nested ones too: an HTTP exchange's decoy
-    handshake), with the attribute names that lead to it."""
+    handshake), with the attribute names that lead to it, in field order."""
+    found: list[tuple[tuple[str, ...], Any]] = []
+    _collect(value, (), found)
+    return found
+
+
+def _collect(value: Any, path: tuple[str, ...], found: list[tuple[tuple[str, ...], Any]]) -> None:
+    # Into a list, not a generator's `yield from` chain: each level of it cost a frame per item.
     if isinstance(value, _OBSERVATIONS):
-        yield path, value
+        found.append((path, value))
     shape = _shape(type(value))
     if shape is _LEAF:
         return
     if shape is _SEQUENCE:
         for item in value:
             if _shape(type(item)) is not _LEAF:
-                yield from _observations(item, path)
+                _collect(item, path, found)
     elif shape is _MAPPING:
         for item in value.values():
             if _shape(type(item)) is not _LEAF:
-                yield from _observations(item, path)
+                _collect(item, path, found)
     else:
         for name in _holding(type(value)):
             item = getattr(value, name)
             if _shape(type(item)) is not _LEAF:
-                yield from _observations(item, (*path, name))
+                _collect(item, (*path, name), found)
 
 
 def _holding(cls: type) -> tuple[str, ...]:
