@@ -166,7 +166,10 @@ def to_json(value: Any) -> Any:
             item = getattr(value, name)
             if item is None and omit_none:
                 continue
-            data[name] = to_json(item)
+            # The plain fields inline, as the calls above would give them: most of a record's
+            # fields are, and the call per field was most of its cost (issue #22).
+            plain = type(item)
+            data[name] = item if plain is str or plain is int or plain is bool or item is None else round(item, 4) if plain is float else to_json(item)
         return data
     if is_dataclass(value) and not isinstance(value, type) and hasattr(value, "as_json"):
         return value.as_json()
