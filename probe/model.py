@@ -155,6 +155,8 @@ def to_json(value: Any) -> Any:
         return round(value, 4)
     if kind is list:  # before the record tests below, which a list would fail at every call
         return [to_json(item) for item in value]
+    if kind is Certificate:
+        return _certificate_json(value)
     shape = _shapes.get(kind)
     if shape is None and is_dataclass(kind) and not hasattr(kind, "as_json"):
         shape = record_fields(kind)
@@ -164,7 +166,10 @@ def to_json(value: Any) -> Any:
             item = getattr(value, name)
             if item is None and omit_none:
                 continue
-            data[name] = to_json(item)
+            # The plain fields inline, as the calls above would give them: most of a record's
+            # fields are, and the call per field was most of its cost (issue #22).
+            plain = type(item)
+            data[name] = item if plain is str or plain is int or plain is bool or item is None else round(item, 4) if plain is float else to_json(item)
         return data
     if is_dataclass(value) and not isinstance(value, type) and hasattr(value, "as_json"):
         return value.as_json()
@@ -177,6 +182,23 @@ def to_json(value: Any) -> Any:
     if isinstance(value, StrEnum):
         return str(value)
     return value
+
+
+def _certificate_json(certificate: Certificate) -> dict[str, Any]:
+    """A certificate's JSON, made once per certificate and shared: the handshakes that met it hold
+    the one frozen record (probe.checks.tls), and a round's JSON and archive lines wrote it two to
+    four times per target (issue #22). Callers only read it (it is encoded, or copied by the scrub)."""
+    known = _certificates.get(id(certificate))
+    if known is None or known[0] is not certificate:  # the record held: its id is not reused
+        if len(_certificates) >= _MAX_CERTIFICATES:
+            _certificates.clear()
+        data = {name: to_json(getattr(certificate, name)) for name, omit_none in record_fields(Certificate) if not (omit_none and getattr(certificate, name) is None)}
+        known = _certificates[id(certificate)] = (certificate, data)
+    return known[1]
+
+
+_certificates: dict[int, tuple[Certificate, dict[str, Any]]] = {}
+_MAX_CERTIFICATES = 64  # a round meets a few; a bound all the same
 
 
 def record_fields(cls: type) -> tuple[tuple[str, bool], ...]:
@@ -598,7 +620,7 @@ class VantageResult:
         return f"VantageResult({self.vantage!r}, {self.verdict}, {len(self.services)} services, {targets} targets, {len(self.controls)} controls)"
 
     def as_json(self, *, lazy: bool = False) -> dict[str, Any]:
-        """`lazy`: services and controls stay records (see `ServiceResult.as_json`)."""
+        """`lazy`: services, controls and the probe log stay records (see `ServiceResult.as_json`)."""
         data: dict[str, Any] = {
             "vantage": self.vantage,
             "verdict": str(self.verdict),
@@ -613,7 +635,7 @@ class VantageResult:
         if self.helpers:
             data["helpers"] = to_json(self.helpers)
         if self.probes:
-            data["probes"] = to_json(self.probes)
+            data["probes"] = self.probes if lazy else to_json(self.probes)
         if self.allowlist:
             data["allowlist"] = [a.as_json() for a in self.allowlist]
         if self.ipv6:

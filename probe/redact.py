@@ -157,8 +157,13 @@ def _judged_address(text: str) -> tuple[str, bool] | None:
 
 def _lists(allowed: Set[str], deny: Set[str]) -> tuple[set[str], set[str]]:
     """(allowed, deny) as the judgement reads them: normal forms, the denied never allowed."""
-    denied = {n for d in deny if (n := normal_form(d)) is not None}
+    denied = normal_forms(deny)
     return set(allowed) - denied, denied
+
+
+def normal_forms(addresses: Iterable[str]) -> set[str]:
+    """The normal forms of those of `addresses` that are addresses."""
+    return {n for a in addresses if (n := normal_form(a)) is not None}
 
 
 def _is_secret(text: str, allowed: set[str], deny: set[str]) -> bool:

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from typing import Any, TextIO
 
 from probe import __version__
-from probe.model import BLOCKS, ServiceResult, TargetResult, VantageResult, VantageVerdict, Verdict
+from probe.model import BLOCKS, ProbeRecord, ServiceResult, TargetResult, VantageResult, VantageVerdict, Verdict, record_fields, to_json
 
 CONTROLS = "controls"  # the service name of control targets (probe.runner.CONTROLS)
 
@@ -94,6 +94,12 @@ def _write(value: Any, out: TextIO, indent: str) -> None:
         out.write(_target_line(value.as_json()))
         return
     inner = indent + "  "
+    if isinstance(value, ProbeRecord):  # the round's probe log: thousands, each written in one piece
+        members = _record_members(value, "\n" + inner)
+        if members is not None:
+            out.write("{" + members + "\n" + indent + "}")
+            return
+        value = to_json(value)
     if isinstance(value, dict) and value:
         flat = _flat_members(value, "\n" + inner)
         if flat is not None:  # the round's probe log: thousands of such records, one write each
@@ -137,6 +143,37 @@ def _flat_members(value: dict[str, Any], prefix: str) -> str | None:
             return None
         members.append(prefix + _encode_string(key) + ": " + text)
     return ",".join(members)
+
+
+def _record_members(record: ProbeRecord, prefix: str) -> str | None:
+    """`_flat_members(to_json(record), prefix)`, read off the record's fields without building
+    its dict (the probe log is most of the document: three records a target); None when a field
+    is not a scalar."""
+    keys = _member_keys.get(prefix)
+    if keys is None:
+        keys = _member_keys[prefix] = tuple(prefix + _encode_string(name) + ": " for name, _ in record_fields(ProbeRecord))
+    members = []
+    for key, (name, omit_none) in zip(keys, record_fields(ProbeRecord), strict=True):
+        item = getattr(record, name)
+        if item is None and omit_none:
+            continue
+        kind = type(item)  # the exact types first, spelled as `_scalar(to_json(item))` spells them
+        if kind is str:
+            text = _encode_string(item)
+        elif kind is float and math.isfinite(item):
+            text = float.__repr__(round(item, 4))
+        elif kind is int:
+            text = int.__repr__(item)
+        else:
+            scalar = _scalar(to_json(item))
+            if scalar is None:
+                return None
+            text = scalar
+        members.append(key + text)
+    return ",".join(members)
+
+
+_member_keys: dict[str, tuple[str, ...]] = {}  # per indent: the probe log's keys, as written
 
 
 _encode_string = json.encoder.encode_basestring  # what the encoder writes a str as (ensure_ascii=False)

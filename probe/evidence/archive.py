@@ -48,7 +48,7 @@ from probe.config.files import not_a_regular_file
 from probe.evidence.reader import MAX_LINE_BYTES
 from probe.evidence.records import Unscrubbed, unscrubbed_records
 from probe.model import VantageResult
-from probe.redact import addresses_in, any_secret
+from probe.redact import addresses_in, any_secret, normal_forms
 
 log = logging.getLogger(__name__)
 
@@ -222,40 +222,83 @@ def encoded_records(result: VantageResult, vantage: Vantage | None = None) -> It
     """The round's archive lines, `encode(record)` of each of `records`, byte for byte, without
     walking every record to scrub it (the archive's largest cost, issue #22). A record is encoded
     as it was built, and each string of its line is asked for the addresses the scrub would judge
-    (`probe.redact.addresses_in`, once per distinct string of the round); only a line where one
-    of them is secret (the scrub would replace it), or that escapes a character (its strings are
-    then not read off the line as they are), is encoded again from the scrubbed record. Keys are
-    read too, which can only send more lines the old way."""
-    plain: set[str] = set()  # the round's strings with no address
-    texts: dict[str, tuple[tuple[str, bool], ...]] = {}  # and those with addresses, which
+    (`probe.redact.addresses_in`, once per distinct string of the round, within a bound); only a
+    line where one of them is secret (the scrub would replace it), or that escapes a character
+    (its strings are then not read off the line as they are), is encoded again from the scrubbed
+    record. Keys are read too, which can only send more lines the old way."""
+    strings = _Strings()
     for unscrubbed in unscrubbed_records(result, vantage):
         text = _text(unscrubbed.data)
-        if "\\" in text or _holds_secret(text, unscrubbed, plain, texts):
+        if "\\" in text or _holds_secret(text, unscrubbed, strings):
             text = _text(unscrubbed.scrubbed())
         yield text.encode("utf-8")
-        if len(plain) + len(texts) > _MAX_STRINGS:  # a bound on what the round keeps
-            plain.clear()
-            texts.clear()
+        strings.age()
 
 
-def _holds_secret(text: str, unscrubbed: Unscrubbed, plain: set[str], texts: dict[str, tuple[tuple[str, bool], ...]]) -> bool:
+class _Strings:
+    """What `addresses_in` said of the round's strings, bounded: two generations, the older
+    forgotten when the newer fills and takes its place, so a string every line has (a key, the
+    round's time, a shared address) is carried over, not asked again, while the few each target
+    alone has are forgotten."""
+
+    def __init__(self) -> None:
+        self.plain: set[str] = set()  # strings with no address
+        self.texts: dict[str, tuple[tuple[str, bool], ...]] = {}  # and those with addresses, which
+        self._older_plain: set[str] = set()
+        self._older_texts: dict[str, tuple[tuple[str, bool], ...]] = {}
+
+    def addresses(self, string: str) -> tuple[tuple[str, bool], ...]:
+        """`addresses_in(string)`, remembered (the caller has looked in `texts` and `plain`)."""
+        if string in self._older_plain:
+            self.plain.add(string)
+            return ()
+        known = self._older_texts.get(string)
+        if known is None:
+            known = addresses_in(string)
+        if known:
+            self.texts[string] = known
+        else:
+            self.plain.add(string)
+        return known
+
+    def age(self) -> None:
+        if len(self.plain) + len(self.texts) > _MAX_STRINGS // 2:
+            self._older_plain, self._older_texts = self.plain, self.texts
+            self.plain, self.texts = set(), {}
+
+
+def _holds_secret(text: str, unscrubbed: Unscrubbed, strings: _Strings) -> bool:
     """Whether the scrub would change a string of `text`, a record's JSON without escapes (every
     `"` in it opens or closes a string, whose characters are the string's own: the strings are
     every other piece between quotes)."""
     found: set[tuple[str, bool]] = set()
-    for string in set(text.split('"')[1::2]) - plain:
-        known = texts.get(string)
+    measured = _measured_ipv4(unscrubbed)
+    for string in set(text.split('"')[1::2]) - strings.plain:
+        known = strings.texts.get(string)
         if known is None:
-            known = addresses_in(string)
-            if not known:
-                plain.add(string)
-                continue
-            texts[string] = known
+            if _is_measured(string, measured):
+                continue  # a target's own address: every target has its own, so none repeats
+            known = strings.addresses(string)
         found.update(known)
     return bool(found) and any_secret(found, allowed=unscrubbed.allowed, deny=unscrubbed.deny)
 
 
-_MAX_STRINGS = 1024  # distinct strings remembered (then forgotten): the repeated ones are a few hundred, and a round holds ~5 more per target
+def _measured_ipv4(unscrubbed: Unscrubbed) -> set[str]:
+    """The dotted IPv4 addresses the record's measurement resolved or connected to, not denied."""
+    return {address for address in unscrubbed.allowed if ":" not in address} - normal_forms(unscrubbed.deny)
+
+
+def _is_measured(string: str, measured: set[str]) -> bool:
+    """Whether the string is one of `measured`, alone or as `address:port`: the only address the
+    scrub's patterns find in it is then that one (a dotted IPv4 has no `-`, `_` or two colons),
+    which it keeps, so `addresses_in` need not parse it."""
+    if string in measured:
+        return True
+    address, colon, port = string.rpartition(":")
+    return bool(colon) and port.isascii() and port.isdigit() and address in measured
+
+
+_MAX_STRINGS = 1024  # distinct strings remembered, both generations (then forgotten): the repeated ones are a few hundred, and a round holds ~5 more per target
 
 
 def encode(record: dict[str, Any]) -> bytes:

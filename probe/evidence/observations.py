@@ -66,7 +66,8 @@ def _fields(record: object) -> dict[str, JSON]:
         value = getattr(record, name)
         if value is None:
             continue
-        data[name] = _value(value)
+        kind = type(value)  # most fields are plain: kept as they are, without a call (issue #22)
+        data[name] = value if kind is str or kind is int or kind is float or kind is bool else _value(value)
     return data
 
 
@@ -83,7 +84,10 @@ _kept_fields: dict[type, tuple[str, ...]] = {}
 
 
 def _value(value: object) -> JSON:
-    if _is_record(type(value)):
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool:
+        return value
+    if _is_record(kind):
         return _fields(value)
     if isinstance(value, Enum):
         return value.value

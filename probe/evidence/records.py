@@ -29,9 +29,11 @@ Volunteer safety
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime, timezone
+from enum import Enum
 from functools import lru_cache
 from typing import Any
 
@@ -213,27 +215,77 @@ class _TestKeys:
 # --- finding the typed observations in a check's evidence ------------------------------------------
 
 
-def _observations(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+def _observations(value: Any) -> list[tuple[tuple[str, ...], Any]]:
     """Every typed observation inside `value` (nested ones too: an HTTP exchange's decoy
-    handshake), with the attribute names that lead to it."""
+    handshake), with the attribute names that lead to it, in field order."""
+    found: list[tuple[tuple[str, ...], Any]] = []
+    _collect(value, (), found)
+    return found
+
+
+def _collect(value: Any, path: tuple[str, ...], found: list[tuple[tuple[str, ...], Any]]) -> None:
+    # Into a list, not a generator's `yield from` chain: each level of it cost a frame per item.
     if isinstance(value, _OBSERVATIONS):
-        yield path, value
+        found.append((path, value))
     shape = _shape(type(value))
     if shape is _LEAF:
         return
     if shape is _SEQUENCE:
         for item in value:
             if _shape(type(item)) is not _LEAF:
-                yield from _observations(item, path)
+                _collect(item, path, found)
     elif shape is _MAPPING:
         for item in value.values():
             if _shape(type(item)) is not _LEAF:
-                yield from _observations(item, path)
+                _collect(item, path, found)
     else:
-        for name in shape:
+        for name in _holding(type(value)):
             item = getattr(value, name)
             if _shape(type(item)) is not _LEAF:
-                yield from _observations(item, (*path, name))
+                _collect(item, (*path, name), found)
+
+
+def _holding(cls: type) -> tuple[str, ...]:
+    """A record class's fields that may hold a typed observation, as their annotations say (read
+    once per class): a handshake's certificate or a redirect chain holds none, and walking them
+    for one was most of the walk (issue #22). A field whose annotation says nothing (`object`,
+    `Any`), or a class whose annotations do not resolve, is walked."""
+    holding = _holdings.get(cls)
+    if holding is None:
+        try:
+            hints = typing.get_type_hints(cls)
+        except Exception:  # noqa: BLE001 - any failure to resolve means: walk every field
+            hints = {}
+        holding = _holdings[cls] = tuple(name for name in _shape(cls) if name not in hints or _may_hold(hints[name], {cls}))
+    return holding
+
+
+_holdings: dict[type, tuple[str, ...]] = {}
+_NO_OBSERVATION = (str, int, float, bool, bytes, type(None))
+
+
+def _may_hold(hint: Any, seen: set[type]) -> bool:
+    """Whether a value of the annotation `hint` may be or hold a typed observation."""
+    origin = typing.get_origin(hint)
+    if origin is typing.Literal:
+        return False
+    if origin is not None:  # a union, list[...], dict[...], tuple[...]
+        return any(_may_hold(arg, seen) for arg in typing.get_args(hint) if arg is not Ellipsis)
+    if not isinstance(hint, type) or hint is object:
+        return True  # Any, a type variable, a string left unresolved: anything
+    if issubclass(hint, _OBSERVATIONS):
+        return True
+    if hint in _NO_OBSERVATION or issubclass(hint, Enum):
+        return False
+    if is_dataclass(hint):
+        if hint in seen:  # a record nested in itself: its fields are being asked already
+            return False
+        try:
+            hints = typing.get_type_hints(hint)
+        except Exception:  # noqa: BLE001
+            return True
+        return any(_may_hold(h, seen | {hint}) for h in hints.values())
+    return True
 
 
 # What a value is, read once per class (every value of every record of every round asks, and
@@ -300,7 +352,7 @@ def _remainder(value: Any) -> Any:
         return _DROPPED if value and not kept else kept
     if shape is _MAPPING:
         return {k: r for k, v in value.items() if (r := _remainder(v)) is not _DROPPED}
-    if hasattr(kind, "as_json"):
+    if hasattr(kind, "as_json") or not _holding(kind):  # nothing to drop inside: to_json's (a certificate's is shared)
         return to_json(value)
     data = {}
     for name, omit_none in record_fields(kind):
