@@ -37,7 +37,9 @@ COPY deploy/container/ deploy/container/
 # isolation (which would fetch an unpinned one). The lock brings every dependency the shipped
 # catalogs use, aioquic (the `quic` check) and curl-cffi (browser-like ClientHellos): the import
 # check fails the build if either is missing; `pip check` if the lock lacks anything.
-# Byte-compiled here: the read-only root file system cannot take .pyc files later.
+# Byte-compiled here: the read-only root file system cannot take .pyc files later. The check-config
+# run also keeps the code `dataclass` generates beside probe/lean.py's bytecode (probe.lean), which
+# it writes only where bytecode may be written.
 RUN python3 -m venv /opt/msgreach \
  && python3 -m venv /tmp/build \
  && /tmp/build/bin/pip install --require-hashes --no-deps -r deploy/build-requirements.lock \
@@ -49,7 +51,7 @@ RUN python3 -m venv /opt/msgreach \
  && /opt/msgreach/bin/pip uninstall -y -q pip setuptools \
  && install -m 0644 deploy/container/healthcheck.py /opt/msgreach/healthcheck.py \
  && /opt/msgreach/bin/python -m compileall -q -j 0 /opt/msgreach \
- && /opt/msgreach/bin/msgreach check-config deploy/container/config.yaml \
+ && PYTHONDONTWRITEBYTECODE= /opt/msgreach/bin/msgreach check-config deploy/container/config.yaml \
  && mkdir -p /out/state
 
 FROM ${BASE_IMAGE}

@@ -141,6 +141,9 @@ log "/metrics serves the contract's families ($(grep -c '^msgreach_' "$WORK/metr
 uid=$(podman exec "$TAG" id -u)
 [ "$uid" != 0 ] || fail "runs as root"
 podman exec "$TAG" sh -c 'touch /opt/msgreach/x' 2>/dev/null && fail "the root file system is writable"
+# The code `dataclass` generates, kept at build time (probe.lean): the read-only image cannot write it later.
+podman exec "$TAG" sh -c 'ls /opt/msgreach/lib/python3*/site-packages/probe/__pycache__/lean.*.dataclass-code' >/dev/null 2>&1 \
+  || fail "the image lacks probe.lean's kept dataclass code"
 caps=$(podman exec "$TAG" sh -c 'grep -E "^Cap(Eff|Prm|Bnd)" /proc/1/status' | awk '{print $2}' | sort -u)
 [ "$caps" = 0000000000000000 ] || fail "capabilities left: $caps"
 nnp=$(podman exec "$TAG" sh -c 'grep NoNewPrivs /proc/1/status' | awk '{print $2}')
