@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as bench  # noqa: E402 - bench/run.py: certificates, hosts, nginx, `run`
+from served import served_targets  # noqa: E402 - one nginx and hosts file for both trees
 
 
 def _phases(tree: Path, config: Path, rounds: int, state: Path) -> dict[str, float]:
@@ -47,15 +47,9 @@ def main() -> int:
     args = parser.parse_args()
     trees = [t.resolve() for t in args.trees]
     bench.only_loopback()
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    tmp = Path(tempfile.mkdtemp(prefix="msgreach-mem-ab-"))
-    nginx = None
     peaks: dict[str, list[float]] = {str(t): [] for t in trees}
-    try:
-        bench.make_certificates(tmp)
-        bench.private_hosts(tmp, args.targets)
-        nginx = bench.start_nginx(tmp, args.targets)
-        config = bench.msgreach_config(tmp, args.targets, 16, args.interval)
+    with served_targets(args.targets, "msgreach-mem-ab-", interval=args.interval) as config:
+        tmp = config.parent  # msgreach_steady writes its own config beside it
         for pair in range(args.pairs):
             for tree in trees if pair % 2 == 0 else trees[::-1]:
                 bench.SOURCE.update(path=tree, label=str(tree))
@@ -70,12 +64,8 @@ def main() -> int:
                     line["phases"] = _phases(tree, config, args.rounds, Path(tempfile.mkdtemp(prefix="state-", dir=tmp)))
                 peaks[str(tree)].append(line["peak_mib"])  # type: ignore[arg-type]
                 print(json.dumps(line), flush=True)
-        print(json.dumps({"median_peak_mib": {t: statistics.median(p) for t, p in peaks.items()}}))
-        return 0
-    finally:
-        bench.stop(nginx)
-        subprocess.run(["umount", "/etc/hosts"], capture_output=True)
-        shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps({"median_peak_mib": {t: statistics.median(p) for t, p in peaks.items()}}))
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """bench/run.py's loopback TLS targets for the bench scripts that measure one piece of a round
-in-process (archive_append, kept_round, publish_cpu, run_phases): set-up and teardown in one
+in-process (archive_append, kept_round, publish_cpu, run_phases) and for mem_ab: set-up and teardown in one
 place. bench/run_steady.py keeps its own: it imports the *measured* tree's bench/run.py, and an
 older tree has no such module.
 
