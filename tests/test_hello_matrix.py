@@ -103,7 +103,50 @@ async def test_a_block_of_a_hello_the_app_does_not_send_is_ok_with_a_note(env, f
     evidence = result.evidence
     assert evidence.filtered_fingerprints == ["openssl"]
     assert evidence.browser.handshake.hello == "chrome_android" and evidence.browser.handshake.failure is None
-    assert evidence.matrix is None and evidence.repeats is None  # the extra attempts run only on a failure
+    assert evidence.matrix is None  # the matrix runs only on the real hello's failure
+    # the note rests on the pair repeated: the real hello passed again, Python's was cut again
+    assert [(a.hello, a.failure) for a in evidence.repeats] == [("chrome_android", None), ("openssl", failures.CONNECTION_RESET)]
+
+
+async def test_the_apps_hello_that_slipped_through_once_is_not_reach(env):
+    """A censor that cuts the name for every hello but let the app's through once (a hello whose
+    name fell across two segments of a censor that does not reassemble): the real hello fails on
+    its repeat, so its pass is not read as reach (`ok`), nor Python's cut as a filtered fingerprint."""
+    backend = (LOOPBACK, env.ports["web"])
+
+    async def start() -> int:
+        front = _forgetful_front(backend, lambda h: fingerprint_censor.matches(h, "python"), _grease_first)
+        _, port = await env.fleet.serve(front, LOOPBACK)
+        return port
+
+    result = await _tls(env, env.loop.call(start()), "android_app")
+    assert result.evidence.browser.handshake.failure is None  # the first pass happened
+    assert not result.ok and verdict_of(result) != "ok" and result.evidence.filtered_fingerprints is None
+    assert result.finding.reason.key == "no_agreement" and str(result.finding.fault) == "unseparated"
+    assert [(a.hello, a.failure) for a in result.evidence.repeats] == [("chrome_android", failures.CONNECTION_RESET)]
+
+
+async def test_pythons_hello_cut_once_is_no_filtered_fingerprint(env):
+    """Python's hello cut on its first connection only (a lost packet, not a filter): ok, no note."""
+    backend = (LOOPBACK, env.ports["web"])
+    cut: list[bool] = []
+
+    def decide(first: bytes) -> bool:
+        if fingerprint_censor.matches(first, "python") and not cut:
+            cut.append(True)
+            return True
+        return False
+
+    async def start() -> int:
+        front = fingerprint_censor.first_bytes_front(backend, decide, fingerprint_censor.FIRST_CIPHER_OFFSET + 2)
+        _, port = await env.fleet.serve(front, LOOPBACK)
+        return port
+
+    result = await _tls(env, env.loop.call(start()), "android_app")
+    assert cut and result.ok and verdict_of(result) == "ok"
+    assert result.evidence.handshakes[-1].failure == failures.CONNECTION_RESET
+    assert result.evidence.filtered_fingerprints is None
+    assert [(a.hello, a.failure) for a in result.evidence.repeats] == [("chrome_android", None), ("openssl", None)]
 
 
 async def test_a_block_of_the_apps_hello_is_keyed_on_the_fingerprint(env, fronts):

@@ -75,6 +75,8 @@ async def as_the_client(
             if openssl.failure is not None:
                 ctx.tls_endpoint = None  # the next stages speak Python's hello, which this path cuts
                 ctx.close_streams()
+                if not is_monitor_failure(openssl.failure):
+                    await _repeats_of_a_pass(ctx, clock, real, openssl, evidence)
             return
     if real.failure is None or is_monitor_failure(real.failure) or real.failure in VERIFY_FAILURES:
         return  # passed, no curl-cffi here, or a certificate to judge: nothing for the matrix
@@ -128,6 +130,26 @@ async def _repeats(ctx: Context, clock: Clock, real: TLSHandshake, partner: TLSH
     if bound is None:
         return
     evidence.repeats += await asyncio.gather(*(_again(ctx, other, bound) for other in others))
+
+
+async def _repeats_of_a_pass(ctx: Context, clock: Clock, real: TLSHandshake, cut: TLSHandshake, evidence: TLSEvidence) -> None:
+    """The real hello passed where Python's, with the same name, was cut: real, then Python's,
+    once more. A censor that does not reassemble lets a hello through now and then (Chrome's, 2 KB
+    with its key share, crosses two segments and may split the name between them): a pass that
+    does not hold on its repeat is luck, not reach; a cut that does not hold is a lost packet, not
+    a filtered fingerprint (`repeats`: real, other; the judge reads them)."""
+    evidence.repeats = []
+    bound = clock.bound(EXTRA_SHARE)
+    if bound is None:
+        return
+    again = await _again(ctx, real, bound)
+    evidence.repeats.append(again)
+    if again.failure is not None:
+        return  # the real hello failed this time: no claim either way
+    bound = clock.bound(EXTRA_SHARE)
+    if bound is None:
+        return
+    evidence.repeats.append(await _again(ctx, cut, bound))
 
 
 async def _again(ctx: Context, model: TLSHandshake, bound: float) -> TLSHandshake:

@@ -12,7 +12,9 @@ same address and name is the differential that names a block keyed on the Client
 
 A target with a `client` (probe.checks.tls_matrix): the real client's hello decides. It passes:
 `ok`, and the hellos the path cut meanwhile (Python's) are a note, `filtered_fingerprints`: a
-block keyed only on a hello the real clients do not send is not a block of the service. It
+block keyed only on a hello the real clients do not send is not a block of the service. The note
+needs the alternated repeats to hold (real passes again, Python's is cut again); the real hello
+failing on its repeat is a hello that slipped through a censor once, not reach (`no_agreement`). It
 fails: another hello with the same name passing names the fingerprint (`keyed_on: fingerprint`),
 else the decoy SNI with the same hello passing names the name (`keyed_on: name`); either claim
 needs the alternated repeats to agree (real fails again, the other passes again). A repeat that
@@ -113,9 +115,7 @@ def _as_the_client(evidence: TLSEvidence) -> Analysis:
         return Analysis.passed()
     python = evidence.handshakes[-1] if evidence.handshakes and evidence.browser is not None else None
     if real.failure is None:
-        cut = sorted({_label(a) for a in [*([python] if python else []), *(evidence.matrix or [])] if a.failure is not None and not is_monitor_failure(a.failure)})
-        evidence.filtered_fingerprints = cut or None
-        return Analysis.passed()
+        return _a_pass(evidence, python)
     if is_monitor_failure(real.failure):  # no curl-cffi here: Python's hello is all there is
         return _python(evidence)
     if real.failure == failures.SSL_INVALID_CERTIFICATE:
@@ -144,6 +144,20 @@ def _as_the_client(evidence: TLSEvidence) -> Analysis:
     passing = sorted({_label(a) for a in [*([python] if python else []), *(evidence.matrix or [])] if a.failure is None and not a.split})
     reason = Reason("keyed_on_fingerprint", {"client": str(evidence.client), "hello": _label(real), "failure": real.failure, "passing": ", ".join(passing)})
     return Analysis.failed(real.failure, Finding(TECHNIQUE, Fault.PATH, "other_hellos", reason))
+
+
+def _a_pass(evidence: TLSEvidence, python: TLSHandshake | None) -> Analysis:
+    """The real hello passed. Python's cut meanwhile is a note once the pair held on its repeat
+    (real passed again, Python's cut again); the real hello failing on its repeat is a pass that
+    slipped through, not reach: no claim either way (`no_agreement`), and the target's retry
+    measures it again. `repeats` None: an archive from before the pair was repeated."""
+    repeats = evidence.repeats
+    if repeats and repeats[0].failure is not None and not is_monitor_failure(repeats[0].failure):
+        return Analysis.failed(repeats[0].failure, _no_agreement(repeats[0]))
+    held = repeats is None or (len(repeats) == 2 and repeats[1].failure is not None)
+    cut = sorted({_label(a) for a in [*([python] if python else []), *(evidence.matrix or [])] if a.failure is not None and not is_monitor_failure(a.failure)})
+    evidence.filtered_fingerprints = (cut or None) if held else None
+    return Analysis.passed()
 
 
 def _agreed(repeats: list[TLSHandshake]) -> bool | None:
