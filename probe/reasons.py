@@ -105,6 +105,7 @@ ENGLISH: dict[str, str] = {
     "check_still_running": "a check was still running",
     "round_deadline": "round deadline reached",
     "retry_cut": "the confirming retry was cut off by the round deadline",
+    "retry_inconclusive": "the confirming retry failed at the same check ({failure}) without agreeing repeats: this attempt, which agreed, stands",
     "family_blocked": "every {family} address fails while {other} connects",
     "after_trigger": (
         "measured {seconds} s after our own trigger probe ({trigger}) to {destination}, within its {cooldown} s cooldown: "

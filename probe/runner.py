@@ -345,6 +345,11 @@ async def _measure_target(round_: _Round, service: Service | None, target: Targe
                 await asyncio.sleep(max(cooled - time.monotonic(), 0.0))
                 continue
             judgement = judge.judge_attempt(ctx.results, cut=cut, after_trigger=note)
+        if result is not None and not cut and (stands := judge.retry_inconclusive(result, judgement, ctx.results)) is not None:
+            _log(round_, name, target, ctx.results, began, attempt)
+            stands.attempts = attempt
+            result = stands
+            break
         result = TargetResult(name, target.name, target.host, judgement.verdict, ctx.results, judgement.reason, attempt, cut, judgement.reasons)
         result.after_trigger = after[0] if after is not None and judgement.verdict == Verdict.ERROR else None
         _log(round_, name, target, ctx.results, began, attempt)

@@ -432,6 +432,85 @@ async def test_a_lost_packet_does_not_flip_the_verdict(env, tmp_path, monkeypatc
     assert (target.verdict, target.attempts) == ("ok", 2)
 
 
+def _tls_attempts(env, monkeypatch, *attempts):
+    """The tls check's evidence, one crafted TLSEvidence per attempt (the judge reads it as usual)."""
+    from probe.checks import tls as tls_module
+
+    queue = list(attempts)
+    real = tls_module.run
+
+    async def crafted(ctx, params):
+        if ctx.target.name != "t":  # the controls measure as usual
+            return await real(ctx, params)
+        return queue.pop(0)()
+
+    monkeypatch.setattr(tls_module, "run", crafted)
+
+
+def _hs(sni, failure=None, hello="chrome"):
+    from probe.model import TLSHandshake
+
+    return TLSHandshake("127.0.0.1", 443, sni, failure, duration_seconds=0.01, hello=hello)
+
+
+def _agreed_sni_block():
+    """The real hello cut, the decoy with it passing, the pair agreeing on its repeat: sni_blocked."""
+    from probe.model import FingerprintedHandshake, TLSEvidence
+
+    name = "keyed.good.test"
+    return TLSEvidence(
+        handshakes=[_hs(name, failures.TIMEOUT, "openssl")], browser=FingerprintedHandshake(_hs(name, failures.TIMEOUT)), client="browser",
+        decoy=_hs("example.org"), matrix=[_hs(name, failures.TIMEOUT, "firefox")], repeats=[_hs(name, failures.TIMEOUT), _hs("example.org")],
+    )
+
+
+def _slipped_through():
+    """The real hello passed where Python's was cut, then failed on its repeat: no agreement."""
+    from probe.model import FingerprintedHandshake, TLSEvidence
+
+    name = "keyed.good.test"
+    return TLSEvidence(
+        handshakes=[_hs(name, failures.TIMEOUT, "openssl")], browser=FingerprintedHandshake(_hs(name)), client="browser",
+        repeats=[_hs(name, failures.TIMEOUT)],
+    )
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "verdict", "last_reason"),
+    [
+        (_agreed_sni_block, _slipped_through, "sni_blocked", "retry_inconclusive"),  # the agreed attempt stands
+        (_slipped_through, _agreed_sni_block, "sni_blocked", "differential"),  # the retry named it: as always
+        (_slipped_through, _slipped_through, "tls_blocked", "no_agreement"),  # nothing agreed: no technique
+    ],
+)
+async def test_an_inconclusive_retry_leaves_the_agreed_attempt_standing(env, tmp_path, monkeypatch, first, second, verdict, last_reason):
+    """A confirming retry that fails at the same check without agreeing repeats (a censor that
+    lets a hello through now and then) confirms the block and contradicts nothing."""
+    env.resolve("keyed.good.test")
+    _tls_attempts(env, monkeypatch, first, second)
+    config = env.load(tmp_path, env.config([_service("svc", env.target("t", "keyed.good.test", checks=["tls"]))], schedule={"retries": 1}))
+    [result] = await run_all(config)
+    target = result.services[0].targets[0]
+    assert (target.verdict, target.attempts, target.reasons[-1].key) == (verdict, 2, last_reason), target.reason
+
+
+async def test_an_inconclusive_retry_keeps_no_attempt_that_named_nothing(env, tmp_path, monkeypatch):
+    """The rule keeps an agreed technique only: a retry of a non-technique (down) decides as usual."""
+    from probe.model import FingerprintedHandshake, TLSEvidence
+
+    def everything_cut():
+        name = "keyed.good.test"
+        return TLSEvidence(handshakes=[_hs(name, failures.TIMEOUT, "openssl")], browser=FingerprintedHandshake(_hs(name, failures.SSL_FAILED_HANDSHAKE)),
+                           client="browser", decoy=_hs("example.org", failures.SSL_FAILED_HANDSHAKE))
+
+    env.resolve("keyed.good.test")
+    _tls_attempts(env, monkeypatch, everything_cut, _slipped_through)
+    config = env.load(tmp_path, env.config([_service("svc", env.target("t", "keyed.good.test", checks=["tls"]))], schedule={"retries": 1}))
+    [result] = await run_all(config)
+    target = result.services[0].targets[0]
+    assert (target.verdict, target.reasons[-1].key) == ("tls_blocked", "no_agreement"), target.reason
+
+
 async def test_service_filter(env, tmp_path):
     env.resolve("only.good.test")
     services = [_service("a", env.target("t", "only.good.test")), _service("b", env.target("t", "only.good.test"))]

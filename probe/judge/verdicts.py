@@ -133,6 +133,23 @@ def retry_cut(result: TargetResult) -> TargetResult:
     return result
 
 
+def retry_inconclusive(earlier: TargetResult, judgement: Judgement, checks: Sequence[CheckResult]) -> TargetResult | None:
+    """The confirming retry failed at the same check as the attempt before it, but could not say
+    how (`no_agreement`: its repeats disagreed, as when a censor that does not reassemble lets a
+    hello through now and then): it confirms the failure and contradicts nothing, so the earlier
+    attempt, which named its technique over agreeing repeats, stands and says so. None: the retry
+    decides as usual (it passed, named something, or failed elsewhere)."""
+    if not (is_technique(earlier.verdict) and is_technique(judgement.verdict)) or not any(r.key == "no_agreement" for r in judgement.reasons):
+        return None
+    if not any(r.key == "differential" for r in earlier.reasons):  # the earlier one named nothing either
+        return None
+    mine, theirs = _first_failed(earlier), next((c for c in checks if not c.ok and c.check != HELPER_CHECK), None)
+    if mine is None or theirs is None or mine.check != theirs.check:
+        return None
+    _explain(earlier, earlier.verdict, (*_reasons_of(earlier), Reason("retry_inconclusive", {"failure": str(theirs.failure)})))
+    return earlier
+
+
 def confirm_down_by_control(result: TargetResult, control: TargetResult | None, helper: str | None = None) -> TargetResult:
     """A block that a control (the control vantage, or the helper abroad named `helper`) sees at
     the same check is an outage: `down`, with the control's failure in the reason."""
