@@ -115,21 +115,16 @@ async def _repeats(ctx: Context, clock: Clock, real: TLSHandshake, partner: TLSH
     another hello and the decoy passed too, both are repeated after the real hello, at once: a
     censor that does not reassemble lets a hello through now and then, as its segments fall, and
     the name's claim then has its own second pair (`repeats`: real, other, decoy)."""
-    evidence.repeats = []
-    bound = clock.bound(EXTRA_SHARE)
-    if bound is None:
-        return
-    again = await _again(ctx, real, bound)
-    evidence.repeats.append(again)
-    if again.failure is None:
-        return  # the real hello passed this time: no claim
+    repeats = await _real_again(ctx, clock, real, evidence)
+    if repeats is None or repeats[0].failure is None:
+        return  # no time, or the real hello passed this time: no claim
     others = [partner]
     if partner is not evidence.decoy and evidence.decoy is not None and evidence.decoy.failure is None:
         others.append(evidence.decoy)
     bound = clock.bound(EXTRA_SHARE)
     if bound is None:
         return
-    evidence.repeats += await asyncio.gather(*(_again(ctx, other, bound) for other in others))
+    repeats += await asyncio.gather(*(_again(ctx, other, bound) for other in others))
 
 
 async def _repeats_of_a_pass(ctx: Context, clock: Clock, real: TLSHandshake, cut: TLSHandshake, evidence: TLSEvidence) -> None:
@@ -138,18 +133,24 @@ async def _repeats_of_a_pass(ctx: Context, clock: Clock, real: TLSHandshake, cut
     with its key share, crosses two segments and may split the name between them): a pass that
     does not hold on its repeat is luck, not reach; a cut that does not hold is a lost packet, not
     a filtered fingerprint (`repeats`: real, other; the judge reads them)."""
-    evidence.repeats = []
+    repeats = await _real_again(ctx, clock, real, evidence)
+    if repeats is None or repeats[0].failure is not None:
+        return  # no time, or the real hello failed this time: no claim either way
     bound = clock.bound(EXTRA_SHARE)
     if bound is None:
         return
-    again = await _again(ctx, real, bound)
-    evidence.repeats.append(again)
-    if again.failure is not None:
-        return  # the real hello failed this time: no claim either way
+    repeats.append(await _again(ctx, cut, bound))
+
+
+async def _real_again(ctx: Context, clock: Clock, real: TLSHandshake, evidence: TLSEvidence) -> list[TLSHandshake] | None:
+    """The repeats begun (`evidence.repeats`): the real hello once more, first. None, and the
+    repeats left empty: no time left."""
+    evidence.repeats = repeats = []
     bound = clock.bound(EXTRA_SHARE)
     if bound is None:
-        return
-    evidence.repeats.append(await _again(ctx, cut, bound))
+        return None
+    repeats.append(await _again(ctx, real, bound))
+    return repeats
 
 
 async def _again(ctx: Context, model: TLSHandshake, bound: float) -> TLSHandshake:
