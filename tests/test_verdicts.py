@@ -432,7 +432,7 @@ async def test_a_lost_packet_does_not_flip_the_verdict(env, tmp_path, monkeypatc
     assert (target.verdict, target.attempts) == ("ok", 2)
 
 
-def _tls_attempts(env, monkeypatch, *attempts):
+def _tls_attempts(monkeypatch, *attempts):
     """The tls check's evidence, one crafted TLSEvidence per attempt (the judge reads it as usual)."""
     from probe.checks import tls as tls_module
 
@@ -487,7 +487,7 @@ async def test_an_inconclusive_retry_leaves_the_agreed_attempt_standing(env, tmp
     """A confirming retry that fails at the same check without agreeing repeats (a censor that
     lets a hello through now and then) confirms the block and contradicts nothing."""
     env.resolve("keyed.good.test")
-    _tls_attempts(env, monkeypatch, first, second)
+    _tls_attempts(monkeypatch, first, second)
     config = env.load(tmp_path, env.config([_service("svc", env.target("t", "keyed.good.test", checks=["tls"]))], schedule={"retries": 1}))
     [result] = await run_all(config)
     target = result.services[0].targets[0]
@@ -504,7 +504,7 @@ async def test_an_inconclusive_retry_keeps_no_attempt_that_named_nothing(env, tm
                            client="browser", decoy=_hs("example.org", failures.SSL_FAILED_HANDSHAKE))
 
     env.resolve("keyed.good.test")
-    _tls_attempts(env, monkeypatch, everything_cut, _slipped_through)
+    _tls_attempts(monkeypatch, everything_cut, _slipped_through)
     config = env.load(tmp_path, env.config([_service("svc", env.target("t", "keyed.good.test", checks=["tls"]))], schedule={"retries": 1}))
     [result] = await run_all(config)
     target = result.services[0].targets[0]

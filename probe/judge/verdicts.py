@@ -143,7 +143,7 @@ def retry_inconclusive(earlier: TargetResult, judgement: Judgement, checks: Sequ
         return None
     if not any(r.key == "differential" for r in earlier.reasons):  # the earlier one named nothing either
         return None
-    mine, theirs = _first_failed(earlier), next((c for c in checks if not c.ok and c.check != HELPER_CHECK), None)
+    mine, theirs = _first_failed(earlier), _first_failed_of(checks)
     if mine is None or theirs is None or mine.check != theirs.check:
         return None
     _explain(earlier, earlier.verdict, (*_reasons_of(earlier), Reason("retry_inconclusive", {"failure": str(theirs.failure)})))
@@ -220,7 +220,11 @@ def _their_result(view: HelperView) -> TargetResult | None:
 
 
 def _first_failed(target: TargetResult) -> CheckResult | None:
-    return next((c for c in target.checks if not c.ok and c.check != HELPER_CHECK), None)
+    return _first_failed_of(target.checks)
+
+
+def _first_failed_of(checks: Sequence[CheckResult]) -> CheckResult | None:
+    return next((c for c in checks if not c.ok and c.check != HELPER_CHECK), None)
 
 
 def _reasons_of(result: TargetResult) -> tuple[Reason, ...]:
